@@ -1,0 +1,244 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "config.h"
+#include "control-proto.h"
+#include "hostdevd-error.h"
+#include "qmp-client.h"
+
+#include <string.h>
+
+void
+control_request_free(ControlRequest *request)
+{
+  if (request == NULL)
+    return;
+  g_free(request->command);
+  if (request->arguments)
+    json_object_unref(request->arguments);
+  if (request->id)
+    json_node_unref(request->id);
+  g_free(request);
+}
+
+/* Return: the nesting depth of @node, stopping early past @limit. */
+static guint
+json_depth(JsonNode *node, guint limit)
+{
+  guint deepest = 0;
+
+  if (limit == 0)
+    return 1;
+  if (JSON_NODE_HOLDS_OBJECT(node)) {
+    JsonObjectIter iter;
+    JsonNode *member;
+    json_object_iter_init(&iter, json_node_get_object(node));
+    while (json_object_iter_next(&iter, NULL, &member))
+      deepest = MAX(deepest, json_depth(member, limit - 1));
+    return deepest + 1;
+  }
+  if (JSON_NODE_HOLDS_ARRAY(node)) {
+    JsonArray *array = json_node_get_array(node);
+    for (guint i = 0; i < json_array_get_length(array); i++)
+      deepest = MAX(deepest, json_depth(json_array_get_element(array, i), limit - 1));
+    return deepest + 1;
+  }
+  return 1;
+}
+
+static gboolean
+invalid(GError **error, const char *format, ...) G_GNUC_PRINTF(2, 3);
+
+static gboolean
+invalid(GError **error, const char *format, ...)
+{
+  va_list args;
+  va_start(args, format);
+  g_autofree char *message = g_strdup_vprintf(format, args);
+  va_end(args);
+  g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT, message);
+  return FALSE;
+}
+
+ControlRequest *
+control_request_parse(const char *line, gsize length, JsonNode **id_out, GError **error)
+{
+  g_autoptr(JsonParser) parser = json_parser_new_immutable();
+  g_autoptr(GError) parse_error = NULL;
+
+  if (id_out)
+    *id_out = NULL;
+  if (length > CONTROL_MAX_REQUEST) {
+    invalid(error, "request is %zu bytes, the limit is %d bytes", length, CONTROL_MAX_REQUEST);
+    return NULL;
+  }
+  if (!json_parser_load_from_data(parser, line, (gssize)length, &parse_error)) {
+    invalid(error, "request is not valid JSON (%s); send one JSON object per line, "
+            "e.g. {\"execute\": \"list-devices\"}", parse_error->message);
+    return NULL;
+  }
+  JsonNode *root = json_parser_get_root(parser);
+  if (root == NULL || !JSON_NODE_HOLDS_OBJECT(root)) {
+    invalid(error, "request must be a JSON object, e.g. {\"execute\": \"list-devices\"}");
+    return NULL;
+  }
+  if (json_depth(root, CONTROL_MAX_DEPTH + 1) > CONTROL_MAX_DEPTH) {
+    invalid(error, "request is nested deeper than %d levels", CONTROL_MAX_DEPTH);
+    return NULL;
+  }
+
+  JsonObject *object = json_node_get_object(root);
+  JsonNode *id = json_object_get_member(object, "id");
+  if (id && id_out) {
+    if (JSON_NODE_HOLDS_VALUE(id) || JSON_NODE_HOLDS_NULL(id))
+      *id_out = json_node_copy(id);
+  }
+  if (id && !(JSON_NODE_HOLDS_VALUE(id) || JSON_NODE_HOLDS_NULL(id))) {
+    invalid(error, "\"id\" must be a number or a string");
+    return NULL;
+  }
+
+  JsonNode *execute = json_object_get_member(object, "execute");
+  if (execute == NULL) {
+    invalid(error, "request has no \"execute\" member naming the command");
+    return NULL;
+  }
+  if (!JSON_NODE_HOLDS_VALUE(execute) || json_node_get_value_type(execute) != G_TYPE_STRING) {
+    invalid(error, "\"execute\" must be a string naming the command");
+    return NULL;
+  }
+
+  JsonNode *arguments = json_object_get_member(object, "arguments");
+  if (arguments && !JSON_NODE_HOLDS_OBJECT(arguments)) {
+    invalid(error, "\"arguments\" must be a JSON object");
+    return NULL;
+  }
+
+  JsonObjectIter iter;
+  const char *member;
+  json_object_iter_init(&iter, object);
+  while (json_object_iter_next(&iter, &member, NULL)) {
+    if (g_strcmp0(member, "execute") != 0 && g_strcmp0(member, "arguments") != 0 &&
+        g_strcmp0(member, "id") != 0) {
+      invalid(error, "unknown member \"%s\" in request; only \"execute\", \"arguments\" "
+              "and \"id\" are allowed", member);
+      return NULL;
+    }
+  }
+
+  ControlRequest *request = g_new0(ControlRequest, 1);
+  request->command = g_strdup(json_node_get_string(execute));
+  request->arguments = arguments ? json_object_ref(json_node_get_object(arguments))
+                                 : json_object_new();
+  request->id = id ? json_node_copy(id) : NULL;
+  return request;
+}
+
+const char *
+control_error_class(const GError *error)
+{
+  if (error->domain == QMP_ERROR)
+    return error->code == QMP_ERROR_TIMEOUT ? "Timeout" : "QemuError";
+  if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
+    return "Timeout";
+  return hostdevd_error_class(error);
+}
+
+char *
+control_json_to_line(JsonNode *node)
+{
+  g_autoptr(JsonGenerator) generator = json_generator_new();
+  json_generator_set_root(generator, node);
+  return json_generator_to_data(generator, NULL);
+}
+
+/* Return: (transfer full): @object with "id" added, as one line. */
+static char *
+finish_line(JsonObject *object, JsonNode *id)
+{
+  if (id)
+    json_object_set_member(object, "id", json_node_copy(id));
+  g_autoptr(JsonNode) root = json_node_init_object(json_node_alloc(), object);
+  return control_json_to_line(root);
+}
+
+char *
+control_format_greeting(const char *version, const char *vm)
+{
+  g_autoptr(JsonObject) object = json_object_new();
+  JsonObject *inner = json_object_new();
+  json_object_set_string_member(inner, "version", version);
+  json_object_set_string_member(inner, "vm", vm);
+  json_object_set_object_member(object, "hostdevd", inner);
+  return finish_line(object, NULL);
+}
+
+char *
+control_format_return(JsonNode *value, JsonNode *id)
+{
+  g_autoptr(JsonObject) object = json_object_new();
+  json_object_set_member(object, "return",
+                         value ? json_node_copy(value)
+                               : json_node_init_object(json_node_alloc(), json_object_new()));
+  return finish_line(object, id);
+}
+
+char *
+control_format_error(const GError *error, JsonNode *id)
+{
+  g_autoptr(JsonObject) object = json_object_new();
+  JsonObject *inner = json_object_new();
+  json_object_set_string_member(inner, "class", control_error_class(error));
+  json_object_set_string_member(inner, "desc", error->message);
+  json_object_set_object_member(object, "error", inner);
+  return finish_line(object, id);
+}
+
+char *
+control_format_event(const char *name, JsonObject *data)
+{
+  g_autoptr(JsonObject) object = json_object_new();
+  gint64 now = g_get_real_time();
+  JsonObject *timestamp = json_object_new();
+
+  json_object_set_string_member(object, "event", name);
+  json_object_set_object_member(object, "data",
+                                data ? json_object_ref(data) : json_object_new());
+  json_object_set_int_member(timestamp, "seconds", now / G_USEC_PER_SEC);
+  json_object_set_int_member(timestamp, "microseconds", now % G_USEC_PER_SEC);
+  json_object_set_object_member(object, "timestamp", timestamp);
+  return finish_line(object, NULL);
+}
+
+char *
+control_format_request(const char *command, JsonObject *arguments, gint64 id)
+{
+  g_autoptr(JsonObject) object = json_object_new();
+  json_object_set_string_member(object, "execute", command);
+  if (arguments)
+    json_object_set_object_member(object, "arguments", json_object_ref(arguments));
+  g_autoptr(JsonNode) id_node = json_node_init_int(json_node_alloc(), id);
+  return finish_line(object, id_node);
+}
+
+const char *
+control_runtime_dir(void)
+{
+  const char *dir = g_getenv("HOSTDEVD_RUNTIME_DIR");
+  return dir && *dir ? dir : HOSTDEVD_RUNTIME_DIR;
+}
+
+gboolean
+control_vm_name_is_valid(const char *name)
+{
+  if (name == NULL || name[0] == '\0' || name[0] == '.' || strlen(name) > 64)
+    return FALSE;
+  for (const char *p = name; *p; p++)
+    if (!g_ascii_isalnum(*p) && *p != '-' && *p != '_' && *p != '.')
+      return FALSE;
+  return TRUE;
+}
+
+char *
+control_socket_path_for_vm(const char *vm)
+{
+  return g_strdup_printf("%s/%s.sock", control_runtime_dir(), vm);
+}

@@ -1,0 +1,277 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * host-usb.c - USB devices of the host, read from sysfs under the host root
+ *
+ * /sys/bus/usb/devices holds devices ("1-1", "2-1.4", root hubs "usb1")
+ * and interfaces ("1-1:1.0").  A device is an entry with busnum, devnum,
+ * idVendor and idProduct; the kernel writes the first two in decimal and
+ * the ids as four hex digits.  Root hubs are listed like any device (libvirt
+ * lists them too, as usb_usb1), which is harmless: nobody names 1d6b:0002.
+ */
+#define G_LOG_DOMAIN "hostdevd"
+
+#include "host-usb.h"
+#include "host-root.h"
+#include "hostdevd-error.h"
+
+#include <errno.h>
+#include <string.h>
+
+void
+host_usb_device_free(HostUsbDevice *device)
+{
+  if (device == NULL)
+    return;
+  g_free(device->sysfs_name);
+  g_free(device->manufacturer);
+  g_free(device->product_name);
+  g_free(device->serial);
+  g_free(device);
+}
+
+static HostUsbDevice *
+host_usb_device_copy(const HostUsbDevice *device)
+{
+  HostUsbDevice *copy = g_memdup2(device, sizeof(*device));
+
+  copy->sysfs_name = g_strdup(device->sysfs_name);
+  copy->manufacturer = g_strdup(device->manufacturer);
+  copy->product_name = g_strdup(device->product_name);
+  copy->serial = g_strdup(device->serial);
+  return copy;
+}
+
+/* Return: whether attribute @attr of @name holds a number in @base that
+ * fits 16 bits (bus and device numbers and ids all do). */
+static gboolean
+read_number_attr(const char *name, const char *attr, guint base, guint *out)
+{
+  g_autofree char *path = host_path("sys/bus/usb/devices/%s/%s", name, attr);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *text = host_read_attr(path, &error);
+  guint64 value;
+
+  if (text == NULL) {
+    g_debug("%s: %s", name, error->message);
+    return FALSE;
+  }
+  if (!g_ascii_string_to_unsigned(text, base, 0, 0xffff, &value, &error)) {
+    g_debug("%s: %s '%s': %s", name, attr, text, error->message);
+    return FALSE;
+  }
+  *out = (guint)value;
+  return TRUE;
+}
+
+/* Return: (transfer full): a descriptive string attribute, NULL if absent
+ * or empty.  Devices write what they like there, so it is made UTF-8. */
+static char *
+read_string_attr(const char *name, const char *attr)
+{
+  g_autofree char *path = host_path("sys/bus/usb/devices/%s/%s", name, attr);
+  g_autofree char *text = host_read_attr(path, NULL);
+
+  if (text == NULL || *text == '\0')
+    return NULL;
+  return g_utf8_make_valid(text, -1);
+}
+
+static HostUsbDevice *
+read_device(const char *name)
+{
+  g_autoptr(HostUsbDevice) device = g_new0(HostUsbDevice, 1);
+
+  if (!read_number_attr(name, "busnum", 10, &device->bus) ||
+      !read_number_attr(name, "devnum", 10, &device->device) ||
+      !read_number_attr(name, "idVendor", 16, &device->vendor) ||
+      !read_number_attr(name, "idProduct", 16, &device->product))
+    return NULL;
+
+  device->sysfs_name = g_strdup(name);
+  device->manufacturer = read_string_attr(name, "manufacturer");
+  device->product_name = read_string_attr(name, "product");
+  device->serial = read_string_attr(name, "serial");
+  return g_steal_pointer(&device);
+}
+
+static gint
+compare_devices(gconstpointer a, gconstpointer b)
+{
+  const HostUsbDevice *x = *(HostUsbDevice *const *)a;
+  const HostUsbDevice *y = *(HostUsbDevice *const *)b;
+
+  if (x->bus != y->bus)
+    return x->bus < y->bus ? -1 : 1;
+  if (x->device != y->device)
+    return x->device < y->device ? -1 : 1;
+  return 0;
+}
+
+GPtrArray *
+host_usb_list(GError **error)
+{
+  g_autofree char *dir_path = host_path("sys/bus/usb/devices");
+  g_autoptr(GPtrArray) devices =
+    g_ptr_array_new_with_free_func((GDestroyNotify)host_usb_device_free);
+  g_autoptr(GError) local_error = NULL;
+  g_autoptr(GDir) dir = g_dir_open(dir_path, 0, &local_error);
+  const char *name;
+
+  if (dir == NULL) {
+    /* no USB subsystem at all: a host without USB, not an error */
+    if (g_error_matches(local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+      return g_steal_pointer(&devices);
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                "cannot list USB devices: %s", local_error->message);
+    return NULL;
+  }
+
+  while ((name = g_dir_read_name(dir)) != NULL) {
+    HostUsbDevice *device;
+
+    if (strchr(name, ':') != NULL)
+      continue; /* an interface, "1-1:1.0" */
+    device = read_device(name);
+    if (device != NULL)
+      g_ptr_array_add(devices, device);
+  }
+  g_ptr_array_sort(devices, compare_devices);
+  return g_steal_pointer(&devices);
+}
+
+static gboolean
+device_has_ids(const HostUsbDevice *device, const Hostdev *hostdev)
+{
+  return device->vendor == hostdev->usb.vendor &&
+         device->product == hostdev->usb.product;
+}
+
+/* startupPolicy='optional': a missing device is not an error, the
+ * caller skips it (libvirt marks it missing='yes'). */
+static gboolean
+missing_is_fine(const Hostdev *hostdev)
+{
+  return hostdev->usb.startup_policy == HOSTDEV_STARTUP_OPTIONAL;
+}
+
+static HostUsbDevice *
+skip_optional(const Hostdev *hostdev)
+{
+  g_autofree char *what = hostdev_describe_source(hostdev);
+
+  g_info("%s is not on this host; skipped (startupPolicy='optional')", what);
+  return NULL;
+}
+
+static HostUsbDevice *
+resolve_by_address(const Hostdev *hostdev, GPtrArray *devices, GError **error)
+{
+  const HostUsbDevice *found = NULL;
+
+  for (guint i = 0; i < devices->len; i++) {
+    const HostUsbDevice *device = devices->pdata[i];
+
+    if (device->bus == hostdev->usb.bus && device->device == hostdev->usb.device) {
+      found = device;
+      break;
+    }
+  }
+
+  if (found == NULL) {
+    if (missing_is_fine(hostdev))
+      return skip_optional(hostdev);
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_NOT_FOUND,
+                "no USB device at bus %u device %u on this host: device "
+                "numbers change whenever a device is plugged in again; "
+                "check `hostdevctl nodedev-list --cap usb_device`, name the "
+                "device by <vendor id/> and <product id/> instead, or use "
+                "<source startupPolicy='optional'>",
+                hostdev->usb.bus, hostdev->usb.device);
+    return NULL;
+  }
+
+  if (hostdev->usb.has_vendor_product && !device_has_ids(found, hostdev)) {
+    if (missing_is_fine(hostdev))
+      return skip_optional(hostdev);
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_NOT_FOUND,
+                "the USB device at bus %u device %u (%s) is %04x:%04x, not "
+                "%04x:%04x: the device was probably replugged and got a new "
+                "number; check `hostdevctl nodedev-list --cap usb_device` "
+                "or drop <address/> to find it by its ids",
+                found->bus, found->device, found->sysfs_name,
+                found->vendor, found->product,
+                hostdev->usb.vendor, hostdev->usb.product);
+    return NULL;
+  }
+  return host_usb_device_copy(found);
+}
+
+static HostUsbDevice *
+resolve_by_ids(const Hostdev *hostdev, GPtrArray *devices, GError **error)
+{
+  g_autoptr(GPtrArray) matches = g_ptr_array_new();
+  g_autoptr(GString) list = NULL;
+
+  for (guint i = 0; i < devices->len; i++) {
+    HostUsbDevice *device = devices->pdata[i];
+
+    if (device_has_ids(device, hostdev))
+      g_ptr_array_add(matches, device);
+  }
+
+  if (matches->len == 1)
+    return host_usb_device_copy(matches->pdata[0]);
+
+  if (matches->len == 0) {
+    if (missing_is_fine(hostdev))
+      return skip_optional(hostdev);
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_NOT_FOUND,
+                "no USB device %04x:%04x on this host: plug it in, check "
+                "`hostdevctl nodedev-list --cap usb_device`, or use "
+                "<source startupPolicy='optional'> to attach it only when "
+                "it is present",
+                hostdev->usb.vendor, hostdev->usb.product);
+    return NULL;
+  }
+
+  list = g_string_new(NULL);
+  for (guint i = 0; i < matches->len; i++) {
+    const HostUsbDevice *device = matches->pdata[i];
+
+    g_string_append_printf(list, "%sbus %u device %u (%s)",
+                           i > 0 ? ", " : "", device->bus, device->device,
+                           device->sysfs_name);
+  }
+  g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+              "%u USB devices match %04x:%04x: %s; add "
+              "<address bus='...' device='...'/> to <source> to choose one",
+              matches->len, hostdev->usb.vendor, hostdev->usb.product,
+              list->str);
+  return NULL;
+}
+
+HostUsbDevice *
+host_usb_resolve(const Hostdev *hostdev, GError **error)
+{
+  g_autoptr(GPtrArray) devices = NULL;
+
+  if (hostdev->type != HOSTDEV_TYPE_USB) {
+    g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                        "not a USB hostdev");
+    return NULL;
+  }
+  if (!hostdev->usb.has_address && !hostdev->usb.has_vendor_product) {
+    g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                        "the USB hostdev names no device: give <vendor/> and "
+                        "<product/>, or <address bus device/>");
+    return NULL;
+  }
+
+  devices = host_usb_list(error);
+  if (devices == NULL)
+    return NULL;
+
+  if (hostdev->usb.has_address)
+    return resolve_by_address(hostdev, devices, error);
+  return resolve_by_ids(hostdev, devices, error);
+}

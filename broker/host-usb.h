@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * host-usb.h - USB devices of the host, read from sysfs under the host root
+ */
+#pragma once
+
+#include "hostdev.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+  char *sysfs_name;    /* "1-1", "2-1.4" */
+  guint bus;           /* busnum */
+  guint device;        /* devnum */
+  guint vendor;        /* idVendor */
+  guint product;       /* idProduct */
+  char *manufacturer;  /* may be NULL */
+  char *product_name;  /* may be NULL */
+  char *serial;        /* may be NULL */
+} HostUsbDevice;
+
+void host_usb_device_free(HostUsbDevice *device);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(HostUsbDevice, host_usb_device_free)
+
+/**
+ * host_usb_list() - every USB device (not interfaces, not root hubs' ports)
+ * Root hubs ("usb1", 1d6b:0002) are devices too and are listed, as libvirt
+ * lists them; entries whose attributes cannot be read or parsed (a device
+ * unplugged during the scan) are skipped.
+ * Return: (transfer full) (element-type HostUsbDevice): sorted by bus then
+ * device; an empty array when the host has no USB at all; NULL with
+ * @error (HostError) only when sysfs exists but cannot be read.
+ */
+GPtrArray *host_usb_list(GError **error);
+
+/**
+ * host_usb_resolve() - find the one host device a type='usb' hostdev names
+ * Matches vendor/product and/or bus/device; with both, the device at the
+ * address must also have the ids (as in libvirt's virUSBDeviceFind).
+ * Several matches: an InvalidArgument error listing each (bus, device,
+ * sysfs name) and saying to add <address bus device/> to choose one, even
+ * with startupPolicy='optional' (guessing is worse than failing).  No
+ * match: a NotFound error saying what to do, unless the startup policy is
+ * 'optional', in which case NULL is returned with @error unset.
+ * Return: (transfer full): the device, or NULL.
+ */
+HostUsbDevice *host_usb_resolve(const Hostdev *hostdev, GError **error);
+
+G_END_DECLS

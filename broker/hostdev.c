@@ -1,0 +1,1208 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * hostdev.c - the typed <hostdev> model: parse, format, match
+ *
+ * The grammar is libvirt's (9.0), as `virsh attach-device` takes it, for
+ * mode='subsystem' type='usb' and type='pci'.  The parser is driven by
+ * tables (hostdev types, guest address types, number rules) so that the
+ * next milestone can add mdev, <rom>, <acpi>, zPCI, ... as rows.
+ *
+ * Number rules, as libvirt has them:
+ *  - Every numeric attribute is read by virXMLPropUInt() (src/util/virxml.c),
+ *    which calls virStrToLong_uip() (src/util/virstring.c): strtoull
+ *    semantics with the given base (g_ascii_strtoull in current libvirt),
+ *    leading white space and '+' accepted, at least one digit, the whole
+ *    string consumed, no '-' anywhere (so "-1" is refused, not wrapped), and
+ *    the value must fit an unsigned int.
+ *  - Base 0, i.e. C rules ("0x1f" hex, "017" octal, "31" decimal), for the
+ *    USB <vendor id/>, <product id/> and source <address bus device/>
+ *    (virDomainHostdevSubsysUSBDefParseXML, src/conf/domain_conf.c) and for
+ *    every PCI <address domain bus slot function/>, host or guest side
+ *    (virPCIDeviceAddressParseXML, src/conf/device_conf.c).  The PCI
+ *    attributes are optional and default to 0; vendor id must be non-zero
+ *    (VIR_XML_PROP_NONZERO); bus and device are required.
+ *  - Base 10 for the guest <address type='usb' bus/> and each dot-separated
+ *    number of its port, at most VIR_DOMAIN_DEVICE_USB_MAX_PORT_DEPTH = 4
+ *    of them (virDomainDeviceUSBAddressParseXML/...ParsePort, device_conf.c),
+ *    and for <boot order/>, required and non-zero
+ *    (virDomainDeviceBootParseXML, domain_conf.c).
+ *  - PCI ranges: bus <= 0xff, slot <= 0x1f, function <= 7
+ *    (virPCIDeviceAddressIsValid, src/util/virpci.c), checked unless domain,
+ *    bus and slot are all 0 (an "empty" address: libvirt picks one).
+ * Where hostdevd is stricter, and why:
+ *  - PCI domain <= 0xffff (libvirt now allows 32 bits): DESIGN.md's range,
+ *    and the sysfs names we build have four hex digits.
+ *  - vendor and product <= 0xffff: USB ids are 16 bits; a larger value
+ *    could never match a device.
+ *  - USB bus and device 1..0xffff: Linux numbers both from 1, and libvirt
+ *    treats 0 as "not given" both when it looks the device up and when it
+ *    formats the source back, so a 0 would not survive a round trip.
+ *  - port numbers 1..255: a 0 ends libvirt's port list when formatted;
+ *    hubs have at most 255 ports.
+ *  - boot order <= 0x7fffffff: QEMU's bootindex is an int32.
+ *  - guest USB bus (a controller index) <= 0xffff.
+ *  - managed must be 'yes' or 'no': libvirt silently reads anything else
+ *    as 'no', which hides typos like managed='true'.
+ * Like libvirt: unknown elements and attributes are ignored, and of
+ * repeated elements (<source>, <alias>, <address>, ...) the first counts.
+ */
+#define G_LOG_DOMAIN "hostdevd"
+
+#include "hostdev.h"
+#include "hostdevd-error.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include <libxml/parser.h>
+#include <libxml/parserInternals.h>
+#include <libxml/tree.h>
+#include <libxml/xmlerror.h>
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlDoc, xmlFreeDoc)
+
+/* libxml2 2.12 made the structured error const. */
+#if LIBXML_VERSION >= 21200
+#define HOSTDEV_XML_ERROR_CONST const
+#else
+#define HOSTDEV_XML_ERROR_CONST
+#endif
+
+/* ------------------------------------------------------------------ */
+/* The model                                                           */
+
+Hostdev *
+hostdev_new(HostdevType type)
+{
+  Hostdev *hostdev = g_new0(Hostdev, 1);
+
+  hostdev->type = type;
+  return hostdev;
+}
+
+void
+hostdev_free(Hostdev *hostdev)
+{
+  if (hostdev == NULL)
+    return;
+  g_free(hostdev->alias);
+  g_free(hostdev->usb_guest.port);
+  g_free(hostdev);
+}
+
+Hostdev *
+hostdev_copy(const Hostdev *hostdev)
+{
+  Hostdev *copy = g_memdup2(hostdev, sizeof(*hostdev));
+
+  copy->alias = g_strdup(hostdev->alias);
+  copy->usb_guest.port = g_strdup(hostdev->usb_guest.port);
+  return copy;
+}
+
+/* ------------------------------------------------------------------ */
+/* Reading the document: libxml2 with every door closed                */
+
+typedef struct {
+  gboolean saw_dtd;
+  gboolean saw_entity;
+  gboolean too_deep;
+  guint depth;
+  char *first_error;
+  startElementNsSAX2Func sax2_start_element;
+  endElementNsSAX2Func sax2_end_element;
+} XmlGuard;
+
+static XmlGuard *
+xml_guard(void *user_data)
+{
+  xmlParserCtxtPtr ctxt = user_data;
+
+  return ctxt->_private;
+}
+
+/* A DOCTYPE is where entities (billion laughs, XXE) come from: stop at
+ * the declaration, before libxml2 reads the internal subset. */
+static void
+guard_dtd(void *user_data, const xmlChar *name, const xmlChar *external_id,
+          const xmlChar *system_id)
+{
+  xml_guard(user_data)->saw_dtd = TRUE;
+  xmlStopParser(user_data);
+}
+
+/* Called for every reference to a non-predefined entity (&amp; and
+ * character references never get here). */
+static xmlEntityPtr
+guard_get_entity(void *user_data, const xmlChar *name)
+{
+  xml_guard(user_data)->saw_entity = TRUE;
+  xmlStopParser(user_data);
+  return NULL;
+}
+
+static void
+guard_entity_decl(void *user_data, const xmlChar *name, int type,
+                  const xmlChar *public_id, const xmlChar *system_id,
+                  xmlChar *content)
+{
+  xml_guard(user_data)->saw_entity = TRUE;
+  xmlStopParser(user_data);
+}
+
+static void
+guard_reference(void *user_data, const xmlChar *name)
+{
+  xml_guard(user_data)->saw_entity = TRUE;
+  xmlStopParser(user_data);
+}
+
+static void
+guard_start_element(void *user_data, const xmlChar *localname,
+                    const xmlChar *prefix, const xmlChar *uri,
+                    int nb_namespaces, const xmlChar **namespaces,
+                    int nb_attributes, int nb_defaulted,
+                    const xmlChar **attributes)
+{
+  XmlGuard *guard = xml_guard(user_data);
+
+  if (++guard->depth > HOSTDEV_XML_MAX_DEPTH) {
+    guard->too_deep = TRUE;
+    xmlStopParser(user_data);
+    return;
+  }
+  guard->sax2_start_element(user_data, localname, prefix, uri,
+                            nb_namespaces, namespaces,
+                            nb_attributes, nb_defaulted, attributes);
+}
+
+static void
+guard_end_element(void *user_data, const xmlChar *localname,
+                  const xmlChar *prefix, const xmlChar *uri)
+{
+  XmlGuard *guard = xml_guard(user_data);
+
+  if (guard->depth > 0)
+    guard->depth--;
+  guard->sax2_end_element(user_data, localname, prefix, uri);
+}
+
+/* Keeps the first error: later ones are mostly consequences of it.  Being
+ * the structured handler also keeps libxml2 from writing to stderr. */
+static void
+guard_error(void *user_data, HOSTDEV_XML_ERROR_CONST xmlError *err)
+{
+  XmlGuard *guard = xml_guard(user_data);
+  g_autofree char *message = NULL;
+
+  if (guard->first_error != NULL || err == NULL ||
+      err->level == XML_ERR_WARNING)
+    return;
+
+  message = g_strdup(err->message ? err->message : "unknown error");
+  g_strstrip(message);
+  if (err->line > 0 && err->int2 > 0)
+    guard->first_error = g_strdup_printf("line %d, column %d: %s",
+                                         err->line, err->int2, message);
+  else if (err->line > 0)
+    guard->first_error = g_strdup_printf("line %d: %s", err->line, message);
+  else
+    guard->first_error = g_steal_pointer(&message);
+}
+
+static gboolean
+tree_has_entities(xmlNode *node)
+{
+  for (; node != NULL; node = node->next) {
+    if (node->type == XML_ENTITY_REF_NODE || node->type == XML_ENTITY_NODE ||
+        node->type == XML_ENTITY_DECL || node->type == XML_DTD_NODE)
+      return TRUE;
+    if (node->type != XML_ELEMENT_NODE)
+      continue;
+    for (xmlAttr *attr = node->properties; attr != NULL; attr = attr->next)
+      if (tree_has_entities(attr->children))
+        return TRUE;
+    if (tree_has_entities(node->children))
+      return TRUE;
+  }
+  return FALSE;
+}
+
+static gpointer
+xml_init(gpointer data)
+{
+  xmlInitParser();
+  return NULL;
+}
+
+#define DTD_REFUSED "DTDs and entities are not accepted"
+
+static xmlDoc *
+read_document(const char *xml, gsize length, GError **error)
+{
+  static GOnce init_once = G_ONCE_INIT;
+  XmlGuard guard = { 0 };
+  xmlParserCtxtPtr ctxt;
+  g_autoptr(xmlDoc) doc = NULL;
+  gboolean well_formed;
+
+  if (length > HOSTDEV_XML_MAX_SIZE) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_XML,
+                "the XML document is %" G_GSIZE_FORMAT " bytes; "
+                "hostdevd accepts at most %d bytes (HOSTDEV_XML_MAX_SIZE)",
+                length, HOSTDEV_XML_MAX_SIZE);
+    return NULL;
+  }
+  if (xml == NULL || length == 0) {
+    g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_XML,
+                        "the XML document is empty; expected <hostdev>");
+    return NULL;
+  }
+
+  g_once(&init_once, xml_init, NULL);
+
+  ctxt = xmlCreateMemoryParserCtxt(xml, (int)length);
+  if (ctxt == NULL) {
+    g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                        "cannot create an XML parser (out of memory?)");
+    return NULL;
+  }
+  /* No NOENT, DTDLOAD, DTDATTR or XINCLUDE: nothing is expanded or
+   * fetched; the hooks below refuse DTDs and entities outright. */
+  xmlCtxtUseOptions(ctxt, XML_PARSE_NONET | XML_PARSE_NOERROR |
+                          XML_PARSE_NOWARNING);
+
+  ctxt->_private = &guard;
+  guard.sax2_start_element = ctxt->sax->startElementNs;
+  guard.sax2_end_element = ctxt->sax->endElementNs;
+  ctxt->sax->internalSubset = guard_dtd;
+  ctxt->sax->externalSubset = guard_dtd;
+  ctxt->sax->getEntity = guard_get_entity;
+  ctxt->sax->getParameterEntity = guard_get_entity;
+  ctxt->sax->entityDecl = guard_entity_decl;
+  ctxt->sax->reference = guard_reference;
+  ctxt->sax->startElementNs = guard_start_element;
+  ctxt->sax->endElementNs = guard_end_element;
+  ctxt->sax->serror = guard_error;
+
+  xmlParseDocument(ctxt);
+  doc = ctxt->myDoc;
+  ctxt->myDoc = NULL;
+  well_formed = ctxt->wellFormed;
+  xmlFreeParserCtxt(ctxt);
+
+  if (guard.saw_dtd || guard.saw_entity) {
+    g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_XML,
+                        DTD_REFUSED);
+  } else if (guard.too_deep) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_XML,
+                "the XML document nests elements deeper than %d levels",
+                HOSTDEV_XML_MAX_DEPTH);
+  } else if (!well_formed || doc == NULL) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_XML,
+                "malformed XML: %s",
+                guard.first_error ? guard.first_error : "unknown error");
+  } else if (doc->intSubset != NULL || doc->extSubset != NULL ||
+             tree_has_entities(doc->children)) {
+    /* The hooks should have caught these; this is the second lock. */
+    g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_XML,
+                        DTD_REFUSED);
+  } else {
+    g_free(guard.first_error);
+    return g_steal_pointer(&doc);
+  }
+  g_free(guard.first_error);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Attribute helpers                                                   */
+
+/* Element children are looked up by name; the first one counts, as with
+ * libvirt's virXPathNode("./name"). */
+static xmlNode *
+child_element(xmlNode *parent, const char *name)
+{
+  for (xmlNode *node = parent->children; node != NULL; node = node->next)
+    if (node->type == XML_ELEMENT_NODE &&
+        xmlStrEqual(node->name, BAD_CAST name))
+      return node;
+  return NULL;
+}
+
+/* Return: (transfer full): the attribute without namespace (what libvirt's
+ * virXMLPropString reads), or NULL. */
+static char *
+get_attr(xmlNode *node, const char *name)
+{
+  xmlChar *value = xmlGetNoNsProp(node, BAD_CAST name);
+  char *copy;
+
+  if (value == NULL)
+    return NULL;
+  copy = g_strdup((const char *)value);
+  xmlFree(value);
+  return copy;
+}
+
+/* Return: (transfer full): @value made safe and short for a message. */
+static char *
+message_value(const char *value)
+{
+  g_autofree char *cut = NULL;
+
+  if (strlen(value) > 40)
+    cut = g_strdup_printf("%.40s...", value);
+  return g_strescape(cut ? cut : value, NULL);
+}
+
+typedef struct {
+  const char *attr;
+  int base;            /* 0: C rules (0x hex, 0 octal, decimal); 10: decimal */
+  guint min;
+  guint max;
+  const char *range;   /* as messages show it */
+} NumberRule;
+
+static const NumberRule rule_pci_domain = { "domain", 0, 0, 0xffff, "0x0000..0xffff" };
+static const NumberRule rule_pci_bus = { "bus", 0, 0, 0xff, "0x00..0xff" };
+static const NumberRule rule_pci_slot = { "slot", 0, 0, 0x1f, "0x00..0x1f" };
+static const NumberRule rule_pci_function = { "function", 0, 0, 7, "0..7" };
+static const NumberRule rule_usb_vendor = { "id", 0, 1, 0xffff, "0x0001..0xffff" };
+static const NumberRule rule_usb_product = { "id", 0, 0, 0xffff, "0x0000..0xffff" };
+static const NumberRule rule_usb_bus = { "bus", 0, 1, 0xffff, "1..65535" };
+static const NumberRule rule_usb_device = { "device", 0, 1, 0xffff, "1..65535" };
+static const NumberRule rule_usb_guest_bus = { "bus", 10, 0, 0xffff, "0..65535" };
+static const NumberRule rule_boot_order = { "order", 10, 1, G_MAXINT32, "1..2147483647" };
+
+/**
+ * parse_number() - read one numeric attribute by @rule
+ * @node: the element
+ * @where: the element as messages show it, without the closing '>',
+ *   e.g. "<source><address"
+ * @rule: attribute name, base and range
+ * @required: whether a missing attribute is an error
+ * @out: the value; untouched when the attribute is absent
+ * @error: InvalidArgument naming element, attribute, value and range
+ * Return: 1 when read, 0 when absent and not required, -1 on error.
+ */
+static int
+parse_number(xmlNode *node, const char *where, const NumberRule *rule,
+             gboolean required, guint *out, GError **error)
+{
+  g_autofree char *text = get_attr(node, rule->attr);
+  g_autofree char *shown = NULL;
+  char *end = NULL;
+  guint64 value;
+
+  if (text == NULL) {
+    if (!required)
+      return 0;
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "%s>: missing %s='...' (%s)", where, rule->attr, rule->range);
+    return -1;
+  }
+
+  shown = message_value(text);
+  errno = 0;
+  value = g_ascii_strtoull(text, &end, rule->base);
+  if (end == text || *end != '\0' || memchr(text, '-', end - text) != NULL) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "%s %s='%s'>: %s must be a number %s (%s)",
+                where, rule->attr, shown, rule->attr, rule->range,
+                rule->base == 10 ? "decimal" : "decimal or 0x-prefixed hex");
+    return -1;
+  }
+  if (errno == ERANGE || value < rule->min || value > rule->max) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "%s %s='%s'>: %s must be %s",
+                where, rule->attr, shown, rule->attr, rule->range);
+    return -1;
+  }
+  *out = (guint)value;
+  return 1;
+}
+
+typedef struct {
+  const char *name;
+  int value;
+} EnumName;
+
+/* Return: (transfer full): "'a', 'b' or 'c'". */
+static char *
+enum_choices(const EnumName *names, gsize n_names)
+{
+  GString *choices = g_string_new(NULL);
+
+  for (gsize i = 0; i < n_names; i++) {
+    if (i > 0)
+      g_string_append(choices, i + 1 == n_names ? " or " : ", ");
+    g_string_append_printf(choices, "'%s'", names[i].name);
+  }
+  return g_string_free(choices, FALSE);
+}
+
+/**
+ * parse_enum() - read one attribute with a fixed set of values
+ * Return: 1 when read, 0 when absent (@out untouched), -1 on error.
+ */
+static int
+parse_enum(xmlNode *node, const char *where, const char *attr,
+           const EnumName *names, gsize n_names, int *out, GError **error)
+{
+  g_autofree char *text = get_attr(node, attr);
+  g_autofree char *shown = NULL;
+  g_autofree char *choices = NULL;
+
+  if (text == NULL)
+    return 0;
+  for (gsize i = 0; i < n_names; i++) {
+    if (strcmp(text, names[i].name) == 0) {
+      *out = names[i].value;
+      return 1;
+    }
+  }
+  shown = message_value(text);
+  choices = enum_choices(names, n_names);
+  g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+              "%s %s='%s'>: %s must be %s", where, attr, shown, attr, choices);
+  return -1;
+}
+
+static const EnumName yes_no_names[] = {
+  { "yes", TRUE },
+  { "no", FALSE },
+};
+
+static const EnumName on_off_names[] = {
+  { "on", TRUE },
+  { "off", FALSE },
+};
+
+static const EnumName startup_policy_names[] = {
+  { "mandatory", HOSTDEV_STARTUP_MANDATORY },
+  { "requisite", HOSTDEV_STARTUP_REQUISITE },
+  { "optional", HOSTDEV_STARTUP_OPTIONAL },
+};
+
+static const char *
+startup_policy_name(HostdevStartupPolicy policy)
+{
+  switch (policy) {
+  case HOSTDEV_STARTUP_MANDATORY:
+    return "mandatory";
+  case HOSTDEV_STARTUP_REQUISITE:
+    return "requisite";
+  case HOSTDEV_STARTUP_OPTIONAL:
+    return "optional";
+  case HOSTDEV_STARTUP_DEFAULT:
+    break;
+  }
+  return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Addresses                                                           */
+
+static gboolean
+pci_address_is_empty(const PciAddress *addr)
+{
+  /* libvirt's rule: the function alone does not make an address */
+  return addr->domain == 0 && addr->bus == 0 && addr->slot == 0;
+}
+
+static gboolean
+parse_pci_address_attrs(xmlNode *node, const char *where, PciAddress *addr,
+                        GError **error)
+{
+  memset(addr, 0, sizeof(*addr));
+  return parse_number(node, where, &rule_pci_domain, FALSE, &addr->domain, error) >= 0 &&
+         parse_number(node, where, &rule_pci_bus, FALSE, &addr->bus, error) >= 0 &&
+         parse_number(node, where, &rule_pci_slot, FALSE, &addr->slot, error) >= 0 &&
+         parse_number(node, where, &rule_pci_function, FALSE, &addr->function, error) >= 0;
+}
+
+/* The guest USB port: "1" or "1.2.3", each 1..255, at most 4 levels.
+ * Return: (transfer full): the canonical form ("01.2" → "1.2"), or NULL. */
+static char *
+parse_usb_port(const char *where, const char *text, GError **error)
+{
+  g_auto(GStrv) parts = g_strsplit(text, ".", 0);
+  g_autoptr(GString) canonical = g_string_new(NULL);
+  g_autofree char *shown = message_value(text);
+  guint n = g_strv_length(parts);
+
+  if (n == 0 || n > 4)
+    goto bad;
+  for (guint i = 0; i < n; i++) {
+    const char *p = parts[i];
+    guint64 value;
+    char *end = NULL;
+
+    /* digits only: libvirt's strtoul would also take " 1" or "+1" here,
+     * but a port path has no use for them */
+    if (*p == '\0' || !g_ascii_isdigit(*p))
+      goto bad;
+    errno = 0;
+    value = g_ascii_strtoull(p, &end, 10);
+    if (*end != '\0' || errno == ERANGE || value < 1 || value > 255)
+      goto bad;
+    g_string_append_printf(canonical, "%s%u", i ? "." : "", (guint)value);
+  }
+  return g_string_free(g_steal_pointer(&canonical), FALSE);
+
+bad:
+  g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+              "%s port='%s'>: port must be 1 to 4 numbers 1..255 "
+              "separated by dots, e.g. '1' or '1.2'", where, shown);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Host sources, one parser and formatter per hostdev type             */
+
+static gboolean
+parse_usb_source(xmlNode *hostdev_node, xmlNode *source, Hostdev *hostdev,
+                 GError **error)
+{
+  xmlNode *vendor = child_element(source, "vendor");
+  xmlNode *product = child_element(source, "product");
+  xmlNode *address = child_element(source, "address");
+
+  if (vendor != NULL && product == NULL) {
+    g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                        "<source><vendor/> needs a <product id='...'/> beside it "
+                        "(libvirt names a USB device by both ids)");
+    return FALSE;
+  }
+  if (product != NULL && vendor == NULL) {
+    g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                        "<source><product/> needs a <vendor id='...'/> beside it "
+                        "(libvirt names a USB device by both ids)");
+    return FALSE;
+  }
+  if (vendor == NULL && address == NULL) {
+    g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                        "<source> of a USB hostdev must name the device: "
+                        "<vendor id='...'/> and <product id='...'/>, "
+                        "and/or <address bus='...' device='...'/>");
+    return FALSE;
+  }
+
+  if (vendor != NULL) {
+    if (parse_number(vendor, "<source><vendor", &rule_usb_vendor, TRUE,
+                     &hostdev->usb.vendor, error) < 0 ||
+        parse_number(product, "<source><product", &rule_usb_product, TRUE,
+                     &hostdev->usb.product, error) < 0)
+      return FALSE;
+    hostdev->usb.has_vendor_product = TRUE;
+  }
+  if (address != NULL) {
+    if (parse_number(address, "<source><address", &rule_usb_bus, TRUE,
+                     &hostdev->usb.bus, error) < 0 ||
+        parse_number(address, "<source><address", &rule_usb_device, TRUE,
+                     &hostdev->usb.device, error) < 0)
+      return FALSE;
+    hostdev->usb.has_address = TRUE;
+  }
+  return TRUE;
+}
+
+static gboolean
+parse_pci_source(xmlNode *hostdev_node, xmlNode *source, Hostdev *hostdev,
+                 GError **error)
+{
+  xmlNode *address = child_element(source, "address");
+  xmlNode *driver = child_element(hostdev_node, "driver");
+
+  if (address == NULL) {
+    g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                        "<source> of a PCI hostdev needs <address domain='0x0000' "
+                        "bus='0x..' slot='0x..' function='0x.'/>");
+    return FALSE;
+  }
+  if (!parse_pci_address_attrs(address, "<source><address",
+                               &hostdev->pci_source, error))
+    return FALSE;
+
+  if (driver != NULL) {
+    g_autofree char *name = get_attr(driver, "name");
+    g_autofree char *shown = NULL;
+
+    /* no name: libvirt's default backend, which for QEMU is vfio */
+    if (name == NULL || strcmp(name, "vfio") == 0)
+      return TRUE;
+    shown = message_value(name);
+    if (strcmp(name, "kvm") == 0 || strcmp(name, "xen") == 0)
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                  "<driver name='%s'>: hostdevd assigns PCI devices with "
+                  "VFIO only; use <driver name='vfio'/> or leave <driver> out",
+                  shown);
+    else
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                  "<driver name='%s'>: name must be 'vfio'", shown);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static void
+format_usb_source(GString *out, const Hostdev *hostdev)
+{
+  const char *policy = startup_policy_name(hostdev->usb.startup_policy);
+
+  g_string_append(out, "  <source");
+  if (policy != NULL)
+    g_string_append_printf(out, " startupPolicy='%s'", policy);
+  g_string_append(out, ">\n");
+  if (hostdev->usb.has_vendor_product)
+    g_string_append_printf(out,
+                           "    <vendor id='0x%04x'/>\n"
+                           "    <product id='0x%04x'/>\n",
+                           hostdev->usb.vendor, hostdev->usb.product);
+  if (hostdev->usb.has_address)
+    g_string_append_printf(out, "    <address bus='%u' device='%u'/>\n",
+                           hostdev->usb.bus, hostdev->usb.device);
+  g_string_append(out, "  </source>\n");
+}
+
+static void
+format_pci_source(GString *out, const Hostdev *hostdev)
+{
+  const PciAddress *a = &hostdev->pci_source;
+
+  /* libvirt's live XML shows the backend it picked, which for QEMU is vfio */
+  g_string_append(out, "  <driver name='vfio'/>\n");
+  g_string_append_printf(out,
+                         "  <source>\n"
+                         "    <address domain='0x%04x' bus='0x%02x' "
+                         "slot='0x%02x' function='0x%x'/>\n"
+                         "  </source>\n",
+                         a->domain, a->bus, a->slot, a->function);
+}
+
+/* ------------------------------------------------------------------ */
+/* Guest addresses                                                     */
+
+static gboolean
+parse_guest_pci_address(xmlNode *address, Hostdev *hostdev, GError **error)
+{
+  const char *where = "<address type='pci'";
+  PciAddress addr;
+  int multifunction = FALSE;
+
+  if (!parse_pci_address_attrs(address, where, &addr, error) ||
+      parse_enum(address, where, "multifunction", on_off_names,
+                 G_N_ELEMENTS(on_off_names), &multifunction, error) < 0)
+    return FALSE;
+
+  /* domain, bus and slot all 0 is libvirt's "empty" address: the type
+   * is given, the place is left to us. */
+  if (pci_address_is_empty(&addr))
+    return TRUE;
+
+  hostdev->pci_guest.present = TRUE;
+  hostdev->pci_guest.addr = addr;
+  hostdev->pci_guest.multifunction = multifunction;
+  return TRUE;
+}
+
+static gboolean
+parse_guest_usb_address(xmlNode *address, Hostdev *hostdev, GError **error)
+{
+  const char *where = "<address type='usb'";
+  g_autofree char *port = get_attr(address, "port");
+  guint bus = 0;
+
+  if (parse_number(address, where, &rule_usb_guest_bus, FALSE, &bus, error) < 0)
+    return FALSE;
+  g_clear_pointer(&hostdev->usb_guest.port, g_free);
+  /* an empty port is an error in libvirt too */
+  if (port != NULL) {
+    hostdev->usb_guest.port = parse_usb_port(where, port, error);
+    if (hostdev->usb_guest.port == NULL)
+      return FALSE;
+  }
+  hostdev->usb_guest.present = TRUE;
+  hostdev->usb_guest.bus = bus;
+  return TRUE;
+}
+
+static void
+format_guest_pci_address(GString *out, const Hostdev *hostdev)
+{
+  const PciAddress *a = &hostdev->pci_guest.addr;
+
+  if (!hostdev->pci_guest.present)
+    return;
+  g_string_append_printf(out,
+                         "  <address type='pci' domain='0x%04x' bus='0x%02x' "
+                         "slot='0x%02x' function='0x%x'%s/>\n",
+                         a->domain, a->bus, a->slot, a->function,
+                         hostdev->pci_guest.multifunction ?
+                         " multifunction='on'" : "");
+}
+
+static void
+format_guest_usb_address(GString *out, const Hostdev *hostdev)
+{
+  if (!hostdev->usb_guest.present)
+    return;
+  g_string_append_printf(out, "  <address type='usb' bus='%u'",
+                         hostdev->usb_guest.bus);
+  if (hostdev->usb_guest.port != NULL)
+    g_string_append_printf(out, " port='%s'", hostdev->usb_guest.port);
+  g_string_append(out, "/>\n");
+}
+
+/* ------------------------------------------------------------------ */
+/* The table of hostdev types                                          */
+
+typedef gboolean (*SourceParseFunc)(xmlNode *hostdev_node, xmlNode *source,
+                                    Hostdev *hostdev, GError **error);
+typedef gboolean (*AddressParseFunc)(xmlNode *address, Hostdev *hostdev,
+                                     GError **error);
+typedef void (*FormatFunc)(GString *out, const Hostdev *hostdev);
+
+typedef struct {
+  const char *name;               /* type='...' */
+  gboolean supported;             /* FALSE: libvirt knows it, hostdevd not */
+  HostdevType type;
+  gboolean has_startup_policy;
+  SourceParseFunc parse_source;
+  FormatFunc format_source;
+  const char *guest_address_type; /* <address type='...'> it accepts */
+  AddressParseFunc parse_guest_address;
+  FormatFunc format_guest_address;
+} HostdevTypeInfo;
+
+static const HostdevTypeInfo hostdev_types[] = {
+  { "usb", TRUE, HOSTDEV_TYPE_USB, TRUE, parse_usb_source, format_usb_source,
+    "usb", parse_guest_usb_address, format_guest_usb_address },
+  { "pci", TRUE, HOSTDEV_TYPE_PCI, FALSE, parse_pci_source, format_pci_source,
+    "pci", parse_guest_pci_address, format_guest_pci_address },
+  { "scsi", FALSE, 0, FALSE, NULL, NULL, NULL, NULL, NULL },
+  { "scsi_host", FALSE, 0, FALSE, NULL, NULL, NULL, NULL, NULL },
+  { "mdev", FALSE, 0, FALSE, NULL, NULL, NULL, NULL, NULL },
+};
+
+static const HostdevTypeInfo *
+hostdev_type_info(HostdevType type)
+{
+  for (gsize i = 0; i < G_N_ELEMENTS(hostdev_types); i++)
+    if (hostdev_types[i].supported && hostdev_types[i].type == type)
+      return &hostdev_types[i];
+  return NULL;
+}
+
+/* Return: (transfer full): "usb, pci" or, with @all, every known type. */
+static char *
+hostdev_type_list(gboolean all)
+{
+  GString *list = g_string_new(NULL);
+
+  for (gsize i = 0; i < G_N_ELEMENTS(hostdev_types); i++) {
+    if (!all && !hostdev_types[i].supported)
+      continue;
+    if (list->len > 0)
+      g_string_append(list, ", ");
+    g_string_append(list, hostdev_types[i].name);
+  }
+  return g_string_free(list, FALSE);
+}
+
+/* Known to libvirt, so the message can say which one is wrong. */
+static const char *const guest_address_types[] = {
+  "pci", "drive", "virtio-serial", "ccid", "usb", "spapr-vio", "virtio-s390",
+  "ccw", "virtio-mmio", "isa", "dimm", "unassigned", NULL,
+};
+
+/* ------------------------------------------------------------------ */
+/* <hostdev>                                                           */
+
+typedef enum {
+  PARSE_FROM_CLIENT,  /* attach-device: libvirt's "inactive" parse */
+  PARSE_LIVE,         /* our own live XML: assigned aliases are kept */
+} ParseMode;
+
+#define ALIAS_CHARS \
+  "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
+
+static gboolean
+parse_alias(xmlNode *hostdev_node, ParseMode mode, Hostdev *hostdev,
+            GError **error)
+{
+  xmlNode *node = child_element(hostdev_node, "alias");
+  g_autofree char *name = node ? get_attr(node, "name") : NULL;
+  gboolean chars_ok;
+
+  /* libvirt reads an empty name as no alias */
+  if (name == NULL || *name == '\0')
+    return TRUE;
+
+  chars_ok = strspn(name, ALIAS_CHARS) == strlen(name);
+  switch (mode) {
+  case PARSE_FROM_CLIENT:
+    /* libvirt keeps only user aliases here and drops others silently */
+    if (!g_str_has_prefix(name, "ua-") || !chars_ok) {
+      g_autofree char *shown = message_value(name);
+      g_info("ignoring <alias name='%s'>: only user aliases ('ua-' followed "
+             "by letters, digits, '_' or '-') can be chosen, as in libvirt",
+             shown);
+      return TRUE;
+    }
+    break;
+  case PARSE_LIVE:
+    if (!chars_ok || !g_ascii_isalpha(name[0])) {
+      g_autofree char *shown = message_value(name);
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                  "<alias name='%s'>: an alias must start with a letter and "
+                  "contain only letters, digits, '_' and '-'", shown);
+      return FALSE;
+    }
+    break;
+  }
+  hostdev->alias = g_steal_pointer(&name);
+  return TRUE;
+}
+
+static gboolean
+parse_guest_address(xmlNode *hostdev_node, const HostdevTypeInfo *info,
+                    Hostdev *hostdev, GError **error)
+{
+  xmlNode *address = child_element(hostdev_node, "address");
+  g_autofree char *type = NULL;
+  g_autofree char *shown = NULL;
+
+  if (address == NULL)
+    return TRUE;
+
+  type = get_attr(address, "type");
+  if (type == NULL) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "<address>: missing type='...'; a %s hostdev takes "
+                "<address type='%s' .../>", info->name,
+                info->guest_address_type);
+    return FALSE;
+  }
+  if (strcmp(type, info->guest_address_type) == 0)
+    return info->parse_guest_address(address, hostdev, error);
+
+  shown = message_value(type);
+  if (g_strv_contains(guest_address_types, type))
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "<address type='%s'>: a %s hostdev takes only "
+                "<address type='%s' .../> in the guest",
+                shown, info->name, info->guest_address_type);
+  else
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "<address type='%s'>: unknown address type; a %s hostdev "
+                "takes <address type='%s' .../>",
+                shown, info->name, info->guest_address_type);
+  return FALSE;
+}
+
+static const HostdevTypeInfo *
+parse_hostdev_type(xmlNode *root, GError **error)
+{
+  g_autofree char *type = get_attr(root, "type");
+  g_autofree char *supported = hostdev_type_list(FALSE);
+  g_autofree char *known = NULL;
+  g_autofree char *shown = NULL;
+
+  if (type == NULL) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "<hostdev>: missing type='...' (supported: %s)", supported);
+    return NULL;
+  }
+  for (gsize i = 0; i < G_N_ELEMENTS(hostdev_types); i++) {
+    if (strcmp(type, hostdev_types[i].name) != 0)
+      continue;
+    if (hostdev_types[i].supported)
+      return &hostdev_types[i];
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "hostdev type '%s' is not supported by hostdevd (supported: %s)",
+                type, supported);
+    return NULL;
+  }
+  known = hostdev_type_list(TRUE);
+  shown = message_value(type);
+  g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+              "<hostdev type='%s'>: unknown hostdev type (libvirt knows %s; "
+              "hostdevd supports %s)", shown, known, supported);
+  return NULL;
+}
+
+static Hostdev *
+parse_hostdev(xmlNode *root, ParseMode mode, GError **error)
+{
+  static const EnumName mode_names[] = {
+    { "subsystem", TRUE },
+    { "capabilities", FALSE },
+  };
+  const HostdevTypeInfo *info;
+  g_autoptr(Hostdev) hostdev = NULL;
+  xmlNode *source;
+  xmlNode *boot;
+  g_autofree char *policy = NULL;
+  int subsystem = TRUE;
+  int managed = FALSE;
+  g_autofree char *where = NULL;
+
+  if (parse_enum(root, "<hostdev", "mode", mode_names,
+                 G_N_ELEMENTS(mode_names), &subsystem, error) < 0)
+    return NULL;
+  if (!subsystem) {
+    g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                        "<hostdev mode='capabilities'>: mode 'capabilities' "
+                        "(container devices) is not supported by hostdevd; "
+                        "use mode='subsystem'");
+    return NULL;
+  }
+
+  info = parse_hostdev_type(root, error);
+  if (info == NULL)
+    return NULL;
+  hostdev = hostdev_new(info->type);
+  where = g_strdup_printf("<hostdev type='%s'", info->name);
+
+  if (parse_enum(root, where, "managed", yes_no_names,
+                 G_N_ELEMENTS(yes_no_names), &managed, error) < 0)
+    return NULL;
+  hostdev->managed = managed;
+
+  source = child_element(root, "source");
+  if (source == NULL) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "%s>: missing <source> naming the host device", where);
+    return NULL;
+  }
+
+  policy = get_attr(source, "startupPolicy");
+  if (policy != NULL) {
+    int value = HOSTDEV_STARTUP_DEFAULT;
+
+    if (!info->has_startup_policy) {
+      g_autofree char *shown = message_value(policy);
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                  "<source startupPolicy='%s'>: startupPolicy is only allowed "
+                  "for USB hostdevs, not type '%s'", shown, info->name);
+      return NULL;
+    }
+    if (parse_enum(source, "<source", "startupPolicy", startup_policy_names,
+                   G_N_ELEMENTS(startup_policy_names), &value, error) < 0)
+      return NULL;
+    hostdev->usb.startup_policy = value;
+  }
+
+  if (!info->parse_source(root, source, hostdev, error))
+    return NULL;
+
+  if (!parse_alias(root, mode, hostdev, error))
+    return NULL;
+
+  boot = child_element(root, "boot");
+  if (boot != NULL &&
+      parse_number(boot, "<boot", &rule_boot_order, TRUE,
+                   &hostdev->boot_order, error) < 0)
+    return NULL;
+
+  if (!parse_guest_address(root, info, hostdev, error))
+    return NULL;
+
+  return g_steal_pointer(&hostdev);
+}
+
+static Hostdev *
+parse_document(const char *xml, gsize length, ParseMode mode, GError **error)
+{
+  g_autoptr(xmlDoc) doc = read_document(xml, length, error);
+  xmlNode *root;
+
+  if (doc == NULL)
+    return NULL;
+
+  root = xmlDocGetRootElement(doc);
+  if (root == NULL) {
+    g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_XML,
+                        "the XML document has no element; expected <hostdev>");
+    return NULL;
+  }
+  if (!xmlStrEqual(root->name, BAD_CAST "hostdev")) {
+    g_autofree char *shown = message_value((const char *)root->name);
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_XML,
+                "expected <hostdev>, got <%s>", shown);
+    return NULL;
+  }
+  return parse_hostdev(root, mode, error);
+}
+
+Hostdev *
+hostdev_parse_xml(const char *xml, gsize length, GError **error)
+{
+  return parse_document(xml, length, PARSE_FROM_CLIENT, error);
+}
+
+Hostdev *
+hostdev_parse_live_xml(const char *xml, gsize length, GError **error)
+{
+  return parse_document(xml, length, PARSE_LIVE, error);
+}
+
+/* Order and layout follow libvirt's virDomainHostdevDefFormat: source
+ * (PCI: <driver> first), then <boot>, <alias>, guest <address>. */
+char *
+hostdev_format_xml(const Hostdev *hostdev)
+{
+  const HostdevTypeInfo *info = hostdev_type_info(hostdev->type);
+  GString *out;
+
+  g_return_val_if_fail(info != NULL, NULL);
+
+  out = g_string_new(NULL);
+  g_string_append_printf(out,
+                         "<hostdev mode='subsystem' type='%s' managed='%s'>\n",
+                         info->name, hostdev->managed ? "yes" : "no");
+  info->format_source(out, hostdev);
+  if (hostdev->boot_order > 0)
+    g_string_append_printf(out, "  <boot order='%u'/>\n", hostdev->boot_order);
+  if (hostdev->alias != NULL) {
+    g_autofree char *alias = g_markup_escape_text(hostdev->alias, -1);
+    g_string_append_printf(out, "  <alias name='%s'/>\n", alias);
+  }
+  info->format_guest_address(out, hostdev);
+  g_string_append(out, "</hostdev>\n");
+  return g_string_free(out, FALSE);
+}
+
+/* ------------------------------------------------------------------ */
+/* Matching and describing                                             */
+
+static gboolean
+pci_address_equal(const PciAddress *a, const PciAddress *b)
+{
+  return a->domain == b->domain && a->bus == b->bus &&
+         a->slot == b->slot && a->function == b->function;
+}
+
+gboolean
+hostdev_source_matches(const Hostdev *a, const Hostdev *b)
+{
+  if (a->type != b->type)
+    return FALSE;
+
+  switch (a->type) {
+  case HOSTDEV_TYPE_PCI:
+    return pci_address_equal(&a->pci_source, &b->pci_source);
+  case HOSTDEV_TYPE_USB:
+    if (a->usb.has_address)
+      return b->usb.has_address &&
+             a->usb.bus == b->usb.bus && a->usb.device == b->usb.device;
+    return a->usb.has_vendor_product && b->usb.has_vendor_product &&
+           a->usb.vendor == b->usb.vendor && a->usb.product == b->usb.product;
+  }
+  return FALSE;
+}
+
+char *
+hostdev_describe_source(const Hostdev *hostdev)
+{
+  switch (hostdev->type) {
+  case HOSTDEV_TYPE_PCI: {
+    g_autofree char *bdf = pci_address_format(&hostdev->pci_source);
+    return g_strdup_printf("PCI device %s", bdf);
+  }
+  case HOSTDEV_TYPE_USB:
+    if (hostdev->usb.has_vendor_product && hostdev->usb.has_address)
+      return g_strdup_printf("USB device %04x:%04x at bus %u device %u",
+                             hostdev->usb.vendor, hostdev->usb.product,
+                             hostdev->usb.bus, hostdev->usb.device);
+    if (hostdev->usb.has_vendor_product)
+      return g_strdup_printf("USB device %04x:%04x",
+                             hostdev->usb.vendor, hostdev->usb.product);
+    if (hostdev->usb.has_address)
+      return g_strdup_printf("USB device at bus %u device %u",
+                             hostdev->usb.bus, hostdev->usb.device);
+    return g_strdup("USB device (no source)");
+  }
+  return g_strdup("host device");
+}
+
+char *
+pci_address_format(const PciAddress *addr)
+{
+  return g_strdup_printf("%04x:%02x:%02x.%x",
+                         addr->domain, addr->bus, addr->slot, addr->function);
+}
+
+/* Return: whether @text is 1..@max_digits hex digits; the value in @out. */
+static gboolean
+parse_hex_field(const char *text, gsize max_digits, guint *out)
+{
+  gsize len = strlen(text);
+  guint value = 0;
+
+  if (len == 0 || len > max_digits)
+    return FALSE;
+  for (gsize i = 0; i < len; i++) {
+    if (!g_ascii_isxdigit(text[i]))
+      return FALSE;
+    value = value * 16 + (guint)g_ascii_xdigit_value(text[i]);
+  }
+  *out = value;
+  return TRUE;
+}
+
+gboolean
+pci_address_parse(const char *text, PciAddress *addr, GError **error)
+{
+  g_autofree char *shown = message_value(text ? text : "");
+  g_auto(GStrv) fields = NULL;
+  g_auto(GStrv) slot_function = NULL;
+  PciAddress parsed = { 0 };
+  const char *bus_text;
+  const char *slot_text;
+  guint n;
+
+  if (text == NULL)
+    goto bad;
+  fields = g_strsplit(text, ":", 0);
+  n = g_strv_length(fields);
+  if (n == 3) {
+    if (!parse_hex_field(fields[0], 4, &parsed.domain))
+      goto bad;
+    bus_text = fields[1];
+    slot_text = fields[2];
+  } else if (n == 2) {
+    bus_text = fields[0];
+    slot_text = fields[1];
+  } else {
+    goto bad;
+  }
+
+  slot_function = g_strsplit(slot_text, ".", 0);
+  if (g_strv_length(slot_function) != 2 ||
+      !parse_hex_field(bus_text, 2, &parsed.bus) ||
+      !parse_hex_field(slot_function[0], 2, &parsed.slot) ||
+      !parse_hex_field(slot_function[1], 1, &parsed.function))
+    goto bad;
+
+  if (parsed.slot > 0x1f) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "PCI address '%s': slot must be 0x00..0x1f", shown);
+    return FALSE;
+  }
+  if (parsed.function > 7) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "PCI address '%s': function must be 0..7", shown);
+    return FALSE;
+  }
+  *addr = parsed;
+  return TRUE;
+
+bad:
+  g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+              "'%s' is not a PCI address; expected DDDD:BB:SS.F in hex, "
+              "e.g. 0000:01:00.0", shown);
+  return FALSE;
+}

@@ -1,0 +1,60 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * hotplug.h - attach and detach of host devices in one VM: the workflow
+ * from a <hostdev> document to a device QEMU has realized, and back
+ */
+#pragma once
+
+#include <gio/gio.h>
+#include <json-glib/json-glib.h>
+#include "qmp-client.h"
+
+G_BEGIN_DECLS
+
+typedef struct _Hotplug Hotplug;
+
+/* HotplugEventFunc - a device came or went ("DEVICE_ATTACHED", "DEVICE_DETACHED"). */
+typedef void (*HotplugEventFunc)(const char *name, JsonObject *data, gpointer user_data);
+
+/* Default time detach waits for the guest to release a device, in ms. */
+#define HOTPLUG_DEFAULT_DETACH_WAIT_MS 5000
+/* Time QEMU gets for one device_add: a VFIO reset can take seconds. */
+#define HOTPLUG_DEVICE_ADD_TIMEOUT_MS 30000
+
+/* hotplug_new() - manage the devices of the VM behind @qmp. */
+Hotplug *hotplug_new(QmpClient *qmp, HotplugEventFunc emit, gpointer user_data);
+void hotplug_free(Hotplug *hotplug);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(Hotplug, hotplug_free)
+
+/**
+ * hotplug_attach_async() - attach the device a <hostdev> document names
+ * @dry_run: do every read-only step and return the QMP commands instead
+ * Operations run one at a time, in the order they were asked for.  On any
+ * failure every finished step is undone.
+ */
+void hotplug_attach_async(Hotplug *hotplug, const char *xml, gboolean dry_run,
+                          GAsyncReadyCallback callback, gpointer user_data);
+/* Return: (transfer full): {"alias", "xml"} (or {"commands"} for a dry run), or NULL with @error. */
+JsonNode *hotplug_attach_finish(Hotplug *hotplug, GAsyncResult *result, GError **error);
+
+/**
+ * hotplug_detach_async() - detach a device, by @xml source match or by @alias
+ * @wait_ms: how long to wait for the guest to release it; past that the
+ *   reply says the unplug is pending and the release finishes when QEMU
+ *   reports DEVICE_DELETED
+ */
+void hotplug_detach_async(Hotplug *hotplug, const char *xml, const char *alias,
+                          guint wait_ms, GAsyncReadyCallback callback, gpointer user_data);
+/* Return: (transfer full): {"alias", "status": "detached"|"pending"}, or NULL with @error. */
+JsonNode *hotplug_detach_finish(Hotplug *hotplug, GAsyncResult *result, GError **error);
+
+/* Return: (transfer full): [{"alias", "type", "source", "state", "xml"}, ...]. */
+JsonNode *hotplug_list(Hotplug *hotplug);
+
+/* Return: (transfer full): the live XML of every device, inside <devices>. */
+char *hotplug_dumpxml(Hotplug *hotplug);
+
+/* hotplug_release_all() - QEMU is gone: give every device back to the host. */
+void hotplug_release_all(Hotplug *hotplug);
+
+G_END_DECLS

@@ -1,0 +1,51 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * vm-devices.h - the host devices hostdevd has placed in its VM
+ */
+#pragma once
+
+#include "hostdev.h"
+
+G_BEGIN_DECLS
+
+typedef enum {
+  VM_DEVICE_ATTACHED,
+  VM_DEVICE_DETACHING,   /* device_del sent, the guest has not released it yet */
+} VmDeviceState;
+
+typedef struct {
+  Hostdev *hostdev;      /* the live definition: alias and guest address filled in */
+  VmDeviceState state;
+  gboolean detach_waiting; /* a detach request is waiting for DEVICE_DELETED */
+} VmDevice;
+
+typedef struct _VmDevices VmDevices;
+
+VmDevices *vm_devices_new(void);
+void vm_devices_free(VmDevices *devices);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VmDevices, vm_devices_free)
+
+/* vm_devices_add() - record @hostdev (transfer full) as attached. Return: its entry. */
+VmDevice *vm_devices_add(VmDevices *devices, Hostdev *hostdev);
+
+/* vm_devices_remove() - forget @device; it is freed. */
+void vm_devices_remove(VmDevices *devices, VmDevice *device);
+
+/* Return: (transfer none) (element-type VmDevice): in attach order. */
+GPtrArray *vm_devices_get_all(VmDevices *devices);
+
+/* Return: (nullable): the device with QEMU id / alias @alias. */
+VmDevice *vm_devices_find_alias(VmDevices *devices, const char *alias);
+
+/* Return: (nullable): the device whose host source @hostdev names. */
+VmDevice *vm_devices_find_source(VmDevices *devices, const Hostdev *hostdev);
+
+/**
+ * vm_devices_next_alias() - the alias libvirt would give the next hostdev
+ * @qemu_ids: (nullable): ids QEMU already uses, so devices that hostdevd did
+ *   not add are never shadowed
+ * Return: (transfer full): "hostdevN", N one more than the highest in use.
+ */
+char *vm_devices_next_alias(VmDevices *devices, const char *const *qemu_ids);
+
+G_END_DECLS

@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * qmp-client.h - asynchronous QMP client on the GLib main loop
+ *
+ * Knows the QEMU Machine Protocol and nothing about devices: it connects to
+ * a QMP Unix socket, reads the greeting, negotiates capabilities, sends
+ * commands correlated by "id", and delivers events in the order QEMU sent
+ * them, interleaved with replies.  Every command has a timeout and every
+ * incoming message a size bound.
+ */
+#pragma once
+
+#include <gio/gio.h>
+#include <json-glib/json-glib.h>
+#include <sys/types.h>
+
+G_BEGIN_DECLS
+
+#define QMP_ERROR (qmp_error_quark())
+GQuark qmp_error_quark(void);
+
+/**
+ * QmpError:
+ * @QMP_ERROR_COMMAND: QEMU answered with {"error": ...} of a class not
+ *   listed below; the message is QEMU's "desc".
+ * @QMP_ERROR_DEVICE_NOT_FOUND: QEMU's class DeviceNotFound.
+ * @QMP_ERROR_COMMAND_NOT_FOUND: QEMU's class CommandNotFound.
+ * @QMP_ERROR_TIMEOUT: no reply (or event) within the timeout.
+ * @QMP_ERROR_DISCONNECTED: the connection is closed (EOF, or closed by us).
+ * @QMP_ERROR_PROTOCOL: QEMU sent something that is not QMP (garbage,
+ *   oversized message, wrong greeting).
+ * @QMP_ERROR_CONNECT: the socket could not be reached in time.
+ */
+typedef enum {
+  QMP_ERROR_COMMAND,
+  QMP_ERROR_DEVICE_NOT_FOUND,
+  QMP_ERROR_COMMAND_NOT_FOUND,
+  QMP_ERROR_TIMEOUT,
+  QMP_ERROR_DISCONNECTED,
+  QMP_ERROR_PROTOCOL,
+  QMP_ERROR_CONNECT,
+} QmpError;
+
+/* Default bound on one incoming message (bytes, without the newline). */
+#define QMP_DEFAULT_MAX_MESSAGE (1024 * 1024)
+/* Default timeout of one command, in milliseconds. */
+#define QMP_DEFAULT_TIMEOUT_MS 10000
+
+#define QMP_TYPE_CLIENT (qmp_client_get_type())
+G_DECLARE_FINAL_TYPE(QmpClient, qmp_client, QMP, CLIENT, GObject)
+
+/*
+ * The client lives in the thread-default main context of the thread that
+ * creates it; all callbacks and signals run there.
+ *
+ * Signals:
+ *  "event"  (QmpClient *, const char *name, JsonObject *data,
+ *            gint64 timestamp_us, gpointer user_data)
+ *     one per QMP event, in arrival order, after the wait_event waiters it
+ *     satisfies; @data is never NULL (an empty object when QEMU sent none);
+ *     @timestamp_us is QEMU's timestamp (0 when QEMU sent none).
+ *  "closed" (QmpClient *, const GError *reason, gpointer user_data)
+ *     emitted once, when the connection ends for any reason (EOF, protocol
+ *     error, qmp_client_close()); every pending command and waiter has been
+ *     failed with QMP_ERROR_DISCONNECTED before it (their callbacks may run
+ *     later in the main loop).  Not emitted when the last reference is
+ *     dropped while open: that closes the connection silently.
+ */
+
+/**
+ * qmp_client_connect_async() - connect to a QMP socket and negotiate
+ * @path: the QMP Unix socket
+ * @wait_ms: how long to keep retrying while the socket does not exist or
+ *   refuses connections (QEMU still starting); 0 tries once
+ * Reads the greeting and sends qmp_capabilities before completing.
+ */
+void qmp_client_connect_async(const char *path, guint wait_ms,
+                              GCancellable *cancellable,
+                              GAsyncReadyCallback callback, gpointer user_data);
+/* Return: the negotiated client, or NULL with @error set. */
+QmpClient *qmp_client_connect_finish(GAsyncResult *result, GError **error);
+
+/**
+ * qmp_client_new_for_connection() - wrap an already connected socket
+ * @connection: a connected socket connection (tests use a socketpair)
+ * The client does not read until qmp_client_handshake_async() is called.
+ */
+QmpClient *qmp_client_new_for_connection(GSocketConnection *connection);
+
+/*
+ * qmp_client_handshake_async() - read the greeting and send qmp_capabilities
+ * Bounded by QMP_DEFAULT_TIMEOUT_MS.  On failure the client is closed.
+ */
+void qmp_client_handshake_async(QmpClient *self, GCancellable *cancellable,
+                                GAsyncReadyCallback callback, gpointer user_data);
+/* Return: TRUE once negotiated. */
+gboolean qmp_client_handshake_finish(QmpClient *self, GAsyncResult *result,
+                                     GError **error);
+
+/**
+ * qmp_client_execute_async() - send one command
+ * @command: e.g. "device_add"
+ * @arguments: (nullable) (transfer none): the "arguments" object
+ * @fd: a file descriptor to pass with the command over SCM_RIGHTS (as
+ *   QEMU's add-fd/getfd expect), or -1; the client dup()s it
+ * @timeout_ms: 0 for QMP_DEFAULT_TIMEOUT_MS
+ * Commands may be issued while others are outstanding; replies are
+ * matched by "id".  Commands issued during the handshake are held back
+ * until it succeeds.  A command that times out or is cancelled before any
+ * of it was written is not sent at all; a late reply is dropped.
+ */
+void qmp_client_execute_async(QmpClient *self, const char *command,
+                              JsonObject *arguments, int fd, guint timeout_ms,
+                              GCancellable *cancellable,
+                              GAsyncReadyCallback callback, gpointer user_data);
+/* Return: (transfer full): the "return" value, or NULL with @error set. */
+JsonNode *qmp_client_execute_finish(QmpClient *self, GAsyncResult *result,
+                                    GError **error);
+
+/**
+ * qmp_client_wait_event_async() - wait for one event
+ * @name: event name, e.g. "DEVICE_DELETED"
+ * @key: (nullable): a member of the event's data that must be the string
+ *   @value (e.g. "device" and "hostdev0"); NULL matches any event of that
+ *   name
+ * @timeout_ms: 0 waits until the connection closes
+ * The waiter is armed before this function returns, so an event caused by
+ * a command sent afterwards is never missed.
+ */
+void qmp_client_wait_event_async(QmpClient *self, const char *name,
+                                 const char *key, const char *value,
+                                 guint timeout_ms, GCancellable *cancellable,
+                                 GAsyncReadyCallback callback, gpointer user_data);
+/* Return: (transfer full): the event's data, or NULL with @error set. */
+JsonObject *qmp_client_wait_event_finish(QmpClient *self, GAsyncResult *result,
+                                         GError **error);
+
+/* qmp_client_close() - end the connection; pending commands fail, "closed" is emitted. */
+void qmp_client_close(QmpClient *self);
+
+/* Return: whether the connection is still open. */
+gboolean qmp_client_is_connected(QmpClient *self);
+
+/* Return: QEMU's version string from the greeting ("7.2.22"), or NULL before it. */
+const char *qmp_client_get_qemu_version(QmpClient *self);
+
+/* Return: the peer's process id from SO_PEERCRED, or 0 if unknown. */
+pid_t qmp_client_get_peer_pid(QmpClient *self);
+/* Return: the peer's user id from SO_PEERCRED, or (uid_t)-1 if unknown. */
+uid_t qmp_client_get_peer_uid(QmpClient *self);
+
+/* qmp_client_set_max_message() - bound on one incoming message in bytes (0: the default). */
+void qmp_client_set_max_message(QmpClient *self, gsize max_bytes);
+
+G_END_DECLS

@@ -1,0 +1,312 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Test harness: a real QEMU, a real hostdevd, and hostdevctl driven as a user would.
+
+Every process started here is tracked by PID and stopped in tearDown, also
+when a test fails.  QEMU gets two QMP sockets: one for hostdevd and one for
+the test itself, so outcomes are checked independently of hostdevd.
+"""
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import unittest
+
+HOSTDEVD = os.environ.get("HOSTDEVD", "hostdevd")
+HOSTDEVCTL = os.environ.get("HOSTDEVCTL", "hostdevctl")
+QEMU = os.environ.get("QEMU", "qemu-system-x86_64")
+FIXTURES = os.environ.get("HOSTDEVD_FIXTURES",
+                          os.path.join(os.path.dirname(__file__), "..", "fixtures"))
+SANDBOX = os.environ.get("HOSTDEVD_TEST_SANDBOX", "off")
+
+
+def wait_for(predicate, timeout, what):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
+
+
+class Qmp:
+    """The test's own QMP connection: synchronous, events kept in a list."""
+
+    def __init__(self, path, timeout=30):
+        wait_for(lambda: os.path.exists(path), timeout, f"QMP socket {path}")
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.file = self.sock.makefile("rwb")
+        self.events = []
+        greeting = self._read()
+        assert "QMP" in greeting, greeting
+        self.command("qmp_capabilities")
+
+    def _read(self):
+        line = self.file.readline()
+        if not line:
+            raise EOFError("QEMU closed the test's QMP connection")
+        return json.loads(line)
+
+    def command(self, name, **arguments):
+        message = {"execute": name}
+        if arguments:
+            message["arguments"] = arguments
+        self.file.write(json.dumps(message).encode() + b"\n")
+        self.file.flush()
+        while True:
+            reply = self._read()
+            if "event" in reply:
+                self.events.append(reply)
+                continue
+            return reply
+
+    def ok(self, name, **arguments):
+        reply = self.command(name, **arguments)
+        if "error" in reply:
+            raise AssertionError(f"QMP {name} failed: {reply['error']}")
+        return reply["return"]
+
+    def peripherals(self):
+        """{id: qom type} of QEMU's user-created devices."""
+        return {e["name"]: e["type"] for e in self.ok("qom-list", path="/machine/peripheral")
+                if e["type"].startswith("child<")}
+
+    def wait_event(self, name, timeout=10, **match):
+        deadline = time.monotonic() + timeout
+        while True:
+            for event in self.events:
+                if event["event"] == name and all(event.get("data", {}).get(k) == v
+                                                  for k, v in match.items()):
+                    self.events.remove(event)
+                    return event
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise TimeoutError(f"no {name} {match} within {timeout}s")
+            self.sock.settimeout(remaining)
+            try:
+                self.events.append(self._read())
+            except socket.timeout:
+                pass
+            finally:
+                self.sock.settimeout(30)
+
+    def close(self):
+        try:
+            self.file.close()
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class ControlClient:
+    """A raw client of hostdevd's control socket, for what hostdevctl cannot send."""
+
+    def __init__(self, path, timeout=30):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(timeout)
+        self.sock.connect(path)
+        self.file = self.sock.makefile("rwb")
+        self.greeting = self.read()
+
+    def read(self):
+        line = self.file.readline()
+        if not line:
+            raise EOFError("hostdevd closed the control connection")
+        return json.loads(line)
+
+    def send_raw(self, data):
+        self.file.write(data)
+        self.file.flush()
+
+    def reply(self):
+        while True:
+            message = self.read()
+            if "event" not in message:
+                return message
+
+    def execute(self, command, arguments=None, id=1):
+        message = {"execute": command, "id": id}
+        if arguments is not None:
+            message["arguments"] = arguments
+        self.send_raw(json.dumps(message).encode() + b"\n")
+        return self.reply()
+
+    def close(self):
+        try:
+            self.file.close()
+            self.sock.close()
+        except OSError:
+            pass
+
+
+class HostdevdTestCase(unittest.TestCase):
+    """Starts QEMU (paused, TCG, q35 with xHCI and spare root ports) and hostdevd."""
+
+    vm = "testvm"
+    host_root = None       # a fixture tree for --host-root, or None for the real host
+    qemu_extra = []
+
+    def setUp(self):
+        self.tmp = tempfile.mkdtemp(prefix="hostdevd-test-")
+        self.processes = []
+        self.addCleanup(self._cleanup)
+        self.qemu = self.start_qemu()
+        self.qmp = Qmp(self.qmp_test_path)
+        self.addCleanup(self.qmp.close)
+        self.daemon = self.start_hostdevd()
+
+    # -- processes --------------------------------------------------------
+
+    def spawn(self, argv, **kwargs):
+        process = subprocess.Popen(argv, **kwargs)
+        self.processes.append(process)
+        return process
+
+    def _cleanup(self):
+        for process in reversed(self.processes):
+            if process.poll() is None:
+                process.terminate()
+                try:
+                    process.wait(timeout=10)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+        for name in ("hostdevd.log", "qemu.log"):
+            path = os.path.join(self.tmp, name)
+            if os.path.exists(path) and os.environ.get("HOSTDEVD_TEST_VERBOSE"):
+                sys.stderr.write(f"--- {name}\n{open(path).read()}\n")
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def start_qemu(self):
+        self.qmp_path = os.path.join(self.tmp, "qmp-hostdevd.sock")
+        self.qmp_test_path = os.path.join(self.tmp, "qmp-test.sock")
+        argv = [QEMU, "-machine", "q35,accel=tcg", "-m", "128", "-nodefaults",
+                "-display", "none", "-S",
+                "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
+                "-qmp", f"unix:{self.qmp_test_path},server=on,wait=off",
+                "-device", "qemu-xhci,id=usb"]
+        for index in range(1, 5):
+            argv += ["-device", f"pcie-root-port,id=pci.{index},chassis={index}"]
+        argv += self.qemu_extra
+        log = open(os.path.join(self.tmp, "qemu.log"), "wb")
+        return self.spawn(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+
+    def start_hostdevd(self, extra=(), wait=True):
+        self.socket_path = os.path.join(self.tmp, f"{self.vm}.sock")
+        argv = [HOSTDEVD, "--vm", self.vm, "--qmp", self.qmp_path,
+                "--socket", self.socket_path, "--state-dir", os.path.join(self.tmp, "state"),
+                "--sandbox", SANDBOX, "--qmp-wait", "20"]
+        if self.host_root:
+            argv += ["--host-root", self.host_root]
+        argv += list(extra)
+        self.daemon_log = os.path.join(self.tmp, "hostdevd.log")
+        log = open(self.daemon_log, "ab")
+        env = dict(os.environ, HOSTDEVD_RUNTIME_DIR=self.tmp)
+        process = self.spawn(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
+        if wait:
+            wait_for(lambda: os.path.exists(self.socket_path) or process.poll() is not None,
+                     30, "hostdevd's control socket")
+            self.assertIsNone(process.poll(), f"hostdevd exited early:\n{self.log()}")
+        return process
+
+    def log(self):
+        with open(self.daemon_log, errors="replace") as f:
+            return f.read()
+
+    # -- driving hostdevd -------------------------------------------------
+
+    def ctl(self, *args, input=None, check=None, timeout=120):
+        """Run hostdevctl; check=True/False asserts success/failure."""
+        env = dict(os.environ, HOSTDEVD_RUNTIME_DIR=self.tmp)
+        result = subprocess.run([HOSTDEVCTL, *args], input=input, capture_output=True,
+                                text=True, timeout=timeout, env=env)
+        if check is True:
+            self.assertEqual(result.returncode, 0,
+                             f"hostdevctl {args} failed: {result.stderr}\n{self.log()}")
+        elif check is False:
+            self.assertNotEqual(result.returncode, 0, f"hostdevctl {args} succeeded: {result.stdout}")
+        return result
+
+    def write_xml(self, name, text):
+        path = os.path.join(self.tmp, name)
+        with open(path, "w") as f:
+            f.write(text)
+        return path
+
+    def control(self):
+        client = ControlClient(self.socket_path)
+        self.addCleanup(client.close)
+        return client
+
+
+def extract_fixture(destination):
+    """The real sysfs snapshot of a Linux 6.1 guest with an emulated IOMMU."""
+    with tarfile.open(os.path.join(FIXTURES, "sysfs-linux-6.1-q35-viommu.tar.gz")) as tar:
+        tar.extractall(destination)
+    os.makedirs(os.path.join(destination, "dev", "vfio"), exist_ok=True)
+    open(os.path.join(destination, "dev", "vfio", "12"), "w").close()
+    return destination
+
+
+class TapResult(unittest.TestResult):
+    """unittest results as TAP, which meson reads."""
+
+    def __init__(self):
+        super().__init__()
+        self.number = 0
+
+    def _line(self, ok, test, note=""):
+        self.number += 1
+        print(f"{'ok' if ok else 'not ok'} {self.number} - {test.id().split('.', 1)[-1]}{note}",
+              flush=True)
+
+    def addSuccess(self, test):
+        super().addSuccess(test)
+        self._line(True, test)
+
+    def addFailure(self, test, err):
+        super().addFailure(test, err)
+        self._line(False, test)
+        self._diag(self.failures[-1][1])
+
+    def addError(self, test, err):
+        super().addError(test, err)
+        self._line(False, test)
+        self._diag(self.errors[-1][1])
+
+    def addSkip(self, test, reason):
+        super().addSkip(test, reason)
+        self._line(True, test, f" # SKIP {reason}")
+
+    @staticmethod
+    def _diag(text):
+        for line in text.splitlines():
+            print(f"# {line}", flush=True)
+
+
+def main():
+    loader = unittest.TestLoader()
+    suite = loader.loadTestsFromModule(sys.modules["__main__"])
+    if len(sys.argv) > 1:
+        suite = unittest.TestSuite(t for t in _flatten(suite)
+                                   if any(name in t.id() for name in sys.argv[1:]))
+    print(f"1..{suite.countTestCases()}", flush=True)
+    result = TapResult()
+    suite.run(result)
+    sys.exit(0 if result.wasSuccessful() else 1)
+
+
+def _flatten(suite):
+    for item in suite:
+        if isinstance(item, unittest.TestSuite):
+            yield from _flatten(item)
+        else:
+            yield item

@@ -1,0 +1,193 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""USB hot-plug end to end: real QEMU, real hostdevd, hostdevctl as a user runs it."""
+import json
+import os
+import signal
+import subprocess
+import time
+
+from harness import HostdevdTestCase, extract_fixture, main, wait_for
+
+# A device no host has: with startupPolicy='optional' QEMU waits for it to appear.
+OPTIONAL_USB = """<hostdev mode='subsystem' type='usb' managed='yes'>
+  <source startupPolicy='optional'>
+    <vendor id='0x1d6b'/>
+    <product id='0x0104'/>
+  </source>
+</hostdev>
+"""
+
+
+class UsbHotplug(HostdevdTestCase):
+
+    def test_attach_and_detach_checked_through_qemu(self):
+        before = self.qmp.peripherals()
+        path = self.write_xml("usb.xml", OPTIONAL_USB)
+
+        attached = self.ctl("attach-device", self.vm, path, check=True)
+        self.assertIn("Device attached successfully as hostdev0", attached.stdout)
+
+        # QEMU itself, through the test's own monitor, has the device
+        devices = self.qmp.peripherals()
+        self.assertEqual(devices.get("hostdev0"), "child<usb-host>")
+        self.assertEqual(set(devices) - set(before), {"hostdev0"})
+        self.assertEqual(self.qmp.ok("qom-get", path="/machine/peripheral/hostdev0",
+                                     property="vendorid"), 0x1d6b)
+        self.assertEqual(self.qmp.ok("qom-get", path="/machine/peripheral/hostdev0",
+                                     property="productid"), 0x0104)
+
+        # the live XML carries the alias and the guest address QEMU chose
+        dumpxml = self.ctl("dumpxml", self.vm, check=True).stdout
+        self.assertIn("<alias name='hostdev0'/>", dumpxml)
+        self.assertIn("<address type='usb' bus='0' port='1'/>", dumpxml)
+        self.assertIn("<vendor id='0x1d6b'/>", dumpxml)
+
+        detached = self.ctl("detach-device", self.vm, path, check=True)
+        self.assertIn("Device detached successfully", detached.stdout)
+        self.qmp.wait_event("DEVICE_DELETED", device="hostdev0")
+        self.assertEqual(self.qmp.peripherals(), before)
+        self.assertNotIn("hostdev0", self.ctl("list", self.vm, check=True).stdout)
+
+    def test_json_output_and_stdin(self):
+        result = self.ctl("--json", "attach-device", self.vm, "-", input=OPTIONAL_USB, check=True)
+        reply = json.loads(result.stdout)
+        self.assertEqual(reply["id"], 1)
+        self.assertEqual(reply["return"]["alias"], "hostdev0")
+        self.assertIn("<alias name='hostdev0'/>", reply["return"]["xml"])
+
+        listing = json.loads(self.ctl("--json", "list", self.vm, check=True).stdout)["return"]
+        self.assertEqual([(d["alias"], d["type"], d["state"]) for d in listing],
+                         [("hostdev0", "usb", "attached")])
+
+        reply = json.loads(self.ctl("--json", "detach-device-alias", self.vm, "hostdev0",
+                                    check=True).stdout)
+        self.assertEqual(reply["return"], {"alias": "hostdev0", "status": "detached"})
+        self.assertNotIn("hostdev0", self.qmp.peripherals())
+
+    def test_user_alias_and_guest_port(self):
+        xml = OPTIONAL_USB.replace("</source>", """</source>
+  <alias name='ua-token'/>
+  <address type='usb' bus='0' port='3'/>""")
+        self.ctl("attach-device", self.vm, self.write_xml("ua.xml", xml), check=True)
+        self.assertIn("ua-token", self.qmp.peripherals())
+        self.assertEqual(self.qmp.ok("qom-get", path="/machine/peripheral/ua-token",
+                                     property="port"), "3")
+        usb = self.qmp.ok("x-query-usb")["human-readable-text"]
+        self.assertRegex(usb, r"Port 3, .*ID: ua-token")
+        self.assertIn("<address type='usb' bus='0' port='3'/>", self.ctl("dumpxml", self.vm).stdout)
+        self.ctl("detach-device-alias", self.vm, "ua-token", check=True)
+        self.assertNotIn("ua-token", self.qmp.peripherals())
+
+    def test_aliases_follow_libvirt_and_skip_qemu_ids(self):
+        # a device hostdevd did not add already uses hostdev3
+        self.qmp.ok("device_add", driver="usb-host", vendorid=1, productid=1, id="hostdev3")
+        path = self.write_xml("usb.xml", OPTIONAL_USB)
+        self.assertIn("as hostdev4", self.ctl("attach-device", self.vm, path, check=True).stdout)
+
+    def test_same_device_twice_is_busy(self):
+        path = self.write_xml("usb.xml", OPTIONAL_USB)
+        self.ctl("attach-device", self.vm, path, check=True)
+        before = self.qmp.peripherals()
+        second = self.ctl("attach-device", self.vm, path, check=False)
+        self.assertIn("already attached to this VM as hostdev0", second.stderr)
+        self.assertEqual(self.qmp.peripherals(), before)
+
+    def test_dry_run_prints_qmp_and_changes_nothing(self):
+        before = self.qmp.peripherals()
+        result = self.ctl("attach-device", self.vm, self.write_xml("u.xml", OPTIONAL_USB),
+                          "--dry-run", check=True)
+        command = json.loads(result.stdout.strip())
+        self.assertEqual(command, {"execute": "device_add", "arguments": {
+            "driver": "usb-host", "vendorid": 0x1d6b, "productid": 0x0104, "id": "hostdev0"}})
+        self.assertEqual(self.qmp.peripherals(), before)
+        self.assertEqual(json.loads(self.ctl("--json", "list", self.vm).stdout)["return"], [])
+
+    def test_events(self):
+        watcher = self.spawn(
+            ["env", f"HOSTDEVD_RUNTIME_DIR={self.tmp}", os.environ.get("HOSTDEVCTL", "hostdevctl"),
+             "events", self.vm, "--loop", "--timeout", "20"],
+            stdout=subprocess.PIPE, text=True)
+        time.sleep(0.5)   # let the watcher connect before the first event
+        path = self.write_xml("usb.xml", OPTIONAL_USB)
+        self.ctl("attach-device", self.vm, path, check=True)
+        self.ctl("detach-device", self.vm, path, check=True)
+        first = watcher.stdout.readline()
+        second = watcher.stdout.readline()
+        watcher.terminate()
+        self.assertEqual(first.strip(),
+                         "event 'DEVICE_ATTACHED' for VM 'testvm': hostdev0 (USB device 1d6b:0104)")
+        self.assertTrue(second.startswith("event 'DEVICE_DETACHED' for VM 'testvm': hostdev0"),
+                        second)
+
+    def test_device_removed_behind_hostdevds_back(self):
+        path = self.write_xml("usb.xml", OPTIONAL_USB)
+        self.ctl("attach-device", self.vm, path, check=True)
+        self.qmp.ok("device_del", id="hostdev0")
+        self.qmp.wait_event("DEVICE_DELETED", device="hostdev0")
+        wait_for(lambda: "hostdev0" not in self.ctl("list", self.vm).stdout, 10,
+                 "hostdevd to notice the unplug")
+
+    def test_qemu_exit_releases_and_exits_zero(self):
+        self.ctl("attach-device", self.vm, self.write_xml("usb.xml", OPTIONAL_USB), check=True)
+        self.qmp.command("quit")
+        self.assertEqual(self.daemon.wait(timeout=20), 0, self.log())
+        self.assertIn("hostdev0 (USB device 1d6b:0104) released: QEMU exited", self.log())
+        self.assertFalse(os.path.exists(self.socket_path), "control socket left behind")
+
+    def test_socket_mode_and_version(self):
+        self.assertEqual(os.stat(self.socket_path).st_mode & 0o777, 0o660)
+        version = self.ctl("version", self.vm, check=True).stdout
+        self.assertIn("QEMU 7.", version)
+        self.assertEqual(self.control().greeting,
+                         {"hostdevd": {"version": version.split()[1], "vm": "testvm"}})
+
+    def test_second_hostdevd_on_same_socket_refused(self):
+        other = subprocess.run(
+            [os.environ.get("HOSTDEVD", "hostdevd"), "--vm", self.vm, "--qmp", self.qmp_path,
+             "--socket", self.socket_path, "--sandbox", "off", "--qmp-wait", "5"],
+            capture_output=True, text=True, timeout=30)
+        self.assertNotEqual(other.returncode, 0)
+        self.assertIn("another hostdevd already serves", other.stderr)
+        self.ctl("list", self.vm, check=True)
+
+
+class UsbOnFixtureHost(HostdevdTestCase):
+    """hostdevd reading a real sysfs snapshot (a usb-kbd 0627:0001 at bus 1 device 2)."""
+
+    def setUp(self):
+        self.host_root = extract_fixture(os.path.join(self._tmp_root(), "root"))
+        super().setUp()
+
+    def _tmp_root(self):
+        import tempfile
+        root = tempfile.mkdtemp(prefix="hostdevd-root-")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", root]))
+        return root
+
+    def test_vendor_product_resolves_to_bus_and_device(self):
+        xml = """<hostdev mode='subsystem' type='usb'>
+  <source><vendor id='0x0627'/><product id='0x0001'/></source>
+</hostdev>"""
+        result = self.ctl("attach-device", self.vm, self.write_xml("kbd.xml", xml), "--dry-run",
+                          check=True)
+        command = json.loads(result.stdout)
+        self.assertEqual(command["arguments"]["hostdevice"], "/dev/bus/usb/001/002")
+
+    def test_qemu_failure_changes_nothing(self):
+        # resolved in the fixture, but this host has no /dev/bus/usb/001/002: QEMU refuses
+        xml = """<hostdev mode='subsystem' type='usb'>
+  <source><address bus='1' device='2'/></source>
+</hostdev>"""
+        before = self.qmp.peripherals()
+        result = self.ctl("--json", "attach-device", self.vm, self.write_xml("k.xml", xml),
+                          check=False)
+        error = json.loads(result.stdout)["error"]
+        self.assertEqual(error["class"], "QemuError")
+        self.assertIn("QEMU could not add usb-host for USB device at bus 1 device 2", error["desc"])
+        self.assertEqual(self.qmp.peripherals(), before)
+        self.assertEqual(json.loads(self.ctl("--json", "list", self.vm).stdout)["return"], [])
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,40 @@
+#!/bin/sh
+# The whole test suite, as CI runs it: install what is missing, build twice
+# (plain, and with AddressSanitizer + UndefinedBehaviorSanitizer), run every
+# suite in both builds.  Extra arguments go to `meson test` (e.g. --suite unit).
+set -eu
+cd "$(dirname "$0")/.."
+sh contrib/install-deps.sh
+
+status=0
+for build in build build-asan; do
+  if [ ! -f "$build/build.ninja" ]; then
+    if [ "$build" = build-asan ]; then
+      meson setup "$build" -Db_sanitize=address,undefined -Db_lundef=false
+    else
+      meson setup "$build"
+    fi
+  fi
+  ninja -C "$build"
+  meson test -C "$build" --print-errorlogs --num-processes 2 "$@" || status=1
+done
+
+# One line CI can read: TAP subtests counted one by one, other tests as one each.
+python3 - build/meson-logs/testlog.json build-asan/meson-logs/testlog.json <<'PY'
+import json, re, sys
+counts = {"passed": 0, "failed": 0, "skipped": 0}
+for path in sys.argv[1:]:
+    with open(path) as log:
+        for line in log:
+            test = json.loads(line)
+            subtests = re.findall(r"^(ok|not ok)\b.*?(# SKIP.*)?$", test.get("stdout") or "", re.M)
+            if not subtests:
+                result = test["result"]
+                counts["passed" if result == "OK" else "skipped" if result == "SKIP" else "failed"] += 1
+            for verdict, skip in subtests:
+                counts["skipped" if skip else "passed" if verdict == "ok" else "failed"] += 1
+            if test["result"] not in ("OK", "SKIP") and all(v == "ok" for v, _ in subtests):
+                counts["failed"] += 1   # crashed or timed out around passing subtests
+print(f"hostdevd: {counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped")
+PY
+exit $status
