@@ -2,8 +2,10 @@
 #include "config.h"
 #include "control-proto.h"
 #include "hostdevd-error.h"
+#include "json-guard.h"
 #include "qmp-client.h"
 
+#include <math.h>
 #include <string.h>
 
 void
@@ -70,9 +72,33 @@ control_request_parse(const char *line, gsize length, JsonNode **id_out, GError 
     invalid(error, "request is %zu bytes, the limit is %d bytes", length, CONTROL_MAX_REQUEST);
     return NULL;
   }
+  /* json-glib recurses per nesting level: refuse deep nesting before it parses */
+  switch (json_guard_check(line, length, CONTROL_MAX_DEPTH)) {
+  case JSON_GUARD_OK:
+    break;
+  case JSON_GUARD_NUL:
+    invalid(error, "request contains a NUL byte; send one JSON object per line");
+    return NULL;
+  case JSON_GUARD_NOT_UTF8:
+    invalid(error, "request is not valid UTF-8; send one JSON object per line");
+    return NULL;
+  case JSON_GUARD_NOT_JSON:
+    invalid(error, "request is not valid JSON (a character outside strings is not part "
+            "of JSON); send one JSON object per line, e.g. {\"execute\": \"list-devices\"}");
+    return NULL;
+  case JSON_GUARD_TRAILING:
+    invalid(error, "request has more after the JSON object; send one JSON object per line");
+    return NULL;
+  case JSON_GUARD_TOO_DEEP:
+  default:
+    invalid(error, "request is nested deeper than %d levels", CONTROL_MAX_DEPTH);
+    return NULL;
+  }
   if (!json_parser_load_from_data(parser, line, (gssize)length, &parse_error)) {
+    /* json-glib quotes the offending bytes, which need not be UTF-8 */
+    g_autofree char *reason = g_utf8_make_valid(parse_error->message, -1);
     invalid(error, "request is not valid JSON (%s); send one JSON object per line, "
-            "e.g. {\"execute\": \"list-devices\"}", parse_error->message);
+            "e.g. {\"execute\": \"list-devices\"}", reason);
     return NULL;
   }
   JsonNode *root = json_parser_get_root(parser);
@@ -84,9 +110,21 @@ control_request_parse(const char *line, gsize length, JsonNode **id_out, GError 
     invalid(error, "request is nested deeper than %d levels", CONTROL_MAX_DEPTH);
     return NULL;
   }
+  /* an escaped lone surrogate decodes to bytes that are not UTF-8 */
+  if (!json_guard_strings_are_utf8(root)) {
+    invalid(error, "request has a string that is not valid UTF-8 (an unpaired "
+            "surrogate escape such as \\ud800)");
+    return NULL;
+  }
 
   JsonObject *object = json_node_get_object(root);
   JsonNode *id = json_object_get_member(object, "id");
+  /* json-glib reads 1e400 as infinity, which no JSON reply can carry back */
+  if (id && JSON_NODE_HOLDS_VALUE(id) && json_node_get_value_type(id) == G_TYPE_DOUBLE &&
+      !isfinite(json_node_get_double(id))) {
+    invalid(error, "\"id\" must be a finite number or a string");
+    return NULL;
+  }
   if (id && id_out) {
     if (JSON_NODE_HOLDS_VALUE(id) || JSON_NODE_HOLDS_NULL(id))
       *id_out = json_node_copy(id);

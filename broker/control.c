@@ -14,6 +14,19 @@
 /* A client that does not read its replies and events is dropped past this. */
 #define CLIENT_MAX_QUEUED (4 * 1024 * 1024)
 
+/*
+ * Bounds that keep one client from stalling the others or QEMU's events
+ * (all share one main loop).  Requests are rate-limited by a token bucket
+ * checked before anything is parsed; a client that keeps sending past it
+ * is dropped.  Connections are bounded in total and per uid.
+ */
+#define CLIENT_RATE_BURST 100          /* requests at once */
+#define CLIENT_RATE_PER_SECOND 50      /* sustained requests per second */
+#define CLIENT_MAX_REFUSED 1000        /* over-rate requests in a row before the drop */
+#define CLIENT_MAX_IN_FLIGHT 16        /* attach/detach requests still running per client */
+#define SERVER_MAX_CLIENTS 64
+#define SERVER_MAX_CLIENTS_PER_UID 16  /* root is not limited by this */
+
 typedef struct _ControlClient ControlClient;
 
 struct _ControlServer {
@@ -42,11 +55,16 @@ struct _ControlClient {
   GQueue outgoing;           /* GBytes */
   gsize queued_bytes;
   gboolean writing;
+  double tokens;             /* rate limit: requests it may send now */
+  gint64 tokens_updated;     /* g_get_monotonic_time() of the last refill */
+  guint refused_in_row;      /* requests refused by the rate limit since the last accepted */
+  guint in_flight;           /* attach/detach requests dispatched and not answered yet */
 };
 
 typedef struct {
   ControlClient *client;
   JsonNode *id;
+  gboolean counted;          /* in client->in_flight */
 } PendingRequest;
 
 static void client_disconnect(ControlClient *client);
@@ -146,6 +164,8 @@ on_request_done(GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr(GError) error = NULL;
   JsonNode *value = g_task_propagate_pointer(G_TASK(result), &error);
 
+  if (pending->counted)
+    pending->client->in_flight--;
   if (error)
     client_send(pending->client, control_format_error(error, pending->id));
   else
@@ -173,6 +193,43 @@ reply_error(ControlClient *client, JsonNode *id, int code, const char *format, .
   client_send(client, control_format_error(error, id));
 }
 
+/* client_take_token() - the rate limit. Return: FALSE when @client is over it. */
+static gboolean
+client_take_token(ControlClient *client)
+{
+  gint64 now = g_get_monotonic_time();
+  double elapsed = (double)(now - client->tokens_updated) / G_USEC_PER_SEC;
+  client->tokens = MIN((double)CLIENT_RATE_BURST,
+                       client->tokens + elapsed * CLIENT_RATE_PER_SECOND);
+  client->tokens_updated = now;
+  if (client->tokens < 1)
+    return FALSE;
+  client->tokens -= 1;
+  return TRUE;
+}
+
+/* refuse_connection() - answer a peer with one error line, then close. */
+static void
+refuse_connection(GSocketConnection *connection, const GError *refusal)
+{
+  g_autofree char *line = control_format_error(refusal, NULL);
+  g_autofree char *with_newline = g_strconcat(line, "\n", NULL);
+  /* A fresh socket's buffer takes one short line without blocking. */
+  g_socket_send(g_socket_connection_get_socket(connection), with_newline,
+                strlen(with_newline), NULL, NULL);
+  g_io_stream_close(G_IO_STREAM(connection), NULL, NULL);
+}
+
+/* Return: how many clients of @uid are connected. */
+static guint
+count_clients_of(ControlServer *server, uid_t uid)
+{
+  guint n = 0;
+  for (GList *l = server->clients; l; l = l->next)
+    n += ((ControlClient *)l->data)->uid == uid;
+  return n;
+}
+
 static gboolean
 on_line(const char *line, gsize length, gpointer user_data)
 {
@@ -189,6 +246,22 @@ on_line(const char *line, gsize length, gpointer user_data)
   }
   if (length == 0)
     return TRUE;
+  if (!client_take_token(client)) {
+    if (++client->refused_in_row >= CLIENT_MAX_REFUSED) {
+      g_message("dropping control client uid %u: %u requests over the rate limit",
+                client->uid, client->refused_in_row);
+      client_disconnect(client);
+      return FALSE;
+    }
+    /* answered unparsed, so without its id; a client that does not read
+     * these is dropped by the output bound */
+    reply_error(client, NULL, HOSTDEVD_ERROR_BUSY,
+                "too many requests: at most %d at once and %d per second; "
+                "this one was not run, retry later", CLIENT_RATE_BURST,
+                CLIENT_RATE_PER_SECOND);
+    return client->server != NULL;
+  }
+  client->refused_in_row = 0;
 
   g_autoptr(ControlRequest) request = control_request_parse(line, length, &id, &error);
   if (request == NULL) {
@@ -203,8 +276,19 @@ on_line(const char *line, gsize length, gpointer user_data)
     return client->server != NULL;
   }
 
+  /* reads answer at once; attach and detach queue work that takes seconds */
+  gboolean counted = !policy_command_is_read_only(request->command);
+  if (counted && client->in_flight >= CLIENT_MAX_IN_FLIGHT) {
+    reply_error(client, request->id, HOSTDEVD_ERROR_BUSY,
+                "%d requests of this client are still running; wait for their replies",
+                CLIENT_MAX_IN_FLIGHT);
+    return client->server != NULL;
+  }
+
+  client->in_flight += counted;
   PendingRequest *pending = g_new0(PendingRequest, 1);
   pending->client = client_ref(client);
+  pending->counted = counted;
   pending->id = request->id ? json_node_ref(request->id) : NULL;
   g_autoptr(GTask) task = g_task_new(NULL, NULL, on_request_done, pending);
   g_task_set_source_tag(task, on_line);
@@ -247,16 +331,26 @@ on_incoming(GSocketService *service, GSocketConnection *connection,
     g_autoptr(GError) refusal = g_error_new(HOSTDEVD_ERROR, HOSTDEVD_ERROR_POLICY_DENIED,
                                             "uid %u may not use the control socket of VM "
                                             "'%s' (%s)", uid, server->vm, rule);
-    g_autofree char *line = control_format_error(refusal, NULL);
-    g_autofree char *with_newline = g_strconcat(line, "\n", NULL);
-    /* A fresh socket's buffer takes one short line without blocking. */
-    g_socket_send(socket, with_newline, strlen(with_newline), NULL, NULL);
-    g_io_stream_close(G_IO_STREAM(connection), NULL, NULL);
+    refuse_connection(connection, refusal);
+    return TRUE;
+  }
+
+  guint n_clients = g_list_length(server->clients);
+  if (n_clients >= SERVER_MAX_CLIENTS ||
+      (uid != 0 && count_clients_of(server, uid) >= SERVER_MAX_CLIENTS_PER_UID)) {
+    g_message("control client uid %u refused: too many connections", uid);
+    g_autoptr(GError) busy = g_error_new(HOSTDEVD_ERROR, HOSTDEVD_ERROR_BUSY,
+                                         "too many connections to VM '%s' (at most %d, %d per "
+                                         "user); close some and retry", server->vm,
+                                         SERVER_MAX_CLIENTS, SERVER_MAX_CLIENTS_PER_UID);
+    refuse_connection(connection, busy);
     return TRUE;
   }
 
   ControlClient *client = g_new0(ControlClient, 1);
   client->refcount = 1;
+  client->tokens = CLIENT_RATE_BURST;
+  client->tokens_updated = g_get_monotonic_time();
   client->server = server;
   client->connection = g_object_ref(connection);
   client->uid = uid;

@@ -5,6 +5,8 @@
 #pragma once
 
 #include <glib.h>
+#include "guest-topology.h"
+#include "hostdev.h"
 
 G_BEGIN_DECLS
 
@@ -18,5 +20,28 @@ G_BEGIN_DECLS
  */
 gboolean guest_usb_address_from_query(const char *text, const char *id,
                                       guint *bus, char **port);
+
+/**
+ * guest_pci_place() - choose where a PCI device goes, as libvirt would
+ * @requested: (nullable): the guest address the XML asked for
+ * @placed: (out): the address to use; bus is the controller index
+ * @bus: (out) (transfer none): the bus to name in device_add
+ * A requested address is honoured or refused with the reason (unknown bus,
+ * not hot-pluggable, no such slot, occupied, function other than 0).
+ * Without one, the lowest-index free hot-pluggable slot is taken.
+ * Return: FALSE with a HOSTDEVD_ERROR when there is no place.
+ */
+gboolean guest_pci_place(const GuestTopology *topology, const PciAddress *requested,
+                         PciAddress *placed, const GuestPciBus **bus, GError **error);
+
+/**
+ * guest_zpci_assign() - zPCI uid and fid for a new device
+ * Explicit values must be unused in the VM; missing ones take the lowest
+ * free value (uid from 1, fid from 0).
+ * Return: FALSE with a Busy error naming the device that holds a value.
+ */
+gboolean guest_zpci_assign(const GuestTopology *topology, gboolean has_uid, guint uid,
+                           gboolean has_fid, guint fid, guint *uid_out, guint *fid_out,
+                           GError **error);
 
 G_END_DECLS

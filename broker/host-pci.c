@@ -16,6 +16,8 @@
 #include "host-root.h"
 #include "hostdevd-error.h"
 
+#include <string.h>
+
 /* The parser enforces these too; checked again because the address is
  * about to become a path. */
 static gboolean
@@ -32,13 +34,14 @@ check_address(const PciAddress *addr, GError **error)
   return TRUE;
 }
 
-/* Return: (transfer full): "pci_0000_01_00_0", libvirt's nodedev name. */
-static char *
-nodedev_name(const PciAddress *addr)
+char *
+pci_address_nodedev_name(const PciAddress *addr)
 {
   return g_strdup_printf("pci_%04x_%02x_%02x_%x",
                          addr->domain, addr->bus, addr->slot, addr->function);
 }
+
+#define nodedev_name pci_address_nodedev_name
 
 /* Return: (transfer full): the device's sysfs directory, or NULL with a
  * NotFound error when the host has no such device. */
@@ -158,11 +161,10 @@ set_not_vfio_error(const PciAddress *addr, const char *driver,
     g_strdup("");
 
   if (managed) {
-    /* The managed binding step arrives in a later milestone; until then
-     * say so instead of pretending. */
+    /* Reached only when the managed binding was skipped or undone. */
     g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
-                "PCI device %s %s, and managed binding to vfio-pci is not "
-                "available in this build; bind it by hand: "
+                "PCI device %s %s, although managed='yes' should have bound "
+                "it to vfio-pci; bind it by hand: "
                 "echo vfio-pci > /sys/bus/pci/devices/%s/driver_override;%s "
                 "echo %s > /sys/bus/pci/drivers_probe",
                 bdf, bound, bdf, unbind, bdf);
@@ -215,4 +217,357 @@ host_pci_check_assignable(const PciAddress *addr, gboolean managed,
     return FALSE;
   }
   return TRUE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Inventory                                                           */
+
+int
+pci_address_compare(const PciAddress *a, const PciAddress *b)
+{
+  if (a->domain != b->domain)
+    return a->domain < b->domain ? -1 : 1;
+  if (a->bus != b->bus)
+    return a->bus < b->bus ? -1 : 1;
+  if (a->slot != b->slot)
+    return a->slot < b->slot ? -1 : 1;
+  if (a->function != b->function)
+    return a->function < b->function ? -1 : 1;
+  return 0;
+}
+
+gboolean
+pci_address_parse_nodedev(const char *name, PciAddress *addr, GError **error)
+{
+  g_autofree char *text = NULL;
+  guint64 d, b, s, f;
+  g_auto(GStrv) fields = NULL;
+
+  if (name == NULL || !g_str_has_prefix(name, "pci_"))
+    return pci_address_parse(name, addr, error);
+
+  /* pci_DDDD_BB_SS_F, exactly as libvirt writes it */
+  fields = g_strsplit(name + 4, "_", -1);
+  if (g_strv_length(fields) != 4 || strlen(fields[0]) != 4 ||
+      strlen(fields[1]) != 2 || strlen(fields[2]) != 2 ||
+      strlen(fields[3]) != 1 ||
+      !g_ascii_string_to_unsigned(fields[0], 16, 0, 0xffff, &d, NULL) ||
+      !g_ascii_string_to_unsigned(fields[1], 16, 0, 0xff, &b, NULL) ||
+      !g_ascii_string_to_unsigned(fields[2], 16, 0, 0x1f, &s, NULL) ||
+      !g_ascii_string_to_unsigned(fields[3], 16, 0, 7, &f, NULL)) {
+    text = g_utf8_make_valid(name, (gssize)MIN(strlen(name), 64));
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "'%s' is not a PCI node device name: expected "
+                "pci_DDDD_BB_SS_F (hex; slot <= 1f, function <= 7), e.g. "
+                "pci_0000_01_00_0, or an address like 0000:01:00.0", text);
+    return FALSE;
+  }
+  addr->domain = (guint)d;
+  addr->bus = (guint)b;
+  addr->slot = (guint)s;
+  addr->function = (guint)f;
+  return TRUE;
+}
+
+void
+host_pci_device_free(HostPciDevice *device)
+{
+  if (device == NULL)
+    return;
+  g_free(device->name);
+  g_free(device->sysfs_path);
+  g_free(device->driver);
+  g_free(device->driver_override);
+  g_clear_pointer(&device->virtfns, g_array_unref);
+  g_clear_pointer(&device->net, g_ptr_array_unref);
+  g_free(device->max_link_speed);
+  g_free(device->cur_link_speed);
+  g_free(device);
+}
+
+/* Return: whether attribute @attr of device @bdf is a hex number ("0x8086")
+ * no larger than @max. */
+static gboolean
+read_hex_attr(const char *bdf, const char *attr, guint64 max, guint *out)
+{
+  g_autofree char *path = host_path("sys/bus/pci/devices/%s/%s", bdf, attr);
+  g_autofree char *text = host_read_attr(path, NULL);
+  guint64 value;
+
+  if (text == NULL || !g_str_has_prefix(text, "0x") ||
+      !g_ascii_string_to_unsigned(text + 2, 16, 0, max, &value, NULL))
+    return FALSE;
+  *out = (guint)value;
+  return TRUE;
+}
+
+/* Return: a decimal attribute in [@min, @max], or @fallback. */
+static gint64
+read_int_attr(const char *bdf, const char *attr, gint64 min, gint64 max,
+              gint64 fallback)
+{
+  g_autofree char *path = host_path("sys/bus/pci/devices/%s/%s", bdf, attr);
+  g_autofree char *text = host_read_attr(path, NULL);
+  gint64 value;
+
+  if (text == NULL || !g_ascii_string_to_signed(text, 10, min, max, &value, NULL))
+    return fallback;
+  return value;
+}
+
+/* Return: (transfer full): "8" for "8.0 GT/s PCIe", "2.5" for "2.5 GT/s";
+ * NULL when absent or "Unknown". */
+static char *
+read_link_speed(const char *bdf, const char *attr)
+{
+  g_autofree char *path = host_path("sys/bus/pci/devices/%s/%s", bdf, attr);
+  g_autofree char *text = host_read_attr(path, NULL);
+  const char *end;
+  g_autofree char *number = NULL;
+  gsize len;
+
+  if (text == NULL)
+    return NULL;
+  end = strstr(text, " GT/s");
+  if (end == NULL || end == text)
+    return NULL;
+  number = g_strndup(text, end - text);
+  for (const char *p = number; *p; p++)
+    if (!g_ascii_isdigit(*p) && *p != '.')
+      return NULL;
+  /* libvirt writes whole speeds without a fraction */
+  len = strlen(number);
+  if (len > 2 && g_str_has_suffix(number, ".0"))
+    number[len - 2] = '\0';
+  return g_steal_pointer(&number);
+}
+
+/* Return: @link's target as a PCI address (its last component). */
+static gboolean
+read_link_address(const char *bdf, const char *link, PciAddress *out)
+{
+  g_autofree char *path = host_path("sys/bus/pci/devices/%s/%s", bdf, link);
+  g_autofree char *name = host_read_link_name(path, NULL);
+
+  return name != NULL && pci_address_parse(name, out, NULL);
+}
+
+static gint
+compare_virtfn_names(gconstpointer a, gconstpointer b)
+{
+  const char *x = *(const char *const *)a + strlen("virtfn");
+  const char *y = *(const char *const *)b + strlen("virtfn");
+  guint64 nx = g_ascii_strtoull(x, NULL, 10);
+  guint64 ny = g_ascii_strtoull(y, NULL, 10);
+
+  return nx < ny ? -1 : nx > ny;
+}
+
+static void
+read_sriov(HostPciDevice *device, const char *dir)
+{
+  g_autoptr(GDir) listing = g_dir_open(dir, 0, NULL);
+  g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+  gint64 total;
+  const char *entry;
+
+  device->virtfns = g_array_new(FALSE, FALSE, sizeof(PciAddress));
+  device->is_virtfn = read_link_address(device->name, "physfn", &device->physfn);
+
+  total = read_int_attr(device->name, "sriov_totalvfs", 0, 0xffff, -1);
+  if (total >= 0) {
+    device->is_sriov_pf = TRUE;
+    device->totalvfs = (guint)total;
+    device->numvfs = (guint)read_int_attr(device->name, "sriov_numvfs", 0, 0xffff, 0);
+  }
+
+  while (listing && (entry = g_dir_read_name(listing)) != NULL) {
+    guint64 index;
+
+    if (g_str_has_prefix(entry, "virtfn") &&
+        g_ascii_string_to_unsigned(entry + 6, 10, 0, 0xffff, &index, NULL))
+      g_ptr_array_add(names, g_strdup(entry));
+  }
+  g_ptr_array_sort(names, compare_virtfn_names);
+  for (guint i = 0; i < names->len; i++) {
+    PciAddress vf;
+
+    if (read_link_address(device->name, names->pdata[i], &vf))
+      g_array_append_val(device->virtfns, vf);
+  }
+}
+
+static gint
+compare_strings(gconstpointer a, gconstpointer b)
+{
+  return g_strcmp0(*(const char *const *)a, *(const char *const *)b);
+}
+
+static void
+read_net(HostPciDevice *device)
+{
+  g_autofree char *path = host_path("sys/bus/pci/devices/%s/net", device->name);
+  g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
+  const char *entry;
+
+  device->net = g_ptr_array_new_with_free_func(g_free);
+  while (dir && (entry = g_dir_read_name(dir)) != NULL)
+    g_ptr_array_add(device->net, g_strdup(entry));
+  g_ptr_array_sort(device->net, compare_strings);
+}
+
+HostPciDevice *
+host_pci_device_read(const PciAddress *addr, GError **error)
+{
+  g_autofree char *dir = device_dir(addr, error);
+  g_autoptr(HostPciDevice) device = NULL;
+  g_autofree char *link_rel = NULL;
+  g_autofree char *rel = NULL;
+  g_autofree char *override = NULL;
+  g_autofree char *override_path = NULL;
+  g_autofree char *parent = NULL;
+  g_autoptr(GError) local_error = NULL;
+  PciAddress parent_addr;
+
+  if (dir == NULL)
+    return NULL;
+
+  device = g_new0(HostPciDevice, 1);
+  device->addr = *addr;
+  device->name = pci_address_format(addr);
+  device->iommu_group = -1;
+
+  if (!read_hex_attr(device->name, "vendor", 0xffff, &device->vendor) ||
+      !read_hex_attr(device->name, "device", 0xffff, &device->device) ||
+      !read_hex_attr(device->name, "class", 0xffffff, &device->class_code)) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                "cannot read the vendor, device and class of PCI device %s "
+                "from sysfs; was it removed?", device->name);
+    return NULL;
+  }
+  read_hex_attr(device->name, "subsystem_vendor", 0xffff, &device->subsystem_vendor);
+  read_hex_attr(device->name, "subsystem_device", 0xffff, &device->subsystem_device);
+
+  link_rel = g_strdup_printf("sys/bus/pci/devices/%s", device->name);
+  rel = host_resolve_link(link_rel, NULL);
+  device->sysfs_path = rel ? g_strconcat("/", rel, NULL)
+                           : g_strdup_printf("/sys/bus/pci/devices/%s", device->name);
+  if (rel != NULL) {
+    g_autofree char *parent_dir = g_path_get_dirname(rel);
+
+    parent = g_path_get_basename(parent_dir);
+    if (pci_address_parse(parent, &parent_addr, NULL)) {
+      device->has_parent = TRUE;
+      device->parent = parent_addr;
+    }
+  }
+
+  device->driver = host_pci_get_driver(addr, &local_error);
+  if (local_error != NULL) {
+    g_propagate_error(error, g_steal_pointer(&local_error));
+    return NULL;
+  }
+  override_path = host_path("sys/bus/pci/devices/%s/driver_override", device->name);
+  override = host_read_attr(override_path, NULL);
+  if (override != NULL && *override != '\0' && strcmp(override, "(null)") != 0)
+    device->driver_override = g_steal_pointer(&override);
+
+  device->iommu_group = host_pci_get_iommu_group(addr, NULL);
+  device->numa_node = (int)read_int_attr(device->name, "numa_node", -1, 0xffff, -1);
+  read_sriov(device, dir);
+  read_net(device);
+
+  device->max_link_speed = read_link_speed(device->name, "max_link_speed");
+  device->max_link_width = (guint)read_int_attr(device->name, "max_link_width", 0, 32, 0);
+  device->cur_link_speed = read_link_speed(device->name, "current_link_speed");
+  device->cur_link_width = (guint)read_int_attr(device->name, "current_link_width", 0, 32, 0);
+  return g_steal_pointer(&device);
+}
+
+static gint
+compare_devices(gconstpointer a, gconstpointer b)
+{
+  const HostPciDevice *x = *(HostPciDevice *const *)a;
+  const HostPciDevice *y = *(HostPciDevice *const *)b;
+
+  return pci_address_compare(&x->addr, &y->addr);
+}
+
+GPtrArray *
+host_pci_list(GError **error)
+{
+  g_autofree char *path = host_path("sys/bus/pci/devices");
+  g_autoptr(GPtrArray) devices =
+    g_ptr_array_new_with_free_func((GDestroyNotify)host_pci_device_free);
+  g_autoptr(GError) local_error = NULL;
+  g_autoptr(GDir) dir = g_dir_open(path, 0, &local_error);
+  const char *entry;
+
+  if (dir == NULL) {
+    if (g_error_matches(local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+      return g_steal_pointer(&devices);
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                "cannot list PCI devices: %s", local_error->message);
+    return NULL;
+  }
+  while ((entry = g_dir_read_name(dir)) != NULL) {
+    PciAddress addr;
+    HostPciDevice *device;
+
+    if (!pci_address_parse(entry, &addr, NULL))
+      continue;
+    device = host_pci_device_read(&addr, NULL);
+    if (device != NULL)
+      g_ptr_array_add(devices, device);
+  }
+  g_ptr_array_sort(devices, compare_devices);
+  return g_steal_pointer(&devices);
+}
+
+static gint
+compare_addresses(gconstpointer a, gconstpointer b)
+{
+  return pci_address_compare(a, b);
+}
+
+GArray *
+host_pci_iommu_group_members(int group, GError **error)
+{
+  g_autofree char *path = host_path("sys/kernel/iommu_groups/%d/devices", group);
+  g_autoptr(GError) local_error = NULL;
+  g_autoptr(GDir) dir = NULL;
+  GArray *members;
+  const char *entry;
+
+  if (group < 0) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "IOMMU group %d does not exist", group);
+    return NULL;
+  }
+  dir = g_dir_open(path, 0, &local_error);
+  if (dir == NULL) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                "cannot list the devices of IOMMU group %d: %s", group,
+                local_error->message);
+    return NULL;
+  }
+  members = g_array_new(FALSE, FALSE, sizeof(PciAddress));
+  while ((entry = g_dir_read_name(dir)) != NULL) {
+    PciAddress addr;
+
+    if (pci_address_parse(entry, &addr, NULL))
+      g_array_append_val(members, addr);
+  }
+  g_array_sort(members, compare_addresses);
+  return members;
+}
+
+gboolean
+host_pci_device_is_bridge(const HostPciDevice *device)
+{
+  guint base_sub = device->class_code >> 8;
+
+  /* 0x0604 PCI-to-PCI (also every PCIe root and downstream port),
+   * 0x0609 semi-transparent PCI-to-PCI */
+  return base_sub == 0x0604 || base_sub == 0x0609;
 }

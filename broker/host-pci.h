@@ -23,11 +23,76 @@ int host_pci_get_iommu_group(const PciAddress *addr, GError **error);
  * (NotFound), the host has an enabled IOMMU and the device is in a group
  * (HostError), the device is bound to vfio-pci (HostError naming the
  * current driver, or saying it has none; when @managed the message says
- * that managed binding is not available in this build and gives the
- * commands to bind it by hand), and /dev/vfio/N exists (HostError).
- * Reads only; changes nothing.
+ * that the managed binding (vfio_prepare()) has not put it there and
+ * gives the commands to bind it by hand), and /dev/vfio/N exists
+ * (HostError).  Reads only; changes nothing.  With managed='yes' call it
+ * after vfio_prepare(), as the last check before device_add.
  */
 gboolean host_pci_check_assignable(const PciAddress *addr, gboolean managed,
+                                   GError **error);
+
+/* What sysfs says about one PCI function, for the inventory. */
+typedef struct {
+  PciAddress addr;
+  char *name;               /* "0000:01:00.0" */
+  char *sysfs_path;         /* "/sys/devices/pci0000:00/0000:00:03.0/0000:01:00.0" */
+  gboolean has_parent;      /* FALSE on a root bus */
+  PciAddress parent;        /* the upstream bridge or root port */
+  guint vendor, device;     /* 16 bits each */
+  guint subsystem_vendor, subsystem_device;
+  guint class_code;         /* 24 bits: 0x020000 */
+  char *driver;             /* NULL when unbound */
+  char *driver_override;    /* NULL when "(null)" */
+  int iommu_group;          /* -1: none */
+  int numa_node;            /* -1: unknown */
+  gboolean is_virtfn;       /* an SR-IOV VF ... */
+  PciAddress physfn;        /* ... of this PF */
+  gboolean is_sriov_pf;     /* has sriov_totalvfs */
+  guint totalvfs, numvfs;
+  GArray *virtfns;          /* (element-type PciAddress) virtfnN in N order */
+  GPtrArray *net;           /* (element-type utf8) network interface names */
+  char *max_link_speed;     /* "2.5" (GT/s), NULL when not PCIe or unknown */
+  guint max_link_width;
+  char *cur_link_speed;
+  guint cur_link_width;
+} HostPciDevice;
+
+void host_pci_device_free(HostPciDevice *device);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(HostPciDevice, host_pci_device_free)
+
+/**
+ * host_pci_device_read() - everything the inventory shows of @addr
+ * Return: (transfer full): the device, or NULL with NotFound (no such
+ * device) or HostError (its ids cannot be read).
+ */
+HostPciDevice *host_pci_device_read(const PciAddress *addr, GError **error);
+
+/**
+ * host_pci_list() - every PCI function of the host
+ * Entries of /sys/bus/pci/devices that are no strict PCI address, or whose
+ * ids cannot be read (removed during the scan), are skipped.
+ * Return: (transfer full) (element-type HostPciDevice): sorted by address;
+ * empty without PCI; NULL with HostError when sysfs cannot be read.
+ */
+GPtrArray *host_pci_list(GError **error);
+
+/* Return: (transfer full) (element-type PciAddress): the members of IOMMU
+ * group @group, sorted; NULL with HostError when the group does not exist. */
+GArray *host_pci_iommu_group_members(int group, GError **error);
+
+/* Return: whether @device is a PCI-to-PCI bridge or a PCIe port, which an
+ * IOMMU group may hold on any driver: VFIO does not assign them. */
+gboolean host_pci_device_is_bridge(const HostPciDevice *device);
+
+/* Return: 0, -1 or 1 like strcmp, by domain, bus, slot, function. */
+int pci_address_compare(const PciAddress *a, const PciAddress *b);
+
+/* Return: (transfer full): "pci_0000_01_00_0", libvirt's nodedev name. */
+char *pci_address_nodedev_name(const PciAddress *addr);
+
+/* pci_address_parse_nodedev() - parse "pci_0000_01_00_0" or
+ * "0000:01:00.0" strictly; InvalidArgument otherwise. */
+gboolean pci_address_parse_nodedev(const char *name, PciAddress *addr,
                                    GError **error);
 
 G_END_DECLS

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <glib.h>
+#include <sys/types.h>
 
 G_BEGIN_DECLS
 
@@ -45,5 +46,58 @@ char *host_read_attr(const char *path, GError **error);
  * or NULL with @error set.
  */
 char *host_read_link_name(const char *path, GError **error);
+
+/**
+ * host_resolve_link() - where a symlink under the host root points
+ * @rel: the link relative to the host root, e.g. "sys/bus/pci/devices/0000:01:00.0"
+ * @error: G_FILE_ERROR on failure
+ * The kernel's links are relative; this resolves the target lexically
+ * (".." and "."), without following further links, and refuses a target
+ * that leaves the host root.
+ * Return: (transfer full): the target relative to the host root, e.g.
+ * "sys/devices/pci0000:00/0000:00:03.0/0000:01:00.0", or NULL.
+ */
+char *host_resolve_link(const char *rel, GError **error);
+
+/*
+ * Every write to sysfs and every ownership change of a device node goes
+ * through these operations, so that unit tests can put a fake kernel in
+ * between: it sees each write and reacts the way the kernel would (a
+ * driver link moves, /dev/vfio/N appears) or fails where a test wants.
+ * Each operation returns 0 or an errno value.
+ */
+typedef struct {
+  int (*write_attr)(const char *path, const char *value, gpointer user_data);
+  int (*chown)(const char *path, uid_t uid, gid_t gid, gpointer user_data);
+  int (*chmod)(const char *path, mode_t mode, gpointer user_data);
+  gpointer user_data;
+} HostOps;
+
+/* host_ops_set() - use @ops (copied) from now on; NULL restores the real
+ * operations.  Not thread-safe: call it while no operation runs. */
+void host_ops_set(const HostOps *ops);
+
+/* Return: the real operations (open/write, chown, chmod), for a fake
+ * that lets the real write happen before it reacts. */
+const HostOps *host_ops_real(void);
+
+/**
+ * host_write_attr() - write @value to a sysfs attribute in one write()
+ * @path: full path, usually from host_path()
+ * Sysfs takes an attribute in a single write; a short write is EIO.
+ * Return: 0, or the errno value with @error set (G_IO_ERROR, the message
+ * naming the path, the value and the kernel's answer).
+ */
+int host_write_attr(const char *path, const char *value, GError **error);
+
+/* host_chown() - chown(2) @path; Return: 0 or errno with @error set. */
+int host_chown(const char *path, uid_t uid, gid_t gid, GError **error);
+
+/* host_chmod() - chmod(2) @path; Return: 0 or errno with @error set. */
+int host_chmod(const char *path, mode_t mode, GError **error);
+
+/* Return: (transfer full): @path with the host root prefix removed, i.e.
+ * the path as the kernel names it ("/sys/..."), for messages and XML. */
+char *host_path_display(const char *path);
 
 G_END_DECLS

@@ -2,10 +2,22 @@
 /*
  * hostdev.c - the typed <hostdev> model: parse, format, match
  *
- * The grammar is libvirt's (9.0), as `virsh attach-device` takes it, for
- * mode='subsystem' type='usb' and type='pci'.  The parser is driven by
- * tables (hostdev types, guest address types, number rules) so that the
- * next milestone can add mdev, <rom>, <acpi>, zPCI, ... as rows.
+ * The grammar is libvirt's (9.0), as `virsh attach-device` takes it:
+ *  - <hostdev mode='subsystem'> of type='usb' (vendor/product and/or
+ *    bus/device, startupPolicy, guestReset), type='pci' (<driver
+ *    name='vfio'/>, host address) and type='mdev' model='vfio-pci' (source
+ *    <address uuid/>, display, ramfb);
+ *  - <interface type='hostdev'> (a PCI network function: <source><address
+ *    type='pci'/>, <mac/>, one <vlan><tag/></vlan>, <driver name='vfio'/>),
+ *    modelled as a type='pci' hostdev with is_interface set;
+ *  - on every device <alias>, <boot order/>, and on PCI and mdev devices
+ *    <rom bar file enabled/>, <acpi index/>, the guest <address type='pci'
+ *    ... multifunction/> with an optional <zpci uid fid/>; on USB devices
+ *    the guest <address type='usb' bus port/>.
+ * type='scsi', 'scsi_host', mode='capabilities', mdev models vfio-ccw and
+ * vfio-ap and other interface types are refused as not supported by
+ * hostdevd.  The parser is driven by tables (hostdev types, guest address
+ * types, number rules), so a new type or attribute is a row.
  *
  * Number rules, as libvirt has them:
  *  - Every numeric attribute is read by virXMLPropUInt() (src/util/virxml.c),
@@ -16,19 +28,27 @@
  *    the value must fit an unsigned int.
  *  - Base 0, i.e. C rules ("0x1f" hex, "017" octal, "31" decimal), for the
  *    USB <vendor id/>, <product id/> and source <address bus device/>
- *    (virDomainHostdevSubsysUSBDefParseXML, src/conf/domain_conf.c) and for
+ *    (virDomainHostdevSubsysUSBDefParseXML, src/conf/domain_conf.c), for
  *    every PCI <address domain bus slot function/>, host or guest side
- *    (virPCIDeviceAddressParseXML, src/conf/device_conf.c).  The PCI
- *    attributes are optional and default to 0; vendor id must be non-zero
+ *    (virPCIDeviceAddressParseXML, src/conf/device_conf.c), and for
+ *    <zpci uid fid/> (virZPCIDeviceAddressParseXML).  The PCI attributes
+ *    are optional and default to 0; vendor id must be non-zero
  *    (VIR_XML_PROP_NONZERO); bus and device are required.
  *  - Base 10 for the guest <address type='usb' bus/> and each dot-separated
  *    number of its port, at most VIR_DOMAIN_DEVICE_USB_MAX_PORT_DEPTH = 4
  *    of them (virDomainDeviceUSBAddressParseXML/...ParsePort, device_conf.c),
- *    and for <boot order/>, required and non-zero
- *    (virDomainDeviceBootParseXML, domain_conf.c).
+ *    for <boot order/>, required and non-zero (virDomainDeviceBootParseXML,
+ *    domain_conf.c), for <acpi index/>, optional and non-zero, and for the
+ *    VLAN <tag id/>, required, at most 4095 (virNetDevVlanParse).
  *  - PCI ranges: bus <= 0xff, slot <= 0x1f, function <= 7
  *    (virPCIDeviceAddressIsValid, src/util/virpci.c), checked unless domain,
  *    bus and slot are all 0 (an "empty" address: libvirt picks one).
+ *  - zPCI: uid 0x0001..0xffff, fid 0..0xffffffff (virZPCIDeviceAddressIsValid);
+ *    either may be left out, the caller assigns it.
+ *  - mdev uuid as virUUIDParse reads it: 32 hex digits, '-' or ' ' between
+ *    byte pairs, white space around; kept in the canonical 8-4-4-4-12 form.
+ *  - MAC as virMacAddrParse reads it: six groups of 1-2 hex digits joined by
+ *    ':'; a multicast address (first octet odd) is refused.
  * Where hostdevd is stricter, and why:
  *  - PCI domain <= 0xffff (libvirt now allows 32 bits): DESIGN.md's range,
  *    and the sysfs names we build have four hex digits.
@@ -40,11 +60,26 @@
  *  - port numbers 1..255: a 0 ends libvirt's port list when formatted;
  *    hubs have at most 255 ports.
  *  - boot order <= 0x7fffffff: QEMU's bootindex is an int32.
+ *  - acpi index <= 16383: QEMU refuses more (ONBOARD_INDEX_MAX, the limit
+ *    of systemd's interface naming); libvirt passes any unsigned int on.
  *  - guest USB bus (a controller index) <= 0xffff.
  *  - managed must be 'yes' or 'no': libvirt silently reads anything else
  *    as 'no', which hides typos like managed='true'.
- * Like libvirt: unknown elements and attributes are ignored, and of
- * repeated elements (<source>, <alias>, <address>, ...) the first counts.
+ *  - ramfb='on' is refused: QEMU has such a device only as
+ *    vfio-pci-nohotplug, so it cannot be hot-plugged at all.
+ *  - <zpci> on an mdev is refused: libvirt 9.0 accepts and ignores it.
+ *  - A VLAN trunk or native mode on an interface is refused at parse time:
+ *    a VF takes one tag, and libvirt refuses the others only when it
+ *    programs the VF.  <virtualport> profiles are refused.
+ *  - Text after a MAC address is refused (libvirt ignores what follows a
+ *    white space).
+ *  - <rom file/> must be an absolute path, as libvirt's schema says (its
+ *    parser takes anything, even ''; enabled='no' is the way to no ROM).
+ * Like libvirt: unknown elements and attributes are ignored, of repeated
+ * elements (<source>, <alias>, <address>, ...) the first counts, mdev
+ * display defaults to 'off' (and the live XML says so), <boot> on an mdev
+ * is refused, <rom> and <acpi> on a USB device are refused, and a <rom> on
+ * an mdev is kept in the XML but has no effect on the QEMU device.
  */
 #define G_LOG_DOMAIN "hostdevd"
 
@@ -87,6 +122,7 @@ hostdev_free(Hostdev *hostdev)
     return;
   g_free(hostdev->alias);
   g_free(hostdev->usb_guest.port);
+  g_free(hostdev->rom.file);
   g_free(hostdev);
 }
 
@@ -97,6 +133,7 @@ hostdev_copy(const Hostdev *hostdev)
 
   copy->alias = g_strdup(hostdev->alias);
   copy->usb_guest.port = g_strdup(hostdev->usb_guest.port);
+  copy->rom.file = g_strdup(hostdev->rom.file);
   return copy;
 }
 
@@ -374,6 +411,10 @@ static const NumberRule rule_usb_bus = { "bus", 0, 1, 0xffff, "1..65535" };
 static const NumberRule rule_usb_device = { "device", 0, 1, 0xffff, "1..65535" };
 static const NumberRule rule_usb_guest_bus = { "bus", 10, 0, 0xffff, "0..65535" };
 static const NumberRule rule_boot_order = { "order", 10, 1, G_MAXINT32, "1..2147483647" };
+static const NumberRule rule_acpi_index = { "index", 10, 1, 16383, "1..16383" };
+static const NumberRule rule_zpci_uid = { "uid", 0, 1, 0xffff, "0x0001..0xffff" };
+static const NumberRule rule_zpci_fid = { "fid", 0, 0, G_MAXUINT32, "0x00000000..0xffffffff" };
+static const NumberRule rule_vlan_tag = { "id", 10, 0, 4095, "0..4095" };
 
 /**
  * parse_number() - read one numeric attribute by @rule
@@ -474,10 +515,37 @@ static const EnumName yes_no_names[] = {
   { "no", FALSE },
 };
 
-static const EnumName on_off_names[] = {
-  { "on", TRUE },
-  { "off", FALSE },
+static const EnumName on_off_tristate_names[] = {
+  { "on", HOSTDEV_TRISTATE_ON },
+  { "off", HOSTDEV_TRISTATE_OFF },
 };
+
+static const EnumName yes_no_tristate_names[] = {
+  { "yes", HOSTDEV_TRISTATE_ON },
+  { "no", HOSTDEV_TRISTATE_OFF },
+};
+
+static const EnumName guest_reset_names[] = {
+  { "off", HOSTDEV_GUEST_RESET_OFF },
+  { "uninitialized", HOSTDEV_GUEST_RESET_UNINITIALIZED },
+  { "on", HOSTDEV_GUEST_RESET_ON },
+};
+
+static const char *
+guest_reset_name(HostdevGuestReset reset)
+{
+  switch (reset) {
+  case HOSTDEV_GUEST_RESET_OFF:
+    return "off";
+  case HOSTDEV_GUEST_RESET_UNINITIALIZED:
+    return "uninitialized";
+  case HOSTDEV_GUEST_RESET_ON:
+    return "on";
+  case HOSTDEV_GUEST_RESET_DEFAULT:
+    break;
+  }
+  return NULL;
+}
 
 static const EnumName startup_policy_names[] = {
   { "mandatory", HOSTDEV_STARTUP_MANDATORY },
@@ -502,7 +570,7 @@ startup_policy_name(HostdevStartupPolicy policy)
 }
 
 /* ------------------------------------------------------------------ */
-/* Addresses                                                           */
+/* Addresses and identifiers                                           */
 
 static gboolean
 pci_address_is_empty(const PciAddress *addr)
@@ -558,6 +626,69 @@ bad:
   return NULL;
 }
 
+/* libvirt's virUUIDParse: 32 hex digits, '-' or ' ' allowed between the
+ * byte pairs, white space around.  @out gets the canonical lower-case
+ * 8-4-4-4-12 form, as libvirt formats it back. */
+static gboolean
+uuid_parse(const char *text, char out[HOSTDEV_UUID_STRING_LEN + 1])
+{
+  guint8 b[16];
+  const char *p = text;
+  gsize n = 0;
+
+  while (g_ascii_isspace(*p))
+    p++;
+  while (n < sizeof(b)) {
+    if (*p == '-' || *p == ' ') {
+      p++;
+      continue;
+    }
+    /* p[1] is readable: p[0] is a hex digit, not the terminator */
+    if (!g_ascii_isxdigit(p[0]) || !g_ascii_isxdigit(p[1]))
+      return FALSE;
+    b[n++] = (guint8)(g_ascii_xdigit_value(p[0]) * 16 + g_ascii_xdigit_value(p[1]));
+    p += 2;
+  }
+  while (g_ascii_isspace(*p))
+    p++;
+  if (*p != '\0')
+    return FALSE;
+  g_snprintf(out, HOSTDEV_UUID_STRING_LEN + 1,
+             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-"
+             "%02x%02x%02x%02x%02x%02x",
+             b[0], b[1], b[2], b[3], b[4], b[5], b[6], b[7],
+             b[8], b[9], b[10], b[11], b[12], b[13], b[14], b[15]);
+  return TRUE;
+}
+
+/* libvirt's virMacAddrParse: six groups of one or two hex digits joined by
+ * ':'.  libvirt ignores whatever follows a white space after the last
+ * group; hostdevd allows only trailing white space. */
+static gboolean
+mac_parse(const char *text, guint8 mac[6])
+{
+  const char *p = text;
+
+  for (guint i = 0; i < 6; i++) {
+    guint value = 0;
+    guint digits = 0;
+
+    while (g_ascii_isxdigit(*p) && digits < 3) {
+      value = value * 16 + (guint)g_ascii_xdigit_value(*p);
+      p++;
+      digits++;
+    }
+    if (digits == 0 || digits > 2)
+      return FALSE;
+    mac[i] = (guint8)value;
+    if (i < 5 && *p++ != ':')
+      return FALSE;
+  }
+  while (g_ascii_isspace(*p))
+    p++;
+  return *p == '\0';
+}
+
 /* ------------------------------------------------------------------ */
 /* Host sources, one parser and formatter per hostdev type             */
 
@@ -568,6 +699,7 @@ parse_usb_source(xmlNode *hostdev_node, xmlNode *source, Hostdev *hostdev,
   xmlNode *vendor = child_element(source, "vendor");
   xmlNode *product = child_element(source, "product");
   xmlNode *address = child_element(source, "address");
+  int guest_reset = HOSTDEV_GUEST_RESET_DEFAULT;
 
   if (vendor != NULL && product == NULL) {
     g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
@@ -589,6 +721,11 @@ parse_usb_source(xmlNode *hostdev_node, xmlNode *source, Hostdev *hostdev,
     return FALSE;
   }
 
+  if (parse_enum(source, "<source", "guestReset", guest_reset_names,
+                 G_N_ELEMENTS(guest_reset_names), &guest_reset, error) < 0)
+    return FALSE;
+  hostdev->usb.guest_reset = guest_reset;
+
   if (vendor != NULL) {
     if (parse_number(vendor, "<source><vendor", &rule_usb_vendor, TRUE,
                      &hostdev->usb.vendor, error) < 0 ||
@@ -608,12 +745,34 @@ parse_usb_source(xmlNode *hostdev_node, xmlNode *source, Hostdev *hostdev,
   return TRUE;
 }
 
+/* <driver name='vfio'/> of a PCI hostdev or a hostdev interface */
+static gboolean
+parse_pci_driver(xmlNode *parent, GError **error)
+{
+  xmlNode *driver = child_element(parent, "driver");
+  g_autofree char *name = driver ? get_attr(driver, "name") : NULL;
+  g_autofree char *shown = NULL;
+
+  /* no name: libvirt's default backend, which for QEMU is vfio */
+  if (name == NULL || strcmp(name, "vfio") == 0)
+    return TRUE;
+  shown = message_value(name);
+  if (strcmp(name, "kvm") == 0 || strcmp(name, "xen") == 0)
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "<driver name='%s'>: hostdevd assigns PCI devices with "
+                "VFIO only; use <driver name='vfio'/> or leave <driver> out",
+                shown);
+  else
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "<driver name='%s'>: name must be 'vfio'", shown);
+  return FALSE;
+}
+
 static gboolean
 parse_pci_source(xmlNode *hostdev_node, xmlNode *source, Hostdev *hostdev,
                  GError **error)
 {
   xmlNode *address = child_element(source, "address");
-  xmlNode *driver = child_element(hostdev_node, "driver");
 
   if (address == NULL) {
     g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
@@ -621,26 +780,87 @@ parse_pci_source(xmlNode *hostdev_node, xmlNode *source, Hostdev *hostdev,
                         "bus='0x..' slot='0x..' function='0x.'/>");
     return FALSE;
   }
-  if (!parse_pci_address_attrs(address, "<source><address",
-                               &hostdev->pci_source, error))
+  return parse_pci_address_attrs(address, "<source><address",
+                                 &hostdev->pci_source, error) &&
+         parse_pci_driver(hostdev_node, error);
+}
+
+/* model, display and ramfb: attributes of <hostdev> itself */
+static gboolean
+parse_mdev_attrs(xmlNode *hostdev_node, Hostdev *hostdev, GError **error)
+{
+  static const EnumName model_names[] = {
+    { "vfio-pci", TRUE },
+    { "vfio-ccw", FALSE },
+    { "vfio-ap", FALSE },
+  };
+  const char *where = "<hostdev type='mdev'";
+  int supported = FALSE;
+  int display = HOSTDEV_TRISTATE_ABSENT;
+  int ramfb = HOSTDEV_TRISTATE_ABSENT;
+  int found;
+
+  found = parse_enum(hostdev_node, where, "model", model_names,
+                     G_N_ELEMENTS(model_names), &supported, error);
+  if (found < 0)
     return FALSE;
+  if (found == 0) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "%s>: missing model='...' (hostdevd supports model='vfio-pci')",
+                where);
+    return FALSE;
+  }
+  if (!supported) {
+    g_autofree char *model = get_attr(hostdev_node, "model");
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "%s model='%s'>: model '%s' is not supported by hostdevd "
+                "(supported: vfio-pci)", where, model, model);
+    return FALSE;
+  }
 
-  if (driver != NULL) {
-    g_autofree char *name = get_attr(driver, "name");
-    g_autofree char *shown = NULL;
+  if (parse_enum(hostdev_node, where, "display", on_off_tristate_names,
+                 G_N_ELEMENTS(on_off_tristate_names), &display, error) < 0 ||
+      parse_enum(hostdev_node, where, "ramfb", on_off_tristate_names,
+                 G_N_ELEMENTS(on_off_tristate_names), &ramfb, error) < 0)
+    return FALSE;
+  if (ramfb == HOSTDEV_TRISTATE_ON) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "%s ramfb='on'>: a mediated device with a ramfb display cannot "
+                "be hot-plugged (QEMU has it only as vfio-pci-nohotplug); "
+                "give it to QEMU at start-up, or use ramfb='off'", where);
+    return FALSE;
+  }
+  hostdev->mdev.display = display == HOSTDEV_TRISTATE_ON;
+  hostdev->mdev.ramfb = ramfb;
+  return TRUE;
+}
 
-    /* no name: libvirt's default backend, which for QEMU is vfio */
-    if (name == NULL || strcmp(name, "vfio") == 0)
-      return TRUE;
-    shown = message_value(name);
-    if (strcmp(name, "kvm") == 0 || strcmp(name, "xen") == 0)
-      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
-                  "<driver name='%s'>: hostdevd assigns PCI devices with "
-                  "VFIO only; use <driver name='vfio'/> or leave <driver> out",
-                  shown);
-    else
-      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
-                  "<driver name='%s'>: name must be 'vfio'", shown);
+static gboolean
+parse_mdev_source(xmlNode *hostdev_node, xmlNode *source, Hostdev *hostdev,
+                  GError **error)
+{
+  const char *where = "<hostdev type='mdev'";
+  xmlNode *address = child_element(source, "address");
+  g_autofree char *uuid = NULL;
+
+  if (address == NULL) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "%s>: <source> needs <address uuid='...'/> naming the "
+                "mediated device", where);
+    return FALSE;
+  }
+  uuid = get_attr(address, "uuid");
+  if (uuid == NULL) {
+    g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                        "<source><address>: missing uuid='...' (the mediated "
+                        "device's UUID, e.g. c2177883-f1bb-47f0-914d-32a22e3a8804)");
+    return FALSE;
+  }
+  if (!uuid_parse(uuid, hostdev->mdev.uuid)) {
+    g_autofree char *shown = message_value(uuid);
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "<source><address uuid='%s'>: uuid must be 32 hex digits, "
+                "e.g. c2177883-f1bb-47f0-914d-32a22e3a8804", shown);
     return FALSE;
   }
   return TRUE;
@@ -650,10 +870,13 @@ static void
 format_usb_source(GString *out, const Hostdev *hostdev)
 {
   const char *policy = startup_policy_name(hostdev->usb.startup_policy);
+  const char *reset = guest_reset_name(hostdev->usb.guest_reset);
 
   g_string_append(out, "  <source");
   if (policy != NULL)
     g_string_append_printf(out, " startupPolicy='%s'", policy);
+  if (reset != NULL)
+    g_string_append_printf(out, " guestReset='%s'", reset);
   g_string_append(out, ">\n");
   if (hostdev->usb.has_vendor_product)
     g_string_append_printf(out,
@@ -667,43 +890,85 @@ format_usb_source(GString *out, const Hostdev *hostdev)
 }
 
 static void
-format_pci_source(GString *out, const Hostdev *hostdev)
+format_pci_source_address(GString *out, const char *type_attr,
+                          const PciAddress *a)
 {
-  const PciAddress *a = &hostdev->pci_source;
-
-  /* libvirt's live XML shows the backend it picked, which for QEMU is vfio */
-  g_string_append(out, "  <driver name='vfio'/>\n");
   g_string_append_printf(out,
                          "  <source>\n"
-                         "    <address domain='0x%04x' bus='0x%02x' "
+                         "    <address%s domain='0x%04x' bus='0x%02x' "
                          "slot='0x%02x' function='0x%x'/>\n"
                          "  </source>\n",
-                         a->domain, a->bus, a->slot, a->function);
+                         type_attr, a->domain, a->bus, a->slot, a->function);
+}
+
+static void
+format_pci_source(GString *out, const Hostdev *hostdev)
+{
+  /* libvirt's live XML shows the backend it picked, which for QEMU is vfio */
+  g_string_append(out, "  <driver name='vfio'/>\n");
+  format_pci_source_address(out, "", &hostdev->pci_source);
+}
+
+static void
+format_mdev_source(GString *out, const Hostdev *hostdev)
+{
+  g_string_append_printf(out,
+                         "  <source>\n"
+                         "    <address uuid='%s'/>\n"
+                         "  </source>\n", hostdev->mdev.uuid);
 }
 
 /* ------------------------------------------------------------------ */
 /* Guest addresses                                                     */
 
 static gboolean
+parse_zpci(xmlNode *zpci, Hostdev *hostdev, GError **error)
+{
+  const char *where = "<address type='pci'><zpci";
+  int found;
+
+  if (hostdev->type != HOSTDEV_TYPE_PCI) {
+    g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                        "<address type='pci'><zpci>: a zPCI address is only "
+                        "used with type='pci' devices (libvirt 9.0 ignores it "
+                        "for mdev); leave <zpci> out");
+    return FALSE;
+  }
+  found = parse_number(zpci, where, &rule_zpci_uid, FALSE, &hostdev->zpci.uid, error);
+  if (found < 0)
+    return FALSE;
+  hostdev->zpci.has_uid = found > 0;
+  found = parse_number(zpci, where, &rule_zpci_fid, FALSE, &hostdev->zpci.fid, error);
+  if (found < 0)
+    return FALSE;
+  hostdev->zpci.has_fid = found > 0;
+  return TRUE;
+}
+
+static gboolean
 parse_guest_pci_address(xmlNode *address, Hostdev *hostdev, GError **error)
 {
   const char *where = "<address type='pci'";
+  xmlNode *zpci = child_element(address, "zpci");
   PciAddress addr;
-  int multifunction = FALSE;
+  int multifunction = HOSTDEV_TRISTATE_ABSENT;
 
   if (!parse_pci_address_attrs(address, where, &addr, error) ||
-      parse_enum(address, where, "multifunction", on_off_names,
-                 G_N_ELEMENTS(on_off_names), &multifunction, error) < 0)
+      parse_enum(address, where, "multifunction", on_off_tristate_names,
+                 G_N_ELEMENTS(on_off_tristate_names), &multifunction, error) < 0)
+    return FALSE;
+  if (zpci != NULL && !parse_zpci(zpci, hostdev, error))
     return FALSE;
 
   /* domain, bus and slot all 0 is libvirt's "empty" address: the type
-   * is given, the place is left to us. */
+   * (and perhaps the zPCI ids) is given, the place is left to us. */
   if (pci_address_is_empty(&addr))
     return TRUE;
 
   hostdev->pci_guest.present = TRUE;
   hostdev->pci_guest.addr = addr;
-  hostdev->pci_guest.multifunction = multifunction;
+  hostdev->pci_guest.multifunction = multifunction == HOSTDEV_TRISTATE_ON;
+  hostdev->pci_guest.multifunction_explicit = multifunction != HOSTDEV_TRISTATE_ABSENT;
   return TRUE;
 }
 
@@ -729,18 +994,40 @@ parse_guest_usb_address(xmlNode *address, Hostdev *hostdev, GError **error)
 }
 
 static void
+format_zpci(GString *out, const Hostdev *hostdev)
+{
+  g_string_append(out, "    <zpci");
+  if (hostdev->zpci.has_uid)
+    g_string_append_printf(out, " uid='0x%04x'", hostdev->zpci.uid);
+  if (hostdev->zpci.has_fid)
+    g_string_append_printf(out, " fid='0x%08x'", hostdev->zpci.fid);
+  g_string_append(out, "/>\n");
+}
+
+static void
 format_guest_pci_address(GString *out, const Hostdev *hostdev)
 {
   const PciAddress *a = &hostdev->pci_guest.addr;
+  gboolean has_zpci = hostdev->zpci.has_uid || hostdev->zpci.has_fid;
 
-  if (!hostdev->pci_guest.present)
+  if (!hostdev->pci_guest.present && !has_zpci)
     return;
-  g_string_append_printf(out,
-                         "  <address type='pci' domain='0x%04x' bus='0x%02x' "
-                         "slot='0x%02x' function='0x%x'%s/>\n",
-                         a->domain, a->bus, a->slot, a->function,
-                         hostdev->pci_guest.multifunction ?
-                         " multifunction='on'" : "");
+  g_string_append(out, "  <address type='pci'");
+  if (hostdev->pci_guest.present) {
+    g_string_append_printf(out, " domain='0x%04x' bus='0x%02x' slot='0x%02x' "
+                           "function='0x%x'",
+                           a->domain, a->bus, a->slot, a->function);
+    if (hostdev->pci_guest.multifunction || hostdev->pci_guest.multifunction_explicit)
+      g_string_append_printf(out, " multifunction='%s'",
+                             hostdev->pci_guest.multifunction ? "on" : "off");
+  }
+  if (!has_zpci) {
+    g_string_append(out, "/>\n");
+    return;
+  }
+  g_string_append(out, ">\n");
+  format_zpci(out, hostdev);
+  g_string_append(out, "  </address>\n");
 }
 
 static void
@@ -762,6 +1049,8 @@ typedef gboolean (*SourceParseFunc)(xmlNode *hostdev_node, xmlNode *source,
                                     Hostdev *hostdev, GError **error);
 typedef gboolean (*AddressParseFunc)(xmlNode *address, Hostdev *hostdev,
                                      GError **error);
+typedef gboolean (*AttrsParseFunc)(xmlNode *hostdev_node, Hostdev *hostdev,
+                                   GError **error);
 typedef void (*FormatFunc)(GString *out, const Hostdev *hostdev);
 
 typedef struct {
@@ -769,6 +1058,9 @@ typedef struct {
   gboolean supported;             /* FALSE: libvirt knows it, hostdevd not */
   HostdevType type;
   gboolean has_startup_policy;
+  gboolean bootable;              /* <boot order/> allowed */
+  gboolean is_pci_device;         /* <rom> and <acpi> allowed */
+  AttrsParseFunc parse_attrs;     /* type-specific attributes of <hostdev> */
   SourceParseFunc parse_source;
   FormatFunc format_source;
   const char *guest_address_type; /* <address type='...'> it accepts */
@@ -777,13 +1069,18 @@ typedef struct {
 } HostdevTypeInfo;
 
 static const HostdevTypeInfo hostdev_types[] = {
-  { "usb", TRUE, HOSTDEV_TYPE_USB, TRUE, parse_usb_source, format_usb_source,
+  { "usb", TRUE, HOSTDEV_TYPE_USB, TRUE, TRUE, FALSE, NULL,
+    parse_usb_source, format_usb_source,
     "usb", parse_guest_usb_address, format_guest_usb_address },
-  { "pci", TRUE, HOSTDEV_TYPE_PCI, FALSE, parse_pci_source, format_pci_source,
+  { "pci", TRUE, HOSTDEV_TYPE_PCI, FALSE, TRUE, TRUE, NULL,
+    parse_pci_source, format_pci_source,
     "pci", parse_guest_pci_address, format_guest_pci_address },
-  { "scsi", FALSE, 0, FALSE, NULL, NULL, NULL, NULL, NULL },
-  { "scsi_host", FALSE, 0, FALSE, NULL, NULL, NULL, NULL, NULL },
-  { "mdev", FALSE, 0, FALSE, NULL, NULL, NULL, NULL, NULL },
+  /* libvirt refuses <boot> for mdev model vfio-pci */
+  { "mdev", TRUE, HOSTDEV_TYPE_MDEV, FALSE, FALSE, TRUE, parse_mdev_attrs,
+    parse_mdev_source, format_mdev_source,
+    "pci", parse_guest_pci_address, format_guest_pci_address },
+  { "scsi", FALSE, 0, FALSE, FALSE, FALSE, NULL, NULL, NULL, NULL, NULL, NULL },
+  { "scsi_host", FALSE, 0, FALSE, FALSE, FALSE, NULL, NULL, NULL, NULL, NULL, NULL },
 };
 
 static const HostdevTypeInfo *
@@ -795,7 +1092,7 @@ hostdev_type_info(HostdevType type)
   return NULL;
 }
 
-/* Return: (transfer full): "usb, pci" or, with @all, every known type. */
+/* Return: (transfer full): "usb, pci, mdev" or, with @all, every known type. */
 static char *
 hostdev_type_list(gboolean all)
 {
@@ -818,7 +1115,7 @@ static const char *const guest_address_types[] = {
 };
 
 /* ------------------------------------------------------------------ */
-/* <hostdev>                                                           */
+/* What every device has: alias, boot, rom, acpi, guest address        */
 
 typedef enum {
   PARSE_FROM_CLIENT,  /* attach-device: libvirt's "inactive" parse */
@@ -866,9 +1163,10 @@ parse_alias(xmlNode *hostdev_node, ParseMode mode, Hostdev *hostdev,
   return TRUE;
 }
 
+/* @what: the device as messages name it, e.g. "a usb hostdev" */
 static gboolean
 parse_guest_address(xmlNode *hostdev_node, const HostdevTypeInfo *info,
-                    Hostdev *hostdev, GError **error)
+                    const char *what, Hostdev *hostdev, GError **error)
 {
   xmlNode *address = child_element(hostdev_node, "address");
   g_autofree char *type = NULL;
@@ -880,9 +1178,8 @@ parse_guest_address(xmlNode *hostdev_node, const HostdevTypeInfo *info,
   type = get_attr(address, "type");
   if (type == NULL) {
     g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
-                "<address>: missing type='...'; a %s hostdev takes "
-                "<address type='%s' .../>", info->name,
-                info->guest_address_type);
+                "<address>: missing type='...'; %s takes "
+                "<address type='%s' .../>", what, info->guest_address_type);
     return FALSE;
   }
   if (strcmp(type, info->guest_address_type) == 0)
@@ -891,16 +1188,140 @@ parse_guest_address(xmlNode *hostdev_node, const HostdevTypeInfo *info,
   shown = message_value(type);
   if (g_strv_contains(guest_address_types, type))
     g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
-                "<address type='%s'>: a %s hostdev takes only "
+                "<address type='%s'>: %s takes only "
                 "<address type='%s' .../> in the guest",
-                shown, info->name, info->guest_address_type);
+                shown, what, info->guest_address_type);
   else
     g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
-                "<address type='%s'>: unknown address type; a %s hostdev "
+                "<address type='%s'>: unknown address type; %s "
                 "takes <address type='%s' .../>",
-                shown, info->name, info->guest_address_type);
+                shown, what, info->guest_address_type);
   return FALSE;
 }
+
+static gboolean
+parse_rom(xmlNode *rom, const HostdevTypeInfo *info, const char *what,
+          Hostdev *hostdev, GError **error)
+{
+  int bar = HOSTDEV_TRISTATE_ABSENT;
+  int enabled = HOSTDEV_TRISTATE_ABSENT;
+  g_autofree char *file = NULL;
+
+  if (parse_enum(rom, "<rom", "bar", on_off_tristate_names,
+                 G_N_ELEMENTS(on_off_tristate_names), &bar, error) < 0 ||
+      parse_enum(rom, "<rom", "enabled", yes_no_tristate_names,
+                 G_N_ELEMENTS(yes_no_tristate_names), &enabled, error) < 0)
+    return FALSE;
+  file = get_attr(rom, "file");
+
+  if (bar == HOSTDEV_TRISTATE_ABSENT && enabled == HOSTDEV_TRISTATE_ABSENT &&
+      file == NULL)
+    return TRUE;   /* a bare <rom/> tunes nothing, libvirt accepts it anywhere */
+  if (!info->is_pci_device) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "<rom>: ROM tuning is only supported for PCI devices, "
+                "not for %s", what);
+    return FALSE;
+  }
+  /* libvirt's schema (absFilePath): '/', then at least one character, no
+   * line breaks; libvirt's parser does not check, its live XML would not
+   * validate */
+  if (file != NULL &&
+      (file[0] != '/' || file[1] == '\0' || strpbrk(file, "\r\n") != NULL)) {
+    g_autofree char *shown = message_value(file);
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "<rom file='%s'>: file must be an absolute path to the ROM "
+                "image, e.g. /usr/share/roms/nic.rom (to give the device no "
+                "ROM, use enabled='no')", shown);
+    return FALSE;
+  }
+  if (enabled == HOSTDEV_TRISTATE_OFF &&
+      (bar != HOSTDEV_TRISTATE_ABSENT || file != NULL)) {
+    g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                        "<rom enabled='no'>: a disabled ROM takes neither bar "
+                        "nor file (as in libvirt); drop them or enabled='no'");
+    return FALSE;
+  }
+  hostdev->rom.bar = bar;
+  hostdev->rom.enabled = enabled;
+  hostdev->rom.file = g_steal_pointer(&file);
+  return TRUE;
+}
+
+static gboolean
+parse_device_info(xmlNode *node, const HostdevTypeInfo *info, const char *what,
+                  ParseMode mode, Hostdev *hostdev, GError **error)
+{
+  xmlNode *boot = child_element(node, "boot");
+  xmlNode *rom = child_element(node, "rom");
+  xmlNode *acpi = child_element(node, "acpi");
+
+  if (!parse_alias(node, mode, hostdev, error))
+    return FALSE;
+
+  if (boot != NULL &&
+      parse_number(boot, "<boot", &rule_boot_order, TRUE,
+                   &hostdev->boot_order, error) < 0)
+    return FALSE;
+  if (hostdev->boot_order > 0 && !info->bootable) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "<boot order='%u'>: booting from %s is not supported "
+                "(libvirt refuses it too); leave <boot> out",
+                hostdev->boot_order, what);
+    return FALSE;
+  }
+
+  if (rom != NULL && !parse_rom(rom, info, what, hostdev, error))
+    return FALSE;
+
+  if (acpi != NULL) {
+    if (parse_number(acpi, "<acpi", &rule_acpi_index, FALSE,
+                     &hostdev->acpi_index, error) < 0)
+      return FALSE;
+    if (hostdev->acpi_index > 0 && !info->is_pci_device) {
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                  "<acpi index='%u'>: an ACPI index is only supported for PCI "
+                  "devices, not for %s", hostdev->acpi_index, what);
+      return FALSE;
+    }
+  }
+
+  return parse_guest_address(node, info, what, hostdev, error);
+}
+
+/* Order and layout of libvirt's virDomainDeviceInfoFormat. */
+static void
+format_device_info(GString *out, const HostdevTypeInfo *info,
+                   const Hostdev *hostdev)
+{
+  if (hostdev->boot_order > 0)
+    g_string_append_printf(out, "  <boot order='%u'/>\n", hostdev->boot_order);
+  if (hostdev->alias != NULL) {
+    g_autofree char *alias = g_markup_escape_text(hostdev->alias, -1);
+    g_string_append_printf(out, "  <alias name='%s'/>\n", alias);
+  }
+  if (hostdev->rom.enabled != HOSTDEV_TRISTATE_ABSENT ||
+      hostdev->rom.bar != HOSTDEV_TRISTATE_ABSENT || hostdev->rom.file != NULL) {
+    g_string_append(out, "  <rom");
+    if (hostdev->rom.enabled != HOSTDEV_TRISTATE_ABSENT)
+      g_string_append_printf(out, " enabled='%s'",
+                             hostdev->rom.enabled == HOSTDEV_TRISTATE_ON ? "yes" : "no");
+    if (hostdev->rom.bar != HOSTDEV_TRISTATE_ABSENT)
+      g_string_append_printf(out, " bar='%s'",
+                             hostdev->rom.bar == HOSTDEV_TRISTATE_ON ? "on" : "off");
+    if (hostdev->rom.file != NULL) {
+      g_autofree char *file = g_markup_escape_text(hostdev->rom.file, -1);
+      g_string_append_printf(out, " file='%s'", file);
+    }
+    g_string_append(out, "/>\n");
+  }
+  if (hostdev->acpi_index > 0)
+    g_string_append_printf(out, "  <acpi index='%u'/>\n", hostdev->acpi_index);
+  info->format_guest_address(out, hostdev);
+}
+
+/* ------------------------------------------------------------------ */
+/* <hostdev>                                                           */
 
 static const HostdevTypeInfo *
 parse_hostdev_type(xmlNode *root, GError **error)
@@ -921,8 +1342,8 @@ parse_hostdev_type(xmlNode *root, GError **error)
     if (hostdev_types[i].supported)
       return &hostdev_types[i];
     g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
-                "hostdev type '%s' is not supported by hostdevd (supported: %s)",
-                type, supported);
+                "<hostdev type='%s'>: type '%s' is not supported by hostdevd "
+                "(supported: %s)", type, type, supported);
     return NULL;
   }
   known = hostdev_type_list(TRUE);
@@ -943,11 +1364,11 @@ parse_hostdev(xmlNode *root, ParseMode mode, GError **error)
   const HostdevTypeInfo *info;
   g_autoptr(Hostdev) hostdev = NULL;
   xmlNode *source;
-  xmlNode *boot;
   g_autofree char *policy = NULL;
   int subsystem = TRUE;
   int managed = FALSE;
   g_autofree char *where = NULL;
+  g_autofree char *what = NULL;
 
   if (parse_enum(root, "<hostdev", "mode", mode_names,
                  G_N_ELEMENTS(mode_names), &subsystem, error) < 0)
@@ -965,11 +1386,15 @@ parse_hostdev(xmlNode *root, ParseMode mode, GError **error)
     return NULL;
   hostdev = hostdev_new(info->type);
   where = g_strdup_printf("<hostdev type='%s'", info->name);
+  what = g_strdup_printf("%s %s hostdev",
+                         info->type == HOSTDEV_TYPE_MDEV ? "an" : "a", info->name);
 
   if (parse_enum(root, where, "managed", yes_no_names,
                  G_N_ELEMENTS(yes_no_names), &managed, error) < 0)
     return NULL;
   hostdev->managed = managed;
+  if (info->parse_attrs != NULL && !info->parse_attrs(root, hostdev, error))
+    return NULL;
 
   source = child_element(root, "source");
   if (source == NULL) {
@@ -995,23 +1420,199 @@ parse_hostdev(xmlNode *root, ParseMode mode, GError **error)
     hostdev->usb.startup_policy = value;
   }
 
-  if (!info->parse_source(root, source, hostdev, error))
-    return NULL;
-
-  if (!parse_alias(root, mode, hostdev, error))
-    return NULL;
-
-  boot = child_element(root, "boot");
-  if (boot != NULL &&
-      parse_number(boot, "<boot", &rule_boot_order, TRUE,
-                   &hostdev->boot_order, error) < 0)
-    return NULL;
-
-  if (!parse_guest_address(root, info, hostdev, error))
+  if (!info->parse_source(root, source, hostdev, error) ||
+      !parse_device_info(root, info, what, mode, hostdev, error))
     return NULL;
 
   return g_steal_pointer(&hostdev);
 }
+
+/* ------------------------------------------------------------------ */
+/* <interface type='hostdev'>                                          */
+
+static gboolean
+parse_interface_source(xmlNode *source, Hostdev *hostdev, GError **error)
+{
+  const char *where = "<interface type='hostdev'><source><address";
+  xmlNode *address = child_element(source, "address");
+  g_autofree char *type = address ? get_attr(address, "type") : NULL;
+
+  if (address == NULL || type == NULL) {
+    g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                        "<interface type='hostdev'>: <source> needs "
+                        "<address type='pci' domain='0x0000' bus='0x..' "
+                        "slot='0x..' function='0x.'/> naming the host network "
+                        "function");
+    return FALSE;
+  }
+  if (strcmp(type, "pci") != 0) {
+    g_autofree char *shown = message_value(type);
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "%s type='%s'>: hostdevd hot-plugs only PCI network "
+                "functions (type='pci')%s", where, shown,
+                strcmp(type, "usb") == 0 ? "; USB network devices are not "
+                "supported by hostdevd" : "");
+    return FALSE;
+  }
+  return parse_pci_address_attrs(address, "<source><address type='pci'",
+                                 &hostdev->pci_source, error);
+}
+
+static gboolean
+parse_interface_mac(xmlNode *mac, Hostdev *hostdev, GError **error)
+{
+  g_autofree char *text = get_attr(mac, "address");
+  g_autofree char *shown = NULL;
+
+  if (text == NULL) {
+    g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                        "<mac>: missing address='...' (e.g. 52:54:00:6d:90:02)");
+    return FALSE;
+  }
+  shown = message_value(text);
+  if (!mac_parse(text, hostdev->net.mac)) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "<mac address='%s'>: address must be six hex octets "
+                "separated by ':', e.g. 52:54:00:6d:90:02", shown);
+    return FALSE;
+  }
+  if (hostdev->net.mac[0] & 1) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "<mac address='%s'>: address must be unicast (the first "
+                "octet even), not multicast", shown);
+    return FALSE;
+  }
+  hostdev->net.has_mac = TRUE;
+  return TRUE;
+}
+
+/* A VF takes one VLAN tag: no trunk, no native mode (libvirt refuses them
+ * for SR-IOV too, when it programs the VF). */
+static gboolean
+parse_interface_vlan(xmlNode *vlan, Hostdev *hostdev, GError **error)
+{
+  g_autofree char *trunk = get_attr(vlan, "trunk");
+  xmlNode *tag = NULL;
+  g_autofree char *native = NULL;
+  guint tags = 0;
+
+  for (xmlNode *node = vlan->children; node != NULL; node = node->next) {
+    if (node->type != XML_ELEMENT_NODE || !xmlStrEqual(node->name, BAD_CAST "tag"))
+      continue;
+    if (tag == NULL)
+      tag = node;
+    tags++;
+  }
+  if (tag == NULL) {
+    g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                        "<vlan>: needs one <tag id='0..4095'/>");
+    return FALSE;
+  }
+  if (tags > 1 || (trunk != NULL && strcmp(trunk, "no") != 0)) {
+    g_autofree char *shown = trunk ? message_value(trunk) : NULL;
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "<vlan%s%s%s>: VLAN trunking (%u tags) is not supported by "
+                "SR-IOV network functions; give one <tag id='0..4095'/>",
+                shown ? " trunk='" : "", shown ? shown : "", shown ? "'" : "",
+                tags);
+    return FALSE;
+  }
+  native = get_attr(tag, "nativeMode");
+  if (native != NULL) {
+    g_autofree char *shown = message_value(native);
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "<vlan><tag nativeMode='%s'>: a native VLAN is not supported "
+                "by SR-IOV network functions; leave nativeMode out", shown);
+    return FALSE;
+  }
+  if (parse_number(tag, "<vlan><tag", &rule_vlan_tag, TRUE,
+                   &hostdev->net.vlan_tag, error) < 0)
+    return FALSE;
+  hostdev->net.has_vlan = TRUE;
+  return TRUE;
+}
+
+static Hostdev *
+parse_interface(xmlNode *root, ParseMode mode, GError **error)
+{
+  const char *what = "an <interface type='hostdev'>";
+  g_autofree char *type = get_attr(root, "type");
+  g_autoptr(Hostdev) hostdev = NULL;
+  xmlNode *source;
+  xmlNode *mac;
+  xmlNode *vlan;
+  int managed = FALSE;
+
+  if (type == NULL || strcmp(type, "hostdev") != 0) {
+    g_autofree char *shown = type ? message_value(type) : NULL;
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "<interface%s%s%s>: hostdevd hot-plugs only <interface "
+                "type='hostdev'> (a host PCI network function); other "
+                "interface types are not supported by hostdevd",
+                shown ? " type='" : "", shown ? shown : "", shown ? "'" : "");
+    return NULL;
+  }
+  hostdev = hostdev_new(HOSTDEV_TYPE_PCI);
+  hostdev->is_interface = TRUE;
+
+  if (parse_enum(root, "<interface type='hostdev'", "managed", yes_no_names,
+                 G_N_ELEMENTS(yes_no_names), &managed, error) < 0)
+    return NULL;
+  hostdev->managed = managed;
+
+  source = child_element(root, "source");
+  if (source == NULL) {
+    g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                        "<interface type='hostdev'>: missing <source> naming "
+                        "the host network function");
+    return NULL;
+  }
+  if (!parse_interface_source(source, hostdev, error) ||
+      !parse_pci_driver(root, error))
+    return NULL;
+
+  mac = child_element(root, "mac");
+  if (mac != NULL && !parse_interface_mac(mac, hostdev, error))
+    return NULL;
+  vlan = child_element(root, "vlan");
+  if (vlan != NULL && !parse_interface_vlan(vlan, hostdev, error))
+    return NULL;
+  if (child_element(root, "virtualport") != NULL) {
+    g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                        "<virtualport>: 802.1Qbh/802.1Qbg port profiles are "
+                        "not supported by hostdevd; leave <virtualport> out");
+    return NULL;
+  }
+
+  if (!parse_device_info(root, hostdev_type_info(HOSTDEV_TYPE_PCI), what,
+                         mode, hostdev, error))
+    return NULL;
+  return g_steal_pointer(&hostdev);
+}
+
+/* virDomainNetDefFormat's layout for type='hostdev' */
+static void
+format_interface(GString *out, const Hostdev *hostdev)
+{
+  g_string_append_printf(out, "<interface type='hostdev'%s>\n",
+                         hostdev->managed ? " managed='yes'" : "");
+  if (hostdev->net.has_mac) {
+    g_autofree char *mac = hostdev_format_mac(hostdev);
+    g_string_append_printf(out, "  <mac address='%s'/>\n", mac);
+  }
+  g_string_append(out, "  <driver name='vfio'/>\n");
+  format_pci_source_address(out, " type='pci'", &hostdev->pci_source);
+  if (hostdev->net.has_vlan)
+    g_string_append_printf(out,
+                           "  <vlan>\n"
+                           "    <tag id='%u'/>\n"
+                           "  </vlan>\n", hostdev->net.vlan_tag);
+  format_device_info(out, hostdev_type_info(HOSTDEV_TYPE_PCI), hostdev);
+  g_string_append(out, "</interface>\n");
+}
+
+/* ------------------------------------------------------------------ */
+/* Documents                                                           */
 
 static Hostdev *
 parse_document(const char *xml, gsize length, ParseMode mode, GError **error)
@@ -1028,13 +1629,16 @@ parse_document(const char *xml, gsize length, ParseMode mode, GError **error)
                         "the XML document has no element; expected <hostdev>");
     return NULL;
   }
-  if (!xmlStrEqual(root->name, BAD_CAST "hostdev")) {
-    g_autofree char *shown = message_value((const char *)root->name);
-    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_XML,
-                "expected <hostdev>, got <%s>", shown);
-    return NULL;
-  }
-  return parse_hostdev(root, mode, error);
+  if (xmlStrEqual(root->name, BAD_CAST "hostdev"))
+    return parse_hostdev(root, mode, error);
+  if (xmlStrEqual(root->name, BAD_CAST "interface"))
+    return parse_interface(root, mode, error);
+
+  g_autofree char *shown = message_value((const char *)root->name);
+  g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_XML,
+              "expected <hostdev> or <interface type='hostdev'>, got <%s>",
+              shown);
+  return NULL;
 }
 
 Hostdev *
@@ -1050,7 +1654,8 @@ hostdev_parse_live_xml(const char *xml, gsize length, GError **error)
 }
 
 /* Order and layout follow libvirt's virDomainHostdevDefFormat: source
- * (PCI: <driver> first), then <boot>, <alias>, guest <address>. */
+ * (PCI: <driver> first), then <boot>, <alias>, <rom>, <acpi>, guest
+ * <address>. */
 char *
 hostdev_format_xml(const Hostdev *hostdev)
 {
@@ -1060,17 +1665,22 @@ hostdev_format_xml(const Hostdev *hostdev)
   g_return_val_if_fail(info != NULL, NULL);
 
   out = g_string_new(NULL);
-  g_string_append_printf(out,
-                         "<hostdev mode='subsystem' type='%s' managed='%s'>\n",
-                         info->name, hostdev->managed ? "yes" : "no");
-  info->format_source(out, hostdev);
-  if (hostdev->boot_order > 0)
-    g_string_append_printf(out, "  <boot order='%u'/>\n", hostdev->boot_order);
-  if (hostdev->alias != NULL) {
-    g_autofree char *alias = g_markup_escape_text(hostdev->alias, -1);
-    g_string_append_printf(out, "  <alias name='%s'/>\n", alias);
+  if (hostdev->is_interface) {
+    format_interface(out, hostdev);
+    return g_string_free(out, FALSE);
   }
-  info->format_guest_address(out, hostdev);
+  g_string_append_printf(out, "<hostdev mode='subsystem' type='%s' managed='%s'",
+                         info->name, hostdev->managed ? "yes" : "no");
+  if (hostdev->type == HOSTDEV_TYPE_MDEV) {
+    /* libvirt shows the display it defaulted to */
+    g_string_append_printf(out, " model='vfio-pci' display='%s'",
+                           hostdev->mdev.display ? "on" : "off");
+    if (hostdev->mdev.ramfb == HOSTDEV_TRISTATE_OFF)
+      g_string_append(out, " ramfb='off'");
+  }
+  g_string_append(out, ">\n");
+  info->format_source(out, hostdev);
+  format_device_info(out, info, hostdev);
   g_string_append(out, "</hostdev>\n");
   return g_string_free(out, FALSE);
 }
@@ -1093,6 +1703,10 @@ hostdev_source_matches(const Hostdev *a, const Hostdev *b)
 
   switch (a->type) {
   case HOSTDEV_TYPE_PCI:
+    /* like virsh detach-interface: a MAC, when given, must match too */
+    if (a->is_interface && a->net.has_mac &&
+        (!b->net.has_mac || memcmp(a->net.mac, b->net.mac, sizeof(a->net.mac)) != 0))
+      return FALSE;
     return pci_address_equal(&a->pci_source, &b->pci_source);
   case HOSTDEV_TYPE_USB:
     if (a->usb.has_address)
@@ -1100,6 +1714,8 @@ hostdev_source_matches(const Hostdev *a, const Hostdev *b)
              a->usb.bus == b->usb.bus && a->usb.device == b->usb.device;
     return a->usb.has_vendor_product && b->usb.has_vendor_product &&
            a->usb.vendor == b->usb.vendor && a->usb.product == b->usb.product;
+  case HOSTDEV_TYPE_MDEV:
+    return strcmp(a->mdev.uuid, b->mdev.uuid) == 0;
   }
   return FALSE;
 }
@@ -1110,7 +1726,8 @@ hostdev_describe_source(const Hostdev *hostdev)
   switch (hostdev->type) {
   case HOSTDEV_TYPE_PCI: {
     g_autofree char *bdf = pci_address_format(&hostdev->pci_source);
-    return g_strdup_printf("PCI device %s", bdf);
+    return g_strdup_printf("PCI %sdevice %s",
+                           hostdev->is_interface ? "network " : "", bdf);
   }
   case HOSTDEV_TYPE_USB:
     if (hostdev->usb.has_vendor_product && hostdev->usb.has_address)
@@ -1124,8 +1741,29 @@ hostdev_describe_source(const Hostdev *hostdev)
       return g_strdup_printf("USB device at bus %u device %u",
                              hostdev->usb.bus, hostdev->usb.device);
     return g_strdup("USB device (no source)");
+  case HOSTDEV_TYPE_MDEV:
+    return g_strdup_printf("mediated device %s", hostdev->mdev.uuid);
   }
   return g_strdup("host device");
+}
+
+const char *
+hostdev_type_name(HostdevType type)
+{
+  const HostdevTypeInfo *info = hostdev_type_info(type);
+
+  return info ? info->name : "unknown";
+}
+
+char *
+hostdev_format_mac(const Hostdev *hostdev)
+{
+  const guint8 *m = hostdev->net.mac;
+
+  if (!hostdev->net.has_mac)
+    return NULL;
+  return g_strdup_printf("%02x:%02x:%02x:%02x:%02x:%02x",
+                         m[0], m[1], m[2], m[3], m[4], m[5]);
 }
 
 char *

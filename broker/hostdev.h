@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * hostdev.h - the typed model of one libvirt <hostdev>, parsed from and
- * formatted back to libvirt's domain XML.
+ * hostdev.h - the typed model of one libvirt <hostdev> (or <interface
+ * type='hostdev'>), parsed from and formatted back to libvirt's domain XML.
  *
  * Parsing validates everything a later step builds a path or a QEMU
  * property from, so no other code re-checks ranges.
@@ -15,6 +15,7 @@ G_BEGIN_DECLS
 typedef enum {
   HOSTDEV_TYPE_USB,
   HOSTDEV_TYPE_PCI,
+  HOSTDEV_TYPE_MDEV,         /* mediated device, model='vfio-pci' */
 } HostdevType;
 
 typedef enum {
@@ -24,6 +25,22 @@ typedef enum {
   HOSTDEV_STARTUP_OPTIONAL,
 } HostdevStartupPolicy;
 
+/* An optional on/off or yes/no attribute: absent is not the same as off,
+ * libvirt sends QEMU nothing for absent. */
+typedef enum {
+  HOSTDEV_TRISTATE_ABSENT,
+  HOSTDEV_TRISTATE_ON,       /* 'on' or 'yes' */
+  HOSTDEV_TRISTATE_OFF,      /* 'off' or 'no' */
+} HostdevTristate;
+
+/* USB <source guestReset/> */
+typedef enum {
+  HOSTDEV_GUEST_RESET_DEFAULT,       /* attribute absent: QEMU's default */
+  HOSTDEV_GUEST_RESET_OFF,
+  HOSTDEV_GUEST_RESET_UNINITIALIZED,
+  HOSTDEV_GUEST_RESET_ON,
+} HostdevGuestReset;
+
 typedef struct {
   guint domain;   /* 0..0xffff */
   guint bus;      /* 0..0xff */
@@ -31,11 +48,25 @@ typedef struct {
   guint function; /* 0..7 */
 } PciAddress;
 
+/* "c2177883-f1bb-47f0-914d-32a22e3a8804" */
+#define HOSTDEV_UUID_STRING_LEN 36
+
 typedef struct {
   HostdevType type;
+  /* <interface type='hostdev'>: type is HOSTDEV_TYPE_PCI, the source a PCI
+   * network function (SR-IOV VF); net.* holds what the host side programs */
+  gboolean is_interface;
   gboolean managed;          /* managed='yes' */
   char *alias;               /* <alias name/>: user "ua-…" or assigned "hostdevN"; NULL if none */
   guint boot_order;          /* <boot order/>, 1..0x7fffffff; 0 when absent */
+  guint acpi_index;          /* <acpi index/>, 1..16383; 0 when absent (PCI, mdev) */
+
+  /* <rom bar file enabled/> (PCI; kept but not sent for mdev, as libvirt) */
+  struct {
+    HostdevTristate bar;     /* bar='on|off' */
+    HostdevTristate enabled; /* enabled='yes|no'; 'no' excludes bar and file */
+    char *file;              /* file='/…', an absolute path; NULL when absent */
+  } rom;
 
   /* type='usb' source: vendor/product and/or bus/device */
   struct {
@@ -46,6 +77,7 @@ typedef struct {
     guint bus;               /* <address bus/>, 1..0xffff (0 means unset to libvirt) */
     guint device;            /* <address device/>, 1..0xffff */
     HostdevStartupPolicy startup_policy;
+    HostdevGuestReset guest_reset;
   } usb;
 
   /* type='usb' guest address <address type='usb' bus port/> */
@@ -56,13 +88,38 @@ typedef struct {
                               * each 1..255, canonical decimal); NULL if absent */
   } usb_guest;
 
-  /* type='pci' source and guest address */
+  /* type='pci' source and guest address (the guest address also for mdev) */
   PciAddress pci_source;
   struct {
     gboolean present;
     PciAddress addr;
-    gboolean multifunction;
+    gboolean multifunction;          /* multifunction='on' */
+    gboolean multifunction_explicit; /* the attribute was given: 'off' is sent too */
   } pci_guest;
+
+  /* <zpci uid fid/> inside the guest PCI address (type='pci' on s390x);
+   * the caller fills what is missing when it assigns them */
+  struct {
+    gboolean has_uid;
+    guint uid;               /* 0x0001..0xffff */
+    gboolean has_fid;
+    guint fid;               /* 0..0xffffffff */
+  } zpci;
+
+  /* type='mdev' model='vfio-pci' */
+  struct {
+    char uuid[HOSTDEV_UUID_STRING_LEN + 1]; /* canonical, lower case */
+    gboolean display;        /* display='on'; absent means 'off', as in libvirt */
+    HostdevTristate ramfb;   /* never ON: a ramfb device cannot be hot-plugged */
+  } mdev;
+
+  /* <interface type='hostdev'>: programmed on the host, not sent to QEMU */
+  struct {
+    gboolean has_mac;
+    guint8 mac[6];           /* unicast */
+    gboolean has_vlan;
+    guint vlan_tag;          /* <vlan><tag id/></vlan>, 0..4095 */
+  } net;
 } Hostdev;
 
 /* hostdev_new() - an empty model of @type. */
@@ -80,7 +137,8 @@ Hostdev *hostdev_copy(const Hostdev *hostdev);
 #define HOSTDEV_XML_MAX_DEPTH 32
 
 /**
- * hostdev_parse_xml() - parse one <hostdev> element a client sent
+ * hostdev_parse_xml() - parse one <hostdev> (or <interface type='hostdev'>)
+ *   element a client sent
  * @xml: the document; NUL termination not required
  * @length: its size in bytes
  * Safe against hostile input: no network, no DTD, no entity expansion,
@@ -90,8 +148,9 @@ Hostdev *hostdev_copy(const Hostdev *hostdev);
  * libvirt ignores it.
  * Return: the model, or NULL with a HOSTDEVD_ERROR (InvalidXML: not
  * well-formed, DTD/entities, too big or deep, not a <hostdev>;
- * InvalidArgument: wrong values) that names the element, attribute, bad
- * value and valid range.
+ * InvalidArgument: wrong values, or what hostdevd does not support, e.g.
+ * type='scsi', mode='capabilities', ramfb='on') that names the element,
+ * attribute, bad value and valid range.
  */
 Hostdev *hostdev_parse_xml(const char *xml, gsize length, GError **error);
 
@@ -105,9 +164,10 @@ Hostdev *hostdev_parse_xml(const char *xml, gsize length, GError **error);
  */
 Hostdev *hostdev_parse_live_xml(const char *xml, gsize length, GError **error);
 
-/* Return: (transfer full): @hostdev as libvirt's live XML shows it, with
- * <alias> and the guest <address> when known; two-space indentation,
- * ending in a newline. */
+/* Return: (transfer full): @hostdev as libvirt's live XML shows it (a
+ * <hostdev>, or an <interface type='hostdev'>), with <alias> and the guest
+ * <address> (and <zpci>) when known; two-space indentation, ending in a
+ * newline. */
 char *hostdev_format_xml(const Hostdev *hostdev);
 
 /**
@@ -119,14 +179,23 @@ char *hostdev_format_xml(const Hostdev *hostdev);
  * address; USB compares bus and device when @a gives an <address>, and
  * vendor and product otherwise.  Asymmetric like libvirt's: so that a
  * vendor/product entry can later be found by address, record the resolved
- * bus/device in @b once the device has been resolved.
+ * bus/device in @b once the device has been resolved.  mdev compares the
+ * UUID; an <interface> that gives a MAC must also match the MAC.
  */
 gboolean hostdev_source_matches(const Hostdev *a, const Hostdev *b);
 
 /* Return: (transfer full): the source for messages, e.g.
  * "USB device 0627:0001", "USB device at bus 1 device 2",
- * "USB device 0627:0001 at bus 1 device 2", "PCI device 0000:01:00.0". */
+ * "USB device 0627:0001 at bus 1 device 2", "PCI device 0000:01:00.0",
+ * "PCI network device 0000:02:07.1", "mediated device c2177883-…". */
 char *hostdev_describe_source(const Hostdev *hostdev);
+
+/* Return: the type='…' name of @type: "usb", "pci" or "mdev". */
+const char *hostdev_type_name(HostdevType type);
+
+/* Return: (transfer full): the interface's MAC as "52:54:00:6d:90:02", or
+ * NULL when it has none. */
+char *hostdev_format_mac(const Hostdev *hostdev);
 
 /* Return: (transfer full): "0000:01:00.0". */
 char *pci_address_format(const PciAddress *addr);

@@ -9,6 +9,7 @@
 #include "config.h"
 #include "control-proto.h"
 #include "hostdev.h"
+#include "hostdevctl-nodedev.h"
 
 #include <gio/gunixinputstream.h>
 #include <gio/gunixsocketaddress.h>
@@ -62,8 +63,9 @@ usage(FILE *out)
           "VM is a VM name (socket $HOSTDEVD_RUNTIME_DIR/VM.sock, default %s)\n"
           "or a socket path containing '/'.\n"
           "--json prints hostdevd's raw JSON replies, one per line.\n"
-          "Exit status: 0 success, 1 the request failed, 2 usage error.\n",
-          HOSTDEVD_RUNTIME_DIR);
+          "Exit status: 0 success, 1 the request failed, 2 usage error.\n"
+          "\n%s",
+          HOSTDEVD_RUNTIME_DIR, hostdevctl_nodedev_usage());
 }
 
 static gboolean
@@ -446,6 +448,8 @@ main(int argc, char **argv)
   };
   Args args = { 0 };
 
+  if (hostdevctl_nodedev_handles(argc, argv))
+    return hostdevctl_nodedev_main(argc, argv);
   if (!parse_args(argc, argv, &args))
     return EXIT_USAGE;
   g_autoptr(GPtrArray) positional = args.positional;

@@ -15,6 +15,8 @@
 #include "hotplug.h"
 #include "policy.h"
 #include "qmp-client.h"
+#include "sandbox.h"
+#include "state.h"
 
 #include <errno.h>
 #include <glib-unix.h>
@@ -34,6 +36,8 @@ typedef struct {
   char *host_root;
   char *qemu_user;
   char *sandbox;
+  SandboxMode sandbox_mode;   /* --sandbox, default on */
+  char *policy_path;          /* --policy, default POLICY_DEFAULT_PATH if it exists */
   int qmp_wait_s;
   gboolean verbose;
 } Options;
@@ -44,6 +48,7 @@ typedef struct {
   int exit_status;
   QmpClient *qmp;
   Hotplug *hotplug;
+  StateJournal *journal;
   Policy *policy;
   ControlServer *control;
 } Daemon;
@@ -270,15 +275,50 @@ on_hotplug_event(const char *name, JsonObject *data, gpointer user_data)
 }
 
 static void
+on_released_all(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Daemon *daemon = user_data;
+  g_autoptr(GError) error = NULL;
+  if (!hotplug_release_all_finish(daemon->hotplug, result, &error))
+    g_warning("%s", error->message);
+  daemon_quit(daemon, EXIT_SUCCESS);
+}
+
+static void
 on_qmp_closed(QmpClient *qmp, const GError *reason, gpointer user_data)
 {
   Daemon *daemon = user_data;
 
   g_message("QEMU went away (%s); giving every device back to the host",
             reason ? reason->message : "connection closed");
-  hotplug_release_all(daemon->hotplug);
-  daemon_quit(daemon, EXIT_SUCCESS);
+  hotplug_release_all_async(daemon->hotplug, on_released_all, daemon);
 }
+
+static void on_reconciled(GObject *source, GAsyncResult *result, gpointer user_data);
+
+/* qemu_user() - who gets /dev/vfio/N: --qemu-user, else the user QEMU runs as (SO_PEERCRED). */
+static void
+qemu_user(Daemon *daemon, uid_t *uid, gid_t *gid)
+{
+  const char *name = daemon->options.qemu_user;
+  struct passwd *pw = name ? getpwnam(name) : NULL;
+
+  *uid = (uid_t)-1;
+  *gid = (gid_t)-1;
+  if (pw == NULL && name == NULL) {
+    uid_t peer = qmp_client_get_peer_uid(daemon->qmp);
+    if (peer != (uid_t)-1 && (pw = getpwuid(peer)) == NULL) {
+      *uid = peer;
+      *gid = (gid_t)peer;
+      return;
+    }
+  }
+  if (pw) {
+    *uid = pw->pw_uid;
+    *gid = pw->pw_gid;
+  }
+}
+static gboolean start_serving_sandboxed(Daemon *daemon, GError **error);
 
 static void
 on_qmp_connected(GObject *source, GAsyncResult *result, gpointer user_data)
@@ -296,9 +336,29 @@ on_qmp_connected(GObject *source, GAsyncResult *result, gpointer user_data)
   g_message("connected to QEMU %s (pid %d) at %s", qmp_client_get_qemu_version(daemon->qmp),
             (int)qmp_client_get_peer_pid(daemon->qmp), options->qmp_path);
 
-  daemon->hotplug = hotplug_new(daemon->qmp, on_hotplug_event, daemon);
+  HotplugConfig config = {
+    .vm = options->vm,
+    .runtime_dir = control_runtime_dir(),
+    .policy = daemon->policy,
+  };
+  qemu_user(daemon, &config.qemu_uid, &config.qemu_gid);
+  daemon->hotplug = hotplug_new(daemon->qmp, daemon->journal, &config, on_hotplug_event, daemon);
   g_signal_connect(daemon->qmp, "closed", G_CALLBACK(on_qmp_closed), daemon);
+  hotplug_reconcile_async(daemon->hotplug, on_reconciled, daemon);
+}
 
+static void
+on_reconciled(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Daemon *daemon = user_data;
+  Options *options = &daemon->options;
+  g_autoptr(GError) error = NULL;
+
+  if (!hotplug_reconcile_finish(daemon->hotplug, result, &error)) {
+    g_printerr("hostdevd: %s\n", error->message);
+    daemon_quit(daemon, EXIT_FAILURE);
+    return;
+  }
   daemon->control = control_server_new(options->socket_path, options->vm, daemon->policy,
                                        dispatch, daemon, &error);
   if (daemon->control == NULL) {
@@ -307,7 +367,57 @@ on_qmp_connected(GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   g_message("VM '%s': control socket %s ready", options->vm, options->socket_path);
+  if (!start_serving_sandboxed(daemon, &error)) {
+    g_printerr("hostdevd: %s\n", error->message);
+    daemon_quit(daemon, EXIT_FAILURE);
+    return;
+  }
   notify_systemd("READY=1\nSTATUS=serving");
+}
+
+/* ---- policy and sandbox (broker/sandbox.c has the plan) ------------------ */
+
+/* Return: (transfer full): --policy FILE, else POLICY_DEFAULT_PATH if it exists,
+ * else the built-in default; NULL with @error when a file is not a valid policy. */
+static Policy *
+load_policy(const Options *options, GError **error)
+{
+  const char *path = options->policy_path;
+  if (path == NULL && g_file_test(POLICY_DEFAULT_PATH, G_FILE_TEST_EXISTS))
+    path = POLICY_DEFAULT_PATH;
+  if (path == NULL)
+    return policy_new_default(getuid());
+  Policy *policy = policy_load(path, getuid(), error);
+  if (policy)
+    g_message("policy: %s", path);
+  return policy;
+}
+
+/*
+ * start_serving_sandboxed() - the sockets are set up: give the control
+ * socket its group, then drop privileges and lock down before serving
+ */
+static gboolean
+start_serving_sandboxed(Daemon *daemon, GError **error)
+{
+  Options *options = &daemon->options;
+  gid_t group;
+
+  if (policy_socket_group(daemon->policy, options->vm, &group) &&
+      chown(options->socket_path, (uid_t)-1, group) != 0) {
+    int saved = errno;
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                "cannot give the control socket %s to group %u (socket-group in %s): %s",
+                options->socket_path, (unsigned)group, policy_get_origin(daemon->policy),
+                g_strerror(saved));
+    return FALSE;
+  }
+  if (!sandbox_drop_privileges(options->sandbox_mode, error) ||
+      !sandbox_lock(options->sandbox_mode, error))
+    return FALSE;
+  if (options->sandbox_mode == SANDBOX_OFF)
+    g_message("sandbox: off (--sandbox off); hostdevd keeps every privilege it started with");
+  return TRUE;
 }
 
 static gboolean
@@ -338,7 +448,9 @@ parse_options(Options *options, int *argc, char ***argv, GError **error)
     { "qemu-user", 0, 0, G_OPTION_ARG_STRING, &options->qemu_user,
       "User QEMU runs as (default: the QMP peer's user)", "USER" },
     { "sandbox", 0, 0, G_OPTION_ARG_STRING, &options->sandbox,
-      "Sandbox mode: on, log or off (only off in this version)", "MODE" },
+      "Sandbox: on (default), log (log forbidden syscalls instead of dying) or off", "MODE" },
+    { "policy", 0, 0, G_OPTION_ARG_FILENAME, &options->policy_path,
+      "Policy file (default: " POLICY_DEFAULT_PATH " if it exists)", "FILE" },
     { "qmp-wait", 0, 0, G_OPTION_ARG_INT, &options->qmp_wait_s, qmp_wait_help, "SECONDS" },
     { "verbose", 'v', 0, G_OPTION_ARG_NONE, &options->verbose, "Log debug messages", NULL },
     { NULL },
@@ -369,12 +481,9 @@ parse_options(Options *options, int *argc, char ***argv, GError **error)
                         "--qmp PATH is required: QEMU's -qmp unix:PATH,server=on,wait=off socket");
     return FALSE;
   }
-  if (options->sandbox && g_strcmp0(options->sandbox, "off") != 0) {
-    g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
-                "--sandbox %s is not available in this version of hostdevd; "
-                "only --sandbox off is accepted until the sandbox is built", options->sandbox);
+  if (!sandbox_mode_parse(options->sandbox ? options->sandbox : "on", &options->sandbox_mode,
+                          error))
     return FALSE;
-  }
   if (options->qmp_wait_s < 0 || options->qmp_wait_s > 3600) {
     g_set_error_literal(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                         "--qmp-wait must be 0 to 3600 seconds");
@@ -391,6 +500,19 @@ parse_options(Options *options, int *argc, char ***argv, GError **error)
     return FALSE;
   }
   return TRUE;
+}
+
+static void
+options_free(Options *options)
+{
+  g_free(options->vm);
+  g_free(options->qmp_path);
+  g_free(options->socket_path);
+  g_free(options->state_dir);
+  g_free(options->host_root);
+  g_free(options->qemu_user);
+  g_free(options->sandbox);
+  g_free(options->policy_path);
 }
 
 /* Return: FALSE with @error when @dir cannot be created. */
@@ -413,12 +535,19 @@ main(int argc, char **argv)
   Options *options = &daemon.options;
   g_autoptr(GError) error = NULL;
 
+  sandbox_early();   /* before anything opens a descriptor */
   if (!parse_options(options, &argc, &argv, &error)) {
     g_printerr("hostdevd: %s\n", error->message);
+    options_free(options);
     return 2;
   }
   if (options->verbose)
     g_log_set_debug_enabled(TRUE);
+  /* before anything uses GTask, which starts GLib's worker thread */
+  if (!sandbox_prepare_threads(options->sandbox_mode, &error)) {
+    g_printerr("hostdevd: %s\n", error->message);
+    return EXIT_FAILURE;
+  }
   if (options->socket_path == NULL)
     options->socket_path = control_socket_path_for_vm(options->vm);
   if (options->state_dir == NULL)
@@ -435,9 +564,18 @@ main(int argc, char **argv)
     return EXIT_FAILURE;
   }
   host_root_set(options->host_root);
+  daemon.journal = state_journal_open(options->state_dir, options->vm, &error);
+  if (daemon.journal == NULL) {
+    g_printerr("hostdevd: %s\n", error->message);
+    return EXIT_FAILURE;
+  }
 
   daemon.loop = g_main_loop_new(NULL, FALSE);
-  daemon.policy = policy_new_default(getuid());
+  daemon.policy = load_policy(options, &error);
+  if (daemon.policy == NULL) {
+    g_printerr("hostdevd: %s\n", error->message);
+    return EXIT_FAILURE;
+  }
   g_unix_signal_add(SIGTERM, on_terminate, &daemon);
   g_unix_signal_add(SIGINT, on_terminate, &daemon);
 
@@ -454,13 +592,8 @@ main(int argc, char **argv)
     g_clear_object(&daemon.qmp);
   }
   g_clear_pointer(&daemon.policy, policy_free);
+  g_clear_pointer(&daemon.journal, state_journal_free);
   g_main_loop_unref(daemon.loop);
-  g_free(options->vm);
-  g_free(options->qmp_path);
-  g_free(options->socket_path);
-  g_free(options->state_dir);
-  g_free(options->host_root);
-  g_free(options->qemu_user);
-  g_free(options->sandbox);
+  options_free(options);
   return daemon.exit_status;
 }

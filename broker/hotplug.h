@@ -8,6 +8,8 @@
 #include <gio/gio.h>
 #include <json-glib/json-glib.h>
 #include "qmp-client.h"
+#include "policy.h"
+#include "state.h"
 
 G_BEGIN_DECLS
 
@@ -21,8 +23,27 @@ typedef void (*HotplugEventFunc)(const char *name, JsonObject *data, gpointer us
 /* Time QEMU gets for one device_add: a VFIO reset can take seconds. */
 #define HOTPLUG_DEVICE_ADD_TIMEOUT_MS 30000
 
-/* hotplug_new() - manage the devices of the VM behind @qmp. */
-Hotplug *hotplug_new(QmpClient *qmp, HotplugEventFunc emit, gpointer user_data);
+/* What a VM's hot-plug needs to know about its surroundings. */
+typedef struct {
+  const char *vm;
+  const char *runtime_dir;   /* host-wide claims live here */
+  uid_t qemu_uid;            /* who gets /dev/vfio/N; (uid_t)-1 leaves the owner */
+  gid_t qemu_gid;
+  const Policy *policy;      /* borrowed: which devices the VM may receive */
+} HotplugConfig;
+
+/* hotplug_new() - manage the devices of the VM behind @qmp, journaling to @journal (borrowed). */
+Hotplug *hotplug_new(QmpClient *qmp, StateJournal *journal, const HotplugConfig *config,
+                     HotplugEventFunc emit, gpointer user_data);
+
+/**
+ * hotplug_reconcile_async() - make the journal agree with QEMU after a start
+ * Attaches QEMU accepted are finished, others undone; detaches whose
+ * device is gone are finished; devices still held stay listed.  Run it
+ * before serving requests.
+ */
+void hotplug_reconcile_async(Hotplug *hotplug, GAsyncReadyCallback callback, gpointer user_data);
+gboolean hotplug_reconcile_finish(Hotplug *hotplug, GAsyncResult *result, GError **error);
 void hotplug_free(Hotplug *hotplug);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Hotplug, hotplug_free)
 
@@ -54,7 +75,8 @@ JsonNode *hotplug_list(Hotplug *hotplug);
 /* Return: (transfer full): the live XML of every device, inside <devices>. */
 char *hotplug_dumpxml(Hotplug *hotplug);
 
-/* hotplug_release_all() - QEMU is gone: give every device back to the host. */
-void hotplug_release_all(Hotplug *hotplug);
+/* hotplug_release_all_async() - QEMU is gone: give every device back to the host. */
+void hotplug_release_all_async(Hotplug *hotplug, GAsyncReadyCallback callback, gpointer user_data);
+gboolean hotplug_release_all_finish(Hotplug *hotplug, GAsyncResult *result, GError **error);
 
 G_END_DECLS

@@ -7,10 +7,11 @@ struct _VmDevices {
   GPtrArray *devices;  /* VmDevice* */
 };
 
-static void
+void
 vm_device_free(VmDevice *device)
 {
   hostdev_free(device->hostdev);
+  host_prep_free(device->prep);
   g_free(device);
 }
 
@@ -32,10 +33,11 @@ vm_devices_free(VmDevices *devices)
 }
 
 VmDevice *
-vm_devices_add(VmDevices *devices, Hostdev *hostdev)
+vm_devices_add(VmDevices *devices, Hostdev *hostdev, HostPrep *prep)
 {
   VmDevice *device = g_new0(VmDevice, 1);
   device->hostdev = hostdev;
+  device->prep = prep;
   device->state = VM_DEVICE_ATTACHED;
   g_ptr_array_add(devices->devices, device);
   return device;
@@ -45,6 +47,15 @@ void
 vm_devices_remove(VmDevices *devices, VmDevice *device)
 {
   g_ptr_array_remove(devices->devices, device);
+}
+
+VmDevice *
+vm_devices_steal(VmDevices *devices, VmDevice *device)
+{
+  guint index;
+  if (g_ptr_array_find(devices->devices, device, &index))
+    g_ptr_array_steal_index(devices->devices, index);
+  return device;
 }
 
 GPtrArray *
@@ -70,6 +81,18 @@ vm_devices_find_source(VmDevices *devices, const Hostdev *hostdev)
   for (guint i = 0; i < devices->devices->len; i++) {
     VmDevice *device = g_ptr_array_index(devices->devices, i);
     if (hostdev_source_matches(device->hostdev, hostdev))
+      return device;
+  }
+  return NULL;
+}
+
+VmDevice *
+vm_devices_find_group(VmDevices *devices, int group, const VmDevice *except)
+{
+  for (guint i = 0; i < devices->devices->len; i++) {
+    VmDevice *device = g_ptr_array_index(devices->devices, i);
+    if (device != except && device->prep && device->prep->vfio &&
+        device->prep->vfio->group == group)
       return device;
   }
   return NULL;

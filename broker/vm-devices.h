@@ -4,6 +4,7 @@
  */
 #pragma once
 
+#include "host-prep.h"
 #include "hostdev.h"
 
 G_BEGIN_DECLS
@@ -17,6 +18,7 @@ typedef struct {
   Hostdev *hostdev;      /* the live definition: alias and guest address filled in */
   VmDeviceState state;
   gboolean detach_waiting; /* a detach request is waiting for DEVICE_DELETED */
+  HostPrep *prep;        /* what was done to the host for it (owned) */
 } VmDevice;
 
 typedef struct _VmDevices VmDevices;
@@ -25,11 +27,18 @@ VmDevices *vm_devices_new(void);
 void vm_devices_free(VmDevices *devices);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(VmDevices, vm_devices_free)
 
-/* vm_devices_add() - record @hostdev (transfer full) as attached. Return: its entry. */
-VmDevice *vm_devices_add(VmDevices *devices, Hostdev *hostdev);
+/* vm_devices_add() - record @hostdev and @prep (both transfer full; @prep may be NULL) as attached. Return: its entry. */
+VmDevice *vm_devices_add(VmDevices *devices, Hostdev *hostdev, HostPrep *prep);
+
+/* Return: (nullable): another device whose VFIO binding shares IOMMU group @group. */
+VmDevice *vm_devices_find_group(VmDevices *devices, int group, const VmDevice *except);
 
 /* vm_devices_remove() - forget @device; it is freed. */
 void vm_devices_remove(VmDevices *devices, VmDevice *device);
+
+/* vm_devices_steal() - take @device out of the set. Return: (transfer full): it; free it with vm_device_free(). */
+VmDevice *vm_devices_steal(VmDevices *devices, VmDevice *device);
+void vm_device_free(VmDevice *device);
 
 /* Return: (transfer none) (element-type VmDevice): in attach order. */
 GPtrArray *vm_devices_get_all(VmDevices *devices);

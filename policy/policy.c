@@ -1,22 +1,528 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * policy.c - loading the policy file, and the decisions made from it
+ *
+ * Each key of each section becomes a Setting that carries its parsed value
+ * and a rule text naming the key, its value and where it was written.  A
+ * decision looks the key up in the VM's section, then in [defaults], then
+ * falls back to the built-in default, and hands back the rule text of
+ * whatever decided.  Rule texts composed at decision time are interned
+ * (g_intern_string), so the caller can keep the pointer: there are only as
+ * many of them as the policy has rules.
+ */
 #include "policy.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+/* A policy file is a few lines; anything this big is a mistake. */
+#define POLICY_MAX_FILE_SIZE (1024 * 1024)
+#define POLICY_MAX_MAX_DEVICES 4096
+
+G_DEFINE_QUARK(hostdevd-policy-error-quark, policy_error)
+
+typedef enum {
+  KEY_FULL_USERS,
+  KEY_FULL_GROUPS,
+  KEY_READ_USERS,
+  KEY_READ_GROUPS,
+  KEY_SOCKET_GROUP,
+  KEY_ALLOW_PCI,
+  KEY_ALLOW_PCI_IDS,
+  KEY_ALLOW_PCI_CLASSES,
+  KEY_ALLOW_USB,
+  KEY_DENY_PCI,
+  KEY_DENY_PCI_IDS,
+  KEY_DENY_PCI_CLASSES,
+  KEY_DENY_USB,
+  KEY_ALLOW_BOOT_VGA,
+  KEY_MAX_DEVICES,
+  KEY_GROUP_TAKEOVER,
+  N_KEYS,
+} PolicyKey;
+
+typedef enum {
+  KIND_USERS,
+  KIND_GROUPS,
+  KIND_GROUP,          /* exactly one group */
+  KIND_PCI_ADDRESSES,  /* globs over "dddd:bb:ss.f" */
+  KIND_IDS,            /* globs over "vvvv:pppp" */
+  KIND_PCI_CLASSES,    /* hex prefixes of the 24-bit class */
+  KIND_BOOLEAN,
+  KIND_COUNT,
+} KeyKind;
+
+static const struct {
+  const char *name;
+  KeyKind kind;
+} keys[N_KEYS] = {
+  [KEY_FULL_USERS] = { "full-access-users", KIND_USERS },
+  [KEY_FULL_GROUPS] = { "full-access-groups", KIND_GROUPS },
+  [KEY_READ_USERS] = { "read-only-users", KIND_USERS },
+  [KEY_READ_GROUPS] = { "read-only-groups", KIND_GROUPS },
+  [KEY_SOCKET_GROUP] = { "socket-group", KIND_GROUP },
+  [KEY_ALLOW_PCI] = { "allow-pci", KIND_PCI_ADDRESSES },
+  [KEY_ALLOW_PCI_IDS] = { "allow-pci-ids", KIND_IDS },
+  [KEY_ALLOW_PCI_CLASSES] = { "allow-pci-classes", KIND_PCI_CLASSES },
+  [KEY_ALLOW_USB] = { "allow-usb", KIND_IDS },
+  [KEY_DENY_PCI] = { "deny-pci", KIND_PCI_ADDRESSES },
+  [KEY_DENY_PCI_IDS] = { "deny-pci-ids", KIND_IDS },
+  [KEY_DENY_PCI_CLASSES] = { "deny-pci-classes", KIND_PCI_CLASSES },
+  [KEY_DENY_USB] = { "deny-usb", KIND_IDS },
+  [KEY_ALLOW_BOOT_VGA] = { "allow-boot-vga", KIND_BOOLEAN },
+  [KEY_MAX_DEVICES] = { "max-devices", KIND_COUNT },
+  [KEY_GROUP_TAKEOVER] = { "allow-iommu-group-takeover", KIND_BOOLEAN },
+};
+
+typedef struct {
+  char *text;          /* lower-case glob, or the class prefix as written */
+  guint32 class_value; /* KIND_PCI_CLASSES: the prefix, shifted into place */
+  guint32 class_mask;
+  char *rule;          /* "deny-pci-ids entry '10de:*' ([vm gpu] of FILE)" */
+} Pattern;
+
+typedef struct {
+  gboolean set;
+  char *rule;          /* "max-devices=4 ([vm gpu] of FILE)" */
+  GArray *ids;         /* KIND_USERS, KIND_GROUPS: guint32 */
+  GPtrArray *patterns; /* Pattern */
+  gboolean flag;       /* KIND_BOOLEAN */
+  guint count;         /* KIND_COUNT */
+  guint32 gid;         /* KIND_GROUP */
+} Setting;
+
+typedef struct {
+  Setting settings[N_KEYS];
+} Section;
 
 struct _Policy {
   uid_t daemon_uid;
+  char *origin;
+  Section *defaults;   /* NULL for the built-in policy */
+  GHashTable *vms;     /* VM name -> Section */
 };
+
+/* ---- lifetime ----------------------------------------------------------- */
+
+static void
+pattern_free(gpointer data)
+{
+  Pattern *pattern = data;
+  g_free(pattern->text);
+  g_free(pattern->rule);
+  g_free(pattern);
+}
+
+static void
+section_free(gpointer data)
+{
+  Section *section = data;
+  if (section == NULL)
+    return;
+  for (guint i = 0; i < N_KEYS; i++) {
+    Setting *setting = &section->settings[i];
+    g_free(setting->rule);
+    if (setting->ids)
+      g_array_unref(setting->ids);
+    if (setting->patterns)
+      g_ptr_array_unref(setting->patterns);
+  }
+  g_free(section);
+}
+
+static Policy *
+policy_alloc(uid_t daemon_uid, const char *origin)
+{
+  Policy *policy = g_new0(Policy, 1);
+  policy->daemon_uid = daemon_uid;
+  policy->origin = g_strdup(origin);
+  policy->vms = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, section_free);
+  return policy;
+}
 
 Policy *
 policy_new_default(uid_t daemon_uid)
 {
-  Policy *policy = g_new0(Policy, 1);
-  policy->daemon_uid = daemon_uid;
-  return policy;
+  return policy_alloc(daemon_uid, "built-in default");
 }
 
 void
 policy_free(Policy *policy)
 {
+  if (policy == NULL)
+    return;
+  section_free(policy->defaults);
+  g_hash_table_unref(policy->vms);
+  g_free(policy->origin);
   g_free(policy);
+}
+
+const char *
+policy_get_origin(const Policy *policy)
+{
+  return policy->origin;
+}
+
+/* ---- parsing ------------------------------------------------------------ */
+
+static gboolean G_GNUC_PRINTF(4, 5)
+invalid(GError **error, const char *where, const char *key, const char *format, ...)
+{
+  va_list args;
+  va_start(args, format);
+  g_autofree char *message = g_strdup_vprintf(format, args);
+  va_end(args);
+  g_set_error(error, POLICY_ERROR, POLICY_ERROR_INVALID, "%s, key '%s': %s", where, key,
+              message);
+  return FALSE;
+}
+
+/* Return: whether @name may name a VM (the rules hostdevd's --vm follows). */
+static gboolean
+vm_name_is_valid(const char *name)
+{
+  if (name[0] == '\0' || name[0] == '.' || strlen(name) > 64)
+    return FALSE;
+  for (const char *p = name; *p; p++)
+    if (!g_ascii_isalnum(*p) && *p != '-' && *p != '_' && *p != '.')
+      return FALSE;
+  return TRUE;
+}
+
+/* Return: (transfer full): the entries of a list value, split at ';' or ',', trimmed. */
+static GPtrArray *
+split_list(const char *value)
+{
+  GPtrArray *entries = g_ptr_array_new_with_free_func(g_free);
+  g_auto(GStrv) parts = g_strsplit_set(value, ";,", -1);
+  for (char **part = parts; *part; part++) {
+    char *entry = g_strstrip(*part);
+    if (*entry)
+      g_ptr_array_add(entries, g_strdup(entry));
+  }
+  return entries;
+}
+
+/* Return: TRUE with @out set when @text is a decimal number up to G_MAXUINT32 - 1. */
+static gboolean
+parse_decimal_id(const char *text, guint32 *out)
+{
+  guint64 value;
+  if (!g_ascii_string_to_unsigned(text, 10, 0, G_MAXUINT32 - 1, &value, NULL))
+    return FALSE;
+  *out = (guint32)value;
+  return TRUE;
+}
+
+static gboolean
+resolve_user(const char *entry, guint32 *uid)
+{
+  if (parse_decimal_id(entry, uid))
+    return TRUE;
+  struct passwd *pw = getpwnam(entry);
+  if (pw == NULL)
+    return FALSE;
+  *uid = pw->pw_uid;
+  return TRUE;
+}
+
+static gboolean
+resolve_group(const char *entry, guint32 *gid)
+{
+  if (parse_decimal_id(entry, gid))
+    return TRUE;
+  struct group *gr = getgrnam(entry);
+  if (gr == NULL)
+    return FALSE;
+  *gid = gr->gr_gid;
+  return TRUE;
+}
+
+/* Return: whether @text consists of @allowed characters only. */
+static gboolean
+only_chars(const char *text, const char *allowed)
+{
+  return strspn(text, allowed) == strlen(text);
+}
+
+/* Parse one pattern of @kind into @pattern. Return: FALSE with a reason in @why. */
+static gboolean
+parse_pattern(KeyKind kind, const char *entry, Pattern *pattern, const char **why)
+{
+  g_autofree char *lower = g_ascii_strdown(entry, -1);
+
+  switch (kind) {
+  case KIND_PCI_ADDRESSES:
+    /* a glob over the address as sysfs writes it: 0000:01:00.0 */
+    if (!only_chars(lower, "0123456789abcdef:.*?") || strlen(lower) > 12) {
+      *why = "a PCI address pattern is like 0000:0a:00.0, with * or ? as wildcards";
+      return FALSE;
+    }
+    break;
+  case KIND_IDS:
+    if (!only_chars(lower, "0123456789abcdef:*?") || strlen(lower) > 9 ||
+        (strchr(lower, ':') == NULL && strcmp(lower, "*") != 0)) {
+      *why = "an id pattern is VENDOR:DEVICE in hex, like 10de:1eb8 or 10de:*";
+      return FALSE;
+    }
+    break;
+  case KIND_PCI_CLASSES: {
+    const char *digits = g_str_has_prefix(lower, "0x") ? lower + 2 : lower;
+    gsize n = strlen(digits);
+    guint64 value;
+    if ((n != 2 && n != 4 && n != 6) || !only_chars(digits, "0123456789abcdef") ||
+        !g_ascii_string_to_unsigned(digits, 16, 0, 0xffffff, &value, NULL)) {
+      *why = "a PCI class is 2, 4 or 6 hex digits: base class (0x03), base class "
+             "and subclass (0x0300), or all of it (0x030000)";
+      return FALSE;
+    }
+    guint shift = (guint)(6 - n) * 4;
+    pattern->class_value = (guint32)value << shift;
+    pattern->class_mask = (0xffffffu << shift) & 0xffffff;
+    break;
+  }
+  case KIND_USERS:
+  case KIND_GROUPS:
+  case KIND_GROUP:
+  case KIND_BOOLEAN:
+  case KIND_COUNT:
+  default:
+    g_assert_not_reached();
+  }
+  pattern->text = g_steal_pointer(&lower);
+  return TRUE;
+}
+
+/* Fill @setting from the value of @key in @group. Return: FALSE with @error. */
+static gboolean
+parse_setting(GKeyFile *file, const char *group, PolicyKey key, const char *where,
+              Setting *setting, GError **error)
+{
+  const char *name = keys[key].name;
+  g_autoptr(GError) local = NULL;
+  g_autofree char *raw = g_key_file_get_value(file, group, name, NULL);
+  g_autofree char *value = g_strstrip(g_strdup(raw ? raw : ""));
+  g_autoptr(GPtrArray) entries = split_list(value);
+
+  switch (keys[key].kind) {
+  case KIND_USERS:
+  case KIND_GROUPS: {
+    gboolean users = keys[key].kind == KIND_USERS;
+    setting->ids = g_array_new(FALSE, FALSE, sizeof(guint32));
+    for (guint i = 0; i < entries->len; i++) {
+      const char *entry = entries->pdata[i];
+      guint32 id;
+      if (!(users ? resolve_user(entry, &id) : resolve_group(entry, &id)))
+        return invalid(error, where, name, "'%s' is not a %s of this host", entry,
+                       users ? "user" : "group");
+      g_array_append_val(setting->ids, id);
+    }
+    break;
+  }
+  case KIND_GROUP:
+    if (entries->len != 1)
+      return invalid(error, where, name, "give exactly one group");
+    if (!resolve_group(entries->pdata[0], &setting->gid))
+      return invalid(error, where, name, "'%s' is not a group of this host",
+                     (const char *)entries->pdata[0]);
+    break;
+  case KIND_PCI_ADDRESSES:
+  case KIND_IDS:
+  case KIND_PCI_CLASSES:
+    setting->patterns = g_ptr_array_new_with_free_func(pattern_free);
+    for (guint i = 0; i < entries->len; i++) {
+      Pattern *pattern = g_new0(Pattern, 1);
+      const char *why = NULL;
+      if (!parse_pattern(keys[key].kind, entries->pdata[i], pattern, &why)) {
+        pattern_free(pattern);
+        return invalid(error, where, name, "'%s' is not valid: %s",
+                       (const char *)entries->pdata[i], why);
+      }
+      pattern->rule = g_strdup_printf("%s entry '%s' (%s)", name, pattern->text, where);
+      g_ptr_array_add(setting->patterns, pattern);
+    }
+    break;
+  case KIND_BOOLEAN:
+    setting->flag = g_key_file_get_boolean(file, group, name, &local);
+    if (local)
+      return invalid(error, where, name, "'%s' is not true or false", value);
+    break;
+  case KIND_COUNT: {
+    guint64 count;
+    if (!g_ascii_string_to_unsigned(value, 10, 0, POLICY_MAX_MAX_DEVICES, &count, NULL))
+      return invalid(error, where, name, "'%s' is not a number from 0 to %d", value,
+                     POLICY_MAX_MAX_DEVICES);
+    setting->count = (guint)count;
+    break;
+  }
+  default:
+    g_assert_not_reached();
+  }
+  setting->set = TRUE;
+  setting->rule = g_strdup_printf("%s=%s (%s)", name, value, where);
+  return TRUE;
+}
+
+/* Return: the section parsed from @group, or NULL with @error. */
+static Section *
+parse_section(GKeyFile *file, const char *group, const char *origin, GError **error)
+{
+  g_autofree char *where = g_strdup_printf("[%s] of %s", group, origin);
+  g_auto(GStrv) names = g_key_file_get_keys(file, group, NULL, NULL);
+  Section *section = g_new0(Section, 1);
+
+  for (char **name = names; name && *name; name++) {
+    PolicyKey key;
+    for (key = 0; key < N_KEYS; key++)
+      if (strcmp(keys[key].name, *name) == 0)
+        break;
+    if (key == N_KEYS) {
+      /* a typo must not silently leave a device or a user unrestricted */
+      invalid(error, where, *name, "unknown key; keys are full-access-users, "
+              "full-access-groups, read-only-users, read-only-groups, socket-group, "
+              "allow-pci, allow-pci-ids, allow-pci-classes, allow-usb, deny-pci, "
+              "deny-pci-ids, deny-pci-classes, deny-usb, allow-boot-vga, max-devices, "
+              "allow-iommu-group-takeover");
+      section_free(section);
+      return NULL;
+    }
+    if (!parse_setting(file, group, key, where, &section->settings[key], error)) {
+      section_free(section);
+      return NULL;
+    }
+  }
+  return section;
+}
+
+Policy *
+policy_load_from_data(const char *data, gsize length, const char *origin, uid_t daemon_uid,
+                      GError **error)
+{
+  g_autoptr(GKeyFile) file = g_key_file_new();
+  g_autoptr(GError) local = NULL;
+
+  if (!g_utf8_validate_len(data, length, NULL)) {
+    g_set_error(error, POLICY_ERROR, POLICY_ERROR_INVALID, "%s is not UTF-8 text", origin);
+    return NULL;
+  }
+  if (!g_key_file_load_from_data(file, data, length, G_KEY_FILE_NONE, &local)) {
+    g_set_error(error, POLICY_ERROR, POLICY_ERROR_INVALID, "%s: %s", origin, local->message);
+    return NULL;
+  }
+
+  g_autoptr(Policy) policy = policy_alloc(daemon_uid, origin);
+  g_auto(GStrv) groups = g_key_file_get_groups(file, NULL);
+  for (char **group = groups; *group; group++) {
+    if (strcmp(*group, "defaults") == 0) {
+      policy->defaults = parse_section(file, *group, origin, error);
+      if (policy->defaults == NULL)
+        return NULL;
+    } else if (g_str_has_prefix(*group, "vm ") && vm_name_is_valid(*group + 3)) {
+      Section *section = parse_section(file, *group, origin, error);
+      if (section == NULL)
+        return NULL;
+      g_hash_table_replace(policy->vms, g_strdup(*group + 3), section);
+    } else {
+      g_set_error(error, POLICY_ERROR, POLICY_ERROR_INVALID,
+                  "%s: unknown section [%s]; sections are [defaults] and [vm NAME]",
+                  origin, *group);
+      return NULL;
+    }
+  }
+  if (policy->defaults == NULL)
+    policy->defaults = g_new0(Section, 1);
+  return g_steal_pointer(&policy);
+}
+
+Policy *
+policy_load(const char *path, uid_t daemon_uid, GError **error)
+{
+  int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+  if (fd < 0) {
+    int saved = errno;
+    g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(saved),
+                "cannot open policy file %s: %s", path, g_strerror(saved));
+    return NULL;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    close(fd);
+    g_set_error(error, POLICY_ERROR, POLICY_ERROR_INVALID,
+                "policy file %s is not a regular file", path);
+    return NULL;
+  }
+  /* whoever can change the policy can give themselves every device */
+  if ((st.st_uid != 0 && st.st_uid != daemon_uid) || (st.st_mode & (S_IWGRP | S_IWOTH))) {
+    close(fd);
+    g_set_error(error, POLICY_ERROR, POLICY_ERROR_UNSAFE,
+                "policy file %s must belong to root and not be writable by group or "
+                "others (it is uid %u, mode %04o); fix with chown root %s; chmod 644 %s",
+                path, (unsigned)st.st_uid, (unsigned)(st.st_mode & 07777), path, path);
+    return NULL;
+  }
+  if (st.st_size > POLICY_MAX_FILE_SIZE) {
+    close(fd);
+    g_set_error(error, POLICY_ERROR, POLICY_ERROR_INVALID,
+                "policy file %s is larger than %d bytes", path, POLICY_MAX_FILE_SIZE);
+    return NULL;
+  }
+
+  g_autoptr(GString) text = g_string_sized_new((gsize)st.st_size + 1);
+  char buffer[8192];
+  for (;;) {
+    ssize_t n = read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0) {
+      int saved = errno;
+      close(fd);
+      g_set_error(error, G_FILE_ERROR, g_file_error_from_errno(saved),
+                  "cannot read policy file %s: %s", path, g_strerror(saved));
+      return NULL;
+    }
+    if (n == 0)
+      break;
+    if (text->len + (gsize)n > POLICY_MAX_FILE_SIZE) {
+      close(fd);
+      g_set_error(error, POLICY_ERROR, POLICY_ERROR_INVALID,
+                  "policy file %s is larger than %d bytes", path, POLICY_MAX_FILE_SIZE);
+      return NULL;
+    }
+    g_string_append_len(text, buffer, n);
+  }
+  close(fd);
+  return policy_load_from_data(text->str, text->len, path, daemon_uid, error);
+}
+
+/* ---- decisions ---------------------------------------------------------- */
+
+/* Return: the setting in force for @vm, or NULL when the built-in default applies. */
+static const Setting *
+lookup(const Policy *policy, const char *vm, PolicyKey key)
+{
+  const Section *section = vm ? g_hash_table_lookup(policy->vms, vm) : NULL;
+  if (section && section->settings[key].set)
+    return &section->settings[key];
+  if (policy->defaults && policy->defaults->settings[key].set)
+    return &policy->defaults->settings[key];
+  return NULL;
+}
+
+static gboolean
+ids_contain(const Setting *setting, guint32 id)
+{
+  if (setting == NULL)
+    return FALSE;
+  for (guint i = 0; i < setting->ids->len; i++)
+    if (g_array_index(setting->ids, guint32, i) == id)
+      return TRUE;
+  return FALSE;
 }
 
 PolicyAccess
@@ -24,19 +530,37 @@ policy_client_access(const Policy *policy, const char *vm, uid_t uid, gid_t gid,
                      const char **rule)
 {
   const char *unused;
+  const Setting *setting;
   if (rule == NULL)
     rule = &unused;
 
   if (uid == 0) {
-    *rule = "default: root has full access";
+    *rule = "root always has full access";
     return POLICY_ACCESS_FULL;
   }
   if (uid == policy->daemon_uid) {
-    *rule = "default: the user hostdevd runs as has full access";
+    *rule = "the user hostdevd runs as always has full access";
     return POLICY_ACCESS_FULL;
   }
-  *rule = "default: only root and hostdevd's own user may use the control socket "
-          "(no policy file grants this user access)";
+  if (ids_contain(setting = lookup(policy, vm, KEY_FULL_USERS), uid) ||
+      ids_contain(setting = lookup(policy, vm, KEY_FULL_GROUPS), gid)) {
+    *rule = setting->rule;
+    return POLICY_ACCESS_FULL;
+  }
+  if (ids_contain(setting = lookup(policy, vm, KEY_READ_USERS), uid) ||
+      ids_contain(setting = lookup(policy, vm, KEY_READ_GROUPS), gid)) {
+    *rule = setting->rule;
+    return POLICY_ACCESS_READ;
+  }
+  if (policy->defaults == NULL) {
+    *rule = "default: only root and hostdevd's own user may use the control socket "
+            "(no policy file grants this user access)";
+  } else {
+    g_autofree char *text = g_strdup_printf(
+        "no full-access-users, full-access-groups, read-only-users or read-only-groups "
+        "entry of %s for VM '%s' matches this user or group", policy->origin, vm);
+    *rule = g_intern_string(text);
+  }
   return POLICY_ACCESS_NONE;
 }
 
@@ -50,4 +574,169 @@ policy_command_is_read_only(const char *command)
     if (g_strcmp0(read_only[i], command) == 0)
       return TRUE;
   return FALSE;
+}
+
+gboolean
+policy_socket_group(const Policy *policy, const char *vm, gid_t *gid)
+{
+  const Setting *setting = lookup(policy, vm, KEY_SOCKET_GROUP);
+  if (setting == NULL)
+    return FALSE;
+  *gid = setting->gid;
+  return TRUE;
+}
+
+guint
+policy_max_devices(const Policy *policy, const char *vm)
+{
+  const Setting *setting = lookup(policy, vm, KEY_MAX_DEVICES);
+  return setting ? setting->count : POLICY_DEFAULT_MAX_DEVICES;
+}
+
+gboolean
+policy_iommu_group_takeover_allowed(const Policy *policy, const char *vm, const char **rule)
+{
+  const Setting *setting = lookup(policy, vm, KEY_GROUP_TAKEOVER);
+  if (rule)
+    *rule = setting ? setting->rule
+                    : "default: allow-iommu-group-takeover=false (the other devices of "
+                      "the group must already be bound to vfio-pci or unbound)";
+  return setting ? setting->flag : FALSE;
+}
+
+/* Return: the first pattern of @setting that @facts match, or NULL. */
+static const Pattern *
+match_setting(const Setting *setting, KeyKind kind, const PolicyDeviceFacts *facts)
+{
+  char subject[32];
+
+  if (setting == NULL)
+    return NULL;
+  if (kind == KIND_PCI_ADDRESSES)
+    g_snprintf(subject, sizeof subject, "%04x:%02x:%02x.%x", facts->pci_domain,
+               facts->pci_bus, facts->pci_slot, facts->pci_function);
+  else if (facts->type == POLICY_DEVICE_PCI)
+    g_snprintf(subject, sizeof subject, "%04x:%04x", facts->pci_vendor, facts->pci_device);
+  else
+    g_snprintf(subject, sizeof subject, "%04x:%04x", facts->usb_vendor, facts->usb_product);
+
+  for (guint i = 0; i < setting->patterns->len; i++) {
+    const Pattern *pattern = setting->patterns->pdata[i];
+    gboolean hit = kind == KIND_PCI_CLASSES
+                       ? (facts->pci_class & pattern->class_mask) == pattern->class_value
+                       : g_pattern_match_simple(pattern->text, subject);
+    if (hit)
+      return pattern;
+  }
+  return NULL;
+}
+
+/* The keys that list devices of one bus, deny lists first. */
+static const PolicyKey pci_deny_keys[] = { KEY_DENY_PCI, KEY_DENY_PCI_IDS, KEY_DENY_PCI_CLASSES };
+static const PolicyKey pci_allow_keys[] = { KEY_ALLOW_PCI, KEY_ALLOW_PCI_IDS, KEY_ALLOW_PCI_CLASSES };
+static const PolicyKey usb_deny_keys[] = { KEY_DENY_USB };
+static const PolicyKey usb_allow_keys[] = { KEY_ALLOW_USB };
+
+gboolean
+policy_check_device(const Policy *policy, const char *vm, const PolicyDeviceFacts *facts,
+                    guint n_attached, const char **rule)
+{
+  const char *unused;
+  gboolean pci = facts->type == POLICY_DEVICE_PCI;
+  const PolicyKey *deny_keys = pci ? pci_deny_keys : usb_deny_keys;
+  const PolicyKey *allow_keys = pci ? pci_allow_keys : usb_allow_keys;
+  gsize n_keys = pci ? G_N_ELEMENTS(pci_deny_keys) : G_N_ELEMENTS(usb_deny_keys);
+  const Setting *setting;
+
+  if (rule == NULL)
+    rule = &unused;
+
+  /* A bridge or root port carries every device behind it: never. */
+  if (pci && (facts->pci_class >> 16) == 0x06) {
+    *rule = "always denied: PCI bridges and root ports (class 0x06xxxx) are never "
+            "given to a VM";
+    return FALSE;
+  }
+  if (pci && facts->boot_vga) {
+    setting = lookup(policy, vm, KEY_ALLOW_BOOT_VGA);
+    if (setting == NULL || !setting->flag) {
+      *rule = setting ? setting->rule
+                      : "default: the host's boot display (boot_vga=1) is not given to a "
+                        "VM; set allow-boot-vga=true in the policy to allow it";
+      return FALSE;
+    }
+  }
+  setting = lookup(policy, vm, KEY_MAX_DEVICES);
+  if (n_attached >= (setting ? setting->count : POLICY_DEFAULT_MAX_DEVICES)) {
+    *rule = setting ? setting->rule
+                    : "default: max-devices=" G_STRINGIFY(POLICY_DEFAULT_MAX_DEVICES);
+    return FALSE;
+  }
+
+  gboolean ids_unknown = !pci && !facts->usb_ids_known;
+  for (gsize i = 0; i < n_keys; i++) {
+    setting = lookup(policy, vm, deny_keys[i]);
+    if (setting == NULL || setting->patterns->len == 0)
+      continue;
+    if (ids_unknown) {
+      g_autofree char *text = g_strdup_printf(
+          "%s cannot be checked: the device's vendor and product are unknown", setting->rule);
+      *rule = g_intern_string(text);
+      return FALSE;
+    }
+    const Pattern *hit = match_setting(setting, keys[deny_keys[i]].kind, facts);
+    if (hit) {
+      *rule = hit->rule;
+      return FALSE;
+    }
+  }
+
+  gboolean restricted = FALSE;
+  g_autoptr(GString) names = g_string_new(NULL);
+  for (gsize i = 0; i < n_keys; i++) {
+    setting = lookup(policy, vm, allow_keys[i]);
+    if (setting == NULL)
+      continue;
+    restricted = TRUE;
+    g_string_append_printf(names, "%s%s", names->len ? "; " : "", setting->rule);
+    if (ids_unknown)
+      continue;
+    const Pattern *hit = match_setting(setting, keys[allow_keys[i]].kind, facts);
+    if (hit) {
+      *rule = hit->rule;
+      return TRUE;
+    }
+  }
+  if (restricted) {
+    g_autofree char *text = g_strdup_printf(
+        ids_unknown ? "the device's vendor and product are unknown, so it cannot match %s"
+                    : "the device matches no entry of %s",
+        names->str);
+    *rule = g_intern_string(text);
+    return FALSE;
+  }
+  if (policy->defaults == NULL) {
+    *rule = pci ? "default: every PCI device but bridges and the boot display may be attached"
+                : "default: every USB device may be attached";
+  } else {
+    g_autofree char *text = g_strdup_printf(
+        "%s has no %s for VM '%s', so every %s device not denied may be attached",
+        policy->origin, pci ? "allow-pci, allow-pci-ids or allow-pci-classes" : "allow-usb",
+        vm, pci ? "PCI" : "USB");
+    *rule = g_intern_string(text);
+  }
+  return TRUE;
+}
+
+char *
+policy_describe_device(const PolicyDeviceFacts *facts)
+{
+  if (facts->type == POLICY_DEVICE_PCI)
+    return g_strdup_printf("PCI device %04x:%02x:%02x.%x [%04x:%04x] class 0x%06x%s",
+                           facts->pci_domain, facts->pci_bus, facts->pci_slot,
+                           facts->pci_function, facts->pci_vendor, facts->pci_device,
+                           facts->pci_class, facts->boot_vga ? " (boot display)" : "");
+  if (!facts->usb_ids_known)
+    return g_strdup("USB device (vendor and product unknown)");
+  return g_strdup_printf("USB device %04x:%04x", facts->usb_vendor, facts->usb_product);
 }

@@ -26,6 +26,7 @@
 #define G_LOG_DOMAIN "hostdevd-qmp"
 
 #include "qmp-client.h"
+#include "json-guard.h"
 
 #include <gio/gunixfdlist.h>
 #include <gio/gunixfdmessage.h>
@@ -179,65 +180,6 @@ text_snippet(const char *text, gsize len)
 
   return g_strdup_printf("\"%s\"%s", escaped,
                          len > QMP_SNIPPET_LEN ? "..." : "");
-}
-
-/*
- * json_line_is_safe() - whether json-glib may be handed @text
- * Checks that, outside strings, only characters of the JSON grammar occur
- * and that arrays/objects nest at most QMP_MAX_NESTING deep.  The grammar
- * check matters for the nesting count: json-glib's scanner also knows
- * comments and single-quoted strings, which could otherwise hide brackets
- * from this count but not from the recursive parser.
- * Return: NULL, or a static description of the problem.
- */
-static const char *
-json_line_is_safe(const char *text, gsize len)
-{
-  guint depth = 0;
-  gboolean in_string = FALSE;
-  gboolean escaped = FALSE;
-
-  if (memchr(text, '\0', len) != NULL)
-    return "contains a NUL byte";
-  /* GLib and json-glib assume valid UTF-8 everywhere */
-  if (!g_utf8_validate_len(text, len, NULL))
-    return "is not valid UTF-8";
-  for (gsize i = 0; i < len; i++) {
-    char c = text[i];
-
-    if (in_string) {
-      if (escaped)
-        escaped = FALSE;
-      else if (c == '\\')
-        escaped = TRUE;
-      else if (c == '"')
-        in_string = FALSE;
-      continue;
-    }
-    switch (c) {
-    case '"':
-      in_string = TRUE;
-      break;
-    case '[':
-    case '{':
-      if (++depth > QMP_MAX_NESTING)
-        return "nests deeper than 1024 levels";
-      break;
-    case ']':
-    case '}':
-      if (depth > 0)
-        depth--;
-      break;
-    case ' ': case '\t': case '\r': case ':': case ',':
-    case '-': case '+': case '.':
-      break;
-    default:
-      if (!g_ascii_isalnum(c))
-        return "is not JSON";
-      break;
-    }
-  }
-  return NULL;
 }
 
 /* object_member_object() - @name of @object if it is an object; Return: borrowed or NULL. */
@@ -806,38 +748,84 @@ qmp_client_dispatch(QmpClient *self, JsonObject *message)
     g_info("Ignoring a QMP message that is neither reply nor event");
 }
 
-/* qmp_client_handle_line() - parse and dispatch one line (without newline). */
-static void
-qmp_client_handle_line(QmpClient *self, const char *line, gsize len)
+/* Return: the problem json_guard_check() found, as the end of a sentence. */
+static const char *
+json_guard_problem(JsonGuardResult result)
+{
+  switch (result) {
+  case JSON_GUARD_NUL:
+    return "contains a NUL byte";
+  case JSON_GUARD_NOT_UTF8:
+    return "is not valid UTF-8";
+  case JSON_GUARD_NOT_JSON:
+    return "is not JSON";
+  case JSON_GUARD_TOO_DEEP:
+    return "nests deeper than 1024 levels";
+  case JSON_GUARD_TRAILING:
+    return "has more after the JSON object";
+  case JSON_GUARD_OK:
+  default:
+    return NULL;
+  }
+}
+
+gboolean
+qmp_message_check(const char *line, gsize len, JsonNode **out, GError **error)
 {
   g_autoptr(JsonParser) parser = NULL;
   g_autoptr(JsonNode) root = NULL;
-  g_autoptr(GError) error = NULL;
-  const char *problem = json_line_is_safe(line, len);
+  g_autoptr(GError) parse_error = NULL;
+  const char *problem = json_guard_problem(json_guard_check(line, len, QMP_MAX_NESTING));
 
   if (problem) {
     g_autofree char *snippet = text_snippet(line, len);
 
-    qmp_client_fail_protocol(self, "QEMU sent a QMP message that %s: %s",
-                             problem, snippet);
-    return;
+    g_set_error(error, QMP_ERROR, QMP_ERROR_PROTOCOL,
+                "QEMU sent a QMP message that %s: %s", problem, snippet);
+    return FALSE;
   }
 
   parser = json_parser_new();
-  if (!json_parser_load_from_data(parser, line, (gssize) len, &error)) {
+  if (!json_parser_load_from_data(parser, line, (gssize) len, &parse_error)) {
     g_autofree char *snippet = text_snippet(line, len);
 
-    qmp_client_fail_protocol(self, "QEMU sent a line that is not JSON (%s): %s",
-                             error->message, snippet);
-    return;
+    /* json-glib quotes the offending bytes, which need not be UTF-8 */
+    g_autofree char *reason = g_utf8_make_valid(parse_error->message, -1);
+
+    g_set_error(error, QMP_ERROR, QMP_ERROR_PROTOCOL,
+                "QEMU sent a line that is not JSON (%s): %s", reason, snippet);
+    return FALSE;
   }
   root = json_parser_steal_root(parser);
   if (root == NULL || !JSON_NODE_HOLDS_OBJECT(root)) {
     g_autofree char *snippet = text_snippet(line, len);
 
-    qmp_client_fail_protocol(self,
-                             "QEMU sent a QMP message that is not a JSON object: %s",
-                             snippet);
+    g_set_error(error, QMP_ERROR, QMP_ERROR_PROTOCOL,
+                "QEMU sent a QMP message that is not a JSON object: %s", snippet);
+    return FALSE;
+  }
+  if (!json_guard_strings_are_utf8(root)) {
+    g_autofree char *snippet = text_snippet(line, len);
+
+    g_set_error(error, QMP_ERROR, QMP_ERROR_PROTOCOL,
+                "QEMU sent a QMP message with a string that is not valid UTF-8 "
+                "(an unpaired surrogate escape): %s", snippet);
+    return FALSE;
+  }
+  if (out)
+    *out = g_steal_pointer(&root);
+  return TRUE;
+}
+
+/* qmp_client_handle_line() - parse and dispatch one line (without newline). */
+static void
+qmp_client_handle_line(QmpClient *self, const char *line, gsize len)
+{
+  g_autoptr(JsonNode) root = NULL;
+  g_autoptr(GError) error = NULL;
+
+  if (!qmp_message_check(line, len, &root, &error)) {
+    qmp_client_fail_protocol(self, "%s", error->message);
     return;
   }
   qmp_client_dispatch(self, json_node_get_object(root));

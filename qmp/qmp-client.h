@@ -152,4 +152,14 @@ uid_t qmp_client_get_peer_uid(QmpClient *self);
 /* qmp_client_set_max_message() - bound on one incoming message in bytes (0: the default). */
 void qmp_client_set_max_message(QmpClient *self, gsize max_bytes);
 
+/**
+ * qmp_message_check() - parse one line QEMU sent, as the client does
+ * @line: the line without its newline; NUL termination not required
+ * @out: (out) (optional): the message, a JSON object
+ * Safe on any bytes: NUL, invalid UTF-8, characters outside the JSON
+ * grammar and nesting beyond 1024 levels are refused before parsing.
+ * Return: TRUE, or FALSE with a QMP_ERROR_PROTOCOL @error quoting the line.
+ */
+gboolean qmp_message_check(const char *line, gsize len, JsonNode **out, GError **error);
+
 G_END_DECLS

@@ -20,6 +20,7 @@ import unittest
 HOSTDEVD = os.environ.get("HOSTDEVD", "hostdevd")
 HOSTDEVCTL = os.environ.get("HOSTDEVCTL", "hostdevctl")
 QEMU = os.environ.get("QEMU", "qemu-system-x86_64")
+QEMU_S390X = os.environ.get("QEMU_S390X", "qemu-system-s390x")
 FIXTURES = os.environ.get("HOSTDEVD_FIXTURES",
                           os.path.join(os.path.dirname(__file__), "..", "fixtures"))
 SANDBOX = os.environ.get("HOSTDEVD_TEST_SANDBOX", "off")
@@ -39,15 +40,23 @@ class Qmp:
     """The test's own QMP connection: synchronous, events kept in a list."""
 
     def __init__(self, path, timeout=30):
-        wait_for(lambda: os.path.exists(path), timeout, f"QMP socket {path}")
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(path)
+        self.sock = wait_for(lambda: self._connect(path, timeout), timeout, f"QMP socket {path}")
         self.file = self.sock.makefile("rwb")
         self.events = []
         greeting = self._read()
         assert "QMP" in greeting, greeting
         self.command("qmp_capabilities")
+
+    @staticmethod
+    def _connect(path, timeout):
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+            return sock
+        except (FileNotFoundError, ConnectionRefusedError):
+            sock.close()
+            return None
 
     def _read(self):
         line = self.file.readline()
@@ -153,14 +162,17 @@ class HostdevdTestCase(unittest.TestCase):
     vm = "testvm"
     host_root = None       # a fixture tree for --host-root, or None for the real host
     qemu_extra = []
+    qemu_binary = QEMU
+    machine = "q35"        # q35 gets a qemu-xhci "usb" and pcie-root-ports pci.1..pci.4
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="hostdevd-test-")
         self.processes = []
         self.addCleanup(self._cleanup)
         self.qemu = self.start_qemu()
-        self.qmp = Qmp(self.qmp_test_path)
-        self.addCleanup(self.qmp.close)
+        if self.qemu:
+            self.qmp = Qmp(self.qmp_test_path)
+            self.addCleanup(self.qmp.close)
         self.daemon = self.start_hostdevd()
 
     # -- processes --------------------------------------------------------
@@ -188,18 +200,19 @@ class HostdevdTestCase(unittest.TestCase):
     def start_qemu(self):
         self.qmp_path = os.path.join(self.tmp, "qmp-hostdevd.sock")
         self.qmp_test_path = os.path.join(self.tmp, "qmp-test.sock")
-        argv = [QEMU, "-machine", "q35,accel=tcg", "-m", "128", "-nodefaults",
-                "-display", "none", "-S",
+        argv = [self.qemu_binary, "-machine", f"{self.machine},accel=tcg", "-m", "128",
+                "-nodefaults", "-display", "none", "-S",
                 "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
-                "-qmp", f"unix:{self.qmp_test_path},server=on,wait=off",
-                "-device", "qemu-xhci,id=usb"]
-        for index in range(1, 5):
-            argv += ["-device", f"pcie-root-port,id=pci.{index},chassis={index}"]
+                "-qmp", f"unix:{self.qmp_test_path},server=on,wait=off"]
+        if self.machine == "q35":
+            argv += ["-device", "qemu-xhci,id=usb"]
+            for index in range(1, 5):
+                argv += ["-device", f"pcie-root-port,id=pci.{index},chassis={index}"]
         argv += self.qemu_extra
         log = open(os.path.join(self.tmp, "qemu.log"), "wb")
         return self.spawn(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
 
-    def start_hostdevd(self, extra=(), wait=True):
+    def start_hostdevd(self, extra=(), wait=True, env=None):
         self.socket_path = os.path.join(self.tmp, f"{self.vm}.sock")
         argv = [HOSTDEVD, "--vm", self.vm, "--qmp", self.qmp_path,
                 "--socket", self.socket_path, "--state-dir", os.path.join(self.tmp, "state"),
@@ -209,13 +222,25 @@ class HostdevdTestCase(unittest.TestCase):
         argv += list(extra)
         self.daemon_log = os.path.join(self.tmp, "hostdevd.log")
         log = open(self.daemon_log, "ab")
-        env = dict(os.environ, HOSTDEVD_RUNTIME_DIR=self.tmp)
+        env = dict(os.environ, HOSTDEVD_RUNTIME_DIR=self.tmp, **(env or {}))
         process = self.spawn(argv, stdout=log, stderr=subprocess.STDOUT, env=env)
         if wait:
-            wait_for(lambda: os.path.exists(self.socket_path) or process.poll() is not None,
+            wait_for(lambda: self._answers(self.socket_path) or process.poll() is not None,
                      30, "hostdevd's control socket")
             self.assertIsNone(process.poll(), f"hostdevd exited early:\n{self.log()}")
         return process
+
+    @staticmethod
+    def _answers(path):
+        """A socket file may be left by a killed hostdevd: wait for one that accepts."""
+        probe = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            probe.connect(path)
+            return True
+        except OSError:
+            return False
+        finally:
+            probe.close()
 
     def log(self):
         with open(self.daemon_log, errors="replace") as f:
@@ -235,6 +260,12 @@ class HostdevdTestCase(unittest.TestCase):
             self.assertNotEqual(result.returncode, 0, f"hostdevctl {args} succeeded: {result.stdout}")
         return result
 
+    def claims(self):
+        """The host-wide claims held in this test's runtime directory."""
+        directory = os.path.join(self.tmp, "claims")
+        return sorted(name for name in os.listdir(directory) if not name.startswith(".")) \
+            if os.path.isdir(directory) else []
+
     def write_xml(self, name, text):
         path = os.path.join(self.tmp, name)
         with open(path, "w") as f:
@@ -247,12 +278,20 @@ class HostdevdTestCase(unittest.TestCase):
         return client
 
 
-def extract_fixture(destination):
-    """The real sysfs snapshot of a Linux 6.1 guest with an emulated IOMMU."""
+def extract_fixture(destination, viable_group_12=False):
+    """The real sysfs snapshot of a Linux 6.1 guest with an emulated IOMMU.
+
+    In it 0000:05:00.1 is on vfio-pci but its IOMMU group 12 is not viable:
+    0000:05:00.0 is still on e1000e.  @viable_group_12 unbinds 0000:05:00.0
+    (as `echo 0000:05:00.0 > .../unbind` would), so every host check of
+    0000:05:00.1 passes.
+    """
     with tarfile.open(os.path.join(FIXTURES, "sysfs-linux-6.1-q35-viommu.tar.gz")) as tar:
         tar.extractall(destination)
     os.makedirs(os.path.join(destination, "dev", "vfio"), exist_ok=True)
     open(os.path.join(destination, "dev", "vfio", "12"), "w").close()
+    if viable_group_12:
+        os.unlink(os.path.join(destination, "sys", "bus", "pci", "devices", "0000:05:00.0", "driver"))
     return destination
 
 

@@ -167,7 +167,7 @@ class PciOnFixtureHost(PciAttachChecks, HostdevdTestCase):
     def setUp(self):
         root = tempfile.mkdtemp(prefix="hostdevd-root-")
         self.addCleanup(lambda: __import__("shutil").rmtree(root, ignore_errors=True))
-        self.host_root = extract_fixture(root)
+        self.host_root = extract_fixture(root, viable_group_12=True)
         super().setUp()
 
     def test_not_bound_to_vfio(self):
@@ -182,6 +182,24 @@ class PciOnFixtureHost(PciAttachChecks, HostdevdTestCase):
         error = self.attach_error(self.pci_xml("0000:05:00.1"))
         self.assertEqual(error["class"], "QemuError")
         self.assertIn("vfio-pci", error["desc"])
+        # claimed for the attempt, given back with the failure
+        self.assertEqual(self.claims(), [])
+
+
+class NonViableGroupOnFixtureHost(PciAttachChecks, HostdevdTestCase):
+    """0000:05:00.1 is on vfio-pci, but 0000:05:00.0 of its group is on e1000e."""
+
+    def setUp(self):
+        root = tempfile.mkdtemp(prefix="hostdevd-root-")
+        self.addCleanup(lambda: __import__("shutil").rmtree(root, ignore_errors=True))
+        self.host_root = extract_fixture(root)
+        super().setUp()
+
+    def test_refused_before_qemu_is_asked(self):
+        error = self.attach_error(self.pci_xml("0000:05:00.1"))
+        self.assertEqual(error["class"], "HostError")
+        self.assertIn("IOMMU group 12 of 0000:05:00.1 is not viable", error["desc"])
+        self.assertIn("0000:05:00.0 [8086:10d3] on driver e1000e", error["desc"])
 
 
 if __name__ == "__main__":

@@ -229,8 +229,8 @@ test_other_driver_managed(Tree *tree, gconstpointer data)
   g_assert_false(host_pci_check_assignable(&e1000e, TRUE, &error));
   assert_error(error, HOSTDEVD_ERROR_HOST_ERROR,
                "PCI device 0000:01:00.0 is bound to driver 'e1000e', not "
-               "vfio-pci, and managed binding to vfio-pci is not available in "
-               "this build; bind it by hand: "
+               "vfio-pci, although managed='yes' should have bound it to "
+               "vfio-pci; bind it by hand: "
                "echo vfio-pci > /sys/bus/pci/devices/0000:01:00.0/driver_override; "
                "echo 0000:01:00.0 > /sys/bus/pci/devices/0000:01:00.0/driver/unbind; "
                "echo 0000:01:00.0 > /sys/bus/pci/drivers_probe");
@@ -249,8 +249,8 @@ test_unbound(Tree *tree, gconstpointer data)
 
   g_assert_false(host_pci_check_assignable(&unbound_vf, TRUE, &error));
   assert_error(error, HOSTDEVD_ERROR_HOST_ERROR,
-               "PCI device 0000:02:00.1 is not bound to any driver, and managed "
-               "binding to vfio-pci is not available in this build; bind it by "
+               "PCI device 0000:02:00.1 is not bound to any driver, although "
+               "managed='yes' should have bound it to vfio-pci; bind it by "
                "hand: echo vfio-pci > /sys/bus/pci/devices/0000:02:00.1/driver_override; "
                "echo 0000:02:00.1 > /sys/bus/pci/drivers_probe");
 }

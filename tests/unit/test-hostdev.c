@@ -51,9 +51,13 @@ static const BadCase bad_cases[] = {
   { "empty", "", HOSTDEVD_ERROR_INVALID_XML, "empty" },
   { "whitespace-only", "  \n ", HOSTDEVD_ERROR_INVALID_XML, "malformed XML" },
   { "not-hostdev", "<disk type='file'/>", HOSTDEVD_ERROR_INVALID_XML,
-    "expected <hostdev>, got <disk>" },
-  { "interface", "<interface type='hostdev'/>", HOSTDEVD_ERROR_INVALID_XML,
-    "expected <hostdev>, got <interface>" },
+    "expected <hostdev> or <interface type='hostdev'>, got <disk>" },
+  { "interface-network", "<interface type='network'/>", HOSTDEVD_ERROR_INVALID_ARGUMENT,
+    "<interface type='network'>: hostdevd hot-plugs only <interface type='hostdev'>" },
+  { "interface-no-type", "<interface/>", HOSTDEVD_ERROR_INVALID_ARGUMENT,
+    "<interface>: hostdevd hot-plugs only <interface type='hostdev'>" },
+  { "interface-no-source", "<interface type='hostdev'/>", HOSTDEVD_ERROR_INVALID_ARGUMENT,
+    "<interface type='hostdev'>: missing <source>" },
   { "dtd-internal-entity",
     "<!DOCTYPE hostdev [<!ENTITY t 'usb'>]><hostdev type='&t;'>" USB_SRC END,
     HOSTDEVD_ERROR_INVALID_XML, "DTDs and entities are not accepted" },
@@ -86,20 +90,22 @@ static const BadCase bad_cases[] = {
     "<hostdev mode='magic'>: mode must be 'subsystem' or 'capabilities'" },
   { "type-missing", "<hostdev mode='subsystem'>" USB_SRC END,
     HOSTDEVD_ERROR_INVALID_ARGUMENT,
-    "<hostdev>: missing type='...' (supported: usb, pci)" },
+    "<hostdev>: missing type='...' (supported: usb, pci, mdev)" },
   { "type-scsi", "<hostdev mode='subsystem' type='scsi'/>",
     HOSTDEVD_ERROR_INVALID_ARGUMENT,
-    "hostdev type 'scsi' is not supported by hostdevd (supported: usb, pci)" },
+    "<hostdev type='scsi'>: type 'scsi' is not supported by hostdevd "
+    "(supported: usb, pci, mdev)" },
   { "type-scsi-host", "<hostdev mode='subsystem' type='scsi_host'/>",
     HOSTDEVD_ERROR_INVALID_ARGUMENT,
-    "hostdev type 'scsi_host' is not supported by hostdevd (supported: usb, pci)" },
-  { "type-mdev", "<hostdev mode='subsystem' type='mdev' model='vfio-pci'/>",
+    "type 'scsi_host' is not supported by hostdevd (supported: usb, pci, mdev)" },
+  { "type-mdev-ccw", "<hostdev mode='subsystem' type='mdev' model='vfio-ccw'/>",
     HOSTDEVD_ERROR_INVALID_ARGUMENT,
-    "hostdev type 'mdev' is not supported by hostdevd (supported: usb, pci)" },
+    "<hostdev type='mdev' model='vfio-ccw'>: model 'vfio-ccw' is not supported by "
+    "hostdevd (supported: vfio-pci)" },
   { "type-unknown", "<hostdev mode='subsystem' type='floppy'/>",
     HOSTDEVD_ERROR_INVALID_ARGUMENT,
     "<hostdev type='floppy'>: unknown hostdev type (libvirt knows usb, pci, "
-    "scsi, scsi_host, mdev; hostdevd supports usb, pci)" },
+    "mdev, scsi, scsi_host; hostdevd supports usb, pci, mdev)" },
   { "managed-true", "<hostdev type='usb' managed='true'>" USB_SRC END,
     HOSTDEVD_ERROR_INVALID_ARGUMENT,
     "<hostdev type='usb' managed='true'>: managed must be 'yes' or 'no'" },
@@ -254,6 +260,42 @@ static const BadCase bad_cases[] = {
   { "guest-usb-port-trailing-dot",
     USB USB_SRC "<address type='usb' bus='0' port='1.'/>" END,
     HOSTDEVD_ERROR_INVALID_ARGUMENT, "port must be 1 to 4 numbers" },
+
+  /* the rest of libvirt's grammar (more in tests/xml) */
+  { "rom-file-newline", PCI PCI_SRC "<rom file='/a&#10;b'/>" END,
+    HOSTDEVD_ERROR_INVALID_ARGUMENT, "<rom file='/a\\nb'>: file must be an absolute path" },
+  { "rom-file-root", PCI PCI_SRC "<rom file='/'/>" END,
+    HOSTDEVD_ERROR_INVALID_ARGUMENT, "<rom file='/'>: file must be an absolute path" },
+  { "mac-missing", "<interface type='hostdev'><source><address type='pci' bus='2'/>"
+    "</source><mac/></interface>", HOSTDEVD_ERROR_INVALID_ARGUMENT,
+    "<mac>: missing address='...'" },
+  { "vlan-no-tag", "<interface type='hostdev'><source><address type='pci' bus='2'/>"
+    "</source><vlan/></interface>", HOSTDEVD_ERROR_INVALID_ARGUMENT,
+    "<vlan>: needs one <tag id='0..4095'/>" },
+  { "interface-bus-big", "<interface type='hostdev'><source><address type='pci' "
+    "bus='0x100'/></source></interface>", HOSTDEVD_ERROR_INVALID_ARGUMENT,
+    "<source><address type='pci' bus='0x100'>: bus must be 0x00..0xff" },
+  { "interface-driver-kvm", "<interface type='hostdev'><driver name='kvm'/><source>"
+    "<address type='pci' bus='2'/></source></interface>", HOSTDEVD_ERROR_INVALID_ARGUMENT,
+    "<driver name='kvm'>: hostdevd assigns PCI devices with VFIO only" },
+  { "interface-managed-typo", "<interface type='hostdev' managed='on'/>",
+    HOSTDEVD_ERROR_INVALID_ARGUMENT,
+    "<interface type='hostdev' managed='on'>: managed must be 'yes' or 'no'" },
+  { "mdev-uuid-missing", "<hostdev type='mdev' model='vfio-pci'><source><address/>"
+    "</source></hostdev>", HOSTDEVD_ERROR_INVALID_ARGUMENT,
+    "<source><address>: missing uuid='...'" },
+  { "mdev-model-ap", "<hostdev type='mdev' model='vfio-ap'/>", HOSTDEVD_ERROR_INVALID_ARGUMENT,
+    "model 'vfio-ap' is not supported by hostdevd (supported: vfio-pci)" },
+  { "mdev-address-usb", "<hostdev type='mdev' model='vfio-pci'><source><address "
+    "uuid='c2177883-f1bb-47f0-914d-32a22e3a8804'/></source><address type='usb'/></hostdev>",
+    HOSTDEVD_ERROR_INVALID_ARGUMENT,
+    "<address type='usb'>: an mdev hostdev takes only <address type='pci' .../>" },
+  { "zpci-uid-text", PCI PCI_SRC "<address type='pci'><zpci uid='one'/></address>" END,
+    HOSTDEVD_ERROR_INVALID_ARGUMENT,
+    "<address type='pci'><zpci uid='one'>: uid must be a number 0x0001..0xffff "
+    "(decimal or 0x-prefixed hex)" },
+  { "acpi-negative", PCI PCI_SRC "<acpi index='-1'/>" END, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+    "<acpi index='-1'>: index must be a number 1..16383" },
 
   /* boot */
   { "boot-zero", USB USB_SRC "<boot order='0'/>" END,
@@ -654,14 +696,18 @@ test_message_value_escaped(void)
 static gboolean
 hostdev_equal(const Hostdev *a, const Hostdev *b)
 {
-  return a->type == b->type && a->managed == b->managed &&
+  return a->type == b->type && a->is_interface == b->is_interface &&
+         a->managed == b->managed &&
          g_strcmp0(a->alias, b->alias) == 0 &&
-         a->boot_order == b->boot_order &&
+         a->boot_order == b->boot_order && a->acpi_index == b->acpi_index &&
+         a->rom.bar == b->rom.bar && a->rom.enabled == b->rom.enabled &&
+         g_strcmp0(a->rom.file, b->rom.file) == 0 &&
          a->usb.has_vendor_product == b->usb.has_vendor_product &&
          a->usb.vendor == b->usb.vendor && a->usb.product == b->usb.product &&
          a->usb.has_address == b->usb.has_address &&
          a->usb.bus == b->usb.bus && a->usb.device == b->usb.device &&
          a->usb.startup_policy == b->usb.startup_policy &&
+         a->usb.guest_reset == b->usb.guest_reset &&
          a->usb_guest.present == b->usb_guest.present &&
          a->usb_guest.bus == b->usb_guest.bus &&
          g_strcmp0(a->usb_guest.port, b->usb_guest.port) == 0 &&
@@ -669,7 +715,16 @@ hostdev_equal(const Hostdev *a, const Hostdev *b)
          a->pci_guest.present == b->pci_guest.present &&
          memcmp(&a->pci_guest.addr, &b->pci_guest.addr,
                 sizeof(a->pci_guest.addr)) == 0 &&
-         a->pci_guest.multifunction == b->pci_guest.multifunction;
+         a->pci_guest.multifunction == b->pci_guest.multifunction &&
+         a->zpci.has_uid == b->zpci.has_uid && a->zpci.has_fid == b->zpci.has_fid &&
+         (!a->zpci.has_uid || a->zpci.uid == b->zpci.uid) &&
+         (!a->zpci.has_fid || a->zpci.fid == b->zpci.fid) &&
+         strcmp(a->mdev.uuid, b->mdev.uuid) == 0 &&
+         a->mdev.display == b->mdev.display && a->mdev.ramfb == b->mdev.ramfb &&
+         a->net.has_mac == b->net.has_mac &&
+         (!a->net.has_mac || memcmp(a->net.mac, b->net.mac, sizeof(a->net.mac)) == 0) &&
+         a->net.has_vlan == b->net.has_vlan &&
+         (!a->net.has_vlan || a->net.vlan_tag == b->net.vlan_tag);
 }
 
 static void
@@ -821,6 +876,291 @@ test_copy(void)
   g_clear_pointer(&h, hostdev_free);
   g_assert_cmpstr(copy->alias, ==, "ua-a");
   g_assert_cmpstr(copy->usb_guest.port, ==, "1.2");
+
+  h = parse(PCI PCI_SRC "<rom file='/r.rom'/>" END, &error);
+  g_assert_no_error(error);
+  g_clear_pointer(&copy, hostdev_free);
+  copy = hostdev_copy(h);
+  g_assert_true(hostdev_equal(h, copy));
+  g_assert_true(copy->rom.file != h->rom.file);
+  g_clear_pointer(&h, hostdev_free);
+  g_assert_cmpstr(copy->rom.file, ==, "/r.rom");
+}
+
+static void
+test_format_pci_everything(void)
+{
+  g_autoptr(Hostdev) h = hostdev_new(HOSTDEV_TYPE_PCI);
+
+  h->pci_source = (PciAddress){ 0x0000, 0x06, 0x12, 0x5 };
+  h->boot_order = 1;
+  h->alias = g_strdup("ua-crypto");
+  h->rom.enabled = HOSTDEV_TRISTATE_ON;
+  h->rom.bar = HOSTDEV_TRISTATE_OFF;
+  h->rom.file = g_strdup("/roms/a&b's.rom");
+  h->acpi_index = 16383;
+  h->pci_guest.present = TRUE;
+  h->pci_guest.addr = (PciAddress){ 0x0000, 0x00, 0x02, 0x1 };
+  h->pci_guest.multifunction = FALSE;
+  h->pci_guest.multifunction_explicit = TRUE;
+  h->zpci.has_uid = TRUE;
+  h->zpci.uid = 0xffff;
+  h->zpci.has_fid = TRUE;
+  h->zpci.fid = 0xffffffff;
+
+  assert_round_trip(h,
+    "<hostdev mode='subsystem' type='pci' managed='no'>\n"
+    "  <driver name='vfio'/>\n"
+    "  <source>\n"
+    "    <address domain='0x0000' bus='0x06' slot='0x12' function='0x5'/>\n"
+    "  </source>\n"
+    "  <boot order='1'/>\n"
+    "  <alias name='ua-crypto'/>\n"
+    "  <rom enabled='yes' bar='off' file='/roms/a&amp;b&apos;s.rom'/>\n"
+    "  <acpi index='16383'/>\n"
+    "  <address type='pci' domain='0x0000' bus='0x00' slot='0x02' function='0x1' "
+    "multifunction='off'>\n"
+    "    <zpci uid='0xffff' fid='0xffffffff'/>\n"
+    "  </address>\n"
+    "</hostdev>\n");
+}
+
+/* zPCI ids without a guest place yet: the address carries only them */
+static void
+test_format_zpci_unplaced(void)
+{
+  g_autoptr(Hostdev) h = hostdev_new(HOSTDEV_TYPE_PCI);
+
+  h->pci_source = (PciAddress){ 0, 1, 0, 0 };
+  h->zpci.has_uid = TRUE;
+  h->zpci.uid = 3;
+
+  assert_round_trip(h,
+    "<hostdev mode='subsystem' type='pci' managed='no'>\n"
+    "  <driver name='vfio'/>\n"
+    "  <source>\n"
+    "    <address domain='0x0000' bus='0x01' slot='0x00' function='0x0'/>\n"
+    "  </source>\n"
+    "  <address type='pci'>\n"
+    "    <zpci uid='0x0003'/>\n"
+    "  </address>\n"
+    "</hostdev>\n");
+}
+
+static void
+test_format_mdev(void)
+{
+  g_autoptr(Hostdev) h = hostdev_new(HOSTDEV_TYPE_MDEV);
+
+  g_strlcpy(h->mdev.uuid, "c2177883-f1bb-47f0-914d-32a22e3a8804", sizeof(h->mdev.uuid));
+  h->mdev.display = TRUE;
+  h->mdev.ramfb = HOSTDEV_TRISTATE_OFF;
+  h->alias = g_strdup("hostdev3");
+  h->pci_guest.present = TRUE;
+  h->pci_guest.addr = (PciAddress){ 0, 2, 0, 0 };
+
+  assert_round_trip(h,
+    "<hostdev mode='subsystem' type='mdev' managed='no' model='vfio-pci' "
+    "display='on' ramfb='off'>\n"
+    "  <source>\n"
+    "    <address uuid='c2177883-f1bb-47f0-914d-32a22e3a8804'/>\n"
+    "  </source>\n"
+    "  <alias name='hostdev3'/>\n"
+    "  <address type='pci' domain='0x0000' bus='0x02' slot='0x00' function='0x0'/>\n"
+    "</hostdev>\n");
+}
+
+static void
+test_format_usb_guest_reset(void)
+{
+  g_autoptr(Hostdev) h = hostdev_new(HOSTDEV_TYPE_USB);
+
+  h->usb.has_address = TRUE;
+  h->usb.bus = 1;
+  h->usb.device = 2;
+  h->usb.startup_policy = HOSTDEV_STARTUP_REQUISITE;
+  h->usb.guest_reset = HOSTDEV_GUEST_RESET_UNINITIALIZED;
+
+  assert_round_trip(h,
+    "<hostdev mode='subsystem' type='usb' managed='no'>\n"
+    "  <source startupPolicy='requisite' guestReset='uninitialized'>\n"
+    "    <address bus='1' device='2'/>\n"
+    "  </source>\n"
+    "</hostdev>\n");
+}
+
+static void
+test_format_interface(void)
+{
+  g_autoptr(Hostdev) h = hostdev_new(HOSTDEV_TYPE_PCI);
+
+  h->is_interface = TRUE;
+  h->managed = TRUE;
+  h->pci_source = (PciAddress){ 0, 2, 7, 1 };
+  h->net.has_mac = TRUE;
+  memcpy(h->net.mac, (guint8[]){ 0x52, 0x54, 0x00, 0x6d, 0x90, 0x02 }, 6);
+  h->net.has_vlan = TRUE;
+  h->net.vlan_tag = 0;
+  h->alias = g_strdup("hostdev0");
+  h->acpi_index = 2;
+
+  assert_round_trip(h,
+    "<interface type='hostdev' managed='yes'>\n"
+    "  <mac address='52:54:00:6d:90:02'/>\n"
+    "  <driver name='vfio'/>\n"
+    "  <source>\n"
+    "    <address type='pci' domain='0x0000' bus='0x02' slot='0x07' function='0x1'/>\n"
+    "  </source>\n"
+    "  <vlan>\n"
+    "    <tag id='0'/>\n"
+    "  </vlan>\n"
+    "  <alias name='hostdev0'/>\n"
+    "  <acpi index='2'/>\n"
+    "</interface>\n");
+
+  /* managed='no' is libvirt's default and not shown; no MAC, no VLAN */
+  h->managed = FALSE;
+  h->net.has_mac = FALSE;
+  h->net.has_vlan = FALSE;
+  h->acpi_index = 0;
+  assert_round_trip(h,
+    "<interface type='hostdev'>\n"
+    "  <driver name='vfio'/>\n"
+    "  <source>\n"
+    "    <address type='pci' domain='0x0000' bus='0x02' slot='0x07' function='0x1'/>\n"
+    "  </source>\n"
+    "  <alias name='hostdev0'/>\n"
+    "</interface>\n");
+}
+
+#define MDEV_WITH_UUID(u) \
+  "<hostdev mode='subsystem' type='mdev' model='vfio-pci'><source><address uuid='" u \
+  "'/></source></hostdev>"
+
+/* virUUIDParse's leniency: dashes and spaces between byte pairs, white space around */
+static void
+test_uuid_forms(void)
+{
+  static const char *const good[] = {
+    MDEV_WITH_UUID("c2177883-f1bb-47f0-914d-32a22e3a8804"),
+    MDEV_WITH_UUID("C2177883F1BB47F0914D32A22E3A8804"),
+    MDEV_WITH_UUID("  c2-17-78-83-f1-bb-47-f0-91-4d-32-a2-2e-3a-88-04\t"),
+    MDEV_WITH_UUID("--c2177883 f1bb 47f0 914d 32a22e3a8804"),
+  };
+  static const char *const bad[] = {
+    MDEV_WITH_UUID(""),
+    MDEV_WITH_UUID("c2177883-f1bb-47f0-914d-32a22e3a880"),
+    MDEV_WITH_UUID("c2177883-f1bb-47f0-914d-32a22e3a8804-"),
+    MDEV_WITH_UUID("c2177883-f1bb-47f0-914d-32a22e3a88041"),
+    MDEV_WITH_UUID("c-2177883-f1bb-47f0-914d-32a22e3a8804"),
+    MDEV_WITH_UUID("g2177883-f1bb-47f0-914d-32a22e3a8804"),
+    MDEV_WITH_UUID("c2177883-f1bb-47f0-914d-32a22e3a8804 x"),
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS(good); i++) {
+    g_autoptr(GError) error = NULL;
+    g_autoptr(Hostdev) h = parse(good[i], &error);
+
+    g_assert_no_error(error);
+    g_assert_cmpint(h->type, ==, HOSTDEV_TYPE_MDEV);
+    g_assert_cmpstr(h->mdev.uuid, ==, "c2177883-f1bb-47f0-914d-32a22e3a8804");
+    g_assert_false(h->mdev.display);
+  }
+  for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+    g_autoptr(GError) error = NULL;
+    g_autoptr(Hostdev) h = parse(bad[i], &error);
+
+    g_assert_null(h);
+    assert_error(error, HOSTDEVD_ERROR_INVALID_ARGUMENT, "uuid must be 32 hex digits");
+  }
+}
+
+#define IFACE_WITH_MAC(m) \
+  "<interface type='hostdev'><source><address type='pci' bus='2'/></source>" \
+  "<mac address='" m "'/></interface>"
+
+static void
+test_mac_forms(void)
+{
+  static const struct {
+    const char *xml;
+    const char *formatted;
+  } good[] = {
+    { IFACE_WITH_MAC("52:54:00:6d:90:02"), "52:54:00:6d:90:02" },
+    { IFACE_WITH_MAC("52:54:0:6D:9:2"), "52:54:00:6d:09:02" },
+    { IFACE_WITH_MAC("fe:ff:ff:ff:ff:ff\n"), "fe:ff:ff:ff:ff:ff" },
+  };
+  static const char *const bad[] = {
+    IFACE_WITH_MAC(""),
+    IFACE_WITH_MAC("52:54:00:6d:90"),
+    IFACE_WITH_MAC("52:54:00:6d:90:02:01"),
+    IFACE_WITH_MAC("52:54:00:6d:90:002"),
+    IFACE_WITH_MAC("52-54-00-6d-90-02"),
+    IFACE_WITH_MAC(" 52:54:00:6d:90:02"),
+    IFACE_WITH_MAC("52:54:00:6d:90:02 trailing"),
+    IFACE_WITH_MAC("52::00:6d:90:02"),
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS(good); i++) {
+    g_autoptr(GError) error = NULL;
+    g_autoptr(Hostdev) h = parse(good[i].xml, &error);
+    g_autofree char *mac = NULL;
+
+    g_assert_no_error(error);
+    g_assert_true(h->is_interface);
+    mac = hostdev_format_mac(h);
+    g_assert_cmpstr(mac, ==, good[i].formatted);
+  }
+  for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+    g_autoptr(GError) error = NULL;
+    g_autoptr(Hostdev) h = parse(bad[i], &error);
+
+    g_assert_null(h);
+    assert_error(error, HOSTDEVD_ERROR_INVALID_ARGUMENT, "address must be six hex octets");
+  }
+}
+
+static void
+test_parse_new_grammar(void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(Hostdev) h =
+    parse("<interface type='hostdev' managed='yes'><driver name='vfio'/>"
+          "<source><address type='pci' domain='0x0001' bus='0x02' slot='0x07' "
+          "function='0x1'/></source><mac address='52:54:00:6d:90:02'/>"
+          "<vlan trunk='no'><tag id='42'/></vlan><boot order='3'/>"
+          "<rom enabled='no'/><acpi index='12'/><alias name='ua-vf'/>"
+          "<address type='pci' bus='4' multifunction='on'/></interface>", &error);
+  g_autoptr(Hostdev) usb = NULL;
+  g_autofree char *what = NULL;
+
+  g_assert_no_error(error);
+  g_assert_cmpint(h->type, ==, HOSTDEV_TYPE_PCI);
+  g_assert_true(h->is_interface);
+  g_assert_true(h->managed);
+  g_assert_cmpuint(h->pci_source.domain, ==, 1);
+  g_assert_cmpuint(h->pci_source.function, ==, 1);
+  g_assert_true(h->net.has_vlan);
+  g_assert_cmpuint(h->net.vlan_tag, ==, 42);
+  g_assert_cmpuint(h->boot_order, ==, 3);
+  g_assert_cmpint(h->rom.enabled, ==, HOSTDEV_TRISTATE_OFF);
+  g_assert_cmpint(h->rom.bar, ==, HOSTDEV_TRISTATE_ABSENT);
+  g_assert_null(h->rom.file);
+  g_assert_cmpuint(h->acpi_index, ==, 12);
+  g_assert_cmpstr(h->alias, ==, "ua-vf");
+  g_assert_true(h->pci_guest.present);
+  g_assert_true(h->pci_guest.multifunction);
+  g_assert_true(h->pci_guest.multifunction_explicit);
+  what = hostdev_describe_source(h);
+  g_assert_cmpstr(what, ==, "PCI network device 0001:02:07.1");
+
+  usb = parse(USB "<source guestReset='on'><address bus='1' device='2'/></source>"
+              "<rom/><acpi/>" END, &error);
+  g_assert_no_error(error);
+  g_assert_cmpint(usb->usb.guest_reset, ==, HOSTDEV_GUEST_RESET_ON);
+  g_assert_cmpuint(usb->acpi_index, ==, 0);
+  g_assert_cmpstr(hostdev_type_name(usb->type), ==, "usb");
+  g_assert_cmpstr(hostdev_type_name(HOSTDEV_TYPE_MDEV), ==, "mdev");
 }
 
 /* ------------------------------------------------------------------ */
@@ -893,6 +1233,32 @@ test_match_pci(void)
   g_assert_true(hostdev_source_matches(same, a));
   g_assert_false(hostdev_source_matches(a, other_function));
   g_assert_false(hostdev_source_matches(a, other_domain));
+}
+
+static void
+test_match_mdev_interface(void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(Hostdev) mdev = parse(MDEV_WITH_UUID("c2177883-f1bb-47f0-914d-32a22e3a8804"), &error);
+  g_autoptr(Hostdev) same_mdev = parse(MDEV_WITH_UUID("C2177883F1BB47F0914D32A22E3A8804"), &error);
+  g_autoptr(Hostdev) other_mdev = parse(MDEV_WITH_UUID("c2177883-f1bb-47f0-914d-32a22e3a8805"), &error);
+  g_autoptr(Hostdev) held = parse(IFACE_WITH_MAC("52:54:00:6d:90:02"), &error);
+  g_autoptr(Hostdev) by_mac = parse(IFACE_WITH_MAC("52:54:00:6D:90:2"), &error);
+  g_autoptr(Hostdev) by_other_mac = parse(IFACE_WITH_MAC("52:54:00:6d:90:03"), &error);
+  g_autoptr(Hostdev) by_address = parse("<interface type='hostdev'><source><address "
+                                        "type='pci' bus='2'/></source></interface>", &error);
+  g_autofree char *what = NULL;
+
+  g_assert_no_error(error);
+  g_assert_true(hostdev_source_matches(mdev, same_mdev));
+  g_assert_false(hostdev_source_matches(mdev, other_mdev));
+  g_assert_true(hostdev_source_matches(by_mac, held));
+  g_assert_false(hostdev_source_matches(by_other_mac, held));
+  g_assert_true(hostdev_source_matches(by_address, held));
+  /* the address matches, but the MAC asked for is not the one held */
+  g_assert_false(hostdev_source_matches(held, by_address));
+  what = hostdev_describe_source(mdev);
+  g_assert_cmpstr(what, ==, "mediated device c2177883-f1bb-47f0-914d-32a22e3a8804");
 }
 
 static void
@@ -1000,9 +1366,18 @@ main(int argc, char **argv)
   g_test_add_func("/hostdev/format/pci", test_format_pci);
   g_test_add_func("/hostdev/format/pci-minimal", test_format_pci_minimal);
   g_test_add_func("/hostdev/format/normalises", test_format_normalises);
+  g_test_add_func("/hostdev/format/pci-everything", test_format_pci_everything);
+  g_test_add_func("/hostdev/format/zpci-unplaced", test_format_zpci_unplaced);
+  g_test_add_func("/hostdev/format/mdev", test_format_mdev);
+  g_test_add_func("/hostdev/format/usb-guest-reset", test_format_usb_guest_reset);
+  g_test_add_func("/hostdev/format/interface", test_format_interface);
+  g_test_add_func("/hostdev/parse/uuid-forms", test_uuid_forms);
+  g_test_add_func("/hostdev/parse/mac-forms", test_mac_forms);
+  g_test_add_func("/hostdev/parse/new-grammar", test_parse_new_grammar);
   g_test_add_func("/hostdev/copy", test_copy);
   g_test_add_func("/hostdev/match/usb", test_match_usb);
   g_test_add_func("/hostdev/match/pci", test_match_pci);
+  g_test_add_func("/hostdev/match/mdev-interface", test_match_mdev_interface);
   g_test_add_func("/hostdev/describe", test_describe);
   g_test_add_func("/hostdev/pci-address-strings", test_pci_address_strings);
 

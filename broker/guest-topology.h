@@ -1,0 +1,57 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * guest-topology.h - the VM's PCI buses and zPCI identifiers, read from
+ * QEMU's object tree (QOM)
+ *
+ * Guest bus numbers exist only after the firmware has run, so buses are
+ * known here by their QEMU ids ("pci.3") and devices by the bus object they
+ * hang on (their "parent_bus"), never by query-pci bus numbers.
+ */
+#pragma once
+
+#include "qmp-client.h"
+
+G_BEGIN_DECLS
+
+#define GUEST_PCI_SLOTS 32
+
+typedef struct {
+  char *id;             /* the bus name device_add takes: "pci.3", "pcie.0" */
+  char *model;          /* QOM type of the controller: "pcie-root-port", "pci-bridge", ... */
+  gint index;           /* N of a "pci.N" controller (libvirt's index), 0 for the root bus, -1 otherwise */
+  gboolean hotpluggable;
+  guint first_slot;     /* slots a device may be hot-plugged into */
+  guint last_slot;
+  char *occupant[GUEST_PCI_SLOTS];  /* what sits in each slot (any function), NULL when free */
+} GuestPciBus;
+
+typedef struct {
+  guint uid;
+  guint fid;
+  char *id;             /* the zpci device's id, NULL for one QEMU made itself */
+  char *target;         /* the PCI device it describes */
+} GuestZpci;
+
+typedef struct {
+  char *arch;           /* query-target: "x86_64", "s390x", ... */
+  GPtrArray *buses;     /* GuestPciBus*, ordered by index, then id */
+  GPtrArray *zpci;      /* GuestZpci*, every zPCI function QEMU knows (s390x only) */
+  GStrv ids;            /* ids of all user-created devices */
+} GuestTopology;
+
+void guest_topology_free(GuestTopology *topology);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(GuestTopology, guest_topology_free)
+
+/* guest_topology_query_async() - ask QEMU (a few rounds of parallel QOM queries). */
+void guest_topology_query_async(QmpClient *qmp, GCancellable *cancellable,
+                                GAsyncReadyCallback callback, gpointer user_data);
+/* Return: (transfer full): the topology, or NULL with @error set. */
+GuestTopology *guest_topology_query_finish(GAsyncResult *result, GError **error);
+
+/* Return: (nullable): the bus with libvirt controller index @index. */
+GuestPciBus *guest_topology_find_bus(const GuestTopology *topology, guint index);
+
+/* Return: whether the machine has zPCI (s390x). */
+gboolean guest_topology_has_zpci(const GuestTopology *topology);
+
+G_END_DECLS

@@ -1,0 +1,328 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "host-prep.h"
+#include "claims.h"
+#include "host-pci.h"
+#include "hostdevd-error.h"
+
+#include <string.h>
+#include <unistd.h>
+
+HostPrep *
+host_prep_new(void)
+{
+  HostPrep *prep = g_new0(HostPrep, 1);
+  prep->claims = g_ptr_array_new_with_free_func(g_free);
+  prep->fdset_id = -1;
+  return prep;
+}
+
+void
+host_prep_free(HostPrep *prep)
+{
+  if (prep == NULL)
+    return;
+  g_ptr_array_unref(prep->claims);
+  g_clear_pointer(&prep->vfio, vfio_record_unref);
+  g_free(prep);
+}
+
+JsonObject *
+host_prep_to_json(const HostPrep *prep, gboolean binding_in_flight)
+{
+  JsonObject *object = json_object_new();
+  JsonArray *claims = json_array_new();
+
+  for (guint i = 0; i < prep->claims->len; i++)
+    json_array_add_string_element(claims, g_ptr_array_index(prep->claims, i));
+  json_object_set_array_member(object, "claims", claims);
+  if (prep->vfio) {
+    JsonObject *vfio = vfio_record_to_json(prep->vfio);
+    if (binding_in_flight && prep->vfio->managed) {
+      g_autoptr(VfioRecord) worst = vfio_record_from_json(vfio, NULL);
+      if (worst) {
+        worst->override_written = worst->unbound = worst->probed = worst->bound_by_us = TRUE;
+        json_object_unref(vfio);
+        vfio = vfio_record_to_json(worst);
+      }
+    }
+    json_object_set_object_member(object, "vfio", vfio);
+  }
+  if (prep->fdset_id >= 0)
+    json_object_set_int_member(object, "fdset-id", prep->fdset_id);
+  if (prep->vf_saved)
+    json_object_set_object_member(object, "vf-before", sriov_vf_config_to_json(&prep->vf_before));
+  return object;
+}
+
+HostPrep *
+host_prep_from_json(JsonObject *object, GError **error)
+{
+  g_autoptr(HostPrep) prep = host_prep_new();
+  JsonNode *node;
+
+  if ((node = json_object_get_member(object, "claims")) && JSON_NODE_HOLDS_ARRAY(node)) {
+    JsonArray *claims = json_node_get_array(node);
+    for (guint i = 0; i < json_array_get_length(claims); i++) {
+      const char *key = json_array_get_string_element(claims, i);
+      if (key == NULL || !claims_key_is_valid(key)) {
+        g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                    "journal: claim %u is not a valid key", i);
+        return NULL;
+      }
+      g_ptr_array_add(prep->claims, g_strdup(key));
+    }
+  }
+  if ((node = json_object_get_member(object, "vfio")) && JSON_NODE_HOLDS_OBJECT(node) &&
+      (prep->vfio = vfio_record_from_json(json_node_get_object(node), error)) == NULL)
+    return NULL;
+  prep->fdset_id = (gint)json_object_get_int_member_with_default(object, "fdset-id", -1);
+  if ((node = json_object_get_member(object, "vf-before")) && JSON_NODE_HOLDS_OBJECT(node)) {
+    if (!sriov_vf_config_from_json(json_node_get_object(node), &prep->vf_before, error))
+      return NULL;
+    prep->vf_saved = TRUE;
+  }
+  return g_steal_pointer(&prep);
+}
+
+static gboolean
+claim_one(HostPrep *prep, const char *runtime_dir, const char *vm, char *key /* transfer full */,
+          GError **error)
+{
+  if (!claims_acquire(runtime_dir, vm, key, getpid(), error)) {
+    g_free(key);
+    return FALSE;
+  }
+  g_ptr_array_add(prep->claims, key);
+  return TRUE;
+}
+
+gboolean
+host_prep_claim(HostPrep *prep, const char *runtime_dir, const char *vm,
+                const Hostdev *hostdev, const HostUsbDevice *usb, GError **error)
+{
+  switch (hostdev->type) {
+  case HOSTDEV_TYPE_USB:
+    /* an absent optional device is QEMU's to find; nothing of the host is held */
+    return usb == NULL ||
+           claim_one(prep, runtime_dir, vm, claims_key_usb(usb->bus, usb->device), error);
+  case HOSTDEV_TYPE_PCI: {
+    g_autoptr(GError) no_group = NULL;
+    int group = host_pci_get_iommu_group(&hostdev->pci_source, &no_group);
+    if (!claim_one(prep, runtime_dir, vm, claims_key_pci(&hostdev->pci_source), error))
+      return FALSE;
+    /* one IOMMU group never spans two VMs */
+    return group < 0 ||
+           claim_one(prep, runtime_dir, vm, claims_key_iommu_group(group), error);
+  }
+  case HOSTDEV_TYPE_MDEV:
+    /* the kernel lets one mediated device be opened once; QEMU reports a clash */
+    return TRUE;
+  }
+  return TRUE;
+}
+
+gboolean
+host_prep_vfio_begin(HostPrep *prep, const Hostdev *hostdev, GError **error)
+{
+  if (!vfio_check_iommu(error))
+    return FALSE;
+  prep->vfio = vfio_record_new(&hostdev->pci_source, hostdev->managed, error);
+  return prep->vfio != NULL;
+}
+
+typedef struct {
+  VfioRecord *record;
+  gboolean take_whole_group;
+  uid_t uid;
+  gid_t gid;
+  VfioRecord *sibling;
+} BindJob;
+
+static void
+bind_job_free(BindJob *job)
+{
+  vfio_record_unref(job->record);
+  g_clear_pointer(&job->sibling, vfio_record_unref);
+  g_free(job);
+}
+
+static void
+bind_in_thread(GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+  BindJob *job = data;
+  GError *error = NULL;
+
+  if (vfio_step_take_group(job->record, job->take_whole_group, &error) &&
+      vfio_step_bind(job->record, &error) && vfio_step_wait_node(job->record, &error) &&
+      vfio_step_chown(job->record, job->uid, job->gid, job->sibling, &error)) {
+    g_task_return_boolean(task, TRUE);
+    return;
+  }
+  /* QEMU never had the device: the synchronous undo cannot block on it */
+  g_autoptr(GError) undo_error = NULL;
+  if (!vfio_undo(job->record, &undo_error)) {
+    GError *both = g_error_new(error->domain, error->code,
+                               "%s (and giving the device back failed too: %s)",
+                               error->message, undo_error->message);
+    g_error_free(error);
+    error = both;
+  }
+  g_task_return_error(task, error);
+}
+
+void
+host_prep_vfio_bind_async(HostPrep *prep, gboolean take_whole_group, uid_t uid, gid_t gid,
+                          const VfioRecord *sibling, GAsyncReadyCallback callback,
+                          gpointer user_data)
+{
+  g_autoptr(GTask) task = g_task_new(NULL, NULL, callback, user_data);
+  BindJob *job = g_new0(BindJob, 1);
+
+  job->record = vfio_record_ref(prep->vfio);
+  job->take_whole_group = take_whole_group;
+  job->uid = uid;
+  job->gid = gid;
+  job->sibling = sibling ? vfio_record_ref((VfioRecord *)sibling) : NULL;
+  g_task_set_task_data(task, job, (GDestroyNotify)bind_job_free);
+  g_task_run_in_thread(task, bind_in_thread);
+}
+
+gboolean
+host_prep_vfio_bind_finish(GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_boolean(G_TASK(result), error);
+}
+
+gboolean
+host_prep_vf_program(HostPrep *prep, const Hostdev *hostdev, GError **error)
+{
+  SriovVfLink link = { 0 };
+  SriovVfConfig wanted;
+  gboolean ok = FALSE;
+
+  if (!hostdev->is_interface || (!hostdev->net.has_mac && !hostdev->net.has_vlan))
+    return TRUE;
+  if (sriov_vf_lookup(&hostdev->pci_source, &link, error) &&
+      sriov_vf_get_config(&link, &prep->vf_before, error)) {
+    prep->vf_saved = TRUE;
+    wanted = prep->vf_before;
+    if (hostdev->net.has_mac)
+      memcpy(wanted.mac, hostdev->net.mac, sizeof wanted.mac);
+    if (hostdev->net.has_vlan)
+      wanted.vlan = hostdev->net.vlan_tag;
+    ok = sriov_vf_set_config(&link, &wanted, error);
+  }
+  sriov_vf_link_clear(&link);
+  return ok;
+}
+
+/* ---- release -------------------------------------------------------- */
+
+typedef struct {
+  HostPrep *prep;         /* borrowed: the caller keeps it until the callback */
+  char *runtime_dir;
+  char *vm;
+  GError *first_error;
+} Release;
+
+static void
+release_free(Release *release)
+{
+  g_free(release->runtime_dir);
+  g_free(release->vm);
+  g_clear_error(&release->first_error);
+  g_free(release);
+}
+
+static void
+keep_first(Release *release, GError *error)
+{
+  if (release->first_error == NULL)
+    release->first_error = error;
+  else
+    g_error_free(error);
+}
+
+static void
+release_claims_and_return(GTask *task)
+{
+  Release *release = g_task_get_task_data(task);
+  for (guint i = 0; i < release->prep->claims->len; i++) {
+    GError *error = NULL;
+    if (!claims_release(release->runtime_dir, release->vm,
+                        g_ptr_array_index(release->prep->claims, i), &error))
+      keep_first(release, error);
+  }
+  g_ptr_array_set_size(release->prep->claims, 0);
+  if (release->first_error)
+    g_task_return_error(task, g_steal_pointer(&release->first_error));
+  else
+    g_task_return_boolean(task, TRUE);
+  g_object_unref(task);
+}
+
+/* After a timeout the kernel finishes the unbind on its own once QEMU lets go. */
+static void
+on_late_restore(VfioRecord *record, const GError *error, gpointer user_data)
+{
+  g_autofree char *bdf = pci_address_format(&record->addr);
+  if (error)
+    g_warning("PCI device %s: giving it back finished late and failed: %s", bdf, error->message);
+  else
+    g_message("PCI device %s: given back to the host after QEMU let go", bdf);
+}
+
+static void
+on_vfio_restored(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GTask *task = user_data;
+  Release *release = g_task_get_task_data(task);
+  GError *error = NULL;
+
+  if (!vfio_restore_finish(result, &error)) {
+    /* a device that is still held keeps its claims: no other VM may take it yet */
+    if (g_error_matches(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_TIMEOUT)) {
+      g_task_return_error(task, error);
+      g_object_unref(task);
+      return;
+    }
+    keep_first(release, error);
+  }
+  release_claims_and_return(task);
+}
+
+void
+host_prep_release_async(HostPrep *prep, const char *runtime_dir, const char *vm,
+                        GAsyncReadyCallback callback, gpointer user_data)
+{
+  GTask *task = g_task_new(NULL, NULL, callback, user_data);
+  Release *release = g_new0(Release, 1);
+
+  release->prep = prep;
+  release->runtime_dir = g_strdup(runtime_dir);
+  release->vm = g_strdup(vm);
+  g_task_set_task_data(task, release, (GDestroyNotify)release_free);
+
+  if (prep->vf_saved && prep->vfio) {
+    SriovVfLink link = { 0 };
+    GError *error = NULL;
+    if (sriov_vf_lookup(&prep->vfio->addr, &link, &error) &&
+        sriov_vf_set_config(&link, &prep->vf_before, &error))
+      prep->vf_saved = FALSE;
+    else
+      keep_first(release, error);
+    sriov_vf_link_clear(&link);
+  }
+  if (prep->vfio && !vfio_record_is_clean(prep->vfio)) {
+    vfio_restore_async(prep->vfio, VFIO_DEFAULT_RESTORE_TIMEOUT_MS, on_late_restore, NULL, NULL,
+                       on_vfio_restored, task);
+    return;
+  }
+  release_claims_and_return(task);
+}
+
+gboolean
+host_prep_release_finish(GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_boolean(G_TASK(result), error);
+}

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * host-prep.h - everything done to the host for one attached device, as
+ * one record that the journal keeps, and its undo
+ *
+ * It composes the host modules in the order an attach needs them: claims
+ * (host-wide ownership), the VFIO binding and /dev/vfio/N ownership, the
+ * VF's MAC/VLAN for <interface type='hostdev'>.  The QEMU side (fdsets,
+ * device_add) stays with the caller.
+ */
+#pragma once
+
+#include "hostdev.h"
+#include "host-usb.h"
+#include "sriov.h"
+#include "vfio.h"
+
+#include <gio/gio.h>
+#include <json-glib/json-glib.h>
+
+G_BEGIN_DECLS
+
+typedef struct {
+  GPtrArray *claims;          /* keys held (char *) */
+  VfioRecord *vfio;           /* PCI: what binding did; NULL otherwise */
+  gint fdset_id;              /* USB: QEMU fdset holding our descriptor, -1 none */
+  gboolean vf_saved;          /* <interface type='hostdev'>: the VF settings before */
+  SriovVfConfig vf_before;
+} HostPrep;
+
+HostPrep *host_prep_new(void);
+void host_prep_free(HostPrep *prep);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(HostPrep, host_prep_free)
+
+/**
+ * host_prep_to_json() - the record for the journal
+ * @binding_in_flight: a binding step may be under way: write the binding as
+ *   possibly done, so an undo after a crash restores it (the undo looks at
+ *   the device's real driver, so undoing what never happened is harmless)
+ */
+JsonObject *host_prep_to_json(const HostPrep *prep, gboolean binding_in_flight);
+
+/* Return: (transfer full): the record read back from the journal, or NULL with @error. */
+HostPrep *host_prep_from_json(JsonObject *object, GError **error);
+
+/**
+ * host_prep_claim() - claim @hostdev's host device (and its IOMMU group)
+ * for @vm host-wide; a Busy error names the VM that holds it.
+ * @usb: (nullable): the resolved USB device
+ */
+gboolean host_prep_claim(HostPrep *prep, const char *runtime_dir, const char *vm,
+                         const Hostdev *hostdev, const HostUsbDevice *usb, GError **error);
+
+/**
+ * host_prep_vfio_begin() - the IOMMU checks and the record of how the
+ * device is now (its driver and driver_override), touching nothing
+ */
+gboolean host_prep_vfio_begin(HostPrep *prep, const Hostdev *hostdev, GError **error);
+
+/**
+ * host_prep_vfio_bind_async() - make the group viable, bind to vfio-pci,
+ * wait for /dev/vfio/N and give it to @uid:@gid, in a worker thread
+ * (the kernel's writes and waits can take seconds).  On failure what was
+ * done is undone before the error is returned.
+ * @sibling: (nullable): the record of a device of the same group this VM holds
+ */
+void host_prep_vfio_bind_async(HostPrep *prep, gboolean take_whole_group, uid_t uid,
+                               gid_t gid, const VfioRecord *sibling,
+                               GAsyncReadyCallback callback, gpointer user_data);
+gboolean host_prep_vfio_bind_finish(GAsyncResult *result, GError **error);
+
+/* host_prep_vf_program() - save the VF's MAC/VLAN and program the XML's. */
+gboolean host_prep_vf_program(HostPrep *prep, const Hostdev *hostdev, GError **error);
+
+/**
+ * host_prep_release_async() - undo everything, newest first: the VF's
+ * settings, the binding (waiting, bounded, while QEMU lets go: the kernel
+ * blocks the unbind until then), the claims.  Call it only once QEMU no
+ * longer holds the device, or never had it.
+ */
+void host_prep_release_async(HostPrep *prep, const char *runtime_dir, const char *vm,
+                             GAsyncReadyCallback callback, gpointer user_data);
+gboolean host_prep_release_finish(GAsyncResult *result, GError **error);
+
+G_END_DECLS

@@ -1,0 +1,79 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * mdev.h - mediated devices (vGPU slices and the like): the types a parent
+ * device offers, the instances that exist, creating and removing them,
+ * and the deterministic UUID a VM's instance gets.
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+typedef struct {
+  char *id;            /* the type's directory name, e.g. "nvidia-63" */
+  char *name;          /* its "name" attribute, NULL if absent */
+  char *device_api;    /* "vfio-pci", "vfio-ccw", "vfio-ap" */
+  guint available;     /* available_instances */
+  char *description;   /* NULL if absent */
+} MdevType;
+
+typedef struct {
+  char *uuid;          /* "4b20d080-1b54-4048-85b3-a6a62d165c01" */
+  char *parent;        /* the parent's sysfs name, "0000:00:02.0" */
+  char *type;          /* its type id */
+  int iommu_group;     /* -1: none */
+  char *sysfs_path;    /* "/sys/devices/.../UUID" */
+  char *driver;        /* NULL when unbound */
+} MdevDevice;
+
+void mdev_type_free(MdevType *type);
+void mdev_device_free(MdevDevice *device);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MdevType, mdev_type_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(MdevDevice, mdev_device_free)
+
+/* UUID of the namespace of hostdevd's deterministic mdev UUIDs. */
+#define MDEV_UUID_NAMESPACE "57cc83f9-3422-4737-97f9-30ad5193f722"
+
+/* mdev_uuid_parse() - parse the canonical 8-4-4-4-12 hex form (either case). */
+gboolean mdev_uuid_parse(const char *text, guint8 out[16]);
+
+/* Return: (transfer full): the RFC 4122 version 3 (MD5) UUID of @name in
+ * @namespace_uuid, in lower case. */
+char *mdev_uuid_v3(const guint8 namespace_uuid[16], const char *name);
+
+/* Return: (transfer full): the UUID of instance @index of VM @vm: version
+ * 3 of "VM/INDEX" in MDEV_UUID_NAMESPACE, the same on every call. */
+char *mdev_uuid_for_vm(const char *vm, guint index);
+
+/* mdev_parent_parse() - accept "0000:00:02.0" or "pci_0000_00_02_0" (or
+ * another bus's sysfs name: [A-Za-z0-9:._-], no leading dot) and give
+ * the parent's sysfs name; InvalidArgument otherwise. */
+gboolean mdev_parent_parse(const char *text, char **sysfs_name, GError **error);
+
+/**
+ * mdev_list_types() - the mdev types @parent offers
+ * Return: (transfer full) (element-type MdevType): sorted by id; empty
+ * when @parent is no mdev parent; NULL with HostError on read errors.
+ */
+GPtrArray *mdev_list_types(const char *parent, GError **error);
+
+/* Return: (transfer full) (element-type MdevDevice): every mdev of the
+ * host, sorted by UUID; NULL with HostError. */
+GPtrArray *mdev_list_devices(GError **error);
+
+/**
+ * mdev_create() - create instance @uuid of @type on @parent
+ * Checks first (InvalidArgument: malformed names; NotFound: no such
+ * parent or type; Busy: no instance left, or @uuid exists), then writes
+ * the UUID to the type's "create" and checks the device appeared
+ * (HostError with the kernel's answer explained).
+ */
+gboolean mdev_create(const char *parent, const char *type, const char *uuid,
+                     GError **error);
+
+/* mdev_remove() - remove the mdev @uuid (NotFound; Busy while a VM holds
+ * it; HostError). */
+gboolean mdev_remove(const char *uuid, GError **error);
+
+G_END_DECLS

@@ -1,0 +1,134 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * memlock.c - QEMU's locked-memory limit for VFIO
+ */
+#define G_LOG_DOMAIN "hostdevd"
+
+#include "memlock.h"
+#include "hostdevd-error.h"
+
+#include <errno.h>
+#include <sys/resource.h>
+
+static guint64
+limit_to_bytes(rlim_t value)
+{
+  return value == RLIM_INFINITY ? G_MAXUINT64 : (guint64)value;
+}
+
+static rlim_t
+bytes_to_limit(guint64 bytes)
+{
+  return bytes == G_MAXUINT64 || bytes >= (guint64)RLIM_INFINITY ? RLIM_INFINITY : (rlim_t)bytes;
+}
+
+guint64
+memlock_needed_for_guest(guint64 guest_ram_bytes, guint n_vfio_devices,
+                         gboolean guest_viommu)
+{
+  guint64 copies = guest_viommu ? n_vfio_devices : 1;
+  guint64 pinned;
+
+  if (n_vfio_devices == 0)
+    return 0;
+  if (guest_ram_bytes != 0 && copies > G_MAXUINT64 / guest_ram_bytes)
+    return G_MAXUINT64;
+  pinned = guest_ram_bytes * copies;
+  if (pinned > G_MAXUINT64 - MEMLOCK_MARGIN_BYTES)
+    return G_MAXUINT64;
+  return pinned + MEMLOCK_MARGIN_BYTES;
+}
+
+char *
+memlock_format_bytes(guint64 bytes)
+{
+  static const char *const units[] = { "KiB", "MiB", "GiB", "TiB", "PiB", "EiB" };
+  double value = (double)bytes;
+  int unit = -1;
+
+  if (bytes == G_MAXUINT64)
+    return g_strdup("unlimited");
+  if (bytes < 1024)
+    return g_strdup_printf("%" G_GUINT64_FORMAT " bytes", bytes);
+  /* plain ASCII: GLib's g_format_size() puts a no-break space in */
+  while (value >= 1024 && unit + 1 < (int)G_N_ELEMENTS(units)) {
+    value /= 1024;
+    unit++;
+  }
+  return g_strdup_printf("%.1f %s", value, units[unit]);
+}
+
+gboolean
+memlock_get(pid_t pid, guint64 *soft, guint64 *hard, GError **error)
+{
+  struct rlimit old;
+
+  if (prlimit(pid, RLIMIT_MEMLOCK, NULL, &old) < 0) {
+    int saved = errno;
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                saved == ESRCH ? "cannot read the locked-memory limit of QEMU "
+                                 "(pid %d): the process is gone: %s"
+                               : "cannot read the locked-memory limit of QEMU "
+                                 "(pid %d): %s",
+                (int)pid, g_strerror(saved));
+    return FALSE;
+  }
+  *soft = limit_to_bytes(old.rlim_cur);
+  *hard = limit_to_bytes(old.rlim_max);
+  return TRUE;
+}
+
+gboolean
+memlock_raise(pid_t pid, guint64 bytes, GError **error)
+{
+  guint64 soft, hard;
+  struct rlimit wanted;
+  g_autofree char *want = NULL;
+  g_autofree char *have = NULL;
+
+  if (pid <= 0) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "no QEMU process to raise the locked-memory limit of (pid %d)",
+                (int)pid);
+    return FALSE;
+  }
+  if (!memlock_get(pid, &soft, &hard, error))
+    return FALSE;
+  if (soft >= bytes)
+    return TRUE;
+
+  wanted.rlim_cur = bytes_to_limit(bytes);
+  wanted.rlim_max = hard >= bytes ? bytes_to_limit(hard) : bytes_to_limit(bytes);
+  if (prlimit(pid, RLIMIT_MEMLOCK, &wanted, NULL) == 0) {
+    g_debug("RLIMIT_MEMLOCK of QEMU (pid %d) raised to %" G_GUINT64_FORMAT " bytes",
+            (int)pid, bytes);
+    return TRUE;
+  }
+
+  want = memlock_format_bytes(bytes);
+  have = memlock_format_bytes(hard);
+  switch (errno) {
+  case ESRCH:
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                "cannot raise the locked-memory limit of QEMU (pid %d): the "
+                "process is gone", (int)pid);
+    break;
+  case EPERM:
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                "QEMU (pid %d) may lock only %s of memory (hard "
+                "RLIMIT_MEMLOCK), but VFIO needs %s to pin guest RAM, and "
+                "hostdevd may not raise it: give hostdevd CAP_SYS_RESOURCE "
+                "(and run it as QEMU's user or as root), or start QEMU with a "
+                "higher limit (systemd: LimitMEMLOCK=%" G_GUINT64_FORMAT " or "
+                "infinity; shell: ulimit -l unlimited; "
+                "/etc/security/limits.conf: memlock)",
+                (int)pid, have, want, bytes);
+    break;
+  default:
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                "cannot raise the locked-memory limit of QEMU (pid %d) to %s: %s",
+                (int)pid, want, g_strerror(errno));
+    break;
+  }
+  return FALSE;
+}

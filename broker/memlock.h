@@ -1,0 +1,53 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * memlock.h - QEMU's locked-memory limit for VFIO
+ *
+ * VFIO pins all guest RAM for DMA, and the kernel charges the pinned pages
+ * to QEMU's RLIMIT_MEMLOCK: with the usual 8 MiB default, device_add fails
+ * with "vfio_dma_map(...) = -12 (Cannot allocate memory)".  hostdevd raises
+ * the limit of the running QEMU (the QMP peer's pid) before the first VFIO
+ * device, as libvirt does at start-up.
+ */
+#pragma once
+
+#include <glib.h>
+#include <sys/types.h>
+
+G_BEGIN_DECLS
+
+/* What VFIO needs beyond guest RAM: MMIO BARs of the assigned devices,
+ * ROMs, the IOMMU's own tables; libvirt allows 1 GiB too. */
+#define MEMLOCK_MARGIN_BYTES (G_GUINT64_CONSTANT(1) << 30)
+
+/**
+ * memlock_needed_for_guest() - the RLIMIT_MEMLOCK QEMU needs
+ * @guest_ram_bytes: base-memory + plugged-memory of QMP
+ *   query-memory-size-summary
+ * @n_vfio_devices: the VFIO devices QEMU will hold (with this one)
+ * @guest_viommu: the guest has a vIOMMU (intel-iommu, virtio-iommu)
+ * Without a vIOMMU all devices share one VFIO container, which pins guest
+ * RAM once; with one, each device may get its own address space and pin
+ * it again.  Saturates at G_MAXUINT64.
+ * Return: bytes; 0 when @n_vfio_devices is 0 (nothing to pin).
+ */
+guint64 memlock_needed_for_guest(guint64 guest_ram_bytes, guint n_vfio_devices,
+                                 gboolean guest_viommu);
+
+/**
+ * memlock_raise() - make @pid's RLIMIT_MEMLOCK at least @bytes
+ * Never lowers a limit, and leaves an infinite one alone.  Raises the soft
+ * and, when needed, the hard limit with prlimit(2).  HostError when the
+ * process is gone or the raise is not allowed, saying which limit stands
+ * in the way and how to raise it (CAP_SYS_RESOURCE, LimitMEMLOCK=, ulimit -l).
+ * @bytes G_MAXUINT64 means unlimited.
+ */
+gboolean memlock_raise(pid_t pid, guint64 bytes, GError **error);
+
+/* memlock_get() - @pid's current soft and hard limits (RLIM_INFINITY as
+ * G_MAXUINT64); HostError when unreadable. */
+gboolean memlock_get(pid_t pid, guint64 *soft, guint64 *hard, GError **error);
+
+/* Return: (transfer full): "1.5 GiB", "unlimited" for messages. */
+char *memlock_format_bytes(guint64 bytes);
+
+G_END_DECLS

@@ -1,0 +1,66 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * state.h - the per-VM journal: what hostdevd has done to QEMU and to the
+ * host, written before each step takes effect, so a restarted hostdevd can
+ * finish or undo whatever a crash interrupted
+ *
+ * One JSON file per VM in the state directory, replaced atomically (write,
+ * fsync, rename, fsync of the directory) on every change.
+ */
+#pragma once
+
+#include <json-glib/json-glib.h>
+
+G_BEGIN_DECLS
+
+typedef enum {
+  STATE_ATTACHING,   /* on its way in: steps may be half done */
+  STATE_ATTACHED,
+  STATE_DETACHING,   /* device_del sent; QEMU may still hold it */
+} StateDeviceState;
+
+typedef struct {
+  char *alias;
+  StateDeviceState state;
+  char *step;        /* the step about to take effect, e.g. "device-add" */
+  char *xml;         /* the live XML */
+  GStrv qemu_ids;    /* every QEMU device it consists of, in the order added (zpci first) */
+  JsonObject *host;  /* what host preparation did, to undo it; NULL when nothing */
+} StateEntry;
+
+typedef struct _StateJournal StateJournal;
+
+/**
+ * state_journal_open() - load (or start) the journal of @vm in @dir
+ * Return: the journal, or NULL with @error when the file exists but cannot
+ * be read; a damaged file is kept aside as VM.json.corrupt and an empty
+ * journal started, with a warning.
+ */
+StateJournal *state_journal_open(const char *dir, const char *vm, GError **error);
+void state_journal_free(StateJournal *journal);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(StateJournal, state_journal_free)
+
+/* Return: (transfer none) (element-type StateEntry): every entry, oldest first. */
+GPtrArray *state_journal_entries(StateJournal *journal);
+
+/* Return: (nullable) (transfer none): the entry of @alias. */
+StateEntry *state_journal_find(StateJournal *journal, const char *alias);
+
+/**
+ * state_journal_record() - write @alias's entry, creating it if needed
+ * @qemu_ids: (nullable): replaces the recorded ids when given
+ * @host: (nullable) (transfer none): replaces the host record when given
+ * Return: FALSE with @error when the journal could not be made durable;
+ * the caller must not go on with the step then.
+ */
+gboolean state_journal_record(StateJournal *journal, const char *alias, StateDeviceState state,
+                              const char *step, const char *xml, const char *const *qemu_ids,
+                              JsonObject *host, GError **error);
+
+/* state_journal_forget() - drop @alias's entry durably. */
+gboolean state_journal_forget(StateJournal *journal, const char *alias, GError **error);
+
+/* Return: "attaching", "attached" or "detaching". */
+const char *state_device_state_name(StateDeviceState state);
+
+G_END_DECLS

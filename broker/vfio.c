@@ -1,0 +1,1352 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * vfio.c - host preparation of a PCI function for vfio-pci, and giving it
+ * back
+ *
+ * The sysfs sequence is the kernel's documented one (and Incus's and
+ * libvirt's): driver_override = vfio-pci, unbind from the current driver,
+ * drivers_probe; the override makes the probe pick vfio-pci and nothing
+ * else.  Giving back is the reverse: restore the override (a "\n" clears
+ * it), unbind from vfio-pci, drivers_probe, and the device's own driver
+ * matches it again.  Every write goes through host_write_attr() so that
+ * unit tests can play the kernel.
+ *
+ * Messages print real /sys and /dev paths, because that is what the user
+ * types, whatever host root hostdevd reads.
+ */
+#define G_LOG_DOMAIN "hostdevd"
+
+#include "vfio.h"
+#include "host-pci.h"
+#include "host-root.h"
+#include "hostdevd-error.h"
+
+#include <errno.h>
+#include <string.h>
+#include <sys/stat.h>
+
+static guint wait_ms = VFIO_DEFAULT_WAIT_MS;
+
+#define POLL_INTERVAL_US 10000
+
+void
+vfio_set_wait_ms(guint ms)
+{
+  wait_ms = ms;
+}
+
+/* ------------------------------------------------------------------ */
+/* Records                                                             */
+
+static void
+record_clear(gpointer data)
+{
+  VfioRecord *record = data;
+
+  g_free(record->original_driver);
+  g_free(record->original_override);
+  g_clear_pointer(&record->companions, g_ptr_array_unref);
+}
+
+static VfioRecord *
+record_alloc(void)
+{
+  VfioRecord *record = g_atomic_rc_box_new0(VfioRecord);
+
+  record->group = -1;
+  record->companions = g_ptr_array_new_with_free_func((GDestroyNotify)vfio_record_unref);
+  return record;
+}
+
+VfioRecord *
+vfio_record_ref(VfioRecord *record)
+{
+  return g_atomic_rc_box_acquire(record);
+}
+
+void
+vfio_record_unref(VfioRecord *record)
+{
+  if (record != NULL)
+    g_atomic_rc_box_release_full(record, record_clear);
+}
+
+gboolean
+vfio_record_is_clean(const VfioRecord *record)
+{
+  if (record->override_written || record->unbound || record->probed ||
+      record->bound_by_us || record->chowned_by_us)
+    return FALSE;
+  for (guint i = 0; i < record->companions->len; i++)
+    if (!vfio_record_is_clean(record->companions->pdata[i]))
+      return FALSE;
+  return TRUE;
+}
+
+JsonObject *
+vfio_record_to_json(const VfioRecord *record)
+{
+  JsonObject *object = json_object_new();
+  JsonObject *steps = json_object_new();
+  JsonObject *node = json_object_new();
+  JsonArray *companions = json_array_new();
+  g_autofree char *bdf = pci_address_format(&record->addr);
+
+  json_object_set_string_member(object, "address", bdf);
+  json_object_set_int_member(object, "group", record->group);
+  json_object_set_boolean_member(object, "managed", record->managed);
+  if (record->original_driver)
+    json_object_set_string_member(object, "original-driver", record->original_driver);
+  else
+    json_object_set_null_member(object, "original-driver");
+  if (record->original_override)
+    json_object_set_string_member(object, "original-override", record->original_override);
+  else
+    json_object_set_null_member(object, "original-override");
+
+  json_object_set_boolean_member(steps, "override-written", record->override_written);
+  json_object_set_boolean_member(steps, "unbound", record->unbound);
+  json_object_set_boolean_member(steps, "probed", record->probed);
+  json_object_set_boolean_member(steps, "bound-by-us", record->bound_by_us);
+  json_object_set_object_member(object, "steps", steps);
+
+  json_object_set_boolean_member(node, "chowned-by-us", record->chowned_by_us);
+  json_object_set_int_member(node, "uid-before", record->node_uid_before);
+  json_object_set_int_member(node, "gid-before", record->node_gid_before);
+  json_object_set_int_member(node, "mode-before", record->node_mode_before);
+  json_object_set_object_member(object, "node", node);
+
+  for (guint i = 0; i < record->companions->len; i++)
+    json_array_add_object_element(companions,
+                                  vfio_record_to_json(record->companions->pdata[i]));
+  json_object_set_array_member(object, "companions", companions);
+  return object;
+}
+
+/* Driver names become nothing but comparisons, yet a journal is input:
+ * accept what the kernel could have written. */
+static gboolean
+driver_name_is_valid(const char *name)
+{
+  gsize len = strlen(name);
+
+  if (len == 0 || len > 64 || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+    return FALSE;
+  for (const char *p = name; *p; p++)
+    if (!g_ascii_isalnum(*p) && *p != '_' && *p != '-' && *p != '.')
+      return FALSE;
+  return TRUE;
+}
+
+static gboolean
+json_bad(GError **error, const char *member, const char *why)
+{
+  g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+              "VFIO record: member '%s' %s", member, why);
+  return FALSE;
+}
+
+static gboolean
+json_get_bool(JsonObject *object, const char *member, gboolean *out, GError **error)
+{
+  JsonNode *node = json_object_get_member(object, member);
+
+  if (node == NULL || json_node_get_value_type(node) != G_TYPE_BOOLEAN)
+    return json_bad(error, member, "must be a boolean");
+  *out = json_node_get_boolean(node);
+  return TRUE;
+}
+
+static gboolean
+json_get_int(JsonObject *object, const char *member, gint64 min, gint64 max,
+             gint64 *out, GError **error)
+{
+  JsonNode *node = json_object_get_member(object, member);
+  gint64 value;
+
+  if (node == NULL || json_node_get_value_type(node) != G_TYPE_INT64)
+    return json_bad(error, member, "must be an integer");
+  value = json_node_get_int(node);
+  if (value < min || value > max)
+    return json_bad(error, member, "is out of range");
+  *out = value;
+  return TRUE;
+}
+
+/* @out: NULL for JSON null */
+static gboolean
+json_get_driver(JsonObject *object, const char *member, char **out, GError **error)
+{
+  JsonNode *node = json_object_get_member(object, member);
+  const char *text;
+
+  if (node == NULL)
+    return json_bad(error, member, "is missing");
+  if (JSON_NODE_HOLDS_NULL(node)) {
+    *out = NULL;
+    return TRUE;
+  }
+  if (json_node_get_value_type(node) != G_TYPE_STRING)
+    return json_bad(error, member, "must be a string or null");
+  text = json_node_get_string(node);
+  if (!driver_name_is_valid(text))
+    return json_bad(error, member, "is not a driver name");
+  *out = g_strdup(text);
+  return TRUE;
+}
+
+VfioRecord *
+vfio_record_from_json(JsonObject *object, GError **error)
+{
+  g_autoptr(VfioRecord) record = record_alloc();
+  JsonObject *steps;
+  JsonObject *node;
+  JsonArray *companions;
+  const char *address;
+  gint64 number;
+
+  if (!json_object_has_member(object, "address") ||
+      json_node_get_value_type(json_object_get_member(object, "address")) != G_TYPE_STRING) {
+    json_bad(error, "address", "must be a PCI address string");
+    return NULL;
+  }
+  address = json_object_get_string_member(object, "address");
+  if (!pci_address_parse(address, &record->addr, error))
+    return NULL;
+  if (!json_get_int(object, "group", 0, G_MAXINT, &number, error))
+    return NULL;
+  record->group = (int)number;
+  if (!json_get_bool(object, "managed", &record->managed, error) ||
+      !json_get_driver(object, "original-driver", &record->original_driver, error) ||
+      !json_get_driver(object, "original-override", &record->original_override, error))
+    return NULL;
+
+  steps = json_object_has_member(object, "steps") &&
+          JSON_NODE_HOLDS_OBJECT(json_object_get_member(object, "steps"))
+          ? json_object_get_object_member(object, "steps") : NULL;
+  node = json_object_has_member(object, "node") &&
+         JSON_NODE_HOLDS_OBJECT(json_object_get_member(object, "node"))
+         ? json_object_get_object_member(object, "node") : NULL;
+  if (steps == NULL) {
+    json_bad(error, "steps", "must be an object");
+    return NULL;
+  }
+  if (node == NULL) {
+    json_bad(error, "node", "must be an object");
+    return NULL;
+  }
+  if (!json_get_bool(steps, "override-written", &record->override_written, error) ||
+      !json_get_bool(steps, "unbound", &record->unbound, error) ||
+      !json_get_bool(steps, "probed", &record->probed, error) ||
+      !json_get_bool(steps, "bound-by-us", &record->bound_by_us, error) ||
+      !json_get_bool(node, "chowned-by-us", &record->chowned_by_us, error))
+    return NULL;
+  if (!json_get_int(node, "uid-before", 0, G_MAXUINT32 - 1, &number, error))
+    return NULL;
+  record->node_uid_before = (uid_t)number;
+  if (!json_get_int(node, "gid-before", 0, G_MAXUINT32 - 1, &number, error))
+    return NULL;
+  record->node_gid_before = (gid_t)number;
+  if (!json_get_int(node, "mode-before", 0, 07777, &number, error))
+    return NULL;
+  record->node_mode_before = (mode_t)number;
+
+  if (!json_object_has_member(object, "companions") ||
+      !JSON_NODE_HOLDS_ARRAY(json_object_get_member(object, "companions"))) {
+    json_bad(error, "companions", "must be an array");
+    return NULL;
+  }
+  companions = json_object_get_array_member(object, "companions");
+  for (guint i = 0; i < json_array_get_length(companions); i++) {
+    JsonNode *element = json_array_get_element(companions, i);
+    VfioRecord *companion;
+
+    if (!JSON_NODE_HOLDS_OBJECT(element)) {
+      json_bad(error, "companions", "must hold objects");
+      return NULL;
+    }
+    companion = vfio_record_from_json(json_node_get_object(element), error);
+    if (companion == NULL)
+      return NULL;
+    g_ptr_array_add(record->companions, companion);
+  }
+  return g_steal_pointer(&record);
+}
+
+/* ------------------------------------------------------------------ */
+/* Host checks                                                         */
+
+static gboolean
+dir_has_entries(const char *rel)
+{
+  g_autofree char *path = host_path("%s", rel);
+  g_autoptr(GDir) dir = g_dir_open(path, 0, NULL);
+
+  return dir != NULL && g_dir_read_name(dir) != NULL;
+}
+
+static gboolean
+host_exists(const char *rel)
+{
+  g_autofree char *path = host_path("%s", rel);
+
+  return g_file_test(path, G_FILE_TEST_EXISTS);
+}
+
+/* Return: whether the kernel command line has @word as one parameter. */
+static gboolean
+cmdline_has(const char *word)
+{
+  g_autofree char *path = host_path("proc/cmdline");
+  g_autofree char *text = host_read_attr(path, NULL);
+  g_auto(GStrv) words = NULL;
+
+  if (text == NULL)
+    return FALSE;
+  words = g_strsplit_set(text, " \t\n", -1);
+  return g_strv_contains((const char *const *)words, word);
+}
+
+static gboolean
+set_no_iommu_error(GError **error)
+{
+  const char *why;
+  const char *what;
+
+  if (host_exists("sys/firmware/acpi/tables/DMAR")) {
+    what = "the firmware describes an Intel VT-d IOMMU (ACPI DMAR table), "
+           "but the kernel has not enabled it";
+    why = cmdline_has("intel_iommu=off") || cmdline_has("iommu=off")
+          ? "remove intel_iommu=off / iommu=off from the kernel command line"
+          : "add intel_iommu=on to the kernel command line (e.g. "
+            "GRUB_CMDLINE_LINUX in /etc/default/grub, then update-grub) and reboot";
+  } else if (host_exists("sys/firmware/acpi/tables/IVRS")) {
+    what = "the firmware describes an AMD-Vi IOMMU (ACPI IVRS table), but "
+           "the kernel has not enabled it";
+    why = "remove amd_iommu=off / iommu=off from the kernel command line, "
+          "check dmesg for AMD-Vi errors, and reboot";
+  } else {
+    what = "the host has no IOMMU enabled";
+    why = "enable VT-d (Intel) or AMD-Vi/IOMMU/SVM (AMD) in the firmware "
+          "setup, then boot Intel hosts with intel_iommu=on";
+  }
+  g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+              "PCI devices cannot be assigned: %s (/sys/kernel/iommu_groups "
+              "is empty); %s", what, why);
+  return FALSE;
+}
+
+/* Return: NULL when interrupt remapping is known to be on (or cannot be
+ * known), else (transfer full) why it is off. */
+static char *
+interrupt_remapping_missing(void)
+{
+  g_autofree char *class_dir = host_path("sys/class/iommu");
+  g_autoptr(GDir) dir = NULL;
+  const char *unit;
+
+  if (cmdline_has("intremap=off") || cmdline_has("nointremap"))
+    return g_strdup("the kernel command line turns interrupt remapping off "
+                    "(intremap=off); remove it");
+
+  dir = g_dir_open(class_dir, 0, NULL);
+  while (dir && (unit = g_dir_read_name(dir)) != NULL) {
+    g_autofree char *ecap_path = host_path("sys/class/iommu/%s/intel-iommu/ecap", unit);
+    g_autofree char *ecap = host_read_attr(ecap_path, NULL);
+    guint64 bits;
+
+    /* Intel VT-d: bit 3 of the extended capabilities is IR */
+    if (ecap != NULL && g_ascii_string_to_unsigned(ecap, 16, 0, G_MAXUINT64, &bits, NULL) &&
+        (bits & 0x8) == 0)
+      return g_strdup_printf("the IOMMU %s cannot remap interrupts (its ecap "
+                             "%s lacks the IR bit); enable interrupt "
+                             "remapping / x2APIC in the firmware", unit, ecap);
+  }
+  /* AMD-Vi always remaps when enabled; other IOMMUs isolate MSIs in the
+   * interrupt controller, which the kernel checks itself. */
+  return NULL;
+}
+
+gboolean
+vfio_check_iommu(GError **error)
+{
+  g_autofree char *missing_ir = NULL;
+  g_autofree char *unsafe_path = NULL;
+  g_autofree char *unsafe = NULL;
+
+  if (!dir_has_entries("sys/kernel/iommu_groups"))
+    return set_no_iommu_error(error);
+
+  if (!host_exists("sys/bus/pci/drivers/vfio-pci")) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                "the vfio-pci driver is not loaded (no "
+                "/sys/bus/pci/drivers/vfio-pci): run `modprobe vfio-pci`, "
+                "and list vfio-pci in /etc/modules-load.d/ to load it at boot");
+    return FALSE;
+  }
+  if (!host_exists("sys/module/vfio_iommu_type1") && !host_exists("sys/module/iommufd")) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                "no VFIO IOMMU backend is loaded (neither vfio_iommu_type1 "
+                "nor iommufd), so QEMU would fail with 'No available IOMMU "
+                "models': run `modprobe vfio_iommu_type1` (vfio only "
+                "soft-depends on it, so some module loaders skip it)");
+    return FALSE;
+  }
+
+  missing_ir = interrupt_remapping_missing();
+  if (missing_ir == NULL)
+    return TRUE;
+  unsafe_path = host_path("sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts");
+  unsafe = host_read_attr(unsafe_path, NULL);
+  if (g_strcmp0(unsafe, "Y") == 0 || g_strcmp0(unsafe, "1") == 0) {
+    g_warning("interrupt remapping is off (%s), but vfio_iommu_type1 has "
+              "allow_unsafe_interrupts set: an assigned device can inject "
+              "interrupts into the host", missing_ir);
+    return TRUE;
+  }
+  g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+              "the host has no interrupt remapping, so VFIO refuses to "
+              "assign devices: without it a device (and the guest driving "
+              "it) can send arbitrary MSI interrupts to the host. Fix: %s. "
+              "Only on a host whose guests you trust, accept the risk with "
+              "`echo 1 > /sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts` "
+              "(at boot: options vfio_iommu_type1 allow_unsafe_interrupts=1 "
+              "in /etc/modprobe.d/)", missing_ir);
+  return FALSE;
+}
+
+/* Return: whether @device may sit in a group QEMU uses, on its driver. */
+static gboolean
+member_is_harmless(const HostPciDevice *device)
+{
+  if (host_pci_device_is_bridge(device))
+    return TRUE;
+  return device->driver == NULL ||
+         strcmp(device->driver, "vfio-pci") == 0 ||
+         strcmp(device->driver, "pci-stub") == 0 ||
+         strcmp(device->driver, "pcieport") == 0;
+}
+
+/* Return: (transfer full) (element-type HostPciDevice): the endpoints of
+ * @group (but @except_self) that make it not viable; NULL with @error. */
+static GPtrArray *
+group_offenders(int group, const PciAddress *except_self, GError **error)
+{
+  g_autoptr(GArray) members = host_pci_iommu_group_members(group, error);
+  g_autoptr(GPtrArray) offenders =
+    g_ptr_array_new_with_free_func((GDestroyNotify)host_pci_device_free);
+
+  if (members == NULL)
+    return NULL;
+  for (guint i = 0; i < members->len; i++) {
+    const PciAddress *member = &g_array_index(members, PciAddress, i);
+    g_autoptr(HostPciDevice) device = NULL;
+    g_autoptr(GError) local_error = NULL;
+
+    if (except_self && pci_address_compare(member, except_self) == 0)
+      continue;
+    device = host_pci_device_read(member, &local_error);
+    if (device == NULL) {
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                  "cannot check IOMMU group %d: %s", group, local_error->message);
+      return NULL;
+    }
+    if (!member_is_harmless(device))
+      g_ptr_array_add(offenders, g_steal_pointer(&device));
+  }
+  return g_steal_pointer(&offenders);
+}
+
+gboolean
+vfio_group_check_viable(int group, const PciAddress *except_self, GError **error)
+{
+  g_autoptr(GPtrArray) offenders = group_offenders(group, except_self, error);
+  g_autoptr(GString) list = NULL;
+  g_autoptr(GString) detach = NULL;
+  g_autofree char *self = except_self ? pci_address_format(except_self) : NULL;
+
+  if (offenders == NULL)
+    return FALSE;
+  if (offenders->len == 0)
+    return TRUE;
+
+  list = g_string_new(NULL);
+  detach = g_string_new(NULL);
+  for (guint i = 0; i < offenders->len; i++) {
+    const HostPciDevice *device = offenders->pdata[i];
+    g_autofree char *nodedev = pci_address_nodedev_name(&device->addr);
+
+    g_string_append_printf(list, "%s%s [%04x:%04x] on driver %s",
+                           i ? ", " : "", device->name, device->vendor,
+                           device->device, device->driver);
+    g_string_append_printf(detach, "%s`hostdevctl nodedev-detach %s`",
+                           i ? ", " : "", nodedev);
+  }
+  g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+              "IOMMU group %d%s%s is not viable: the IOMMU cannot isolate "
+              "the devices of a group from each other, so VFIO needs every "
+              "other endpoint in it on vfio-pci or pci-stub, or unbound. "
+              "In the way: %s. Assign those devices to this VM too, detach "
+              "them from their drivers (%s), allow hostdevd to take the "
+              "whole group, or move the card to a slot with its own IOMMU group",
+              group, self ? " of " : "", self ? self : "", list->str, detach->str);
+  return FALSE;
+}
+
+/* ------------------------------------------------------------------ */
+/* Binding                                                             */
+
+/* Return: (transfer full): the current driver (NULL: unbound); @error
+ * only when the device cannot be read. */
+static char *
+current_driver(const PciAddress *addr, GError **error)
+{
+  return host_pci_get_driver(addr, error);
+}
+
+typedef gboolean (*Predicate)(gconstpointer data, gconstpointer expected);
+
+static gboolean
+driver_is(gconstpointer data, gconstpointer expected)
+{
+  g_autofree char *driver = current_driver(data, NULL);
+
+  return g_strcmp0(driver, expected) == 0;
+}
+
+static gboolean
+path_exists(gconstpointer data, gconstpointer unused)
+{
+  return g_file_test(data, G_FILE_TEST_EXISTS);
+}
+
+/* Poll @predicate every 10 ms for at most wait_ms. */
+static gboolean
+wait_until(Predicate predicate, gconstpointer data, gconstpointer expected)
+{
+  gint64 deadline = g_get_monotonic_time() + (gint64)wait_ms * 1000;
+
+  for (;;) {
+    if (predicate(data, expected))
+      return TRUE;
+    if (g_get_monotonic_time() >= deadline)
+      return FALSE;
+    g_usleep(POLL_INTERVAL_US);
+  }
+}
+
+VfioRecord *
+vfio_record_new(const PciAddress *addr, gboolean managed, GError **error)
+{
+  g_autoptr(VfioRecord) record = record_alloc();
+  g_autoptr(GError) local_error = NULL;
+  g_autofree char *bdf = NULL;
+  g_autofree char *override_path = NULL;
+  g_autofree char *override = NULL;
+
+  record->addr = *addr;
+  record->managed = managed;
+  record->group = host_pci_get_iommu_group(addr, error);
+  if (record->group < 0)
+    return NULL;
+  record->original_driver = current_driver(addr, &local_error);
+  if (local_error != NULL) {
+    g_propagate_error(error, g_steal_pointer(&local_error));
+    return NULL;
+  }
+  bdf = pci_address_format(addr);
+  override_path = host_path("sys/bus/pci/devices/%s/driver_override", bdf);
+  override = host_read_attr(override_path, &local_error);
+  if (override == NULL) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                "cannot read driver_override of PCI device %s (%s): hostdevd "
+                "needs Linux 3.16 or later and read access to /sys",
+                bdf, local_error->message);
+    return NULL;
+  }
+  if (*override != '\0' && strcmp(override, "(null)") != 0) {
+    if (!driver_name_is_valid(override)) {
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                  "PCI device %s has an unexpected driver_override '%s'",
+                  bdf, override);
+      return NULL;
+    }
+    record->original_override = g_steal_pointer(&override);
+  }
+  return g_steal_pointer(&record);
+}
+
+/* Wrap a failed sysfs write of a binding step into a HostError. */
+static void
+set_write_error(GError **error, int err, const char *bdf, const char *what,
+                const GError *write_error)
+{
+  const char *hint;
+
+  switch (err) {
+  case EACCES:
+  case EPERM:
+  case EROFS:
+    hint = "hostdevd needs root (CAP_SYS_ADMIN) and a writable /sys "
+           "(under systemd: no ProtectKernelTunables=yes)";
+    break;
+  case ENOENT:
+    hint = "the attribute is missing: the device was removed, or the kernel "
+           "lacks driver_override (Linux 3.16+)";
+    break;
+  case ENODEV:
+    hint = "the device is not bound to that driver any more";
+    break;
+  default:
+    hint = "dmesg may say why";
+    break;
+  }
+  g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+              "cannot %s PCI device %s: %s; %s", what, bdf,
+              write_error->message, hint);
+}
+
+static gboolean
+write_override(VfioRecord *record, const char *bdf, const char *value,
+               const char *what, GError **error)
+{
+  g_autofree char *path = host_path("sys/bus/pci/devices/%s/driver_override", bdf);
+  g_autoptr(GError) local_error = NULL;
+  int err = host_write_attr(path, value, &local_error);
+
+  if (err != 0) {
+    set_write_error(error, err, bdf, what, local_error);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+write_unbind(const char *bdf, const char *driver, GError **error)
+{
+  g_autofree char *path = host_path("sys/bus/pci/drivers/%s/unbind", driver);
+  g_autofree char *what = g_strdup_printf("unbind from driver %s", driver);
+  g_autoptr(GError) local_error = NULL;
+  int err = host_write_attr(path, bdf, &local_error);
+
+  if (err != 0) {
+    set_write_error(error, err, bdf, what, local_error);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+write_probe(const char *bdf, GError **error)
+{
+  g_autofree char *path = host_path("sys/bus/pci/drivers_probe");
+  g_autoptr(GError) local_error = NULL;
+  int err = host_write_attr(path, bdf, &local_error);
+
+  if (err != 0) {
+    set_write_error(error, err, bdf, "probe drivers for", local_error);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+static gboolean
+driver_name_safe_for_path(const char *driver)
+{
+  return driver != NULL && driver_name_is_valid(driver);
+}
+
+gboolean
+vfio_step_bind(VfioRecord *record, GError **error)
+{
+  g_autofree char *bdf = pci_address_format(&record->addr);
+  g_autofree char *nodedev = pci_address_nodedev_name(&record->addr);
+  g_autofree char *now = NULL;
+  g_autoptr(GError) local_error = NULL;
+
+  now = current_driver(&record->addr, &local_error);
+  if (local_error != NULL) {
+    g_propagate_error(error, g_steal_pointer(&local_error));
+    return FALSE;
+  }
+  if (g_strcmp0(now, "vfio-pci") == 0)
+    return TRUE;
+
+  if (!record->managed) {
+    if (now != NULL)
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                  "PCI device %s is bound to driver '%s', not vfio-pci, and "
+                  "managed='no' forbids hostdevd to rebind it: use "
+                  "managed='yes', or bind it first with "
+                  "`hostdevctl nodedev-detach %s`", bdf, now, nodedev);
+    else
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                  "PCI device %s is not bound to any driver, and managed='no' "
+                  "needs it on vfio-pci: use managed='yes', or bind it first "
+                  "with `hostdevctl nodedev-detach %s`", bdf, nodedev);
+    return FALSE;
+  }
+
+  /* 1. the override: from now on only vfio-pci may take the device */
+  if (!write_override(record, bdf, "vfio-pci", "set driver_override=vfio-pci on", error))
+    return FALSE;
+  record->override_written = TRUE;
+
+  /* 2. let go of the current driver */
+  if (now != NULL) {
+    if (!driver_name_safe_for_path(now)) {
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                  "PCI device %s has an unexpected driver name '%s'", bdf, now);
+      return FALSE;
+    }
+    if (!write_unbind(bdf, now, error))
+      return FALSE;
+    record->unbound = TRUE;
+  }
+
+  /* 3. probe: the override makes vfio-pci the only candidate */
+  if (!write_probe(bdf, error))
+    return FALSE;
+  record->probed = TRUE;
+
+  /* 4. verify, bounded: drivers may probe asynchronously */
+  if (!wait_until(driver_is, &record->addr, "vfio-pci")) {
+    g_autofree char *got = current_driver(&record->addr, NULL);
+
+    if (got == NULL)
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                  "vfio-pci did not take PCI device %s within %u ms (it "
+                  "stayed unbound): is vfio-pci loaded (`modprobe vfio-pci`)? "
+                  "dmesg says why vfio-pci refused it", bdf, wait_ms);
+    else
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                  "PCI device %s went to driver '%s' instead of vfio-pci "
+                  "after drivers_probe: something else rewrote its "
+                  "driver_override; check udev rules and other tools "
+                  "managing the device", bdf, got);
+    return FALSE;
+  }
+  record->bound_by_us = TRUE;
+  return TRUE;
+}
+
+gboolean
+vfio_step_take_group(VfioRecord *record, gboolean take_whole_group, GError **error)
+{
+  g_autoptr(GPtrArray) offenders = NULL;
+  g_autoptr(GError) viable_error = NULL;
+
+  if (vfio_group_check_viable(record->group, &record->addr, &viable_error))
+    return TRUE;
+  if (!take_whole_group || !record->managed ||
+      !g_error_matches(viable_error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR)) {
+    g_propagate_error(error, g_steal_pointer(&viable_error));
+    return FALSE;
+  }
+
+  offenders = group_offenders(record->group, &record->addr, error);
+  if (offenders == NULL)
+    return FALSE;
+  for (guint i = 0; i < offenders->len; i++) {
+    const HostPciDevice *device = offenders->pdata[i];
+    g_autoptr(GError) local_error = NULL;
+    VfioRecord *companion = vfio_record_new(&device->addr, TRUE, &local_error);
+
+    if (companion == NULL) {
+      g_propagate_error(error, g_steal_pointer(&local_error));
+      return FALSE;
+    }
+    g_ptr_array_add(record->companions, companion);
+    if (!vfio_step_bind(companion, &local_error)) {
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                  "taking the whole IOMMU group %d failed: %s",
+                  record->group, local_error->message);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+gboolean
+vfio_step_wait_node(VfioRecord *record, GError **error)
+{
+  g_autofree char *node = host_path("dev/vfio/%d", record->group);
+  g_autofree char *bdf = NULL;
+
+  if (wait_until(path_exists, node, NULL))
+    return TRUE;
+  bdf = pci_address_format(&record->addr);
+  g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+              "PCI device %s is on vfio-pci, but /dev/vfio/%d (its IOMMU "
+              "group) did not appear within %u ms: check that devtmpfs is "
+              "mounted on /dev and that udev is running "
+              "(`udevadm settle`), and dmesg for vfio errors",
+              bdf, record->group, wait_ms);
+  return FALSE;
+}
+
+gboolean
+vfio_step_chown(VfioRecord *record, uid_t uid, gid_t gid,
+                const VfioRecord *sibling, GError **error)
+{
+  g_autofree char *node = host_path("dev/vfio/%d", record->group);
+  g_autoptr(GError) local_error = NULL;
+  struct stat st;
+  const char *hint;
+  int err;
+
+  if (uid == (uid_t)-1)
+    return TRUE;
+  if (stat(node, &st) < 0) {
+    int saved = errno;
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                "cannot read the owner of /dev/vfio/%d: %s", record->group,
+                g_strerror(saved));
+    return FALSE;
+  }
+
+  if (sibling != NULL && sibling->group == record->group && sibling->chowned_by_us) {
+    record->node_uid_before = sibling->node_uid_before;
+    record->node_gid_before = sibling->node_gid_before;
+    record->node_mode_before = sibling->node_mode_before;
+  } else {
+    record->node_uid_before = st.st_uid;
+    record->node_gid_before = st.st_gid;
+    record->node_mode_before = st.st_mode & 07777;
+    if (st.st_uid == uid && st.st_gid == gid && (st.st_mode & 07777) == 0600)
+      return TRUE; /* nothing to change, nothing to give back */
+  }
+  err = host_chown(node, uid, gid, &local_error);
+  if (err == 0) {
+    /* from here on there is something to give back, even if chmod fails */
+    record->chowned_by_us = TRUE;
+    err = host_chmod(node, 0600, &local_error);
+  }
+  if (err == 0)
+    return TRUE;
+
+  hint = err == EPERM ? "hostdevd needs CAP_CHOWN and CAP_FOWNER (and, "
+                        "under systemd, chown allowed by SystemCallFilter=)"
+       : err == EROFS ? "/dev is read-only for hostdevd (ProtectSystem / "
+                        "PrivateDevices=?)"
+       : "check the node";
+  g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+              "cannot give QEMU (uid %u, gid %u) access to /dev/vfio/%d: %s; %s",
+              (unsigned)uid, (unsigned)gid, record->group, local_error->message, hint);
+  return FALSE;
+}
+
+/* Say in @error how the undo after a failed preparation went. */
+static void
+append_undo_outcome(GError **error, const VfioRecord *record, gboolean undone,
+                    const GError *undo_error)
+{
+  char *message;
+
+  if (error == NULL || *error == NULL)
+    return;
+  if (undone)
+    message = g_strdup_printf("%s; nothing was changed: the device is %s%s",
+                              (*error)->message,
+                              record->original_driver ? "on its driver " : "unbound",
+                              record->original_driver ? record->original_driver : "");
+  else
+    message = g_strdup_printf("%s; giving the device back failed too: %s",
+                              (*error)->message, undo_error->message);
+  g_free((*error)->message);
+  (*error)->message = message;
+}
+
+VfioRecord *
+vfio_prepare(const PciAddress *addr, gboolean managed, gboolean take_whole_group,
+             uid_t uid, gid_t gid, const VfioRecord *sibling, GError **error)
+{
+  g_autoptr(VfioRecord) record = vfio_record_new(addr, managed, error);
+  g_autoptr(GError) undo_error = NULL;
+  gboolean undone;
+
+  if (record == NULL)
+    return NULL;
+  if (vfio_step_take_group(record, take_whole_group, error) &&
+      vfio_step_bind(record, error) &&
+      vfio_step_wait_node(record, error) &&
+      vfio_step_chown(record, uid, gid, sibling, error))
+    return g_steal_pointer(&record);
+
+  undone = vfio_undo(record, &undo_error);
+  append_undo_outcome(error, record, undone, undo_error);
+  return NULL;
+}
+
+/* ------------------------------------------------------------------ */
+/* Giving back                                                         */
+
+static void
+keep_first(GError **first, GError *error)
+{
+  if (error == NULL)
+    return;
+  g_warning("%s", error->message);
+  if (*first == NULL)
+    *first = error;
+  else
+    g_error_free(error);
+}
+
+static gboolean
+undo_ownership(VfioRecord *record, GError **error)
+{
+  g_autofree char *node = host_path("dev/vfio/%d", record->group);
+  g_autoptr(GError) local_error = NULL;
+  int err;
+
+  if (!record->chowned_by_us)
+    return TRUE;
+  if (!g_file_test(node, G_FILE_TEST_EXISTS)) {
+    /* gone with the last device of the group leaving vfio-pci */
+    record->chowned_by_us = FALSE;
+    return TRUE;
+  }
+  err = host_chown(node, record->node_uid_before, record->node_gid_before, &local_error);
+  if (err == 0)
+    err = host_chmod(node, record->node_mode_before, &local_error);
+  if (err != 0 && err != ENOENT) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                "cannot give /dev/vfio/%d back to uid %u gid %u mode %04o: %s",
+                record->group, (unsigned)record->node_uid_before,
+                (unsigned)record->node_gid_before,
+                (unsigned)record->node_mode_before, local_error->message);
+    return FALSE;
+  }
+  record->chowned_by_us = FALSE;
+  return TRUE;
+}
+
+/* Give one device's binding back (not its companions). */
+static gboolean
+undo_binding(VfioRecord *record, GError **error)
+{
+  g_autofree char *bdf = pci_address_format(&record->addr);
+  g_autofree char *now = NULL;
+  g_autoptr(GError) local_error = NULL;
+  gboolean we_moved_it = record->unbound || record->probed || record->bound_by_us;
+
+  if (record->override_written) {
+    g_autofree char *value = g_strconcat(record->original_override ?
+                                         record->original_override : "", "\n", NULL);
+
+    if (!write_override(record, bdf, value, "restore driver_override of", error))
+      return FALSE;
+    record->override_written = FALSE;
+  }
+  if (!we_moved_it)
+    return TRUE;
+
+  now = current_driver(&record->addr, &local_error);
+  if (local_error != NULL) {
+    g_propagate_error(error, g_steal_pointer(&local_error));
+    return FALSE;
+  }
+  /* whatever our probe bound it to (vfio-pci, normally) lets go first;
+   * this is the write the kernel blocks while QEMU holds the device */
+  if (now != NULL && g_strcmp0(now, record->original_driver) != 0) {
+    if (!driver_name_safe_for_path(now)) {
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                  "PCI device %s has an unexpected driver name '%s'", bdf, now);
+      return FALSE;
+    }
+    if (!write_unbind(bdf, now, error))
+      return FALSE;
+    g_clear_pointer(&now, g_free);
+  }
+  record->bound_by_us = FALSE;
+  record->probed = FALSE;
+
+  if (record->original_driver == NULL || now != NULL) {
+    record->unbound = FALSE;
+    return TRUE;
+  }
+  if (!write_probe(bdf, error))
+    return FALSE;
+  if (!wait_until(driver_is, &record->addr, record->original_driver)) {
+    g_autofree char *got = current_driver(&record->addr, NULL);
+
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                "PCI device %s did not return to its driver %s within %u ms "
+                "(it is %s%s): load the driver (`modprobe %s`) or bind it "
+                "by hand: echo %s > /sys/bus/pci/drivers/%s/bind",
+                bdf, record->original_driver, wait_ms,
+                got ? "on " : "unbound", got ? got : "",
+                record->original_driver, bdf, record->original_driver);
+    return FALSE;
+  }
+  record->unbound = FALSE;
+  return TRUE;
+}
+
+gboolean
+vfio_undo(VfioRecord *record, GError **error)
+{
+  GError *first = NULL;
+  GError *local_error = NULL;
+
+  if (!undo_ownership(record, &local_error))
+    keep_first(&first, g_steal_pointer(&local_error));
+  if (!undo_binding(record, &local_error))
+    keep_first(&first, g_steal_pointer(&local_error));
+  /* companions were bound before the device: they go back after it */
+  for (guint i = record->companions->len; i > 0; i--)
+    if (!vfio_undo(record->companions->pdata[i - 1], &local_error))
+      keep_first(&first, g_steal_pointer(&local_error));
+
+  if (first != NULL) {
+    g_propagate_error(error, first);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* Shared by the task, its timeout and the worker. */
+typedef struct {
+  gint ref;
+  GMutex lock;
+  VfioRecord *record;
+  GTask *task;                 /* NULL once returned */
+  GSource *timeout;
+  GMainContext *context;
+  GCancellable *cancellable;
+  gulong cancel_id;
+  VfioLateRestoreFunc late;
+  gpointer late_data;
+  GError *late_error;          /* the worker's outcome after a timeout */
+  guint timeout_ms;
+} Restore;
+
+static Restore *
+restore_ref(Restore *restore)
+{
+  g_atomic_int_inc(&restore->ref);
+  return restore;
+}
+
+static void
+restore_unref(Restore *restore)
+{
+  if (!g_atomic_int_dec_and_test(&restore->ref))
+    return;
+  g_mutex_clear(&restore->lock);
+  vfio_record_unref(restore->record);
+  g_clear_object(&restore->task);
+  g_clear_pointer(&restore->context, g_main_context_unref);
+  g_clear_object(&restore->cancellable);
+  g_clear_error(&restore->late_error);
+  g_free(restore);
+}
+
+/* Under the lock: take the task to return it, NULL if already returned. */
+static GTask *
+restore_take_task(Restore *restore)
+{
+  GTask *task;
+
+  g_mutex_lock(&restore->lock);
+  task = g_steal_pointer(&restore->task);
+  g_mutex_unlock(&restore->lock);
+  return task;
+}
+
+static void
+restore_stop_timeout(Restore *restore)
+{
+  if (restore->timeout != NULL) {
+    g_source_destroy(restore->timeout);
+    g_clear_pointer(&restore->timeout, g_source_unref);
+  }
+  if (restore->cancel_id != 0) {
+    g_cancellable_disconnect(restore->cancellable, restore->cancel_id);
+    restore->cancel_id = 0;
+  }
+}
+
+static void
+restore_give_up(Restore *restore, const char *why)
+{
+  g_autoptr(GTask) task = restore_take_task(restore);
+  g_autofree char *bdf = pci_address_format(&restore->record->addr);
+
+  if (task == NULL)
+    return;
+  g_task_return_new_error(task, HOSTDEVD_ERROR, HOSTDEVD_ERROR_TIMEOUT,
+                          "PCI device %s is still held by QEMU: the kernel "
+                          "keeps its unbind from vfio-pci waiting %s. The "
+                          "device goes back to the host as soon as QEMU "
+                          "releases it (device_del completed, or QEMU exited)",
+                          bdf, why);
+}
+
+static gboolean
+on_restore_timeout(gpointer data)
+{
+  Restore *restore = data;
+  g_autofree char *why = g_strdup_printf("(more than %u ms so far)", restore->timeout_ms);
+
+  g_clear_pointer(&restore->timeout, g_source_unref);
+  restore_give_up(restore, why);
+  return G_SOURCE_REMOVE;
+}
+
+static gboolean
+on_restore_cancelled_idle(gpointer data)
+{
+  restore_give_up(data, "(the wait was cancelled)");
+  return G_SOURCE_REMOVE;
+}
+
+static void
+on_restore_cancelled(GCancellable *cancellable, gpointer data)
+{
+  Restore *restore = data;
+
+  /* may run in any thread: hop to the caller's context */
+  g_main_context_invoke_full(restore->context, G_PRIORITY_DEFAULT,
+                             on_restore_cancelled_idle, restore_ref(restore),
+                             (GDestroyNotify)restore_unref);
+}
+
+/* In the caller's context, after the worker finished. */
+static gboolean
+on_restore_done(gpointer data)
+{
+  Restore *restore = data;
+  g_autoptr(GTask) task = restore_take_task(restore);
+
+  restore_stop_timeout(restore);
+  if (task != NULL) {
+    if (restore->late_error != NULL)
+      g_task_return_error(task, g_steal_pointer(&restore->late_error));
+    else
+      g_task_return_boolean(task, TRUE);
+    return G_SOURCE_REMOVE;
+  }
+  /* the caller was told Timeout: now tell how it ended */
+  if (restore->late_error == NULL) {
+    g_autofree char *bdf = pci_address_format(&restore->record->addr);
+    g_message("PCI device %s was released by QEMU and is back on the host", bdf);
+  } else {
+    g_warning("%s", restore->late_error->message);
+  }
+  if (restore->late != NULL)
+    restore->late(restore->record, restore->late_error, restore->late_data);
+  return G_SOURCE_REMOVE;
+}
+
+static gpointer
+restore_worker(gpointer data)
+{
+  Restore *restore = data;
+  GError *local_error = NULL;
+
+  if (!vfio_undo(restore->record, &local_error))
+    restore->late_error = local_error;
+  g_main_context_invoke_full(restore->context, G_PRIORITY_DEFAULT,
+                             on_restore_done, restore, (GDestroyNotify)restore_unref);
+  return NULL;
+}
+
+void
+vfio_restore_async(VfioRecord *record, guint timeout_ms,
+                   VfioLateRestoreFunc late, gpointer late_data,
+                   GCancellable *cancellable,
+                   GAsyncReadyCallback callback, gpointer user_data)
+{
+  Restore *restore = g_new0(Restore, 1);
+  GThread *thread;
+  g_autoptr(GError) error = NULL;
+
+  g_atomic_int_set(&restore->ref, 1);
+  g_mutex_init(&restore->lock);
+  restore->record = vfio_record_ref(record);
+  restore->task = g_task_new(NULL, cancellable, callback, user_data);
+  g_task_set_source_tag(restore->task, vfio_restore_async);
+  /* a cancelled wait is reported as our Timeout, which says more */
+  g_task_set_check_cancellable(restore->task, FALSE);
+  restore->context = g_main_context_ref_thread_default();
+  restore->late = late;
+  restore->late_data = late_data;
+  restore->timeout_ms = timeout_ms ? timeout_ms : VFIO_DEFAULT_RESTORE_TIMEOUT_MS;
+
+  restore->timeout = g_timeout_source_new(restore->timeout_ms);
+  g_source_set_callback(restore->timeout, on_restore_timeout, restore, NULL);
+  g_source_attach(restore->timeout, restore->context);
+  if (cancellable != NULL) {
+    restore->cancellable = g_object_ref(cancellable);
+    restore->cancel_id = g_cancellable_connect(cancellable, G_CALLBACK(on_restore_cancelled),
+                                               restore, NULL);
+  }
+
+  /* its own thread, not GTask's pool: a blocked unbind may hold it for
+   * as long as QEMU keeps the device */
+  thread = g_thread_try_new("vfio-restore", restore_worker, restore_ref(restore), &error);
+  if (thread == NULL) {
+    g_autoptr(GTask) task = restore_take_task(restore);
+
+    restore_stop_timeout(restore);
+    g_task_return_new_error(task, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                            "cannot start a thread to give the device back: %s",
+                            error->message);
+    restore_unref(restore); /* the worker's */
+    restore_unref(restore);
+    return;
+  }
+  g_thread_unref(thread);
+  restore_unref(restore);
+}
+
+gboolean
+vfio_restore_finish(GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_boolean(G_TASK(result), error);
+}
+
+/* ------------------------------------------------------------------ */
+/* hostdevctl nodedev-detach / nodedev-reattach                         */
+
+VfioRecord *
+vfio_detach_from_host(const PciAddress *addr, GError **error)
+{
+  return vfio_prepare(addr, TRUE, FALSE, (uid_t)-1, (gid_t)-1, NULL, error);
+}
+
+typedef struct {
+  PciAddress addr;
+  GMutex lock;
+  GCond done_cond;
+  gboolean done;
+  gint ref;
+  GError *error;
+  char *driver;
+} Reattach;
+
+static void
+reattach_unref(Reattach *reattach)
+{
+  if (!g_atomic_int_dec_and_test(&reattach->ref))
+    return;
+  g_mutex_clear(&reattach->lock);
+  g_cond_clear(&reattach->done_cond);
+  g_clear_error(&reattach->error);
+  g_free(reattach->driver);
+  g_free(reattach);
+}
+
+static gboolean
+reattach_sync(const PciAddress *addr, char **new_driver, GError **error)
+{
+  g_autofree char *bdf = pci_address_format(addr);
+  g_autofree char *override_path = host_path("sys/bus/pci/devices/%s/driver_override", bdf);
+  g_autofree char *override = host_read_attr(override_path, NULL);
+  g_autofree char *now = NULL;
+  g_autoptr(GError) local_error = NULL;
+  g_autoptr(VfioRecord) scratch = record_alloc();
+
+  now = current_driver(addr, &local_error);
+  if (local_error != NULL) {
+    g_propagate_error(error, g_steal_pointer(&local_error));
+    return FALSE;
+  }
+  scratch->addr = *addr;
+  if (g_strcmp0(override, "vfio-pci") == 0 &&
+      !write_override(scratch, bdf, "\n", "clear driver_override of", error))
+    return FALSE;
+  if (g_strcmp0(now, "vfio-pci") == 0 && !write_unbind(bdf, "vfio-pci", error))
+    return FALSE;
+  g_clear_pointer(&now, g_free);
+  now = current_driver(addr, NULL);
+  if (now == NULL) {
+    if (!write_probe(bdf, error))
+      return FALSE;
+    now = current_driver(addr, NULL);
+  }
+  if (new_driver)
+    *new_driver = g_steal_pointer(&now);
+  return TRUE;
+}
+
+static gpointer
+reattach_worker(gpointer data)
+{
+  Reattach *reattach = data;
+  GError *local_error = NULL;
+  char *driver = NULL;
+
+  reattach_sync(&reattach->addr, &driver, &local_error);
+  g_mutex_lock(&reattach->lock);
+  reattach->error = local_error;
+  reattach->driver = driver;
+  reattach->done = TRUE;
+  g_cond_signal(&reattach->done_cond);
+  g_mutex_unlock(&reattach->lock);
+  reattach_unref(reattach);
+  return NULL;
+}
+
+gboolean
+vfio_reattach_to_host(const PciAddress *addr, guint timeout_ms,
+                      char **new_driver, GError **error)
+{
+  Reattach *reattach;
+  GThread *thread;
+  g_autofree char *bdf = NULL;
+  g_autoptr(GError) local_error = NULL;
+  g_autofree char *driver = current_driver(addr, &local_error);
+  gint64 deadline;
+  gboolean finished;
+  gboolean ok;
+
+  if (local_error != NULL) {
+    g_propagate_error(error, g_steal_pointer(&local_error));
+    return FALSE;
+  }
+  reattach = g_new0(Reattach, 1);
+  reattach->addr = *addr;
+  g_mutex_init(&reattach->lock);
+  g_cond_init(&reattach->done_cond);
+  g_atomic_int_set(&reattach->ref, 2);
+  thread = g_thread_try_new("vfio-reattach", reattach_worker, reattach, &local_error);
+  if (thread == NULL) {
+    reattach_unref(reattach);
+    reattach_unref(reattach);
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                "cannot start a thread: %s", local_error->message);
+    return FALSE;
+  }
+  g_thread_unref(thread);
+
+  deadline = g_get_monotonic_time() + (gint64)(timeout_ms ? timeout_ms
+                                               : VFIO_DEFAULT_RESTORE_TIMEOUT_MS) * 1000;
+  g_mutex_lock(&reattach->lock);
+  while (!reattach->done)
+    if (!g_cond_wait_until(&reattach->done_cond, &reattach->lock, deadline))
+      break;
+  finished = reattach->done;
+  ok = finished;
+  if (finished) {
+    if (reattach->error != NULL) {
+      g_propagate_error(error, g_steal_pointer(&reattach->error));
+      ok = FALSE;
+    } else if (new_driver) {
+      *new_driver = g_steal_pointer(&reattach->driver);
+    }
+  }
+  g_mutex_unlock(&reattach->lock);
+  if (!finished) {
+    bdf = pci_address_format(addr);
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_TIMEOUT,
+                "PCI device %s is still held by a QEMU process: the kernel "
+                "keeps its unbind from vfio-pci waiting until QEMU releases "
+                "it; detach it from the VM first", bdf);
+    ok = FALSE;
+  }
+  reattach_unref(reattach);
+  return ok;
+}

@@ -1,0 +1,206 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * vfio.h - host preparation of a PCI function for QEMU's vfio-pci: IOMMU
+ * checks, group viability, managed binding to vfio-pci, ownership of
+ * /dev/vfio/N, and giving all of it back.
+ *
+ * Everything done to the host is written into a VfioRecord step by step,
+ * so that whatever fails, and whenever hostdevd dies, the record says
+ * exactly what to undo.  The caller journals the record (as JSON) between
+ * the steps.
+ */
+#pragma once
+
+#include "hostdev.h"
+
+#include <gio/gio.h>
+#include <json-glib/json-glib.h>
+#include <sys/types.h>
+
+G_BEGIN_DECLS
+
+typedef struct _VfioRecord VfioRecord;
+
+struct _VfioRecord {
+  PciAddress addr;
+  int group;                  /* IOMMU group */
+  gboolean managed;           /* managed='yes': we may bind and unbind */
+
+  /* the host state before we touched anything */
+  char *original_driver;      /* NULL: it was unbound */
+  char *original_override;    /* NULL: driver_override was "(null)" */
+
+  /* binding steps done and not yet undone, in the order they happen */
+  gboolean override_written;  /* driver_override = vfio-pci */
+  gboolean unbound;           /* unbound from original_driver */
+  gboolean probed;            /* drivers_probe written */
+  gboolean bound_by_us;       /* verified on vfio-pci because of us */
+
+  /* /dev/vfio/N */
+  gboolean chowned_by_us;
+  uid_t node_uid_before;
+  gid_t node_gid_before;
+  mode_t node_mode_before;    /* permission bits only */
+
+  /* (element-type VfioRecord) other endpoints of the group bound to
+   * vfio-pci so that the group is viable (take_whole_group) */
+  GPtrArray *companions;
+};
+
+/* Default bound of every wait (driver to appear, /dev/vfio/N to appear). */
+#define VFIO_DEFAULT_WAIT_MS 5000
+
+/* Default bound of vfio_restore_async() before it reports Timeout. */
+#define VFIO_DEFAULT_RESTORE_TIMEOUT_MS 10000
+
+/* vfio_set_wait_ms() - bound the waits of the binding steps (tests). */
+void vfio_set_wait_ms(guint ms);
+
+VfioRecord *vfio_record_ref(VfioRecord *record);
+void vfio_record_unref(VfioRecord *record);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(VfioRecord, vfio_record_unref)
+
+/* Return: (transfer full): the record as a JSON object for the journal. */
+JsonObject *vfio_record_to_json(const VfioRecord *record);
+
+/* Return: (transfer full): the record read back from the journal, every
+ * field checked (address ranges, driver names, ids), or NULL with
+ * InvalidArgument naming the bad member. */
+VfioRecord *vfio_record_from_json(JsonObject *object, GError **error);
+
+/* Return: whether the record holds nothing left to undo. */
+gboolean vfio_record_is_clean(const VfioRecord *record);
+
+/**
+ * vfio_check_iommu() - can this host assign any PCI device through VFIO?
+ * In order: an IOMMU is enabled (else how to enable it: firmware setting
+ * and kernel command line, reading the ACPI DMAR/IVRS tables and
+ * /proc/cmdline to say which); the vfio-pci driver and an IOMMU backend
+ * (vfio_iommu_type1 or iommufd) are loaded; interrupts are remapped, or
+ * vfio_iommu_type1's allow_unsafe_interrupts is set (the message explains
+ * the risk).  HostError.  Reads only.
+ */
+gboolean vfio_check_iommu(GError **error);
+
+/**
+ * vfio_group_check_viable() - may QEMU use IOMMU group @group?
+ * @except_self: (nullable): the device about to be bound, not counted
+ * Viable when every other endpoint is unbound or on vfio-pci or pci-stub;
+ * bridges and PCIe ports are exempt.  Otherwise HostError listing each
+ * offending device with its ids and driver, and what to do.
+ */
+gboolean vfio_group_check_viable(int group, const PciAddress *except_self,
+                                 GError **error);
+
+/**
+ * vfio_record_new() - start a record: note @addr's driver, driver_override
+ * and IOMMU group, touching nothing.
+ * Return: (transfer full): the record, or NULL with NotFound (no such
+ * device) or HostError (no IOMMU group: the error says how to get one).
+ */
+VfioRecord *vfio_record_new(const PciAddress *addr, gboolean managed,
+                            GError **error);
+
+/**
+ * vfio_step_take_group() - make the group viable for @record's device
+ * When the group is not viable: with @take_whole_group (and managed) each
+ * offending endpoint is bound to vfio-pci as a companion of @record, else
+ * the error of vfio_group_check_viable().  Companions bound before a
+ * failure stay in @record, so vfio_undo() gives them back.
+ */
+gboolean vfio_step_take_group(VfioRecord *record, gboolean take_whole_group,
+                              GError **error);
+
+/**
+ * vfio_step_bind() - put @record's device on vfio-pci
+ * Managed: driver_override = vfio-pci, unbind from the current driver,
+ * drivers_probe, and a bounded wait until the driver is vfio-pci; the
+ * record is updated after each write.  Not managed: HostError unless the
+ * device is on vfio-pci already, saying how to bind it.  A device on
+ * vfio-pci already is left as it is (and not unbound on restore).
+ */
+gboolean vfio_step_bind(VfioRecord *record, GError **error);
+
+/* vfio_step_wait_node() - bounded wait for /dev/vfio/N to appear (udev
+ * creates it after the bind); HostError saying what to check. */
+gboolean vfio_step_wait_node(VfioRecord *record, GError **error);
+
+/**
+ * vfio_step_chown() - give QEMU (@uid:@gid) the group node, mode 0600
+ * @sibling: (nullable): the record of another device of the same group
+ *   that this VM holds; its "before" ownership is inherited, so whichever
+ *   device of the group is given back last restores the original owner
+ * The previous owner and mode are recorded before anything changes.
+ * @uid (uid_t)-1 skips the step.  HostError saying which capability or
+ * mount option is missing.
+ */
+gboolean vfio_step_chown(VfioRecord *record, uid_t uid, gid_t gid,
+                         const VfioRecord *sibling, GError **error);
+
+/**
+ * vfio_prepare() - the whole preparation: vfio_record_new(),
+ * vfio_step_take_group(), vfio_step_bind(), vfio_step_wait_node(),
+ * vfio_step_chown().  On failure everything done is undone (the error
+ * says so, or that undoing failed too) and NULL is returned.
+ * Return: (transfer full): the record of what was done.
+ */
+VfioRecord *vfio_prepare(const PciAddress *addr, gboolean managed,
+                         gboolean take_whole_group, uid_t uid, gid_t gid,
+                         const VfioRecord *sibling, GError **error);
+
+/**
+ * vfio_undo() - give everything in @record back, synchronously
+ * In reverse: the node's owner and mode, driver_override, unbind from
+ * vfio-pci (or a driver our probe caused), drivers_probe and a bounded
+ * wait for the original driver; then the companions.  Each undone step is
+ * cleared in @record, so a second call does only what is left.  Best
+ * effort: a failing step does not stop the others; the first error is
+ * returned.  The unbind BLOCKS while QEMU holds the device: call this
+ * only when QEMU never had it (preparation failed, device_add failed);
+ * otherwise use vfio_restore_async().  Call it for the last device of a
+ * group in use; records of the others wait until then (the kernel refuses
+ * a host driver for a device whose group QEMU still uses).
+ */
+gboolean vfio_undo(VfioRecord *record, GError **error);
+
+/* Called, in the main context of the vfio_restore_async() call, when a
+ * restore that was reported as Timeout (or cancelled) finishes later. */
+typedef void (*VfioLateRestoreFunc)(VfioRecord *record, const GError *error,
+                                    gpointer user_data);
+
+/**
+ * vfio_restore_async() - vfio_undo() in a worker thread, bounded
+ * @timeout_ms: 0 for VFIO_DEFAULT_RESTORE_TIMEOUT_MS
+ * @late: (nullable): see VfioLateRestoreFunc
+ * The kernel blocks the unbind from vfio-pci until QEMU has closed the
+ * device, so the writes never run in the main loop.  When the wait
+ * exceeds @timeout_ms, or @cancellable fires, the result is a Timeout
+ * error saying the device is still held by QEMU; the worker goes on, the
+ * kernel finishes the unbind once QEMU lets go, and @late reports the
+ * outcome.  The record is shared with the worker (a reference is taken):
+ * read it only after the callback, or after @late following a Timeout.
+ */
+void vfio_restore_async(VfioRecord *record, guint timeout_ms,
+                        VfioLateRestoreFunc late, gpointer late_data,
+                        GCancellable *cancellable,
+                        GAsyncReadyCallback callback, gpointer user_data);
+gboolean vfio_restore_finish(GAsyncResult *result, GError **error);
+
+/**
+ * vfio_detach_from_host() - `hostdevctl nodedev-detach`: bind @addr to
+ * vfio-pci (managed binding, no ownership change), as virsh does.
+ * Return: (transfer full): the record, or NULL with @error (undone).
+ */
+VfioRecord *vfio_detach_from_host(const PciAddress *addr, GError **error);
+
+/**
+ * vfio_reattach_to_host() - `hostdevctl nodedev-reattach`: clear a
+ * driver_override of vfio-pci, unbind from vfio-pci and let the kernel
+ * probe the device's own driver, waiting at most @timeout_ms for a QEMU
+ * that still holds it (Timeout).
+ * @new_driver: (out) (optional): the driver it ended on, NULL if none
+ */
+gboolean vfio_reattach_to_host(const PciAddress *addr, guint timeout_ms,
+                               char **new_driver, GError **error);
+
+G_END_DECLS

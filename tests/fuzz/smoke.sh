@@ -1,0 +1,12 @@
+#!/bin/sh
+# smoke.sh FUZZER SECONDS SEED_DIR DICT - run one libFuzzer target briefly.
+# New inputs go to a scratch directory, so the seed corpus in the source
+# tree stays as committed; a crash leaves its input in the build directory.
+set -eu
+fuzzer=$1 seconds=$2 seeds=$3 dict=$4
+scratch=$(mktemp -d)
+trap 'rm -rf "$scratch"' EXIT
+exec_dir=$(dirname "$fuzzer")
+"$fuzzer" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+  -max_len=140000 -dict="$dict" -artifact_prefix="$exec_dir/" \
+  -print_final_stats=1 "$scratch" "$seeds"

@@ -1,0 +1,176 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Detach timing a paused QEMU cannot show (scripted QMP peer), crash safety
+and QEMU's death (real QEMU)."""
+import json
+import os
+import signal
+import time
+
+from fake_qemu import FakeQemu
+from harness import HostdevdTestCase, Qmp, main, wait_for
+
+USB = """<hostdev mode='subsystem' type='usb'>
+  <source startupPolicy='optional'><vendor id='0x1d6b'/><product id='0x0104'/></source>
+</hostdev>"""
+
+
+class WithFakeQemu(HostdevdTestCase):
+    """hostdevd against the scripted peer instead of QEMU."""
+
+    def start_qemu(self):
+        self.qmp_path = os.path.join(self.tmp, "fake.qmp")
+        self.fake = FakeQemu(self.qmp_path)
+        self.addCleanup(self.fake.close)
+        return None
+
+    def setUp(self):
+        import tempfile
+        self.tmp = tempfile.mkdtemp(prefix="hostdevd-test-")
+        self.processes = []
+        self.addCleanup(self._cleanup)
+        self.start_qemu()
+        self.daemon = self.start_hostdevd()
+        self.ctl("attach-device", self.vm, self.write_xml("usb.xml", USB), check=True)
+
+    def listing(self):
+        return {d["alias"]: d["state"]
+                for d in json.loads(self.ctl("--json", "list", self.vm, check=True).stdout)["return"]}
+
+    def test_late_device_deleted_finishes_the_release(self):
+        self.fake.on_device_del = "silent"
+        result = self.ctl("--json", "detach-device-alias", self.vm, "hostdev0", "--wait", "0.5",
+                          check=True)
+        self.assertEqual(json.loads(result.stdout)["return"],
+                         {"alias": "hostdev0", "status": "pending"})
+        self.assertEqual(self.listing(), {"hostdev0": "detaching"})
+        # a second attach of the same source is refused while QEMU may hold it
+        again = self.ctl("attach-device", self.vm, os.path.join(self.tmp, "usb.xml"))
+        self.assertIn("detach is still pending", again.stderr)
+
+        self.fake.delete("hostdev0")
+        wait_for(lambda: self.listing() == {}, 10, "the late DEVICE_DELETED to be handled")
+        self.assertIn("the guest finished the pending unplug", self.log())
+        journal = json.load(open(os.path.join(self.tmp, "state", "testvm.json")))
+        self.assertEqual(journal["devices"], [])
+
+    def test_guest_error_keeps_the_device(self):
+        self.fake.on_device_del = "guest-error"
+        result = self.ctl("detach-device-alias", self.vm, "hostdev0", check=False)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("the guest refused to release hostdev0", result.stderr)
+        self.assertEqual(self.listing(), {"hostdev0": "attached"})
+        self.assertIn("hostdev0", self.fake.devices)
+
+    def test_late_guest_error_after_pending(self):
+        self.fake.on_device_del = "silent"
+        self.ctl("detach-device-alias", self.vm, "hostdev0", "--wait", "0.3", check=True)
+        self.assertEqual(self.listing(), {"hostdev0": "detaching"})
+        self.fake.event("DEVICE_UNPLUG_GUEST_ERROR", device="hostdev0",
+                        path="/machine/peripheral/hostdev0")
+        wait_for(lambda: self.listing() == {"hostdev0": "attached"}, 10,
+                 "the device to be attached again")
+
+    def test_guest_busy_is_retried(self):
+        self.fake.busy_replies = 3
+        result = self.ctl("--json", "detach-device-alias", self.vm, "hostdev0", check=True)
+        self.assertEqual(json.loads(result.stdout)["return"]["status"], "detached")
+        self.assertEqual(self.fake.count("device_del"), 4)
+        self.assertEqual(self.listing(), {})
+
+    def test_guest_busy_past_the_wait_is_an_error(self):
+        self.fake.busy_replies = 100
+        result = self.ctl("detach-device-alias", self.vm, "hostdev0", "--wait", "0.5")
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("guest is busy", result.stderr)
+        self.assertEqual(self.listing(), {"hostdev0": "attached"})
+
+    def test_already_gone_counts_as_detached(self):
+        self.fake.devices.pop("hostdev0")   # gone without an event hostdevd saw
+        result = self.ctl("--json", "detach-device-alias", self.vm, "hostdev0", check=True)
+        self.assertEqual(json.loads(result.stdout)["return"]["status"], "detached")
+        self.assertEqual(self.listing(), {})
+
+    def test_foreign_id_clash_is_resolved(self):
+        self.fake.devices["hostdev1"] = {"driver": "usb-host"}   # added behind our back
+        xml = USB.replace("0x0104", "0x0105")
+        out = self.ctl("attach-device", self.vm, self.write_xml("b.xml", xml), check=True).stdout
+        self.assertIn("as hostdev2", out)
+
+
+class CrashSafety(HostdevdTestCase):
+    """hostdevd SIGKILLed at every step boundary, restarted: QEMU, journal and list agree."""
+
+    def restart_with_crash(self, step):
+        self.daemon.terminate()
+        self.daemon.wait(timeout=10)
+        return self.start_hostdevd(env={"HOSTDEVD_TEST_CRASH_AT": step})
+
+    def journal(self):
+        path = os.path.join(self.tmp, "state", "testvm.json")
+        return [(d["alias"], d["state"]) for d in json.load(open(path))["devices"]] \
+            if os.path.exists(path) else []
+
+    def check_consistent(self, expect_attached):
+        """After a restart: QEMU, hostdevd's list and the journal say the same."""
+        self.daemon = self.start_hostdevd()
+        def settled():
+            listing = json.loads(self.ctl("--json", "list", self.vm, check=True).stdout)["return"]
+            return all(d["state"] == "attached" for d in listing) and listing
+        if expect_attached:
+            wait_for(settled, 10, "the device to be listed as attached")
+        else:
+            wait_for(lambda: "hostdev0" not in self.qmp.peripherals(), 10, "QEMU to drop it")
+            wait_for(lambda: "hostdev0" not in self.ctl("list", self.vm, check=True).stdout, 10,
+                     "hostdevd to release it")
+        listing = json.loads(self.ctl("--json", "list", self.vm, check=True).stdout)["return"]
+        in_qemu = "hostdev0" in self.qmp.peripherals()
+        self.assertEqual(in_qemu, expect_attached, self.log())
+        self.assertEqual([d["alias"] for d in listing], ["hostdev0"] if expect_attached else [])
+        self.assertEqual(self.journal(), [("hostdev0", "attached")] if expect_attached else [])
+
+    def crash_attach(self, step, expect_attached):
+        daemon = self.restart_with_crash(step)
+        result = self.ctl("attach-device", self.vm, self.write_xml("usb.xml", USB))
+        self.assertNotEqual(result.returncode, 0)
+        self.assertEqual(daemon.wait(timeout=10), -signal.SIGKILL)
+        self.check_consistent(expect_attached)
+
+    def crash_detach(self, step):
+        self.ctl("attach-device", self.vm, self.write_xml("usb.xml", USB), check=True)
+        daemon = self.restart_with_crash(step)
+        self.ctl("detach-device-alias", self.vm, "hostdev0")
+        self.assertEqual(daemon.wait(timeout=10), -signal.SIGKILL)
+        self.check_consistent(False)
+
+    def test_crash_before_device_add(self):
+        self.crash_attach("attaching:device-add", False)
+
+    def test_crash_after_attach_recorded(self):
+        self.crash_attach("attached:done", True)
+
+    def test_crash_before_device_del(self):
+        self.crash_detach("detaching:device-del")
+
+    def test_crash_before_host_release(self):
+        self.crash_detach("detaching:host-release")
+
+    def test_crash_after_forgetting(self):
+        self.crash_detach("forgotten")
+
+
+class QemuDeath(HostdevdTestCase):
+
+    def test_qemu_killed_releases_everything(self):
+        for product in ("0x0104", "0x0105", "0x0106"):
+            self.ctl("attach-device", self.vm,
+                     self.write_xml(f"{product}.xml", USB.replace("0x0104", product)), check=True)
+        self.qemu.kill()
+        self.assertEqual(self.daemon.wait(timeout=20), 0, self.log())
+        for alias in ("hostdev0", "hostdev1", "hostdev2"):
+            self.assertIn(f"{alias} (USB device", self.log())
+        self.assertEqual(json.load(open(os.path.join(self.tmp, "state", "testvm.json")))["devices"], [])
+
+
+if __name__ == "__main__":
+    main()

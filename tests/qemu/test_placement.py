@@ -1,0 +1,138 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Where PCI devices go in the guest: real QEMU topologies, read through QOM.
+
+The host side is the real sysfs snapshot (--host-root): 0000:05:00.1 is on
+vfio-pci there, so every host check passes and placement is what is tested.
+This machine has no VFIO, so QEMU itself cannot open the device: placement
+shows in --dry-run, and a real attach shows the rollback.  tests/vm attaches
+for real.
+"""
+import json
+import os
+import shutil
+import tempfile
+
+from harness import HostdevdTestCase, extract_fixture, main
+
+
+def pci_xml(guest=""):
+    return ("<hostdev mode='subsystem' type='pci' managed='no'><source>"
+            "<address domain='0x0000' bus='0x05' slot='0x00' function='0x1'/></source>"
+            f"{guest}</hostdev>")
+
+
+class FixtureHost(HostdevdTestCase):
+
+    def setUp(self):
+        root = tempfile.mkdtemp(prefix="hostdevd-root-")
+        self.addCleanup(shutil.rmtree, root, True)
+        self.host_root = extract_fixture(root, viable_group_12=True)
+        super().setUp()
+
+    def plan(self, guest=""):
+        """The device_add commands of a dry run."""
+        result = self.ctl("attach-device", self.vm, self.write_xml("pci.xml", pci_xml(guest)),
+                          "--dry-run", check=True)
+        return [json.loads(line)["arguments"] for line in result.stdout.splitlines()]
+
+    def refused(self, guest):
+        result = self.ctl("--json", "attach-device", self.vm,
+                          self.write_xml("pci.xml", pci_xml(guest)), check=False)
+        return json.loads(result.stdout)["error"]
+
+    def occupy(self, bus, id):
+        self.qmp.ok("device_add", driver="e1000e", bus=bus, id=id)
+
+
+class Q35Placement(FixtureHost):
+
+    def test_lowest_free_root_port(self):
+        self.assertEqual(self.plan(), [{"driver": "vfio-pci", "host": "0000:05:00.1",
+                                        "id": "hostdev0", "bus": "pci.1", "addr": "0x0"}])
+        self.occupy("pci.1", "nic1")
+        self.occupy("pci.2", "nic2")
+        self.assertEqual(self.plan()[0]["bus"], "pci.3")
+
+    def test_explicit_address_is_honoured(self):
+        guest = "<address type='pci' domain='0x0000' bus='0x04' slot='0x00' function='0x0'/>"
+        device = self.plan(guest)[0]
+        self.assertEqual((device["bus"], device["addr"]), ("pci.4", "0x0"))
+
+    def test_occupied_slot_is_refused(self):
+        self.occupy("pci.2", "nic2")
+        error = self.refused("<address type='pci' domain='0x0000' bus='0x02' slot='0x00' "
+                             "function='0x0'/>")
+        self.assertEqual(error["class"], "Busy")
+        self.assertIn("taken by nic2", error["desc"])
+
+    def test_root_bus_is_refused(self):
+        error = self.refused("<address type='pci' domain='0x0000' bus='0x00' slot='0x05' "
+                             "function='0x0'/>")
+        self.assertEqual(error["class"], "InvalidArgument")
+        self.assertIn("pcie.0", error["desc"])
+        self.assertIn("does not take hot-plugged devices", error["desc"])
+
+    def test_unknown_bus_lists_usable_ones(self):
+        error = self.refused("<address type='pci' domain='0x0000' bus='0x09' slot='0x00' "
+                             "function='0x0'/>")
+        self.assertIn("no PCI controller with index 9", error["desc"])
+        self.assertIn("pci.1 (pcie-root-port)", error["desc"])
+
+    def test_root_port_has_one_slot(self):
+        error = self.refused("<address type='pci' domain='0x0000' bus='0x01' slot='0x01' "
+                             "function='0x0'/>")
+        self.assertIn("has only slot 0x00", error["desc"])
+
+    def test_other_functions_are_refused(self):
+        error = self.refused("<address type='pci' domain='0x0000' bus='0x01' slot='0x00' "
+                             "function='0x1' multifunction='on'/>")
+        self.assertIn("only function 0 can be hot-plugged", error["desc"])
+
+    def test_no_free_slot(self):
+        for index in range(1, 5):
+            self.occupy(f"pci.{index}", f"nic{index}")
+        error = self.refused("")
+        self.assertEqual(error["class"], "Busy")
+        self.assertIn("-device pcie-root-port,id=pci.5,chassis=5", error["desc"])
+
+    def test_attach_failure_in_qemu_rolls_back(self):
+        before = self.qmp.peripherals()
+        error = self.refused("")
+        self.assertEqual(error["class"], "QemuError")
+        self.assertIn("QEMU could not add vfio-pci for PCI device 0000:05:00.1", error["desc"])
+        self.assertEqual(self.qmp.peripherals(), before)
+        self.assertEqual(json.loads(self.ctl("--json", "list", self.vm).stdout)["return"], [])
+        journal = json.load(open(os.path.join(self.tmp, "state", "testvm.json")))
+        self.assertEqual(journal["devices"], [])
+
+
+class Q35WithBridgeAndHotplugOff(FixtureHost):
+    qemu_extra = ["-device", "pcie-root-port,id=pci.5,chassis=5,hotplug=off",
+                  "-device", "pcie-pci-bridge,id=pci.6,bus=pci.4"]
+
+    def test_hotplug_off_port_and_bridge_slots(self):
+        for index in range(1, 4):
+            self.occupy(f"pci.{index}", f"nic{index}")
+        # pci.4 carries the bridge, pci.5 refuses hot-plug: the bridge's first slot is next
+        device = self.plan()[0]
+        self.assertEqual((device["bus"], device["addr"]), ("pci.6", "0x1"))
+        error = self.refused("<address type='pci' domain='0x0000' bus='0x05' slot='0x00' "
+                             "function='0x0'/>")
+        self.assertIn("does not take hot-plugged devices", error["desc"])
+
+
+class I440fxPlacement(FixtureHost):
+    machine = "pc"
+
+    def test_root_bus_takes_hotplug_after_builtin_devices(self):
+        device = self.plan()[0]
+        # slot 0 host bridge, slot 1 PIIX3/IDE/ACPI: the first free slot is 2
+        self.assertEqual((device["bus"], device["addr"]), ("pci.0", "0x2"))
+        error = self.refused("<address type='pci' domain='0x0000' bus='0x00' slot='0x01' "
+                             "function='0x0'/>")
+        self.assertIn("taken by a built-in device", error["desc"])
+
+
+if __name__ == "__main__":
+    main()

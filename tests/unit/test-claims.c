@@ -1,0 +1,275 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * test-claims.c - host-wide claims: one device or IOMMU group per VM,
+ * stale claims of dead brokers taken over, Busy naming the holder
+ */
+#include "claims.h"
+#include "host-fixture.h"
+
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+
+typedef struct {
+  char *dir;
+} Runtime;
+
+static void
+runtime_setup(Runtime *rt, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+
+  rt->dir = g_dir_make_tmp("hostdevd-claims-XXXXXX", &error);
+  g_assert_no_error(error);
+}
+
+static void
+runtime_teardown(Runtime *rt, gconstpointer data)
+{
+  fixture_remove(rt->dir);
+  g_free(rt->dir);
+}
+
+/* Return: the pid of a process that has exited (and been reaped). */
+static pid_t
+dead_pid(void)
+{
+  pid_t pid = fork();
+
+  g_assert_cmpint(pid, >=, 0);
+  if (pid == 0)
+    _exit(0);
+  g_assert_cmpint(waitpid(pid, NULL, 0), ==, pid);
+  return pid;
+}
+
+static void
+test_keys(Runtime *rt, gconstpointer data)
+{
+  const PciAddress addr = { 0, 1, 0, 0 };
+  g_autofree char *pci = claims_key_pci(&addr);
+  g_autofree char *usb = claims_key_usb(1, 2);
+  g_autofree char *group = claims_key_iommu_group(12);
+
+  g_assert_cmpstr(pci, ==, "pci_0000_01_00_0");
+  g_assert_cmpstr(usb, ==, "usb_1_2");
+  g_assert_cmpstr(group, ==, "iommu_group_12");
+  g_assert_true(claims_key_is_valid(pci));
+  g_assert_false(claims_key_is_valid("../etc"));
+  g_assert_false(claims_key_is_valid(".lock"));
+  g_assert_false(claims_key_is_valid(""));
+}
+
+static void
+test_acquire_busy_release(Runtime *rt, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(Claim) claim = NULL;
+
+  g_assert_true(claims_acquire(rt->dir, "vm1", "pci_0000_01_00_0", getpid(), &error));
+  g_assert_no_error(error);
+  /* the same VM again (a restarted broker): fine */
+  g_assert_true(claims_acquire(rt->dir, "vm1", "pci_0000_01_00_0", getpid(), &error));
+  g_assert_no_error(error);
+
+  g_assert_false(claims_acquire(rt->dir, "vm2", "pci_0000_01_00_0", getpid(), &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_BUSY,
+                        "PCI device 0000:01:00.0 is in use by VM 'vm1' (hostdevd pid");
+  g_assert_nonnull(strstr(error->message, "detach it from that VM first "
+                                          "(hostdevctl detach-device vm1 ...)"));
+  g_clear_error(&error);
+
+  g_assert_false(claims_acquire(rt->dir, "vm2", "iommu_group_12", getpid(), &error) &&
+                 claims_acquire(rt->dir, "vm3", "iommu_group_12", getpid(), &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_BUSY, "IOMMU group 12 is in use by VM 'vm2'");
+  g_clear_error(&error);
+  g_assert_false(claims_acquire(rt->dir, "vm2", "usb_1_2", getpid(), &error) &&
+                 claims_acquire(rt->dir, "vm3", "usb_1_2", getpid(), &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_BUSY,
+                        "USB device at bus 1 device 2 is in use by VM 'vm2'");
+  g_clear_error(&error);
+
+  /* another VM cannot release it */
+  g_assert_false(claims_release(rt->dir, "vm2", "pci_0000_01_00_0", &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_BUSY, "is in use by VM 'vm1'");
+  g_clear_error(&error);
+
+  claim = claims_lookup(rt->dir, "pci_0000_01_00_0", &error);
+  g_assert_no_error(error);
+  g_assert_cmpstr(claim->vm, ==, "vm1");
+  g_assert_cmpint(claim->pid, ==, getpid());
+  g_assert_false(claim->stale);
+  g_assert_cmpint(claim->since, >, 0);
+
+  g_assert_true(claims_release(rt->dir, "vm1", "pci_0000_01_00_0", &error));
+  g_assert_no_error(error);
+  g_assert_true(claims_release(rt->dir, "vm1", "pci_0000_01_00_0", &error));
+  g_assert_true(claims_acquire(rt->dir, "vm2", "pci_0000_01_00_0", getpid(), &error));
+  g_assert_no_error(error);
+}
+
+static void
+test_stale(Runtime *rt, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(Claim) claim = NULL;
+  g_autoptr(GPtrArray) list = NULL;
+  pid_t gone = dead_pid();
+
+  g_assert_true(claims_acquire(rt->dir, "crashed", "pci_0000_05_00_1", gone, &error));
+  g_assert_no_error(error);
+  claim = claims_lookup(rt->dir, "pci_0000_05_00_1", &error);
+  g_assert_true(claim->stale);
+  list = claims_list(rt->dir, NULL, &error);
+  g_assert_cmpuint(list->len, ==, 1);
+  g_assert_true(((Claim *)list->pdata[0])->stale);
+
+  /* another VM takes it over */
+  g_assert_true(claims_acquire(rt->dir, "vm2", "pci_0000_05_00_1", getpid(), &error));
+  g_assert_no_error(error);
+  g_clear_pointer(&claim, claim_free);
+  claim = claims_lookup(rt->dir, "pci_0000_05_00_1", &error);
+  g_assert_cmpstr(claim->vm, ==, "vm2");
+  g_assert_false(claim->stale);
+}
+
+/* A recycled pid: alive, but not the process that claimed. */
+static void
+test_recycled_pid(Runtime *rt, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = g_build_filename(rt->dir, "claims", "pci_0000_01_00_0", NULL);
+  g_autofree char *text = g_strdup_printf("{\"vm\": \"old\", \"pid\": %d, "
+                                          "\"start-time\": 1, \"since\": 5}", getpid());
+
+  g_assert_true(claims_acquire(rt->dir, "vm1", "usb_1_2", getpid(), &error));
+  g_assert_true(g_file_set_contents(path, text, -1, &error));
+  g_assert_true(claims_acquire(rt->dir, "vm1", "pci_0000_01_00_0", getpid(), &error));
+  g_assert_no_error(error);
+}
+
+static void
+test_damaged(Runtime *rt, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = g_build_filename(rt->dir, "claims", "pci_0000_01_00_0", NULL);
+  g_autoptr(Claim) claim = NULL;
+
+  g_assert_true(claims_acquire(rt->dir, "vm1", "usb_1_2", getpid(), &error));
+  g_assert_true(g_file_set_contents(path, "{not json", -1, &error));
+  claim = claims_lookup(rt->dir, "pci_0000_01_00_0", &error);
+  g_assert_no_error(error);
+  g_assert_true(claim->stale);
+  g_assert_true(claims_acquire(rt->dir, "vm2", "pci_0000_01_00_0", getpid(), &error));
+  g_assert_no_error(error);
+}
+
+static void
+test_list_release_all(Runtime *rt, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) mine = NULL;
+  g_autoptr(GPtrArray) all = NULL;
+
+  g_assert_true(claims_acquire(rt->dir, "vm1", "pci_0000_01_00_0", getpid(), &error));
+  g_assert_true(claims_acquire(rt->dir, "vm1", "iommu_group_9", getpid(), &error));
+  g_assert_true(claims_acquire(rt->dir, "vm2", "usb_1_2", getpid(), &error));
+  mine = claims_list(rt->dir, "vm1", &error);
+  g_assert_no_error(error);
+  g_assert_cmpuint(mine->len, ==, 2);
+  g_assert_cmpstr(((Claim *)mine->pdata[0])->key, ==, "iommu_group_9");
+  g_assert_cmpstr(((Claim *)mine->pdata[1])->key, ==, "pci_0000_01_00_0");
+
+  g_assert_cmpint(claims_release_all(rt->dir, "vm1", &error), ==, 2);
+  all = claims_list(rt->dir, NULL, &error);
+  g_assert_cmpuint(all->len, ==, 1);
+  g_assert_cmpstr(((Claim *)all->pdata[0])->vm, ==, "vm2");
+}
+
+static void
+test_invalid(Runtime *rt, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) none = NULL;
+
+  g_assert_false(claims_acquire(rt->dir, "vm1", "../../etc/passwd", getpid(), &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                        "invalid claim key: 1-64 of a-z 0-9 _");
+  g_clear_error(&error);
+  g_assert_false(claims_acquire(rt->dir, "vm/1", "usb_1_2", getpid(), &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                        "invalid VM name for a claim");
+  g_clear_error(&error);
+
+  /* no claims directory yet: an empty list */
+  none = claims_list("/nonexistent-hostdevd-runtime", NULL, &error);
+  g_assert_no_error(error);
+  g_assert_cmpuint(none->len, ==, 0);
+
+  g_assert_false(claims_acquire("/proc/hostdevd-no", "vm1", "usb_1_2", getpid(), &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_HOST_ERROR,
+                        "cannot create the claims directory /proc/hostdevd-no/claims");
+}
+
+/* Processes racing for one key while all stay alive: exactly one wins. */
+static void
+test_race(Runtime *rt, gconstpointer data)
+{
+  int results[2], hold[2];
+  int wins = 0;
+  pid_t children[6];
+
+  g_assert_cmpint(pipe(results), ==, 0);
+  g_assert_cmpint(pipe(hold), ==, 0);
+  for (guint i = 0; i < G_N_ELEMENTS(children); i++) {
+    children[i] = fork();
+    g_assert_cmpint(children[i], >=, 0);
+    if (children[i] == 0) {
+      g_autofree char *vm = g_strdup_printf("vm%u", i);
+      char won = claims_acquire(rt->dir, vm, "iommu_group_11", getpid(), NULL) ? '1' : '0';
+      char byte;
+
+      close(hold[1]);
+      if (write(results[1], &won, 1) != 1)
+        _exit(2);
+      /* stay alive, so the claim is not stale, until the parent is done */
+      while (read(hold[0], &byte, 1) > 0)
+        ;
+      _exit(0);
+    }
+  }
+  close(hold[0]);
+  for (guint i = 0; i < G_N_ELEMENTS(children); i++) {
+    char won = 0;
+
+    g_assert_cmpint(read(results[0], &won, 1), ==, 1);
+    wins += won == '1';
+  }
+  close(hold[1]);
+  for (guint i = 0; i < G_N_ELEMENTS(children); i++)
+    g_assert_cmpint(waitpid(children[i], NULL, 0), ==, children[i]);
+  close(results[0]);
+  close(results[1]);
+  g_assert_cmpint(wins, ==, 1);
+}
+
+int
+main(int argc, char **argv)
+{
+  g_test_init(&argc, &argv, NULL);
+  g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+#define RT_TEST(path, func) \
+  g_test_add("/claims/" path, Runtime, NULL, runtime_setup, func, runtime_teardown)
+  RT_TEST("keys", test_keys);
+  RT_TEST("acquire-busy-release", test_acquire_busy_release);
+  RT_TEST("stale", test_stale);
+  RT_TEST("recycled-pid", test_recycled_pid);
+  RT_TEST("damaged", test_damaged);
+  RT_TEST("list-release-all", test_list_release_all);
+  RT_TEST("invalid", test_invalid);
+  RT_TEST("race", test_race);
+  return g_test_run();
+}

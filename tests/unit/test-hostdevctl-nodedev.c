@@ -1,0 +1,221 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * test-hostdevctl-nodedev.c - hostdevctl's host-only verbs, run as a user
+ * runs them: the built binary with --host-root on a fixture tree
+ *
+ * A separate process cannot have the fake kernel, so the verbs that write
+ * are run here only up to their checks and their failures; the binding
+ * itself is tested in test-vfio and on a real kernel in tests/vm.
+ */
+#include "host-fixture.h"
+#include "claims.h"
+
+#include <string.h>
+#include <sys/wait.h>
+
+#include <json-glib/json-glib.h>
+#include <unistd.h>
+
+typedef struct {
+  char *root;
+  char *runtime;
+} Tree;
+
+static void
+tree_setup(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+
+  tree->root = fixture_extract();
+  tree->runtime = g_dir_make_tmp("hostdevd-ctl-XXXXXX", &error);
+  g_assert_no_error(error);
+}
+
+static void
+tree_teardown(Tree *tree, gconstpointer data)
+{
+  fixture_remove(tree->root);
+  fixture_remove(tree->runtime);
+  g_free(tree->root);
+  g_free(tree->runtime);
+}
+
+/* Run hostdevctl with @args (NULL-terminated) and --host-root first. */
+static int
+ctl(Tree *tree, char **out, char **err, ...)
+{
+  const char *binary = g_getenv("HOSTDEVCTL");
+  g_autoptr(GPtrArray) argv = g_ptr_array_new();
+  g_autoptr(GError) error = NULL;
+  g_auto(GStrv) env = g_get_environ();
+  const char *arg;
+  int status = 0;
+  va_list ap;
+
+  g_assert_nonnull(binary);
+  env = g_environ_setenv(env, "HOSTDEVD_RUNTIME_DIR", tree->runtime, TRUE);
+  g_ptr_array_add(argv, (gpointer)binary);
+  g_ptr_array_add(argv, (gpointer)"--host-root");
+  g_ptr_array_add(argv, tree->root);
+  va_start(ap, err);
+  while ((arg = va_arg(ap, const char *)) != NULL)
+    g_ptr_array_add(argv, (gpointer)arg);
+  va_end(ap);
+  g_ptr_array_add(argv, NULL);
+  g_spawn_sync(NULL, (char **)argv->pdata, env, G_SPAWN_DEFAULT, NULL, NULL,
+               out, err, &status, &error);
+  g_assert_no_error(error);
+  g_assert_true(WIFEXITED(status));
+  return WEXITSTATUS(status);
+}
+
+static void
+test_list(Tree *tree, gconstpointer data)
+{
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+  g_autofree char *usb = NULL;
+  g_autofree char *json = NULL;
+  g_autoptr(JsonParser) parser = json_parser_new();
+  g_autoptr(GError) error = NULL;
+
+  g_assert_cmpint(ctl(tree, &out, &err, "nodedev-list", NULL), ==, 0);
+  g_assert_true(g_str_has_prefix(out, "pci_0000_00_00_0\npci_0000_00_01_0\n"));
+  g_assert_true(g_str_has_suffix(out, "usb_1_1\nusb_usb1\nusb_usb2\n"));
+
+  g_assert_cmpint(ctl(tree, &usb, NULL, "nodedev-list", "--cap", "usb_device", NULL), ==, 0);
+  g_assert_cmpstr(usb, ==, "usb_1_1\nusb_usb1\nusb_usb2\n");
+
+  g_assert_cmpint(ctl(tree, &json, NULL, "--json", "nodedev-list", "--cap", "pci", NULL), ==, 0);
+  g_assert_true(json_parser_load_from_data(parser, json, -1, &error));
+  g_assert_cmpuint(json_array_get_length(json_node_get_array(json_parser_get_root(parser))), ==, 19);
+}
+
+static void
+test_tree(Tree *tree, gconstpointer data)
+{
+  g_autofree char *out = NULL;
+
+  g_assert_cmpint(ctl(tree, &out, NULL, "nodedev-list", "--tree", "--cap", "pci", NULL), ==, 0);
+  g_assert_nonnull(strstr(out, "IOMMU group 12 (2 devices): held by host drivers: "
+                               "0000:05:00.0 on e1000e\n"));
+}
+
+static void
+test_dumpxml(Tree *tree, gconstpointer data)
+{
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+
+  g_assert_cmpint(ctl(tree, &out, NULL, "nodedev-dumpxml", "pci_0000_05_00_1", NULL), ==, 0);
+  g_assert_nonnull(strstr(out, "<name>pci_0000_05_00_1</name>"));
+  g_assert_nonnull(strstr(out, "<name>vfio-pci</name>"));
+  g_clear_pointer(&out, g_free);
+
+  g_assert_cmpint(ctl(tree, &out, &err, "nodedev-dumpxml", "pci_0000_0a_00_0", NULL), ==, 1);
+  g_assert_cmpstr(out, ==, "");
+  g_assert_cmpstr(err, ==, "error: no node device 'pci_0000_0a_00_0' on this host; list "
+                           "them with `hostdevctl nodedev-list`\n");
+}
+
+static void
+test_usage(Tree *tree, gconstpointer data)
+{
+  g_autofree char *err = NULL;
+  g_autofree char *err2 = NULL;
+  g_autofree char *err3 = NULL;
+  g_autofree char *err4 = NULL;
+  g_autofree char *out = NULL;
+
+  g_assert_cmpint(ctl(tree, NULL, &err, "nodedev-dumpxml", NULL), ==, 2);
+  g_assert_cmpstr(err, ==, "hostdevctl: 'nodedev-dumpxml' takes NAME; see hostdevctl --help\n");
+  g_assert_cmpint(ctl(tree, NULL, &err2, "nodedev-list", "--cap", "net", NULL), ==, 1);
+  g_assert_cmpstr(err2, ==, "error: unknown capability 'net': use pci, usb_device or mdev\n");
+  g_assert_cmpint(ctl(tree, NULL, &err3, "nodedev-dumpxml", "x", "--tree", NULL), ==, 2);
+  g_assert_cmpstr(err3, ==, "hostdevctl: --cap and --tree go with nodedev-list only\n");
+  g_assert_cmpint(ctl(tree, NULL, &err4, "nodedev-set-numvfs", "pci_0000_02_00_0", "x", NULL), ==, 2);
+  g_assert_cmpstr(err4, ==, "hostdevctl: N must be a number of VFs from 0 to 65535\n");
+
+  /* the control-socket verbs' usage lists the host-only ones too */
+  {
+    const char *binary = g_getenv("HOSTDEVCTL");
+    int status = 0;
+    g_autoptr(GError) error = NULL;
+
+    g_spawn_sync(NULL, (char *[]){ (char *)binary, (char *)"--help", NULL }, NULL,
+                 G_SPAWN_DEFAULT, NULL, NULL, &out, NULL, &status, &error);
+    g_assert_no_error(error);
+    g_assert_nonnull(strstr(out, "nodedev-list [--cap pci|usb_device|mdev] [--tree] [--json]"));
+  }
+}
+
+static void
+test_numvfs_checks(Tree *tree, gconstpointer data)
+{
+  g_autofree char *err = NULL;
+  g_autofree char *err2 = NULL;
+
+  g_assert_cmpint(ctl(tree, NULL, &err, "nodedev-set-numvfs", "pci_0000_02_00_0", "5", NULL), ==, 1);
+  g_assert_cmpstr(err, ==, "error: 0000:02:00.0 supports at most 2 VFs (sriov_totalvfs); 5 asked\n");
+
+  /* a VF a VM holds is not removed */
+  g_assert_true(claims_acquire(tree->runtime, "vm3", "pci_0000_02_00_1", getpid(), NULL));
+  g_assert_cmpint(ctl(tree, NULL, &err2, "nodedev-set-numvfs", "pci_0000_02_00_0", "0", NULL), ==, 1);
+  g_assert_cmpstr(err2, ==, "error: VF 0000:02:00.1 of 0000:02:00.0 is in use by VM 'vm3': "
+                            "setting 0 VFs would remove it; detach it from that VM first\n");
+}
+
+static void
+test_detach_claimed(Tree *tree, gconstpointer data)
+{
+  g_autofree char *err = NULL;
+  g_autofree char *err2 = NULL;
+  g_autofree char *expected = NULL;
+
+  g_assert_true(claims_acquire(tree->runtime, "vm1", "pci_0000_05_00_1", getpid(), NULL));
+  g_assert_cmpint(ctl(tree, NULL, &err, "nodedev-reattach", "pci_0000_05_00_1", NULL), ==, 1);
+  expected = g_strdup_printf("error: PCI device 0000:05:00.1 is in use by VM 'vm1' (hostdevd "
+                             "pid %d); not re-attaching it: detach it from that VM first "
+                             "(hostdevctl detach-device vm1 ...)\n", getpid());
+  g_assert_cmpstr(err, ==, expected);
+
+  g_assert_cmpint(ctl(tree, NULL, &err2, "nodedev-detach", "pci_0000_04_01_0", NULL), ==, 1);
+  g_assert_nonnull(strstr(err2, "error: IOMMU group 11 of 0000:04:01.0 is not viable"));
+}
+
+static void
+test_mdev_checks(Tree *tree, gconstpointer data)
+{
+  g_autofree char *err = NULL;
+  g_autofree char *err2 = NULL;
+  g_autofree char *err3 = NULL;
+
+  g_assert_cmpint(ctl(tree, NULL, &err, "mdev-create", "pci_0000_01_00_0", "nvidia-63",
+                      "--vm", "vm1", NULL), ==, 1);
+  g_assert_cmpstr(err, ==, "error: 0000:01:00.0 is not an mdev parent (no "
+                           "/sys/class/mdev_bus/0000:01:00.0): load the vendor's mdev driver "
+                           "(e.g. i915 with GVT-g enabled, nvidia vGPU manager) or list "
+                           "parents with `hostdevctl nodedev-list --cap pci --json`\n");
+  g_assert_cmpint(ctl(tree, NULL, &err2, "mdev-create", "p", "t", "--index", "1", NULL), ==, 2);
+  g_assert_cmpstr(err2, ==, "hostdevctl: --index needs --vm\n");
+  g_assert_cmpint(ctl(tree, NULL, &err3, "mdev-remove", "4b20d080-1b54-4048-85b3-a6a62d165c01",
+                      NULL), ==, 1);
+  g_assert_cmpstr(err3, ==, "error: there is no mdev 4b20d080-1b54-4048-85b3-a6a62d165c01 on "
+                            "this host; list them with `hostdevctl nodedev-list`\n");
+}
+
+int
+main(int argc, char **argv)
+{
+  g_test_init(&argc, &argv, NULL);
+#define TREE_TEST(path, func) \
+  g_test_add("/hostdevctl-nodedev/" path, Tree, NULL, tree_setup, func, tree_teardown)
+  TREE_TEST("list", test_list);
+  TREE_TEST("tree", test_tree);
+  TREE_TEST("dumpxml", test_dumpxml);
+  TREE_TEST("usage", test_usage);
+  TREE_TEST("numvfs-checks", test_numvfs_checks);
+  TREE_TEST("detach-claimed", test_detach_claimed);
+  TREE_TEST("mdev-checks", test_mdev_checks);
+  return g_test_run();
+}

@@ -1,0 +1,180 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * test-memlock.c - the RLIMIT_MEMLOCK VFIO needs, and raising it on a
+ * real process (a child standing in for QEMU)
+ */
+#include "host-fixture.h"
+#include "memlock.h"
+
+#include <signal.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define GiB (G_GUINT64_CONSTANT(1) << 30)
+#define MiB (G_GUINT64_CONSTANT(1) << 20)
+
+static void
+test_needed(void)
+{
+  g_assert_cmpuint(memlock_needed_for_guest(4 * GiB, 0, FALSE), ==, 0);
+  g_assert_cmpuint(memlock_needed_for_guest(4 * GiB, 1, FALSE), ==, 5 * GiB);
+  /* one container without a vIOMMU, however many devices */
+  g_assert_cmpuint(memlock_needed_for_guest(4 * GiB, 3, FALSE), ==, 5 * GiB);
+  /* with one, each device may pin guest RAM again */
+  g_assert_cmpuint(memlock_needed_for_guest(4 * GiB, 3, TRUE), ==, 13 * GiB);
+  g_assert_cmpuint(memlock_needed_for_guest(G_MAXUINT64 / 2, 3, TRUE), ==, G_MAXUINT64);
+  g_assert_cmpuint(memlock_needed_for_guest(G_MAXUINT64 - 10, 1, FALSE), ==, G_MAXUINT64);
+}
+
+static void
+test_format(void)
+{
+  g_autofree char *a = memlock_format_bytes(G_MAXUINT64);
+  g_autofree char *b = memlock_format_bytes(64 * 1024);
+
+  g_assert_cmpstr(a, ==, "unlimited");
+  g_assert_cmpstr(b, ==, "64.0 KiB");
+}
+
+/* A child that sleeps until killed: "QEMU". */
+static pid_t
+spawn_sleeper(guint64 soft, guint64 hard)
+{
+  pid_t pid = fork();
+
+  g_assert_cmpint(pid, >=, 0);
+  if (pid == 0) {
+    struct rlimit limit = { .rlim_cur = soft, .rlim_max = hard };
+
+    /* never outlive the test, and never keep its output pipes open */
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    close(STDOUT_FILENO);
+    close(STDERR_FILENO);
+    if (setrlimit(RLIMIT_MEMLOCK, &limit) < 0)
+      _exit(1);
+    for (;;)
+      pause();
+  }
+  return pid;
+}
+
+static void
+reap(pid_t pid)
+{
+  kill(pid, SIGKILL);
+  waitpid(pid, NULL, 0);
+}
+
+/* Return: whether this process has CAP_SYS_RESOURCE (bit 24). */
+static gboolean
+has_sys_resource(void)
+{
+  g_autofree char *status = NULL;
+  const char *line;
+  guint64 caps;
+
+  g_assert_true(g_file_get_contents("/proc/self/status", &status, NULL, NULL));
+  line = strstr(status, "CapEff:\t");
+  g_assert_nonnull(line);
+  caps = g_ascii_strtoull(line + 8, NULL, 16);
+  return (caps >> 24) & 1;
+}
+
+static void
+test_raise(void)
+{
+  g_autoptr(GError) error = NULL;
+  guint64 soft = 0, hard = 0;
+  struct rlimit mine;
+  pid_t qemu;
+
+  g_assert_cmpint(getrlimit(RLIMIT_MEMLOCK, &mine), ==, 0);
+  if (mine.rlim_max != RLIM_INFINITY && mine.rlim_max < 8 * MiB) {
+    g_test_skip("the hard RLIMIT_MEMLOCK here is below 8 MiB");
+    return;
+  }
+  mine.rlim_max = mine.rlim_max == RLIM_INFINITY ? 8 * MiB : MIN(mine.rlim_max, 8 * MiB);
+  qemu = spawn_sleeper(64 * 1024, mine.rlim_max);
+  /* wait until the child has set its limit */
+  for (int i = 0; i < 500; i++) {
+    g_assert_true(memlock_get(qemu, &soft, &hard, &error));
+    if (soft == 64 * 1024)
+      break;
+    g_usleep(2000);
+  }
+  g_assert_cmpuint(soft, ==, 64 * 1024);
+
+  /* within the hard limit: the soft one is raised */
+  g_assert_true(memlock_raise(qemu, 4 * MiB, &error));
+  g_assert_no_error(error);
+  g_assert_true(memlock_get(qemu, &soft, &hard, &error));
+  g_assert_cmpuint(soft, ==, 4 * MiB);
+  /* never lowered */
+  g_assert_true(memlock_raise(qemu, 1 * MiB, &error));
+  g_assert_true(memlock_get(qemu, &soft, &hard, &error));
+  g_assert_cmpuint(soft, ==, 4 * MiB);
+
+  /* above it: needs CAP_SYS_RESOURCE, which some containers' root lacks */
+  if (has_sys_resource() || hard >= 5 * GiB) {
+    g_assert_true(memlock_raise(qemu, 5 * GiB, &error));
+    g_assert_no_error(error);
+    g_assert_true(memlock_get(qemu, &soft, &hard, &error));
+    g_assert_cmpuint(soft, ==, 5 * GiB);
+    g_assert_cmpuint(hard, >=, 5 * GiB);
+  } else {
+    g_assert_false(memlock_raise(qemu, 5 * GiB, &error));
+    assert_hostdevd_error(error, HOSTDEVD_ERROR_HOST_ERROR,
+                          "may lock only 8.0 MiB of memory (hard RLIMIT_MEMLOCK), but "
+                          "VFIO needs 5.0 GiB to pin guest RAM, and hostdevd may not "
+                          "raise it: give hostdevd CAP_SYS_RESOURCE");
+    g_clear_error(&error);
+  }
+  reap(qemu);
+
+  g_assert_false(memlock_raise(qemu, GiB, &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_HOST_ERROR, "the process is gone");
+  g_clear_error(&error);
+  g_assert_false(memlock_raise(0, GiB, &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                        "no QEMU process to raise the locked-memory limit of (pid 0)");
+}
+
+/* Without CAP_SYS_RESOURCE the hard limit stands: the error names it. */
+static void
+test_raise_denied(void)
+{
+  if (g_test_subprocess()) {
+    g_autoptr(GError) error = NULL;
+    struct rlimit limit = { .rlim_cur = 64 * 1024, .rlim_max = 64 * 1024 };
+
+    if (geteuid() == 0 && (setgid(65534) < 0 || setuid(65534) < 0))
+      _exit(3);
+    if (setrlimit(RLIMIT_MEMLOCK, &limit) < 0)
+      _exit(4);
+    if (memlock_raise(getpid(), 5 * GiB, &error))
+      _exit(5);
+    g_printerr("%s\n", error->message);
+    _exit(0);
+  }
+  g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed();
+  g_test_trap_assert_stderr("*QEMU (pid *) may lock only 64.0 KiB of memory (hard "
+                            "RLIMIT_MEMLOCK), but VFIO needs 5.0 GiB to pin guest RAM, "
+                            "and hostdevd may not raise it: give hostdevd "
+                            "CAP_SYS_RESOURCE*LimitMEMLOCK=5368709120 or infinity; "
+                            "shell: ulimit -l unlimited*");
+}
+
+int
+main(int argc, char **argv)
+{
+  g_test_init(&argc, &argv, NULL);
+  g_test_add_func("/memlock/needed", test_needed);
+  g_test_add_func("/memlock/format", test_format);
+  g_test_add_func("/memlock/raise", test_raise);
+  g_test_add_func("/memlock/raise-denied", test_raise_denied);
+  return g_test_run();
+}

@@ -1,0 +1,348 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "policy.h"
+
+#include <glib/gstdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define DAEMON_UID 4242
+
+static Policy *
+load(const char *text)
+{
+  g_autoptr(GError) error = NULL;
+  Policy *policy = policy_load_from_data(text, strlen(text), "test.conf", DAEMON_UID, &error);
+  g_assert_no_error(error);
+  g_assert_nonnull(policy);
+  return policy;
+}
+
+static void
+assert_load_fails(const char *text, const char *needle)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(Policy) policy = policy_load_from_data(text, strlen(text), "test.conf",
+                                                   DAEMON_UID, &error);
+  g_assert_null(policy);
+  g_assert_error(error, POLICY_ERROR, POLICY_ERROR_INVALID);
+  if (strstr(error->message, needle) == NULL)
+    g_error("'%s' does not contain '%s'", error->message, needle);
+}
+
+static PolicyDeviceFacts
+pci(guint bus, guint vendor, guint device, guint32 class)
+{
+  PolicyDeviceFacts facts = {
+    .type = POLICY_DEVICE_PCI, .pci_bus = bus, .pci_vendor = vendor,
+    .pci_device = device, .pci_class = class,
+  };
+  return facts;
+}
+
+static PolicyDeviceFacts
+usb(guint vendor, guint product)
+{
+  PolicyDeviceFacts facts = {
+    .type = POLICY_DEVICE_USB, .usb_ids_known = TRUE, .usb_vendor = vendor,
+    .usb_product = product,
+  };
+  return facts;
+}
+
+static void
+assert_rule(const char *rule, const char *needle)
+{
+  g_assert_nonnull(rule);
+  if (strstr(rule, needle) == NULL)
+    g_error("rule '%s' does not contain '%s'", rule, needle);
+}
+
+static void
+test_default_clients(void)
+{
+  g_autoptr(Policy) policy = policy_new_default(DAEMON_UID);
+  const char *rule = NULL;
+
+  g_assert_cmpint(policy_client_access(policy, "vm1", 0, 0, &rule), ==, POLICY_ACCESS_FULL);
+  assert_rule(rule, "root");
+  g_assert_cmpint(policy_client_access(policy, "vm1", DAEMON_UID, 100, &rule), ==,
+                  POLICY_ACCESS_FULL);
+  g_assert_cmpint(policy_client_access(policy, "vm1", 1000, 1000, &rule), ==,
+                  POLICY_ACCESS_NONE);
+  assert_rule(rule, "only root");
+  g_assert_cmpstr(policy_get_origin(policy), ==, "built-in default");
+  gid_t gid;
+  g_assert_false(policy_socket_group(policy, "vm1", &gid));
+}
+
+static void
+test_clients_from_file(void)
+{
+  g_autoptr(Policy) policy = load("[defaults]\n"
+                                  "full-access-users=1001\n"
+                                  "read-only-users=1002, 1003\n"
+                                  "read-only-groups=2000\n"
+                                  "socket-group=2000\n"
+                                  "[vm vm2]\n"
+                                  "full-access-users=1002\n"
+                                  "socket-group=0\n");
+  const char *rule = NULL;
+
+  g_assert_cmpint(policy_client_access(policy, "vm1", 1001, 1, &rule), ==, POLICY_ACCESS_FULL);
+  assert_rule(rule, "full-access-users=1001 ([defaults] of test.conf)");
+  g_assert_cmpint(policy_client_access(policy, "vm1", 1002, 1, &rule), ==, POLICY_ACCESS_READ);
+  assert_rule(rule, "read-only-users");
+  g_assert_cmpint(policy_client_access(policy, "vm1", 1003, 1, NULL), ==, POLICY_ACCESS_READ);
+  g_assert_cmpint(policy_client_access(policy, "vm1", 5000, 2000, &rule), ==, POLICY_ACCESS_READ);
+  assert_rule(rule, "read-only-groups=2000");
+  g_assert_cmpint(policy_client_access(policy, "vm1", 5000, 5000, &rule), ==, POLICY_ACCESS_NONE);
+  assert_rule(rule, "test.conf");
+  assert_rule(rule, "vm1");
+  /* a VM's key replaces the default one */
+  g_assert_cmpint(policy_client_access(policy, "vm2", 1002, 1, &rule), ==, POLICY_ACCESS_FULL);
+  assert_rule(rule, "[vm vm2]");
+  g_assert_cmpint(policy_client_access(policy, "vm2", 1001, 1, NULL), ==, POLICY_ACCESS_NONE);
+  /* root and hostdevd's own user cannot be locked out */
+  g_assert_cmpint(policy_client_access(policy, "vm2", 0, 0, NULL), ==, POLICY_ACCESS_FULL);
+  g_assert_cmpint(policy_client_access(policy, "vm2", DAEMON_UID, 0, NULL), ==,
+                  POLICY_ACCESS_FULL);
+
+  gid_t gid = 99;
+  g_assert_true(policy_socket_group(policy, "vm1", &gid));
+  g_assert_cmpuint(gid, ==, 2000);
+  g_assert_true(policy_socket_group(policy, "vm2", &gid));
+  g_assert_cmpuint(gid, ==, 0);
+}
+
+static void
+test_names_resolved(void)
+{
+  g_autoptr(Policy) policy = load("[defaults]\nfull-access-users=root\nread-only-groups=root\n");
+  g_assert_cmpint(policy_client_access(policy, "x", 7, 0, NULL), ==, POLICY_ACCESS_READ);
+  assert_load_fails("[defaults]\nread-only-users=no-such-user-hostdevd\n", "not a user");
+  assert_load_fails("[defaults]\nread-only-groups=no-such-group-hostdevd\n", "not a group");
+}
+
+static void
+test_read_only_commands(void)
+{
+  g_assert_true(policy_command_is_read_only("list-devices"));
+  g_assert_true(policy_command_is_read_only("dumpxml"));
+  g_assert_true(policy_command_is_read_only("query-version"));
+  g_assert_false(policy_command_is_read_only("attach-device"));
+  g_assert_false(policy_command_is_read_only("detach-device"));
+  g_assert_false(policy_command_is_read_only("anything-else"));
+}
+
+static void
+test_invalid_files(void)
+{
+  assert_load_fails("[defaults]\nmax-device=3\n", "unknown key");
+  assert_load_fails("[defaults]\nmax-devices=-1\n", "max-devices");
+  assert_load_fails("[defaults]\nmax-devices=99999\n", "0 to 4096");
+  assert_load_fails("[defaults]\nallow-boot-vga=maybe\n", "true or false");
+  assert_load_fails("[global]\n", "unknown section [global]");
+  assert_load_fails("[vm ../etc]\n", "unknown section");
+  assert_load_fails("[defaults]\nallow-pci=0000:01:00.0/../x\n", "PCI address pattern");
+  assert_load_fails("[defaults]\nallow-pci-ids=10de\n", "VENDOR:DEVICE");
+  assert_load_fails("[defaults]\nallow-pci-classes=0x030\n", "2, 4 or 6 hex digits");
+  assert_load_fails("[defaults]\nallow-pci-classes=zz\n", "2, 4 or 6 hex digits");
+  assert_load_fails("[defaults]\nsocket-group=1;2\n", "exactly one group");
+  assert_load_fails("not a key file\n", "test.conf");
+  assert_load_fails("[vm a]\nallow-usb=046d:c52b\n[vm b]\ndeny-usb=x:y\n", "[vm b]");
+}
+
+static void
+test_always_denied(void)
+{
+  g_autoptr(Policy) policy = load("[defaults]\nallow-pci-classes=0x06\nallow-boot-vga=false\n");
+  g_autoptr(Policy) builtin = policy_new_default(DAEMON_UID);
+  const char *rule = NULL;
+  PolicyDeviceFacts root_port = pci(0, 0x8086, 0x29c0, 0x060400);
+  PolicyDeviceFacts host_bridge = pci(0, 0x8086, 0x29c0, 0x060000);
+
+  g_assert_false(policy_check_device(policy, "vm1", &root_port, 0, &rule));
+  assert_rule(rule, "always denied");
+  g_assert_false(policy_check_device(builtin, "vm1", &host_bridge, 0, &rule));
+  assert_rule(rule, "bridges and root ports");
+
+  PolicyDeviceFacts vga = pci(1, 0x1234, 0x1111, 0x030000);
+  vga.boot_vga = TRUE;
+  g_assert_false(policy_check_device(builtin, "vm1", &vga, 0, &rule));
+  assert_rule(rule, "boot_vga");
+  g_assert_false(policy_check_device(policy, "vm1", &vga, 0, &rule));
+  assert_rule(rule, "allow-boot-vga=false ([defaults] of test.conf)");
+
+  g_autoptr(Policy) allowing = load("[vm desk]\nallow-boot-vga=true\n");
+  g_assert_true(policy_check_device(allowing, "desk", &vga, 0, NULL));
+  g_assert_false(policy_check_device(allowing, "other", &vga, 0, NULL));
+}
+
+static void
+test_max_devices(void)
+{
+  g_autoptr(Policy) policy = load("[defaults]\nmax-devices=2\n[vm big]\nmax-devices=3\n");
+  g_autoptr(Policy) builtin = policy_new_default(DAEMON_UID);
+  PolicyDeviceFacts key = usb(0x046d, 0xc52b);
+  const char *rule = NULL;
+
+  g_assert_true(policy_check_device(policy, "vm1", &key, 1, NULL));
+  g_assert_false(policy_check_device(policy, "vm1", &key, 2, &rule));
+  assert_rule(rule, "max-devices=2");
+  g_assert_true(policy_check_device(policy, "big", &key, 2, NULL));
+  g_assert_cmpuint(policy_max_devices(policy, "big"), ==, 3);
+  g_assert_cmpuint(policy_max_devices(builtin, "big"), ==, POLICY_DEFAULT_MAX_DEVICES);
+  g_assert_false(policy_check_device(builtin, "vm1", &key, POLICY_DEFAULT_MAX_DEVICES, &rule));
+  assert_rule(rule, "max-devices");
+}
+
+static void
+test_pci_lists(void)
+{
+  g_autoptr(Policy) policy = load("[defaults]\n"
+                                  "allow-pci=0000:0A:*\n"
+                                  "allow-pci-ids=10de:*;8086:1521\n"
+                                  "allow-pci-classes=0x0c03;0x0200\n"
+                                  "deny-pci-ids=10de:0fff\n"
+                                  "[vm locked]\n"
+                                  "allow-pci=\n"
+                                  "allow-pci-ids=\n"
+                                  "allow-pci-classes=\n");
+  const char *rule = NULL;
+  PolicyDeviceFacts gpu = pci(1, 0x10de, 0x1eb8, 0x030000);
+  PolicyDeviceFacts denied_gpu = pci(1, 0x10de, 0x0fff, 0x030000);
+  PolicyDeviceFacts nic = pci(2, 0x8086, 0x1521, 0x020000);
+  PolicyDeviceFacts other_nic = pci(2, 0x14e4, 0x1657, 0x020000);
+  PolicyDeviceFacts xhci = pci(3, 0x1b36, 0x000d, 0x0c0330);
+  PolicyDeviceFacts on_bus_a = pci(0xa, 0x1af4, 0x1000, 0x010000);
+  PolicyDeviceFacts storage = pci(4, 0x1af4, 0x1001, 0x010000);
+
+  g_assert_true(policy_check_device(policy, "vm1", &gpu, 0, &rule));
+  assert_rule(rule, "allow-pci-ids entry '10de:*'");
+  g_assert_false(policy_check_device(policy, "vm1", &denied_gpu, 0, &rule));
+  assert_rule(rule, "deny-pci-ids entry '10de:0fff' ([defaults] of test.conf)");
+  g_assert_true(policy_check_device(policy, "vm1", &nic, 0, &rule));
+  g_assert_true(policy_check_device(policy, "vm1", &other_nic, 0, &rule));
+  assert_rule(rule, "allow-pci-classes entry '0x0200'");
+  g_assert_true(policy_check_device(policy, "vm1", &xhci, 0, &rule));
+  assert_rule(rule, "0x0c03");
+  g_assert_true(policy_check_device(policy, "vm1", &on_bus_a, 0, &rule));
+  assert_rule(rule, "allow-pci entry '0000:0a:*'");
+  g_assert_false(policy_check_device(policy, "vm1", &storage, 0, &rule));
+  assert_rule(rule, "matches no entry of allow-pci=0000:0A:*");
+  /* empty allow lists in a VM's section allow nothing */
+  g_assert_false(policy_check_device(policy, "locked", &gpu, 0, &rule));
+  assert_rule(rule, "[vm locked]");
+  /* USB is not restricted by PCI lists */
+  PolicyDeviceFacts key = usb(0x046d, 0xc52b);
+  g_assert_true(policy_check_device(policy, "locked", &key, 0, &rule));
+  assert_rule(rule, "no allow-usb");
+}
+
+static void
+test_usb_lists(void)
+{
+  g_autoptr(Policy) policy = load("[defaults]\nallow-usb=046D:C52B;0627:*\ndeny-usb=0627:0002\n");
+  g_autoptr(Policy) deny_only = load("[defaults]\ndeny-usb=dead:*\n");
+  g_autoptr(Policy) builtin = policy_new_default(DAEMON_UID);
+  const char *rule = NULL;
+  PolicyDeviceFacts logitech = usb(0x046d, 0xc52b);
+  PolicyDeviceFacts tablet = usb(0x0627, 0x0001);
+  PolicyDeviceFacts denied = usb(0x0627, 0x0002);
+  PolicyDeviceFacts stranger = usb(0x1d6b, 0x0104);
+  PolicyDeviceFacts unknown = { .type = POLICY_DEVICE_USB };
+
+  g_assert_true(policy_check_device(policy, "vm1", &logitech, 0, &rule));
+  assert_rule(rule, "allow-usb entry '046d:c52b'");
+  g_assert_true(policy_check_device(policy, "vm1", &tablet, 0, NULL));
+  g_assert_false(policy_check_device(policy, "vm1", &denied, 0, &rule));
+  assert_rule(rule, "deny-usb entry '0627:0002'");
+  g_assert_false(policy_check_device(policy, "vm1", &stranger, 0, &rule));
+  assert_rule(rule, "matches no entry of allow-usb");
+  g_assert_false(policy_check_device(policy, "vm1", &unknown, 0, &rule));
+  assert_rule(rule, "unknown");
+  g_assert_false(policy_check_device(deny_only, "vm1", &unknown, 0, &rule));
+  assert_rule(rule, "cannot be checked");
+  g_assert_true(policy_check_device(deny_only, "vm1", &stranger, 0, NULL));
+  g_assert_true(policy_check_device(builtin, "vm1", &unknown, 0, &rule));
+  assert_rule(rule, "default");
+}
+
+static void
+test_group_takeover(void)
+{
+  g_autoptr(Policy) policy = load("[vm gpu]\nallow-iommu-group-takeover=true\n");
+  g_autoptr(Policy) builtin = policy_new_default(DAEMON_UID);
+  const char *rule = NULL;
+
+  g_assert_true(policy_iommu_group_takeover_allowed(policy, "gpu", &rule));
+  assert_rule(rule, "allow-iommu-group-takeover=true ([vm gpu] of test.conf)");
+  g_assert_false(policy_iommu_group_takeover_allowed(policy, "other", &rule));
+  assert_rule(rule, "default");
+  g_assert_false(policy_iommu_group_takeover_allowed(builtin, "gpu", NULL));
+}
+
+static void
+test_describe(void)
+{
+  PolicyDeviceFacts nic = pci(1, 0x8086, 0x1521, 0x020000);
+  PolicyDeviceFacts key = usb(0x046d, 0xc52b);
+  g_autofree char *a = policy_describe_device(&nic);
+  g_autofree char *b = policy_describe_device(&key);
+  g_assert_cmpstr(a, ==, "PCI device 0000:01:00.0 [8086:1521] class 0x020000");
+  g_assert_cmpstr(b, ==, "USB device 046d:c52b");
+}
+
+static void
+test_load_file(void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_dir_make_tmp("hostdevd-policy-XXXXXX", &error);
+  g_assert_no_error(error);
+  g_autofree char *path = g_build_filename(dir, "policy.conf", NULL);
+  g_assert_true(g_file_set_contents(path, "[defaults]\nmax-devices=1\n", -1, &error));
+
+  g_assert_cmpint(g_chmod(path, 0644), ==, 0);
+  {
+    g_autoptr(Policy) policy = policy_load(path, getuid(), &error);
+    g_assert_no_error(error);
+    g_assert_cmpuint(policy_max_devices(policy, "x"), ==, 1);
+    g_assert_cmpstr(policy_get_origin(policy), ==, path);
+  }
+  /* anyone who could write it could give themselves every device */
+  g_assert_cmpint(g_chmod(path, 0666), ==, 0);
+  {
+    g_autoptr(Policy) policy = policy_load(path, getuid(), &error);
+    g_assert_null(policy);
+    g_assert_error(error, POLICY_ERROR, POLICY_ERROR_UNSAFE);
+    g_clear_error(&error);
+  }
+  g_unlink(path);
+  {
+    g_autoptr(Policy) policy = policy_load(path, getuid(), &error);
+    g_assert_null(policy);
+    g_assert_error(error, G_FILE_ERROR, G_FILE_ERROR_NOENT);
+    g_clear_error(&error);
+  }
+  g_rmdir(dir);
+}
+
+int
+main(int argc, char **argv)
+{
+  g_test_init(&argc, &argv, NULL);
+  g_test_add_func("/policy/clients/default", test_default_clients);
+  g_test_add_func("/policy/clients/file", test_clients_from_file);
+  g_test_add_func("/policy/clients/names", test_names_resolved);
+  g_test_add_func("/policy/clients/read-only-commands", test_read_only_commands);
+  g_test_add_func("/policy/file/invalid", test_invalid_files);
+  g_test_add_func("/policy/file/load", test_load_file);
+  g_test_add_func("/policy/devices/always-denied", test_always_denied);
+  g_test_add_func("/policy/devices/max", test_max_devices);
+  g_test_add_func("/policy/devices/pci", test_pci_lists);
+  g_test_add_func("/policy/devices/usb", test_usb_lists);
+  g_test_add_func("/policy/devices/group-takeover", test_group_takeover);
+  g_test_add_func("/policy/devices/describe", test_describe);
+  return g_test_run();
+}

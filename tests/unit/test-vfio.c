@@ -1,0 +1,925 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * test-vfio.c - IOMMU checks, group viability, managed binding and giving
+ * back, on the captured q35 tree with the fake kernel reacting to writes
+ *
+ * The central promise: whatever step of the managed binding fails, the
+ * device ends on its original driver with its original driver_override.
+ */
+#include "host-fixture.h"
+#include "host-pci.h"
+#include "vfio.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+typedef struct {
+  char *root;
+  FakeKernel *fake;
+} Tree;
+
+static const PciAddress e1000e = { 0, 0x01, 0x00, 0 };
+static const PciAddress nvme_vf = { 0, 0x02, 0x00, 1 };
+static const PciAddress e1000_a = { 0, 0x04, 0x01, 0 };
+static const PciAddress e1000_b = { 0, 0x04, 0x02, 0 };
+static const PciAddress mf_fn0 = { 0, 0x05, 0x00, 0 };
+static const PciAddress mf_fn1 = { 0, 0x05, 0x00, 1 };
+static const PciAddress missing = { 0, 0x09, 0x00, 0 };
+
+#define E1000E_DIR "sys/devices/pci0000:00/0000:00:03.0/0000:01:00.0"
+
+static void
+tree_setup(Tree *tree, gconstpointer data)
+{
+  tree->root = fixture_extract();
+  tree->fake = fake_kernel_new(tree->root);
+  vfio_set_wait_ms(200);
+}
+
+static void
+tree_teardown(Tree *tree, gconstpointer data)
+{
+  g_clear_pointer(&tree->fake, fake_kernel_free);
+  host_root_set(NULL);
+  fixture_remove(tree->root);
+  g_free(tree->root);
+  vfio_set_wait_ms(VFIO_DEFAULT_WAIT_MS);
+}
+
+static char *
+driver_of(Tree *tree, const PciAddress *addr)
+{
+  g_autofree char *bdf = pci_address_format(addr);
+  g_autofree char *rel = g_strdup_printf("sys/bus/pci/devices/%s/driver", bdf);
+
+  return fixture_link_name(tree->root, rel);
+}
+
+static char *
+override_of(Tree *tree, const PciAddress *addr)
+{
+  g_autofree char *bdf = pci_address_format(addr);
+  g_autofree char *rel = g_strdup_printf("sys/bus/pci/devices/%s/driver_override", bdf);
+
+  return fixture_read(tree->root, rel);
+}
+
+static void
+assert_on(Tree *tree, const PciAddress *addr, const char *driver, const char *override)
+{
+  g_autofree char *now = driver_of(tree, addr);
+  g_autofree char *over = override_of(tree, addr);
+
+  g_assert_cmpstr(now, ==, driver);
+  g_assert_cmpstr(over, ==, override);
+}
+
+static void
+empty_iommu_groups(Tree *tree)
+{
+  g_autofree char *groups = g_build_filename(tree->root, "sys/kernel/iommu_groups", NULL);
+
+  fixture_remove(groups);
+  fixture_mkdir(tree->root, "sys/kernel/iommu_groups");
+}
+
+/* ------------------------------------------------------------------ */
+/* vfio_check_iommu                                                    */
+
+static void
+test_iommu_ok(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true(vfio_check_iommu(&error));
+  g_assert_no_error(error);
+}
+
+static void
+test_iommu_off_dmar(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+
+  empty_iommu_groups(tree);
+  fixture_write(tree->root, "sys/firmware/acpi/tables/DMAR", "");
+  fixture_write(tree->root, "proc/cmdline", "BOOT_IMAGE=/vmlinuz quiet\n");
+  g_assert_false(vfio_check_iommu(&error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_HOST_ERROR,
+                        "PCI devices cannot be assigned: the firmware describes an "
+                        "Intel VT-d IOMMU (ACPI DMAR table), but the kernel has not "
+                        "enabled it (/sys/kernel/iommu_groups is empty); add "
+                        "intel_iommu=on to the kernel command line");
+  g_clear_error(&error);
+
+  fixture_write(tree->root, "proc/cmdline", "quiet intel_iommu=off\n");
+  g_assert_false(vfio_check_iommu(&error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_HOST_ERROR,
+                        "remove intel_iommu=off / iommu=off from the kernel command line");
+}
+
+static void
+test_iommu_off_ivrs(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+
+  empty_iommu_groups(tree);
+  fixture_write(tree->root, "sys/firmware/acpi/tables/IVRS", "");
+  g_assert_false(vfio_check_iommu(&error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_HOST_ERROR,
+                        "the firmware describes an AMD-Vi IOMMU (ACPI IVRS table), "
+                        "but the kernel has not enabled it");
+}
+
+static void
+test_iommu_absent(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+
+  empty_iommu_groups(tree);
+  g_assert_false(vfio_check_iommu(&error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_HOST_ERROR,
+                        "the host has no IOMMU enabled (/sys/kernel/iommu_groups "
+                        "is empty); enable VT-d (Intel) or AMD-Vi/IOMMU/SVM (AMD) "
+                        "in the firmware setup");
+}
+
+static void
+test_iommu_no_vfio_pci(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_build_filename(tree->root, "sys/bus/pci/drivers/vfio-pci", NULL);
+  g_autofree char *moved = g_build_filename(tree->root, "vfio-pci.away", NULL);
+
+  g_assert_cmpint(rename(dir, moved), ==, 0);
+  g_assert_false(vfio_check_iommu(&error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_HOST_ERROR,
+                        "the vfio-pci driver is not loaded (no "
+                        "/sys/bus/pci/drivers/vfio-pci): run `modprobe vfio-pci`");
+}
+
+static void
+test_iommu_no_type1(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_build_filename(tree->root, "sys/module/vfio_iommu_type1", NULL);
+  g_autofree char *moved = g_build_filename(tree->root, "type1.away", NULL);
+
+  g_assert_cmpint(rename(dir, moved), ==, 0);
+  g_assert_false(vfio_check_iommu(&error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_HOST_ERROR,
+                        "no VFIO IOMMU backend is loaded (neither vfio_iommu_type1 "
+                        "nor iommufd), so QEMU would fail with 'No available IOMMU "
+                        "models': run `modprobe vfio_iommu_type1`");
+  g_clear_error(&error);
+  fixture_mkdir(tree->root, "sys/module/iommufd");
+  g_assert_true(vfio_check_iommu(&error));
+  g_assert_no_error(error);
+}
+
+static void
+test_iommu_no_interrupt_remapping(Tree *tree, gconstpointer data)
+{
+  const char *unsafe = "sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts";
+  g_autoptr(GError) error = NULL;
+
+  /* bit 3 (IR) of the fixture's f00f4a cleared */
+  fixture_write(tree->root, "sys/devices/virtual/iommu/dmar0/intel-iommu/ecap", "f00f42\n");
+  g_assert_false(vfio_check_iommu(&error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_HOST_ERROR,
+                        "the host has no interrupt remapping, so VFIO refuses to "
+                        "assign devices: without it a device (and the guest driving "
+                        "it) can send arbitrary MSI interrupts to the host. Fix: the "
+                        "IOMMU dmar0 cannot remap interrupts (its ecap f00f42 lacks "
+                        "the IR bit)");
+  g_assert_nonnull(strstr(error->message,
+                          "echo 1 > /sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts"));
+  g_clear_error(&error);
+
+  fixture_write(tree->root, unsafe, "Y\n");
+  g_assert_true(vfio_check_iommu(&error));
+  g_assert_no_error(error);
+}
+
+static void
+test_iommu_intremap_off(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+
+  fixture_write(tree->root, "proc/cmdline", "intel_iommu=on intremap=off\n");
+  g_assert_false(vfio_check_iommu(&error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_HOST_ERROR,
+                        "Fix: the kernel command line turns interrupt remapping off "
+                        "(intremap=off); remove it");
+}
+
+/* ------------------------------------------------------------------ */
+/* Group viability                                                     */
+
+static void
+test_viable(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+
+  /* the VF alone in group 13; 05:00.0 with its sibling on vfio-pci */
+  g_assert_true(vfio_group_check_viable(13, &nvme_vf, &error));
+  g_assert_no_error(error);
+  g_assert_true(vfio_group_check_viable(12, &mf_fn0, &error));
+  g_assert_no_error(error);
+  /* bridges are exempt: group 3 is a root port on pcieport */
+  g_assert_true(vfio_group_check_viable(3, NULL, &error));
+  g_assert_no_error(error);
+}
+
+static void
+test_not_viable(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+
+  g_assert_false(vfio_group_check_viable(11, &e1000_a, &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_HOST_ERROR,
+                        "IOMMU group 11 of 0000:04:01.0 is not viable: the IOMMU "
+                        "cannot isolate the devices of a group from each other, so "
+                        "VFIO needs every other endpoint in it on vfio-pci or "
+                        "pci-stub, or unbound. In the way: 0000:04:02.0 [8086:100e] "
+                        "on driver e1000. Assign those devices to this VM too, detach "
+                        "them from their drivers (`hostdevctl nodedev-detach "
+                        "pci_0000_04_02_0`), allow hostdevd to take the whole group, "
+                        "or move the card to a slot with its own IOMMU group");
+  /* the bridge 03:00.0 is not named */
+  g_assert_null(strstr(error->message, "0000:03:00.0"));
+  g_clear_error(&error);
+
+  g_assert_false(vfio_group_check_viable(12, &mf_fn1, &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_HOST_ERROR,
+                        "In the way: 0000:05:00.0 [8086:10d3] on driver e1000e.");
+  g_clear_error(&error);
+
+  g_assert_false(vfio_group_check_viable(11, NULL, &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_HOST_ERROR,
+                        "In the way: 0000:04:01.0 [8086:100e] on driver e1000, "
+                        "0000:04:02.0 [8086:100e] on driver e1000.");
+  g_clear_error(&error);
+
+  g_assert_false(vfio_group_check_viable(99, NULL, &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_HOST_ERROR,
+                        "cannot list the devices of IOMMU group 99");
+}
+
+/* ------------------------------------------------------------------ */
+/* Records                                                             */
+
+static void
+test_record_new(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfioRecord) on_vfio = vfio_record_new(&mf_fn1, TRUE, &error);
+  g_autoptr(VfioRecord) none = NULL;
+
+  g_assert_no_error(error);
+  g_assert_cmpint(on_vfio->group, ==, 12);
+  g_assert_cmpstr(on_vfio->original_driver, ==, "vfio-pci");
+  g_assert_cmpstr(on_vfio->original_override, ==, "vfio-pci");
+  g_assert_true(vfio_record_is_clean(on_vfio));
+
+  none = vfio_record_new(&missing, TRUE, &error);
+  g_assert_null(none);
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_NOT_FOUND,
+                        "PCI device 0000:09:00.0 does not exist on this host");
+}
+
+static JsonObject *
+parse_object(const char *text)
+{
+  g_autoptr(JsonParser) parser = json_parser_new();
+  g_autoptr(GError) error = NULL;
+
+  json_parser_load_from_data(parser, text, -1, &error);
+  g_assert_no_error(error);
+  return json_object_ref(json_node_get_object(json_parser_get_root(parser)));
+}
+
+static char *
+object_to_text(JsonObject *object)
+{
+  g_autoptr(JsonNode) node = json_node_init_object(json_node_alloc(), object);
+
+  return json_to_string(node, FALSE);
+}
+
+static void
+test_record_json(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfioRecord) record = vfio_prepare(&e1000_a, TRUE, TRUE, (uid_t)-1, (gid_t)-1,
+                                              NULL, &error);
+  g_autoptr(JsonObject) json = NULL;
+  g_autoptr(JsonObject) again = NULL;
+  g_autoptr(VfioRecord) copy = NULL;
+  g_autofree char *text = NULL;
+  g_autofree char *text2 = NULL;
+
+  g_assert_no_error(error);
+  json = vfio_record_to_json(record);
+  text = object_to_text(json);
+  g_test_message("%s", text);
+  g_assert_nonnull(strstr(text, "\"address\":\"0000:04:01.0\""));
+  g_assert_nonnull(strstr(text, "\"original-driver\":\"e1000\""));
+  g_assert_nonnull(strstr(text, "\"original-override\":null"));
+  g_assert_nonnull(strstr(text, "\"bound-by-us\":true"));
+  g_assert_nonnull(strstr(text, "\"address\":\"0000:04:02.0\"")); /* companion */
+
+  copy = vfio_record_from_json(json, &error);
+  g_assert_no_error(error);
+  again = vfio_record_to_json(copy);
+  text2 = object_to_text(again);
+  g_assert_cmpstr(text, ==, text2);
+
+  /* what the journal holds is enough to undo: both back on e1000 */
+  g_assert_true(vfio_undo(copy, &error));
+  g_assert_no_error(error);
+  assert_on(tree, &e1000_a, "e1000", "(null)");
+  assert_on(tree, &e1000_b, "e1000", "(null)");
+}
+
+static void
+test_record_json_bad(Tree *tree, gconstpointer data)
+{
+  static const struct {
+    const char *json;
+    const char *message;
+  } cases[] = {
+    { "{\"address\": \"0000:01:20.0\"}", "slot must be 0x00..0x1f" },
+    { "{\"address\": 7}", "member 'address' must be a PCI address string" },
+    { "{\"address\": \"0000:01:00.0\", \"group\": -1}", "member 'group' is out of range" },
+    { "{\"address\": \"0000:01:00.0\", \"group\": 9, \"managed\": true, "
+      "\"original-driver\": \"../e1000e\", \"original-override\": null}",
+      "member 'original-driver' is not a driver name" },
+    { "{\"address\": \"0000:01:00.0\", \"group\": 9, \"managed\": true, "
+      "\"original-driver\": \"e1000e\", \"original-override\": null}",
+      "member 'steps' must be an object" },
+    { "{\"address\": \"0000:01:00.0\", \"group\": 9, \"managed\": true, "
+      "\"original-driver\": \"e1000e\", \"original-override\": null, "
+      "\"steps\": {\"override-written\": true, \"unbound\": true, \"probed\": true, "
+      "\"bound-by-us\": true}, \"node\": {\"chowned-by-us\": true, \"uid-before\": -5, "
+      "\"gid-before\": 0, \"mode-before\": 384}, \"companions\": []}",
+      "member 'uid-before' is out of range" },
+    { "{\"address\": \"0000:01:00.0\", \"group\": 9, \"managed\": true, "
+      "\"original-driver\": \"e1000e\", \"original-override\": null, "
+      "\"steps\": {\"override-written\": true, \"unbound\": true, \"probed\": true, "
+      "\"bound-by-us\": true}, \"node\": {\"chowned-by-us\": true, \"uid-before\": 0, "
+      "\"gid-before\": 0, \"mode-before\": 384}, \"companions\": [1]}",
+      "member 'companions' must hold objects" },
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autoptr(JsonObject) object = parse_object(cases[i].json);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(VfioRecord) record = vfio_record_from_json(object, &error);
+
+    g_assert_null(record);
+    assert_hostdevd_error(error, HOSTDEVD_ERROR_INVALID_ARGUMENT, cases[i].message);
+  }
+}
+
+/* ------------------------------------------------------------------ */
+/* Managed binding                                                     */
+
+static gboolean
+running_as_root(void)
+{
+  return geteuid() == 0;
+}
+
+static void
+test_prepare_and_undo(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfioRecord) record = NULL;
+  g_autofree char *log = NULL;
+  uid_t uid = running_as_root() ? 4242 : getuid();
+  gid_t gid = running_as_root() ? 4243 : getgid();
+  g_autofree char *node = g_build_filename(tree->root, "dev/vfio/9", NULL);
+  struct stat st;
+
+  g_assert_false(fixture_exists(tree->root, "dev/vfio/9"));
+  record = vfio_prepare(&e1000e, TRUE, FALSE, uid, gid, NULL, &error);
+  g_assert_no_error(error);
+  g_assert_nonnull(record);
+  assert_on(tree, &e1000e, "vfio-pci", "vfio-pci");
+  g_assert_cmpint(stat(node, &st), ==, 0);
+  g_assert_cmpuint(st.st_uid, ==, uid);
+  g_assert_cmpuint(st.st_gid, ==, gid);
+  g_assert_cmpuint(st.st_mode & 07777, ==, 0600);
+  g_assert_cmpstr(record->original_driver, ==, "e1000e");
+  g_assert_null(record->original_override);
+  g_assert_true(record->override_written && record->unbound && record->probed &&
+                record->bound_by_us);
+
+  /* the kernel's documented sequence, in order */
+  log = fake_kernel_log(tree->fake);
+  g_test_message("%s", log);
+  g_assert_nonnull(strstr(log,
+    "write sys/bus/pci/devices/0000:01:00.0/driver_override vfio-pci\n"
+    "write sys/bus/pci/drivers/e1000e/unbind 0000:01:00.0\n"
+    "write sys/bus/pci/drivers_probe 0000:01:00.0\n"));
+
+  g_assert_true(vfio_undo(record, &error));
+  g_assert_no_error(error);
+  assert_on(tree, &e1000e, "e1000e", "(null)");
+  g_assert_false(fixture_exists(tree->root, "dev/vfio/9"));
+  g_assert_true(vfio_record_is_clean(record));
+}
+
+static void
+test_prepare_unmanaged(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfioRecord) record = NULL;
+
+  record = vfio_prepare(&e1000e, FALSE, FALSE, (uid_t)-1, (gid_t)-1, NULL, &error);
+  g_assert_null(record);
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_HOST_ERROR,
+                        "PCI device 0000:01:00.0 is bound to driver 'e1000e', not "
+                        "vfio-pci, and managed='no' forbids hostdevd to rebind it: "
+                        "use managed='yes', or bind it first with "
+                        "`hostdevctl nodedev-detach pci_0000_01_00_0`; nothing was "
+                        "changed: the device is on its driver e1000e");
+  g_clear_error(&error);
+  assert_on(tree, &e1000e, "e1000e", "(null)");
+
+  record = vfio_prepare(&nvme_vf, FALSE, FALSE, (uid_t)-1, (gid_t)-1, NULL, &error);
+  g_assert_null(record);
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_HOST_ERROR,
+                        "PCI device 0000:02:00.1 is not bound to any driver, and "
+                        "managed='no' needs it on vfio-pci: use managed='yes', or "
+                        "bind it first with `hostdevctl nodedev-detach pci_0000_02_00_1`; "
+                        "nothing was changed: the device is unbound");
+  g_clear_error(&error);
+
+  /* on vfio-pci, but its group is not viable: refused before anything */
+  record = vfio_prepare(&mf_fn1, FALSE, FALSE, (uid_t)-1, (gid_t)-1, NULL, &error);
+  g_assert_null(record);
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_HOST_ERROR,
+                        "IOMMU group 12 of 0000:05:00.1 is not viable");
+  assert_on(tree, &mf_fn0, "e1000e", "(null)");
+}
+
+/* The unbound VF: bound, then given back unbound (no probe on undo). */
+static void
+test_prepare_unbound(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfioRecord) record = vfio_prepare(&nvme_vf, TRUE, FALSE, (uid_t)-1, (gid_t)-1,
+                                              NULL, &error);
+
+  g_assert_no_error(error);
+  assert_on(tree, &nvme_vf, "vfio-pci", "vfio-pci");
+  g_assert_true(fixture_exists(tree->root, "dev/vfio/13"));
+  g_assert_false(record->unbound);
+  g_assert_true(vfio_undo(record, &error));
+  g_assert_no_error(error);
+  assert_on(tree, &nvme_vf, NULL, "(null)");
+  g_assert_false(fixture_exists(tree->root, "dev/vfio/13"));
+}
+
+static void
+test_whole_group(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfioRecord) record = NULL;
+
+  /* without the switch: refused, nothing touched */
+  record = vfio_prepare(&e1000_a, TRUE, FALSE, (uid_t)-1, (gid_t)-1, NULL, &error);
+  g_assert_null(record);
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_HOST_ERROR,
+                        "IOMMU group 11 of 0000:04:01.0 is not viable");
+  g_clear_error(&error);
+  assert_on(tree, &e1000_a, "e1000", "(null)");
+  assert_on(tree, &e1000_b, "e1000", "(null)");
+
+  record = vfio_prepare(&e1000_a, TRUE, TRUE, (uid_t)-1, (gid_t)-1, NULL, &error);
+  g_assert_no_error(error);
+  g_assert_cmpuint(record->companions->len, ==, 1);
+  assert_on(tree, &e1000_a, "vfio-pci", "vfio-pci");
+  assert_on(tree, &e1000_b, "vfio-pci", "vfio-pci");
+  g_assert_true(fixture_exists(tree->root, "dev/vfio/11"));
+
+  g_assert_true(vfio_undo(record, &error));
+  g_assert_no_error(error);
+  assert_on(tree, &e1000_a, "e1000", "(null)");
+  assert_on(tree, &e1000_b, "e1000", "(null)");
+  g_assert_false(fixture_exists(tree->root, "dev/vfio/11"));
+}
+
+/* A companion that fails to bind: the device and every companion go back. */
+static void
+test_whole_group_failure(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfioRecord) record = NULL;
+
+  fake_kernel_fail_write(tree->fake, "drivers/e1000/unbind", EIO);
+  record = vfio_prepare(&e1000_a, TRUE, TRUE, (uid_t)-1, (gid_t)-1, NULL, &error);
+  g_assert_null(record);
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_HOST_ERROR,
+                        "taking the whole IOMMU group 11 failed: cannot unbind from "
+                        "driver e1000 PCI device 0000:04:02.0");
+  assert_on(tree, &e1000_a, "e1000", "(null)");
+  assert_on(tree, &e1000_b, "e1000", "(null)");
+}
+
+/* Failure injection at each step of the managed binding. */
+typedef struct {
+  const char *name;
+  void (*inject)(FakeKernel *fake);
+  const char *message;
+} Injection;
+
+static void inject_override(FakeKernel *f) { fake_kernel_fail_write(f, "0000:01:00.0/driver_override", EACCES); }
+static void inject_unbind(FakeKernel *f) { fake_kernel_fail_write(f, "drivers/e1000e/unbind", EBUSY); }
+static void inject_probe_write(FakeKernel *f) { fake_kernel_fail_write(f, "drivers_probe", EINVAL); }
+static void inject_probe_nothing(FakeKernel *f) { fake_kernel_set_probe_mode(f, FAKE_PROBE_NOTHING); }
+static void inject_probe_other(FakeKernel *f) { fake_kernel_set_probe_mode(f, FAKE_PROBE_OTHER); }
+static void inject_no_node(FakeKernel *f) { fake_kernel_set_vfio_node(f, TRUE, 0); }
+static void inject_chown(FakeKernel *f) { fake_kernel_fail_chown(f, EPERM); }
+static void inject_chmod(FakeKernel *f) { fake_kernel_fail_chmod(f, EROFS); }
+
+static const Injection injections[] = {
+  { "override", inject_override,
+    "cannot set driver_override=vfio-pci on PCI device 0000:01:00.0: writing "
+    "'vfio-pci' to /sys/bus/pci/devices/0000:01:00.0/driver_override failed: "
+    "Permission denied; hostdevd needs root (CAP_SYS_ADMIN) and a writable /sys" },
+  { "unbind", inject_unbind,
+    "cannot unbind from driver e1000e PCI device 0000:01:00.0: writing "
+    "'0000:01:00.0' to /sys/bus/pci/drivers/e1000e/unbind failed: Device or "
+    "resource busy; dmesg may say why" },
+  { "probe-write", inject_probe_write,
+    "cannot probe drivers for PCI device 0000:01:00.0: writing '0000:01:00.0' to "
+    "/sys/bus/pci/drivers_probe failed: Invalid argument" },
+  { "probe-nothing", inject_probe_nothing,
+    "vfio-pci did not take PCI device 0000:01:00.0 within 200 ms (it stayed "
+    "unbound): is vfio-pci loaded (`modprobe vfio-pci`)?" },
+  { "probe-other", inject_probe_other,
+    "PCI device 0000:01:00.0 went to driver 'pci-stub' instead of vfio-pci after "
+    "drivers_probe" },
+  { "no-node", inject_no_node,
+    "PCI device 0000:01:00.0 is on vfio-pci, but /dev/vfio/9 (its IOMMU group) "
+    "did not appear within 200 ms: check that devtmpfs is mounted on /dev" },
+  { "chown", inject_chown,
+    "cannot give QEMU (uid 4242, gid 4243) access to /dev/vfio/9: cannot change "
+    "the owner of /dev/vfio/9 to 4242:4243: Operation not permitted; hostdevd "
+    "needs CAP_CHOWN and CAP_FOWNER" },
+  { "chmod", inject_chmod,
+    "cannot give QEMU (uid 4242, gid 4243) access to /dev/vfio/9: cannot change "
+    "the mode of /dev/vfio/9 to 0600: Read-only file system; /dev is read-only" },
+};
+
+static void
+run_injection(Tree *tree, const Injection *injection, const char *original_override)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfioRecord) record = NULL;
+  g_autofree char *log = NULL;
+  g_autofree char *expected_tail = NULL;
+
+  if (original_override != NULL) {
+    /* an override someone set before: it must read back the same */
+    g_autofree char *text = g_strdup_printf("%s\n", original_override);
+    fixture_write(tree->root, E1000E_DIR "/driver_override", text);
+  }
+  injection->inject(tree->fake);
+  record = vfio_prepare(&e1000e, TRUE, FALSE, 4242, 4243, NULL, &error);
+  g_assert_null(record);
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_HOST_ERROR, injection->message);
+  expected_tail = g_strdup("; nothing was changed: the device is on its driver e1000e");
+  g_assert_true(g_str_has_suffix(error->message, expected_tail));
+  assert_on(tree, &e1000e, "e1000e", original_override ? original_override : "(null)");
+  g_assert_false(fixture_exists(tree->root, "dev/vfio/9"));
+  log = fake_kernel_log(tree->fake);
+  g_test_message("%s", log);
+}
+
+static void
+test_injection(Tree *tree, gconstpointer data)
+{
+  run_injection(tree, data, NULL);
+}
+
+static void
+test_injection_with_override(Tree *tree, gconstpointer data)
+{
+  run_injection(tree, data, "e1000e");
+}
+
+/* The node appears late (udev): the bounded wait covers it. */
+static void
+test_node_late(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfioRecord) record = NULL;
+
+  fake_kernel_set_vfio_node(tree->fake, FALSE, 60);
+  record = vfio_prepare(&e1000e, TRUE, FALSE, (uid_t)-1, (gid_t)-1, NULL, &error);
+  g_assert_no_error(error);
+  g_assert_true(fixture_exists(tree->root, "dev/vfio/9"));
+  g_assert_true(vfio_undo(record, &error));
+  g_assert_no_error(error);
+}
+
+/* Undo that fails half-way can be run again and finishes the rest. */
+static void
+test_undo_retry(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfioRecord) record = vfio_prepare(&e1000e, TRUE, FALSE, (uid_t)-1,
+                                              (gid_t)-1, NULL, &error);
+
+  g_assert_no_error(error);
+  fake_kernel_fail_write(tree->fake, "drivers_probe", ENODEV);
+  g_assert_false(vfio_undo(record, &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_HOST_ERROR,
+                        "cannot probe drivers for PCI device 0000:01:00.0");
+  g_clear_error(&error);
+  assert_on(tree, &e1000e, NULL, "(null)");
+  g_assert_false(record->override_written);
+  g_assert_true(record->unbound);
+
+  g_assert_true(vfio_undo(record, &error));
+  g_assert_no_error(error);
+  assert_on(tree, &e1000e, "e1000e", "(null)");
+
+  /* a driver that does not come back: named, with the remedy */
+  record->unbound = TRUE;
+  {
+    g_autofree char *link = g_strdup(E1000E_DIR "/driver");
+    fixture_unlink(tree->root, link);
+    fixture_unlink(tree->root, "sys/bus/pci/drivers/e1000e/0000:01:00.0");
+  }
+  fake_kernel_set_probe_mode(tree->fake, FAKE_PROBE_NOTHING);
+  g_assert_false(vfio_undo(record, &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_HOST_ERROR,
+                        "PCI device 0000:01:00.0 did not return to its driver e1000e "
+                        "within 200 ms (it is unbound): load the driver (`modprobe "
+                        "e1000e`) or bind it by hand: echo 0000:01:00.0 > "
+                        "/sys/bus/pci/drivers/e1000e/bind");
+}
+
+/* Ownership: the second device of a group inherits the first one's
+ * "before", so whichever leaves last restores the original owner. */
+static void
+test_sibling_ownership(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfioRecord) first = NULL;
+  g_autoptr(VfioRecord) second = NULL;
+  g_autofree char *node = g_build_filename(tree->root, "dev/vfio/12", NULL);
+  uid_t uid = running_as_root() ? 4242 : getuid();
+  gid_t gid = running_as_root() ? 4243 : getgid();
+  struct stat before, after;
+
+  g_assert_cmpint(stat(node, &before), ==, 0);
+  g_assert_cmpint(chmod(node, 0640), ==, 0);
+  first = vfio_prepare(&mf_fn0, TRUE, FALSE, uid, gid, NULL, &error);
+  g_assert_no_error(error);
+  g_assert_true(first->chowned_by_us);
+  g_assert_cmpuint(first->node_mode_before, ==, 0640);
+
+  second = vfio_prepare(&mf_fn1, TRUE, FALSE, uid, gid, first, &error);
+  g_assert_no_error(error);
+  g_assert_true(second->chowned_by_us);
+  g_assert_cmpuint(second->node_uid_before, ==, before.st_uid);
+  g_assert_cmpuint(second->node_mode_before, ==, 0640);
+  g_assert_false(second->bound_by_us); /* it was on vfio-pci already */
+
+  /* the first leaves first; the second, last, restores the original */
+  g_assert_true(vfio_undo(first, &error));
+  g_assert_no_error(error);
+  g_assert_true(vfio_undo(second, &error));
+  g_assert_no_error(error);
+  g_assert_cmpint(stat(node, &after), ==, 0);
+  g_assert_cmpuint(after.st_uid, ==, before.st_uid);
+  g_assert_cmpuint(after.st_gid, ==, before.st_gid);
+  g_assert_cmpuint(after.st_mode & 07777, ==, 0640);
+  assert_on(tree, &mf_fn0, "e1000e", "(null)");
+  assert_on(tree, &mf_fn1, "vfio-pci", "vfio-pci");
+}
+
+/* ------------------------------------------------------------------ */
+/* Giving back in a worker thread                                      */
+
+typedef struct {
+  GMainLoop *loop;
+  gboolean done;
+  GError *error;
+  gboolean late_done;
+  GError *late_error;
+  guint ticks;
+} Wait;
+
+static void
+on_restored(GObject *source, GAsyncResult *result, gpointer data)
+{
+  Wait *wait = data;
+
+  vfio_restore_finish(result, &wait->error);
+  wait->done = TRUE;
+  g_main_loop_quit(wait->loop);
+}
+
+static void
+on_late(VfioRecord *record, const GError *error, gpointer data)
+{
+  Wait *wait = data;
+
+  wait->late_done = TRUE;
+  wait->late_error = error ? g_error_copy(error) : NULL;
+  g_main_loop_quit(wait->loop);
+}
+
+static gboolean
+on_tick(gpointer data)
+{
+  Wait *wait = data;
+
+  wait->ticks++;
+  return G_SOURCE_CONTINUE;
+}
+
+static void
+test_restore_async(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfioRecord) record = vfio_prepare(&e1000e, TRUE, FALSE, (uid_t)-1,
+                                              (gid_t)-1, NULL, &error);
+  Wait wait = { g_main_loop_new(NULL, FALSE) };
+
+  g_assert_no_error(error);
+  vfio_restore_async(record, 5000, on_late, &wait, NULL, on_restored, &wait);
+  g_main_loop_run(wait.loop);
+  g_assert_true(wait.done);
+  g_assert_no_error(wait.error);
+  g_assert_false(wait.late_done);
+  assert_on(tree, &e1000e, "e1000e", "(null)");
+  g_main_loop_unref(wait.loop);
+}
+
+/* QEMU still holds the device: the kernel blocks the unbind.  The main
+ * loop keeps running, the caller gets Timeout, and the restore finishes
+ * when QEMU lets go. */
+static void
+test_restore_held(Tree *tree, gconstpointer data)
+{
+  gboolean cancel = GPOINTER_TO_INT(data);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfioRecord) record = vfio_prepare(&e1000e, TRUE, FALSE, (uid_t)-1,
+                                              (gid_t)-1, NULL, &error);
+  g_autoptr(GCancellable) cancellable = g_cancellable_new();
+  Wait wait = { g_main_loop_new(NULL, FALSE) };
+  guint tick;
+
+  g_assert_no_error(error);
+  fake_kernel_hold_vfio(tree->fake);
+  tick = g_timeout_add(10, on_tick, &wait);
+  vfio_restore_async(record, cancel ? 60000 : 150, on_late, &wait, cancellable,
+                     on_restored, &wait);
+  if (cancel) {
+    while (!fake_kernel_unbind_blocked(tree->fake))
+      g_main_context_iteration(NULL, TRUE);
+    g_cancellable_cancel(cancellable);
+  }
+  g_main_loop_run(wait.loop);
+  g_assert_true(wait.done);
+  if (!cancel)
+    g_assert_cmpuint(wait.ticks, >, 2); /* the main loop was never blocked */
+  g_assert_true(fake_kernel_unbind_blocked(tree->fake));
+  assert_hostdevd_error(wait.error, HOSTDEVD_ERROR_TIMEOUT,
+                        cancel ? "PCI device 0000:01:00.0 is still held by QEMU: the "
+                                 "kernel keeps its unbind from vfio-pci waiting (the "
+                                 "wait was cancelled)"
+                               : "PCI device 0000:01:00.0 is still held by QEMU: the "
+                                 "kernel keeps its unbind from vfio-pci waiting (more "
+                                 "than 150 ms so far). The device goes back to the host "
+                                 "as soon as QEMU releases it");
+  assert_on(tree, &e1000e, "vfio-pci", "(null)");
+
+  fake_kernel_release_vfio(tree->fake);
+  g_main_loop_run(wait.loop);
+  g_assert_true(wait.late_done);
+  g_assert_no_error(wait.late_error);
+  assert_on(tree, &e1000e, "e1000e", "(null)");
+  g_source_remove(tick);
+  g_clear_error(&wait.error);
+  g_main_loop_unref(wait.loop);
+}
+
+static void
+test_restore_async_error(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfioRecord) record = vfio_prepare(&e1000e, TRUE, FALSE, (uid_t)-1,
+                                              (gid_t)-1, NULL, &error);
+  Wait wait = { g_main_loop_new(NULL, FALSE) };
+
+  g_assert_no_error(error);
+  fake_kernel_fail_write(tree->fake, "0000:01:00.0/driver_override", EIO);
+  vfio_restore_async(record, 5000, NULL, NULL, NULL, on_restored, &wait);
+  g_main_loop_run(wait.loop);
+  assert_hostdevd_error(wait.error, HOSTDEVD_ERROR_HOST_ERROR,
+                        "cannot restore driver_override of PCI device 0000:01:00.0");
+  g_clear_error(&wait.error);
+  g_main_loop_unref(wait.loop);
+}
+
+/* ------------------------------------------------------------------ */
+/* nodedev-detach / nodedev-reattach                                    */
+
+static void
+test_detach_reattach(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfioRecord) record = vfio_detach_from_host(&e1000e, &error);
+  g_autofree char *driver = NULL;
+
+  g_assert_no_error(error);
+  assert_on(tree, &e1000e, "vfio-pci", "vfio-pci");
+
+  fake_kernel_hold_vfio(tree->fake);
+  g_assert_false(vfio_reattach_to_host(&e1000e, 100, &driver, &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_TIMEOUT,
+                        "PCI device 0000:01:00.0 is still held by a QEMU process");
+  g_clear_error(&error);
+  fake_kernel_release_vfio(tree->fake);
+  /* the abandoned worker finishes once released */
+  for (int i = 0; i < 200 && !fixture_exists(tree->root, E1000E_DIR "/driver"); i++)
+    g_usleep(5000);
+  for (int i = 0; i < 200; i++) {
+    g_autofree char *now = driver_of(tree, &e1000e);
+    if (g_strcmp0(now, "e1000e") == 0)
+      break;
+    g_usleep(5000);
+  }
+  assert_on(tree, &e1000e, "e1000e", "(null)");
+
+  g_assert_true(vfio_reattach_to_host(&e1000e, 1000, &driver, &error));
+  g_assert_no_error(error);
+  g_assert_cmpstr(driver, ==, "e1000e");
+  g_clear_pointer(&driver, g_free);
+
+  /* 05:00.1 was set up by hand with driver_override=vfio-pci */
+  g_assert_true(vfio_reattach_to_host(&mf_fn1, 1000, &driver, &error));
+  g_assert_no_error(error);
+  assert_on(tree, &mf_fn1, NULL, "(null)"); /* its native driver is vfio-pci */
+}
+
+int
+main(int argc, char **argv)
+{
+  g_test_init(&argc, &argv, NULL);
+  /* hostdevd logs warnings on purpose (allow_unsafe_interrupts, a step of
+   * an undo that failed); criticals stay fatal */
+  g_log_set_always_fatal(G_LOG_FATAL_MASK | G_LOG_LEVEL_CRITICAL);
+
+#define TREE_TEST(path, func) \
+  g_test_add("/vfio/" path, Tree, NULL, tree_setup, func, tree_teardown)
+
+  TREE_TEST("iommu/ok", test_iommu_ok);
+  TREE_TEST("iommu/off-with-dmar", test_iommu_off_dmar);
+  TREE_TEST("iommu/off-with-ivrs", test_iommu_off_ivrs);
+  TREE_TEST("iommu/absent", test_iommu_absent);
+  TREE_TEST("iommu/no-vfio-pci", test_iommu_no_vfio_pci);
+  TREE_TEST("iommu/no-type1", test_iommu_no_type1);
+  TREE_TEST("iommu/no-interrupt-remapping", test_iommu_no_interrupt_remapping);
+  TREE_TEST("iommu/intremap-off", test_iommu_intremap_off);
+  TREE_TEST("group/viable", test_viable);
+  TREE_TEST("group/not-viable", test_not_viable);
+  TREE_TEST("record/new", test_record_new);
+  TREE_TEST("record/json", test_record_json);
+  TREE_TEST("record/json-bad", test_record_json_bad);
+  TREE_TEST("bind/prepare-and-undo", test_prepare_and_undo);
+  TREE_TEST("bind/unmanaged", test_prepare_unmanaged);
+  TREE_TEST("bind/unbound-device", test_prepare_unbound);
+  TREE_TEST("bind/whole-group", test_whole_group);
+  TREE_TEST("bind/whole-group-failure", test_whole_group_failure);
+  TREE_TEST("bind/node-late", test_node_late);
+  TREE_TEST("bind/undo-retry", test_undo_retry);
+  TREE_TEST("bind/sibling-ownership", test_sibling_ownership);
+  for (gsize i = 0; i < G_N_ELEMENTS(injections); i++) {
+    g_autofree char *path = g_strdup_printf("/vfio/inject/%s", injections[i].name);
+    g_autofree char *path2 = g_strdup_printf("/vfio/inject-with-override/%s", injections[i].name);
+
+    g_test_add(path, Tree, &injections[i], tree_setup, test_injection, tree_teardown);
+    g_test_add(path2, Tree, &injections[i], tree_setup, test_injection_with_override,
+               tree_teardown);
+  }
+  TREE_TEST("restore/async", test_restore_async);
+  TREE_TEST("restore/async-error", test_restore_async_error);
+  g_test_add("/vfio/restore/held-timeout", Tree, GINT_TO_POINTER(FALSE), tree_setup,
+             test_restore_held, tree_teardown);
+  g_test_add("/vfio/restore/held-cancelled", Tree, GINT_TO_POINTER(TRUE), tree_setup,
+             test_restore_held, tree_teardown);
+  TREE_TEST("detach-reattach", test_detach_reattach);
+  return g_test_run();
+}

@@ -1,0 +1,692 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The nested-VM scenarios: hostdevd on a real kernel with an emulated IOMMU.
+
+Each scenario drives hostdevd only through hostdevctl (hostdevd itself is
+started as a user would start it) and checks every outcome independently:
+in L1's sysfs (drivers, driver_override, /dev/vfio, SR-IOV, USB drivers) and
+through the test's own QMP connection to each L2 QEMU.
+
+L1's emulated host devices (see vmtest.py's L1 command line):
+  0000:01:00.0              e1000e, alone in its IOMMU group
+  0000:02:00.0              nvme PF with SR-IOV (2 VFs; VF 0000:02:00.1)
+  0000:03:00.0 + 04:01.0 + 04:02.0
+                            pcie-pci-bridge with two e1000: ONE group
+  0000:05:00.0 + 05:00.1    multifunction e1000e without ACS: ONE group
+  USB 1-1                   usb-kbd 0627:0001 on qemu-xhci (usbhid)
+
+A scenario whose hostdevd feature does not exist yet fails and says which
+step and what was expected; it never skips.
+"""
+import json
+import os
+import signal
+import subprocess
+import time
+import xml.etree.ElementTree as ET
+
+import l1lib
+from l1lib import Failure, check, wait_for
+
+E1000E = "0000:01:00.0"
+NVME_PF = "0000:02:00.0"
+NVME_VF = "0000:02:00.1"
+BRIDGE = "0000:03:00.0"
+E1000_A = "0000:04:01.0"
+E1000_B = "0000:04:02.0"
+MF0 = "0000:05:00.0"
+MF1 = "0000:05:00.1"
+KBD = ("0627", "0001")
+
+# The policy file of scenario 4 (hostdevd --policy FILE, GKeyFile): the
+# VM may take a whole multi-device IOMMU group, bound and given back together.
+POLICY_WHOLE_GROUP = """\
+# hostdevd policy used by tests/vm scenario 4
+[vm4]
+allow-whole-iommu-group=true
+"""
+
+
+class Scenario:
+    def __init__(self, number, title, function):
+        self.number = number
+        self.title = title
+        self.function = function
+
+
+SCENARIOS = {}
+
+
+def scenario(number, title):
+    def register(function):
+        SCENARIOS[number] = Scenario(number, title, function)
+        return function
+    return register
+
+
+# -- shared steps -----------------------------------------------------------
+
+def nodedev_name(bdf):
+    return "pci_" + bdf.replace(":", "_").replace(".", "_")
+
+
+def require_host_driver(bdf, driver):
+    got = l1lib.pci_driver(bdf)
+    check(got == driver, f"precondition: {bdf} should be on {driver} in L1, it is on {got}")
+
+
+def wait_host_driver(bdf, driver, timeout, why):
+    try:
+        wait_for(lambda: l1lib.pci_driver(bdf) == driver, timeout, f"{bdf} on {driver}")
+    except Failure:
+        raise Failure(f"{why}: {bdf} is on {l1lib.pci_driver(bdf)} "
+                      f"(driver_override '{l1lib.pci_override(bdf)}'), expected {driver}")
+
+
+def check_given_back(ctx, bdf, driver, why, netdev=True):
+    """@bdf back on its host @driver with driver_override cleared (and, for a
+    NIC, its network interface re-created)."""
+    wait_host_driver(bdf, driver, 30, why)
+    ctx.expect(l1lib.pci_override(bdf) == "",
+               f"{why}: driver_override of {bdf} left as '{l1lib.pci_override(bdf)}'")
+    if netdev:
+        try:
+            wait_for(lambda: l1lib.pci_netdevs(bdf), 20, f"a network interface of {bdf}")
+        except Failure:
+            ctx.expect(False, f"{why}: {bdf} is on {driver} but has no network interface")
+
+
+def attach_ok(ctx, vm, xml_path, what):
+    ctx.ctl("attach-device", vm, xml_path, check_ok=True, what=what)
+
+
+def vfio_alias(ctx, l2, bdf, why):
+    """The id of the one vfio-pci device with host=@bdf in L2 (test QMP)."""
+    aliases = [a for a, host in l2.qmp.vfio_devices().items() if host == bdf]
+    check(len(aliases) == 1, f"{why}: L2 {l2.name} should have one vfio-pci device for "
+                             f"{bdf}, QEMU has {l2.qmp.peripherals()}")
+    return aliases[0]
+
+
+def detach(ctx, vm, xml_path, wait, expect_status, what):
+    result, reply = ctx.ctl_json("detach-device", vm, xml_path, "--wait", str(wait),
+                                 check_ok=True, what=what,
+                                 timeout=wait + 60)
+    status = (reply or {}).get("return", {}).get("status")
+    check(status == expect_status,
+          f"{what}: expected status '{expect_status}', hostdevd replied {reply}")
+    return reply["return"]
+
+
+def runtime_mentions(ctx, bdf):
+    """Files of the runtime directory (where host-wide claims live) that
+    name @bdf, by file name or content; sockets are skipped."""
+    found = []
+    for root, _, files in os.walk(ctx.runtime):
+        for name in files:
+            path = os.path.join(root, name)
+            if not os.path.isfile(path) or os.path.islink(path):
+                continue
+            text = l1lib.read(path, "") or ""
+            variants = (bdf, bdf.replace(":", "_").replace(".", "_"), nodedev_name(bdf))
+            if any(v in name or v in text for v in variants):
+                found.append(os.path.relpath(path, ctx.runtime))
+    return found
+
+
+def error_of(reply):
+    return (reply or {}).get("error") or {}
+
+
+# -- 1 ----------------------------------------------------------------------
+
+@scenario(1, "managed e1000e: host driver -> vfio-pci -> booted L2, detach on DEVICE_DELETED, e1000e back")
+def managed_attach_booted_guest(ctx):
+    bdf = E1000E
+    require_host_driver(bdf, "e1000e")
+    netdevs = l1lib.pci_netdevs(bdf)
+    check(netdevs, f"precondition: {bdf} has no network interface in L1")
+    group = l1lib.pci_group(bdf)
+    check(l1lib.group_members(group) == [bdf],
+          f"precondition: {bdf} should be alone in IOMMU group {group}: {l1lib.group_members(group)}")
+
+    l2 = ctx.booted_l2("vm1")
+    guest_before = wait_for(l2.guest_pci, 30, "the L2 guest's PCI list")
+    ctx.log(f"guest PCI before: {guest_before}")
+    ctx.start_hostdevd(l2)
+    xml = ctx.file("e1000e.xml", l1lib.pci_xml(bdf, managed=True))
+
+    ctx.step("attach-device, managed='yes'")
+    attach_ok(ctx, "vm1", xml, "managed attach of the e1000e")
+    check(l1lib.pci_driver(bdf) == "vfio-pci",
+          f"after attach-device {bdf} is on {l1lib.pci_driver(bdf)}; managed='yes' must bind it to vfio-pci")
+    check(os.path.exists(f"/dev/vfio/{group}"), f"/dev/vfio/{group} missing after the attach")
+    alias = vfio_alias(ctx, l2, bdf, "after attach-device")
+
+    ctx.step("live XML shows the guest address")
+    live = ctx.dumpxml("vm1")
+    hostdev = l1lib.find_hostdev(live, bdf)
+    check(hostdev is not None, f"hostdevctl dumpxml vm1 has no <hostdev> for {bdf}")
+    alias_element = hostdev.find("alias")
+    ctx.expect(alias_element is not None and alias_element.get("name") == alias,
+               f"live XML alias {None if alias_element is None else alias_element.get('name')} "
+               f"is not QEMU's id {alias}")
+    address = hostdev.find("address")
+    check(address is not None and address.get("type") == "pci",
+          "the live XML has no guest <address type='pci'/> for the device")
+    bus, slot, function = (int(address.get(k, "-1"), 0) for k in ("bus", "slot", "function"))
+    parent_bus = l2.qmp.prop(alias, "parent_bus")
+    ctx.log(f"guest address bus={bus} slot={slot} function={function}; QEMU parent_bus {parent_bus}")
+    ctx.expect(parent_bus.rstrip("/").split("/")[-1] == f"pci.{bus}" and slot == 0 and function == 0,
+               f"live XML address bus={bus:#x} slot={slot:#x} function={function} does not match "
+               f"where QEMU put {alias} ({parent_bus}); bus N must be controller pci.N, slot 0")
+
+    ctx.step("the guest OS sees the device")
+    try:
+        wait_for(lambda: len(set(l2.guest_pci() or []) - set(guest_before)) == 1, 60,
+                 "the L2 guest to report the new PCI function", interval=0.5)
+    except Failure as e:
+        ctx.expect(False, f"{e} (guest reports {l2.guest_pci()})")
+
+    ctx.step("detach-device with a booted guest")
+    detach(ctx, "vm1", xml, 60, "detached", "detach of the e1000e from the booted guest")
+    l2.qmp.wait_event("DEVICE_DELETED", 10, device=alias)
+    check(alias not in l2.qmp.peripherals(), f"{alias} still in QEMU after DEVICE_DELETED")
+    try:
+        wait_for(lambda: set(l2.guest_pci() or []) == set(guest_before), 30,
+                 "the guest to report the device gone", interval=0.5)
+    except Failure as e:
+        ctx.expect(False, str(e))
+
+    ctx.step("e1000e rebound, its interface back")
+    check_given_back(ctx, bdf, "e1000e", "after the detach")
+    ctx.expect(ctx.listed("vm1") == [], f"hostdevctl list vm1 still lists devices: {ctx.listed('vm1')}")
+
+
+# -- 2 ----------------------------------------------------------------------
+
+@scenario(2, "detach from a paused L2 is pending, device stays on vfio-pci; L2 quits: e1000e back, hostdevd exits 0")
+def detach_from_paused_guest(ctx):
+    bdf = E1000E
+    require_host_driver(bdf, "e1000e")
+    l2 = ctx.paused_l2("vm2")
+    daemon = ctx.start_hostdevd(l2)
+    xml = ctx.file("e1000e.xml", l1lib.pci_xml(bdf, managed=True))
+
+    ctx.step("managed attach into a paused L2 (no guest OS)")
+    attach_ok(ctx, "vm2", xml, "managed attach of the e1000e")
+    check(l1lib.pci_driver(bdf) == "vfio-pci",
+          f"after attach-device {bdf} is on {l1lib.pci_driver(bdf)}; managed='yes' must bind it to vfio-pci")
+    alias = vfio_alias(ctx, l2, bdf, "after attach-device")
+
+    ctx.step("detach: no guest answers, so it stays pending")
+    detach(ctx, "vm2", xml, 3, "pending", "detach from the paused L2")
+    states = {e.get("alias"): e.get("state") for e in ctx.listed("vm2")}
+    ctx.expect(states.get(alias) == "detaching",
+               f"hostdevctl list vm2 should show {alias} as 'detaching', shows {states}")
+    time.sleep(2)
+    check(l1lib.pci_driver(bdf) == "vfio-pci",
+          f"the unplug is pending but {bdf} went to {l1lib.pci_driver(bdf)}: "
+          "never give a device back while QEMU may hold it")
+    check(alias in l2.qmp.peripherals(), f"{alias} left QEMU although no guest released it")
+    check(daemon.process.poll() is None, "hostdevd exited while the unplug was pending")
+
+    ctx.step("L2 quits: hostdevd gives the device back and exits 0")
+    l2.quit()
+    status = daemon.wait_exit(60)
+    ctx.expect(status == 0, f"hostdevd exited with status {status} after QEMU quit, expected 0")
+    check_given_back(ctx, bdf, "e1000e", "after QEMU quit")
+
+
+# -- 3 ----------------------------------------------------------------------
+
+@scenario(3, "QEMU as uid 65534: attach works only through hostdevd's chown of /dev/vfio/N and memlock raise; both restored")
+def unprivileged_qemu(ctx):
+    bdf = E1000E
+    require_host_driver(bdf, "e1000e")
+    group = l1lib.pci_group(bdf)
+    l2 = ctx.booted_l2("vm3")
+    status = l1lib.read(f"/proc/{l2.pid}/status", "")
+    uid_line = next((l for l in status.splitlines() if l.startswith("Uid:")), "")
+    check(uid_line.split()[1:2] == ["65534"], f"precondition: L2 QEMU should run as uid 65534: {uid_line}")
+    check(l1lib.memlock_limits(l2.pid) == (65536, 65536),
+          f"precondition: L2 QEMU's memlock should be 64 KiB: {l1lib.memlock_limits(l2.pid)}")
+
+    ctx.step("control: the device on vfio-pci by hand is of no use to this QEMU")
+    l1lib.pci_bind_by_hand(bdf, "vfio-pci")
+    try:
+        wait_for(lambda: os.path.exists(f"/dev/vfio/{group}"), 10, f"/dev/vfio/{group}")
+        node = l1lib.vfio_node_stat(group)
+        ctx.log(f"/dev/vfio/{group} after binding by hand: {node}")
+        reply = l2.qmp.command("device_add", driver="vfio-pci", host=bdf, id="control0", bus="pci.4")
+        ctx.log(f"control device_add: {reply}")
+        check("error" in reply, "control: QEMU as uid 65534 could use the root-owned /dev/vfio node "
+                                "without hostdevd, so this scenario would prove nothing")
+    finally:
+        l1lib.pci_bind_by_hand(bdf, None)
+    wait_host_driver(bdf, "e1000e", 20, "control: rebinding by hand")
+
+    ctx.step("attach through hostdevd")
+    ctx.start_hostdevd(l2)
+    xml = ctx.file("e1000e.xml", l1lib.pci_xml(bdf, managed=True))
+    attach_ok(ctx, "vm3", xml, "managed attach into the uid-65534 QEMU")
+    node = l1lib.vfio_node_stat(group)
+    ctx.log(f"/dev/vfio/{group} during the attach: {node}")
+    ctx.expect(node is not None and node["uid"] == 65534,
+               f"/dev/vfio/{group} should belong to QEMU's uid 65534 while attached: {node}")
+    soft, hard = l1lib.memlock_limits(l2.pid)
+    ctx.log(f"QEMU memlock during the attach: soft {soft} hard {hard}")
+    ctx.expect(soft is None or soft >= l2.ram << 20,
+               f"QEMU's RLIMIT_MEMLOCK ({soft}) does not cover its {l2.ram} MiB of RAM")
+    alias = vfio_alias(ctx, l2, bdf, "after attach-device")
+
+    ctx.step("detach, then both are restored")
+    detach(ctx, "vm3", xml, 60, "detached", "detach from the booted uid-65534 guest")
+    l2.qmp.wait_event("DEVICE_DELETED", 10, device=alias)
+    limits = l1lib.memlock_limits(l2.pid)
+    ctx.expect(limits == (65536, 65536),
+               f"QEMU's memlock limit was not restored after its last VFIO device left: {limits}")
+    check_given_back(ctx, bdf, "e1000e", "after the detach")
+    node = l1lib.vfio_node_stat(group)
+    ctx.expect(node is None or node["uid"] == 0,
+               f"/dev/vfio/{group} still belongs to uid {node and node['uid']} after the detach")
+
+
+# -- 4 ----------------------------------------------------------------------
+
+@scenario(4, "multi-device IOMMU group: refused before QEMU is asked, offender named; whole-group policy: accepted, all given back")
+def multi_device_group(ctx):
+    group = l1lib.pci_group(E1000_A)
+    members = l1lib.group_members(group)
+    check({BRIDGE, E1000_A, E1000_B} <= set(members),
+          f"precondition: {E1000_A} should share group {group} with {E1000_B} and the bridge: {members}")
+    check(l1lib.pci_group(MF0) == l1lib.pci_group(MF1),
+          f"precondition: {MF0} and {MF1} should share a group")
+    bridge_driver = l1lib.pci_driver(BRIDGE)
+    l2 = ctx.paused_l2("vm4")
+    daemon = ctx.start_hostdevd(l2)
+    before = l2.qmp.peripherals()
+
+    for device, other, driver in ((E1000_A, E1000_B, "e1000"), (MF1, MF0, "e1000e")):
+        ctx.step(f"attach {device}: its group holds {other} on {driver}")
+        require_host_driver(device, driver)
+        xml = ctx.file(f"{device}.xml", l1lib.pci_xml(device, managed=True))
+        result, reply = ctx.ctl_json("attach-device", "vm4", xml, check_ok=False,
+                                     what=f"attach of {device} from a non-viable group")
+        error = error_of(reply)
+        text = result.stderr + " " + json.dumps(error)
+        ctx.expect(other in text,
+                   f"the refusal of {device} does not name {other}, the device in its IOMMU group "
+                   f"still on {driver}: {result.stderr.strip()[:400]}")
+        ctx.expect(error.get("class") not in ("QemuError", None),
+                   f"the refusal of {device} should come from hostdevd before QEMU is asked, "
+                   f"got class {error.get('class')}: {result.stderr.strip()[:300]}")
+        for dev in (device, other):
+            ctx.expect((l1lib.pci_driver(dev), l1lib.pci_override(dev)) == (driver, ""),
+                       f"after the refusal {dev} is on {l1lib.pci_driver(dev)} with driver_override "
+                       f"'{l1lib.pci_override(dev)}': nothing may be touched")
+        ctx.expect(l2.qmp.peripherals() == before,
+                   f"QEMU's devices changed: {l2.qmp.peripherals()}")
+
+    ctx.step("restart hostdevd with a policy allowing whole-group takeover")
+    daemon.kill(signal.SIGTERM)
+    policy = ctx.file("policy.conf", POLICY_WHOLE_GROUP)
+    daemon = ctx.start_hostdevd(l2, extra=["--policy", policy])
+    xml = ctx.file("e1000-a.xml", l1lib.pci_xml(E1000_A, managed=True))
+    attach_ok(ctx, "vm4", xml, f"attach of {E1000_A} with the whole-group policy")
+    for dev in (E1000_A, E1000_B):
+        ctx.expect(l1lib.pci_driver(dev) == "vfio-pci",
+                   f"with the whole-group policy {dev} should be on vfio-pci, is on {l1lib.pci_driver(dev)}")
+    ctx.expect(l1lib.pci_driver(BRIDGE) == bridge_driver,
+               f"the bridge {BRIDGE} went from {bridge_driver} to {l1lib.pci_driver(BRIDGE)}")
+    vfio_alias(ctx, l2, E1000_A, "with the whole-group policy")
+    ctx.expect(E1000_B not in l2.qmp.vfio_devices().values(),
+               f"{E1000_B} was only to be taken from the host, not given to QEMU")
+
+    ctx.step("L2 quits: the whole group is given back")
+    l2.quit()
+    status = daemon.wait_exit(60)
+    ctx.expect(status == 0, f"hostdevd exited with {status} after QEMU quit, expected 0")
+    for dev in (E1000_A, E1000_B):
+        check_given_back(ctx, dev, "e1000", "after QEMU quit", netdev=True)
+
+
+# -- 5 ----------------------------------------------------------------------
+
+@scenario(5, "SR-IOV: nodedev-set-numvfs 1, attach the VF, detach from a booted L2, numvfs back to 0")
+def sriov_vf(ctx):
+    pf_sys = f"{l1lib.SYS_PCI}/{NVME_PF}"
+    require_host_driver(NVME_PF, "nvme")
+    check(l1lib.read(f"{pf_sys}/sriov_totalvfs") == "2" and l1lib.read(f"{pf_sys}/sriov_numvfs") == "0",
+          f"precondition: {NVME_PF} should offer 2 VFs with none enabled")
+    l2 = ctx.booted_l2("vm5")
+
+    ctx.step("nodedev-set-numvfs 1")
+    ctx.ctl("nodedev-set-numvfs", nodedev_name(NVME_PF), "1", check_ok=True)
+    check(l1lib.read(f"{pf_sys}/sriov_numvfs") == "1",
+          f"sriov_numvfs is {l1lib.read(f'{pf_sys}/sriov_numvfs')} after nodedev-set-numvfs 1")
+    wait_for(lambda: l1lib.pci_exists(NVME_VF), 10, f"VF {NVME_VF}")
+    check(l1lib.link_name(f"{l1lib.SYS_PCI}/{NVME_VF}/physfn") == NVME_PF, f"{NVME_VF} is not a VF of {NVME_PF}")
+    vf_group = l1lib.pci_group(NVME_VF)
+    check(l1lib.group_members(vf_group) == [NVME_VF],
+          f"the VF should be alone in group {vf_group}: {l1lib.group_members(vf_group)}")
+    vf_driver = l1lib.pci_driver(NVME_VF)
+    ctx.log(f"VF {NVME_VF} in group {vf_group}, driver {vf_driver}")
+
+    ctx.step("attach the VF")
+    ctx.start_hostdevd(l2)
+    xml = ctx.file("vf.xml", l1lib.pci_xml(NVME_VF, managed=True))
+    attach_ok(ctx, "vm5", xml, "managed attach of the VF")
+    check(l1lib.pci_driver(NVME_VF) == "vfio-pci", f"the VF is on {l1lib.pci_driver(NVME_VF)}, expected vfio-pci")
+    alias = vfio_alias(ctx, l2, NVME_VF, "after attaching the VF")
+
+    ctx.step("detach the VF from the booted guest")
+    detach(ctx, "vm5", xml, 60, "detached", "detach of the VF")
+    l2.qmp.wait_event("DEVICE_DELETED", 10, device=alias)
+    wait_for(lambda: l1lib.pci_driver(NVME_VF) == vf_driver, 20, f"the VF back on {vf_driver}")
+    ctx.expect(l1lib.pci_override(NVME_VF) == "", f"the VF's driver_override is '{l1lib.pci_override(NVME_VF)}'")
+
+    ctx.step("nodedev-set-numvfs 0")
+    ctx.ctl("nodedev-set-numvfs", nodedev_name(NVME_PF), "0", check_ok=True)
+    check(l1lib.read(f"{pf_sys}/sriov_numvfs") == "0", "sriov_numvfs is not 0 again")
+    wait_for(lambda: not l1lib.pci_exists(NVME_VF), 10, "the VF to disappear")
+    require_host_driver(NVME_PF, "nvme")
+
+
+# -- 6 ----------------------------------------------------------------------
+
+@scenario(6, "USB keyboard by vendor/product, handed over as an fd; in L2, detached at once, usbhid has it back")
+def usb_keyboard_fd(ctx):
+    names = l1lib.usb_find(*KBD)
+    check(len(names) == 1, f"precondition: one USB device {KBD[0]}:{KBD[1]} expected in L1, found {names}")
+    name = names[0]
+    interfaces = l1lib.usb_interface_drivers(name)
+    check(interfaces and all(d == "usbhid" for d in interfaces.values()),
+          f"precondition: {name}'s interfaces should be on usbhid: {interfaces}")
+    bus, device, node = l1lib.usb_node(name)
+    node_before = os.stat(node)
+    l2 = ctx.paused_l2("vm6")
+    ctx.start_hostdevd(l2)
+    xml = ctx.file("kbd.xml", l1lib.usb_xml(*KBD))
+
+    ctx.step("attach by vendor/product")
+    attach_ok(ctx, "vm6", xml, "attach of the USB keyboard")
+    usb = l2.qmp.usb_host_devices()
+    check(len(usb) == 1, f"L2 should have one usb-host device, has {l2.qmp.peripherals()}")
+    alias = next(iter(usb))
+    text = l2.qmp.ok("x-query-usb")["human-readable-text"]
+    ctx.log("x-query-usb:\n" + text)
+    ctx.expect("QEMU USB Keyboard" in text and f"ID: {alias}" in text,
+               f"x-query-usb on L2 does not show the keyboard as {alias}: {text.strip()}")
+    try:
+        wait_for(lambda: all(d is None for d in l1lib.usb_interface_drivers(name).values()), 10,
+                 "usbhid to let go of the keyboard")
+    except Failure:
+        ctx.expect(False, f"L1's driver still holds the keyboard: {l1lib.usb_interface_drivers(name)}")
+
+    ctx.step("handed over as a file descriptor")
+    hostdevice = l2.qmp.prop(alias, "hostdevice")
+    fdsets = l2.qmp.ok("query-fdsets")
+    ctx.log(f"usb-host hostdevice={hostdevice!r} hostbus={l2.qmp.prop(alias, 'hostbus')} "
+            f"hostaddr={l2.qmp.prop(alias, 'hostaddr')}; fdsets {fdsets}")
+    ctx.expect(str(hostdevice).startswith("/dev/fdset/") and fdsets,
+               f"hostdevd did not hand the device to QEMU as a file descriptor (add-fd + "
+               f"hostdevice=/dev/fdset/N): usb-host has hostdevice={hostdevice!r}, fd sets {fdsets}")
+    node_now = os.stat(node)
+    ctx.expect((node_now.st_uid, node_now.st_gid, node_now.st_mode) ==
+               (node_before.st_uid, node_before.st_gid, node_before.st_mode),
+               f"{node} was changed (fd passing needs no widening of QEMU's access)")
+
+    ctx.step("detach: immediate DEVICE_DELETED")
+    t0 = time.monotonic()
+    detach(ctx, "vm6", xml, 5, "detached", "detach of the USB keyboard")
+    ctx.log(f"detach took {time.monotonic() - t0:.2f} s")
+    l2.qmp.wait_event("DEVICE_DELETED", 5, device=alias)
+    text = l2.qmp.ok("x-query-usb")["human-readable-text"]
+    ctx.expect("QEMU USB Keyboard" not in text, f"x-query-usb still shows the keyboard: {text.strip()}")
+    try:
+        wait_for(lambda: all(d == "usbhid" for d in l1lib.usb_interface_drivers(name).values()), 15,
+                 "usbhid to take the keyboard back")
+    except Failure:
+        ctx.expect(False, f"L1's usbhid did not get the keyboard back: {l1lib.usb_interface_drivers(name)}")
+    fdsets = l2.qmp.ok("query-fdsets")
+    ctx.expect(not fdsets, f"fd sets left in QEMU after the detach: {fdsets}")
+
+
+# -- 7 ----------------------------------------------------------------------
+
+CRASH_POINTS = (
+    ("as soon as the device is on vfio-pci", 0.0),
+    ("while QEMU is in device_add (the e1000e's reset takes about 2 s)", 1.0),
+)
+
+
+@scenario(7, "crash safety: hostdevd SIGKILLed in the middle of a managed attach, restarted: consistent, nothing leaked")
+def crash_during_attach(ctx):
+    bdf = E1000E
+    for index, (point, delay) in enumerate(CRASH_POINTS):
+        vm = f"vm7{'ab'[index]}"
+        ctx.step(f"{vm}: SIGKILL {point}")
+        require_host_driver(bdf, "e1000e")
+        l2 = ctx.paused_l2(vm)
+        daemon = ctx.start_hostdevd(l2)
+        xml = ctx.file(f"{vm}.xml", l1lib.pci_xml(bdf, managed=True))
+        attach = ctx.spawn([ctx.config["hostdevctl"], "attach-device", vm, xml], env=ctx.env(),
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
+        wait_for(lambda: l1lib.pci_driver(bdf) == "vfio-pci" or attach.poll() is not None, 60,
+                 f"{bdf} to reach vfio-pci during the attach", interval=0.005)
+        if l1lib.pci_driver(bdf) != "vfio-pci":
+            output = attach.communicate(timeout=10)[0].decode(errors="replace")
+            raise Failure(f"the managed attach ended (exit {attach.returncode}) without ever binding "
+                          f"{bdf} to vfio-pci, so there was no middle to crash in: {output.strip()[:400]}")
+        time.sleep(delay)
+        finished_first = attach.poll() is not None
+        daemon.kill(signal.SIGKILL)
+        output = attach.communicate(timeout=30)[0].decode(errors="replace")
+        ctx.log(f"hostdevctl exit {attach.returncode}: {output.strip()}"
+                + (" (the attach had already finished: crash after it)" if finished_first else ""))
+
+        ctx.step(f"{vm}: restart hostdevd on the same state")
+        daemon = ctx.start_hostdevd(l2)
+        listed = ctx.listed(vm)
+        in_qemu = [a for a, host in l2.qmp.vfio_devices().items() if host == bdf]
+        driver = l1lib.pci_driver(bdf)
+        ctx.log(f"after restart: QEMU has {in_qemu}, hostdevd lists "
+                f"{[(e.get('alias'), e.get('state')) for e in listed]}, {bdf} on {driver}")
+        if in_qemu:
+            ctx.log("outcome: the attach was finished")
+            check(len(in_qemu) == 1, f"QEMU holds {bdf} twice: {in_qemu}")
+            check([e.get("alias") for e in listed] == in_qemu,
+                  f"QEMU has {in_qemu[0]} but the restarted hostdevd lists {listed}")
+            check(driver == "vfio-pci", f"QEMU holds {bdf} but L1 has it on {driver}")
+        else:
+            ctx.log("outcome: the attach was undone")
+            check(not listed, f"hostdevd lists {listed} but QEMU has no such device")
+            check_given_back(ctx, bdf, "e1000e", "the half-done attach was not undone on restart")
+            leftover = runtime_mentions(ctx, bdf)
+            ctx.expect(not leftover, f"claims on {bdf} left in the runtime directory: {leftover}")
+
+        ctx.step(f"{vm}: QEMU quits, everything goes back")
+        l2.quit()
+        status = daemon.wait_exit(60)
+        ctx.expect(status == 0, f"the restarted hostdevd exited with {status} after QEMU quit")
+        check_given_back(ctx, bdf, "e1000e", f"{vm}: after QEMU quit")
+        leftover = runtime_mentions(ctx, bdf)
+        ctx.expect(not leftover, f"{vm}: claims on {bdf} left in the runtime directory: {leftover}")
+
+
+# -- 8 ----------------------------------------------------------------------
+
+def _int(text):
+    try:
+        return int(str(text).strip(), 0)
+    except (TypeError, ValueError):
+        return None
+
+
+@scenario(8, "inventory: nodedev-list --tree, nodedev-dumpxml of every device, valid against libvirt's nodedev.rng")
+def inventory(ctx):
+    schema = ctx.config.get("nodedev_schema") or ""
+    check(os.path.exists(schema), f"libvirt's nodedev schema is not available at '{schema}' "
+                                  "(vmtest.py extracts it from the libvirt0 package)")
+    pci = l1lib.all_pci()
+    usb = [n for n in os.listdir(l1lib.SYS_USB) if ":" not in n and not n.startswith("usb")]
+
+    ctx.step("nodedev-list --tree")
+    tree = ctx.ctl("nodedev-list", "--tree", check_ok=True).stdout
+    missing = [bdf for bdf in pci if bdf not in tree and nodedev_name(bdf) not in tree]
+    ctx.expect(not missing, f"nodedev-list --tree does not show {missing}")
+    shared = {l1lib.pci_group(E1000_A): [BRIDGE, E1000_A, E1000_B]}
+    for group, members in shared.items():
+        lines = [l for l in tree.splitlines() if "group" in l.lower() and f" {group}" in l]
+        ctx.expect(lines, f"nodedev-list --tree shows no line for IOMMU group {group}")
+
+    ctx.step("nodedev-list")
+    names = ctx.ctl("nodedev-list", check_ok=True).stdout.split()
+    expected = [nodedev_name(b) for b in pci] + ["usb_" + n.replace("-", "_").replace(".", "_") for n in usb]
+    ctx.expect(not set(expected) - set(names),
+               f"nodedev-list lacks {sorted(set(expected) - set(names))}")
+
+    ctx.step(f"nodedev-dumpxml of all {len(names)} devices")
+    directory = os.path.join(ctx.dir, "nodedev")
+    os.makedirs(directory, exist_ok=True)
+    paths = []
+    for name in names:
+        result = ctx.ctl("nodedev-dumpxml", name, what=f"nodedev-dumpxml {name}")
+        if not ctx.expect(result.returncode == 0, f"nodedev-dumpxml {name} failed: {result.stderr.strip()}"):
+            continue
+        path = os.path.join(directory, name + ".xml")
+        with open(path, "w") as f:
+            f.write(result.stdout)
+        paths.append(path)
+    os.makedirs(os.path.join(l1lib.LOGS, "s8-nodedev"), exist_ok=True)
+    for path in paths:
+        with open(path) as src, open(os.path.join(l1lib.LOGS, "s8-nodedev", os.path.basename(path)), "w") as dst:
+            dst.write(src.read())
+
+    ctx.step("validate against nodedev.rng")
+    if paths:
+        result = subprocess.run(["xmllint", "--noout", "--relaxng", schema, *paths],
+                                capture_output=True, text=True, timeout=120)
+        ctx.log("xmllint: " + result.stderr.strip())
+        bad = [l for l in result.stderr.splitlines() if "fails to validate" in l or "error" in l.lower()]
+        ctx.expect(result.returncode == 0, "nodedev XML does not validate against libvirt's nodedev.rng:\n"
+                   + "\n".join(bad[:20]))
+
+    ctx.step("facts against sysfs")
+    for bdf in pci:
+        path = os.path.join(directory, nodedev_name(bdf) + ".xml")
+        if not os.path.exists(path):
+            continue
+        try:
+            root = ET.parse(path).getroot()
+        except ET.ParseError as e:
+            ctx.expect(False, f"nodedev-dumpxml {nodedev_name(bdf)} is not XML: {e}")
+            continue
+        cap = root.find("capability[@type='pci']")
+        if not ctx.expect(cap is not None, f"{nodedev_name(bdf)} has no <capability type='pci'>"):
+            continue
+        domain, bus, rest = bdf.split(":")
+        slot, function = rest.split(".")
+        got = tuple(_int(cap.findtext(k)) for k in ("domain", "bus", "slot", "function"))
+        ctx.expect(got == (int(domain, 16), int(bus, 16), int(slot, 16), int(function, 16)),
+                   f"{nodedev_name(bdf)}: address {got} is not {bdf}")
+        vendor, device = l1lib.pci_ids(bdf)
+        ctx.expect(_int((cap.find("vendor") if cap.find("vendor") is not None else {}).get("id")) == _int(vendor)
+                   and _int((cap.find("product") if cap.find("product") is not None else {}).get("id")) == _int(device),
+                   f"{nodedev_name(bdf)}: vendor/product ids are not {vendor}/{device}")
+        group = l1lib.pci_group(bdf)
+        iommu = cap.find("iommuGroup")
+        if ctx.expect(iommu is not None and _int(iommu.get("number")) == group,
+                      f"{nodedev_name(bdf)}: <iommuGroup number> is not {group}"):
+            listed = sorted("%04x:%02x:%02x.%x" % tuple(_int(a.get(k)) for k in ("domain", "bus", "slot", "function"))
+                            for a in iommu.findall("address"))
+            ctx.expect(listed == l1lib.group_members(group),
+                       f"{nodedev_name(bdf)}: group members {listed}, sysfs says {l1lib.group_members(group)}")
+        driver = l1lib.pci_driver(bdf)
+        ctx.expect(root.findtext("driver/name") == driver,
+                   f"{nodedev_name(bdf)}: driver {root.findtext('driver/name')}, sysfs says {driver}")
+    pf = os.path.join(directory, nodedev_name(NVME_PF) + ".xml")
+    if os.path.exists(pf):
+        try:
+            vfs = ET.parse(pf).getroot().find("capability[@type='pci']/capability[@type='virt_functions']")
+        except ET.ParseError:
+            vfs = None
+        ctx.expect(vfs is not None and vfs.get("maxCount") == "2",
+                   f"{nodedev_name(NVME_PF)} lacks <capability type='virt_functions' maxCount='2'>")
+    kbd = l1lib.usb_find(*KBD)
+    if kbd:
+        name = "usb_" + kbd[0].replace("-", "_").replace(".", "_")
+        path = os.path.join(directory, name + ".xml")
+        if ctx.expect(os.path.exists(path), f"no nodedev XML for the keyboard {name}"):
+            try:
+                cap = ET.parse(path).getroot().find("capability[@type='usb_device']")
+            except ET.ParseError:
+                cap = None
+            bus, dev, _ = l1lib.usb_node(kbd[0])
+            ctx.expect(cap is not None and _int(cap.findtext("bus")) == bus and _int(cap.findtext("device")) == dev
+                       and _int(cap.find("vendor").get("id")) == 0x0627 and _int(cap.find("product").get("id")) == 0x0001,
+                       f"{name}: the usb_device capability does not say bus {bus} device {dev} 0627:0001")
+
+
+# -- 9 ----------------------------------------------------------------------
+
+@scenario(9, "two hostdevd (two L2 VMs) ask for the same device: exactly one gets it, the other is told which VM holds it")
+def two_vms_one_device(ctx):
+    bdf = E1000E
+    require_host_driver(bdf, "e1000e")
+    l2s = {vm: ctx.paused_l2(vm) for vm in ("vm9a", "vm9b")}
+    daemons = {vm: ctx.start_hostdevd(l2) for vm, l2 in l2s.items()}
+    xml = ctx.file("e1000e.xml", l1lib.pci_xml(bdf, managed=True))
+
+    ctx.step("both ask at the same time")
+    attaches = {vm: ctx.spawn([ctx.config["hostdevctl"], "--json", "attach-device", vm, xml], env=ctx.env(),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL)
+                for vm in l2s}
+    outcome = {}
+    for vm, process in attaches.items():
+        try:
+            out, err = process.communicate(timeout=180)
+        except subprocess.TimeoutExpired:
+            raise Failure(f"hostdevctl attach-device {vm} did not finish in 180 s")
+        reply = None
+        for line in out.decode().splitlines():
+            if line.startswith("{"):
+                reply = json.loads(line)
+        outcome[vm] = (process.returncode, reply, err.decode().strip())
+        ctx.log(f"{vm}: exit {process.returncode} {reply} {err.decode().strip()}")
+    winners = [vm for vm, (status, _, _) in outcome.items() if status == 0]
+    check(len(winners) == 1, f"exactly one VM must get {bdf}; {len(winners)} did: "
+          + "; ".join(f"{vm}: exit {s} {e[:200]}" for vm, (s, _, e) in outcome.items()))
+    winner = winners[0]
+    loser = next(vm for vm in l2s if vm != winner)
+
+    def check_refusal(status, reply, stderr, when):
+        error = error_of(reply)
+        ctx.expect(error.get("class") == "Busy",
+                   f"{when}: {loser} should get a Busy error, got {error.get('class')}: {stderr[:300]}")
+        ctx.expect(winner in stderr or winner in error.get("desc", ""),
+                   f"{when}: the refusal does not name {winner}, the VM holding {bdf}: {stderr[:300]}")
+
+    check_refusal(*outcome[loser], "racing")
+    vfio_alias(ctx, l2s[winner], bdf, f"{winner} won")
+    ctx.expect(not l2s[loser].qmp.vfio_devices(), f"{loser}'s QEMU got a vfio device: {l2s[loser].qmp.vfio_devices()}")
+    ctx.expect(l1lib.pci_driver(bdf) == "vfio-pci", f"{bdf} is on {l1lib.pci_driver(bdf)} while {winner} has it")
+
+    ctx.step(f"{loser} asks again")
+    result, reply = ctx.ctl_json("attach-device", loser, xml, check_ok=False)
+    check_refusal(result.returncode, reply, result.stderr.strip(), "asking again")
+
+    ctx.step(f"{winner}'s QEMU quits: the device is free for {loser}")
+    l2s[winner].quit()
+    status = daemons[winner].wait_exit(60)
+    ctx.expect(status == 0, f"hostdevd of {winner} exited with {status}")
+    check_given_back(ctx, bdf, "e1000e", f"after {winner}'s QEMU quit")
+    attach_ok(ctx, loser, xml, f"attach to {loser} once {winner} is gone")
+    vfio_alias(ctx, l2s[loser], bdf, f"{loser} after {winner} left")
+
+    ctx.step(f"{loser}'s QEMU quits")
+    l2s[loser].quit()
+    status = daemons[loser].wait_exit(60)
+    ctx.expect(status == 0, f"hostdevd of {loser} exited with {status}")
+    check_given_back(ctx, bdf, "e1000e", f"after {loser}'s QEMU quit")
+    ctx.expect(not runtime_mentions(ctx, bdf), f"claims on {bdf} left: {runtime_mentions(ctx, bdf)}")
