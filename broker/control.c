@@ -12,7 +12,7 @@
 #include <sys/socket.h>
 
 /* A client that does not read its replies and events is dropped past this. */
-#define CLIENT_MAX_QUEUED (4 * 1024 * 1024)
+#define CLIENT_MAX_QUEUED (256 * 1024)
 
 /*
  * Bounds that keep one client from stalling the others or QEMU's events
@@ -133,7 +133,8 @@ client_send(ControlClient *client, char *line /* transfer full */)
   gsize length = strlen(line);
   g_autofree char *with_newline = g_strconcat(line, "\n", NULL);
   g_free(line);
-  if (client->queued_bytes + length + 1 > CLIENT_MAX_QUEUED) {
+  /* one reply of any size may wait; a backlog beyond the bound may not */
+  if (client->queued_bytes > 0 && client->queued_bytes + length + 1 > CLIENT_MAX_QUEUED) {
     g_message("dropping control client uid %u: it does not read its replies", client->uid);
     client_disconnect(client);
     return;
@@ -470,6 +471,8 @@ control_server_free(ControlServer *server)
 void
 control_server_emit_event(ControlServer *server, const char *name, JsonObject *data)
 {
+  if (server->clients == NULL)
+    return;
   g_autofree char *line = control_format_event(name, data);
   /* client_send may drop a client, so walk a copy */
   g_autoptr(GList) clients = g_list_copy(server->clients);

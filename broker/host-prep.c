@@ -26,6 +26,13 @@ host_prep_free(HostPrep *prep)
   g_free(prep);
 }
 
+gboolean
+host_prep_is_empty(const HostPrep *prep)
+{
+  return prep == NULL || (prep->claims->len == 0 && prep->vfio == NULL && prep->fdset_id < 0 &&
+                          !prep->vf_saved);
+}
+
 JsonObject *
 host_prep_to_json(const HostPrep *prep, gboolean binding_in_flight)
 {

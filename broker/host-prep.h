@@ -32,6 +32,9 @@ HostPrep *host_prep_new(void);
 void host_prep_free(HostPrep *prep);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(HostPrep, host_prep_free)
 
+/* Return: whether nothing was done to the host (nothing to journal or undo). */
+gboolean host_prep_is_empty(const HostPrep *prep);
+
 /**
  * host_prep_to_json() - the record for the journal
  * @binding_in_flight: a binding step may be under way: write the binding as

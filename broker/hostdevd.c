@@ -335,6 +335,14 @@ on_qmp_connected(GObject *source, GAsyncResult *result, gpointer user_data)
   }
   g_message("connected to QEMU %s (pid %d) at %s", qmp_client_get_qemu_version(daemon->qmp),
             (int)qmp_client_get_peer_pid(daemon->qmp), options->qmp_path);
+  /* Connecting may have needed CAP_DAC_OVERRIDE (QEMU's user owns the
+   * socket); nothing after does.  Drop now, before the journal and QEMU's
+   * answers are acted upon and before anything starts a thread. */
+  if (!sandbox_drop_privileges(options->sandbox_mode, &error)) {
+    g_printerr("hostdevd: %s\n", error->message);
+    daemon_quit(daemon, EXIT_FAILURE);
+    return;
+  }
 
   HotplugConfig config = {
     .vm = options->vm,
@@ -395,7 +403,8 @@ load_policy(const Options *options, GError **error)
 
 /*
  * start_serving_sandboxed() - the sockets are set up: give the control
- * socket its group, then drop privileges and lock down before serving
+ * socket its group, then load the seccomp filter before serving
+ * (privileges were dropped once QMP was connected)
  */
 static gboolean
 start_serving_sandboxed(Daemon *daemon, GError **error)
@@ -412,8 +421,7 @@ start_serving_sandboxed(Daemon *daemon, GError **error)
                 g_strerror(saved));
     return FALSE;
   }
-  if (!sandbox_drop_privileges(options->sandbox_mode, error) ||
-      !sandbox_lock(options->sandbox_mode, error))
+  if (!sandbox_lock(options->sandbox_mode, error))
     return FALSE;
   if (options->sandbox_mode == SANDBOX_OFF)
     g_message("sandbox: off (--sandbox off); hostdevd keeps every privilege it started with");

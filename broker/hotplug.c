@@ -54,6 +54,10 @@ typedef struct {
   gboolean alias_given;          /* the XML named the alias */
   gboolean alias_retried;        /* a clash with a QEMU id was already resolved once */
   char *usb_hostdevice;          /* "/dev/fdset/N" once the USB descriptor is passed */
+  JsonNode *usb_query;           /* x-query-usb sent right behind device_add */
+  gboolean usb_query_done;
+  gboolean usb_added;            /* device_add of the USB device returned OK */
+  guint usb_query_generation;    /* bumped when a query's answer no longer matters */
   GuestTopology *topology;       /* PCI only */
   QemuDeviceContext context;     /* the decisions the commands are built from */
   HostPrep *prep;                /* what was done to the host so far */
@@ -78,6 +82,8 @@ op_free(Op *op)
   g_clear_pointer(&op->topology, guest_topology_free);
   g_clear_pointer(&op->prep, host_prep_free);
   g_free(op->usb_hostdevice);
+  if (op->usb_query)
+    json_node_unref(op->usb_query);
   g_clear_pointer(&op->commands, g_ptr_array_unref);
   g_clear_object(&op->wait_cancel);
   g_free(op->alias);
@@ -355,7 +361,8 @@ release_device(Hotplug *hotplug, VmDevice *device, const char *why, GTask *then,
   g_autoptr(GError) error = NULL;
   const char *alias = device->hostdev->alias;
 
-  if (!journal_device(hotplug, device->hostdev, STATE_DETACHING, "host-release", NULL, NULL,
+  if (!host_prep_is_empty(device->prep) &&
+      !journal_device(hotplug, device->hostdev, STATE_DETACHING, "host-release", NULL, NULL,
                       FALSE, &error))
     g_warning("%s", error->message);
   /* QEMU removes a device, not its companions (the zpci of an s390x function) */
@@ -523,12 +530,10 @@ attach_done(GTask *task)
 
 /* x-query-usb both confirms the device is on a USB bus and tells its guest address. */
 static void
-on_usb_verified(GObject *source, GAsyncResult *result, gpointer user_data)
+usb_verify(GTask *task)
 {
-  GTask *task = user_data;
   Op *op = g_task_get_task_data(task);
-  g_autoptr(GError) error = NULL;
-  g_autoptr(JsonNode) value = qmp_client_execute_finish(QMP_CLIENT(source), result, &error);
+  JsonNode *value = op->usb_query;
   const char *text = value && JSON_NODE_HOLDS_OBJECT(value)
       ? json_object_get_string_member_with_default(json_node_get_object(value),
                                                    "human-readable-text", "")
@@ -538,8 +543,8 @@ on_usb_verified(GObject *source, GAsyncResult *result, gpointer user_data)
 
   if (text == NULL) {
     attach_fail(task, g_error_new(HOSTDEVD_ERROR, HOSTDEVD_ERROR_QEMU_ERROR,
-                                  "cannot confirm %s in QEMU (x-query-usb: %s)", op->hostdev->alias,
-                                  error ? error->message : "no text"));
+                                  "cannot confirm %s in QEMU: x-query-usb gave no answer",
+                                  op->hostdev->alias));
     return;
   }
   if (!guest_usb_address_from_query(text, op->hostdev->alias, &bus, &port)) {
@@ -554,6 +559,31 @@ on_usb_verified(GObject *source, GAsyncResult *result, gpointer user_data)
     op->hostdev->usb_guest.port = g_steal_pointer(&port);
   }
   attach_done(task);
+}
+
+typedef struct {
+  GTask *task;
+  guint generation;
+} UsbQuery;
+
+static void
+on_usb_queried(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  UsbQuery *query = user_data;
+  Op *op = g_task_get_task_data(query->task);
+  g_autoptr(GError) error = NULL;
+  JsonNode *value = qmp_client_execute_finish(QMP_CLIENT(source), result, &error);
+
+  if (query->generation == op->usb_query_generation) {
+    op->usb_query = value;
+    op->usb_query_done = TRUE;
+    if (op->usb_added)
+      usb_verify(query->task);
+  } else if (value) {
+    json_node_unref(value);
+  }
+  g_object_unref(query->task);
+  g_free(query);
 }
 
 static void
@@ -579,6 +609,7 @@ static void attach_plan(GTask *task, const char *const *qemu_ids);
 static void send_next_command(GTask *task);
 static void dry_run_predict_fdset(GTask *task);
 static void attach_prepare_host(GTask *task);
+static void attach_devices(GTask *task);
 
 static void
 on_ids_refreshed(GObject *source, GAsyncResult *result, gpointer user_data)
@@ -609,6 +640,8 @@ on_command_added(GObject *source, GAsyncResult *result, gpointer user_data)
   JsonObject *command = g_ptr_array_index(op->commands, op->added);
 
   if (error) {
+    /* the query that went out behind this device_add answers nothing useful now */
+    op->usb_query_generation++;
     /* Our alias guess clashed with a device hostdevd did not add: learn QEMU's ids once. */
     if (op->added == 0 && !op->alias_given && !op->alias_retried &&
         g_str_has_prefix(error->message, "Duplicate device ID")) {
@@ -632,11 +665,13 @@ on_command_added(GObject *source, GAsyncResult *result, gpointer user_data)
     send_next_command(task);
     return;
   }
-  if (op->hostdev->type == HOSTDEV_TYPE_USB)
-    qmp_client_execute_async(op->hotplug->qmp, "x-query-usb", NULL, -1, 0, NULL,
-                             on_usb_verified, task);
-  else
+  if (op->hostdev->type != HOSTDEV_TYPE_USB) {
     list_peripherals(op->hotplug, on_pci_verified, task);
+    return;
+  }
+  op->usb_added = TRUE;
+  if (op->usb_query_done)
+    usb_verify(task);
 }
 
 static void
@@ -646,6 +681,19 @@ send_next_command(GTask *task)
   qmp_client_execute_async(op->hotplug->qmp, "device_add",
                            g_ptr_array_index(op->commands, op->added), -1,
                            HOTPLUG_DEVICE_ADD_TIMEOUT_MS, NULL, on_command_added, task);
+  /*
+   * QEMU answers commands in order, so the query sent right behind the
+   * USB device's device_add sees the device, without a second round trip.
+   */
+  if (op->hostdev->type == HOSTDEV_TYPE_USB && op->added + 1 == op->commands->len) {
+    UsbQuery *query = g_new0(UsbQuery, 1);
+    query->task = g_object_ref(task);
+    query->generation = ++op->usb_query_generation;
+    op->usb_query_done = FALSE;
+    g_clear_pointer(&op->usb_query, json_node_unref);
+    qmp_client_execute_async(op->hotplug->qmp, "x-query-usb", NULL, -1, 0, NULL,
+                             on_usb_queried, query);
+  }
 }
 
 static JsonObject *
@@ -688,6 +736,8 @@ static gboolean
 replan_with_fdset(Op *op, gint fdset_id, GError **error)
 {
   g_free(op->usb_hostdevice);
+  if (op->usb_query)
+    json_node_unref(op->usb_query);
   op->usb_hostdevice = g_strdup_printf("/dev/fdset/%d", fdset_id);
   op->context.usb_hostdevice = op->usb_hostdevice;
   g_clear_pointer(&op->commands, g_ptr_array_unref);
@@ -1047,6 +1097,11 @@ attach_plan(GTask *task, const char *const *qemu_ids)
       dry_run_predict_fdset(task);
     else
       op_return(task, dry_run_reply(op->commands, NULL), NULL);
+    return;
+  }
+  /* an absent optional USB device or a mediated device takes nothing from the host */
+  if (hostdev->type == HOSTDEV_TYPE_MDEV || (hostdev->type == HOSTDEV_TYPE_USB && !op->usb)) {
+    attach_devices(task);
     return;
   }
   if (!journal_device(op->hotplug, hostdev, STATE_ATTACHING, "claim", op->commands, op->prep,

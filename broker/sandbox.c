@@ -12,8 +12,9 @@
  *  1. sandbox_early(), first thing in main(): close every inherited file
  *     descriptor above 2, and make sure 0-2 are open (on /dev/null if not).
  *
- *  2. sandbox_drop_privileges(), once the control socket listens and QMP is
- *     connected (connecting may need to reach a socket QEMU's user owns):
+ *  2. sandbox_drop_privileges(), as soon as QMP is connected (connecting
+ *     may need CAP_DAC_OVERRIDE: the socket may belong to QEMU's user), before
+ *     the journal is reconciled and before anything else starts a thread:
  *     keep only the capabilities listed in kept_capabilities[] below, each
  *     with the reason it is needed; empty the bounding, inheritable and
  *     ambient sets, so nothing can ever regain a capability; set
@@ -26,7 +27,8 @@
  *     The drop then checks /proc/self/task: no thread may hold more than
  *     the main thread.  Threads started later inherit the reduced sets.
  *
- *  3. sandbox_lock(), right after: a seccomp allowlist (libseccomp) of the
+ *  3. sandbox_lock(), once the control socket listens, before the first
+ *     request is read: a seccomp allowlist (libseccomp) of the
  *     syscalls the daemon makes in its steady state, most of them for GLib's
  *     main loop, GIO sockets and the thread pool, a few with arguments
  *     pinned (socket families, ioctl requests, clone flags, kill signal,
@@ -41,9 +43,9 @@
  * There is no namespace or chroot stage: the broker's job is to reach the
  * host's sysfs and /dev, so a mount namespace would have to show most of
  * them anyway.  Under systemd the unit (contrib/systemd) adds what the
- * service manager can do from outside: read-only file system outside /run,
- * /sys and /dev/vfio, a device allowlist, no network families but
- * AF_UNIX/AF_NETLINK.
+ * service manager can do from outside: a read-only file system but for the
+ * runtime directory and the PCI/USB sysfs trees, a device allowlist, no
+ * address families but AF_UNIX and AF_NETLINK.
  */
 #define G_LOG_DOMAIN "hostdevd"
 

@@ -42,7 +42,7 @@ void sandbox_early(void);
 gboolean sandbox_prepare_threads(SandboxMode mode, GError **error);
 
 /**
- * sandbox_drop_privileges() - second stage, once the sockets are set up
+ * sandbox_drop_privileges() - second stage, once QMP is connected
  * @mode: nothing happens for SANDBOX_OFF
  * Keeps only the capabilities listed in sandbox.c, empties the bounding,
  * inheritable and ambient sets, sets no-new-privs and makes the process not

@@ -141,50 +141,71 @@ entry_to_json(const StateEntry *entry)
   return object;
 }
 
+/* Return: (transfer full): the path of @alias's file. */
+static char *
+entry_path(StateJournal *journal, const char *alias)
+{
+  return g_strdup_printf("%s/%s.json", journal->path, alias);
+}
+
+/* Read one entry file; a damaged one is kept aside and skipped, with a warning. */
+static void
+load_entry(StateJournal *journal, const char *name)
+{
+  g_autofree char *path = g_build_filename(journal->path, name, NULL);
+  g_autofree char *contents = NULL;
+  gsize length;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonParser) parser = json_parser_new_immutable();
+  StateEntry *entry = NULL;
+
+  if (g_file_get_contents(path, &contents, &length, &error) &&
+      json_parser_load_from_data(parser, contents, (gssize)length, &error)) {
+    JsonNode *root = json_parser_get_root(parser);
+    if (root && JSON_NODE_HOLDS_OBJECT(root) &&
+        json_object_get_int_member_with_default(json_node_get_object(root), "version", 0) ==
+            JOURNAL_VERSION)
+      entry = entry_from_json(json_node_get_object(root), &error);
+  }
+  if (entry == NULL) {
+    /* Keep the evidence; skipping it leaves a device in QEMU, never frees a held one. */
+    g_autofree char *aside = g_strconcat(path, ".corrupt", NULL);
+    g_warning("journal entry %s is damaged (%s); kept as %s", path,
+              error ? error->message : "unexpected layout", aside);
+    g_rename(path, aside);
+    return;
+  }
+  g_ptr_array_add(journal->entries, entry);
+}
+
+static gint
+compare_names(gconstpointer a, gconstpointer b)
+{
+  return g_strcmp0(*(char *const *)a, *(char *const *)b);
+}
+
 static gboolean
 load(StateJournal *journal, GError **error)
 {
-  g_autofree char *contents = NULL;
-  gsize length;
   g_autoptr(GError) local = NULL;
+  g_autoptr(GDir) dir = NULL;
 
-  if (!g_file_get_contents(journal->path, &contents, &length, &local)) {
-    if (g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
-      return TRUE;
+  if (g_mkdir_with_parents(journal->path, 0700) != 0 ||
+      (dir = g_dir_open(journal->path, 0, &local)) == NULL) {
+    int saved = errno;
     g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
-                "cannot read the journal %s: %s", journal->path, local->message);
+                "cannot open the journal directory %s: %s", journal->path,
+                local ? local->message : g_strerror(saved));
     return FALSE;
   }
-
-  g_autoptr(JsonParser) parser = json_parser_new_immutable();
-  JsonNode *root = NULL;
-  JsonArray *devices = NULL;
-  if (json_parser_load_from_data(parser, contents, (gssize)length, &local) &&
-      (root = json_parser_get_root(parser)) && JSON_NODE_HOLDS_OBJECT(root) &&
-      json_object_get_int_member_with_default(json_node_get_object(root), "version", 0) ==
-          JOURNAL_VERSION &&
-      json_object_has_member(json_node_get_object(root), "devices"))
-    devices = json_object_get_array_member(json_node_get_object(root), "devices");
-
-  for (guint i = 0; devices && i < json_array_get_length(devices); i++) {
-    JsonNode *element = json_array_get_element(devices, i);
-    StateEntry *entry = JSON_NODE_HOLDS_OBJECT(element)
-                            ? entry_from_json(json_node_get_object(element), &local)
-                            : NULL;
-    if (entry == NULL) {
-      devices = NULL;
-      break;
-    }
-    g_ptr_array_add(journal->entries, entry);
-  }
-  if (devices == NULL) {
-    /* Keep the evidence; starting empty leaves devices in QEMU, never frees a held one. */
-    g_autofree char *aside = g_strconcat(journal->path, ".corrupt", NULL);
-    g_warning("journal %s is damaged (%s); kept as %s, starting with an empty journal",
-              journal->path, local ? local->message : "unexpected layout", aside);
-    g_rename(journal->path, aside);
-    g_ptr_array_set_size(journal->entries, 0);
-  }
+  g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
+  const char *name;
+  while ((name = g_dir_read_name(dir)))
+    if (g_str_has_suffix(name, ".json") && name[0] != '.')
+      g_ptr_array_add(names, g_strdup(name));
+  g_ptr_array_sort(names, compare_names);
+  for (guint i = 0; i < names->len; i++)
+    load_entry(journal, g_ptr_array_index(names, i));
   return TRUE;
 }
 
@@ -195,7 +216,7 @@ state_journal_open(const char *dir, const char *vm, GError **error)
 
   journal->dir = g_strdup(dir);
   journal->vm = g_strdup(vm);
-  journal->path = g_strdup_printf("%s/%s.json", dir, vm);
+  journal->path = g_strdup_printf("%s/%s.journal", dir, vm);
   journal->entries = g_ptr_array_new_with_free_func((GDestroyNotify)entry_free);
   if (!load(journal, error))
     return NULL;
@@ -213,40 +234,43 @@ maybe_crash(const char *step)
   }
 }
 
-static gboolean
-save(StateJournal *journal, GError **error)
+/* fsync_dir() - make a rename or unlink in the journal directory durable. */
+static void
+fsync_dir(StateJournal *journal)
 {
-  g_autoptr(JsonObject) root = json_object_new();
-  JsonArray *devices = json_array_new();
-
-  json_object_set_int_member(root, "version", JOURNAL_VERSION);
-  json_object_set_string_member(root, "vm", journal->vm);
-  for (guint i = 0; i < journal->entries->len; i++)
-    json_array_add_object_element(devices, entry_to_json(g_ptr_array_index(journal->entries, i)));
-  json_object_set_array_member(root, "devices", devices);
-
-  g_autoptr(JsonNode) node = json_node_init_object(json_node_alloc(), root);
-  g_autoptr(JsonGenerator) generator = json_generator_new();
-  json_generator_set_root(generator, node);
-  json_generator_set_pretty(generator, TRUE);
-  gsize length;
-  g_autofree char *data = json_generator_to_data(generator, &length);
-
-  g_autoptr(GError) local = NULL;
-  if (!g_file_set_contents_full(journal->path, data, (gssize)length,
-                                G_FILE_SET_CONTENTS_CONSISTENT | G_FILE_SET_CONTENTS_DURABLE,
-                                0600, &local)) {
-    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
-                "cannot write the journal %s: %s; nothing was changed", journal->path,
-                local->message);
-    return FALSE;
-  }
-  /* the rename itself is durable only once the directory is */
-  int dir_fd = open(journal->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int dir_fd = open(journal->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (dir_fd >= 0) {
     fsync(dir_fd);
     close(dir_fd);
   }
+}
+
+/*
+ * save() - replace @entry's own file: one small file per device keeps the
+ * cost of a step the same however many devices the VM has.
+ */
+static gboolean
+save(StateJournal *journal, const StateEntry *entry, GError **error)
+{
+  g_autoptr(JsonObject) root = entry_to_json(entry);
+  json_object_set_int_member(root, "version", JOURNAL_VERSION);
+  json_object_set_string_member(root, "vm", journal->vm);
+  g_autoptr(JsonNode) node = json_node_init_object(json_node_alloc(), root);
+  g_autoptr(JsonGenerator) generator = json_generator_new();
+  json_generator_set_root(generator, node);
+  gsize length;
+  g_autofree char *data = json_generator_to_data(generator, &length);
+  g_autofree char *path = entry_path(journal, entry->alias);
+  g_autoptr(GError) local = NULL;
+
+  if (!g_file_set_contents_full(path, data, (gssize)length,
+                                G_FILE_SET_CONTENTS_CONSISTENT | G_FILE_SET_CONTENTS_DURABLE,
+                                0600, &local)) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                "cannot write the journal %s: %s; nothing was changed", path, local->message);
+    return FALSE;
+  }
+  fsync_dir(journal);
   return TRUE;
 }
 
@@ -279,7 +303,7 @@ state_journal_record(StateJournal *journal, const char *alias, StateDeviceState 
       json_object_unref(entry->host);
     entry->host = json_object_ref(host);
   }
-  if (!save(journal, error))
+  if (!save(journal, entry, error))
     return FALSE;
   g_autofree char *crash_step = g_strdup_printf("%s:%s", state_device_state_name(state), step);
   maybe_crash(crash_step);
@@ -292,9 +316,15 @@ state_journal_forget(StateJournal *journal, const char *alias, GError **error)
   StateEntry *entry = state_journal_find(journal, alias);
   if (entry == NULL)
     return TRUE;
-  g_ptr_array_remove(journal->entries, entry);
-  if (!save(journal, error))
+  g_autofree char *path = entry_path(journal, alias);
+  if (g_unlink(path) != 0 && errno != ENOENT) {
+    int saved = errno;
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                "cannot remove the journal entry %s: %s", path, g_strerror(saved));
     return FALSE;
+  }
+  fsync_dir(journal);
+  g_ptr_array_remove(journal->entries, entry);
   maybe_crash("forgotten");
   return TRUE;
 }

@@ -4,8 +4,9 @@
  * host, written before each step takes effect, so a restarted hostdevd can
  * finish or undo whatever a crash interrupted
  *
- * One JSON file per VM in the state directory, replaced atomically (write,
- * fsync, rename, fsync of the directory) on every change.
+ * One small JSON file per device, STATE_DIR/VM.journal/ALIAS.json,
+ * replaced atomically (write, fsync, rename, fsync of the directory) on
+ * every change, so a step costs the same however many devices there are.
  */
 #pragma once
 
@@ -32,9 +33,9 @@ typedef struct _StateJournal StateJournal;
 
 /**
  * state_journal_open() - load (or start) the journal of @vm in @dir
- * Return: the journal, or NULL with @error when the file exists but cannot
- * be read; a damaged file is kept aside as VM.json.corrupt and an empty
- * journal started, with a warning.
+ * Return: the journal, or NULL with @error when its directory cannot be
+ * made or read; a damaged entry is kept aside as ALIAS.json.corrupt and
+ * skipped, with a warning.
  */
 StateJournal *state_journal_open(const char *dir, const char *vm, GError **error);
 void state_journal_free(StateJournal *journal);

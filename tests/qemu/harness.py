@@ -260,6 +260,17 @@ class HostdevdTestCase(unittest.TestCase):
             self.assertNotEqual(result.returncode, 0, f"hostdevctl {args} succeeded: {result.stdout}")
         return result
 
+    def journal(self):
+        """(alias, state) of every device in hostdevd's journal (STATE/VM.journal/ALIAS.json)."""
+        directory = os.path.join(self.tmp, "state", f"{self.vm}.journal")
+        entries = []
+        for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
+            if name.endswith(".json"):
+                with open(os.path.join(directory, name)) as f:
+                    entry = json.load(f)
+                entries.append((entry["alias"], entry["state"]))
+        return entries
+
     def claims(self):
         """The host-wide claims held in this test's runtime directory."""
         directory = os.path.join(self.tmp, "claims")

@@ -103,8 +103,7 @@ class Q35Placement(FixtureHost):
         self.assertIn("QEMU could not add vfio-pci for PCI device 0000:05:00.1", error["desc"])
         self.assertEqual(self.qmp.peripherals(), before)
         self.assertEqual(json.loads(self.ctl("--json", "list", self.vm).stdout)["return"], [])
-        journal = json.load(open(os.path.join(self.tmp, "state", "testvm.json")))
-        self.assertEqual(journal["devices"], [])
+        self.assertEqual(self.journal(), [])
 
 
 class Q35WithBridgeAndHotplugOff(FixtureHost):

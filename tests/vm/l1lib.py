@@ -313,7 +313,7 @@ class L2:
             qemu += ["-device", f"pcie-root-port,id=pci.{index},chassis={index}"]
         if booted:
             qemu += ["-kernel", config["l2_kernel"], "-initrd", config["l2_initrd"],
-                     "-append", "console=ttyS0 panic=-1 printk.time=1",
+                     "-append", "console=ttyS0 quiet panic=-1 cryptomgr.notests",
                      "-serial", f"file:{directory}/{name}.serial", "-no-reboot"]
         else:
             qemu += ["-S"]
