@@ -1,0 +1,109 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * hotplug-private.h - what the parts of the hot-plug workflow share:
+ * hotplug.c (the queue, releases, events), hotplug-attach.c,
+ * hotplug-detach.c and hotplug-reconcile.c
+ */
+#pragma once
+
+#include "hotplug.h"
+#include "guest-addr.h"
+#include "guest-topology.h"
+#include "host-prep.h"
+#include "hostdev.h"
+#include "hostdevd-error.h"
+#include "qemu-device.h"
+#include "state.h"
+#include "vm-devices.h"
+
+G_BEGIN_DECLS
+
+struct _Hotplug {
+  QmpClient *qmp;
+  StateJournal *journal;  /* borrowed: the daemon owns it */
+  char *vm;
+  char *runtime_dir;      /* host-wide claims live here */
+  uid_t qemu_uid;         /* who gets /dev/vfio/N; (uid_t)-1: leave it */
+  gid_t qemu_gid;
+  gboolean take_whole_group;
+  const Policy *policy;
+  VmDevices *devices;
+  GPtrArray *group_waiting; /* VmDevice*: gone from QEMU, their IOMMU group still in use */
+  guint releases_pending; /* host releases still running */
+  GTask *release_all;     /* hotplug_release_all_async() waiting for them */
+  HotplugEventFunc emit;
+  gpointer emit_data;
+  GQueue queue;          /* GTask*, the head is running */
+  gulong event_handler;
+};
+
+typedef void (*OpStartFunc)(GTask *task);
+
+typedef struct {
+  Hotplug *hotplug;
+  OpStartFunc start;
+  /* attach */
+  Hostdev *hostdev;              /* the definition being attached (live fields filled on the way) */
+  HostUsbDevice *usb;            /* the resolved USB device, NULL if absent */
+  gboolean dry_run;
+  gboolean alias_given;          /* the XML named the alias */
+  gboolean alias_retried;        /* a clash with a QEMU id was already resolved once */
+  char *usb_hostdevice;          /* "/dev/fdset/N" once the USB descriptor is passed */
+  JsonNode *usb_query;           /* x-query-usb sent right behind device_add */
+  gboolean usb_query_done;
+  gboolean usb_added;            /* device_add of the USB device returned OK */
+  guint usb_query_generation;    /* bumped when a query's answer no longer matters */
+  GuestTopology *topology;       /* PCI only */
+  QemuDeviceContext context;     /* the decisions the commands are built from */
+  HostPrep *prep;                /* what was done to the host so far */
+  GPtrArray *commands;           /* JsonObject*: device_add arguments in order */
+  guint added;                   /* how many of them QEMU holds (a reused zpci counts) */
+  /* detach */
+  char *alias;                   /* the device being detached */
+  guint wait_ms;
+  gint64 deadline;               /* monotonic time the wait ends */
+  guint busy_retries;
+  GCancellable *wait_cancel;     /* stops the event waiters */
+  gboolean del_answered;         /* device_del returned OK */
+  gboolean waiting;              /* a waiter is armed */
+  char *outcome;                 /* detach: "deleted", "guest-error", "timeout" */
+} Op;
+
+/* hotplug_op_new() - an operation that runs @start when its turn comes. */
+GTask *hotplug_op_new(Hotplug *hotplug, OpStartFunc start, gpointer source_tag,
+                      GAsyncReadyCallback callback, gpointer user_data);
+/* hotplug_op_submit() - parse @xml (when given) into the operation and queue it. */
+void hotplug_op_submit(GTask *task, const char *xml);
+/* hotplug_op_return() - complete the running operation and start the next one. */
+void hotplug_op_return(GTask *task, JsonNode *value, GError *error);
+
+/* hotplug_emit() - tell the daemon (and so the control clients) of an event. */
+void hotplug_emit(Hotplug *hotplug, const char *name, JsonObject *data);
+
+/* Return: the class a failed QMP command is reported with. */
+int hotplug_qemu_failure_code(const GError *error);
+/* Return: (transfer full): the ids in a qom-list /machine/peripheral reply. */
+GStrv hotplug_peripheral_ids(JsonNode *qom_list);
+/* hotplug_list_peripherals() - qom-list /machine/peripheral. */
+void hotplug_list_peripherals(Hotplug *hotplug, GAsyncReadyCallback callback, gpointer data);
+/* hotplug_remove_from_qemu() - device_del whose outcome only matters for the log. */
+void hotplug_remove_from_qemu(Hotplug *hotplug, const char *id);
+/* hotplug_remove_fdset() - drop the fdset holding @prep's USB descriptor from QEMU. */
+void hotplug_remove_fdset(Hotplug *hotplug, HostPrep *prep);
+
+/* hotplug_journal_device() - record @state and the @step about to take effect
+ * (@commands, @prep: keep what was recorded before when NULL). */
+gboolean hotplug_journal_device(Hotplug *hotplug, const Hostdev *hostdev, StateDeviceState state,
+                                const char *step, GPtrArray *commands, const HostPrep *prep,
+                                gboolean binding_in_flight, GError **error);
+/* hotplug_journal_forget() - drop @alias's journal entry (a failure is logged). */
+void hotplug_journal_forget(Hotplug *hotplug, const char *alias);
+
+/* hotplug_release_device() - QEMU no longer holds @device: give it back to
+ * the host, forget it, then finish @then (nullable) with @reply. */
+void hotplug_release_device(Hotplug *hotplug, VmDevice *device, const char *why, GTask *then,
+                            JsonNode *reply);
+/* hotplug_detach_abandon() - back to "attached" after a refused unplug. */
+void hotplug_detach_abandon(Hotplug *hotplug, VmDevice *device);
+
+G_END_DECLS
