@@ -272,6 +272,12 @@ xml_init(gpointer data)
   return NULL;
 }
 
+/* A generic libxml2 error: the same error also reaches the structured handler. */
+static void G_GNUC_PRINTF(2, 3)
+ignore_generic_error(void *context, const char *format, ...)
+{
+}
+
 #define DTD_REFUSED "DTDs and entities are not accepted"
 
 static xmlDoc *
@@ -297,6 +303,9 @@ read_document(const char *xml, gsize length, GError **error)
   }
 
   g_once(&init_once, xml_init, NULL);
+  /* libxml2 reports some errors (encoding ones) through its per-thread generic
+   * handler, which prints to stderr: the structured handler below has them */
+  xmlSetGenericErrorFunc(NULL, ignore_generic_error);
 
   ctxt = xmlCreateMemoryParserCtxt(xml, (int)length);
   if (ctxt == NULL) {

@@ -227,6 +227,45 @@ dispatch_detach(Daemon *daemon, JsonObject *arguments, GTask *task)
 }
 
 static void
+dispatch_list(Daemon *daemon, JsonObject *arguments, GTask *task)
+{
+  return_node_from_result(task, hotplug_list(daemon->hotplug), NULL);
+}
+
+static void
+dispatch_dumpxml(Daemon *daemon, JsonObject *arguments, GTask *task)
+{
+  g_autoptr(JsonObject) reply = json_object_new();
+  g_autofree char *xml = hotplug_dumpxml(daemon->hotplug);
+  json_object_set_string_member(reply, "xml", xml);
+  return_node_from_result(task, json_node_init_object(json_node_alloc(), reply), NULL);
+}
+
+static void
+dispatch_version(Daemon *daemon, JsonObject *arguments, GTask *task)
+{
+  g_autoptr(JsonObject) reply = json_object_new();
+  json_object_set_string_member(reply, "version", HOSTDEVD_VERSION);
+  json_object_set_string_member(reply, "vm", daemon->options.vm);
+  json_object_set_string_member(reply, "qemu", qmp_client_get_qemu_version(daemon->qmp));
+  return_node_from_result(task, json_node_init_object(json_node_alloc(), reply), NULL);
+}
+
+typedef void (*CommandFunc)(Daemon *daemon, JsonObject *arguments, GTask *task);
+
+static const struct {
+  const char *name;
+  CommandFunc run;
+  gboolean takes_arguments;   /* FALSE: any argument is an error */
+} commands[] = {
+  { "attach-device", dispatch_attach, TRUE },
+  { "detach-device", dispatch_detach, TRUE },
+  { "list-devices", dispatch_list, FALSE },
+  { "dumpxml", dispatch_dumpxml, FALSE },
+  { "query-version", dispatch_version, FALSE },
+};
+
+static void
 dispatch(const char *command, JsonObject *arguments, GTask *task, gpointer user_data)
 {
   static const char *const none[] = { NULL };
@@ -236,32 +275,20 @@ dispatch(const char *command, JsonObject *arguments, GTask *task, gpointer user_
   g_task_set_task_data(task, daemon, NULL);
   g_object_ref(task);   /* return_node_from_result() drops this one */
 
-  if (g_strcmp0(command, "attach-device") == 0) {
-    dispatch_attach(daemon, arguments, task);
-  } else if (g_strcmp0(command, "detach-device") == 0) {
-    dispatch_detach(daemon, arguments, task);
-  } else if (!check_arguments(command, arguments, none, &error)) {
-    return_node_from_result(task, NULL, error);
-  } else if (g_strcmp0(command, "list-devices") == 0) {
-    return_node_from_result(task, hotplug_list(daemon->hotplug), NULL);
-  } else if (g_strcmp0(command, "dumpxml") == 0) {
-    g_autoptr(JsonObject) reply = json_object_new();
-    g_autofree char *xml = hotplug_dumpxml(daemon->hotplug);
-    json_object_set_string_member(reply, "xml", xml);
-    return_node_from_result(task, json_node_init_object(json_node_alloc(), reply), NULL);
-  } else if (g_strcmp0(command, "query-version") == 0) {
-    g_autoptr(JsonObject) reply = json_object_new();
-    json_object_set_string_member(reply, "version", HOSTDEVD_VERSION);
-    json_object_set_string_member(reply, "vm", daemon->options.vm);
-    json_object_set_string_member(reply, "qemu", qmp_client_get_qemu_version(daemon->qmp));
-    return_node_from_result(task, json_node_init_object(json_node_alloc(), reply), NULL);
-  } else {
-    return_node_from_result(task, NULL,
-                            g_error_new(HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
-                                        "unknown command '%s'; commands are attach-device, "
-                                        "detach-device, list-devices, dumpxml, query-version",
-                                        command));
+  for (gsize i = 0; i < G_N_ELEMENTS(commands); i++) {
+    if (g_strcmp0(commands[i].name, command) != 0)
+      continue;
+    if (!commands[i].takes_arguments && !check_arguments(command, arguments, none, &error))
+      return_node_from_result(task, NULL, error);
+    else
+      commands[i].run(daemon, arguments, task);
+    return;
   }
+  return_node_from_result(task, NULL,
+                          g_error_new(HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                                      "unknown command '%s'; commands are attach-device, "
+                                      "detach-device, list-devices, dumpxml, query-version",
+                                      command));
 }
 
 /* ---- QEMU --------------------------------------------------------------- */

@@ -34,7 +34,7 @@ qemu-system-x86_64 -machine q35,accel=tcg -m 128 -nodefaults -display none -S \
 qemu_pid=$!
 
 echo "== starting hostdevd --vm demo --qmp $work/demo.qmp"
-./build/broker/hostdevd --vm demo --qmp "$work/demo.qmp" --sandbox off 2>"$work/hostdevd.log" &
+./build/broker/hostdevd --vm demo --qmp "$work/demo.qmp" 2>"$work/hostdevd.log" &
 daemon_pid=$!
 i=0
 until [ -S "$work/demo.sock" ]; do

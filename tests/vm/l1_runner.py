@@ -27,7 +27,7 @@ import scenarios  # noqa: E402
 
 # Seconds a scenario may take: booted-guest scenarios include waiting for
 # the guest, which boots in about 70 s alone and longer beside others.
-TIME_LIMIT = {"booted": 600, "default": 240}
+TIME_LIMIT = {"booted": 600, "default": 300}
 
 # What L1's emulated "host devices" must look like (see vmtest.py's L1
 # command line): BDF -> (vendor, device, driver at boot).
@@ -219,6 +219,96 @@ def run_forked(number, limit):
     return status, timed_out
 
 
+class GuestPool:
+    """The booted L2 guests the scenarios share (l1lib.BOOTED_GUESTS)."""
+
+    def __init__(self, config, selected):
+        self.config = config
+        self.users = {}                 # guest -> scenarios still to run on it
+        for n in selected:
+            guest = l1lib.GUEST_OF.get(n)
+            if guest:
+                self.users.setdefault(guest, []).append(n)
+        self.guests = {}                # guest -> L2 (its process is ours)
+
+    def start_all(self):
+        for guest in self.users:
+            self.start(guest)
+
+    def start(self, guest):
+        l2 = l1lib.start_pool_l2(self.config, guest, lambda argv, **kw: subprocess.Popen(argv, **kw))
+        self.guests[guest] = l2
+        write_json(os.path.join(l1lib.POOL, f"{guest}.json"),
+                   {"dir": l2.dir, "pid": l2.pid, "serial": l2.serial})
+        say(f"booting L2 guest {guest} (PID {l2.pid}) for scenarios {self.users[guest]}")
+
+    def ready(self, n):
+        """Whether scenario @n can go: its guest is up, or is gone (then the
+        scenario starts its own and reports why that failed)."""
+        guest = l1lib.GUEST_OF.get(n)
+        l2 = self.guests.get(guest)
+        return l2 is None or l2.process.poll() is not None or l1lib.guest_ready(l2.serial)
+
+    def after(self, n):
+        """Scenario @n is done with its guest: stop the guest when nobody
+        needs it any more, else unplug what @n left in it.
+        Return: a complaint about what was left, or None."""
+        guest = l1lib.GUEST_OF.get(n)
+        if guest is None or guest not in self.guests:
+            return None
+        self.users[guest].remove(n)
+        l2 = self.guests[guest]
+        if not self.users[guest]:
+            self.stop(guest)
+            return None
+        left = l1lib.scrub_guest(l2)
+        if left is None:
+            self.stop(guest)
+            self.start(guest)
+            return f"the shared guest {guest} was unusable afterwards; booting a new one"
+        if left:
+            return f"the scenario left {left} in the shared guest {guest} (unplugged by the runner)"
+        return None
+
+    def stop(self, guest):
+        l2 = self.guests.pop(guest)
+        if l2.process.poll() is None:
+            l2.process.terminate()
+            try:
+                l2.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                l2.process.kill()
+                l2.process.wait()
+        try:
+            os.unlink(os.path.join(l1lib.POOL, f"{guest}.json"))
+        except OSError:
+            pass
+        if os.path.exists(l2.serial):
+            with open(l2.serial, "rb") as src, open(os.path.join(l1lib.LOGS, f"{guest}.serial"), "ab") as dst:
+                dst.write(src.read())
+
+    def stop_all(self):
+        for guest in list(self.guests):
+            self.stop(guest)
+
+
+def next_scenario(pending, pool):
+    """Run a booted-guest scenario as soon as its guest is up (then the
+    guest can go and free L1's CPU); else one that needs no guest; else
+    wait, bounded, for a guest."""
+    deadline = time.monotonic() + TIME_LIMIT["booted"]
+    while True:
+        for n in pending:
+            if n in l1lib.GUEST_OF and pool.ready(n):
+                return n
+        for n in pending:
+            if n not in l1lib.GUEST_OF:
+                return n
+        if time.monotonic() > deadline:
+            return pending[0]       # it waits for its guest itself, and says so
+        time.sleep(1)
+
+
 def main():
     config = l1lib.load_config()
     os.environ.update(config.get("env", {}))
@@ -236,73 +326,84 @@ def main():
         say("preflight failed: " + setup_error.splitlines()[0])
     baseline = snapshot_with_usb()
     write_json(os.path.join(l1lib.LOGS, "baseline.json"), baseline)
+    if setup_error:
+        for n in selected:
+            write_json(os.path.join(l1lib.RESULTS, f"{n}.json"),
+                       {"ok": False, "message": setup_error, "seconds": 0})
+        return 1
 
-    # Boot the L2 guests early: they take about a minute, and the scenarios
-    # that need no guest run meanwhile.
-    pool = {}
-    booted = [n for n in selected if l1lib.pool_spec(n)]
-    if not setup_error:
-        for n in booted:
-            l2 = l1lib.start_pool_l2(config, n, lambda argv, **kw: subprocess.Popen(argv, **kw))
-            pool[n] = l2
-            write_json(os.path.join(l1lib.POOL, f"{n}.json"),
-                       {"name": l2.name, "dir": l2.dir, "pid": l2.pid, "serial": l2.serial})
-            say(f"booting L2 {l2.name} for scenario {n} (PID {l2.pid})")
-
-    order = [n for n in selected if n not in booted] + [n for n in selected if n in booted]
-    for n in order:
-        t0 = time.monotonic()
-        result_path = os.path.join(l1lib.RESULTS, f"{n}.json")
-        if setup_error:
-            write_json(result_path, {"ok": False, "message": setup_error, "seconds": 0})
-            continue
-        say(f"scenario {n} started: {scenarios.SCENARIOS[n].title}")
-        limit = TIME_LIMIT["booted" if n in booted else "default"]
-        status, timed_out = run_forked(n, limit)
-        if n in pool:
-            l2 = pool.pop(n)
-            if l2.process.poll() is None:
-                l2.process.terminate()
-                try:
-                    l2.process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    l2.process.kill()
-                    l2.process.wait()
-            if os.path.exists(l2.serial):
-                with open(l2.serial, "rb") as src, \
-                        open(os.path.join(l1lib.LOGS, f"s{n}-{l2.name}.serial"), "wb") as dst:
-                    dst.write(src.read())
-        seconds = time.monotonic() - t0
-        child_file = os.path.join(l1lib.RESULTS, f"{n}.child.json")
-        if timed_out:
-            result = {"ok": False, "message": f"the scenario did not finish within its {limit} s limit"}
-        elif os.path.exists(child_file):
-            with open(child_file) as f:
-                result = json.load(f)
-        else:
-            result = {"ok": False, "message": f"the scenario process died (wait status {status}) "
-                                              "without writing a result"}
-        leaked = restore_host(baseline)
-        if leaked:
-            note = "L1's host state differed after the scenario (put back by the runner):\n  " \
-                + "\n  ".join(leaked)
-            if result["ok"]:
-                result = {"ok": False, "message": "the scenario passed its own checks but left "
-                          "the host changed. " + note}
-            else:
-                result["message"] += "\n" + note
-        result["seconds"] = round(seconds, 1)
-        write_json(result_path, result)
-        say(f"scenario {n} {'ok' if result['ok'] else 'FAILED'} ({seconds:.1f} s)")
-
-    for l2 in pool.values():
-        if l2.process.poll() is None:
-            l2.process.kill()
-            l2.process.wait()
-    with open(os.path.join(l1lib.LOGS, "dmesg.txt"), "w") as f:
-        subprocess.run(["dmesg"], stdout=f, stderr=subprocess.STDOUT, timeout=20)
+    pool = GuestPool(config, selected)
+    pool.start_all()
+    pending = list(selected)
+    try:
+        while pending:
+            n = next_scenario(pending, pool)
+            pending.remove(n)
+            run_one(n, baseline, pool)
+    finally:
+        pool.stop_all()
+        with open(os.path.join(l1lib.LOGS, "dmesg.txt"), "w") as f:
+            subprocess.run(["dmesg"], stdout=f, stderr=subprocess.STDOUT, timeout=20)
     say("runner done")
     return 0
+
+
+def kernel_log():
+    try:
+        return subprocess.run(["dmesg"], capture_output=True, text=True, timeout=20).stdout.splitlines()
+    except (OSError, subprocess.TimeoutExpired):
+        return []
+
+
+def append_kernel_log(n, before, failed):
+    """The kernel's messages during scenario @n go to its log; after a
+    failure, with the stacks of blocked tasks (sysrq w): a process stuck in
+    the kernel is what a VFIO problem looks like from outside."""
+    if failed:
+        try:
+            with open("/proc/sysrq-trigger", "w") as f:
+                f.write("w")
+        except OSError:
+            pass
+    lines = kernel_log()[before:]
+    with open(os.path.join(l1lib.LOGS, f"s{n}.log"), "a") as f:
+        f.write("---- L1 kernel messages during the scenario\n" + "\n".join(lines) + "\n")
+
+
+def run_one(n, baseline, pool):
+    t0 = time.monotonic()
+    kernel_before = len(kernel_log())
+    booted = n in l1lib.GUEST_OF
+    say(f"scenario {n} started: {scenarios.SCENARIOS[n].title}")
+    limit = TIME_LIMIT["booted" if booted else "default"]
+    status, timed_out = run_forked(n, limit)
+    seconds = time.monotonic() - t0
+    child_file = os.path.join(l1lib.RESULTS, f"{n}.child.json")
+    if timed_out:
+        result = {"ok": False, "message": f"the scenario did not finish within its {limit} s limit"}
+    elif os.path.exists(child_file):
+        with open(child_file) as f:
+            result = json.load(f)
+    else:
+        result = {"ok": False, "message": f"the scenario process died (wait status {status}) "
+                                          "without writing a result"}
+    leaked = []
+    complaint = pool.after(n)
+    if complaint:
+        leaked.append(complaint)
+    leaked += restore_host(baseline)
+    if leaked:
+        note = "L1's host state differed after the scenario (put back by the runner):\n  " \
+            + "\n  ".join(leaked)
+        if result["ok"]:
+            result = {"ok": False, "message": "the scenario passed its own checks but left "
+                      "the host changed. " + note}
+        else:
+            result["message"] += "\n" + note
+    result["seconds"] = round(seconds, 1)
+    append_kernel_log(n, kernel_before, not result["ok"])
+    write_json(os.path.join(l1lib.RESULTS, f"{n}.json"), result)
+    say(f"scenario {n} {'ok' if result['ok'] else 'FAILED'} ({seconds:.1f} s)")
 
 
 if __name__ == "__main__":

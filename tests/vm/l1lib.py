@@ -338,10 +338,11 @@ class L2:
     def serial_text(self):
         return read(self.serial, "") if self.serial else ""
 
-    def wait_booted(self, timeout):
+    def wait_booted(self, timeout, qemu_log=None):
         wait_for(lambda: "L2 READY" in self.serial_text() or not self.alive(), timeout,
                  f"L2 guest {self.name} to boot", interval=0.5)
-        check(self.alive(), f"L2 {self.name} exited while booting:\n{self.serial_text()[-2000:]}")
+        check(self.alive(), f"L2 {self.name} exited while booting; QEMU said: "
+              f"{(read(qemu_log, '') if qemu_log else '')[-1500:]}\nconsole: {self.serial_text()[-1500:]}")
 
     def guest_pci(self):
         """The PCI functions the L2 guest OS last reported."""
@@ -433,7 +434,8 @@ class Ctx:
                     process.kill()
                     process.wait(timeout=10)
         for l2 in self.l2s:
-            self._save(l2.serial, f"s{self.n}-{l2.name}.serial")
+            if l2.process is not None:
+                self._save(l2.serial, f"s{self.n}-{l2.name}.serial")
         self.log_file.close()
 
     def _save(self, path, name):
@@ -454,24 +456,25 @@ class Ctx:
         l2.connect()
         return l2
 
-    def booted_l2(self, name, timeout=400):
-        """The booted L2 guest the runner started early for this scenario
-        (booting takes about a minute under nested TCG), or a new one."""
-        spec = pool_spec(self.n)
-        check(spec is not None, f"scenario {self.n} has no booted-guest spec")
-        pool_file = os.path.join(POOL, f"{self.n}.json")
-        if os.path.exists(pool_file):
-            with open(pool_file) as f:
-                info = json.load(f)
-            l2 = L2(info["name"], info["dir"], info["pid"], None, info["serial"], spec["ram"])
-            self.log(f"adopting the pre-started L2 {l2.name} (PID {l2.pid})")
+    def booted_l2(self, timeout=400):
+        """The booted L2 guest this scenario shares (see GUEST_OF), which the
+        runner started early because booting takes a minute or more under
+        nested TCG; a new one if the runner has none."""
+        guest = GUEST_OF.get(self.n)
+        check(guest is not None, f"scenario {self.n} has no booted guest in GUEST_OF")
+        spec = BOOTED_GUESTS[guest]
+        info = pool_info(guest)
+        if info is not None:
+            l2 = L2(guest, info["dir"], info["pid"], None, info["serial"], spec["ram"])
+            self.log(f"using the runner's booted L2 {guest} (PID {l2.pid})")
         else:
-            l2 = start_pool_l2(self.config, self.n, self.spawn)
-        check(l2.name == name, f"booted guest is {l2.name}, expected {name}")
+            l2 = start_pool_l2(self.config, guest, self.spawn, f"s{self.n}-")
+            self.log(f"booting an L2 {guest} of its own (PID {l2.pid})")
         self.l2s.append(l2)
         t0 = time.monotonic()
-        l2.wait_booted(timeout)
-        self.log(f"L2 {name} booted (waited {time.monotonic() - t0:.1f} s here)")
+        qemu_log = os.path.join(LOGS, f"{guest}.qemu.log" if info else f"s{self.n}-{guest}.qemu.log")
+        l2.wait_booted(timeout, qemu_log)
+        self.log(f"L2 {guest} booted (waited {time.monotonic() - t0:.1f} s here)")
         l2.connect()
         return l2
 
@@ -499,7 +502,8 @@ class Ctx:
         wait_for(lambda: os.path.exists(socket_path) or process.poll() is not None, 60,
                  f"hostdevd's control socket for {vm}")
         check(process.poll() is None,
-              f"hostdevd for {vm} exited early (status {process.returncode}):\n{daemon.log()[-3000:]}")
+              f"hostdevd for {vm} exited early (status {process.returncode}); the end of its log:\n"
+              + "\n".join(daemon.log().splitlines()[-12:]))
         return daemon
 
     # -- hostdevctl, the only way scenarios drive hostdevd ---
@@ -543,6 +547,18 @@ class Ctx:
         path = os.path.join(self.dir, name)
         with open(path, "w") as f:
             f.write(text)
+        return path
+
+    def private_file(self, name, text):
+        """A file only root can change, in a directory only root can change
+        (hostdevd refuses a policy file others could alter)."""
+        directory = os.path.join(self.dir, "etc")
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+        os.chmod(directory, 0o755)
+        path = os.path.join(directory, name)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, 0o644)
         return path
 
     def dumpxml(self, vm):
@@ -603,29 +619,69 @@ def find_hostdev(devices_xml, bdf):
 
 # -- booted guests started early by the runner ------------------------------
 
-# Scenarios that need a guest OS in L2 (a PCI unplug needs the guest's
-# cooperation) and how that guest runs.  The runner boots them all at the
-# start, in parallel with the scenarios that need none.
+# Guests with an OS, for the scenarios that need one (a PCI unplug needs the
+# guest's cooperation).  Each takes a minute or more of L1's CPU to boot, so
+# scenarios share them, one after the other: the runner boots them at its
+# start, runs the scenarios that need none meanwhile, and between two users
+# of a guest unplugs whatever the first one left in it.
 BOOTED_GUESTS = {
-    1: {"name": "vm1", "ram": 256},
-    3: {"name": "vm3", "ram": 256, "user": 65534, "memlock": 65536},
-    5: {"name": "vm5", "ram": 256},
+    "l2root": {"ram": 128},
+    # QEMU as an unprivileged user with 64 KiB of locked memory, as a
+    # distribution's QEMU runs: hostdevd must chown /dev/vfio/N and raise
+    # the limit itself.
+    "l2nobody": {"ram": 128, "user": 65534, "memlock": 65536},
 }
+GUEST_OF = {1: "l2root", 5: "l2root", 3: "l2nobody"}
 
 
-def pool_spec(number):
-    return BOOTED_GUESTS.get(number)
+def pool_info(guest):
+    """The runner's booted @guest: {dir, pid, serial}, or None."""
+    try:
+        with open(os.path.join(POOL, f"{guest}.json")) as f:
+            info = json.load(f)
+    except (OSError, ValueError):
+        return None
+    stat_line = read(f"/proc/{info['pid']}/stat", "")
+    if not stat_line or stat_line.split(") ", 1)[-1][:1] in ("Z", "X"):
+        return None
+    return info
 
 
-def start_pool_l2(config, number, spawn):
-    spec = BOOTED_GUESTS[number]
-    directory = os.path.join(POOL, spec["name"])
+def start_pool_l2(config, guest, spawn, log_prefix=""):
+    spec = BOOTED_GUESTS[guest]
+    directory = os.path.join(POOL, guest)
     os.makedirs(directory, exist_ok=True)
     os.chmod(POOL, 0o755)
     os.chmod(directory, 0o777)
-    argv = L2.argv(config, spec["name"], directory, True, spec["ram"],
-                   spec.get("user"), spec.get("memlock"))
-    log = open(os.path.join(LOGS, f"s{number}-{spec['name']}.qemu.log"), "wb")
+    serial = os.path.join(directory, f"{guest}.serial")
+    if os.path.exists(serial):
+        os.unlink(serial)
+    argv = L2.argv(config, guest, directory, True, spec["ram"], spec.get("user"), spec.get("memlock"))
+    log = open(os.path.join(LOGS, f"{log_prefix}{guest}.qemu.log"), "ab")
     process = spawn(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
-    return L2(spec["name"], directory, process.pid, process,
-              os.path.join(directory, f"{spec['name']}.serial"), spec["ram"])
+    return L2(guest, directory, process.pid, process, serial, spec["ram"])
+
+
+def guest_ready(serial):
+    return "L2 READY" in (read(serial, "") or "")
+
+
+def scrub_guest(l2, timeout=60):
+    """Unplug every host device a scenario left in a shared booted guest.
+    Return: what was left, or None when the guest is unusable."""
+    try:
+        qmp = Qmp(l2.test_qmp, timeout=10)
+    except (Failure, OSError):
+        return None
+    try:
+        left = {name: kind for name, kind in qmp.peripherals().items()
+                if kind in ("vfio-pci", "usb-host")}
+        for name in left:
+            qmp.command("device_del", id=name)
+        for name in left:
+            qmp.wait_event("DEVICE_DELETED", timeout, device=name)
+        return left
+    except (Failure, OSError):
+        return None
+    finally:
+        qmp.close()

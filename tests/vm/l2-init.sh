@@ -12,12 +12,16 @@ mount -t sysfs sys /sys
 mount -t devtmpfs dev /dev
 
 echo "L2 READY"
+# A glob, not ls: every fork costs dearly under nested TCG.
 last=""
 while true; do
-  now=$(ls /sys/bus/pci/devices | tr '\n' ' ')
+  now=""
+  for device in /sys/bus/pci/devices/*; do
+    now="$now ${device##*/}"
+  done
   if [ "$now" != "$last" ]; then
-    echo "L2 PCI: $now"
+    echo "L2 PCI:$now"
     last=$now
   fi
-  sleep 0.3
+  sleep 1
 done

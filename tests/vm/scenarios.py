@@ -37,12 +37,13 @@ MF0 = "0000:05:00.0"
 MF1 = "0000:05:00.1"
 KBD = ("0627", "0001")
 
-# The policy file of scenario 4 (hostdevd --policy FILE, GKeyFile): the
-# VM may take a whole multi-device IOMMU group, bound and given back together.
+# The policy file of scenario 4 (hostdevd --policy FILE, see the README's
+# "Policy"): VM vm4 may take a whole multi-device IOMMU group, bound and
+# given back together.
 POLICY_WHOLE_GROUP = """\
 # hostdevd policy used by tests/vm scenario 4
-[vm4]
-allow-whole-iommu-group=true
+[vm vm4]
+allow-iommu-group-takeover=true
 """
 
 
@@ -149,10 +150,10 @@ def managed_attach_booted_guest(ctx):
     check(l1lib.group_members(group) == [bdf],
           f"precondition: {bdf} should be alone in IOMMU group {group}: {l1lib.group_members(group)}")
 
-    l2 = ctx.booted_l2("vm1")
+    l2 = ctx.booted_l2()
     guest_before = wait_for(l2.guest_pci, 30, "the L2 guest's PCI list")
     ctx.log(f"guest PCI before: {guest_before}")
-    ctx.start_hostdevd(l2)
+    ctx.start_hostdevd(l2, vm="vm1")
     xml = ctx.file("e1000e.xml", l1lib.pci_xml(bdf, managed=True))
 
     ctx.step("attach-device, managed='yes'")
@@ -244,7 +245,7 @@ def unprivileged_qemu(ctx):
     bdf = E1000E
     require_host_driver(bdf, "e1000e")
     group = l1lib.pci_group(bdf)
-    l2 = ctx.booted_l2("vm3")
+    l2 = ctx.booted_l2()
     status = l1lib.read(f"/proc/{l2.pid}/status", "")
     uid_line = next((l for l in status.splitlines() if l.startswith("Uid:")), "")
     check(uid_line.split()[1:2] == ["65534"], f"precondition: L2 QEMU should run as uid 65534: {uid_line}")
@@ -266,7 +267,7 @@ def unprivileged_qemu(ctx):
     wait_host_driver(bdf, "e1000e", 20, "control: rebinding by hand")
 
     ctx.step("attach through hostdevd")
-    ctx.start_hostdevd(l2)
+    ctx.start_hostdevd(l2, vm="vm3")
     xml = ctx.file("e1000e.xml", l1lib.pci_xml(bdf, managed=True))
     attach_ok(ctx, "vm3", xml, "managed attach into the uid-65534 QEMU")
     node = l1lib.vfio_node_stat(group)
@@ -329,7 +330,7 @@ def multi_device_group(ctx):
 
     ctx.step("restart hostdevd with a policy allowing whole-group takeover")
     daemon.kill(signal.SIGTERM)
-    policy = ctx.file("policy.conf", POLICY_WHOLE_GROUP)
+    policy = ctx.private_file("policy.conf", POLICY_WHOLE_GROUP)
     daemon = ctx.start_hostdevd(l2, extra=["--policy", policy])
     xml = ctx.file("e1000-a.xml", l1lib.pci_xml(E1000_A, managed=True))
     attach_ok(ctx, "vm4", xml, f"attach of {E1000_A} with the whole-group policy")
@@ -358,7 +359,7 @@ def sriov_vf(ctx):
     require_host_driver(NVME_PF, "nvme")
     check(l1lib.read(f"{pf_sys}/sriov_totalvfs") == "2" and l1lib.read(f"{pf_sys}/sriov_numvfs") == "0",
           f"precondition: {NVME_PF} should offer 2 VFs with none enabled")
-    l2 = ctx.booted_l2("vm5")
+    l2 = ctx.booted_l2()
 
     ctx.step("nodedev-set-numvfs 1")
     ctx.ctl("nodedev-set-numvfs", nodedev_name(NVME_PF), "1", check_ok=True)
@@ -373,7 +374,7 @@ def sriov_vf(ctx):
     ctx.log(f"VF {NVME_VF} in group {vf_group}, driver {vf_driver}")
 
     ctx.step("attach the VF")
-    ctx.start_hostdevd(l2)
+    ctx.start_hostdevd(l2, vm="vm5")
     xml = ctx.file("vf.xml", l1lib.pci_xml(NVME_VF, managed=True))
     attach_ok(ctx, "vm5", xml, "managed attach of the VF")
     check(l1lib.pci_driver(NVME_VF) == "vfio-pci", f"the VF is on {l1lib.pci_driver(NVME_VF)}, expected vfio-pci")
@@ -690,3 +691,54 @@ def two_vms_one_device(ctx):
     ctx.expect(status == 0, f"hostdevd of {loser} exited with {status}")
     check_given_back(ctx, bdf, "e1000e", f"after {loser}'s QEMU quit")
     ctx.expect(not runtime_mentions(ctx, bdf), f"claims on {bdf} left: {runtime_mentions(ctx, bdf)}")
+
+
+# -- 10 ---------------------------------------------------------------------
+
+@scenario(10, "managed='no': refused while on e1000e; bound to vfio-pci by the administrator, attached, left on vfio-pci when QEMU quits")
+def unmanaged_attach(ctx):
+    bdf = E1000E
+    require_host_driver(bdf, "e1000e")
+    group = l1lib.pci_group(bdf)
+    l2 = ctx.paused_l2("vm10")
+    daemon = ctx.start_hostdevd(l2)
+    xml = ctx.file("e1000e.xml", l1lib.pci_xml(bdf, managed=False))
+
+    ctx.step("managed='no' with the device still on its host driver")
+    result = ctx.ctl("attach-device", "vm10", xml, check_ok=False, what="managed='no' attach of a device on e1000e")
+    ctx.expect("vfio-pci" in result.stderr,
+               f"the refusal should say the device must be on vfio-pci: {result.stderr.strip()[:300]}")
+    ctx.expect((l1lib.pci_driver(bdf), l1lib.pci_override(bdf)) == ("e1000e", ""),
+               f"managed='no' must not touch the device, it is now on {l1lib.pci_driver(bdf)}")
+    ctx.expect(not l2.qmp.vfio_devices(), f"QEMU got a device: {l2.qmp.vfio_devices()}")
+
+    ctx.step("the administrator binds it to vfio-pci; attach")
+    l1lib.pci_bind_by_hand(bdf, "vfio-pci")
+    try:
+        wait_for(lambda: os.path.exists(f"/dev/vfio/{group}"), 10, f"/dev/vfio/{group}")
+        attach_ok(ctx, "vm10", xml, "managed='no' attach of a device on vfio-pci")
+        alias = vfio_alias(ctx, l2, bdf, "after attach-device")
+        check(l2.qmp.prop(alias, "realized") is True, f"{alias} is not realized in QEMU")
+        live = ctx.dumpxml("vm10")
+        hostdev = l1lib.find_hostdev(live, bdf)
+        check(hostdev is not None, f"hostdevctl dumpxml vm10 has no <hostdev> for {bdf}")
+        address = hostdev.find("address")
+        check(address is not None and address.get("type") == "pci",
+              "the live XML has no guest <address type='pci'/> for the device")
+        bus = int(address.get("bus", "-1"), 0)
+        parent_bus = l2.qmp.prop(alias, "parent_bus")
+        ctx.expect(parent_bus.rstrip("/").split("/")[-1] == f"pci.{bus}",
+                   f"live XML bus {bus:#x} is not where QEMU put {alias} ({parent_bus})")
+
+        ctx.step("QEMU quits: hostdevd exits 0 and leaves the device on vfio-pci")
+        l2.quit()
+        status = daemon.wait_exit(60)
+        ctx.expect(status == 0, f"hostdevd exited with {status} after QEMU quit, expected 0")
+        ctx.expect(l1lib.pci_driver(bdf) == "vfio-pci",
+                   f"managed='no': {bdf} must stay on vfio-pci, it is on {l1lib.pci_driver(bdf)}")
+        node = l1lib.vfio_node_stat(group)
+        ctx.expect(node is not None and (node["uid"], node["gid"]) == (0, 0),
+                   f"/dev/vfio/{group} should be root's again: {node}")
+    finally:
+        l1lib.pci_bind_by_hand(bdf, None)
+    wait_host_driver(bdf, "e1000e", 20, "the administrator's rebinding")

@@ -412,6 +412,19 @@ def in_l1(path, share, subdir):
     return os.path.join("/tmp/w", subdir, os.path.basename(path))
 
 
+def l2_kernel(prepared, share):
+    """The kernel in the share, where an L2 QEMU running as an unprivileged
+    user can read it too (the cache may sit in root's home)."""
+    source = boot_kernel(prepared)
+    target = os.path.join(share, "l2", os.path.basename(source))
+    try:
+        os.link(source, target)
+    except OSError:
+        shutil.copy(source, target)
+    os.chmod(target, 0o644)
+    return "/tmp/w/l2/" + os.path.basename(source)
+
+
 def prepare_share(share, prepared, qemu, selected, cache):
     if os.path.exists(share):
         shutil.rmtree(share)
@@ -438,7 +451,7 @@ def prepare_share(share, prepared, qemu, selected, cache):
         "hostdevd": in_l1(hostdevd, share, "bin"),
         "hostdevctl": in_l1(hostdevctl, share, "bin"),
         "qemu": qemu,
-        "l2_kernel": in_l1(boot_kernel(prepared), share, "l2"),
+        "l2_kernel": l2_kernel(prepared, share),
         "l2_initrd": "/tmp/w/l2/initrd",
         "nodedev_schema": schema,
         "sandbox": os.environ.get("HOSTDEVD_TEST_SANDBOX", "off"),
@@ -499,12 +512,16 @@ class Tap:
         return len(self.done) == len(self.selected) and all(r["ok"] for r in self.done.values())
 
 
-def tail(path, lines):
+def tail(path, lines, stop_at=None):
+    """The last @lines lines of @path (of what comes before @stop_at)."""
     try:
         with open(path, errors="replace") as f:
-            return f.read().splitlines()[-lines:]
+            text = f.read()
     except OSError:
         return []
+    if stop_at and stop_at in text:
+        text = text[:text.index(stop_at)]
+    return text.splitlines()[-lines:]
 
 
 def boot_l1(qemu, prepared, initrd, share, tap, selected, timeout):
@@ -562,7 +579,8 @@ def collect(results, tap, selected, share):
         except (OSError, ValueError):
             continue        # being written; the next poll reads it
         if not result["ok"]:
-            result["log_tail"] = tail(os.path.join(share, "logs", f"s{number}.log"), 25)
+            result["log_tail"] = tail(os.path.join(share, "logs", f"s{number}.log"), 25,
+                                      "---- L1 kernel messages")
         tap.record(number, result)
 
 
@@ -600,6 +618,7 @@ def main(argv):
     share = os.path.join(workdir, "share")
     t0 = time.monotonic()
     boot_status = None
+    l1_started = None
     try:
         cache = cache_dir()
         os.makedirs(cache, exist_ok=True)
@@ -613,6 +632,7 @@ def main(argv):
         timings["prepare"] = time.monotonic() - t0
         note(f"kernel {version} from {cache}; prepared in {timings['prepare']:.1f} s")
         timeout = float(os.environ.get("HOSTDEVD_VM_TIMEOUT", "1500"))
+        l1_started = time.monotonic()
         timings["L1"], boot_status = boot_l1(qemu, prepared, initrd, share, tap, selected, timeout)
     except SetupError as e:
         for number in selected:
@@ -620,6 +640,8 @@ def main(argv):
     except KeyboardInterrupt as e:
         note(f"interrupted ({e}); L1 stopped")
     finally:
+        if l1_started is not None and "L1" not in timings:
+            timings["L1"] = time.monotonic() - l1_started
         serial = os.path.join(share, "logs", "l1-serial.log")
         for number in selected:
             if number not in tap.done:
