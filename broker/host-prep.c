@@ -30,7 +30,7 @@ gboolean
 host_prep_is_empty(const HostPrep *prep)
 {
   return prep == NULL || (prep->claims->len == 0 && prep->vfio == NULL && prep->fdset_id < 0 &&
-                          !prep->vf_saved);
+                          !prep->vf_saved && !prep->memlock_saved);
 }
 
 JsonObject *
@@ -58,6 +58,15 @@ host_prep_to_json(const HostPrep *prep, gboolean binding_in_flight)
     json_object_set_int_member(object, "fdset-id", prep->fdset_id);
   if (prep->vf_saved)
     json_object_set_object_member(object, "vf-before", sriov_vf_config_to_json(&prep->vf_before));
+  if (prep->memlock_saved) {
+    JsonObject *memlock = json_object_new();
+    /* as strings: RLIM_INFINITY does not fit JSON's integers */
+    g_autofree char *soft = g_strdup_printf("%" G_GUINT64_FORMAT, prep->memlock_soft);
+    g_autofree char *hard = g_strdup_printf("%" G_GUINT64_FORMAT, prep->memlock_hard);
+    json_object_set_string_member(memlock, "soft", soft);
+    json_object_set_string_member(memlock, "hard", hard);
+    json_object_set_object_member(object, "memlock-before", memlock);
+  }
   return object;
 }
 
@@ -83,6 +92,18 @@ host_prep_from_json(JsonObject *object, GError **error)
       (prep->vfio = vfio_record_from_json(json_node_get_object(node), error)) == NULL)
     return NULL;
   prep->fdset_id = (gint)json_object_get_int_member_with_default(object, "fdset-id", -1);
+  if ((node = json_object_get_member(object, "memlock-before")) && JSON_NODE_HOLDS_OBJECT(node)) {
+    JsonObject *memlock = json_node_get_object(node);
+    const char *soft = json_object_get_string_member_with_default(memlock, "soft", "");
+    const char *hard = json_object_get_string_member_with_default(memlock, "hard", "");
+    if (!g_ascii_string_to_unsigned(soft, 10, 0, G_MAXUINT64, &prep->memlock_soft, NULL) ||
+        !g_ascii_string_to_unsigned(hard, 10, 0, G_MAXUINT64, &prep->memlock_hard, NULL)) {
+      g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                          "journal: memlock-before is not two numbers");
+      return NULL;
+    }
+    prep->memlock_saved = TRUE;
+  }
   if ((node = json_object_get_member(object, "vf-before")) && JSON_NODE_HOLDS_OBJECT(node)) {
     if (!sriov_vf_config_from_json(json_node_get_object(node), &prep->vf_before, error))
       return NULL;

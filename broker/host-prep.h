@@ -26,6 +26,9 @@ typedef struct {
   gint fdset_id;              /* USB: QEMU fdset holding our descriptor, -1 none */
   gboolean vf_saved;          /* <interface type='hostdev'>: the VF settings before */
   SriovVfConfig vf_before;
+  gboolean memlock_saved;     /* QEMU's RLIMIT_MEMLOCK before hostdevd raised it for VFIO */
+  guint64 memlock_soft;
+  guint64 memlock_hard;
 } HostPrep;
 
 HostPrep *host_prep_new(void);

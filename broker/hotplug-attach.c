@@ -50,8 +50,18 @@ on_attach_host_undone(GObject *source, GAsyncResult *result, gpointer user_data)
   } else if (op->hostdev->alias && state_journal_find(op->hotplug->journal, op->hostdev->alias)) {
     hotplug_journal_forget(op->hotplug, op->hostdev->alias);
   }
+  hotplug_restore_memlock_if_unused(op->hotplug);
   hotplug_op_return(undo->task, NULL, reported);
   g_free(undo);
+}
+
+static void
+attach_undo_host(gpointer data)
+{
+  AttachUndo *undo = data;
+  Op *op = g_task_get_task_data(undo->task);
+  host_prep_release_async(op->prep, op->hotplug->runtime_dir, op->hotplug->vm,
+                          on_attach_host_undone, undo);
 }
 
 /*
@@ -97,12 +107,10 @@ attach_fail(GTask *task, GError *error)
     g_error_free(error);
     return;
   }
-  hotplug_remove_fdset(hotplug, op->prep);
   AttachUndo *undo = g_new0(AttachUndo, 1);
   undo->task = task;
   undo->error = error;
-  host_prep_release_async(op->prep, hotplug->runtime_dir, hotplug->vm, on_attach_host_undone,
-                          undo);
+  hotplug_remove_fdset(hotplug, op->prep, attach_undo_host, undo);
 }
 
 static void
@@ -499,17 +507,28 @@ on_memory_size(GObject *source, GAsyncResult *result, gpointer user_data)
                 (guint64)json_object_get_int_member_with_default(sizes, "plugged-memory", 0);
   guint64 needed = memlock_needed_for_guest(ram, vfio_device_count(op->hotplug), FALSE);
 
-  if (qemu <= 0 || (memlock_get(qemu, &soft, &hard, NULL) && soft >= needed) ||
-      process_has_ipc_lock(qemu)) {
-    attach_devices(task);
-    return;
+  Hotplug *hotplug = op->hotplug;
+  gboolean enough = qemu <= 0 || (memlock_get(qemu, &soft, &hard, NULL) && soft >= needed) ||
+                    process_has_ipc_lock(qemu);
+  if (!enough) {
+    if (!hotplug->memlock_saved) {
+      hotplug->memlock_soft = soft;
+      hotplug->memlock_hard = hard;
+    }
+    if (!memlock_raise(qemu, needed, &error)) {
+      attach_fail(task, error);
+      return;
+    }
+    hotplug->memlock_saved = TRUE;
+    g_autofree char *size = memlock_format_bytes(needed);
+    g_message("raised QEMU's (pid %d) locked-memory limit to %s for VFIO", (int)qemu, size);
   }
-  if (!memlock_raise(qemu, needed, &error)) {
-    attach_fail(task, error);
-    return;
+  /* every VFIO device's record carries the original, so whichever leaves last restores it */
+  if (hotplug->memlock_saved) {
+    op->prep->memlock_saved = TRUE;
+    op->prep->memlock_soft = hotplug->memlock_soft;
+    op->prep->memlock_hard = hotplug->memlock_hard;
   }
-  g_autofree char *size = memlock_format_bytes(needed);
-  g_message("raised QEMU's (pid %d) locked-memory limit to %s for VFIO", (int)qemu, size);
   attach_devices(task);
 }
 

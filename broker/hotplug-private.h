@@ -30,6 +30,9 @@ struct _Hotplug {
   VmDevices *devices;
   GPtrArray *group_waiting; /* VmDevice*: gone from QEMU, their IOMMU group still in use */
   guint releases_pending; /* host releases still running */
+  gboolean memlock_saved; /* QEMU's RLIMIT_MEMLOCK before the first VFIO device raised it */
+  guint64 memlock_soft;
+  guint64 memlock_hard;
   GTask *release_all;     /* hotplug_release_all_async() waiting for them */
   HotplugEventFunc emit;
   gpointer emit_data;
@@ -88,8 +91,11 @@ GStrv hotplug_peripheral_ids(JsonNode *qom_list);
 void hotplug_list_peripherals(Hotplug *hotplug, GAsyncReadyCallback callback, gpointer data);
 /* hotplug_remove_from_qemu() - device_del whose outcome only matters for the log. */
 void hotplug_remove_from_qemu(Hotplug *hotplug, const char *id);
-/* hotplug_remove_fdset() - drop the fdset holding @prep's USB descriptor from QEMU. */
-void hotplug_remove_fdset(Hotplug *hotplug, HostPrep *prep);
+/* HotplugContinue - what to do once an asynchronous step is over. */
+typedef void (*HotplugContinue)(gpointer data);
+/* hotplug_remove_fdset() - drop the fdset holding @prep's USB descriptor
+ * from QEMU (when there is one), then run @then. */
+void hotplug_remove_fdset(Hotplug *hotplug, HostPrep *prep, HotplugContinue then, gpointer data);
 
 /* hotplug_journal_device() - record @state and the @step about to take effect
  * (@commands, @prep: keep what was recorded before when NULL). */
@@ -103,6 +109,9 @@ void hotplug_journal_forget(Hotplug *hotplug, const char *alias);
  * the host, forget it, then finish @then (nullable) with @reply. */
 void hotplug_release_device(Hotplug *hotplug, VmDevice *device, const char *why, GTask *then,
                             JsonNode *reply);
+/* hotplug_restore_memlock_if_unused() - once no VFIO device is left, QEMU's
+ * locked-memory limit goes back to what it was before hostdevd raised it. */
+void hotplug_restore_memlock_if_unused(Hotplug *hotplug);
 /* hotplug_detach_abandon() - back to "attached" after a refused unplug. */
 void hotplug_detach_abandon(Hotplug *hotplug, VmDevice *device);
 

@@ -36,6 +36,11 @@ reconcile_entry(Hotplug *hotplug, StateEntry *entry, const char *const *ids, Rec
               error->message);
     return;
   }
+  if (prep->memlock_saved && !hotplug->memlock_saved) {
+    hotplug->memlock_saved = TRUE;
+    hotplug->memlock_soft = prep->memlock_soft;
+    hotplug->memlock_hard = prep->memlock_hard;
+  }
   switch (entry->state) {
   case STATE_ATTACHED:
     if (present) {

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "hotplug-private.h"
 #include "host-root.h"
+#include "memlock.h"
 
 #include <string.h>
 
@@ -190,17 +191,41 @@ hotplug_journal_forget(Hotplug *hotplug, const char *alias)
 
 /* ---- release: the one way a device leaves the VM ----------------------- */
 
-/* hotplug_remove_fdset() - QEMU keeps our USB descriptor in an fdset until told to drop it. */
-void
-hotplug_remove_fdset(Hotplug *hotplug, HostPrep *prep)
+typedef struct {
+  HotplugContinue then;
+  gpointer data;
+  gint fdset_id;
+} FdsetRemoval;
+
+static void
+on_fdset_removed(GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  if (prep == NULL || prep->fdset_id < 0 || !qmp_client_is_connected(hotplug->qmp))
+  FdsetRemoval *removal = user_data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonNode) value = qmp_client_execute_finish(QMP_CLIENT(source), result, &error);
+
+  if (error && !g_error_matches(error, QMP_ERROR, QMP_ERROR_DISCONNECTED))
+    g_warning("could not drop fdset %d from QEMU: %s", removal->fdset_id, error->message);
+  removal->then(removal->data);
+  g_free(removal);
+}
+
+void
+hotplug_remove_fdset(Hotplug *hotplug, HostPrep *prep, HotplugContinue then, gpointer data)
+{
+  if (prep == NULL || prep->fdset_id < 0 || !qmp_client_is_connected(hotplug->qmp)) {
+    then(data);
     return;
+  }
+  FdsetRemoval *removal = g_new0(FdsetRemoval, 1);
+  removal->then = then;
+  removal->data = data;
+  removal->fdset_id = prep->fdset_id;
   g_autoptr(JsonObject) args = json_object_new();
   json_object_set_int_member(args, "fdset-id", prep->fdset_id);
-  qmp_client_execute_async(hotplug->qmp, "remove-fd", args, -1, 0, NULL, on_device_del_logged,
-                           g_strdup_printf("fdset %d", prep->fdset_id));
   prep->fdset_id = -1;
+  qmp_client_execute_async(hotplug->qmp, "remove-fd", args, -1, 0, NULL, on_fdset_removed,
+                           removal);
 }
 
 /*
@@ -217,6 +242,27 @@ typedef struct {
 } Release;
 
 static void release_group_waiters(Hotplug *hotplug, int group);
+
+void
+hotplug_restore_memlock_if_unused(Hotplug *hotplug)
+{
+  GPtrArray *all = vm_devices_get_all(hotplug->devices);
+  g_autoptr(GError) error = NULL;
+
+  if (!hotplug->memlock_saved || hotplug->group_waiting->len > 0)
+    return;
+  for (guint i = 0; i < all->len; i++)
+    if (((VmDevice *)g_ptr_array_index(all, i))->hostdev->type != HOSTDEV_TYPE_USB)
+      return;
+  hotplug->memlock_saved = FALSE;
+  if (!qmp_client_is_connected(hotplug->qmp))
+    return;
+  if (memlock_restore(qmp_client_get_peer_pid(hotplug->qmp), hotplug->memlock_soft,
+                      hotplug->memlock_hard, &error))
+    g_message("QEMU's locked-memory limit is back to what it was before VFIO");
+  else
+    g_warning("%s", error->message);
+}
 
 static void
 release_finish(Release *release, const GError *error)
@@ -250,6 +296,7 @@ release_finish(Release *release, const GError *error)
 
   if (group >= 0)
     release_group_waiters(hotplug, group);
+  hotplug_restore_memlock_if_unused(hotplug);
   if (--hotplug->releases_pending == 0 && hotplug->release_all) {
     g_task_return_boolean(hotplug->release_all, TRUE);
     g_clear_object(&hotplug->release_all);
@@ -264,18 +311,26 @@ on_host_released(GObject *source, GAsyncResult *result, gpointer user_data)
   release_finish(user_data, error);
 }
 
-/* release_host() - undo @release's host preparation (asynchronously). */
 static void
-release_host(Release *release)
+release_host_after_fdset(gpointer data)
 {
+  Release *release = data;
   HostPrep *prep = release->device->prep;
-  release->hotplug->releases_pending++;
   if (prep == NULL) {
     release_finish(release, NULL);
     return;
   }
   host_prep_release_async(prep, release->hotplug->runtime_dir, release->hotplug->vm,
                           on_host_released, release);
+}
+
+/* release_host() - undo @release's host preparation (asynchronously), the USB descriptor first. */
+static void
+release_host(Release *release)
+{
+  release->hotplug->releases_pending++;
+  hotplug_remove_fdset(release->hotplug, release->device->prep, release_host_after_fdset,
+                       release);
 }
 
 /*
@@ -300,7 +355,6 @@ hotplug_release_device(Hotplug *hotplug, VmDevice *device, const char *why, GTas
   for (char **id = entry ? entry->qemu_ids : NULL; id && *id; id++)
     if (g_strcmp0(*id, alias) != 0)
       hotplug_remove_from_qemu(hotplug, *id);
-  hotplug_remove_fdset(hotplug, device->prep);
 
   Release *release = g_new0(Release, 1);
   release->hotplug = hotplug;
@@ -321,6 +375,17 @@ hotplug_release_device(Hotplug *hotplug, VmDevice *device, const char *why, GTas
       hotplug_op_return(then, g_steal_pointer(&release->reply), NULL);
     release->then = NULL;
     return;
+  }
+  /*
+   * The last device of its group: the devices that waited for it leave
+   * vfio-pci in the same step, all before any host driver is probed for
+   * (the kernel refuses one while a group member is still with vfio).
+   */
+  for (guint i = 0; group >= 0 && i < hotplug->group_waiting->len; i++) {
+    Release *waiting = g_ptr_array_index(hotplug->group_waiting, i);
+    if (waiting->device->prep->vfio->group == group)
+      g_ptr_array_add(device->prep->vfio->companions,
+                      vfio_record_ref(waiting->device->prep->vfio));
   }
   release_host(release);
 }

@@ -79,6 +79,22 @@ memlock_get(pid_t pid, guint64 *soft, guint64 *hard, GError **error)
 }
 
 gboolean
+memlock_restore(pid_t pid, guint64 soft, guint64 hard, GError **error)
+{
+  struct rlimit before = { .rlim_cur = bytes_to_limit(soft), .rlim_max = bytes_to_limit(hard) };
+
+  if (pid > 0 && prlimit(pid, RLIMIT_MEMLOCK, &before, NULL) == 0)
+    return TRUE;
+  if (errno == ESRCH)
+    return TRUE;   /* QEMU is gone, and its limit with it */
+  int saved = errno;
+  g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+              "cannot set the locked-memory limit of QEMU (pid %d) back: %s", (int)pid,
+              g_strerror(saved));
+  return FALSE;
+}
+
+gboolean
 memlock_raise(pid_t pid, guint64 bytes, GError **error)
 {
   guint64 soft, hard;

@@ -43,6 +43,10 @@ guint64 memlock_needed_for_guest(guint64 guest_ram_bytes, guint n_vfio_devices,
  */
 gboolean memlock_raise(pid_t pid, guint64 bytes, GError **error);
 
+/* memlock_restore() - set @pid's RLIMIT_MEMLOCK back to @soft/@hard, as
+ * recorded before memlock_raise(); lowering needs no privilege. */
+gboolean memlock_restore(pid_t pid, guint64 soft, guint64 hard, GError **error);
+
 /* memlock_get() - @pid's current soft and hard limits (RLIM_INFINITY as
  * G_MAXUINT64); HostError when unreadable. */
 gboolean memlock_get(pid_t pid, guint64 *soft, guint64 *hard, GError **error);

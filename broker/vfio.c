@@ -922,9 +922,16 @@ undo_ownership(VfioRecord *record, GError **error)
   return TRUE;
 }
 
-/* Give one device's binding back (not its companions). */
+/*
+ * undo_unbind() - the first half of giving one device's binding back (not
+ * its companions): driver_override restored, and off vfio-pci (or a driver
+ * our probe caused).  The host driver is probed for in undo_probe() only
+ * once every device of the group is off vfio-pci: the kernel refuses a
+ * host driver for a device while another member of its IOMMU group is
+ * still owned by vfio (drivers_probe fails with EINVAL).
+ */
 static gboolean
-undo_binding(VfioRecord *record, GError **error)
+undo_unbind(VfioRecord *record, GError **error)
 {
   g_autofree char *bdf = pci_address_format(&record->addr);
   g_autofree char *now = NULL;
@@ -957,11 +964,27 @@ undo_binding(VfioRecord *record, GError **error)
     }
     if (!write_unbind(bdf, now, error))
       return FALSE;
-    g_clear_pointer(&now, g_free);
   }
   record->bound_by_us = FALSE;
   record->probed = FALSE;
+  return TRUE;
+}
 
+/* undo_probe() - the second half: the original driver probed for and waited for. */
+static gboolean
+undo_probe(VfioRecord *record, GError **error)
+{
+  g_autofree char *bdf = pci_address_format(&record->addr);
+  g_autofree char *now = NULL;
+  g_autoptr(GError) local_error = NULL;
+
+  if (!record->unbound)
+    return TRUE;
+  now = current_driver(&record->addr, &local_error);
+  if (local_error != NULL) {
+    g_propagate_error(error, g_steal_pointer(&local_error));
+    return FALSE;
+  }
   if (record->original_driver == NULL || now != NULL) {
     record->unbound = FALSE;
     return TRUE;
@@ -989,14 +1012,23 @@ vfio_undo(VfioRecord *record, GError **error)
 {
   GError *first = NULL;
   GError *local_error = NULL;
+  guint n = record->companions->len;
 
   if (!undo_ownership(record, &local_error))
     keep_first(&first, g_steal_pointer(&local_error));
-  if (!undo_binding(record, &local_error))
+  /* every device of the group leaves vfio-pci before any host driver
+   * returns (the device first, then its companions, newest first) */
+  if (!undo_unbind(record, &local_error))
     keep_first(&first, g_steal_pointer(&local_error));
-  /* companions were bound before the device: they go back after it */
-  for (guint i = record->companions->len; i > 0; i--)
-    if (!vfio_undo(record->companions->pdata[i - 1], &local_error))
+  for (guint i = n; i > 0; i--) {
+    VfioRecord *companion = record->companions->pdata[i - 1];
+    if (!undo_ownership(companion, &local_error) || !undo_unbind(companion, &local_error))
+      keep_first(&first, g_steal_pointer(&local_error));
+  }
+  if (!undo_probe(record, &local_error))
+    keep_first(&first, g_steal_pointer(&local_error));
+  for (guint i = n; i > 0; i--)
+    if (!undo_probe(record->companions->pdata[i - 1], &local_error))
       keep_first(&first, g_steal_pointer(&local_error));
 
   if (first != NULL) {

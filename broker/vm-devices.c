@@ -80,7 +80,8 @@ vm_devices_find_source(VmDevices *devices, const Hostdev *hostdev)
 {
   for (guint i = 0; i < devices->devices->len; i++) {
     VmDevice *device = g_ptr_array_index(devices->devices, i);
-    if (hostdev_source_matches(device->hostdev, hostdev))
+    /* what @hostdev asks for, against what the device was resolved to */
+    if (hostdev_source_matches(hostdev, device->hostdev))
       return device;
   }
   return NULL;

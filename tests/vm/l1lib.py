@@ -135,6 +135,17 @@ def pci_bind_by_hand(bdf, driver):
     sysfs_write("/sys/bus/pci/drivers_probe", bdf)
 
 
+def dump_blocked_tasks():
+    """Ask the kernel to log the stacks of tasks in uninterruptible sleep
+    (sysrq w) now, while something hangs; the runner saves the kernel log
+    of each scenario next to its steps."""
+    try:
+        with open("/proc/sysrq-trigger", "w") as f:
+            f.write("w")
+    except OSError:
+        pass
+
+
 def vfio_node_stat(group):
     try:
         st = os.stat(f"/dev/vfio/{group}")
@@ -355,7 +366,12 @@ class L2:
             self.connect().command("quit")
         except (Failure, OSError):
             pass
-        wait_for(lambda: not self.alive(), timeout, f"L2 {self.name} to exit")
+        try:
+            wait_for(lambda: not self.alive(), timeout, f"L2 {self.name} to exit")
+        except Failure:
+            dump_blocked_tasks()
+            raise Failure(f"L2 {self.name} (PID {self.pid}) did not exit within {timeout} s of 'quit'; "
+                          "the stacks of blocked tasks are in the scenario's kernel log")
 
 
 class Hostdevd:

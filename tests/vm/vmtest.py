@@ -22,9 +22,10 @@ other problem fails.  L1 is stopped on every exit path, with a time bound.
 
 Environment: HOSTDEVD, HOSTDEVCTL (binaries), QEMU, HOSTDEVD_VM_CACHE (default
 $XDG_CACHE_HOME/hostdevd-vm or ~/.cache/hostdevd-vm), HOSTDEVD_VM_WORKDIR
-(default ./vm-work), HOSTDEVD_VM_TIMEOUT (seconds for the whole L1 run,
+(default /tmp/hostdevd-vm-UID; meson: BUILD/tests/vm/work), HOSTDEVD_VM_TIMEOUT (seconds for the whole L1 run,
 default 1500), HOSTDEVD_TEST_SANDBOX (hostdevd's --sandbox, default off).
 """
+import ctypes
 import fcntl
 import glob
 import json
@@ -38,6 +39,7 @@ import sys
 import tempfile
 import threading
 import time
+import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -524,6 +526,13 @@ def tail(path, lines, stop_at=None):
     return text.splitlines()[-lines:]
 
 
+def die_with_parent():
+    """In the child before exec: SIGKILL when this script dies, however it
+    dies, so that no L1 outlives the suite."""
+    PR_SET_PDEATHSIG = 1
+    ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+
+
 def boot_l1(qemu, prepared, initrd, share, tap, selected, timeout):
     """Run L1 until it powers off (or the time is up); Return: seconds it ran."""
     serial_log = os.path.join(share, "logs", "l1-serial.log")
@@ -534,7 +543,7 @@ def boot_l1(qemu, prepared, initrd, share, tap, selected, timeout):
     results = os.path.join(share, "results")
     t0 = time.monotonic()
     process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                               stdin=subprocess.DEVNULL)
+                               stdin=subprocess.DEVNULL, preexec_fn=die_with_parent)
     note(f"L1 started (PID {process.pid}); serial console in {serial_log}")
 
     def pump():
@@ -614,7 +623,8 @@ def main(argv):
 
     tap = Tap(selected)
     timings = {}
-    workdir = os.path.abspath(os.environ.get("HOSTDEVD_VM_WORKDIR") or "vm-work")
+    workdir = os.path.abspath(os.environ.get("HOSTDEVD_VM_WORKDIR")
+                              or os.path.join(tempfile.gettempdir(), f"hostdevd-vm-{os.getuid()}"))
     share = os.path.join(workdir, "share")
     t0 = time.monotonic()
     boot_status = None
@@ -639,6 +649,10 @@ def main(argv):
             tap.record(number, {"ok": False, "message": f"the nested-VM harness could not run: {e}"})
     except KeyboardInterrupt as e:
         note(f"interrupted ({e}); L1 stopped")
+    except Exception:
+        problem = traceback.format_exc()
+        for number in selected:
+            tap.record(number, {"ok": False, "message": f"the nested-VM harness broke:\n{problem}"})
     finally:
         if l1_started is not None and "L1" not in timings:
             timings["L1"] = time.monotonic() - l1_started
