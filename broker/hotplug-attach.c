@@ -10,8 +10,20 @@
 
 /* ---- attach ------------------------------------------------------------- */
 
+/* phase_mark() - the phase @name of this attach ends now: record how long it took. */
+static void
+phase_mark(Op *op, const char *name)
+{
+  gint64 now = g_get_monotonic_time();
+  if (op->timings == NULL)
+    op->timings = json_object_new();
+  json_object_set_double_member(op->timings, name, (double)(now - op->phase_start) / 1000.0);
+  op->phase_start = now;
+}
+
+/* @timings: (nullable): milliseconds per phase, reported so that slow steps can be told apart */
 static JsonNode *
-attach_reply(const Hostdev *hostdev)
+attach_reply(const Hostdev *hostdev, JsonObject *timings)
 {
   g_autoptr(JsonObject) reply = json_object_new();
   g_autofree char *xml = hostdev_format_xml(hostdev);
@@ -19,6 +31,8 @@ attach_reply(const Hostdev *hostdev)
   json_object_set_string_member(reply, "alias", hostdev->alias);
   json_object_set_string_member(reply, "source", source);
   json_object_set_string_member(reply, "xml", xml);
+  if (timings)
+    json_object_set_object_member(reply, "timings", json_object_ref(timings));
   return json_node_init_object(json_node_alloc(), reply);
 }
 
@@ -127,7 +141,8 @@ attach_done(GTask *task)
   vm_devices_add(op->hotplug->devices, live, g_steal_pointer(&op->prep));
   g_message("%s (%s) attached", live->alias, source);
 
-  JsonNode *reply = attach_reply(live);
+  phase_mark(op, "verify");
+  JsonNode *reply = attach_reply(live, op->timings);
   hotplug_emit(op->hotplug, "DEVICE_ATTACHED", json_node_get_object(reply));
   hotplug_op_return(task, reply, NULL);
 }
@@ -269,6 +284,7 @@ on_command_added(GObject *source, GAsyncResult *result, gpointer user_data)
     send_next_command(task);
     return;
   }
+  phase_mark(op, "device_add");
   if (op->hostdev->type != HOSTDEV_TYPE_USB) {
     hotplug_list_peripherals(op->hotplug, on_pci_verified, task);
     return;
@@ -529,6 +545,7 @@ on_memory_size(GObject *source, GAsyncResult *result, gpointer user_data)
     op->prep->memlock_soft = hotplug->memlock_soft;
     op->prep->memlock_hard = hotplug->memlock_hard;
   }
+  phase_mark(op, "memlock");
   attach_devices(task);
 }
 
@@ -573,6 +590,7 @@ on_vfio_bound(GObject *source, GAsyncResult *result, gpointer user_data)
     attach_fail(task, error);
     return;
   }
+  phase_mark(g_task_get_task_data(task), "bind");
   attach_after_binding(task);
 }
 
@@ -588,6 +606,7 @@ attach_prepare_host(GTask *task)
     attach_fail(task, error);
     return;
   }
+  phase_mark(op, "claim");
   if (op->prep->vfio == NULL) {
     attach_after_binding(task);
     return;
@@ -707,6 +726,7 @@ attach_plan(GTask *task, const char *const *qemu_ids)
               hostdev->zpci.uid, hostdev->zpci.fid);
     op->added = 1;
   }
+  phase_mark(op, "checks");
   if (op->dry_run) {
     if (op->usb)
       dry_run_predict_fdset(task);
@@ -845,6 +865,7 @@ attach_start(GTask *task)
   }
   op->alias_given = op->hostdev->alias != NULL;
   op->prep = host_prep_new();
+  op->phase_start = g_get_monotonic_time();
   switch (op->hostdev->type) {
   case HOSTDEV_TYPE_USB:
     op->usb = host_usb_resolve(op->hostdev, &error);

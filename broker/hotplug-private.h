@@ -52,6 +52,8 @@ typedef struct {
   gboolean alias_given;          /* the XML named the alias */
   gboolean alias_retried;        /* a clash with a QEMU id was already resolved once */
   char *usb_hostdevice;          /* "/dev/fdset/N" once the USB descriptor is passed */
+  gint64 phase_start;            /* monotonic µs: when the current phase began */
+  JsonObject *timings;           /* milliseconds per attach phase, for the reply */
   JsonNode *usb_query;           /* x-query-usb sent right behind device_add */
   gboolean usb_query_done;
   gboolean usb_added;            /* device_add of the USB device returned OK */

@@ -13,6 +13,8 @@ op_free(Op *op)
   g_clear_pointer(&op->topology, guest_topology_free);
   g_clear_pointer(&op->prep, host_prep_free);
   g_free(op->usb_hostdevice);
+  if (op->timings)
+    json_object_unref(op->timings);
   if (op->usb_query)
     json_node_unref(op->usb_query);
   g_clear_pointer(&op->commands, g_ptr_array_unref);

@@ -158,11 +158,20 @@ def managed_attach_booted_guest(ctx):
     xml = ctx.file("e1000e.xml", l1lib.pci_xml(bdf, managed=True))
 
     ctx.step("attach-device, managed='yes'")
-    attach_ok(ctx, "vm1", xml, "managed attach of the e1000e")
+    _, reply = ctx.ctl_json("attach-device", "vm1", xml, check_ok=True,
+                            what="managed attach of the e1000e")
     check(l1lib.pci_driver(bdf) == "vfio-pci",
           f"after attach-device {bdf} is on {l1lib.pci_driver(bdf)}; managed='yes' must bind it to vfio-pci")
     check(os.path.exists(f"/dev/vfio/{group}"), f"/dev/vfio/{group} missing after the attach")
     alias = vfio_alias(ctx, l2, bdf, "after attach-device")
+    # the time of each phase on a real kernel, for bench/run.sh (issue #8, item 6)
+    timings = ((reply or {}).get("return") or {}).get("timings")
+    check(timings and {"checks", "claim", "bind", "device_add", "verify"} <= set(timings),
+          f"the attach reply has no per-phase timings: {reply}")
+    with open(os.path.join(l1lib.LOGS, "vfio-phases.json"), "w") as f:
+        json.dump({"phases": timings, "device": f"e1000e {bdf} (managed, booted L2 guest)",
+                   "kernel": os.uname().release}, f)
+    ctx.log(f"attach phases (ms): {timings}")
 
     ctx.step("live XML shows the guest address")
     live = ctx.dumpxml("vm1")
