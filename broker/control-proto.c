@@ -46,6 +46,37 @@ json_depth(JsonNode *node, guint limit)
   return 1;
 }
 
+/*
+ * Largest magnitude of a fractional or exponent number a request may hold.
+ * json-glib 1.6 writes a double such as 2e52 back as "2e+52.0", which is
+ * not JSON, and reads 1e400 as infinity; no request needs such numbers.
+ */
+#define CONTROL_MAX_DOUBLE 1e15
+
+/* Return: (nullable): the first double in @node that a reply could not carry back. */
+static const JsonNode *
+unrepresentable_number(JsonNode *node)
+{
+  const JsonNode *found = NULL;
+
+  if (JSON_NODE_HOLDS_OBJECT(node)) {
+    JsonObjectIter iter;
+    JsonNode *member;
+    json_object_iter_init(&iter, json_node_get_object(node));
+    while (found == NULL && json_object_iter_next(&iter, NULL, &member))
+      found = unrepresentable_number(member);
+  } else if (JSON_NODE_HOLDS_ARRAY(node)) {
+    JsonArray *array = json_node_get_array(node);
+    for (guint i = 0; found == NULL && i < json_array_get_length(array); i++)
+      found = unrepresentable_number(json_array_get_element(array, i));
+  } else if (JSON_NODE_HOLDS_VALUE(node) && json_node_get_value_type(node) == G_TYPE_DOUBLE) {
+    double value = json_node_get_double(node);
+    if (!isfinite(value) || fabs(value) >= CONTROL_MAX_DOUBLE)
+      found = node;
+  }
+  return found;
+}
+
 static gboolean
 invalid(GError **error, const char *format, ...) G_GNUC_PRINTF(2, 3);
 
@@ -117,14 +148,14 @@ control_request_parse(const char *line, gsize length, JsonNode **id_out, GError 
     return NULL;
   }
 
-  JsonObject *object = json_node_get_object(root);
-  JsonNode *id = json_object_get_member(object, "id");
-  /* json-glib reads 1e400 as infinity, which no JSON reply can carry back */
-  if (id && JSON_NODE_HOLDS_VALUE(id) && json_node_get_value_type(id) == G_TYPE_DOUBLE &&
-      !isfinite(json_node_get_double(id))) {
-    invalid(error, "\"id\" must be a finite number or a string");
+  if (unrepresentable_number(root)) {
+    invalid(error, "request has a number that is not finite or not below %g in magnitude; "
+            "use integers, or numbers as small as the arguments need", CONTROL_MAX_DOUBLE);
     return NULL;
   }
+
+  JsonObject *object = json_node_get_object(root);
+  JsonNode *id = json_object_get_member(object, "id");
   if (id && id_out) {
     if (JSON_NODE_HOLDS_VALUE(id) || JSON_NODE_HOLDS_NULL(id))
       *id_out = json_node_copy(id);

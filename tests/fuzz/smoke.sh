@@ -7,6 +7,7 @@ fuzzer=$1 seconds=$2 seeds=$3 dict=$4
 scratch=$(mktemp -d)
 trap 'rm -rf "$scratch"' EXIT
 exec_dir=$(dirname "$fuzzer")
-"$fuzzer" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 \
+# libFuzzer's own exit code for a crash is 77, which meson reads as "skipped"
+"$fuzzer" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -error_exitcode=1 \
   -max_len=140000 -dict="$dict" -artifact_prefix="$exec_dir/" \
   -print_final_stats=1 "$scratch" "$seeds"

@@ -26,6 +26,10 @@ static const RequestCase request_cases[] = {
   { "{\"execute\": \"x\", \"id\": {}}", "\"id\" must be a number or a string" },
   { "{\"execute\": \"x\", \"bogus\": 1}", "unknown member \"bogus\"" },
   { "{\"execute\": \"x\", \"arguments\": {\"a\": [[[[[[[[1]]]]]]]]}}", "nested deeper" },
+  /* json-glib would write 2e52 back as "2e+52.0", which is not JSON */
+  { "{\"execute\": \"query-version\", \"id\": -2e52}", "not below" },
+  { "{\"execute\": \"x\", \"arguments\": {\"wait\": 1e400}}", "not finite" },
+  { "{\"execute\": \"x\", \"arguments\": {\"wait\": 2.5}, \"id\": 1.5}", NULL },
 };
 
 static void
