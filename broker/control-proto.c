@@ -53,26 +53,31 @@ json_depth(JsonNode *node, guint limit)
  */
 #define CONTROL_MAX_DOUBLE 1e15
 
-/* Return: (nullable): the first double in @node that a reply could not carry back. */
-static const JsonNode *
-unrepresentable_number(JsonNode *node)
+/*
+ * unrepresentable_number() - find a double in @node that a reply could not carry back
+ * @name: the member @node is the value of, for the message
+ * Return: (nullable): the name of the member that holds it.
+ */
+static const char *
+unrepresentable_number(JsonNode *node, const char *name)
 {
-  const JsonNode *found = NULL;
+  const char *found = NULL;
 
   if (JSON_NODE_HOLDS_OBJECT(node)) {
     JsonObjectIter iter;
+    const char *member_name;
     JsonNode *member;
     json_object_iter_init(&iter, json_node_get_object(node));
-    while (found == NULL && json_object_iter_next(&iter, NULL, &member))
-      found = unrepresentable_number(member);
+    while (found == NULL && json_object_iter_next(&iter, &member_name, &member))
+      found = unrepresentable_number(member, member_name);
   } else if (JSON_NODE_HOLDS_ARRAY(node)) {
     JsonArray *array = json_node_get_array(node);
     for (guint i = 0; found == NULL && i < json_array_get_length(array); i++)
-      found = unrepresentable_number(json_array_get_element(array, i));
+      found = unrepresentable_number(json_array_get_element(array, i), name);
   } else if (JSON_NODE_HOLDS_VALUE(node) && json_node_get_value_type(node) == G_TYPE_DOUBLE) {
     double value = json_node_get_double(node);
     if (!isfinite(value) || fabs(value) >= CONTROL_MAX_DOUBLE)
-      found = node;
+      found = name;
   }
   return found;
 }
@@ -148,17 +153,19 @@ control_request_parse(const char *line, gsize length, JsonNode **id_out, GError 
     return NULL;
   }
 
-  if (unrepresentable_number(root)) {
-    invalid(error, "request has a number that is not finite or not below %g in magnitude; "
-            "use integers, or numbers as small as the arguments need", CONTROL_MAX_DOUBLE);
-    return NULL;
-  }
-
   JsonObject *object = json_node_get_object(root);
   JsonNode *id = json_object_get_member(object, "id");
-  if (id && id_out) {
+  /* the id goes back with the error, unless it is the number no reply can carry */
+  if (id && id_out && unrepresentable_number(id, "id") == NULL) {
     if (JSON_NODE_HOLDS_VALUE(id) || JSON_NODE_HOLDS_NULL(id))
       *id_out = json_node_copy(id);
+  }
+  const char *bad_number = unrepresentable_number(root, "request");
+  if (bad_number) {
+    invalid(error, "'%s' holds a number that is not finite or not below %g in magnitude; "
+            "use an integer, or a number as small as the argument needs", bad_number,
+            CONTROL_MAX_DOUBLE);
+    return NULL;
   }
   if (id && !(JSON_NODE_HOLDS_VALUE(id) || JSON_NODE_HOLDS_NULL(id))) {
     invalid(error, "\"id\" must be a number or a string");

@@ -312,6 +312,7 @@ class TapResult(unittest.TestResult):
     def __init__(self):
         super().__init__()
         self.number = 0
+        self._failed_subtests = set()
 
     def _line(self, ok, test, note=""):
         self.number += 1
@@ -331,6 +332,19 @@ class TapResult(unittest.TestResult):
         super().addError(test, err)
         self._line(False, test)
         self._diag(self.errors[-1][1])
+
+    def addSubTest(self, test, subtest, err):
+        super().addSubTest(test, subtest, err)
+        if err is not None:
+            self._failed_subtests.add(test.id())
+            self._diag(f"subtest {subtest} failed:\n" + self._exc_info_to_string(err, test))
+
+    def stopTest(self, test):
+        super().stopTest(test)
+        # a test whose subtests failed gets no addFailure of its own
+        if test.id() in self._failed_subtests:
+            self._failed_subtests.discard(test.id())
+            self._line(False, test)
 
     def addSkip(self, test, reason):
         super().addSkip(test, reason)
