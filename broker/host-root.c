@@ -3,6 +3,7 @@
  * host-root.c - the host-root prefix and small readers for sysfs attributes
  */
 #include "host-root.h"
+#include "hostdevd-error.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -286,4 +287,16 @@ host_chmod(const char *path, mode_t mode, GError **error)
                 (unsigned)mode, g_strerror(err));
   }
   return err;
+}
+
+GDir *
+host_dir_open_listing(const char *path, const char *what, GError **error)
+{
+  g_autoptr(GError) local_error = NULL;
+  GDir *dir = g_dir_open(path, 0, &local_error);
+
+  if (dir == NULL && !g_error_matches(local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR, "cannot list %s: %s", what,
+                local_error->message);
+  return dir;
 }

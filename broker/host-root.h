@@ -100,4 +100,13 @@ int host_chmod(const char *path, mode_t mode, GError **error);
  * the path as the kernel names it ("/sys/..."), for messages and XML. */
 char *host_path_display(const char *path);
 
+/**
+ * host_dir_open_listing() - open a sysfs directory to list what it holds
+ * @what: what it lists, for the message ("USB devices")
+ * Return: the directory; NULL with @error unset when it does not exist
+ * (nothing to list: a host without that subsystem), or NULL with a
+ * HostError "cannot list @what: ..." when it cannot be read.
+ */
+GDir *host_dir_open_listing(const char *path, const char *what, GError **error);
+
 G_END_DECLS

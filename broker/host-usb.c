@@ -114,16 +114,15 @@ host_usb_list(GError **error)
   g_autoptr(GPtrArray) devices =
     g_ptr_array_new_with_free_func((GDestroyNotify)host_usb_device_free);
   g_autoptr(GError) local_error = NULL;
-  g_autoptr(GDir) dir = g_dir_open(dir_path, 0, &local_error);
+  g_autoptr(GDir) dir = host_dir_open_listing(dir_path, "USB devices", &local_error);
   const char *name;
 
   if (dir == NULL) {
-    /* no USB subsystem at all: a host without USB, not an error */
-    if (g_error_matches(local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
-      return g_steal_pointer(&devices);
-    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
-                "cannot list USB devices: %s", local_error->message);
-    return NULL;
+    if (local_error) {
+      g_propagate_error(error, g_steal_pointer(&local_error));
+      return NULL;
+    }
+    return g_steal_pointer(&devices);   /* a host without USB, not an error */
   }
 
   while ((name = g_dir_read_name(dir)) != NULL) {

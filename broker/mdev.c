@@ -249,15 +249,15 @@ mdev_list_devices(GError **error)
   g_autoptr(GPtrArray) devices = g_ptr_array_new_with_free_func((GDestroyNotify)mdev_device_free);
   g_autofree char *path = host_path("sys/bus/mdev/devices");
   g_autoptr(GError) local_error = NULL;
-  g_autoptr(GDir) dir = g_dir_open(path, 0, &local_error);
+  g_autoptr(GDir) dir = host_dir_open_listing(path, "mediated devices", &local_error);
   const char *entry;
 
   if (dir == NULL) {
-    if (g_error_matches(local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
-      return g_steal_pointer(&devices);
-    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
-                "cannot list mediated devices: %s", local_error->message);
-    return NULL;
+    if (local_error) {
+      g_propagate_error(error, g_steal_pointer(&local_error));
+      return NULL;
+    }
+    return g_steal_pointer(&devices);
   }
   while ((entry = g_dir_read_name(dir)) != NULL) {
     guint8 bytes[16];
