@@ -314,7 +314,9 @@ class L2:
         self.qmp = None
 
     @staticmethod
-    def argv(config, name, directory, booted, ram, user=None, memlock=None):
+    def argv(config, name, directory, booted, ram, user=None, memlock=None, running=False):
+        """QEMU's command line; without @booted the VM is paused (-S) unless
+        @running (then its firmware runs and finds nothing to boot)."""
         qemu = [config["qemu"], "-machine", "q35,accel=tcg", "-m", str(ram),
                 "-nodefaults", "-no-user-config", "-display", "none",
                 "-qmp", f"unix:{directory}/{name}.hd.qmp,server=on,wait=off",
@@ -326,7 +328,7 @@ class L2:
             qemu += ["-kernel", config["l2_kernel"], "-initrd", config["l2_initrd"],
                      "-append", "console=ttyS0 quiet panic=-1 cryptomgr.notests",
                      "-serial", f"file:{directory}/{name}.serial", "-no-reboot"]
-        else:
+        elif not running:
             qemu += ["-S"]
         prefix = []
         if memlock is not None:
@@ -385,6 +387,12 @@ class Hostdevd:
     def log(self):
         return read(self.log_path, "")
 
+    def log_of_this_run(self):
+        """What this process logged (the file gets one '---- argv' line per start)."""
+        text = self.log()
+        marker = text.rfind("---- ")
+        return text[marker:] if marker >= 0 else text
+
     def wait_exit(self, timeout):
         try:
             return self.process.wait(timeout=timeout)
@@ -395,6 +403,14 @@ class Hostdevd:
         if self.process.poll() is None:
             os.kill(self.process.pid, sig)
             self.process.wait(timeout=10)
+
+    def signal(self, sig):
+        """Send @sig and return at once (the caller waits with wait_exit)."""
+        if self.process.poll() is None:
+            os.kill(self.process.pid, sig)
+
+    def alive(self):
+        return self.process.poll() is None
 
 
 class Ctx:
@@ -459,13 +475,18 @@ class Ctx:
             shutil.copy(path, os.path.join(LOGS, name))
 
     # -- L2 ---
-    def paused_l2(self, name, ram=64, user=None, memlock=None):
-        """A paused L2 (-S, no OS), its test QMP connected."""
+    def paused_l2(self, name, ram=64, user=None, memlock=None, running=False):
+        """A paused L2 (-S, no OS), its test QMP connected; @running: not
+        paused (its firmware runs, with nothing to boot).  The same @name
+        again is a new QEMU on the same QMP socket paths."""
         directory = os.path.join(self.dir, name)
         os.makedirs(directory, exist_ok=True)
         os.chmod(directory, 0o777)
-        log = open(os.path.join(LOGS, f"s{self.n}-{name}.qemu.log"), "wb")
-        argv = L2.argv(self.config, name, directory, False, ram, user, memlock)
+        log = open(os.path.join(LOGS, f"s{self.n}-{name}.qemu.log"), "ab")
+        for stale in (f"{name}.hd.qmp", f"{name}.test.qmp"):
+            if os.path.exists(os.path.join(directory, stale)):
+                os.unlink(os.path.join(directory, stale))    # left by an earlier QEMU
+        argv = L2.argv(self.config, name, directory, False, ram, user, memlock, running)
         process = self.spawn(argv, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         l2 = L2(name, directory, process.pid, process, None, ram)
         self.l2s.append(l2)
@@ -499,7 +520,9 @@ class Ctx:
         env = dict(os.environ, HOSTDEVD_RUNTIME_DIR=self.runtime)
         return env
 
-    def start_hostdevd(self, l2, extra=(), vm=None):
+    def start_hostdevd(self, l2, extra=(), vm=None, wait_socket=True, qmp_wait=30):
+        """hostdevd for @l2's QMP socket; Return: once its control socket is
+        there, or at once when not @wait_socket (QEMU may not run yet)."""
         vm = vm or l2.name
         state = os.path.join(self.dir, f"state-{vm}")
         socket_path = os.path.join(self.runtime, f"{vm}.sock")
@@ -507,7 +530,7 @@ class Ctx:
             os.unlink(socket_path)
         argv = [self.config["hostdevd"], "--vm", vm, "--qmp", l2.hostdevd_qmp,
                 "--state-dir", state, "--sandbox", self.config["sandbox"],
-                "--qmp-wait", "30", "-v", *extra]
+                "--qmp-wait", str(qmp_wait), "-v", *extra]
         log_path = os.path.join(LOGS, f"s{self.n}-hostdevd-{vm}.log")
         log = open(log_path, "ab")
         log.write(f"---- {' '.join(argv)}\n".encode())
@@ -515,6 +538,8 @@ class Ctx:
         process = self.spawn(argv, stdout=log, stderr=subprocess.STDOUT,
                              stdin=subprocess.DEVNULL, env=self.env())
         daemon = Hostdevd(self, vm, process, log_path, socket_path)
+        if not wait_socket:
+            return daemon
         wait_for(lambda: os.path.exists(socket_path) or process.poll() is not None, 60,
                  f"hostdevd's control socket for {vm}")
         check(process.poll() is None,
@@ -647,7 +672,7 @@ BOOTED_GUESTS = {
     # the limit itself.
     "l2nobody": {"ram": 128, "user": 65534, "memlock": 65536},
 }
-GUEST_OF = {1: "l2root", 5: "l2root", 3: "l2nobody"}
+GUEST_OF = {1: "l2root", 5: "l2root", 3: "l2nobody", 12: "l2root", 14: "l2root"}
 
 
 def pool_info(guest):

@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """The nested-VM suite, host side: real kernel VFIO under TCG, as TAP.
 
-    vmtest.py [N ...]      run scenarios N (default: all, or $HOSTDEVD_VM_SCENARIOS)
+    vmtest.py [N ...]      run scenarios N (default: all registered as default,
+                           or $HOSTDEVD_VM_SCENARIOS)
 
 1. Debian's kernel (the package linux-image-amd64 points at) and
    busybox-static come from apt into a cache kept between runs; the kernel
@@ -596,7 +597,7 @@ def collect(results, tap, selected, share):
 def selection(argv):
     words = argv or os.environ.get("HOSTDEVD_VM_SCENARIOS", "").replace(",", " ").split()
     if not words:
-        return sorted(scenarios.SCENARIOS)
+        return sorted(n for n, s in scenarios.SCENARIOS.items() if s.default)
     chosen = []
     for word in words:
         if not word.isdigit() or int(word) not in scenarios.SCENARIOS:
