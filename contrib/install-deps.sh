@@ -6,7 +6,8 @@ packages="meson ninja-build gcc clang pkg-config python3 tar
 libglib2.0-dev libjson-glib-dev libxml2-dev libseccomp-dev libcap-ng-dev
 qemu-system-x86 qemu-system-misc qemu-utils
 libvirt-daemon-driver-qemu libvirt-clients libvirt-daemon libxml2-utils
-libvirt0"
+libvirt0
+python3-fuse fuse3"
 
 missing=""
 for p in $packages; do

@@ -391,6 +391,8 @@ def main():
                         help="at most this many runs to shrink one failure (30)")
     parser.add_argument("--shrink-seconds", type=float, default=240,
                         help="at most this long to shrink one failure (240 s)")
+    parser.add_argument("--shrink-total", type=float, default=None,
+                        help="at most this long shrinking in all (CI: a fixed budget)")
     parser.add_argument("--no-shrink", action="store_true")
     parser.add_argument("--ignore", default=os.environ.get("HOSTDEVD_LIFECYCLE_IGNORE", ""),
                         help="comma-separated kinds of violation not to report (e.g. "
@@ -429,6 +431,7 @@ def main():
             out(f"1..{count}")
     started = time.monotonic()
     sequences = steps_total = shrink_runs = 0
+    run_time = 0.0
     failures = []
     for number, scenario in enumerate(scenarios, 1):
         if args.hours is not None and time.monotonic() - started > args.hours * 3600:
@@ -436,6 +439,7 @@ def main():
         t0 = time.monotonic()
         log = out if args.verbose or args.replay else None
         failure, steps_run = run_scenario(scenario, args, log)
+        run_time += time.monotonic() - t0
         sequences += 1
         steps_total += steps_run
         name = f"seed {scenario['seed']} ({len(scenario['vms'])} VMs, {steps_run} steps, " \
@@ -445,8 +449,15 @@ def main():
                 f"({steps_run} steps, {time.monotonic() - t0:.1f} s)")
             continue
         out(f"not ok {number} - {name}" if args.tap else f"seed {scenario['seed']}: FAILED")
-        if not args.no_shrink and not args.replay:
+        if failure[0] >= 0:
+            scenario = dict(scenario, steps=scenario["steps"][:failure[0] + 1])
+        shrink_left = None if args.shrink_total is None else \
+            args.shrink_total - (time.monotonic() - started - run_time)
+        if not args.no_shrink and not args.replay and (shrink_left is None or shrink_left > 0):
+            limit = args.shrink_seconds
+            args.shrink_seconds = min(limit, shrink_left) if shrink_left is not None else limit
             scenario, failure, runs = shrink(scenario, failure, args, out)
+            args.shrink_seconds = limit
             shrink_runs += runs
         failures.append((scenario, failure))
         report(scenario, failure, args, out)
