@@ -2,11 +2,13 @@
 /*
  * claims.c - host-wide ownership of host devices and IOMMU groups
  *
- * A claim file holds one JSON object: {"vm", "pid", "start-time", "since"}.
- * It is written to a temporary name and renamed, so a reader never sees
- * half of it.  The owner's start time (field 22 of /proc/PID/stat) tells
- * a live owner from a recycled pid.  These are real processes, so /proc
- * is the real one, not under the host root.
+ * A claim file holds one JSON object: {"vm", "pid", "start-time",
+ * "qemu-pid", "qemu-start-time", "since"} ("pid" is the hostdevd; files
+ * written before QEMU was recorded have no "qemu-*" and name the hostdevd
+ * alone).  It is written to a temporary name and renamed, so a reader
+ * never sees half of it.  Each process's start time (field 22 of
+ * /proc/PID/stat) tells a live process from a recycled pid.  These are
+ * real processes, so /proc is the real one, not under the host root.
  */
 #define G_LOG_DOMAIN "hostdevd"
 
@@ -55,6 +57,33 @@ claims_key_iommu_group(int group)
   return g_strdup_printf("iommu_group_%d", group);
 }
 
+/* Return: whether @text is the 8-4-4-4-12 hex form of a UUID. */
+static gboolean
+uuid_is_valid(const char *text)
+{
+  if (text == NULL || strlen(text) != 36)
+    return FALSE;
+  for (guint i = 0; i < 36; i++) {
+    gboolean dash = i == 8 || i == 13 || i == 18 || i == 23;
+    if (dash ? text[i] != '-' : !g_ascii_isxdigit(text[i]))
+      return FALSE;
+  }
+  return TRUE;
+}
+
+char *
+claims_key_mdev(const char *uuid)
+{
+  char *key;
+
+  if (!uuid_is_valid(uuid))
+    return NULL;
+  key = g_strconcat("mdev_", uuid, NULL);
+  for (char *p = key; *p; p++)
+    *p = *p == '-' ? '_' : g_ascii_tolower(*p);
+  return key;
+}
+
 gboolean
 claims_key_is_valid(const char *key)
 {
@@ -81,9 +110,8 @@ vm_name_is_valid(const char *vm)
   return TRUE;
 }
 
-/* Return: (transfer full): @key for people: "PCI device 0000:01:00.0". */
-static char *
-describe_key(const char *key)
+char *
+claims_describe_key(const char *key)
 {
   guint d, b, s, f, bus, dev;
   int group;
@@ -95,49 +123,111 @@ describe_key(const char *key)
     return g_strdup_printf("USB device at bus %u device %u", bus, dev);
   if (sscanf(key, "iommu_group_%d%c", &group, &tail) == 1)
     return g_strdup_printf("IOMMU group %d", group);
+  if (g_str_has_prefix(key, "mdev_") && strlen(key) == 5 + 36) {
+    g_autofree char *uuid = g_strdup(key + 5);
+    for (char *p = uuid; *p; p++)
+      if (*p == '_')
+        *p = '-';
+    if (uuid_is_valid(uuid))
+      return g_strdup_printf("mediated device %s", uuid);
+  }
   return g_strdup(key);
 }
 
-/* Return: the start time of process @pid in clock ticks after boot, 0
- * when it cannot be read. */
-static guint64
-process_start_time(pid_t pid)
+/* /proc/PID/stat of @pid.  Return: FALSE when it cannot be read (no such
+ * process, or /proc hides it); else its start time and whether it is a
+ * zombie (exited, not yet reaped: its files are closed). */
+static gboolean
+read_process_stat(pid_t pid, guint64 *start_time, gboolean *zombie)
 {
-  g_autofree char *path = g_strdup_printf("/proc/%d/stat", (int)pid);
+  g_autofree char *path = NULL;
   g_autofree char *text = NULL;
   g_auto(GStrv) fields = NULL;
   const char *after_comm;
-  guint64 value;
 
+  if (pid <= 0)
+    return FALSE;
+  path = g_strdup_printf("/proc/%d/stat", (int)pid);
   if (!g_file_get_contents(path, &text, NULL, NULL))
-    return 0;
+    return FALSE;
   /* the command name may hold spaces and parentheses: skip to the last ')' */
   after_comm = strrchr(text, ')');
-  if (after_comm == NULL)
-    return 0;
+  if (after_comm == NULL || after_comm[1] == '\0')
+    return FALSE;
   fields = g_strsplit(after_comm + 2, " ", 0);
   /* field 3 (state) is fields[0]; field 22 (starttime) is fields[19] */
   if (g_strv_length(fields) < 20 ||
-      !g_ascii_string_to_unsigned(fields[19], 10, 0, G_MAXUINT64, &value, NULL))
-    return 0;
-  return value;
+      !g_ascii_string_to_unsigned(fields[19], 10, 0, G_MAXUINT64, start_time, NULL))
+    return FALSE;
+  *zombie = strcmp(fields[0], "Z") == 0 || strcmp(fields[0], "X") == 0;
+  return TRUE;
 }
 
-/* Return: whether the process that wrote @claim still runs. */
-static gboolean
-owner_alive(const Claim *claim)
+guint64
+claims_process_start_time(pid_t pid)
 {
-  guint64 now_start;
+  guint64 start_time = 0;
+  gboolean zombie = FALSE;
 
-  if (claim->pid <= 0)
+  if (!read_process_stat(pid, &start_time, &zombie) || zombie)
+    return 0;
+  return start_time;
+}
+
+gboolean
+claims_process_alive(pid_t pid, guint64 start_time)
+{
+  guint64 now_start = 0;
+  gboolean zombie = FALSE;
+
+  if (pid <= 0)
     return FALSE;
-  if (kill(claim->pid, 0) < 0 && errno == ESRCH)
-    return FALSE;
-  if (claim->start_time == 0)
-    return TRUE;
-  now_start = process_start_time(claim->pid);
-  /* unreadable /proc: trust kill() */
-  return now_start == 0 || now_start == claim->start_time;
+  if (read_process_stat(pid, &now_start, &zombie))
+    return !zombie && (start_time == 0 || now_start == start_time);
+  /* /proc cannot tell (gone, or hidden by hidepid=): trust kill() */
+  return kill(pid, 0) == 0 || errno == EPERM;
+}
+
+/* Fill in whether @claim's processes still run. */
+static void
+claim_check_liveness(Claim *claim)
+{
+  claim->broker_alive = claims_process_alive(claim->pid, claim->start_time);
+  claim->qemu_alive = claim->qemu_pid > 0 &&
+                      claims_process_alive(claim->qemu_pid, claim->qemu_start_time);
+  claim->stale = !claim->broker_alive && !claim->qemu_alive;
+}
+
+char *
+claims_describe_holder(const Claim *claim)
+{
+  g_autoptr(GString) text = g_string_new(NULL);
+  g_autoptr(GDateTime) when = claim->since > 0
+                              ? g_date_time_new_from_unix_local(claim->since) : NULL;
+
+  g_string_append_printf(text, "VM '%s' (hostdevd pid %d%s", claim->vm, (int)claim->pid,
+                         claim->broker_alive ? "" : ", gone");
+  if (claim->qemu_pid > 0)
+    g_string_append_printf(text, ", QEMU pid %d%s", (int)claim->qemu_pid,
+                           claim->qemu_alive ? "" : ", gone");
+  if (when != NULL) {
+    g_autofree char *since = g_date_time_format(when, ", since %F %T");
+    g_string_append(text, since);
+  }
+  g_string_append_c(text, ')');
+  return g_string_free(g_steal_pointer(&text), FALSE);
+}
+
+char *
+claims_describe_remedy(const Claim *claim)
+{
+  if (claim->broker_alive || !claim->qemu_alive)
+    return g_strdup_printf("detach it from that VM first (hostdevctl detach-device %s ...)",
+                           claim->vm);
+  return g_strdup_printf("that VM's hostdevd is gone but its QEMU still holds the device: "
+                         "start its hostdevd again (systemctl start hostdevd@%s) and "
+                         "detach it there (hostdevctl detach-device %s ...), or shut the "
+                         "VM down", claim->vm, claim->vm);
 }
 
 static char *
@@ -198,6 +288,7 @@ parse_claim(const char *key, const char *text, gsize length)
   JsonNode *root;
   const char *vm;
   gint64 pid;
+  gint64 qemu_pid;
 
   if (!json_parser_load_from_data(parser, text, (gssize)length, NULL))
     return NULL;
@@ -213,8 +304,15 @@ parse_claim(const char *key, const char *text, gsize length)
   claim->vm = g_strdup(vm);
   claim->pid = (pid_t)pid;
   claim->start_time = (guint64)MAX(0, json_object_get_int_member_with_default(object, "start-time", 0));
+  /* absent in claims of older brokers: those name the hostdevd alone */
+  qemu_pid = json_object_get_int_member_with_default(object, "qemu-pid", 0);
+  if (qemu_pid > 0 && qemu_pid <= G_MAXINT32) {
+    claim->qemu_pid = (pid_t)qemu_pid;
+    claim->qemu_start_time =
+      (guint64)MAX(0, json_object_get_int_member_with_default(object, "qemu-start-time", 0));
+  }
   claim->since = json_object_get_int_member_with_default(object, "since", 0);
-  claim->stale = !owner_alive(claim);
+  claim_check_liveness(claim);
   return g_steal_pointer(&claim);
 }
 
@@ -247,9 +345,10 @@ read_claim(const char *dir, const char *key, GError **error)
   return claim;
 }
 
+/* @since: 0 for now */
 static gboolean
-write_claim(const char *dir, const char *key, const char *vm, pid_t owner,
-            GError **error)
+write_claim(const char *dir, const char *key, const char *vm, const ClaimOwner *owner,
+            gint64 since, GError **error)
 {
   g_autofree char *path = g_build_filename(dir, key, NULL);
   g_autoptr(JsonBuilder) builder = json_builder_new();
@@ -262,11 +361,17 @@ write_claim(const char *dir, const char *key, const char *vm, pid_t owner,
   json_builder_set_member_name(builder, "vm");
   json_builder_add_string_value(builder, vm);
   json_builder_set_member_name(builder, "pid");
-  json_builder_add_int_value(builder, owner);
+  json_builder_add_int_value(builder, owner->broker);
   json_builder_set_member_name(builder, "start-time");
-  json_builder_add_int_value(builder, (gint64)process_start_time(owner));
+  json_builder_add_int_value(builder, (gint64)claims_process_start_time(owner->broker));
+  if (owner->qemu > 0) {
+    json_builder_set_member_name(builder, "qemu-pid");
+    json_builder_add_int_value(builder, owner->qemu);
+    json_builder_set_member_name(builder, "qemu-start-time");
+    json_builder_add_int_value(builder, (gint64)claims_process_start_time(owner->qemu));
+  }
   json_builder_set_member_name(builder, "since");
-  json_builder_add_int_value(builder, g_get_real_time() / G_USEC_PER_SEC);
+  json_builder_add_int_value(builder, since > 0 ? since : g_get_real_time() / G_USEC_PER_SEC);
   json_builder_end_object(builder);
   root = json_builder_get_root(builder);
   json_generator_set_root(generator, root);
@@ -301,20 +406,17 @@ check_arguments(const char *vm, const char *key, GError **error)
 static void
 set_busy_error(GError **error, const Claim *claim)
 {
-  g_autofree char *what = describe_key(claim->key);
-  g_autoptr(GDateTime) when = claim->since > 0
-                              ? g_date_time_new_from_unix_local(claim->since) : NULL;
-  g_autofree char *since = when ? g_date_time_format(when, " since %F %T") : g_strdup("");
+  g_autofree char *what = claims_describe_key(claim->key);
+  g_autofree char *holder = claims_describe_holder(claim);
+  g_autofree char *remedy = claims_describe_remedy(claim);
 
-  g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_BUSY,
-              "%s is in use by VM '%s' (hostdevd pid %d%s): detach it from "
-              "that VM first (hostdevctl detach-device %s ...)",
-              what, claim->vm, (int)claim->pid, since, claim->vm);
+  g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_BUSY, "%s is in use by %s: %s",
+              what, holder, remedy);
 }
 
 gboolean
 claims_acquire(const char *runtime_dir, const char *vm, const char *key,
-               pid_t owner, GError **error)
+               const ClaimOwner *owner, GError **error)
 {
   g_autofree char *dir = NULL;
   g_autoptr(Claim) claim = NULL;
@@ -324,6 +426,11 @@ claims_acquire(const char *runtime_dir, const char *vm, const char *key,
 
   if (!check_arguments(vm, key, error))
     return FALSE;
+  if (owner == NULL || owner->broker <= 0 || owner->qemu < 0) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "a claim needs the pid of the hostdevd holding it");
+    return FALSE;
+  }
   lock = lock_claims(runtime_dir, error);
   if (lock < 0)
     return FALSE;
@@ -341,11 +448,21 @@ claims_acquire(const char *runtime_dir, const char *vm, const char *key,
     return FALSE;
   }
   if (claim != NULL && strcmp(claim->vm, vm) != 0) {
-    g_autofree char *what = describe_key(key);
-    g_message("%s: taking over the stale claim of VM '%s' (hostdevd pid %d is gone)",
-              what, claim->vm, (int)claim->pid);
+    g_autofree char *what = claims_describe_key(key);
+    g_autofree char *holder = claims_describe_holder(claim);
+    g_message("%s: taking over the stale claim of %s: nothing of it runs any more",
+              what, holder);
+  } else if (claim != NULL && !claim->stale &&
+             (claim->pid != owner->broker || claim->qemu_pid != owner->qemu)) {
+    g_autofree char *what = claims_describe_key(key);
+    g_message("%s: claim of VM '%s' refreshed: hostdevd pid %d, QEMU pid %d now "
+              "(were %d and %d)", what, vm, (int)owner->broker, (int)owner->qemu,
+              (int)claim->pid, (int)claim->qemu_pid);
   }
-  ok = write_claim(dir, key, vm, owner, error);
+  /* the same VM's live claim goes on: it has held the device since then */
+  ok = write_claim(dir, key, vm, owner,
+                   claim != NULL && !claim->stale && strcmp(claim->vm, vm) == 0
+                   ? claim->since : 0, error);
   unlock_claims(lock);
   return ok;
 }

@@ -4,11 +4,12 @@
  *
  * Every hostdevd instance on a host (one per VM) sees the same runtime
  * directory.  A claim is a small file RUNTIME_DIR/claims/KEY naming the
- * VM and the pid of the hostdevd that holds KEY; it survives a broker
- * crash, and a claim whose owner process is gone (or whose pid now
- * belongs to another process) is stale and is taken over.  All changes
- * happen under an flock on RUNTIME_DIR/claims/.lock, so two brokers never
- * both win.
+ * VM, the hostdevd that holds KEY and that VM's QEMU (each by pid and
+ * start time); it survives a broker crash.  The claim stays live while
+ * either process runs: a QEMU whose hostdevd died still holds its devices.
+ * Only when both are gone (or their pids now belong to other processes)
+ * is it stale, and taken over.  All changes happen under an flock on
+ * RUNTIME_DIR/claims/.lock, so two brokers never both win.
  */
 #pragma once
 
@@ -18,13 +19,23 @@
 
 G_BEGIN_DECLS
 
+/* Who holds a claim: a VM's hostdevd and, once it is known, its QEMU. */
 typedef struct {
-  char *key;          /* "pci_0000_01_00_0", "usb_1_2", "iommu_group_12" */
+  pid_t broker;       /* the hostdevd, normally getpid() */
+  pid_t qemu;         /* its QEMU (the QMP peer), 0 unknown */
+} ClaimOwner;
+
+typedef struct {
+  char *key;          /* "pci_0000_01_00_0", "usb_1_2", "iommu_group_12", "mdev_..." */
   char *vm;           /* the VM holding it */
   pid_t pid;          /* its hostdevd */
-  guint64 start_time; /* the owner's start time (clock ticks since boot), 0 unknown */
+  guint64 start_time; /* the hostdevd's start time (clock ticks since boot), 0 unknown */
+  pid_t qemu_pid;     /* its QEMU, 0 unknown (claims written before QEMU was named) */
+  guint64 qemu_start_time; /* 0 unknown */
   gint64 since;       /* when it was claimed, seconds since the epoch */
-  gboolean stale;     /* the owner is gone */
+  gboolean broker_alive; /* the hostdevd still runs */
+  gboolean qemu_alive;   /* the QEMU still runs */
+  gboolean stale;     /* both are gone: nobody holds the device */
 } Claim;
 
 void claim_free(Claim *claim);
@@ -39,16 +50,24 @@ char *claims_key_usb(guint bus, guint device);
 /* Return: (transfer full): the claim key of an IOMMU group: "iommu_group_12". */
 char *claims_key_iommu_group(int group);
 
+/* Return: (transfer full): the claim key of the mediated device @uuid:
+ * "mdev_" and the UUID in lower case with '_' for '-'; NULL when @uuid is
+ * not a UUID. */
+char *claims_key_mdev(const char *uuid);
+
 /**
- * claims_acquire() - claim @key for @vm, owned by process @owner
+ * claims_acquire() - claim @key for @vm, held by @owner's processes
  * @runtime_dir: e.g. control_runtime_dir(); created when missing
- * A claim of the same VM is refreshed (a restarted broker takes its own
- * claims back); a stale claim is taken over (logged); a live claim of
- * another VM is a Busy error naming that VM, its hostdevd pid and since
- * when, and what to do.  HostError when the directory is unusable.
+ * @owner: the hostdevd (required) and its QEMU (0 unknown); their start
+ *   times are recorded with them
+ * A claim of the same VM is refreshed with @owner (a restarted broker
+ * takes its own claims back); a stale claim is taken over (logged); a
+ * live claim of another VM is a Busy error naming that VM, its hostdevd
+ * and QEMU pids, since when, and what to do.  HostError when the
+ * directory is unusable.
  */
 gboolean claims_acquire(const char *runtime_dir, const char *vm, const char *key,
-                        pid_t owner, GError **error);
+                        const ClaimOwner *owner, GError **error);
 
 /**
  * claims_release() - drop @vm's claim on @key
@@ -80,5 +99,27 @@ GPtrArray *claims_list(const char *runtime_dir, const char *vm, GError **error);
 
 /* Return: whether @key is a valid claim key: 1-64 of [a-z0-9_]. */
 gboolean claims_key_is_valid(const char *key);
+
+/* Return: (transfer full): what @key names, for people: "PCI device
+ * 0000:01:00.0", "mediated device 4b20d080-...", "IOMMU group 12". */
+char *claims_describe_key(const char *key);
+
+/* Return: (transfer full): who holds @claim, for messages: "VM 'vm1'
+ * (hostdevd pid 12, QEMU pid 34, since 2024-05-01 10:00:00)", each
+ * process that is gone marked so. */
+char *claims_describe_holder(const Claim *claim);
+
+/* Return: (transfer full): what to do about a live @claim of another VM:
+ * detach through its hostdevd, or, when only its QEMU still runs, start
+ * that VM's hostdevd again or stop the VM. */
+char *claims_describe_remedy(const Claim *claim);
+
+/* Return: the start time of process @pid (field 22 of /proc/PID/stat, clock
+ * ticks since boot), 0 when it does not run, is a zombie, or /proc cannot tell. */
+guint64 claims_process_start_time(pid_t pid);
+
+/* Return: whether process @pid still runs and, when @start_time is not 0,
+ * is the one that started then (not a recycled pid); a zombie has exited. */
+gboolean claims_process_alive(pid_t pid, guint64 start_time);
 
 G_END_DECLS

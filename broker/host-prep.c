@@ -43,16 +43,9 @@ host_prep_to_json(const HostPrep *prep, gboolean binding_in_flight)
     json_array_add_string_element(claims, g_ptr_array_index(prep->claims, i));
   json_object_set_array_member(object, "claims", claims);
   if (prep->vfio) {
-    JsonObject *vfio = vfio_record_to_json(prep->vfio);
-    if (binding_in_flight && prep->vfio->managed) {
-      g_autoptr(VfioRecord) worst = vfio_record_from_json(vfio, NULL);
-      if (worst) {
-        worst->override_written = worst->unbound = worst->probed = worst->bound_by_us = TRUE;
-        json_object_unref(vfio);
-        vfio = vfio_record_to_json(worst);
-      }
-    }
-    json_object_set_object_member(object, "vfio", vfio);
+    /* in flight: the planned companions and chown are in the record too */
+    g_autoptr(VfioRecord) worst = binding_in_flight ? vfio_record_worst_case(prep->vfio) : NULL;
+    json_object_set_object_member(object, "vfio", vfio_record_to_json(worst ? worst : prep->vfio));
   }
   if (prep->fdset_id >= 0)
     json_object_set_int_member(object, "fdset-id", prep->fdset_id);
@@ -113,10 +106,10 @@ host_prep_from_json(JsonObject *object, GError **error)
 }
 
 static gboolean
-claim_one(HostPrep *prep, const char *runtime_dir, const char *vm, char *key /* transfer full */,
-          GError **error)
+claim_one(HostPrep *prep, const char *runtime_dir, const char *vm, const ClaimOwner *owner,
+          char *key /* transfer full */, GError **error)
 {
-  if (!claims_acquire(runtime_dir, vm, key, getpid(), error)) {
+  if (!claims_acquire(runtime_dir, vm, key, owner, error)) {
     g_free(key);
     return FALSE;
   }
@@ -126,25 +119,36 @@ claim_one(HostPrep *prep, const char *runtime_dir, const char *vm, char *key /* 
 
 gboolean
 host_prep_claim(HostPrep *prep, const char *runtime_dir, const char *vm,
-                const Hostdev *hostdev, const HostUsbDevice *usb, GError **error)
+                const ClaimOwner *owner, const Hostdev *hostdev, const HostUsbDevice *usb,
+                GError **error)
 {
   switch (hostdev->type) {
   case HOSTDEV_TYPE_USB:
     /* an absent optional device is QEMU's to find; nothing of the host is held */
     return usb == NULL ||
-           claim_one(prep, runtime_dir, vm, claims_key_usb(usb->bus, usb->device), error);
+           claim_one(prep, runtime_dir, vm, owner, claims_key_usb(usb->bus, usb->device),
+                     error);
   case HOSTDEV_TYPE_PCI: {
     g_autoptr(GError) no_group = NULL;
     int group = host_pci_get_iommu_group(&hostdev->pci_source, &no_group);
-    if (!claim_one(prep, runtime_dir, vm, claims_key_pci(&hostdev->pci_source), error))
+    if (!claim_one(prep, runtime_dir, vm, owner, claims_key_pci(&hostdev->pci_source),
+                   error))
       return FALSE;
     /* one IOMMU group never spans two VMs */
     return group < 0 ||
-           claim_one(prep, runtime_dir, vm, claims_key_iommu_group(group), error);
+           claim_one(prep, runtime_dir, vm, owner, claims_key_iommu_group(group), error);
   }
-  case HOSTDEV_TYPE_MDEV:
-    /* the kernel lets one mediated device be opened once; QEMU reports a clash */
-    return TRUE;
+  case HOSTDEV_TYPE_MDEV: {
+    /* the kernel opens a mediated device once, but a claim says who has
+     * it before QEMU tries, and keeps mdev-remove off it */
+    char *key = claims_key_mdev(hostdev->mdev.uuid);
+    if (key == NULL) {
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                  "'%s' is not an mdev UUID", hostdev->mdev.uuid);
+      return FALSE;
+    }
+    return claim_one(prep, runtime_dir, vm, owner, key, error);
+  }
   }
   return TRUE;
 }
@@ -156,6 +160,16 @@ host_prep_vfio_begin(HostPrep *prep, const Hostdev *hostdev, GError **error)
     return FALSE;
   prep->vfio = vfio_record_new(&hostdev->pci_source, hostdev->managed, error);
   return prep->vfio != NULL;
+}
+
+gboolean
+host_prep_vfio_plan(HostPrep *prep, gboolean take_whole_group, const VfioRecord *sibling,
+                    GError **error)
+{
+  if (!vfio_record_plan_group(prep->vfio, take_whole_group, error))
+    return FALSE;
+  vfio_record_plan_node(prep->vfio, sibling);
+  return TRUE;
 }
 
 typedef struct {
@@ -321,6 +335,7 @@ on_vfio_restored(GObject *source, GAsyncResult *result, gpointer user_data)
 
 void
 host_prep_release_async(HostPrep *prep, const char *runtime_dir, const char *vm,
+                        const HostReleaseWait *wait,
                         GAsyncReadyCallback callback, gpointer user_data)
 {
   GTask *task = g_task_new(NULL, NULL, callback, user_data);
@@ -342,8 +357,8 @@ host_prep_release_async(HostPrep *prep, const char *runtime_dir, const char *vm,
     sriov_vf_link_clear(&link);
   }
   if (prep->vfio && !vfio_record_is_clean(prep->vfio)) {
-    vfio_restore_async(prep->vfio, VFIO_DEFAULT_RESTORE_TIMEOUT_MS, on_late_restore, NULL, NULL,
-                       on_vfio_restored, task);
+    vfio_restore_async(prep->vfio, VFIO_DEFAULT_RESTORE_TIMEOUT_MS, wait, on_late_restore, NULL,
+                       NULL, on_vfio_restored, task);
     return;
   }
   release_claims_and_return(task);

@@ -10,6 +10,7 @@
  */
 #pragma once
 
+#include "claims.h"
 #include "hostdev.h"
 #include "host-usb.h"
 #include "sriov.h"
@@ -50,12 +51,14 @@ JsonObject *host_prep_to_json(const HostPrep *prep, gboolean binding_in_flight);
 HostPrep *host_prep_from_json(JsonObject *object, GError **error);
 
 /**
- * host_prep_claim() - claim @hostdev's host device (and its IOMMU group)
- * for @vm host-wide; a Busy error names the VM that holds it.
+ * host_prep_claim() - claim @hostdev's host device (and its IOMMU group;
+ * an mdev by its UUID) for @vm host-wide, held by @owner's hostdevd and
+ * QEMU; a Busy error names the VM that holds it.
  * @usb: (nullable): the resolved USB device
  */
 gboolean host_prep_claim(HostPrep *prep, const char *runtime_dir, const char *vm,
-                         const Hostdev *hostdev, const HostUsbDevice *usb, GError **error);
+                         const ClaimOwner *owner, const Hostdev *hostdev,
+                         const HostUsbDevice *usb, GError **error);
 
 /**
  * host_prep_vfio_begin() - the IOMMU checks and the record of how the
@@ -64,10 +67,24 @@ gboolean host_prep_claim(HostPrep *prep, const char *runtime_dir, const char *vm
 gboolean host_prep_vfio_begin(HostPrep *prep, const Hostdev *hostdev, GError **error);
 
 /**
+ * host_prep_vfio_plan() - plan the binding, touching nothing: the
+ * companions a whole-group takeover binds (their driver and
+ * driver_override now) and the owner of /dev/vfio/N before the chown
+ * (when the node exists), so that the record journaled before
+ * host_prep_vfio_bind_async() holds everything it will do.  HostError
+ * when the group is not viable and may not be taken whole.
+ * @sibling: (nullable): the record of a device of the same group this VM holds
+ */
+gboolean host_prep_vfio_plan(HostPrep *prep, gboolean take_whole_group,
+                             const VfioRecord *sibling, GError **error);
+
+/**
  * host_prep_vfio_bind_async() - make the group viable, bind to vfio-pci,
  * wait for /dev/vfio/N and give it to @uid:@gid, in a worker thread
- * (the kernel's writes and waits can take seconds).  On failure what was
- * done is undone before the error is returned.
+ * (the kernel's writes and waits can take seconds).  Binds exactly what
+ * host_prep_vfio_plan() planned (planning first when it was not called),
+ * and fails, nothing bound, if the group changed since.  On failure what
+ * was done is undone before the error is returned.
  * @sibling: (nullable): the record of a device of the same group this VM holds
  */
 void host_prep_vfio_bind_async(HostPrep *prep, gboolean take_whole_group, uid_t uid,
@@ -83,8 +100,14 @@ gboolean host_prep_vf_program(HostPrep *prep, const Hostdev *hostdev, GError **e
  * settings, the binding (waiting, bounded, while QEMU lets go: the kernel
  * blocks the unbind until then), the claims.  Call it only once QEMU no
  * longer holds the device, or never had it.
+ * @wait: (nullable): QEMU is exiting (it held the device until its end):
+ *   host drivers are probed only once that process is gone, waiting at
+ *   most @wait->timeout_ms; NULL when QEMU lives on and has let go already
+ * A Timeout error names the slow step (QEMU still holding the device,
+ * still exiting, or the host driver's probe); the claims stay then.
  */
 void host_prep_release_async(HostPrep *prep, const char *runtime_dir, const char *vm,
+                             const HostReleaseWait *wait,
                              GAsyncReadyCallback callback, gpointer user_data);
 gboolean host_prep_release_finish(GAsyncResult *result, GError **error);
 

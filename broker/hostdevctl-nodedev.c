@@ -66,7 +66,7 @@ hostdevctl_nodedev_usage(void)
     "  nodedev-reattach NAME [--timeout S] give it back to its host driver\n"
     "  nodedev-set-numvfs NAME N           enable N SR-IOV VFs (0 disables)\n"
     "  mdev-create PARENT TYPE [UUID] [--vm NAME [--index N]]\n"
-    "  mdev-remove UUID\n"
+    "  mdev-remove UUID [--timeout S]\n"
     "  --host-root DIR                     read DIR/sys and DIR/dev (fixtures)\n";
 }
 
@@ -204,40 +204,53 @@ cmd_list(const HostArgs *args)
   return EXIT_SUCCESS;
 }
 
-/* Busy when a live VM claims @addr. */
+/* Busy when a live VM (its hostdevd or its QEMU) claims @key. */
 static gboolean
-check_unclaimed(const PciAddress *addr, const char *doing, GError **error)
+check_unclaimed(const char *key, const char *doing, GError **error)
 {
-  g_autofree char *key = claims_key_pci(addr);
   g_autoptr(GError) local_error = NULL;
   g_autoptr(Claim) claim = claims_lookup(control_runtime_dir(), key, &local_error);
-  g_autofree char *bdf = NULL;
+  g_autofree char *what = NULL;
+  g_autofree char *holder = NULL;
+  g_autofree char *remedy = NULL;
 
   if (claim == NULL || claim->stale)
     return TRUE;
-  bdf = pci_address_format(addr);
-  g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_BUSY,
-              "PCI device %s is in use by VM '%s' (hostdevd pid %d); not %s it: "
-              "detach it from that VM first (hostdevctl detach-device %s ...)",
-              bdf, claim->vm, (int)claim->pid, doing, claim->vm);
+  what = claims_describe_key(key);
+  holder = claims_describe_holder(claim);
+  remedy = claims_describe_remedy(claim);
+  g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_BUSY, "%s is in use by %s; not %s it: %s",
+              what, holder, doing, remedy);
   return FALSE;
+}
+
+static gboolean
+check_pci_unclaimed(const PciAddress *addr, const char *doing, GError **error)
+{
+  g_autofree char *key = claims_key_pci(addr);
+
+  return check_unclaimed(key, doing, error);
 }
 
 static int
 cmd_detach(const char *name)
 {
   g_autoptr(GError) error = NULL;
+  g_autoptr(GError) not_viable = NULL;
   g_autoptr(VfioRecord) record = NULL;
   PciAddress addr;
 
   if (!pci_address_parse_nodedev(name, &addr, &error) ||
-      !check_unclaimed(&addr, "detaching", &error) ||
+      !check_pci_unclaimed(&addr, "detaching", &error) ||
       !vfio_check_iommu(&error))
     return fail(error);
   record = vfio_detach_from_host(&addr, &error);
   if (record == NULL)
     return fail(error);
   printf("Device %s detached\n", name);
+  /* as virsh: one function at a time; QEMU needs the whole group later */
+  if (!vfio_group_check_viable(record->group, NULL, &not_viable) && not_viable != NULL)
+    g_printerr("note: %s\n", not_viable->message);
   return EXIT_SUCCESS;
 }
 
@@ -249,7 +262,7 @@ cmd_reattach(const char *name, double timeout_s)
   PciAddress addr;
 
   if (!pci_address_parse_nodedev(name, &addr, &error) ||
-      !check_unclaimed(&addr, "re-attaching", &error))
+      !check_pci_unclaimed(&addr, "re-attaching", &error))
     return fail(error);
   if (!vfio_reattach_to_host(&addr, (guint)(timeout_s * 1000), &driver, &error))
     return fail(error);
@@ -316,6 +329,17 @@ cmd_mdev_create(const HostArgs *args, const char *parent, const char *type,
   return EXIT_SUCCESS;
 }
 
+static int
+cmd_mdev_remove(const char *uuid, double timeout_s)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (!mdev_remove(uuid, control_runtime_dir(), (guint)(timeout_s * 1000), &error))
+    return fail(error);
+  printf("Mediated device %s removed\n", uuid);
+  return EXIT_SUCCESS;
+}
+
 int
 hostdevctl_nodedev_main(int argc, char **argv)
 {
@@ -376,12 +400,8 @@ hostdevctl_nodedev_main(int argc, char **argv)
     status = cmd_set_numvfs(op1, op2);
   else if (strcmp(verb->verb, "mdev-create") == 0)
     status = cmd_mdev_create(&args, op1, op2, op3);
-  else {
-    g_autoptr(GError) error = NULL;
-
-    status = mdev_remove(op1, &error) ? (printf("Mediated device %s removed\n", op1), EXIT_SUCCESS)
-                                      : fail(error);
-  }
+  else
+    status = cmd_mdev_remove(op1, args.timeout_s);
   fflush(stdout);
   return status;
 }

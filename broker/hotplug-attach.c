@@ -75,7 +75,7 @@ attach_undo_host(gpointer data)
   AttachUndo *undo = data;
   Op *op = g_task_get_task_data(undo->task);
   host_prep_release_async(op->prep, op->hotplug->runtime_dir, op->hotplug->vm,
-                          on_attach_host_undone, undo);
+                          NULL, on_attach_host_undone, undo);
 }
 
 /*
@@ -601,7 +601,8 @@ attach_prepare_host(GTask *task)
   Hotplug *hotplug = op->hotplug;
   GError *error = NULL;
 
-  if (!host_prep_claim(op->prep, hotplug->runtime_dir, hotplug->vm, op->hostdev, op->usb,
+  if (!host_prep_claim(op->prep, hotplug->runtime_dir, hotplug->vm,
+                       &(ClaimOwner){ getpid(), qmp_client_get_peer_pid(hotplug->qmp) }, op->hostdev, op->usb,
                        &error)) {
     attach_fail(task, error);
     return;

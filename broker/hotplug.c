@@ -323,7 +323,7 @@ release_host_after_fdset(gpointer data)
     return;
   }
   host_prep_release_async(prep, release->hotplug->runtime_dir, release->hotplug->vm,
-                          on_host_released, release);
+                          NULL, on_host_released, release);
 }
 
 /* release_host() - undo @release's host preparation (asynchronously), the USB descriptor first. */

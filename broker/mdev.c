@@ -10,6 +10,7 @@
 #define G_LOG_DOMAIN "hostdevd"
 
 #include "mdev.h"
+#include "claims.h"
 #include "host-pci.h"
 #include "host-root.h"
 #include "hostdevd-error.h"
@@ -366,14 +367,77 @@ mdev_create(const char *parent, const char *type, const char *uuid, GError **err
   return TRUE;
 }
 
+/* Busy when a live VM (its hostdevd or its QEMU) claims mdev @uuid. */
+static gboolean
+check_mdev_unclaimed(const char *uuid, const char *runtime_dir, GError **error)
+{
+  g_autofree char *key = claims_key_mdev(uuid);
+  g_autoptr(GError) local_error = NULL;
+  g_autoptr(Claim) claim = key ? claims_lookup(runtime_dir, key, &local_error) : NULL;
+  g_autofree char *holder = NULL;
+  g_autofree char *remedy = NULL;
+
+  if (claim == NULL || claim->stale)
+    return TRUE;
+  holder = claims_describe_holder(claim);
+  remedy = claims_describe_remedy(claim);
+  g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_BUSY,
+              "mediated device %s is in use by %s; not removing it (the kernel would "
+              "make the VM give it up): %s", uuid, holder, remedy);
+  return FALSE;
+}
+
+/* The remove write, shared by the caller and the worker doing it. */
+typedef struct {
+  gint ref;
+  GMutex lock;
+  GCond cond;
+  gboolean done;
+  char *path;
+  int err;
+  GError *error;
+} RemoveJob;
+
+static void
+remove_job_unref(RemoveJob *job)
+{
+  if (!g_atomic_int_dec_and_test(&job->ref))
+    return;
+  g_mutex_clear(&job->lock);
+  g_cond_clear(&job->cond);
+  g_free(job->path);
+  g_clear_error(&job->error);
+  g_free(job);
+}
+
+static gpointer
+remove_worker(gpointer data)
+{
+  RemoveJob *job = data;
+  GError *local_error = NULL;
+  int err = host_write_attr(job->path, "1", &local_error);
+
+  g_mutex_lock(&job->lock);
+  job->err = err;
+  job->error = local_error;
+  job->done = TRUE;
+  g_cond_signal(&job->cond);
+  g_mutex_unlock(&job->lock);
+  remove_job_unref(job);
+  return NULL;
+}
+
 gboolean
-mdev_remove(const char *uuid, GError **error)
+mdev_remove(const char *uuid, const char *runtime_dir, guint timeout_ms, GError **error)
 {
   g_autofree char *lower = NULL;
   g_autofree char *dir = NULL;
-  g_autofree char *remove = NULL;
   g_autoptr(GError) local_error = NULL;
-  int err;
+  RemoveJob *job;
+  GThread *thread;
+  gint64 deadline;
+  gboolean finished;
+  int err = 0;
 
   if (!check_uuid(uuid, error))
     return FALSE;
@@ -385,8 +449,49 @@ mdev_remove(const char *uuid, GError **error)
                 "`hostdevctl nodedev-list`", lower);
     return FALSE;
   }
-  remove = host_path("sys/bus/mdev/devices/%s/remove", lower);
-  err = host_write_attr(remove, "1", &local_error);
+  if (runtime_dir != NULL && !check_mdev_unclaimed(lower, runtime_dir, error))
+    return FALSE;
+
+  job = g_new0(RemoveJob, 1);
+  g_atomic_int_set(&job->ref, 2);
+  g_mutex_init(&job->lock);
+  g_cond_init(&job->cond);
+  job->path = host_path("sys/bus/mdev/devices/%s/remove", lower);
+  /* its own thread: the kernel may keep the write waiting for as long as
+   * a user of the device holds on to it */
+  thread = g_thread_try_new("mdev-remove", remove_worker, job, &local_error);
+  if (thread == NULL) {
+    remove_job_unref(job);
+    remove_job_unref(job);
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                "cannot start a thread to remove mdev %s: %s", lower, local_error->message);
+    return FALSE;
+  }
+  g_thread_unref(thread);
+
+  if (timeout_ms == 0)
+    timeout_ms = MDEV_DEFAULT_REMOVE_TIMEOUT_MS;
+  deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+  g_mutex_lock(&job->lock);
+  while (!job->done && g_cond_wait_until(&job->cond, &job->lock, deadline))
+    ;
+  finished = job->done;
+  if (finished) {
+    err = job->err;
+    local_error = g_steal_pointer(&job->error);
+  }
+  g_mutex_unlock(&job->lock);
+  remove_job_unref(job);
+
+  if (!finished) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_TIMEOUT,
+                "removing mdev %s did not finish within %u ms: something still has it "
+                "open, and the kernel (Linux 5.19 and later) waits for its user, a VM's "
+                "QEMU, to release it, asking the guest to unplug it; the mdev goes away "
+                "once released. Detach it from that VM (hostdevctl detach-device) or "
+                "stop the VM", lower, timeout_ms);
+    return FALSE;
+  }
   if (err != 0) {
     g_set_error(error, HOSTDEVD_ERROR,
                 err == EBUSY ? HOSTDEVD_ERROR_BUSY : HOSTDEVD_ERROR_HOST_ERROR,

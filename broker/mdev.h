@@ -72,8 +72,21 @@ GPtrArray *mdev_list_devices(GError **error);
 gboolean mdev_create(const char *parent, const char *type, const char *uuid,
                      GError **error);
 
-/* mdev_remove() - remove the mdev @uuid (NotFound; Busy while a VM holds
- * it; HostError). */
-gboolean mdev_remove(const char *uuid, GError **error);
+/* Default bound of mdev_remove()'s wait for the kernel. */
+#define MDEV_DEFAULT_REMOVE_TIMEOUT_MS 10000
+
+/**
+ * mdev_remove() - remove the mdev @uuid, never blocking longer than @timeout_ms
+ * @runtime_dir: (nullable): where the claims are; a live claim on the UUID
+ *   is a Busy error naming the VM and how to detach the device first
+ * @timeout_ms: 0 for MDEV_DEFAULT_REMOVE_TIMEOUT_MS
+ * Since Linux 5.19 the kernel does not refuse to remove an mdev that is
+ * open: it blocks and asks its user to release it.  So the claim is
+ * checked first, and the write runs in a worker thread: past @timeout_ms
+ * the result is a Timeout error (the removal goes on in the kernel).
+ * NotFound; Busy (EBUSY from older kernels too); HostError.
+ */
+gboolean mdev_remove(const char *uuid, const char *runtime_dir, guint timeout_ms,
+                     GError **error);
 
 G_END_DECLS

@@ -8,6 +8,7 @@
 #include "hostdevd-error.h"
 
 #include <errno.h>
+#include <string.h>
 #include <sys/resource.h>
 
 static guint64
@@ -37,6 +38,37 @@ memlock_needed_for_guest(guint64 guest_ram_bytes, guint n_vfio_devices,
   if (pinned > G_MAXUINT64 - MEMLOCK_MARGIN_BYTES)
     return G_MAXUINT64;
   return pinned + MEMLOCK_MARGIN_BYTES;
+}
+
+gboolean
+memlock_qom_type_is_viommu(const char *qom_type)
+{
+  /* the devices that put assigned devices behind a guest-visible IOMMU;
+   * AMDVI-PCI is the PCI half amd-iommu adds */
+  static const char *const viommus[] = {
+    "intel-iommu", "amd-iommu", "AMDVI-PCI", "virtio-iommu-pci", "virtio-iommu-device",
+    "arm-smmuv3", NULL,
+  };
+  g_autofree char *type = NULL;
+  gsize len;
+
+  if (qom_type == NULL)
+    return FALSE;
+  len = strlen(qom_type);
+  if (g_str_has_prefix(qom_type, "child<") && len > 7 && qom_type[len - 1] == '>')
+    type = g_strndup(qom_type + 6, len - 7);
+  else
+    type = g_strdup(qom_type);
+  return g_strv_contains(viommus, type);
+}
+
+gboolean
+memlock_guest_has_viommu(const char *const *qom_types)
+{
+  for (gsize i = 0; qom_types != NULL && qom_types[i] != NULL; i++)
+    if (memlock_qom_type_is_viommu(qom_types[i]))
+      return TRUE;
+  return FALSE;
 }
 
 char *

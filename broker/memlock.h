@@ -23,15 +23,32 @@ G_BEGIN_DECLS
  * memlock_needed_for_guest() - the RLIMIT_MEMLOCK QEMU needs
  * @guest_ram_bytes: base-memory + plugged-memory of QMP
  *   query-memory-size-summary
- * @n_vfio_devices: the VFIO devices QEMU will hold (with this one)
- * @guest_viommu: the guest has a vIOMMU (intel-iommu, virtio-iommu)
+ * @n_vfio_devices: the VFIO devices QEMU will hold (with this one): PCI
+ *   functions on vfio-pci and mdevs alike
+ * @guest_viommu: the guest has a vIOMMU (memlock_guest_has_viommu())
  * Without a vIOMMU all devices share one VFIO container, which pins guest
- * RAM once; with one, each device may get its own address space and pin
- * it again.  Saturates at G_MAXUINT64.
+ * RAM once; with one, each device has its own DMA address space, which the
+ * guest maps and QEMU pins separately, so each may pin all of guest RAM
+ * (libvirt sizes it the same way).  Plus MEMLOCK_MARGIN_BYTES.  Saturates
+ * at G_MAXUINT64.
  * Return: bytes; 0 when @n_vfio_devices is 0 (nothing to pin).
  */
 guint64 memlock_needed_for_guest(guint64 guest_ram_bytes, guint n_vfio_devices,
                                  gboolean guest_viommu);
+
+/* Return: whether @qom_type, a QOM type name or a qom-list property type
+ * "child<TYPE>", is a guest vIOMMU: intel-iommu, amd-iommu, virtio-iommu,
+ * arm-smmuv3. */
+gboolean memlock_qom_type_is_viommu(const char *qom_type);
+
+/**
+ * memlock_guest_has_viommu() - does the guest have a vIOMMU?
+ * @qom_types: (array zero-terminated=1): the property types of qom-list
+ *   on /machine, /machine/peripheral and /machine/peripheral-anon (or the
+ *   QOM types of the guest's devices)
+ * Return: whether any of them is a vIOMMU (memlock_qom_type_is_viommu()).
+ */
+gboolean memlock_guest_has_viommu(const char *const *qom_types);
 
 /**
  * memlock_raise() - make @pid's RLIMIT_MEMLOCK at least @bytes

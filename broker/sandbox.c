@@ -443,6 +443,12 @@ add_argument_rules(scmp_filter_ctx ctx, GError **error)
       !add_rule(ctx, SCMP_ACT_ERRNO(ENOSYS), "clone3", 0, NULL, error))
     return FALSE;
 
+  /* pidfd_open(pid, 0): wait (with poll) until an exiting QEMU is gone
+   * before probing host drivers for its devices (vfio.c, wait_process_gone);
+   * a pidfd only lets hostdevd watch the process, not signal it (no
+   * pidfd_send_signal) */
+  if (!allow_with_arg(ctx, "pidfd_open", SCMP_A1(SCMP_CMP_EQ, 0), error))
+    return FALSE;
   /* kill(pid, 0) only: whether the broker owning a claim still lives (claims.c) */
   if (!allow_with_arg(ctx, "kill", SCMP_A1(SCMP_CMP_EQ, 0), error))
     return FALSE;

@@ -43,12 +43,14 @@ check_vfs_unclaimed(const HostPciDevice *pf, guint numvfs, const char *runtime_d
     g_autoptr(GError) local_error = NULL;
     g_autoptr(Claim) claim = claims_lookup(runtime_dir, key, &local_error);
 
+    /* live while its hostdevd or its QEMU runs */
     if (claim != NULL && !claim->stale) {
       g_autofree char *bdf = pci_address_format(vf);
+      g_autofree char *holder = claims_describe_holder(claim);
+      g_autofree char *remedy = claims_describe_remedy(claim);
       g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_BUSY,
-                  "VF %s of %s is in use by VM '%s': setting %u VFs would "
-                  "remove it; detach it from that VM first",
-                  bdf, pf->name, claim->vm, numvfs);
+                  "VF %s of %s is in use by %s: setting %u VFs would remove it; %s",
+                  bdf, pf->name, holder, numvfs, remedy);
       return FALSE;
     }
   }

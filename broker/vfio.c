@@ -17,15 +17,20 @@
 #define G_LOG_DOMAIN "hostdevd"
 
 #include "vfio.h"
+#include "claims.h"
 #include "host-pci.h"
 #include "host-root.h"
 #include "hostdevd-error.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 static guint wait_ms = VFIO_DEFAULT_WAIT_MS;
+static gboolean use_pidfd = TRUE;
 
 #define POLL_INTERVAL_US 10000
 
@@ -33,6 +38,12 @@ void
 vfio_set_wait_ms(guint ms)
 {
   wait_ms = ms;
+}
+
+void
+vfio_set_use_pidfd(gboolean use)
+{
+  use_pidfd = use;
 }
 
 /* ------------------------------------------------------------------ */
@@ -111,6 +122,7 @@ vfio_record_to_json(const VfioRecord *record)
   json_object_set_object_member(object, "steps", steps);
 
   json_object_set_boolean_member(node, "chowned-by-us", record->chowned_by_us);
+  json_object_set_boolean_member(node, "before-known", record->node_before_known);
   json_object_set_int_member(node, "uid-before", record->node_uid_before);
   json_object_set_int_member(node, "gid-before", record->node_gid_before);
   json_object_set_int_member(node, "mode-before", record->node_mode_before);
@@ -241,6 +253,11 @@ vfio_record_from_json(JsonObject *object, GError **error)
       !json_get_bool(steps, "bound-by-us", &record->bound_by_us, error) ||
       !json_get_bool(node, "chowned-by-us", &record->chowned_by_us, error))
     return NULL;
+  /* absent in records of older brokers: they read the owner when they chowned */
+  if (!json_object_has_member(node, "before-known"))
+    record->node_before_known = record->chowned_by_us;
+  else if (!json_get_bool(node, "before-known", &record->node_before_known, error))
+    return NULL;
   if (!json_get_int(node, "uid-before", 0, G_MAXUINT32 - 1, &number, error))
     return NULL;
   record->node_uid_before = (uid_t)number;
@@ -271,6 +288,34 @@ vfio_record_from_json(JsonObject *object, GError **error)
     g_ptr_array_add(record->companions, companion);
   }
   return g_steal_pointer(&record);
+}
+
+/* Mark every binding step of @record (and of its companions) as done. */
+static void
+assume_bound(VfioRecord *record)
+{
+  record->override_written = record->unbound = record->probed = record->bound_by_us = TRUE;
+  for (guint i = 0; i < record->companions->len; i++)
+    assume_bound(record->companions->pdata[i]);
+}
+
+VfioRecord *
+vfio_record_worst_case(const VfioRecord *record)
+{
+  g_autoptr(JsonObject) json = vfio_record_to_json(record);
+  VfioRecord *worst = vfio_record_from_json(json, NULL);
+
+  /* what to_json wrote, from_json accepts */
+  g_assert(worst != NULL);
+  worst->group_planned = record->group_planned;
+  if (record->managed)
+    assume_bound(worst);
+  else
+    for (guint i = 0; i < worst->companions->len; i++)
+      assume_bound(worst->companions->pdata[i]);
+  if (worst->node_before_known)
+    worst->chowned_by_us = TRUE;
+  return worst;
 }
 
 /* ------------------------------------------------------------------ */
@@ -573,7 +618,30 @@ vfio_record_new(const PciAddress *addr, gboolean managed, GError **error)
     }
     record->original_override = g_steal_pointer(&override);
   }
+  vfio_record_plan_node(record, NULL);
   return g_steal_pointer(&record);
+}
+
+void
+vfio_record_plan_node(VfioRecord *record, const VfioRecord *sibling)
+{
+  g_autofree char *node = host_path("dev/vfio/%d", record->group);
+  struct stat st;
+
+  if (sibling != NULL && sibling->group == record->group && sibling->chowned_by_us &&
+      sibling->node_before_known) {
+    record->node_uid_before = sibling->node_uid_before;
+    record->node_gid_before = sibling->node_gid_before;
+    record->node_mode_before = sibling->node_mode_before;
+    record->node_before_known = TRUE;
+    return;
+  }
+  if (record->chowned_by_us || stat(node, &st) < 0)
+    return;
+  record->node_uid_before = st.st_uid;
+  record->node_gid_before = st.st_gid;
+  record->node_mode_before = st.st_mode & 07777;
+  record->node_before_known = TRUE;
 }
 
 /* Wrap a failed sysfs write of a binding step into a HostError. */
@@ -583,19 +651,37 @@ set_write_error(GError **error, int err, const char *bdf, const char *what,
 {
   const char *hint;
 
+  /* only the first three are about hostdevd's rights; the others are the
+   * kernel's answer to this device and value */
   switch (err) {
-  case EACCES:
-  case EPERM:
   case EROFS:
-    hint = "hostdevd needs root (CAP_SYS_ADMIN) and a writable /sys "
-           "(under systemd: no ProtectKernelTunables=yes)";
+    hint = "/sys is read-only for hostdevd (under systemd, ProtectKernelTunables=yes "
+           "mounts it so: hostdevd's unit must not set it)";
+    break;
+  case EACCES:
+    hint = "hostdevd may not write sysfs attributes: they belong to root, so it must "
+           "run as uid 0";
+    break;
+  case EPERM:
+    hint = "the write was denied (a security module such as SELinux or AppArmor, or "
+           "kernel lockdown); the audit log or dmesg says which";
+    break;
+  case EINVAL:
+    hint = "the kernel refused it for this device: its IOMMU group is probably still "
+           "in use (a QEMU that has not released it yet, or another member still on "
+           "vfio-pci), or no driver accepted the device; dmesg says which";
+    break;
+  case EBUSY:
+    hint = "the kernel refused it because the device is busy: a process (a VM's "
+           "QEMU) still holds it; dmesg may say more";
     break;
   case ENOENT:
     hint = "the attribute is missing: the device was removed, or the kernel "
            "lacks driver_override (Linux 3.16+)";
     break;
   case ENODEV:
-    hint = "the device is not bound to that driver any more";
+    hint = "the kernel refused it: the device is gone or not bound to that driver "
+           "any more";
     break;
   default:
     hint = "dmesg may say why";
@@ -731,32 +817,121 @@ vfio_step_bind(VfioRecord *record, GError **error)
 }
 
 gboolean
-vfio_step_take_group(VfioRecord *record, gboolean take_whole_group, GError **error)
+vfio_record_plan_group(VfioRecord *record, gboolean take_whole_group, GError **error)
 {
   g_autoptr(GPtrArray) offenders = NULL;
   g_autoptr(GError) viable_error = NULL;
+  g_autoptr(GPtrArray) planned =
+    g_ptr_array_new_with_free_func((GDestroyNotify)vfio_record_unref);
 
-  if (vfio_group_check_viable(record->group, &record->addr, &viable_error))
+  if (record->group_planned || record->companions->len > 0) {
+    record->group_planned = TRUE;
     return TRUE;
+  }
+  if (vfio_group_check_viable(record->group, &record->addr, &viable_error)) {
+    record->group_planned = TRUE;
+    return TRUE;
+  }
   if (!take_whole_group || !record->managed ||
       !g_error_matches(viable_error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR)) {
     g_propagate_error(error, g_steal_pointer(&viable_error));
     return FALSE;
   }
-
   offenders = group_offenders(record->group, &record->addr, error);
   if (offenders == NULL)
     return FALSE;
   for (guint i = 0; i < offenders->len; i++) {
     const HostPciDevice *device = offenders->pdata[i];
-    g_autoptr(GError) local_error = NULL;
-    VfioRecord *companion = vfio_record_new(&device->addr, TRUE, &local_error);
+    VfioRecord *companion = vfio_record_new(&device->addr, TRUE, error);
 
-    if (companion == NULL) {
-      g_propagate_error(error, g_steal_pointer(&local_error));
+    if (companion == NULL)
+      return FALSE;
+    g_ptr_array_add(planned, companion);
+  }
+  /* all or nothing: a half-planned group is no plan */
+  for (guint i = 0; i < planned->len; i++)
+    g_ptr_array_add(record->companions, vfio_record_ref(planned->pdata[i]));
+  record->group_planned = TRUE;
+  return TRUE;
+}
+
+/* Return: the planned companion of @record at @addr, NULL if none. */
+static VfioRecord *
+planned_companion(const VfioRecord *record, const PciAddress *addr)
+{
+  for (guint i = 0; i < record->companions->len; i++) {
+    VfioRecord *companion = record->companions->pdata[i];
+    if (pci_address_compare(&companion->addr, addr) == 0)
+      return companion;
+  }
+  return NULL;
+}
+
+/* HostError when an endpoint of the group is in the way that the plan
+ * does not hold, or holds on another driver. */
+static gboolean
+check_group_as_planned(const VfioRecord *record, GError **error)
+{
+  g_autoptr(GPtrArray) offenders = NULL;
+
+  if (record->companions->len == 0)
+    return vfio_group_check_viable(record->group, &record->addr, error);
+  /* each planned companion still as it was when journaled */
+  for (guint i = 0; i < record->companions->len; i++) {
+    const VfioRecord *companion = record->companions->pdata[i];
+    g_autoptr(GError) local_error = NULL;
+    g_autofree char *now = NULL;
+
+    if (!vfio_record_is_clean(companion))
+      continue; /* bound by an earlier attempt */
+    now = current_driver(&companion->addr, &local_error);
+    if (local_error != NULL) {
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                  "IOMMU group %d changed since hostdevd planned to take it whole: %s; "
+                  "nothing of the group was bound, try again", record->group,
+                  local_error->message);
       return FALSE;
     }
-    g_ptr_array_add(record->companions, companion);
+    if (g_strcmp0(now, companion->original_driver) != 0) {
+      g_autofree char *bdf = pci_address_format(&companion->addr);
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                  "IOMMU group %d changed since hostdevd planned to take it whole: "
+                  "%s is now on %s%s, planned on %s%s; nothing of the group was bound, "
+                  "try again", record->group, bdf, now ? "driver " : "no driver",
+                  now ? now : "", companion->original_driver ? "driver " : "no driver",
+                  companion->original_driver ? companion->original_driver : "");
+      return FALSE;
+    }
+  }
+  /* and no other endpoint in the way */
+  offenders = group_offenders(record->group, &record->addr, error);
+  if (offenders == NULL)
+    return FALSE;
+  for (guint i = 0; i < offenders->len; i++) {
+    const HostPciDevice *device = offenders->pdata[i];
+    const VfioRecord *companion = planned_companion(record, &device->addr);
+
+    if (companion == NULL) {
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                  "IOMMU group %d changed since hostdevd planned to take it whole: "
+                  "%s is now in the way on driver %s, not planned; nothing of the group "
+                  "was bound, try again", record->group, device->name, device->driver);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+gboolean
+vfio_step_take_group(VfioRecord *record, gboolean take_whole_group, GError **error)
+{
+  if (!vfio_record_plan_group(record, take_whole_group, error) ||
+      !check_group_as_planned(record, error))
+    return FALSE;
+  for (guint i = 0; i < record->companions->len; i++) {
+    VfioRecord *companion = record->companions->pdata[i];
+    g_autoptr(GError) local_error = NULL;
+
     if (!vfio_step_bind(companion, &local_error)) {
       g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
                   "taking the whole IOMMU group %d failed: %s",
@@ -809,10 +984,15 @@ vfio_step_chown(VfioRecord *record, uid_t uid, gid_t gid,
     record->node_uid_before = sibling->node_uid_before;
     record->node_gid_before = sibling->node_gid_before;
     record->node_mode_before = sibling->node_mode_before;
+    record->node_before_known = TRUE;
   } else {
-    record->node_uid_before = st.st_uid;
-    record->node_gid_before = st.st_gid;
-    record->node_mode_before = st.st_mode & 07777;
+    /* planned (and journaled) before, when the node existed then */
+    if (!record->node_before_known) {
+      record->node_uid_before = st.st_uid;
+      record->node_gid_before = st.st_gid;
+      record->node_mode_before = st.st_mode & 07777;
+      record->node_before_known = TRUE;
+    }
     if (st.st_uid == uid && st.st_gid == gid && (st.st_mode & 07777) == 0600)
       return TRUE; /* nothing to change, nothing to give back */
   }
@@ -867,6 +1047,9 @@ vfio_prepare(const PciAddress *addr, gboolean managed, gboolean take_whole_group
 
   if (record == NULL)
     return NULL;
+  if (!vfio_record_plan_group(record, take_whole_group, error))
+    return NULL;
+  vfio_record_plan_node(record, sibling);
   if (vfio_step_take_group(record, take_whole_group, error) &&
       vfio_step_bind(record, error) &&
       vfio_step_wait_node(record, error) &&
@@ -970,9 +1153,78 @@ undo_unbind(VfioRecord *record, GError **error)
   return TRUE;
 }
 
+/* Where an undo is, for a Timeout message that names the slow step. */
+typedef enum {
+  UNDO_PHASE_RELEASE,    /* restoring, unbinding: blocks while QEMU holds the device */
+  UNDO_PHASE_QEMU_EXIT,  /* waiting for an exiting QEMU to be gone */
+  UNDO_PHASE_PROBE,      /* probing and waiting for the host drivers */
+} UndoPhase;
+
+static void
+set_phase(gint *phase, UndoPhase value)
+{
+  if (phase != NULL)
+    g_atomic_int_set(phase, value);
+}
+
+/* Add @suffix to the message of *@error. */
+static void
+append_to_error(GError **error, const char *suffix)
+{
+  char *message;
+
+  if (error == NULL || *error == NULL)
+    return;
+  message = g_strconcat((*error)->message, suffix, NULL);
+  g_free((*error)->message);
+  (*error)->message = message;
+}
+
+/*
+ * write_probe_retrying() - drivers_probe for @addr, again while the
+ * kernel answers EINVAL or EBUSY (its IOMMU group not given back yet:
+ * the container of an exiting QEMU still being torn down), until
+ * @deadline (monotonic, µs).  At least one attempt is made.
+ */
+static gboolean
+write_probe_retrying(const PciAddress *addr, const char *bdf, gint64 deadline, GError **error)
+{
+  g_autofree char *path = host_path("sys/bus/pci/drivers_probe");
+  gint64 started = g_get_monotonic_time();
+  gulong pause_us = 20000;
+  guint attempts = 0;
+
+  for (;;) {
+    g_autoptr(GError) local_error = NULL;
+    int err = host_write_attr(path, bdf, &local_error);
+    g_autofree char *driver = NULL;
+    gint64 now;
+
+    attempts++;
+    if (err == 0)
+      return TRUE;
+    now = g_get_monotonic_time();
+    if ((err != EINVAL && err != EBUSY) || now >= deadline) {
+      set_write_error(error, err, bdf, "probe drivers for", local_error);
+      if (attempts > 1) {
+        g_autofree char *tries = g_strdup_printf(" (refused %u times over %" G_GINT64_FORMAT
+                                                 " ms)", attempts, (now - started) / 1000);
+        append_to_error(error, tries);
+      }
+      return FALSE;
+    }
+    /* a driver may have taken it meanwhile after all */
+    driver = current_driver(addr, NULL);
+    if (driver != NULL)
+      return TRUE;
+    g_usleep((gulong)MIN((gint64)pause_us, deadline - now));
+    pause_us = MIN(pause_us * 2, 500000);
+  }
+}
+
 /* undo_probe() - the second half: the original driver probed for and waited for. */
 static gboolean
-undo_probe(VfioRecord *record, GError **error)
+undo_probe(VfioRecord *record, gint64 deadline, GError **error)
 {
   g_autofree char *bdf = pci_address_format(&record->addr);
   g_autofree char *now = NULL;
@@ -989,7 +1241,7 @@ undo_probe(VfioRecord *record, GError **error)
     record->unbound = FALSE;
     return TRUE;
   }
-  if (!write_probe(bdf, error))
+  if (!write_probe_retrying(&record->addr, bdf, deadline, error))
     return FALSE;
   if (!wait_until(driver_is, &record->addr, record->original_driver)) {
     g_autofree char *got = current_driver(&record->addr, NULL);
@@ -1007,13 +1259,89 @@ undo_probe(VfioRecord *record, GError **error)
   return TRUE;
 }
 
-gboolean
-vfio_undo(VfioRecord *record, GError **error)
+/* Return: whether undoing @record will probe a host driver. */
+static gboolean
+needs_probe(const VfioRecord *record)
+{
+  if (record->unbound && record->original_driver != NULL)
+    return TRUE;
+  for (guint i = 0; i < record->companions->len; i++)
+    if (needs_probe(record->companions->pdata[i]))
+      return TRUE;
+  return FALSE;
+}
+
+/*
+ * wait_process_gone() - wait until process @pid (started at @start_time,
+ * 0 unknown) has exited, at most until @deadline (monotonic, µs).
+ * A pidfd becomes readable when the process has exited, its files closed;
+ * without pidfd_open (Linux < 5.3, or refused) /proc is polled.
+ * Return: whether it is gone.
+ */
+static gboolean
+wait_process_gone(pid_t pid, guint64 start_time, gint64 deadline)
+{
+  gulong pause_us = 5000;
+
+  if (!claims_process_alive(pid, start_time))
+    return TRUE;
+#ifdef SYS_pidfd_open
+  if (use_pidfd) {
+    int fd = (int)syscall(SYS_pidfd_open, pid, 0);
+
+    if (fd < 0 && errno == ESRCH)
+      return TRUE;
+    if (fd >= 0) {
+      gboolean gone = FALSE;
+
+      /* the pid may have been recycled before the open: check it is still the one */
+      if (!claims_process_alive(pid, start_time)) {
+        close(fd);
+        return TRUE;
+      }
+      for (;;) {
+        struct pollfd poll_fd = { .fd = fd, .events = POLLIN };
+        gint64 left_ms = (deadline - g_get_monotonic_time() + 999) / 1000;
+        int rc = poll(&poll_fd, 1, (int)CLAMP(left_ms, 0, G_MAXINT));
+
+        if (rc > 0) {
+          gone = TRUE;
+          break;
+        }
+        if (rc == 0 || errno != EINTR)
+          break;
+      }
+      close(fd);
+      if (gone || g_get_monotonic_time() >= deadline)
+        return gone;
+      /* poll failed: go on with /proc */
+    }
+  }
+#endif
+  while (claims_process_alive(pid, start_time)) {
+    gint64 now = g_get_monotonic_time();
+
+    if (now >= deadline)
+      return FALSE;
+    g_usleep((gulong)MIN((gint64)pause_us, deadline - now));
+    pause_us = MIN(pause_us * 2, 50000);
+  }
+  return TRUE;
+}
+
+/*
+ * undo_all() - vfio_undo(), after an exiting QEMU when @wait says so
+ * @phase: (nullable): where it is, updated as it goes
+ */
+static gboolean
+undo_all(VfioRecord *record, const HostReleaseWait *wait, gint *phase, GError **error)
 {
   GError *first = NULL;
   GError *local_error = NULL;
   guint n = record->companions->len;
+  gint64 deadline;
 
+  set_phase(phase, UNDO_PHASE_RELEASE);
   if (!undo_ownership(record, &local_error))
     keep_first(&first, g_steal_pointer(&local_error));
   /* every device of the group leaves vfio-pci before any host driver
@@ -1025,10 +1353,28 @@ vfio_undo(VfioRecord *record, GError **error)
     if (!undo_ownership(companion, &local_error) || !undo_unbind(companion, &local_error))
       keep_first(&first, g_steal_pointer(&local_error));
   }
-  if (!undo_probe(record, &local_error))
+
+  deadline = g_get_monotonic_time() + (gint64)VFIO_PROBE_RETRY_MS * 1000;
+  if (wait != NULL && wait->qemu > 0 && needs_probe(record)) {
+    guint timeout_ms = wait->timeout_ms ? wait->timeout_ms : VFIO_DEFAULT_EXIT_WAIT_MS;
+    gint64 exit_deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+
+    /* the unbind returned when QEMU closed the device; the group's memory
+     * is unpinned and its DMA ownership dropped only as the process ends */
+    set_phase(phase, UNDO_PHASE_QEMU_EXIT);
+    if (!wait_process_gone(wait->qemu, wait->start_time, exit_deadline)) {
+      g_autofree char *bdf = pci_address_format(&record->addr);
+      g_warning("PCI device %s: QEMU (pid %d) is still exiting after %u ms; probing the "
+                "host driver anyway", bdf, (int)wait->qemu, timeout_ms);
+    }
+    deadline = MAX(exit_deadline, g_get_monotonic_time() + (gint64)VFIO_PROBE_RETRY_MS * 1000);
+  }
+
+  set_phase(phase, UNDO_PHASE_PROBE);
+  if (!undo_probe(record, deadline, &local_error))
     keep_first(&first, g_steal_pointer(&local_error));
   for (guint i = n; i > 0; i--)
-    if (!undo_probe(record->companions->pdata[i - 1], &local_error))
+    if (!undo_probe(record->companions->pdata[i - 1], deadline, &local_error))
       keep_first(&first, g_steal_pointer(&local_error));
 
   if (first != NULL) {
@@ -1036,6 +1382,12 @@ vfio_undo(VfioRecord *record, GError **error)
     return FALSE;
   }
   return TRUE;
+}
+
+gboolean
+vfio_undo(VfioRecord *record, GError **error)
+{
+  return undo_all(record, NULL, NULL, error);
 }
 
 /* Shared by the task, its timeout and the worker. */
@@ -1052,6 +1404,9 @@ typedef struct {
   gpointer late_data;
   GError *late_error;          /* the worker's outcome after a timeout */
   guint timeout_ms;
+  gboolean has_wait;
+  HostReleaseWait wait;        /* the exiting QEMU, when has_wait */
+  gint phase;                  /* UndoPhase, set by the worker */
 } Restore;
 
 static Restore *
@@ -1108,12 +1463,35 @@ restore_give_up(Restore *restore, const char *why)
 
   if (task == NULL)
     return;
-  g_task_return_new_error(task, HOSTDEVD_ERROR, HOSTDEVD_ERROR_TIMEOUT,
-                          "PCI device %s is still held by QEMU: the kernel "
-                          "keeps its unbind from vfio-pci waiting %s. The "
-                          "device goes back to the host as soon as QEMU "
-                          "releases it (device_del completed, or QEMU exited)",
-                          bdf, why);
+  /* name the step that is slow: blaming QEMU for a slow driver misleads */
+  switch ((UndoPhase)g_atomic_int_get(&restore->phase)) {
+  case UNDO_PHASE_QEMU_EXIT:
+    g_task_return_new_error(task, HOSTDEVD_ERROR, HOSTDEVD_ERROR_TIMEOUT,
+                            "PCI device %s is off vfio-pci, but QEMU (pid %d) is still "
+                            "exiting %s: the kernel gives its IOMMU group back only once "
+                            "QEMU's guest memory is unpinned, which takes longer for large "
+                            "guests. Its host driver is probed as soon as QEMU is gone",
+                            bdf, (int)restore->wait.qemu, why);
+    break;
+  case UNDO_PHASE_PROBE:
+    g_task_return_new_error(task, HOSTDEVD_ERROR, HOSTDEVD_ERROR_TIMEOUT,
+                            "PCI device %s is off vfio-pci and QEMU has let go of it, but "
+                            "its host driver %s has not taken it back yet %s: the driver's "
+                            "probe is slow (dmesg says what it is doing). It goes on, and "
+                            "the device is the host's once the driver is done",
+                            bdf, restore->record->original_driver
+                                 ? restore->record->original_driver : "", why);
+    break;
+  case UNDO_PHASE_RELEASE:
+  default:
+    g_task_return_new_error(task, HOSTDEVD_ERROR, HOSTDEVD_ERROR_TIMEOUT,
+                            "PCI device %s is still held by QEMU: the kernel "
+                            "keeps its unbind from vfio-pci waiting %s. The "
+                            "device goes back to the host as soon as QEMU "
+                            "releases it (device_del completed, or QEMU exited)",
+                            bdf, why);
+    break;
+  }
 }
 
 static gboolean
@@ -1163,7 +1541,8 @@ on_restore_done(gpointer data)
   /* the caller was told Timeout: now tell how it ended */
   if (restore->late_error == NULL) {
     g_autofree char *bdf = pci_address_format(&restore->record->addr);
-    g_message("PCI device %s was released by QEMU and is back on the host", bdf);
+    g_message("PCI device %s is back on the host (after more than %u ms)", bdf,
+              restore->timeout_ms);
   } else {
     g_warning("%s", restore->late_error->message);
   }
@@ -1178,7 +1557,8 @@ restore_worker(gpointer data)
   Restore *restore = data;
   GError *local_error = NULL;
 
-  if (!vfio_undo(restore->record, &local_error))
+  if (!undo_all(restore->record, restore->has_wait ? &restore->wait : NULL,
+                &restore->phase, &local_error))
     restore->late_error = local_error;
   g_main_context_invoke_full(restore->context, G_PRIORITY_DEFAULT,
                              on_restore_done, restore, (GDestroyNotify)restore_unref);
@@ -1186,7 +1566,7 @@ restore_worker(gpointer data)
 }
 
 void
-vfio_restore_async(VfioRecord *record, guint timeout_ms,
+vfio_restore_async(VfioRecord *record, guint timeout_ms, const HostReleaseWait *wait,
                    VfioLateRestoreFunc late, gpointer late_data,
                    GCancellable *cancellable,
                    GAsyncReadyCallback callback, gpointer user_data)
@@ -1206,6 +1586,10 @@ vfio_restore_async(VfioRecord *record, guint timeout_ms,
   restore->late = late;
   restore->late_data = late_data;
   restore->timeout_ms = timeout_ms ? timeout_ms : VFIO_DEFAULT_RESTORE_TIMEOUT_MS;
+  if (wait != NULL) {
+    restore->has_wait = TRUE;
+    restore->wait = *wait;
+  }
 
   restore->timeout = g_timeout_source_new(restore->timeout_ms);
   g_source_set_callback(restore->timeout, on_restore_timeout, restore, NULL);
@@ -1246,7 +1630,18 @@ vfio_restore_finish(GAsyncResult *result, GError **error)
 VfioRecord *
 vfio_detach_from_host(const PciAddress *addr, GError **error)
 {
-  return vfio_prepare(addr, TRUE, FALSE, (uid_t)-1, (gid_t)-1, NULL, error);
+  g_autoptr(VfioRecord) record = vfio_record_new(addr, TRUE, error);
+  g_autoptr(GError) undo_error = NULL;
+  gboolean undone;
+
+  if (record == NULL)
+    return NULL;
+  /* no viability check: binding one function never hurts the group */
+  if (vfio_step_bind(record, error) && vfio_step_wait_node(record, error))
+    return g_steal_pointer(&record);
+  undone = vfio_undo(record, &undo_error);
+  append_undo_outcome(error, record, undone, undo_error);
+  return NULL;
 }
 
 typedef struct {
@@ -1295,7 +1690,9 @@ reattach_sync(const PciAddress *addr, char **new_driver, GError **error)
   g_clear_pointer(&now, g_free);
   now = current_driver(addr, NULL);
   if (now == NULL) {
-    if (!write_probe(bdf, error))
+    if (!write_probe_retrying(addr, bdf,
+                              g_get_monotonic_time() + (gint64)VFIO_PROBE_RETRY_MS * 1000,
+                              error))
       return FALSE;
     now = current_driver(addr, NULL);
   }

@@ -38,14 +38,30 @@ struct _VfioRecord {
 
   /* /dev/vfio/N */
   gboolean chowned_by_us;
+  gboolean node_before_known; /* the three below were read (the node existed) */
   uid_t node_uid_before;
   gid_t node_gid_before;
   mode_t node_mode_before;    /* permission bits only */
 
   /* (element-type VfioRecord) other endpoints of the group bound to
-   * vfio-pci so that the group is viable (take_whole_group) */
+   * vfio-pci so that the group is viable (take_whole_group); planned by
+   * vfio_record_plan_group() before any is bound */
   GPtrArray *companions;
+  gboolean group_planned;     /* not journaled: only the binding steps look at it */
 };
+
+/*
+ * A QEMU process that is exiting: the kernel lets go of a device it held
+ * when its fd closes, but gives the IOMMU group back (container torn
+ * down, guest memory unpinned, DMA ownership released) only after that,
+ * so a host driver probed too early is refused.  With one, giving back
+ * waits (bounded) until the process is gone before probing host drivers.
+ */
+typedef struct {
+  pid_t qemu;           /* the exiting QEMU */
+  guint64 start_time;   /* its start time (field 22 of /proc/PID/stat), 0 unknown */
+  guint timeout_ms;     /* bound of the wait, 0 for VFIO_DEFAULT_EXIT_WAIT_MS */
+} HostReleaseWait;
 
 /* Default bound of every wait (driver to appear, /dev/vfio/N to appear). */
 #define VFIO_DEFAULT_WAIT_MS 5000
@@ -53,8 +69,19 @@ struct _VfioRecord {
 /* Default bound of vfio_restore_async() before it reports Timeout. */
 #define VFIO_DEFAULT_RESTORE_TIMEOUT_MS 10000
 
+/* Default bound of the wait for an exiting QEMU (HostReleaseWait). */
+#define VFIO_DEFAULT_EXIT_WAIT_MS 30000
+
+/* How long a host driver's drivers_probe refused with EINVAL/EBUSY (the
+ * group not yet released) is retried when no QEMU exit is waited for. */
+#define VFIO_PROBE_RETRY_MS 2000
+
 /* vfio_set_wait_ms() - bound the waits of the binding steps (tests). */
 void vfio_set_wait_ms(guint ms);
+
+/* vfio_set_use_pidfd() - wait for an exiting QEMU with pidfd_open() (the
+ * default) or by polling /proc only, as on kernels before 5.3 (tests). */
+void vfio_set_use_pidfd(gboolean use);
 
 VfioRecord *vfio_record_ref(VfioRecord *record);
 void vfio_record_unref(VfioRecord *record);
@@ -70,6 +97,16 @@ VfioRecord *vfio_record_from_json(JsonObject *object, GError **error);
 
 /* Return: whether the record holds nothing left to undo. */
 gboolean vfio_record_is_clean(const VfioRecord *record);
+
+/**
+ * vfio_record_worst_case() - @record as if every step it plans had happened
+ * Managed: the binding steps of the device and of each planned companion;
+ * the node's ownership when its owner before is known.  For the journal
+ * while a binding runs: an undo looks at the real drivers and owners, so
+ * undoing what never happened is harmless.
+ * Return: (transfer full): a new record.
+ */
+VfioRecord *vfio_record_worst_case(const VfioRecord *record);
 
 /**
  * vfio_check_iommu() - can this host assign any PCI device through VFIO?
@@ -94,7 +131,8 @@ gboolean vfio_group_check_viable(int group, const PciAddress *except_self,
 
 /**
  * vfio_record_new() - start a record: note @addr's driver, driver_override
- * and IOMMU group, touching nothing.
+ * and IOMMU group, and the owner and mode of /dev/vfio/N when it exists,
+ * touching nothing.
  * Return: (transfer full): the record, or NULL with NotFound (no such
  * device) or HostError (no IOMMU group: the error says how to get one).
  */
@@ -102,11 +140,35 @@ VfioRecord *vfio_record_new(const PciAddress *addr, gboolean managed,
                             GError **error);
 
 /**
- * vfio_step_take_group() - make the group viable for @record's device
+ * vfio_record_plan_group() - plan what making the group viable will do,
+ * touching nothing
  * When the group is not viable: with @take_whole_group (and managed) each
- * offending endpoint is bound to vfio-pci as a companion of @record, else
- * the error of vfio_group_check_viable().  Companions bound before a
- * failure stay in @record, so vfio_undo() gives them back.
+ * offending endpoint becomes a companion of @record, with its driver and
+ * driver_override as they are now, so the caller can journal them before
+ * vfio_step_take_group() binds them; else the error of
+ * vfio_group_check_viable().  Planning twice does nothing more.
+ */
+gboolean vfio_record_plan_group(VfioRecord *record, gboolean take_whole_group,
+                                GError **error);
+
+/**
+ * vfio_record_plan_node() - note who owns /dev/vfio/N before the chown,
+ * touching nothing
+ * @sibling: (nullable): the record of another device of the same group
+ *   this VM holds: when it changed the node's owner, its "before" is the
+ *   original one
+ * Does nothing when the node does not exist yet (a managed binding
+ * creates it; vfio_step_chown() reads it then).
+ */
+void vfio_record_plan_node(VfioRecord *record, const VfioRecord *sibling);
+
+/**
+ * vfio_step_take_group() - make the group viable for @record's device
+ * Binds exactly the companions vfio_record_plan_group() planned (planning
+ * first if the caller did not).  HostError, nothing bound, when the group
+ * changed since it was planned (a member on another driver than planned).
+ * Companions bound before a failure stay in @record, so vfio_undo() gives
+ * them back.
  */
 gboolean vfio_step_take_group(VfioRecord *record, gboolean take_whole_group,
                               GError **error);
@@ -130,7 +192,9 @@ gboolean vfio_step_wait_node(VfioRecord *record, GError **error);
  * @sibling: (nullable): the record of another device of the same group
  *   that this VM holds; its "before" ownership is inherited, so whichever
  *   device of the group is given back last restores the original owner
- * The previous owner and mode are recorded before anything changes.
+ * The previous owner and mode are recorded before anything changes (as
+ * planned by vfio_record_new()/vfio_record_plan_node() when the node
+ * existed then).
  * @uid (uid_t)-1 skips the step.  HostError saying which capability or
  * mount option is missing.
  */
@@ -171,16 +235,22 @@ typedef void (*VfioLateRestoreFunc)(VfioRecord *record, const GError *error,
 /**
  * vfio_restore_async() - vfio_undo() in a worker thread, bounded
  * @timeout_ms: 0 for VFIO_DEFAULT_RESTORE_TIMEOUT_MS
+ * @wait: (nullable): the QEMU that is exiting: host drivers are probed only
+ *   once it is gone (pidfd_open() and poll(), or /proc where there is no
+ *   pidfd), waiting at most @wait->timeout_ms; NULL when QEMU lives on and
+ *   has let go of the device already
  * @late: (nullable): see VfioLateRestoreFunc
  * The kernel blocks the unbind from vfio-pci until QEMU has closed the
- * device, so the writes never run in the main loop.  When the wait
- * exceeds @timeout_ms, or @cancellable fires, the result is a Timeout
- * error saying the device is still held by QEMU; the worker goes on, the
- * kernel finishes the unbind once QEMU lets go, and @late reports the
- * outcome.  The record is shared with the worker (a reference is taken):
- * read it only after the callback, or after @late following a Timeout.
+ * device, so the writes never run in the main loop.  A drivers_probe the
+ * kernel refuses with EINVAL or EBUSY (the group not given back yet) is
+ * retried within the bound.  When it all exceeds @timeout_ms, or
+ * @cancellable fires, the result is a Timeout error naming the slow step
+ * (QEMU still holding the device, QEMU still exiting, or the host
+ * driver's probe); the worker goes on, and @late reports the outcome.
+ * The record is shared with the worker (a reference is taken): read it
+ * only after the callback, or after @late following a Timeout.
  */
-void vfio_restore_async(VfioRecord *record, guint timeout_ms,
+void vfio_restore_async(VfioRecord *record, guint timeout_ms, const HostReleaseWait *wait,
                         VfioLateRestoreFunc late, gpointer late_data,
                         GCancellable *cancellable,
                         GAsyncReadyCallback callback, gpointer user_data);
@@ -188,7 +258,9 @@ gboolean vfio_restore_finish(GAsyncResult *result, GError **error);
 
 /**
  * vfio_detach_from_host() - `hostdevctl nodedev-detach`: bind @addr to
- * vfio-pci (managed binding, no ownership change), as virsh does.
+ * vfio-pci (managed binding, no ownership change), as virsh does: one
+ * function at a time, whatever the rest of its IOMMU group is bound to
+ * (viability matters when QEMU opens the group; the attach checks it).
  * Return: (transfer full): the record, or NULL with @error (undone).
  */
 VfioRecord *vfio_detach_from_host(const PciAddress *addr, GError **error);

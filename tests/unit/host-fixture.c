@@ -169,6 +169,11 @@ struct _FakeKernel {
   int chmod_errno;
   gboolean hold_vfio;
   gboolean unbind_blocked;
+  gboolean hold_mdev;
+  gboolean mdev_remove_blocked;
+  guint probe_delay_ms;
+  int owned_group;             /* -1: none */
+  pid_t group_owner;
 };
 
 static const char *
@@ -328,6 +333,21 @@ do_unbind(FakeKernel *fake, const char *driver, const char *bdf)
   return 0;
 }
 
+/* Return: whether @pid runs and is no zombie. */
+static gboolean
+process_runs(pid_t pid)
+{
+  g_autofree char *path = g_strdup_printf("/proc/%d/stat", (int)pid);
+  g_autofree char *text = NULL;
+  const char *after_comm;
+
+  if (pid <= 0 || !g_file_get_contents(path, &text, NULL, NULL))
+    return FALSE;
+  after_comm = strrchr(text, ')');
+  return after_comm != NULL && after_comm[1] == ' ' && after_comm[2] != 'Z' &&
+         after_comm[2] != 'X';
+}
+
 static int
 do_probe(FakeKernel *fake, const char *bdf)
 {
@@ -339,6 +359,8 @@ do_probe(FakeKernel *fake, const char *bdf)
 
   if (dir == NULL)
     return ENODEV;
+  if (fake->probe_delay_ms > 0)
+    g_usleep(fake->probe_delay_ms * 1000);
   current = device_driver(fake, dir);
   if (current != NULL)
     return 0;
@@ -363,8 +385,13 @@ do_probe(FakeKernel *fake, const char *bdf)
     return 0;
   }
   driver = g_hash_table_lookup(fake->native, bdf);
-  if (driver != NULL && strcmp(driver, "vfio-pci") != 0)
+  if (driver != NULL && strcmp(driver, "vfio-pci") != 0) {
+    /* the group's DMA still belongs to a (dying) QEMU: no host driver yet */
+    if (fake->group_owner > 0 && device_group(fake, dir) == fake->owned_group &&
+        process_runs(fake->group_owner))
+      return EINVAL;
     bind_driver(fake, bdf, dir, driver);
+  }
   return 0;
 }
 
@@ -449,6 +476,14 @@ do_mdev_remove(FakeKernel *fake, const char *uuid)
 
   if (dev_rel == NULL)
     return ENODEV;
+  /* Linux 5.19+: the remove waits until the device's user lets go */
+  g_mutex_lock(&fake->lock);
+  while (fake->hold_mdev) {
+    fake->mdev_remove_blocked = TRUE;
+    g_cond_wait(&fake->cond, &fake->lock);
+  }
+  fake->mdev_remove_blocked = FALSE;
+  g_mutex_unlock(&fake->lock);
   if (g_file_get_contents(avail_abs, &avail, NULL, NULL)) {
     g_autofree char *count = g_strdup_printf("%d\n", atoi(avail) + 1);
     g_file_set_contents(avail_abs, count, -1, NULL);
@@ -561,6 +596,7 @@ fake_kernel_new(const char *root)
   };
 
   fake->root = g_strdup(root);
+  fake->owned_group = -1;
   g_mutex_init(&fake->lock);
   g_cond_init(&fake->cond);
   fake->log = g_string_new(NULL);
@@ -582,6 +618,7 @@ fake_kernel_free(FakeKernel *fake)
 {
   host_ops_set(NULL);
   fake_kernel_release_vfio(fake);
+  fake_kernel_release_mdev(fake);
   g_free(fake->root);
   g_free(fake->fail_suffix);
   g_string_free(fake->log, TRUE);
@@ -669,4 +706,45 @@ void
 fake_kernel_set_native(FakeKernel *fake, const char *bdf, const char *driver)
 {
   g_hash_table_replace(fake->native, g_strdup(bdf), g_strdup(driver));
+}
+
+void
+fake_kernel_hold_mdev(FakeKernel *fake)
+{
+  g_mutex_lock(&fake->lock);
+  fake->hold_mdev = TRUE;
+  g_mutex_unlock(&fake->lock);
+}
+
+void
+fake_kernel_release_mdev(FakeKernel *fake)
+{
+  g_mutex_lock(&fake->lock);
+  fake->hold_mdev = FALSE;
+  g_cond_broadcast(&fake->cond);
+  g_mutex_unlock(&fake->lock);
+}
+
+gboolean
+fake_kernel_mdev_remove_blocked(FakeKernel *fake)
+{
+  gboolean blocked;
+
+  g_mutex_lock(&fake->lock);
+  blocked = fake->mdev_remove_blocked;
+  g_mutex_unlock(&fake->lock);
+  return blocked;
+}
+
+void
+fake_kernel_set_probe_delay(FakeKernel *fake, guint delay_ms)
+{
+  fake->probe_delay_ms = delay_ms;
+}
+
+void
+fake_kernel_set_group_owner(FakeKernel *fake, int group, pid_t pid)
+{
+  fake->owned_group = pid > 0 ? group : -1;
+  fake->group_owner = pid;
 }

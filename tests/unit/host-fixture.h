@@ -84,5 +84,18 @@ gboolean fake_kernel_unbind_blocked(FakeKernel *fake);
 char *fake_kernel_log(FakeKernel *fake);
 /* fake_kernel_set_native() - the driver a plain probe binds @bdf to. */
 void fake_kernel_set_native(FakeKernel *fake, const char *bdf, const char *driver);
+/* Removing an mdev blocks until fake_kernel_release_mdev(), as Linux 5.19+
+ * does while a VM has the device open. */
+void fake_kernel_hold_mdev(FakeKernel *fake);
+void fake_kernel_release_mdev(FakeKernel *fake);
+/* Return: whether an mdev remove is blocked right now. */
+gboolean fake_kernel_mdev_remove_blocked(FakeKernel *fake);
+/* Every drivers_probe write takes @delay_ms before it acts (a slow host driver). */
+void fake_kernel_set_probe_delay(FakeKernel *fake, guint delay_ms);
+/* Process @pid (a stand-in QEMU) owns IOMMU group @group's DMA while it
+ * runs: drivers_probe of a member for a host driver fails with EINVAL, as
+ * the kernel does until the exiting QEMU has torn the group's container
+ * down.  @pid 0 clears it. */
+void fake_kernel_set_group_owner(FakeKernel *fake, int group, pid_t pid);
 
 G_END_DECLS

@@ -8,6 +8,7 @@
 
 #include <signal.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -46,6 +47,28 @@ dead_pid(void)
   return pid;
 }
 
+/* Return: the pid of a child that sleeps until killed: "QEMU". */
+static pid_t
+live_child(void)
+{
+  pid_t pid = fork();
+
+  g_assert_cmpint(pid, >=, 0);
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    for (;;)
+      pause();
+  }
+  return pid;
+}
+
+static void
+kill_child(pid_t pid)
+{
+  kill(pid, SIGKILL);
+  g_assert_cmpint(waitpid(pid, NULL, 0), ==, pid);
+}
+
 static void
 test_keys(Runtime *rt, gconstpointer data)
 {
@@ -63,31 +86,191 @@ test_keys(Runtime *rt, gconstpointer data)
   g_assert_false(claims_key_is_valid(""));
 }
 
+/* An mdev is claimed by its UUID, in the key's alphabet. */
+static void
+test_key_mdev(Runtime *rt, gconstpointer data)
+{
+  g_autofree char *key = claims_key_mdev("4B20D080-1b54-4048-85b3-a6a62d165c01");
+  g_autofree char *what = NULL;
+
+  g_assert_cmpstr(key, ==, "mdev_4b20d080_1b54_4048_85b3_a6a62d165c01");
+  g_assert_true(claims_key_is_valid(key));
+  what = claims_describe_key(key);
+  g_assert_cmpstr(what, ==, "mediated device 4b20d080-1b54-4048-85b3-a6a62d165c01");
+  g_assert_null(claims_key_mdev("4b20d080"));
+  g_assert_null(claims_key_mdev("../../../etc/passwd-xxxxxxxxxxxxxxxxxx"));
+  g_assert_null(claims_key_mdev(NULL));
+}
+
+/*
+ * Issue 16, defect 4: the claim names the VM's hostdevd and its QEMU, and
+ * stays live while either runs.  A QEMU whose hostdevd died still holds
+ * the device; only when both are gone is the claim stale.
+ */
+static void
+test_qemu_keeps_claim(Runtime *rt, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(Claim) claim = NULL;
+  g_autofree char *pid_text = NULL;
+  pid_t qemu = live_child();
+  pid_t broker = dead_pid();
+
+  g_assert_true(claims_acquire(rt->dir, "vm1", "pci_0000_01_00_0",
+                               &(ClaimOwner){ broker, qemu }, &error));
+  g_assert_no_error(error);
+  claim = claims_lookup(rt->dir, "pci_0000_01_00_0", &error);
+  g_assert_no_error(error);
+  g_assert_cmpint(claim->pid, ==, broker);
+  g_assert_cmpint(claim->qemu_pid, ==, qemu);
+  g_assert_cmpuint(claim->qemu_start_time, >, 0);
+  g_assert_false(claim->broker_alive);
+  g_assert_true(claim->qemu_alive);
+  g_assert_false(claim->stale);
+
+  /* another VM is refused, and told the hostdevd is gone but QEMU is not */
+  g_assert_false(claims_acquire(rt->dir, "vm2", "pci_0000_01_00_0",
+                                &(ClaimOwner){ getpid(), 0 }, &error));
+  pid_text = g_strdup_printf("PCI device 0000:01:00.0 is in use by VM 'vm1' (hostdevd pid "
+                             "%d, gone, QEMU pid %d, since ", broker, qemu);
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_BUSY, pid_text);
+  g_assert_nonnull(strstr(error->message, "that VM's hostdevd is gone but its QEMU still "
+                                          "holds the device: start its hostdevd again "
+                                          "(systemctl start hostdevd@vm1)"));
+  g_clear_error(&error);
+
+  /* QEMU gone too: stale, and taken over */
+  kill_child(qemu);
+  g_clear_pointer(&claim, claim_free);
+  claim = claims_lookup(rt->dir, "pci_0000_01_00_0", &error);
+  g_assert_true(claim->stale);
+  g_assert_true(claims_acquire(rt->dir, "vm2", "pci_0000_01_00_0",
+                               &(ClaimOwner){ getpid(), 0 }, &error));
+  g_assert_no_error(error);
+}
+
+/* A live hostdevd without a known QEMU holds the claim, as before. */
+static void
+test_broker_alone(Runtime *rt, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  pid_t broker = live_child();
+
+  g_assert_true(claims_acquire(rt->dir, "vm1", "usb_1_2", &(ClaimOwner){ broker, 0 }, &error));
+  g_assert_false(claims_acquire(rt->dir, "vm2", "usb_1_2", &(ClaimOwner){ getpid(), 0 },
+                                &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_BUSY,
+                        "detach it from that VM first (hostdevctl detach-device vm1 ...)");
+  g_assert_null(strstr(error->message, "QEMU pid"));
+  g_clear_error(&error);
+  kill_child(broker);
+  g_assert_true(claims_acquire(rt->dir, "vm2", "usb_1_2", &(ClaimOwner){ getpid(), 0 }, &error));
+  g_assert_no_error(error);
+}
+
+/* A restarted hostdevd takes its VM's claims back with the new owner;
+ * "since" stays when the claim never lapsed. */
+static void
+test_refresh_same_vm(Runtime *rt, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(Claim) claim = NULL;
+  g_autofree char *path = g_build_filename(rt->dir, "claims", "pci_0000_05_00_1", NULL);
+  pid_t qemu = live_child();
+  pid_t old_broker = dead_pid();
+  g_autofree char *text = g_strdup_printf("{\"vm\": \"vm1\", \"pid\": %d, \"start-time\": 0, "
+                                          "\"qemu-pid\": %d, \"qemu-start-time\": %"
+                                          G_GUINT64_FORMAT ", \"since\": 5}", old_broker, qemu,
+                                          claims_process_start_time(qemu));
+
+  g_assert_true(claims_acquire(rt->dir, "vm1", "usb_1_2", &(ClaimOwner){ getpid(), 0 }, &error));
+  g_assert_true(g_file_set_contents(path, text, -1, &error));
+  g_assert_true(claims_acquire(rt->dir, "vm1", "pci_0000_05_00_1",
+                               &(ClaimOwner){ getpid(), qemu }, &error));
+  g_assert_no_error(error);
+  claim = claims_lookup(rt->dir, "pci_0000_05_00_1", &error);
+  g_assert_cmpint(claim->pid, ==, getpid());
+  g_assert_cmpint(claim->qemu_pid, ==, qemu);
+  g_assert_cmpint(claim->since, ==, 5);
+  g_assert_true(claim->broker_alive);
+  kill_child(qemu);
+}
+
+/* Claim files of older brokers ("pid" and "start-time" only) name the hostdevd alone. */
+static void
+test_old_format(Runtime *rt, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(Claim) live = NULL;
+  g_autoptr(Claim) dead = NULL;
+  g_autofree char *path1 = g_build_filename(rt->dir, "claims", "pci_0000_01_00_0", NULL);
+  g_autofree char *path2 = g_build_filename(rt->dir, "claims", "usb_2_3", NULL);
+  g_autofree char *text1 = g_strdup_printf("{\"vm\": \"old\", \"pid\": %d, \"start-time\": %"
+                                           G_GUINT64_FORMAT ", \"since\": 5}", getpid(),
+                                           claims_process_start_time(getpid()));
+  g_autofree char *text2 = g_strdup_printf("{\"vm\": \"old\", \"pid\": %d, \"start-time\": 0, "
+                                           "\"since\": 5}", dead_pid());
+
+  g_assert_true(claims_acquire(rt->dir, "vm1", "usb_1_2", &(ClaimOwner){ getpid(), 0 }, &error));
+  g_assert_true(g_file_set_contents(path1, text1, -1, &error));
+  g_assert_true(g_file_set_contents(path2, text2, -1, &error));
+  live = claims_lookup(rt->dir, "pci_0000_01_00_0", &error);
+  g_assert_no_error(error);
+  g_assert_cmpint(live->qemu_pid, ==, 0);
+  g_assert_false(live->stale);
+  dead = claims_lookup(rt->dir, "usb_2_3", &error);
+  g_assert_true(dead->stale);
+}
+
+/* A zombie (exited, not reaped) holds nothing: its files are closed. */
+static void
+test_process_alive(Runtime *rt, gconstpointer data)
+{
+  pid_t child = fork();
+  guint64 start;
+
+  g_assert_cmpint(child, >=, 0);
+  if (child == 0)
+    _exit(0);
+  g_assert_true(claims_process_alive(getpid(), 0));
+  start = claims_process_start_time(getpid());
+  g_assert_cmpuint(start, >, 0);
+  g_assert_true(claims_process_alive(getpid(), start));
+  g_assert_false(claims_process_alive(getpid(), start + 1)); /* a recycled pid */
+  for (int i = 0; i < 500 && claims_process_alive(child, 0); i++)
+    g_usleep(2000);
+  g_assert_false(claims_process_alive(child, 0));
+  g_assert_cmpuint(claims_process_start_time(child), ==, 0);
+  g_assert_cmpint(waitpid(child, NULL, 0), ==, child);
+  g_assert_false(claims_process_alive(child, 0));
+  g_assert_false(claims_process_alive(0, 0));
+}
+
 static void
 test_acquire_busy_release(Runtime *rt, gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(Claim) claim = NULL;
 
-  g_assert_true(claims_acquire(rt->dir, "vm1", "pci_0000_01_00_0", getpid(), &error));
+  g_assert_true(claims_acquire(rt->dir, "vm1", "pci_0000_01_00_0", &(ClaimOwner){ getpid(), 0 }, &error));
   g_assert_no_error(error);
   /* the same VM again (a restarted broker): fine */
-  g_assert_true(claims_acquire(rt->dir, "vm1", "pci_0000_01_00_0", getpid(), &error));
+  g_assert_true(claims_acquire(rt->dir, "vm1", "pci_0000_01_00_0", &(ClaimOwner){ getpid(), 0 }, &error));
   g_assert_no_error(error);
 
-  g_assert_false(claims_acquire(rt->dir, "vm2", "pci_0000_01_00_0", getpid(), &error));
+  g_assert_false(claims_acquire(rt->dir, "vm2", "pci_0000_01_00_0", &(ClaimOwner){ getpid(), 0 }, &error));
   assert_hostdevd_error(error, HOSTDEVD_ERROR_BUSY,
                         "PCI device 0000:01:00.0 is in use by VM 'vm1' (hostdevd pid");
   g_assert_nonnull(strstr(error->message, "detach it from that VM first "
                                           "(hostdevctl detach-device vm1 ...)"));
   g_clear_error(&error);
 
-  g_assert_false(claims_acquire(rt->dir, "vm2", "iommu_group_12", getpid(), &error) &&
-                 claims_acquire(rt->dir, "vm3", "iommu_group_12", getpid(), &error));
+  g_assert_false(claims_acquire(rt->dir, "vm2", "iommu_group_12", &(ClaimOwner){ getpid(), 0 }, &error) &&
+                 claims_acquire(rt->dir, "vm3", "iommu_group_12", &(ClaimOwner){ getpid(), 0 }, &error));
   assert_hostdevd_error(error, HOSTDEVD_ERROR_BUSY, "IOMMU group 12 is in use by VM 'vm2'");
   g_clear_error(&error);
-  g_assert_false(claims_acquire(rt->dir, "vm2", "usb_1_2", getpid(), &error) &&
-                 claims_acquire(rt->dir, "vm3", "usb_1_2", getpid(), &error));
+  g_assert_false(claims_acquire(rt->dir, "vm2", "usb_1_2", &(ClaimOwner){ getpid(), 0 }, &error) &&
+                 claims_acquire(rt->dir, "vm3", "usb_1_2", &(ClaimOwner){ getpid(), 0 }, &error));
   assert_hostdevd_error(error, HOSTDEVD_ERROR_BUSY,
                         "USB device at bus 1 device 2 is in use by VM 'vm2'");
   g_clear_error(&error);
@@ -107,7 +290,7 @@ test_acquire_busy_release(Runtime *rt, gconstpointer data)
   g_assert_true(claims_release(rt->dir, "vm1", "pci_0000_01_00_0", &error));
   g_assert_no_error(error);
   g_assert_true(claims_release(rt->dir, "vm1", "pci_0000_01_00_0", &error));
-  g_assert_true(claims_acquire(rt->dir, "vm2", "pci_0000_01_00_0", getpid(), &error));
+  g_assert_true(claims_acquire(rt->dir, "vm2", "pci_0000_01_00_0", &(ClaimOwner){ getpid(), 0 }, &error));
   g_assert_no_error(error);
 }
 
@@ -119,7 +302,7 @@ test_stale(Runtime *rt, gconstpointer data)
   g_autoptr(GPtrArray) list = NULL;
   pid_t gone = dead_pid();
 
-  g_assert_true(claims_acquire(rt->dir, "crashed", "pci_0000_05_00_1", gone, &error));
+  g_assert_true(claims_acquire(rt->dir, "crashed", "pci_0000_05_00_1", &(ClaimOwner){ gone, 0 }, &error));
   g_assert_no_error(error);
   claim = claims_lookup(rt->dir, "pci_0000_05_00_1", &error);
   g_assert_true(claim->stale);
@@ -128,7 +311,7 @@ test_stale(Runtime *rt, gconstpointer data)
   g_assert_true(((Claim *)list->pdata[0])->stale);
 
   /* another VM takes it over */
-  g_assert_true(claims_acquire(rt->dir, "vm2", "pci_0000_05_00_1", getpid(), &error));
+  g_assert_true(claims_acquire(rt->dir, "vm2", "pci_0000_05_00_1", &(ClaimOwner){ getpid(), 0 }, &error));
   g_assert_no_error(error);
   g_clear_pointer(&claim, claim_free);
   claim = claims_lookup(rt->dir, "pci_0000_05_00_1", &error);
@@ -145,9 +328,9 @@ test_recycled_pid(Runtime *rt, gconstpointer data)
   g_autofree char *text = g_strdup_printf("{\"vm\": \"old\", \"pid\": %d, "
                                           "\"start-time\": 1, \"since\": 5}", getpid());
 
-  g_assert_true(claims_acquire(rt->dir, "vm1", "usb_1_2", getpid(), &error));
+  g_assert_true(claims_acquire(rt->dir, "vm1", "usb_1_2", &(ClaimOwner){ getpid(), 0 }, &error));
   g_assert_true(g_file_set_contents(path, text, -1, &error));
-  g_assert_true(claims_acquire(rt->dir, "vm1", "pci_0000_01_00_0", getpid(), &error));
+  g_assert_true(claims_acquire(rt->dir, "vm1", "pci_0000_01_00_0", &(ClaimOwner){ getpid(), 0 }, &error));
   g_assert_no_error(error);
 }
 
@@ -158,12 +341,12 @@ test_damaged(Runtime *rt, gconstpointer data)
   g_autofree char *path = g_build_filename(rt->dir, "claims", "pci_0000_01_00_0", NULL);
   g_autoptr(Claim) claim = NULL;
 
-  g_assert_true(claims_acquire(rt->dir, "vm1", "usb_1_2", getpid(), &error));
+  g_assert_true(claims_acquire(rt->dir, "vm1", "usb_1_2", &(ClaimOwner){ getpid(), 0 }, &error));
   g_assert_true(g_file_set_contents(path, "{not json", -1, &error));
   claim = claims_lookup(rt->dir, "pci_0000_01_00_0", &error);
   g_assert_no_error(error);
   g_assert_true(claim->stale);
-  g_assert_true(claims_acquire(rt->dir, "vm2", "pci_0000_01_00_0", getpid(), &error));
+  g_assert_true(claims_acquire(rt->dir, "vm2", "pci_0000_01_00_0", &(ClaimOwner){ getpid(), 0 }, &error));
   g_assert_no_error(error);
 }
 
@@ -174,9 +357,9 @@ test_list_release_all(Runtime *rt, gconstpointer data)
   g_autoptr(GPtrArray) mine = NULL;
   g_autoptr(GPtrArray) all = NULL;
 
-  g_assert_true(claims_acquire(rt->dir, "vm1", "pci_0000_01_00_0", getpid(), &error));
-  g_assert_true(claims_acquire(rt->dir, "vm1", "iommu_group_9", getpid(), &error));
-  g_assert_true(claims_acquire(rt->dir, "vm2", "usb_1_2", getpid(), &error));
+  g_assert_true(claims_acquire(rt->dir, "vm1", "pci_0000_01_00_0", &(ClaimOwner){ getpid(), 0 }, &error));
+  g_assert_true(claims_acquire(rt->dir, "vm1", "iommu_group_9", &(ClaimOwner){ getpid(), 0 }, &error));
+  g_assert_true(claims_acquire(rt->dir, "vm2", "usb_1_2", &(ClaimOwner){ getpid(), 0 }, &error));
   mine = claims_list(rt->dir, "vm1", &error);
   g_assert_no_error(error);
   g_assert_cmpuint(mine->len, ==, 2);
@@ -195,11 +378,11 @@ test_invalid(Runtime *rt, gconstpointer data)
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) none = NULL;
 
-  g_assert_false(claims_acquire(rt->dir, "vm1", "../../etc/passwd", getpid(), &error));
+  g_assert_false(claims_acquire(rt->dir, "vm1", "../../etc/passwd", &(ClaimOwner){ getpid(), 0 }, &error));
   assert_hostdevd_error(error, HOSTDEVD_ERROR_INVALID_ARGUMENT,
                         "invalid claim key: 1-64 of a-z 0-9 _");
   g_clear_error(&error);
-  g_assert_false(claims_acquire(rt->dir, "vm/1", "usb_1_2", getpid(), &error));
+  g_assert_false(claims_acquire(rt->dir, "vm/1", "usb_1_2", &(ClaimOwner){ getpid(), 0 }, &error));
   assert_hostdevd_error(error, HOSTDEVD_ERROR_INVALID_ARGUMENT,
                         "invalid VM name for a claim");
   g_clear_error(&error);
@@ -209,7 +392,7 @@ test_invalid(Runtime *rt, gconstpointer data)
   g_assert_no_error(error);
   g_assert_cmpuint(none->len, ==, 0);
 
-  g_assert_false(claims_acquire("/proc/hostdevd-no", "vm1", "usb_1_2", getpid(), &error));
+  g_assert_false(claims_acquire("/proc/hostdevd-no", "vm1", "usb_1_2", &(ClaimOwner){ getpid(), 0 }, &error));
   assert_hostdevd_error(error, HOSTDEVD_ERROR_HOST_ERROR,
                         "cannot create the claims directory /proc/hostdevd-no/claims");
 }
@@ -229,7 +412,7 @@ test_race(Runtime *rt, gconstpointer data)
     g_assert_cmpint(children[i], >=, 0);
     if (children[i] == 0) {
       g_autofree char *vm = g_strdup_printf("vm%u", i);
-      char won = claims_acquire(rt->dir, vm, "iommu_group_11", getpid(), NULL) ? '1' : '0';
+      char won = claims_acquire(rt->dir, vm, "iommu_group_11", &(ClaimOwner){ getpid(), 0 }, NULL) ? '1' : '0';
       char byte;
 
       close(hold[1]);
@@ -264,6 +447,12 @@ main(int argc, char **argv)
 #define RT_TEST(path, func) \
   g_test_add("/claims/" path, Runtime, NULL, runtime_setup, func, runtime_teardown)
   RT_TEST("keys", test_keys);
+  RT_TEST("key-mdev", test_key_mdev);
+  RT_TEST("qemu-keeps-claim", test_qemu_keeps_claim);
+  RT_TEST("broker-alone", test_broker_alone);
+  RT_TEST("refresh-same-vm", test_refresh_same_vm);
+  RT_TEST("old-format", test_old_format);
+  RT_TEST("process-alive", test_process_alive);
   RT_TEST("acquire-busy-release", test_acquire_busy_release);
   RT_TEST("stale", test_stale);
   RT_TEST("recycled-pid", test_recycled_pid);

@@ -14,6 +14,8 @@
 #include <sys/wait.h>
 
 #include <json-glib/json-glib.h>
+#include <signal.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 typedef struct {
@@ -159,10 +161,95 @@ test_numvfs_checks(Tree *tree, gconstpointer data)
   g_assert_cmpstr(err, ==, "error: 0000:02:00.0 supports at most 2 VFs (sriov_totalvfs); 5 asked\n");
 
   /* a VF a VM holds is not removed */
-  g_assert_true(claims_acquire(tree->runtime, "vm3", "pci_0000_02_00_1", getpid(), NULL));
+  g_assert_true(claims_acquire(tree->runtime, "vm3", "pci_0000_02_00_1", &(ClaimOwner){ getpid(), 0 }, NULL));
   g_assert_cmpint(ctl(tree, NULL, &err2, "nodedev-set-numvfs", "pci_0000_02_00_0", "0", NULL), ==, 1);
-  g_assert_cmpstr(err2, ==, "error: VF 0000:02:00.1 of 0000:02:00.0 is in use by VM 'vm3': "
-                            "setting 0 VFs would remove it; detach it from that VM first\n");
+  g_assert_true(g_str_has_prefix(err2, "error: VF 0000:02:00.1 of 0000:02:00.0 is in use by "
+                                       "VM 'vm3' (hostdevd pid "));
+  g_assert_true(g_str_has_suffix(err2, "): setting 0 VFs would remove it; detach it from that "
+                                       "VM first (hostdevctl detach-device vm3 ...)\n"));
+}
+
+/* Return: the pid of a child that sleeps until killed: a VM's "QEMU". */
+static pid_t
+live_child(void)
+{
+  pid_t pid = fork();
+
+  g_assert_cmpint(pid, >=, 0);
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    for (;;)
+      pause();
+  }
+  return pid;
+}
+
+/* Return: the pid of a process that has exited (and been reaped): a dead hostdevd. */
+static pid_t
+dead_pid(void)
+{
+  pid_t pid = fork();
+
+  g_assert_cmpint(pid, >=, 0);
+  if (pid == 0)
+    _exit(0);
+  g_assert_cmpint(waitpid(pid, NULL, 0), ==, pid);
+  return pid;
+}
+
+/*
+ * Issue 16, defect 4: a VM whose hostdevd died still runs its QEMU, which
+ * still holds the device.  nodedev-reattach and nodedev-set-numvfs leave
+ * it alone, and say how to get it back.
+ */
+static void
+test_claimed_by_qemu_alone(Tree *tree, gconstpointer data)
+{
+  g_autofree char *err = NULL;
+  g_autofree char *err2 = NULL;
+  g_autofree char *out = NULL;
+  g_autofree char *expected = NULL;
+  pid_t qemu = live_child();
+  pid_t broker = dead_pid();
+
+  g_assert_true(claims_acquire(tree->runtime, "vm1", "pci_0000_05_00_1",
+                               &(ClaimOwner){ broker, qemu }, NULL));
+  g_assert_true(claims_acquire(tree->runtime, "vm1", "pci_0000_02_00_1",
+                               &(ClaimOwner){ broker, qemu }, NULL));
+  g_assert_cmpint(ctl(tree, NULL, &err, "nodedev-reattach", "pci_0000_05_00_1", NULL), ==, 1);
+  expected = g_strdup_printf("error: PCI device 0000:05:00.1 is in use by VM 'vm1' (hostdevd "
+                             "pid %d, gone, QEMU pid %d, since ", broker, qemu);
+  g_assert_true(g_str_has_prefix(err, expected));
+  g_assert_nonnull(strstr(err, "; not re-attaching it: that VM's hostdevd is gone but its QEMU "
+                               "still holds the device: start its hostdevd again (systemctl "
+                               "start hostdevd@vm1)"));
+  g_assert_cmpint(ctl(tree, NULL, &err2, "nodedev-set-numvfs", "pci_0000_02_00_0", "0", NULL), ==, 1);
+  g_assert_nonnull(strstr(err2, "error: VF 0000:02:00.1 of 0000:02:00.0 is in use by VM 'vm1'"));
+
+  kill(qemu, SIGKILL);
+  g_assert_cmpint(waitpid(qemu, NULL, 0), ==, qemu);
+  g_clear_pointer(&err, g_free);
+  /* both gone: the claim is stale, the device free again */
+  g_assert_cmpint(ctl(tree, &out, &err, "nodedev-reattach", "pci_0000_05_00_1", NULL), ==, 0);
+  g_assert_cmpstr(out, ==, "Device pci_0000_05_00_1 re-attached (driver vfio-pci)\n");
+}
+
+/*
+ * Issue 16, defect 14: nodedev-detach binds one function of a group whose
+ * other member is still on its host driver, as virsh does (viability
+ * matters when QEMU opens the group), and notes what is still in the way.
+ */
+static void
+test_detach_one_function(Tree *tree, gconstpointer data)
+{
+  g_autofree char *out = NULL;
+  g_autofree char *err = NULL;
+
+  /* group 12: 05:00.0 on e1000e, 05:00.1 on vfio-pci already */
+  g_assert_cmpint(ctl(tree, &out, &err, "nodedev-detach", "pci_0000_05_00_1", NULL), ==, 0);
+  g_assert_cmpstr(out, ==, "Device pci_0000_05_00_1 detached\n");
+  g_assert_true(g_str_has_prefix(err, "note: IOMMU group 12 is not viable: "));
+  g_assert_nonnull(strstr(err, "In the way: 0000:05:00.0 [8086:10d3] on driver e1000e."));
 }
 
 static void
@@ -172,15 +259,17 @@ test_detach_claimed(Tree *tree, gconstpointer data)
   g_autofree char *err2 = NULL;
   g_autofree char *expected = NULL;
 
-  g_assert_true(claims_acquire(tree->runtime, "vm1", "pci_0000_05_00_1", getpid(), NULL));
+  g_assert_true(claims_acquire(tree->runtime, "vm1", "pci_0000_05_00_1",
+                               &(ClaimOwner){ getpid(), 0 }, NULL));
   g_assert_cmpint(ctl(tree, NULL, &err, "nodedev-reattach", "pci_0000_05_00_1", NULL), ==, 1);
   expected = g_strdup_printf("error: PCI device 0000:05:00.1 is in use by VM 'vm1' (hostdevd "
-                             "pid %d); not re-attaching it: detach it from that VM first "
-                             "(hostdevctl detach-device vm1 ...)\n", getpid());
-  g_assert_cmpstr(err, ==, expected);
+                             "pid %d, since ", getpid());
+  g_assert_true(g_str_has_prefix(err, expected));
+  g_assert_true(g_str_has_suffix(err, "); not re-attaching it: detach it from that VM first "
+                                      "(hostdevctl detach-device vm1 ...)\n"));
 
-  g_assert_cmpint(ctl(tree, NULL, &err2, "nodedev-detach", "pci_0000_04_01_0", NULL), ==, 1);
-  g_assert_nonnull(strstr(err2, "error: IOMMU group 11 of 0000:04:01.0 is not viable"));
+  g_assert_cmpint(ctl(tree, NULL, &err2, "nodedev-detach", "pci_0000_05_00_1", NULL), ==, 1);
+  g_assert_nonnull(strstr(err2, "error: PCI device 0000:05:00.1 is in use by VM 'vm1'"));
 }
 
 static void
@@ -216,6 +305,8 @@ main(int argc, char **argv)
   TREE_TEST("usage", test_usage);
   TREE_TEST("numvfs-checks", test_numvfs_checks);
   TREE_TEST("detach-claimed", test_detach_claimed);
+  TREE_TEST("claimed-by-qemu-alone", test_claimed_by_qemu_alone);
+  TREE_TEST("detach-one-function", test_detach_one_function);
   TREE_TEST("mdev-checks", test_mdev_checks);
   return g_test_run();
 }

@@ -7,10 +7,12 @@
  * 0000:01:00.0 the sysfs of one (as a vGPU driver would register it).
  */
 #include "host-fixture.h"
+#include "claims.h"
 #include "mdev.h"
 
 #include <errno.h>
 #include <string.h>
+#include <unistd.h>
 
 #define PARENT_DIR "sys/devices/pci0000:00/0000:00:03.0/0000:01:00.0"
 
@@ -135,12 +137,12 @@ test_create_remove(Tree *tree, gconstpointer data)
                         "faf779ad-fa2e-3c30-abe4-b1af0abfafdc`");
   g_clear_error(&error);
 
-  g_assert_true(mdev_remove(uuid, &error));
+  g_assert_true(mdev_remove(uuid, NULL, 0, &error));
   g_assert_no_error(error);
   g_clear_pointer(&devices, g_ptr_array_unref);
   devices = mdev_list_devices(&error);
   g_assert_cmpuint(devices->len, ==, 0);
-  g_assert_false(mdev_remove(uuid, &error));
+  g_assert_false(mdev_remove(uuid, NULL, 0, &error));
   assert_hostdevd_error(error, HOSTDEVD_ERROR_NOT_FOUND,
                         "there is no mdev faf779ad-fa2e-3c30-abe4-b1af0abfafdc on this host");
 }
@@ -201,12 +203,69 @@ test_create_errors(Tree *tree, gconstpointer data)
   /* a VM holds it: remove is refused */
   g_assert_true(mdev_create("0000:01:00.0", "nvidia-63", uuid, &error));
   fake_kernel_fail_write(tree->fake, "/remove", EBUSY);
-  g_assert_false(mdev_remove(uuid, &error));
+  g_assert_false(mdev_remove(uuid, NULL, 0, &error));
   assert_hostdevd_error(error, HOSTDEVD_ERROR_BUSY,
                         "cannot remove mdev 4b20d080-1b54-4048-85b3-a6a62d165c01: "
                         "writing '1' to /sys/bus/mdev/devices/"
                         "4b20d080-1b54-4048-85b3-a6a62d165c01/remove failed: Device or "
                         "resource busy; a VM still uses it: detach it first");
+}
+
+/*
+ * Issue 16, defect 12: since Linux 5.19 removing an mdev a VM has open
+ * blocks in the kernel, which asks the guest to unplug it, instead of
+ * failing with EBUSY.  A claimed mdev is refused before the kernel is
+ * asked; an unclaimed one still in use never blocks the caller longer
+ * than the bound.
+ */
+static void
+test_remove_in_use(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *runtime = g_dir_make_tmp("hostdevd-mdev-XXXXXX", &error);
+  const char *uuid = "4b20d080-1b54-4048-85b3-a6a62d165c01";
+  g_autofree char *key = claims_key_mdev(uuid);
+  g_autofree char *log = NULL;
+  gint64 started;
+
+  g_assert_no_error(error);
+  g_assert_true(mdev_create("0000:01:00.0", "nvidia-63", uuid, &error));
+  g_assert_true(claims_acquire(runtime, "vm1", key, &(ClaimOwner){ getpid(), 0 }, &error));
+  g_assert_no_error(error);
+
+  g_assert_false(mdev_remove(uuid, runtime, 1000, &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_BUSY,
+                        "mediated device 4b20d080-1b54-4048-85b3-a6a62d165c01 is in use by "
+                        "VM 'vm1' (hostdevd pid ");
+  g_assert_nonnull(strstr(error->message, "not removing it (the kernel would make the VM "
+                                          "give it up): detach it from that VM first "
+                                          "(hostdevctl detach-device vm1 ...)"));
+  g_clear_error(&error);
+  log = fake_kernel_log(tree->fake);
+  g_assert_null(strstr(log, "/remove"));
+  g_assert_true(fixture_exists(tree->root, "sys/bus/mdev/devices/4b20d080-1b54-4048-85b3-"
+                                           "a6a62d165c01"));
+
+  /* unclaimed, yet open (a VM hostdevd does not manage): bounded */
+  g_assert_true(claims_release(runtime, "vm1", key, &error));
+  fake_kernel_hold_mdev(tree->fake);
+  started = g_get_monotonic_time();
+  g_assert_false(mdev_remove(uuid, runtime, 150, &error));
+  g_assert_cmpint(g_get_monotonic_time() - started, <, 2 * G_USEC_PER_SEC);
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_TIMEOUT,
+                        "removing mdev 4b20d080-1b54-4048-85b3-a6a62d165c01 did not finish "
+                        "within 150 ms: something still has it open, and the kernel (Linux "
+                        "5.19 and later) waits for its user, a VM's QEMU, to release it");
+  g_assert_true(fake_kernel_mdev_remove_blocked(tree->fake));
+
+  /* the VM lets go: the removal the kernel kept waiting completes */
+  fake_kernel_release_mdev(tree->fake);
+  for (int i = 0; i < 400 && fixture_exists(tree->root, "sys/bus/mdev/devices/4b20d080-1b54-"
+                                                        "4048-85b3-a6a62d165c01"); i++)
+    g_usleep(5000);
+  g_assert_false(fixture_exists(tree->root, "sys/bus/mdev/devices/4b20d080-1b54-4048-85b3-"
+                                            "a6a62d165c01"));
+  fixture_remove(runtime);
 }
 
 static void
@@ -236,5 +295,6 @@ main(int argc, char **argv)
   g_test_add("/mdev/types", Tree, NULL, tree_setup, test_types, tree_teardown);
   g_test_add("/mdev/create-remove", Tree, NULL, tree_setup, test_create_remove, tree_teardown);
   g_test_add("/mdev/create-errors", Tree, NULL, tree_setup, test_create_errors, tree_teardown);
+  g_test_add("/mdev/remove-in-use", Tree, NULL, tree_setup, test_remove_in_use, tree_teardown);
   return g_test_run();
 }

@@ -29,6 +29,40 @@ test_needed(void)
   g_assert_cmpuint(memlock_needed_for_guest(G_MAXUINT64 - 10, 1, FALSE), ==, G_MAXUINT64);
 }
 
+/*
+ * Issue 16, defect 13: a vIOMMU guest gives each VFIO device its own DMA
+ * address space, each of which may pin all guest RAM (libvirt: guest
+ * memory times the number of VFIO devices, plus 1 GiB).  The helper tells
+ * from QEMU's QOM whether there is one.
+ */
+static void
+test_viommu(void)
+{
+  const char *const q35_viommu[] = {
+    "child<pcie-root-port>", "child<intel-iommu>", "child<virtio-net-pci>", NULL,
+  };
+  const char *const q35_plain[] = { "child<pcie-root-port>", "child<vfio-pci>", NULL };
+  const char *const virtio_iommu[] = { "virtio-iommu-pci", NULL };
+  gboolean viommu;
+
+  g_assert_true(memlock_qom_type_is_viommu("intel-iommu"));
+  g_assert_true(memlock_qom_type_is_viommu("child<amd-iommu>"));
+  g_assert_true(memlock_qom_type_is_viommu("child<arm-smmuv3>"));
+  g_assert_false(memlock_qom_type_is_viommu("child<>"));
+  g_assert_false(memlock_qom_type_is_viommu("child<intel-iommu"));
+  g_assert_false(memlock_qom_type_is_viommu("vfio-pci"));
+  g_assert_false(memlock_qom_type_is_viommu(NULL));
+  g_assert_true(memlock_guest_has_viommu(virtio_iommu));
+  g_assert_false(memlock_guest_has_viommu(q35_plain));
+  g_assert_false(memlock_guest_has_viommu(NULL));
+
+  /* a 16 GiB guest with intel-iommu getting its second GPU: 2 x 16 + 1 GiB */
+  viommu = memlock_guest_has_viommu(q35_viommu);
+  g_assert_true(viommu);
+  g_assert_cmpuint(memlock_needed_for_guest(16 * GiB, 2, viommu), ==, 33 * GiB);
+  g_assert_cmpuint(memlock_needed_for_guest(16 * GiB, 2, FALSE), ==, 17 * GiB);
+}
+
 static void
 test_format(void)
 {
@@ -173,6 +207,7 @@ main(int argc, char **argv)
 {
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/memlock/needed", test_needed);
+  g_test_add_func("/memlock/viommu", test_viommu);
   g_test_add_func("/memlock/format", test_format);
   g_test_add_func("/memlock/raise", test_raise);
   g_test_add_func("/memlock/raise-denied", test_raise_denied);

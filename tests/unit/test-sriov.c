@@ -108,11 +108,13 @@ test_numvfs_claimed(Tree *tree, gconstpointer data)
   g_autoptr(GError) error = NULL;
   g_autofree char *runtime = g_dir_make_tmp("hostdevd-sriov-XXXXXX", &error);
 
-  g_assert_true(claims_acquire(runtime, "vm7", "pci_0000_02_00_1", getpid(), &error));
+  g_assert_true(claims_acquire(runtime, "vm7", "pci_0000_02_00_1",
+                               &(ClaimOwner){ getpid(), 0 }, &error));
   g_assert_false(sriov_set_numvfs(&pf, 0, runtime, &error));
   assert_hostdevd_error(error, HOSTDEVD_ERROR_BUSY,
-                        "VF 0000:02:00.1 of 0000:02:00.0 is in use by VM 'vm7': setting "
-                        "0 VFs would remove it; detach it from that VM first");
+                        "VF 0000:02:00.1 of 0000:02:00.0 is in use by VM 'vm7' (hostdevd pid ");
+  g_assert_nonnull(strstr(error->message, "): setting 0 VFs would remove it; detach it from "
+                                          "that VM first (hostdevctl detach-device vm7 ...)"));
   g_clear_error(&error);
   g_assert_true(claims_release(runtime, "vm7", "pci_0000_02_00_1", &error));
   g_assert_true(sriov_set_numvfs(&pf, 0, runtime, &error));

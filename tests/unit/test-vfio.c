@@ -6,14 +6,18 @@
  * The central promise: whatever step of the managed binding fails, the
  * device ends on its original driver with its original driver_override.
  */
+#include "claims.h"
 #include "host-fixture.h"
 #include "host-pci.h"
 #include "vfio.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 typedef struct {
@@ -47,6 +51,7 @@ tree_teardown(Tree *tree, gconstpointer data)
   fixture_remove(tree->root);
   g_free(tree->root);
   vfio_set_wait_ms(VFIO_DEFAULT_WAIT_MS);
+  vfio_set_use_pidfd(TRUE);
 }
 
 static char *
@@ -551,14 +556,17 @@ static const Injection injections[] = {
   { "override", inject_override,
     "cannot set driver_override=vfio-pci on PCI device 0000:01:00.0: writing "
     "'vfio-pci' to /sys/bus/pci/devices/0000:01:00.0/driver_override failed: "
-    "Permission denied; hostdevd needs root (CAP_SYS_ADMIN) and a writable /sys" },
+    "Permission denied; hostdevd may not write sysfs attributes: they belong to "
+    "root, so it must run as uid 0" },
   { "unbind", inject_unbind,
     "cannot unbind from driver e1000e PCI device 0000:01:00.0: writing "
     "'0000:01:00.0' to /sys/bus/pci/drivers/e1000e/unbind failed: Device or "
-    "resource busy; dmesg may say why" },
+    "resource busy; the kernel refused it because the device is busy: a process "
+    "(a VM's QEMU) still holds it" },
   { "probe-write", inject_probe_write,
     "cannot probe drivers for PCI device 0000:01:00.0: writing '0000:01:00.0' to "
-    "/sys/bus/pci/drivers_probe failed: Invalid argument" },
+    "/sys/bus/pci/drivers_probe failed: Invalid argument; the kernel refused it for "
+    "this device: its IOMMU group is probably still in use" },
   { "probe-nothing", inject_probe_nothing,
     "vfio-pci did not take PCI device 0000:01:00.0 within 200 ms (it stayed "
     "unbound): is vfio-pci loaded (`modprobe vfio-pci`)?" },
@@ -757,7 +765,7 @@ test_restore_async(Tree *tree, gconstpointer data)
   Wait wait = { g_main_loop_new(NULL, FALSE) };
 
   g_assert_no_error(error);
-  vfio_restore_async(record, 5000, on_late, &wait, NULL, on_restored, &wait);
+  vfio_restore_async(record, 5000, NULL, on_late, &wait, NULL, on_restored, &wait);
   g_main_loop_run(wait.loop);
   g_assert_true(wait.done);
   g_assert_no_error(wait.error);
@@ -783,7 +791,7 @@ test_restore_held(Tree *tree, gconstpointer data)
   g_assert_no_error(error);
   fake_kernel_hold_vfio(tree->fake);
   tick = g_timeout_add(10, on_tick, &wait);
-  vfio_restore_async(record, cancel ? 60000 : 150, on_late, &wait, cancellable,
+  vfio_restore_async(record, cancel ? 60000 : 150, NULL, on_late, &wait, cancellable,
                      on_restored, &wait);
   if (cancel) {
     while (!fake_kernel_unbind_blocked(tree->fake))
@@ -825,7 +833,7 @@ test_restore_async_error(Tree *tree, gconstpointer data)
 
   g_assert_no_error(error);
   fake_kernel_fail_write(tree->fake, "0000:01:00.0/driver_override", EIO);
-  vfio_restore_async(record, 5000, NULL, NULL, NULL, on_restored, &wait);
+  vfio_restore_async(record, 5000, NULL, NULL, NULL, NULL, on_restored, &wait);
   g_main_loop_run(wait.loop);
   assert_hostdevd_error(wait.error, HOSTDEVD_ERROR_HOST_ERROR,
                         "cannot restore driver_override of PCI device 0000:01:00.0");
@@ -872,6 +880,343 @@ test_detach_reattach(Tree *tree, gconstpointer data)
   g_assert_true(vfio_reattach_to_host(&mf_fn1, 1000, &driver, &error));
   g_assert_no_error(error);
   assert_on(tree, &mf_fn1, NULL, "(null)"); /* its native driver is vfio-pci */
+}
+
+/* ------------------------------------------------------------------ */
+/* Issue 16: journaled before the effect, QEMU's exit, honest messages */
+
+/* Return: how many lines of the fake kernel's log contain @what. */
+static guint
+log_count(Tree *tree, const char *what)
+{
+  g_autofree char *log = fake_kernel_log(tree->fake);
+  guint n = 0;
+
+  for (const char *p = strstr(log, what); p != NULL; p = strstr(p + 1, what))
+    n++;
+  return n;
+}
+
+/* Defect 6: whole-group takeover is planned, touching nothing, so the
+ * journal holds the companions before any is bound; the binding then
+ * binds exactly those. */
+static void
+test_plan_group(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfioRecord) record = vfio_record_new(&e1000_a, TRUE, &error);
+  g_autoptr(VfioRecord) worst = NULL;
+  g_autoptr(VfioRecord) journaled = NULL;
+  g_autoptr(JsonObject) json = NULL;
+  g_autofree char *log = NULL;
+  VfioRecord *companion;
+
+  g_assert_no_error(error);
+  g_assert_true(vfio_record_plan_group(record, TRUE, &error));
+  g_assert_no_error(error);
+  g_assert_cmpuint(record->companions->len, ==, 1);
+  companion = record->companions->pdata[0];
+  g_assert_cmpint(pci_address_compare(&companion->addr, &e1000_b), ==, 0);
+  g_assert_cmpstr(companion->original_driver, ==, "e1000");
+  g_assert_null(companion->original_override);
+  g_assert_true(vfio_record_is_clean(record));
+  /* nothing written: the kernel saw nothing */
+  log = fake_kernel_log(tree->fake);
+  g_assert_cmpstr(log, ==, "");
+  assert_on(tree, &e1000_b, "e1000", "(null)");
+  /* planning again plans nothing more */
+  g_assert_true(vfio_record_plan_group(record, TRUE, &error));
+  g_assert_cmpuint(record->companions->len, ==, 1);
+
+  /* what the journal gets while binding runs undoes the companion too */
+  worst = vfio_record_worst_case(record);
+  json = vfio_record_to_json(worst);
+  journaled = vfio_record_from_json(json, &error);
+  g_assert_no_error(error);
+  g_assert_true(((VfioRecord *)journaled->companions->pdata[0])->override_written);
+
+  g_assert_true(vfio_step_take_group(record, TRUE, &error) && vfio_step_bind(record, &error));
+  g_assert_no_error(error);
+  assert_on(tree, &e1000_a, "vfio-pci", "vfio-pci");
+  assert_on(tree, &e1000_b, "vfio-pci", "vfio-pci");
+  g_assert_cmpuint(record->companions->len, ==, 1);
+
+  /* "hostdevd died" mid-binding: the journaled record gives both back */
+  g_assert_true(vfio_undo(journaled, &error));
+  g_assert_no_error(error);
+  assert_on(tree, &e1000_a, "e1000", "(null)");
+  assert_on(tree, &e1000_b, "e1000", "(null)");
+}
+
+/* The group changed between the plan (journaled) and the binding:
+ * refused, nothing bound. */
+static void
+test_plan_group_changed(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfioRecord) record = vfio_record_new(&e1000_a, TRUE, &error);
+
+  g_assert_true(vfio_record_plan_group(record, TRUE, &error));
+  /* meanwhile someone moved the companion to another driver */
+  fixture_link(tree->root, "sys/bus/pci/devices/0000:04:02.0/driver", "../../../bus/pci/drivers/igb");
+  g_assert_false(vfio_step_take_group(record, TRUE, &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_HOST_ERROR,
+                        "IOMMU group 11 changed since hostdevd planned to take it whole: "
+                        "0000:04:02.0 is now on driver igb, planned on driver e1000; nothing "
+                        "of the group was bound, try again");
+  g_clear_error(&error);
+  assert_on(tree, &e1000_a, "e1000", "(null)");
+  g_assert_true(vfio_record_is_clean(record));
+
+  /* a group planned viable that is not any more: the viability error */
+  g_clear_pointer(&record, vfio_record_unref);
+  fixture_link(tree->root, "sys/bus/pci/devices/0000:04:02.0/driver", "../../../bus/pci/drivers/vfio-pci");
+  record = vfio_record_new(&e1000_a, TRUE, &error);
+  g_assert_true(vfio_record_plan_group(record, FALSE, &error));
+  g_assert_cmpuint(record->companions->len, ==, 0);
+  fixture_link(tree->root, "sys/bus/pci/devices/0000:04:02.0/driver", "../../../bus/pci/drivers/e1000");
+  g_assert_false(vfio_step_take_group(record, FALSE, &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_HOST_ERROR, "IOMMU group 11 of 0000:04:01.0 is not viable");
+  g_assert_cmpuint(log_count(tree, "write"), ==, 0);
+}
+
+/* Defect 6: /dev/vfio/N's owner before the chown is in the record from
+ * the start when the node exists (managed='no', or a group in use), so
+ * the journal written before the chown can give it back. */
+static void
+test_node_owner_planned(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *node = g_build_filename(tree->root, "dev/vfio/12", NULL);
+  g_autoptr(VfioRecord) record = NULL;
+  g_autoptr(VfioRecord) worst = NULL;
+  g_autoptr(VfioRecord) journaled = NULL;
+  g_autoptr(VfioRecord) old = NULL;
+  g_autoptr(JsonObject) json = NULL;
+  g_autoptr(JsonNode) old_node = NULL;
+  uid_t uid = running_as_root() ? 4242 : getuid();
+  gid_t gid = running_as_root() ? 4243 : getgid();
+  struct stat before, after;
+
+  g_assert_cmpint(chmod(node, 0640), ==, 0);
+  g_assert_cmpint(stat(node, &before), ==, 0);
+  record = vfio_record_new(&mf_fn1, FALSE, &error); /* managed='no', on vfio-pci */
+  g_assert_no_error(error);
+  g_assert_true(record->node_before_known);
+  g_assert_cmpuint(record->node_uid_before, ==, before.st_uid);
+  g_assert_cmpuint(record->node_mode_before, ==, 0640);
+
+  /* the journal before the chown */
+  worst = vfio_record_worst_case(record);
+  g_assert_true(worst->chowned_by_us);
+  g_assert_false(worst->override_written); /* managed='no': no binding to undo */
+  json = vfio_record_to_json(worst);
+  journaled = vfio_record_from_json(json, &error);
+  g_assert_no_error(error);
+  g_assert_true(journaled->node_before_known);
+  g_assert_cmpuint(journaled->node_mode_before, ==, 0640);
+
+  g_assert_true(vfio_step_bind(record, &error) && vfio_step_wait_node(record, &error) &&
+                vfio_step_chown(record, uid, gid, NULL, &error));
+  g_assert_no_error(error);
+  g_assert_cmpint(stat(node, &after), ==, 0);
+  g_assert_cmpuint(after.st_mode & 07777, ==, 0600);
+
+  /* "hostdevd died" right after the chown: the journal gives the node back */
+  g_assert_true(vfio_undo(journaled, &error));
+  g_assert_no_error(error);
+  g_assert_cmpint(stat(node, &after), ==, 0);
+  g_assert_cmpuint(after.st_uid, ==, before.st_uid);
+  g_assert_cmpuint(after.st_mode & 07777, ==, 0640);
+  assert_on(tree, &mf_fn1, "vfio-pci", "vfio-pci");
+
+  /* a record of an older broker (no "before-known") still loads */
+  old_node = json_from_string("{\"address\": \"0000:05:00.1\", \"group\": 12, \"managed\": false, "
+                              "\"original-driver\": \"vfio-pci\", \"original-override\": null, "
+                              "\"steps\": {\"override-written\": false, \"unbound\": false, "
+                              "\"probed\": false, \"bound-by-us\": false}, \"node\": "
+                              "{\"chowned-by-us\": true, \"uid-before\": 0, \"gid-before\": 0, "
+                              "\"mode-before\": 384}, \"companions\": []}", &error);
+  g_assert_no_error(error);
+  old = vfio_record_from_json(json_node_get_object(old_node), &error);
+  g_assert_no_error(error);
+  g_assert_true(old->node_before_known);
+}
+
+/* Defect 13: the hint matches the errno: the rights for EROFS/EACCES/EPERM,
+ * the kernel's refusal for EINVAL/EBUSY/ENODEV; none names CAP_SYS_ADMIN,
+ * which hostdevd does not need (and the sandbox drops). */
+static void
+test_write_hints(Tree *tree, gconstpointer data)
+{
+  static const struct {
+    int err;
+    const char *hint;
+  } cases[] = {
+    { EROFS, "/sys is read-only for hostdevd (under systemd, ProtectKernelTunables=yes "
+             "mounts it so: hostdevd's unit must not set it)" },
+    { EACCES, "hostdevd may not write sysfs attributes: they belong to root" },
+    { EPERM, "the write was denied (a security module such as SELinux or AppArmor, or "
+             "kernel lockdown)" },
+    { EINVAL, "the kernel refused it for this device: its IOMMU group is probably still "
+              "in use" },
+    { EBUSY, "the kernel refused it because the device is busy" },
+    { ENODEV, "the kernel refused it: the device is gone or not bound to that driver" },
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+    g_autoptr(GError) error = NULL;
+    g_autoptr(VfioRecord) record = NULL;
+
+    fake_kernel_fail_write(tree->fake, "0000:01:00.0/driver_override", cases[i].err);
+    record = vfio_prepare(&e1000e, TRUE, FALSE, (uid_t)-1, (gid_t)-1, NULL, &error);
+    g_assert_null(record);
+    assert_hostdevd_error(error, HOSTDEVD_ERROR_HOST_ERROR, cases[i].hint);
+    g_assert_null(strstr(error->message, "CAP_SYS_ADMIN"));
+  }
+}
+
+/* Defect 7: a drivers_probe the kernel refuses (EINVAL: the group not
+ * given back yet) is retried within the bound. */
+static void
+test_probe_retried(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfioRecord) record = vfio_prepare(&e1000e, TRUE, FALSE, (uid_t)-1, (gid_t)-1,
+                                              NULL, &error);
+
+  g_assert_no_error(error);
+  fake_kernel_fail_write(tree->fake, "drivers_probe", EINVAL);
+  g_assert_true(vfio_undo(record, &error));
+  g_assert_no_error(error);
+  assert_on(tree, &e1000e, "e1000e", "(null)");
+  g_assert_cmpuint(log_count(tree, "write sys/bus/pci/drivers_probe"), ==, 3);
+}
+
+/* Return: the pid of a child that sleeps until killed: "QEMU". */
+static pid_t
+live_child(void)
+{
+  pid_t pid = fork();
+
+  g_assert_cmpint(pid, >=, 0);
+  if (pid == 0) {
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    close(STDOUT_FILENO);
+    close(STDERR_FILENO);
+    for (;;)
+      pause();
+  }
+  return pid;
+}
+
+static gboolean
+kill_child_later(gpointer data)
+{
+  pid_t pid = GPOINTER_TO_INT(data);
+
+  kill(pid, SIGKILL);
+  g_assert_cmpint(waitpid(pid, NULL, 0), ==, pid);
+  return G_SOURCE_REMOVE;
+}
+
+/*
+ * Defect 7: QEMU exits holding the device.  The kernel ends the unbind
+ * when QEMU's device fd closes, but gives the group back (guest memory
+ * unpinned, DMA ownership dropped) only as the process ends: a probe
+ * before that fails with EINVAL.  With the exiting QEMU named, the host
+ * driver is probed once the process is gone, with a pidfd or by /proc.
+ */
+static void
+test_release_after_qemu_exit(Tree *tree, gconstpointer data)
+{
+  gboolean pidfd = GPOINTER_TO_INT(data);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfioRecord) record = vfio_prepare(&e1000e, TRUE, FALSE, (uid_t)-1,
+                                              (gid_t)-1, NULL, &error);
+  Wait wait = { g_main_loop_new(NULL, FALSE) };
+  pid_t qemu = live_child();
+  HostReleaseWait exiting = { qemu, claims_process_start_time(qemu), 5000 };
+
+  g_assert_no_error(error);
+  vfio_set_use_pidfd(pidfd);
+  fake_kernel_set_group_owner(tree->fake, 9, qemu);
+  fake_kernel_hold_vfio(tree->fake);
+  vfio_restore_async(record, 10000, &exiting, on_late, &wait, NULL, on_restored, &wait);
+  while (!fake_kernel_unbind_blocked(tree->fake))
+    g_main_context_iteration(NULL, FALSE);
+  /* QEMU closes the device as it exits; the process ends a little later */
+  fake_kernel_release_vfio(tree->fake);
+  g_timeout_add(200, kill_child_later, GINT_TO_POINTER(qemu));
+  g_main_loop_run(wait.loop);
+  g_assert_true(wait.done);
+  g_assert_no_error(wait.error);
+  assert_on(tree, &e1000e, "e1000e", "(null)");
+  /* one probe to bind, one to give back: none too early */
+  g_assert_cmpuint(log_count(tree, "write sys/bus/pci/drivers_probe"), ==, 2);
+  g_main_loop_unref(wait.loop);
+}
+
+/* Defect 9: a timed-out release names the slow step. */
+static void
+test_restore_timeout_names_step(Tree *tree, gconstpointer data)
+{
+  gboolean slow_probe = GPOINTER_TO_INT(data);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfioRecord) record = vfio_prepare(&e1000e, TRUE, FALSE, (uid_t)-1,
+                                              (gid_t)-1, NULL, &error);
+  Wait wait = { g_main_loop_new(NULL, FALSE) };
+  pid_t qemu = 0;
+  HostReleaseWait exiting = { 0 };
+  g_autofree char *expected = NULL;
+
+  g_assert_no_error(error);
+  if (slow_probe) {
+    fake_kernel_set_probe_delay(tree->fake, 600);
+    expected = g_strdup("PCI device 0000:01:00.0 is off vfio-pci and QEMU has let go of it, "
+                        "but its host driver e1000e has not taken it back yet (more than "
+                        "150 ms so far): the driver's probe is slow");
+  } else {
+    qemu = live_child();
+    exiting = (HostReleaseWait){ qemu, claims_process_start_time(qemu), 5000 };
+    fake_kernel_set_group_owner(tree->fake, 9, qemu);
+    expected = g_strdup_printf("PCI device 0000:01:00.0 is off vfio-pci, but QEMU (pid %d) "
+                               "is still exiting (more than 150 ms so far): the kernel gives "
+                               "its IOMMU group back only once QEMU's guest memory is "
+                               "unpinned", qemu);
+  }
+  vfio_restore_async(record, 150, slow_probe ? NULL : &exiting, on_late, &wait, NULL,
+                     on_restored, &wait);
+  g_main_loop_run(wait.loop);
+  g_assert_true(wait.done);
+  assert_hostdevd_error(wait.error, HOSTDEVD_ERROR_TIMEOUT, expected);
+  g_assert_null(strstr(wait.error->message, "still held by QEMU"));
+  if (!slow_probe)
+    kill_child_later(GINT_TO_POINTER(qemu));
+  /* it finishes late, and says so */
+  g_main_loop_run(wait.loop);
+  g_assert_true(wait.late_done);
+  g_assert_no_error(wait.late_error);
+  assert_on(tree, &e1000e, "e1000e", "(null)");
+  g_clear_error(&wait.error);
+  g_main_loop_unref(wait.loop);
+}
+
+/* Defect 14: nodedev-detach binds one function of a group whose other
+ * endpoint stays on its host driver, as virsh does. */
+static void
+test_detach_one_function(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfioRecord) record = vfio_detach_from_host(&e1000_a, &error);
+
+  g_assert_no_error(error);
+  assert_on(tree, &e1000_a, "vfio-pci", "vfio-pci");
+  assert_on(tree, &e1000_b, "e1000", "(null)");
+  g_assert_cmpuint(record->companions->len, ==, 0);
+  /* the group is not viable yet: an attach still says so */
+  g_assert_false(vfio_group_check_viable(11, &e1000_a, &error));
+  g_assert_nonnull(error);
 }
 
 int
@@ -921,5 +1266,19 @@ main(int argc, char **argv)
   g_test_add("/vfio/restore/held-cancelled", Tree, GINT_TO_POINTER(TRUE), tree_setup,
              test_restore_held, tree_teardown);
   TREE_TEST("detach-reattach", test_detach_reattach);
+  TREE_TEST("detach-one-function", test_detach_one_function);
+  TREE_TEST("plan/group", test_plan_group);
+  TREE_TEST("plan/group-changed", test_plan_group_changed);
+  TREE_TEST("plan/node-owner", test_node_owner_planned);
+  TREE_TEST("write-hints", test_write_hints);
+  TREE_TEST("restore/probe-retried", test_probe_retried);
+  g_test_add("/vfio/restore/after-qemu-exit/pidfd", Tree, GINT_TO_POINTER(TRUE), tree_setup,
+             test_release_after_qemu_exit, tree_teardown);
+  g_test_add("/vfio/restore/after-qemu-exit/proc", Tree, GINT_TO_POINTER(FALSE), tree_setup,
+             test_release_after_qemu_exit, tree_teardown);
+  g_test_add("/vfio/restore/timeout-qemu-exiting", Tree, GINT_TO_POINTER(FALSE), tree_setup,
+             test_restore_timeout_names_step, tree_teardown);
+  g_test_add("/vfio/restore/timeout-slow-probe", Tree, GINT_TO_POINTER(TRUE), tree_setup,
+             test_restore_timeout_names_step, tree_teardown);
   return g_test_run();
 }
