@@ -269,6 +269,13 @@ class Runner:
             result = w.ctl(verb, nodedev_name(step["dev"]), "--host-root", w.root,
                            *(["--timeout", "3"] if op == "reattach" else []))
             after = w.kcall({"op": "state"})["pci"][bdf]
+            if result.returncode != 0 and (before["driver"], before["override"]) != \
+                    (after["driver"], after["override"]):
+                raise Violation(f"nodedev-half: `hostdevctl {verb}` failed "
+                                f"({result.stderr.strip()[:200]}) but left {bdf} changed: "
+                                f"driver {before['driver']} -> {after['driver']}, "
+                                f"driver_override '{before['override']}' -> "
+                                f"'{after['override']}'")
             if result.returncode == 0 and not before["held-by"] and not any(
                     c.get("vm") for k, c in w.claims().items() if k == nodedev_name(step["dev"])):
                 # the administrator changed the device's host state: the new baseline
@@ -318,6 +325,10 @@ def run_scenario(scenario, args, log=None):
                 failure = (index, problems[0][0], problems)
     except Violation as v:
         failure = (-1, str(v).split(":", 1)[0], [(str(v).split(":", 1)[0], str(v))])
+    except Exception as e:   # the runner's own trouble: reported, never shrunk
+        import traceback
+        failure = (-1, "harness-error", [("harness-error", traceback.format_exc())])
+        sys.stderr.write(traceback.format_exc())
     finally:
         if failure and args.keep:
             sys.stderr.write(f"# kept {world.tmp}\n")
@@ -385,8 +396,8 @@ def main():
     parser.add_argument("--hours", type=float, default=None,
                         help="stop starting new seeds after this long")
     parser.add_argument("--replay", help="run the sequence saved in this JSON file")
-    parser.add_argument("--settle", type=float, default=10.0,
-                        help="how long to wait for the system to settle after a step (10 s)")
+    parser.add_argument("--settle", type=float, default=6.0,
+                        help="how long to wait for the system to settle after a step (6 s)")
     parser.add_argument("--shrink-runs", type=int, default=30,
                         help="at most this many runs to shrink one failure (30)")
     parser.add_argument("--shrink-seconds", type=float, default=240,
@@ -419,6 +430,9 @@ def main():
 
     def out(line):
         print(line, flush=True)
+
+    # meson's timeout and ^C: unwind, so that every run stops its processes and unmounts
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
 
     if args.replay:
         with open(args.replay) as f:
@@ -453,7 +467,8 @@ def main():
             scenario = dict(scenario, steps=scenario["steps"][:failure[0] + 1])
         shrink_left = None if args.shrink_total is None else \
             args.shrink_total - (time.monotonic() - started - run_time)
-        if not args.no_shrink and not args.replay and (shrink_left is None or shrink_left > 0):
+        if not args.no_shrink and not args.replay and failure[1] != "harness-error" and \
+                (shrink_left is None or shrink_left > 0):
             limit = args.shrink_seconds
             args.shrink_seconds = min(limit, shrink_left) if shrink_left is not None else limit
             scenario, failure, runs = shrink(scenario, failure, args, out)

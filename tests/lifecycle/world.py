@@ -76,9 +76,18 @@ class LineClient:
     """JSON lines over a Unix socket, one request at a time."""
 
     def __init__(self, path, timeout=30):
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(path)
+        deadline = time.monotonic() + 10
+        while True:   # the socket file exists a moment before its server listens
+            self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            self.sock.settimeout(timeout)
+            try:
+                self.sock.connect(path)
+                break
+            except (ConnectionRefusedError, FileNotFoundError):
+                self.sock.close()
+                if time.monotonic() > deadline:
+                    raise
+                time.sleep(0.02)
         self.file = self.sock.makefile("rwb")
 
     def call(self, request):
