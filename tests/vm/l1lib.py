@@ -426,6 +426,7 @@ class Ctx:
         os.makedirs(self.runtime, exist_ok=True)
         self.processes = []
         self.l2s = []
+        self.ctl_prefix = []            # e.g. nsenter into the PID namespace of a hostdevd
         self.start = time.monotonic()
         self.log_file = open(os.path.join(LOGS, f"s{number}.log"), "a")
         self.failures = []
@@ -549,7 +550,7 @@ class Ctx:
 
     # -- hostdevctl, the only way scenarios drive hostdevd ---
     def ctl(self, *args, timeout=180, check_ok=None, what=None):
-        argv = [self.config["hostdevctl"], *args]
+        argv = [*self.ctl_prefix, self.config["hostdevctl"], *args]
         self.log("$ hostdevctl " + " ".join(args))
         t0 = time.monotonic()
         try:

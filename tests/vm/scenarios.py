@@ -1207,3 +1207,264 @@ def group_one_function_at_a_time(ctx):
             set_override(second, "")
         for key in claims_on(ctx, first, second):
             os.unlink(os.path.join(ctx.runtime, "claims", key))
+
+
+# -- 15 ---------------------------------------------------------------------
+#
+# The shipped unit under the real systemd (the host's, 252) in L1: systemd
+# runs as PID 1 of its own PID and mount namespace inside L1's chroot, with
+# a cgroup2 hierarchy and a fresh /var, and shares L1's /run (so the test
+# reaches the sockets).  Units live in /run/systemd/system: the shipped
+# hostdevd@.service (only DefaultDependencies=no and its output added by a
+# drop-in: L1 is not a booted host whose sysinit.target could start), a
+# qemu@.service starting an L2 without an OS, and hostdevd@vm15 enabled for
+# it as `systemctl enable` would.
+
+SYSTEMD = "/lib/systemd/systemd"
+UNITS = "/run/systemd/system"
+
+QEMU_UNIT = """\
+[Unit]
+Description=L2 test VM %i (tests/vm scenario 15)
+DefaultDependencies=no
+
+[Service]
+ExecStart={argv}
+RuntimeDirectory=qemu
+RuntimeDirectoryPreserve=yes
+StandardOutput=append:{log}
+StandardError=inherit
+"""
+
+HOSTDEVD_DROPIN = """\
+# tests/vm scenario 15: L1 is not a booted host (sysinit.target would pull in
+# its early-boot units), and hostdevd's output goes to the scenario's logs.
+[Unit]
+DefaultDependencies=no
+
+[Service]
+StandardOutput=append:{log}
+StandardError=inherit
+Environment=G_MESSAGES_DEBUG=
+"""
+
+# After= only to reference the VM's units: an active unit's references keep
+# them loaded once inactive, with the timestamps the scenario reads.
+TARGET_UNIT = """\
+[Unit]
+Description=tests/vm scenario 15
+DefaultDependencies=no
+After=qemu@{vm}.service hostdevd@{vm}.service
+"""
+
+
+class Systemd:
+    """systemd as PID 1 of a PID+mount namespace in L1, driven with systemctl."""
+
+    def __init__(self, ctx):
+        self.ctx = ctx
+        script = ("mount -t cgroup2 cgroup2 /sys/fs/cgroup && mount -t tmpfs -o mode=0755 tmpfs /var && "
+                  "mkdir -p /var/tmp /var/lib/systemd && chmod 1777 /var/tmp && ln -s ../run /var/run && "
+                  f"exec {SYSTEMD} --system --unit=hostdevd-test.target --log-target=kmsg "
+                  "--log-level=info --show-status=no")
+        env = dict(os.environ, container="hostdevd-test")
+        self.unshare = ctx.spawn(["unshare", "--pid", "--fork", "--mount", "--propagation", "private",
+                                  "--mount-proc", "--kill-child", "sh", "-c", script],
+                                 env=env, stdin=subprocess.DEVNULL,
+                                 stdout=open(os.path.join(l1lib.LOGS, "s15-systemd.out"), "ab"),
+                                 stderr=subprocess.STDOUT)
+        self.pid = wait_for(self._init_pid, 30, "systemd to start in its namespace")
+        wait_for(lambda: os.path.exists("/run/systemd/private") or self.unshare.poll() is not None, 120,
+                 "systemd's private socket", interval=0.5)
+        check(self.unshare.poll() is None, f"systemd exited ({self.unshare.returncode}); see s15-systemd.out "
+                                           "and the kernel log")
+        seen = []
+
+        def started():
+            result = self.run("is-system-running")
+            seen[:] = [result.stdout.strip(), result.stderr.strip()]
+            return result.stdout.strip() in ("running", "degraded") and result.stdout.strip()
+        try:
+            state = wait_for(started, 120, "systemd to finish starting", interval=1)
+        except Failure as e:
+            raise Failure(f"{e}; systemctl is-system-running says {seen}")
+        ctx.log(f"systemd {self.pid} (L1's PID) is {state}")
+
+    def _init_pid(self):
+        children = l1lib.read(f"/proc/{self.unshare.pid}/task/{self.unshare.pid}/children", "")
+        if children and l1lib.read(f"/proc/{children.split()[0]}/comm", "") == "systemd":
+            return int(children.split()[0])
+        return None
+
+    def enter(self):
+        """The prefix that runs a command in systemd's namespaces: hostdevd
+        refuses control clients of another PID namespace (GLib reports no
+        credentials when the peer's pid does not map)."""
+        return ["nsenter", "-t", str(self.pid), "-m", "-p", "-r", "-w"]
+
+    def run(self, *args, timeout=120):
+        # -r -w: the target's root and cwd (L1's chroot), not the namespace's (L1's initramfs)
+        argv = ["nsenter", "-t", str(self.pid), "-m", "-p", "-r", "-w", "systemctl", "--no-pager", *args]
+        try:
+            result = subprocess.run(argv, capture_output=True, text=True, timeout=timeout)
+        except subprocess.TimeoutExpired:
+            raise Failure(f"systemctl {' '.join(args)} did not finish within {timeout} s")
+        return result
+
+    def ctl(self, *args, timeout=180):
+        """systemctl @args, which must succeed."""
+        self.ctx.log("$ systemctl " + " ".join(args))
+        t0 = time.monotonic()
+        result = self.run(*args, timeout=timeout)
+        self.ctx.log(f"  exit {result.returncode} after {time.monotonic() - t0:.2f} s "
+                     f"{result.stdout.strip()} {result.stderr.strip()}")
+        check(result.returncode == 0, f"systemctl {' '.join(args)} failed ({result.returncode}): "
+                                      f"{result.stderr.strip()[:400]}")
+        return result
+
+    def show(self, unit, *properties):
+        result = self.run("show", unit, "-p", ",".join(properties))
+        values = dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
+        return values
+
+    def mono(self, unit, prop):
+        return int(self.show(unit, prop).get(prop) or 0)
+
+    def wait_state(self, unit, states, timeout):
+        return wait_for(lambda: self.show(unit, "ActiveState").get("ActiveState") in states, timeout,
+                        f"{unit} to be {'/'.join(states)}", interval=0.5)
+
+    def stop(self):
+        if self.unshare.poll() is None:
+            self.unshare.kill()         # --kill-child: systemd and all it runs go with it
+            self.unshare.wait(timeout=30)
+        for leftover in ("/run/systemd", "/run/qemu", "/run/hostdevd"):
+            subprocess.run(["rm", "-rf", leftover], timeout=30)
+
+
+@scenario(15, "the shipped unit under real systemd in L1: hostdevd@ ready before qemu@ starts; "
+              "systemctl stop/restart qemu@ and restart hostdevd@ with a device attached", default=False)
+def real_systemd(ctx):
+    bdf = E1000E
+    vm = "vm15"
+    require_host_driver(bdf, "e1000e")
+    check(os.path.exists(SYSTEMD), f"no {SYSTEMD} on this machine")
+    hostdevd = ctx.config["hostdevd"]
+    check(not hostdevd.startswith("/tmp/"), f"{hostdevd}: the unit's PrivateTmp=yes hides /tmp; build outside /tmp")
+    check(not os.path.exists("/run/systemd/private"), "a systemd already runs in L1")
+    group = l1lib.pci_group(bdf)
+    original = "e1000e"
+    set_override(bdf, original)
+    runtime = "/run/hostdevd"
+    ctx.runtime = runtime               # claims, control sockets, journals: the unit's RuntimeDirectory
+    xml = ctx.file("e1000e.xml", l1lib.pci_xml(bdf, managed=True))
+
+    ctx.step("units in /run/systemd/system; hostdevd@vm15 enabled for qemu@vm15")
+    os.makedirs(os.path.join(UNITS, "hostdevd@.service.d"), exist_ok=True)
+    os.makedirs(os.path.join(UNITS, f"qemu@{vm}.service.wants"), exist_ok=True)
+    with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "hostdevd@.service.in")) as f:
+        unit = f.read().replace("@sbindir@", os.path.dirname(hostdevd))
+    with open(os.path.join(UNITS, "hostdevd@.service"), "w") as f:
+        f.write(unit)
+    with open(os.path.join(UNITS, "hostdevd@.service.d", "l1.conf"), "w") as f:
+        f.write(HOSTDEVD_DROPIN.format(log=os.path.join(l1lib.LOGS, "s15-hostdevd.log")))
+    # QMP where the shipped unit's --qmp looks (/run/qemu/%i.qmp), and the test's own
+    qemu_argv = [a.replace("%i.hd.qmp", "%i.qmp")
+                 for a in l1lib.L2.argv(ctx.config, "%i", "/run/qemu", False, 64, running=True)]
+    with open(os.path.join(UNITS, "qemu@.service"), "w") as f:
+        f.write(QEMU_UNIT.format(argv=" ".join(qemu_argv), log=os.path.join(l1lib.LOGS, "s15-qemu.log")))
+    with open(os.path.join(UNITS, "hostdevd-test.target"), "w") as f:
+        f.write(TARGET_UNIT.format(vm=vm))
+    os.symlink("../hostdevd@.service", os.path.join(UNITS, f"qemu@{vm}.service.wants", f"hostdevd@{vm}.service"))
+    ctx.log("hostdevd@.service as installed:\n" + unit)
+
+    l2 = l1lib.L2(vm, "/run/qemu", 0, None, None, 64)
+    ctx.l2s.append(l2)
+    hd, qemu = f"hostdevd@{vm}.service", f"qemu@{vm}.service"
+    systemd = None
+    try:
+        systemd = Systemd(ctx)
+        ctx.ctl_prefix = systemd.enter()
+        def start_vm(what):
+            ctx.step(f"{what}: systemctl start qemu@{vm}")
+            systemd.ctl("start", qemu)
+            systemd.wait_state(hd, ("active",), 60)
+            ready = systemd.mono(hd, "ActiveEnterTimestampMonotonic")
+            started = systemd.mono(qemu, "ExecMainStartTimestampMonotonic")
+            ctx.log(f"{hd} ready at {ready}, QEMU started at {started} (µs)")
+            check(ready and started and ready <= started,
+                  f"{what}: QEMU started before hostdevd was ready: {hd} active at {ready}, QEMU at {started}")
+            wait_for(lambda: os.path.exists(os.path.join(runtime, f"{vm}.sock")), 60, "hostdevd's control socket")
+            l2.qmp = None
+            l2.connect()
+
+        def stopped_in_order(what, since):
+            times = {f"{unit} {prop}": systemd.mono(unit, prop) for unit in (qemu, hd)
+                     for prop in ("ActiveExitTimestampMonotonic", "InactiveEnterTimestampMonotonic")}
+            info = systemd.show(hd, "Result", "ExecMainStatus", "ExecMainCode")
+            ctx.log(f"{what}: {times}; hostdevd {info}")
+            qemu_stop = times[f"{qemu} ActiveExitTimestampMonotonic"]
+            hd_stop = times[f"{hd} ActiveExitTimestampMonotonic"]
+            ctx.expect(since < qemu_stop <= hd_stop,
+                       f"{what}: systemd did not stop QEMU first: {times}")
+            ctx.expect(info.get("Result") == "success" and info.get("ExecMainStatus") == "0",
+                       f"{what}: hostdevd did not stop cleanly: {info}")
+
+        def given_back(what):
+            if expect_back(ctx, bdf, "e1000e", original, what, 30):
+                left = claims_on(ctx, bdf)
+                ctx.expect(not left, f"{what}: claims left: {left}")
+                journal = [n for n in os.listdir(os.path.join(runtime, f"{vm}.journal"))
+                           if n.endswith(".json")] if os.path.isdir(os.path.join(runtime, f"{vm}.journal")) else []
+                ctx.expect(not journal, f"{what}: {vm}'s journal still holds {journal}")
+                node = l1lib.vfio_node_stat(group)
+                ctx.expect(node is None or node["uid"] == 0, f"{what}: /dev/vfio/{group} is {node}")
+            put_back_by_hand(ctx, bdf, "e1000e", original)
+
+        def attach(what):
+            attach_ok(ctx, vm, xml, f"{what}: managed attach")
+            check(l1lib.pci_driver(bdf) == "vfio-pci", f"{what}: {bdf} is on {l1lib.pci_driver(bdf)}")
+            return vfio_alias(ctx, l2, bdf, f"{what}: after attach-device")
+
+        start_vm("first start")
+        alias = attach("first start")
+
+        ctx.step(f"systemctl restart hostdevd@{vm}: the device stays in the running VM")
+        systemd.ctl("restart", hd)
+        wait_for(lambda: os.path.exists(os.path.join(runtime, f"{vm}.sock")), 60, "hostdevd's control socket")
+        check(alias in l2.qmp.vfio_devices(), f"restarting hostdevd took {alias} out of QEMU: {l2.qmp.peripherals()}")
+        check(l1lib.pci_driver(bdf) == "vfio-pci", f"restarting hostdevd gave {bdf} back while QEMU holds it")
+        listed = [e.get("alias") for e in ctx.listed(vm)]
+        ctx.expect(listed == [alias], f"the restarted hostdevd lists {listed}, QEMU holds {alias}")
+
+        ctx.step(f"systemctl restart qemu@{vm}: QEMU stops, hostdevd gives the device back, both start again")
+        since = systemd.mono(qemu, "ActiveEnterTimestampMonotonic")
+        l2.qmp.close()
+        systemd.ctl("restart", qemu)
+        systemd.wait_state(hd, ("active",), 60)
+        restarted = systemd.mono(hd, "ActiveEnterTimestampMonotonic")
+        ctx.expect(restarted > since, f"hostdevd@{vm} was not restarted with qemu@{vm}")
+        given_back(f"systemctl restart qemu@{vm}")
+        wait_for(lambda: os.path.exists(os.path.join(runtime, f"{vm}.sock")), 60, "hostdevd's control socket")
+        l2.qmp = None
+        l2.connect()
+        ctx.expect(not l2.qmp.vfio_devices(), f"the restarted QEMU has {l2.qmp.vfio_devices()}")
+        ctx.expect(ctx.listed(vm) == [], f"the restarted hostdevd lists {ctx.listed(vm)}")
+        alias = attach("after the restart")
+
+        ctx.step(f"systemctl stop qemu@{vm}: QEMU first, then hostdevd; the device is back")
+        since = systemd.mono(qemu, "ActiveEnterTimestampMonotonic")
+        l2.qmp.close()
+        systemd.ctl("stop", qemu)
+        systemd.wait_state(hd, ("inactive", "failed"), 120)
+        stopped_in_order(f"systemctl stop qemu@{vm}", since)
+        given_back(f"systemctl stop qemu@{vm}")
+    finally:
+        if systemd is not None:
+            systemd.stop()
+        else:
+            for leftover in ("/run/systemd", "/run/qemu", "/run/hostdevd"):
+                subprocess.run(["rm", "-rf", leftover], timeout=30)
+        ctx.runtime = os.path.join(ctx.dir, "run")
+        if l1lib.pci_driver(bdf) == "e1000e":
+            set_override(bdf, "")

@@ -434,6 +434,9 @@ def prepare_share(share, prepared, qemu, selected, cache):
     os.makedirs(os.path.join(share, "vm"))
     for name in ("l1_runner.py", "l1lib.py", "scenarios.py"):
         shutil.copy(os.path.join(HERE, name), os.path.join(share, "vm", name))
+    # The shipped systemd unit, which scenario 15 runs under real systemd in L1.
+    shutil.copy(os.path.join(HERE, "..", "..", "contrib", "systemd", "hostdevd@.service.in"),
+                os.path.join(share, "vm", "hostdevd@.service.in"))
     # Compiled here by the very python3 L1 runs: compiling under TCG costs seconds.
     run_ok(["/usr/bin/python3", "-m", "compileall", "-q", os.path.join(share, "vm")])
     os.makedirs(os.path.join(share, "l2"))
