@@ -2,10 +2,19 @@
 /*
  * hostdevd - per-VM broker that hot-plugs host devices into a running QEMU
  *
- * Start-up: options → connect QMP (waiting, bounded, for QEMU to create the
- * socket) → negotiate → listen on the control socket → tell systemd we are
- * ready → main loop.  When QEMU goes away every device is given back and
- * hostdevd exits 0.
+ * Start-up: options → the journal → give back what a QEMU that died while
+ * no hostdevd ran still had (its pid and start time are in the journal) →
+ * tell systemd we are ready → connect QMP (waiting, bounded, for QEMU to
+ * create the socket) → negotiate → reconcile the journal with QEMU →
+ * listen on the control socket → main loop.  Ready comes before QEMU so
+ * that the unit can be ordered before the VM's: then systemd stops QEMU
+ * first and hostdevd sees it go.
+ *
+ * Stopping: when QEMU goes away every device is given back and hostdevd
+ * exits 0.  SIGTERM while QEMU runs leaves the devices in the VM (a new
+ * hostdevd takes them over); SIGTERM while devices are being given back
+ * (QEMU is gone) lets those releases finish first, for at most
+ * TERMINATE_RELEASE_WAIT_S.
  */
 #include "config.h"
 #include "control.h"
@@ -42,9 +51,14 @@ typedef struct {
   gboolean verbose;
 } Options;
 
+/* How long a SIGTERM waits for releases of a QEMU that is gone (systemd's stop timeout is 90 s). */
+#define TERMINATE_RELEASE_WAIT_S 45
+
 typedef struct {
   Options options;
   GMainLoop *loop;
+  gboolean releasing_all;     /* QEMU is gone: every device is being given back */
+  gboolean terminating;       /* SIGTERM came: quit once the releases are over */
   int exit_status;
   QmpClient *qmp;
   Hotplug *hotplug;
@@ -311,17 +325,46 @@ on_released_all(GObject *source, GAsyncResult *result, gpointer user_data)
   daemon_quit(daemon, EXIT_SUCCESS);
 }
 
+/* release_all() - QEMU is gone: give every device back, then exit 0. */
+static void
+release_all(Daemon *daemon, const char *why)
+{
+  if (daemon->releasing_all)
+    return;
+  daemon->releasing_all = TRUE;
+  g_message("%s; giving every device back to the host", why);
+  hotplug_release_all_async(daemon->hotplug, on_released_all, daemon);
+}
+
 static void
 on_qmp_closed(QmpClient *qmp, const GError *reason, gpointer user_data)
 {
   Daemon *daemon = user_data;
-
-  g_message("QEMU went away (%s); giving every device back to the host",
-            reason ? reason->message : "connection closed");
-  hotplug_release_all_async(daemon->hotplug, on_released_all, daemon);
+  g_autofree char *why = g_strdup_printf("QEMU went away (%s)",
+                                         reason ? reason->message : "connection closed");
+  release_all(daemon, why);
 }
 
 static void on_reconciled(GObject *source, GAsyncResult *result, gpointer user_data);
+static void on_qmp_connected(GObject *source, GAsyncResult *result, gpointer user_data);
+
+/* The devices of a QEMU that died unseen are back: now wait for the VM's QEMU. */
+static void
+on_orphans_released(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Daemon *daemon = user_data;
+  g_autoptr(GError) error = NULL;
+
+  if (!hotplug_release_orphans_finish(daemon->hotplug, result, &error))
+    g_warning("%s", error->message);
+  if (daemon->terminating) {
+    daemon_quit(daemon, EXIT_SUCCESS);
+    return;
+  }
+  notify_systemd("READY=1\nSTATUS=waiting for QEMU's QMP socket");
+  qmp_client_connect_async(daemon->options.qmp_path, (guint)daemon->options.qmp_wait_s * 1000,
+                           NULL, on_qmp_connected, daemon);
+}
 
 /* qemu_user() - who gets /dev/vfio/N: --qemu-user, else the user QEMU runs as (SO_PEERCRED). */
 static void
@@ -371,13 +414,11 @@ on_qmp_connected(GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
 
-  HotplugConfig config = {
-    .vm = options->vm,
-    .runtime_dir = control_runtime_dir(),
-    .policy = daemon->policy,
-  };
-  qemu_user(daemon, &config.qemu_uid, &config.qemu_gid);
-  daemon->hotplug = hotplug_new(daemon->qmp, daemon->journal, &config, on_hotplug_event, daemon);
+  uid_t uid;
+  gid_t gid;
+  qemu_user(daemon, &uid, &gid);
+  hotplug_set_qemu_user(daemon->hotplug, uid, gid);
+  hotplug_connect_qemu(daemon->hotplug, daemon->qmp, qmp_client_get_peer_pid(daemon->qmp));
   g_signal_connect(daemon->qmp, "closed", G_CALLBACK(on_qmp_closed), daemon);
   hotplug_reconcile_async(daemon->hotplug, on_reconciled, daemon);
 }
@@ -407,7 +448,7 @@ on_reconciled(GObject *source, GAsyncResult *result, gpointer user_data)
     daemon_quit(daemon, EXIT_FAILURE);
     return;
   }
-  notify_systemd("READY=1\nSTATUS=serving");
+  notify_systemd("STATUS=serving");
 }
 
 /* ---- policy and sandbox (broker/sandbox.c has the plan) ------------------ */
@@ -455,13 +496,57 @@ start_serving_sandboxed(Daemon *daemon, GError **error)
   return TRUE;
 }
 
+static void
+on_drained(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Daemon *daemon = user_data;
+  g_message("the releases in progress are finished; exiting");
+  daemon_quit(daemon, EXIT_SUCCESS);
+}
+
+static gboolean
+on_terminate_timeout(gpointer user_data)
+{
+  Daemon *daemon = user_data;
+  g_warning("exiting with %u release(s) unfinished after %d s; their journal records "
+            "stay, and the next hostdevd of this VM finishes them",
+            hotplug_releases_running(daemon->hotplug), TERMINATE_RELEASE_WAIT_S);
+  daemon_quit(daemon, EXIT_SUCCESS);
+  return G_SOURCE_REMOVE;
+}
+
+/*
+ * on_terminate() - SIGTERM/SIGINT.  Devices stay in a running VM (a
+ * restarted hostdevd takes them over).  When QEMU is gone — systemd stops
+ * the VM's QEMU before this unit, and its exit may not have been read from
+ * the QMP socket yet — its devices are given back before exiting, and a
+ * release already running is never cut short half-way (unbound from
+ * vfio-pci but not yet probed by its own driver): both within a bound.
+ */
 static gboolean
 on_terminate(gpointer user_data)
 {
   Daemon *daemon = user_data;
-  /* Devices stay in the running VM; a restarted hostdevd takes them over. */
-  g_message("terminating on signal; attached devices stay with the VM");
-  daemon_quit(daemon, EXIT_SUCCESS);
+  Hotplug *hotplug = daemon->hotplug;
+
+  if (daemon->terminating) {
+    g_message("second signal: exiting now");
+    daemon_quit(daemon, EXIT_SUCCESS);
+    return G_SOURCE_CONTINUE;
+  }
+  daemon->terminating = TRUE;
+  if (hotplug && daemon->qmp && hotplug_get_qemu(hotplug)->pid > 0 &&
+      !process_identity_alive(hotplug_get_qemu(hotplug)))
+    release_all(daemon, "terminating, and QEMU has exited");
+  if (hotplug == NULL || hotplug_releases_running(hotplug) == 0) {
+    g_message("terminating on signal; attached devices stay with the VM");
+    daemon_quit(daemon, EXIT_SUCCESS);
+    return G_SOURCE_CONTINUE;
+  }
+  g_message("terminating on signal once %u device release(s) in progress finish "
+            "(at most %d s)", hotplug_releases_running(hotplug), TERMINATE_RELEASE_WAIT_S);
+  hotplug_drain_async(hotplug, on_drained, daemon);
+  g_timeout_add_seconds(TERMINATE_RELEASE_WAIT_S, on_terminate_timeout, daemon);
   return G_SOURCE_CONTINUE;
 }
 
@@ -614,8 +699,15 @@ main(int argc, char **argv)
   g_unix_signal_add(SIGTERM, on_terminate, &daemon);
   g_unix_signal_add(SIGINT, on_terminate, &daemon);
 
-  qmp_client_connect_async(options->qmp_path, (guint)options->qmp_wait_s * 1000, NULL,
-                           on_qmp_connected, &daemon);
+  HotplugConfig config = {
+    .vm = options->vm,
+    .runtime_dir = control_runtime_dir(),
+    .qemu_uid = (uid_t)-1,
+    .qemu_gid = (gid_t)-1,
+    .policy = daemon.policy,
+  };
+  daemon.hotplug = hotplug_new(NULL, daemon.journal, &config, on_hotplug_event, &daemon);
+  hotplug_release_orphans_async(daemon.hotplug, on_orphans_released, &daemon);
   g_main_loop_run(daemon.loop);
 
   notify_systemd("STOPPING=1");

@@ -74,6 +74,7 @@ attach_undo_host(gpointer data)
 {
   AttachUndo *undo = data;
   Op *op = g_task_get_task_data(undo->task);
+  hotplug_keep_shared_claims(op->hotplug, op->prep);
   host_prep_release_async(op->prep, op->hotplug->runtime_dir, op->hotplug->vm,
                           NULL, on_attach_host_undone, undo);
 }
@@ -105,7 +106,7 @@ attach_fail(GTask *task, GError *error)
     }
     hotplug_remove_from_qemu(hotplug, id);
   }
-  if (target_added && op->hostdev->type != HOSTDEV_TYPE_USB) {
+  if (target_added && op->ops->unplug_needs_guest) {
     /* the guest has to let go first; the late DEVICE_DELETED finishes the release */
     g_autoptr(GError) journal_error = NULL;
     VmDevice *device = vm_devices_add(hotplug->devices, g_steal_pointer(&op->hostdev),
@@ -270,9 +271,19 @@ on_command_added(GObject *source, GAsyncResult *result, gpointer user_data)
       return;
     }
     g_autofree char *what = hostdev_describe_source(op->hostdev);
-    /* A timed-out device_add may still complete: make sure it does not stay behind. */
-    if (g_error_matches(error, QMP_ERROR, QMP_ERROR_TIMEOUT))
-      hotplug_remove_from_qemu(op->hotplug, json_object_get_string_member(command, "id"));
+    /*
+     * A timed-out device_add may still complete.  A USB device is removed
+     * behind it (QEMU answers in order, and USB unplug is immediate).  A
+     * PCI device may reach the guest, which then has to let it go: it is
+     * handled as added, so it stays listed as detaching until QEMU reports
+     * it gone, and only then does the host get it back.
+     */
+    if (g_error_matches(error, QMP_ERROR, QMP_ERROR_TIMEOUT)) {
+      if (op->ops->unplug_needs_guest && op->added + 1 == op->commands->len)
+        op->added++;
+      else
+        hotplug_remove_from_qemu(op->hotplug, json_object_get_string_member(command, "id"));
+    }
     attach_fail(task, g_error_new(HOSTDEVD_ERROR, hotplug_qemu_failure_code(error),
                                   "QEMU could not add %s for %s: %s",
                                   json_object_get_string_member(command, "driver"), what,
@@ -285,10 +296,22 @@ on_command_added(GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   phase_mark(op, "device_add");
-  if (op->hostdev->type != HOSTDEV_TYPE_USB) {
-    hotplug_list_peripherals(op->hotplug, on_pci_verified, task);
-    return;
-  }
+  op->ops->verify(task);
+}
+
+/* A device QEMU lists among its peripherals is there. */
+static void
+verify_listed(GTask *task)
+{
+  Op *op = g_task_get_task_data(task);
+  hotplug_list_peripherals(op->hotplug, on_pci_verified, task);
+}
+
+/* The x-query-usb sent behind device_add confirms the device once both answered. */
+static void
+verify_usb(GTask *task)
+{
+  Op *op = g_task_get_task_data(task);
   op->usb_added = TRUE;
   if (op->usb_query_done)
     usb_verify(task);
@@ -301,19 +324,25 @@ send_next_command(GTask *task)
   qmp_client_execute_async(op->hotplug->qmp, "device_add",
                            g_ptr_array_index(op->commands, op->added), -1,
                            HOTPLUG_DEVICE_ADD_TIMEOUT_MS, NULL, on_command_added, task);
-  /*
-   * QEMU answers commands in order, so the query sent right behind the
-   * USB device's device_add sees the device, without a second round trip.
-   */
-  if (op->hostdev->type == HOSTDEV_TYPE_USB && op->added + 1 == op->commands->len) {
-    UsbQuery *query = g_new0(UsbQuery, 1);
-    query->task = g_object_ref(task);
-    query->generation = ++op->usb_query_generation;
-    op->usb_query_done = FALSE;
-    g_clear_pointer(&op->usb_query, json_node_unref);
-    qmp_client_execute_async(op->hotplug->qmp, "x-query-usb", NULL, -1, 0, NULL,
-                             on_usb_queried, query);
-  }
+  if (op->ops->after_last_add_sent && op->added + 1 == op->commands->len)
+    op->ops->after_last_add_sent(task);
+}
+
+/*
+ * QEMU answers commands in order, so the query sent right behind the USB
+ * device's device_add sees the device, without a second round trip.
+ */
+static void
+query_usb_behind_add(GTask *task)
+{
+  Op *op = g_task_get_task_data(task);
+  UsbQuery *query = g_new0(UsbQuery, 1);
+  query->task = g_object_ref(task);
+  query->generation = ++op->usb_query_generation;
+  op->usb_query_done = FALSE;
+  g_clear_pointer(&op->usb_query, json_node_unref);
+  qmp_client_execute_async(op->hotplug->qmp, "x-query-usb", NULL, -1, 0, NULL,
+                           on_usb_queried, query);
 }
 
 static JsonObject *
@@ -494,7 +523,7 @@ vfio_device_count(Hotplug *hotplug)
   guint count = 1;
   for (guint i = 0; i < all->len; i++) {
     VmDevice *device = g_ptr_array_index(all, i);
-    count += device->hostdev->type != HOSTDEV_TYPE_USB;
+    count += hotplug_type_ops(device->hostdev->type)->pins_guest_memory;
   }
   return count;
 }
@@ -531,6 +560,12 @@ on_memory_size(GObject *source, GAsyncResult *result, gpointer user_data)
       hotplug->memlock_soft = soft;
       hotplug->memlock_hard = hard;
     }
+    /* the limit QEMU had is in the journal before it changes */
+    op->prep->memlock_saved = TRUE;
+    op->prep->memlock_soft = hotplug->memlock_soft;
+    op->prep->memlock_hard = hotplug->memlock_hard;
+    if (!attach_journal(task, "memlock", FALSE))
+      return;
     if (!memlock_raise(qemu, needed, &error)) {
       attach_fail(task, error);
       return;
@@ -572,9 +607,15 @@ attach_after_binding(GTask *task)
       return;
     }
   }
-  if (op->hostdev->type != HOSTDEV_TYPE_USB)
-    attach_raise_memlock(task);
-  else if (op->usb)
+  op->ops->before_add(task);
+}
+
+/* A USB device found on the host travels as a descriptor; an absent one is QEMU's to find. */
+static void
+usb_before_add(GTask *task)
+{
+  Op *op = g_task_get_task_data(task);
+  if (op->usb)
     attach_pass_usb_fd(task);
   else
     attach_devices(task);
@@ -602,20 +643,38 @@ attach_prepare_host(GTask *task)
   GError *error = NULL;
 
   if (!host_prep_claim(op->prep, hotplug->runtime_dir, hotplug->vm,
-                       &(ClaimOwner){ getpid(), qmp_client_get_peer_pid(hotplug->qmp) }, op->hostdev, op->usb,
+                       &(ClaimOwner){ getpid(), hotplug->qemu.pid }, op->hostdev, op->usb,
                        &error)) {
     attach_fail(task, error);
     return;
   }
   phase_mark(op, "claim");
+  if (op->prep->vfio) {
+    /* the record of how the device was is taken only now that it is ours: before the
+     * claim another VM's release could still have been changing it */
+    g_clear_pointer(&op->prep->vfio, vfio_record_unref);
+    if (!host_prep_vfio_begin(op->prep, op->hostdev, &error)) {
+      attach_fail(task, error);
+      return;
+    }
+  }
   if (op->prep->vfio == NULL) {
     attach_after_binding(task);
     return;
   }
-  /* the record says how the device was; written as if binding had happened, in case we die */
+  /*
+   * The binding is planned first (the group's companions and the node's
+   * owner as they are now), then the record is journaled as if binding had
+   * happened, in case we die: it holds everything the binding will do.
+   */
+  VmDevice *sibling = vm_devices_find_group(hotplug->devices, op->prep->vfio->group, NULL);
+  if (!host_prep_vfio_plan(op->prep, hotplug->take_whole_group,
+                           sibling ? sibling->prep->vfio : NULL, &error)) {
+    attach_fail(task, error);
+    return;
+  }
   if (!attach_journal(task, "vfio-bind", TRUE))
     return;
-  VmDevice *sibling = vm_devices_find_group(hotplug->devices, op->prep->vfio->group, NULL);
   host_prep_vfio_bind_async(op->prep, hotplug->take_whole_group, hotplug->qemu_uid,
                             hotplug->qemu_gid, sibling ? sibling->prep->vfio : NULL,
                             on_vfio_bound, task);
@@ -644,6 +703,26 @@ stranded_zpci(const GuestTopology *topology, const Hostdev *hostdev, gboolean al
   return NULL;
 }
 
+/* Return: (transfer full): the alias of every device the journal records. */
+static GStrv
+journal_aliases(Hotplug *hotplug)
+{
+  GPtrArray *entries = state_journal_entries(hotplug->journal);
+  g_autoptr(GStrvBuilder) builder = g_strv_builder_new();
+  for (guint i = 0; i < entries->len; i++)
+    g_strv_builder_add(builder, ((StateEntry *)g_ptr_array_index(entries, i))->alias);
+  return g_strv_builder_end(builder);
+}
+
+static GStrv
+strv_concat(const char *const *a, const char *const *b)
+{
+  g_autoptr(GStrvBuilder) builder = g_strv_builder_new();
+  g_strv_builder_addv(builder, (const char **)a);
+  g_strv_builder_addv(builder, (const char **)b);
+  return g_strv_builder_end(builder);
+}
+
 /*
  * attach_plan() - every read-only decision: alias, guest address, zPCI
  * ids, the exact commands.  A dry run ends here.
@@ -660,11 +739,18 @@ attach_plan(GTask *task, const char *const *qemu_ids)
   if (qemu_ids == NULL && op->topology)
     qemu_ids = (const char *const *)op->topology->ids;
   if (hostdev->alias == NULL) {
-    /* libvirt's choice from our own devices; QEMU's ids only matter when they clash */
-    hostdev->alias = vm_devices_next_alias(op->hotplug->devices, NULL);
+    /*
+     * libvirt's choice from our own devices, counting every alias the
+     * journal still holds (a device waiting for its IOMMU group, a release
+     * that failed or finishes late): reusing one would let that record's
+     * end delete the new device's.  QEMU's ids only matter when they clash.
+     */
+    g_auto(GStrv) journaled = journal_aliases(op->hotplug);
+    hostdev->alias = vm_devices_next_alias(op->hotplug->devices, (const char *const *)journaled);
     if (qemu_ids && g_strv_contains(qemu_ids, hostdev->alias)) {
+      g_auto(GStrv) taken = strv_concat(qemu_ids, (const char *const *)journaled);
       g_free(hostdev->alias);
-      hostdev->alias = vm_devices_next_alias(op->hotplug->devices, qemu_ids);
+      hostdev->alias = vm_devices_next_alias(op->hotplug->devices, (const char *const *)taken);
     }
   } else if (qemu_ids && g_strv_contains(qemu_ids, hostdev->alias)) {
     hotplug_op_return(task, NULL, g_error_new(HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
@@ -676,7 +762,7 @@ attach_plan(GTask *task, const char *const *qemu_ids)
 
   op->context = (QemuDeviceContext){ .id = hostdev->alias, .usb = op->usb };
   gboolean zpci_reused = FALSE;
-  if (op->topology && hostdev->type != HOSTDEV_TYPE_USB) {
+  if (op->topology && op->ops->placed_on_pci_bus) {
     PciAddress placed;
     op->context.s390x = guest_topology_has_zpci(op->topology);
     op->context.pcie_root = guest_topology_find_bus(op->topology, 0) &&
@@ -735,8 +821,8 @@ attach_plan(GTask *task, const char *const *qemu_ids)
       hotplug_op_return(task, dry_run_reply(op->commands, NULL), NULL);
     return;
   }
-  /* an absent optional USB device or a mediated device takes nothing from the host */
-  if (hostdev->type == HOSTDEV_TYPE_MDEV || (hostdev->type == HOSTDEV_TYPE_USB && !op->usb)) {
+  /* an absent optional USB device takes nothing from the host */
+  if (!op->ops->takes_from_host(op)) {
     attach_devices(task);
     return;
   }
@@ -782,6 +868,23 @@ check_not_attached(Hotplug *hotplug, const Hostdev *hostdev, GError **error)
                 "alias '%s' is already used by another device of this VM", hostdev->alias);
     return FALSE;
   }
+  /* a device still on its way back to the host: its original state is not back yet */
+  VmDevice *leaving = hotplug_find_leaving(hotplug, hostdev, NULL);
+  if (leaving) {
+    g_autofree char *what = hostdev_describe_source(hostdev);
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_BUSY,
+                "%s left this VM as %s and is still being given back to the host (or waits "
+                "for the rest of its IOMMU group to leave); try again once `hostdevctl list` "
+                "no longer shows it and the DEVICE_DETACHED event came", what,
+                leaving->hostdev->alias);
+    return FALSE;
+  }
+  if (hostdev->alias && state_journal_find(hotplug->journal, hostdev->alias)) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_BUSY,
+                "alias '%s' still names a device that is being given back to the host; "
+                "choose another <alias name='ua-…'/> or try again later", hostdev->alias);
+    return FALSE;
+  }
   return TRUE;
 }
 
@@ -789,35 +892,11 @@ check_not_attached(Hotplug *hotplug, const Hostdev *hostdev, GError **error)
 static gboolean
 policy_allows(Op *op, GError **error)
 {
-  const Hostdev *hostdev = op->hostdev;
   PolicyDeviceFacts facts = { 0 };
   const char *rule = NULL;
 
-  if (op->hotplug->policy == NULL)
+  if (op->hotplug->policy == NULL || !op->ops->policy_facts(op, &facts))
     return TRUE;
-  if (hostdev->type == HOSTDEV_TYPE_USB) {
-    facts.type = POLICY_DEVICE_USB;
-    facts.usb_ids_known = op->usb || hostdev->usb.has_vendor_product;
-    facts.usb_vendor = op->usb ? op->usb->vendor : hostdev->usb.vendor;
-    facts.usb_product = op->usb ? op->usb->product : hostdev->usb.product;
-  } else if (hostdev->type == HOSTDEV_TYPE_PCI) {
-    g_autoptr(HostPciDevice) pci = host_pci_device_read(&hostdev->pci_source, NULL);
-    facts.type = POLICY_DEVICE_PCI;
-    facts.pci_domain = hostdev->pci_source.domain;
-    facts.pci_bus = hostdev->pci_source.bus;
-    facts.pci_slot = hostdev->pci_source.slot;
-    facts.pci_function = hostdev->pci_source.function;
-    if (pci) {
-      g_autofree char *path = host_path("sys/bus/pci/devices/%s/boot_vga", pci->name);
-      g_autofree char *boot_vga = host_read_attr(path, NULL);
-      facts.pci_vendor = pci->vendor;
-      facts.pci_device = pci->device;
-      facts.pci_class = pci->class_code;
-      facts.boot_vga = g_strcmp0(boot_vga, "1") == 0;
-    }
-  } else {
-    return TRUE;   /* a mediated device is a slice its parent's policy already governs */
-  }
   if (policy_check_device(op->hotplug->policy, op->hotplug->vm, &facts,
                           vm_devices_get_all(op->hotplug->devices)->len, &rule))
     return TRUE;
@@ -854,6 +933,125 @@ pci_precheck(Op *op, GError **error)
              : vfio_group_check_viable(op->prep->vfio->group, &hostdev->pci_source, error);
 }
 
+/* ---- what differs by type ------------------------------------------------ */
+
+static gboolean
+usb_resolve(Op *op, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  op->usb = host_usb_resolve(op->hostdev, &local);
+  if (local) {
+    g_propagate_error(error, g_steal_pointer(&local));
+    return FALSE;
+  }
+  if (op->usb) {
+    /* Keep where it was found, as libvirt does, so detach by address matches too. */
+    op->hostdev->usb.has_address = TRUE;
+    op->hostdev->usb.bus = op->usb->bus;
+    op->hostdev->usb.device = op->usb->device;
+  }
+  return TRUE;
+}
+
+/* QEMU opens the mediated device by its sysfs path; it checks the UUID itself. */
+static gboolean
+mdev_resolve(Op *op, GError **error)
+{
+  return TRUE;
+}
+
+static gboolean
+usb_policy_facts(Op *op, PolicyDeviceFacts *facts)
+{
+  const Hostdev *hostdev = op->hostdev;
+  facts->type = POLICY_DEVICE_USB;
+  facts->usb_ids_known = op->usb || hostdev->usb.has_vendor_product;
+  facts->usb_vendor = op->usb ? op->usb->vendor : hostdev->usb.vendor;
+  facts->usb_product = op->usb ? op->usb->product : hostdev->usb.product;
+  return TRUE;
+}
+
+static gboolean
+pci_policy_facts(Op *op, PolicyDeviceFacts *facts)
+{
+  const Hostdev *hostdev = op->hostdev;
+  g_autoptr(HostPciDevice) pci = host_pci_device_read(&hostdev->pci_source, NULL);
+  facts->type = POLICY_DEVICE_PCI;
+  facts->pci_domain = hostdev->pci_source.domain;
+  facts->pci_bus = hostdev->pci_source.bus;
+  facts->pci_slot = hostdev->pci_source.slot;
+  facts->pci_function = hostdev->pci_source.function;
+  if (pci) {
+    g_autofree char *path = host_path("sys/bus/pci/devices/%s/boot_vga", pci->name);
+    g_autofree char *boot_vga = host_read_attr(path, NULL);
+    facts->pci_vendor = pci->vendor;
+    facts->pci_device = pci->device;
+    facts->pci_class = pci->class_code;
+    facts->boot_vga = g_strcmp0(boot_vga, "1") == 0;
+  }
+  return TRUE;
+}
+
+/* A mediated device is a slice of its parent, which the policy governs. */
+static gboolean
+mdev_policy_facts(Op *op, PolicyDeviceFacts *facts)
+{
+  return FALSE;
+}
+
+static gboolean
+usb_takes_from_host(const Op *op)
+{
+  return op->usb != NULL;
+}
+
+static gboolean
+always_takes_from_host(const Op *op)
+{
+  return TRUE;
+}
+
+static const HotplugTypeOps type_ops[] = {
+  [HOSTDEV_TYPE_USB] = {
+    .unplug_needs_guest = FALSE,
+    .pins_guest_memory = FALSE,
+    .placed_on_pci_bus = FALSE,
+    .resolve = usb_resolve,
+    .policy_facts = usb_policy_facts,
+    .takes_from_host = usb_takes_from_host,
+    .before_add = usb_before_add,
+    .after_last_add_sent = query_usb_behind_add,
+    .verify = verify_usb,
+  },
+  [HOSTDEV_TYPE_PCI] = {
+    .unplug_needs_guest = TRUE,
+    .pins_guest_memory = TRUE,
+    .placed_on_pci_bus = TRUE,
+    .resolve = pci_precheck,
+    .policy_facts = pci_policy_facts,
+    .takes_from_host = always_takes_from_host,
+    .before_add = attach_raise_memlock,
+    .verify = verify_listed,
+  },
+  [HOSTDEV_TYPE_MDEV] = {
+    .unplug_needs_guest = TRUE,
+    .pins_guest_memory = TRUE,
+    .placed_on_pci_bus = TRUE,
+    .resolve = mdev_resolve,
+    .policy_facts = mdev_policy_facts,
+    .takes_from_host = always_takes_from_host,
+    .before_add = attach_raise_memlock,
+    .verify = verify_listed,
+  },
+};
+
+const HotplugTypeOps *
+hotplug_type_ops(HostdevType type)
+{
+  g_assert((gsize)type < G_N_ELEMENTS(type_ops) && type_ops[type].resolve);
+  return &type_ops[type];
+}
+
 static void
 attach_start(GTask *task)
 {
@@ -867,24 +1065,8 @@ attach_start(GTask *task)
   op->alias_given = op->hostdev->alias != NULL;
   op->prep = host_prep_new();
   op->phase_start = g_get_monotonic_time();
-  switch (op->hostdev->type) {
-  case HOSTDEV_TYPE_USB:
-    op->usb = host_usb_resolve(op->hostdev, &error);
-    if (op->usb) {
-      /* Keep where it was found, as libvirt does, so detach by address matches too. */
-      op->hostdev->usb.has_address = TRUE;
-      op->hostdev->usb.bus = op->usb->bus;
-      op->hostdev->usb.device = op->usb->device;
-    }
-    break;
-  case HOSTDEV_TYPE_PCI:
-    pci_precheck(op, &error);
-    break;
-  case HOSTDEV_TYPE_MDEV:
-    /* QEMU opens the mediated device by its sysfs path; it checks the UUID itself */
-    break;
-  }
-  if (error == NULL)
+  op->ops = hotplug_type_ops(op->hostdev->type);
+  if (op->ops->resolve(op, &error))
     policy_allows(op, &error);
   if (error) {
     hotplug_op_return(task, NULL, error);
@@ -895,7 +1077,7 @@ attach_start(GTask *task)
    * a free port, so the common case needs no look-up at all: an alias that
    * clashes with a foreign device is corrected once when QEMU says so.
    */
-  if (op->hostdev->type != HOSTDEV_TYPE_USB || op->dry_run)
+  if (op->ops->placed_on_pci_bus || op->dry_run)
     guest_topology_query_async(op->hotplug->qmp, NULL, on_attach_topology, task);
   else
     attach_plan(task, NULL);

@@ -116,6 +116,15 @@ on_device_del(GObject *source, GAsyncResult *result, gpointer user_data)
       hotplug_op_return(task, detach_reply(op->alias, "detached"), NULL);
     return;
   }
+  /*
+   * An unplug QEMU already asked the guest for (a second detach while one
+   * is pending): the request stands, so this one waits for the same event.
+   * QEMU 7.2 says so as an error, and on q35/ACPI that state never expires.
+   */
+  if (error && strstr(error->message, "in the process of unplug")) {
+    g_debug("%s: %s; waiting for the unplug already requested", op->alias, error->message);
+    g_clear_error(&error);
+  }
   /* A guest still busy with an earlier unplug request: ask again a little later. */
   if (error && strstr(error->message, "busy") && op->busy_retries < BUSY_RETRY_MAX &&
       g_get_monotonic_time() < op->deadline) {
@@ -172,7 +181,8 @@ detach_start(GTask *task)
   }
   g_free(op->alias);
   op->alias = g_strdup(device->hostdev->alias);
-  device->detach_waiting = TRUE;
+  /* without a wait nobody here listens: the VM-wide handler must see DEVICE_DELETED */
+  device->detach_waiting = op->wait_ms > 0;
   op->deadline = g_get_monotonic_time() + (gint64)op->wait_ms * 1000;
 
   /* Armed before device_del, so an immediate event is not missed. */

@@ -15,11 +15,14 @@
 #include "qemu-device.h"
 #include "state.h"
 #include "vm-devices.h"
+#include "process-identity.h"
 
 G_BEGIN_DECLS
 
 struct _Hotplug {
-  QmpClient *qmp;
+  QmpClient *qmp;         /* NULL until hotplug_connect_qemu() */
+  ProcessIdentity qemu;   /* the QEMU process behind @qmp, recorded with every device */
+  gboolean qemu_exited;   /* releases wait for its process to be gone before probing drivers */
   StateJournal *journal;  /* borrowed: the daemon owns it */
   char *vm;
   char *runtime_dir;      /* host-wide claims live here */
@@ -28,12 +31,13 @@ struct _Hotplug {
   gboolean take_whole_group;
   const Policy *policy;
   VmDevices *devices;
-  GPtrArray *group_waiting; /* VmDevice*: gone from QEMU, their IOMMU group still in use */
-  guint releases_pending; /* host releases still running */
+  GPtrArray *group_waiting; /* Release*: gone from QEMU, their IOMMU group still in use */
+  GPtrArray *releasing;   /* Release*: host releases running (each device once) */
+  guint releases_pending; /* host releases still running, plus holds while starting some */
   gboolean memlock_saved; /* QEMU's RLIMIT_MEMLOCK before the first VFIO device raised it */
   guint64 memlock_soft;
   guint64 memlock_hard;
-  GTask *release_all;     /* hotplug_release_all_async() waiting for them */
+  GPtrArray *drain_waiters; /* GTask*: waiting for releases_pending to reach 0 */
   HotplugEventFunc emit;
   gpointer emit_data;
   GQueue queue;          /* GTask*, the head is running */
@@ -42,7 +46,37 @@ struct _Hotplug {
 
 typedef void (*OpStartFunc)(GTask *task);
 
+/*
+ * HotplugTypeOps - what differs between the kinds of <hostdev> (USB, PCI,
+ * mdev) in the workflow; attach, detach and replay consult it instead of
+ * switching on the type.  The table is in hotplug-attach.c.
+ */
+typedef struct _Op Op;
 typedef struct {
+  /* QEMU needs the guest's cooperation to remove it: an unplug may stay pending */
+  gboolean unplug_needs_guest;
+  /* VFIO: QEMU pins all guest RAM for it (RLIMIT_MEMLOCK) */
+  gboolean pins_guest_memory;
+  /* it goes on a PCI bus: the attach reads QEMU's bus layout to place it */
+  gboolean placed_on_pci_bus;
+  /* read-only checks and look-ups on the host, before anything is planned */
+  gboolean (*resolve)(Op *op, GError **error);
+  /* what the policy decides on; FALSE: the policy does not govern it */
+  gboolean (*policy_facts)(Op *op, PolicyDeviceFacts *facts);
+  /* whether the attach takes anything from the host (claims, binding, a descriptor) */
+  gboolean (*takes_from_host)(const Op *op);
+  /* the step between the host's preparation and device_add */
+  OpStartFunc before_add;
+  /* (nullable) sent right behind the last device_add, answered in order */
+  OpStartFunc after_last_add_sent;
+  /* QEMU accepted every device_add: confirm the device is there, then finish */
+  OpStartFunc verify;
+} HotplugTypeOps;
+
+/* Return: the workflow's operations for @type. */
+const HotplugTypeOps *hotplug_type_ops(HostdevType type);
+
+struct _Op {
   Hotplug *hotplug;
   OpStartFunc start;
   /* attach */
@@ -72,7 +106,8 @@ typedef struct {
   gboolean del_answered;         /* device_del returned OK */
   gboolean waiting;              /* a waiter is armed */
   char *outcome;                 /* detach: "deleted", "guest-error", "timeout" */
-} Op;
+  const HotplugTypeOps *ops;     /* attach: how this kind of device is handled */
+};
 
 /* hotplug_op_new() - an operation that runs @start when its turn comes. */
 GTask *hotplug_op_new(Hotplug *hotplug, OpStartFunc start, gpointer source_tag,
@@ -81,6 +116,20 @@ GTask *hotplug_op_new(Hotplug *hotplug, OpStartFunc start, gpointer source_tag,
 void hotplug_op_submit(GTask *task, const char *xml);
 /* hotplug_op_return() - complete the running operation and start the next one. */
 void hotplug_op_return(GTask *task, JsonNode *value, GError *error);
+
+/* Return: whether QEMU is connected (there may be none: a replay after it died). */
+gboolean hotplug_qemu_connected(Hotplug *hotplug);
+
+/* Return: (nullable): the device being given back to the host (or waiting for its
+ * IOMMU group to be free) whose source @hostdev names, or whose alias is @alias. */
+VmDevice *hotplug_find_leaving(Hotplug *hotplug, const Hostdev *hostdev, const char *alias);
+
+/* hotplug_keep_shared_claims() - drop @prep's IOMMU group claim from what its release
+ * gives up while another device of this VM still uses the group. */
+void hotplug_keep_shared_claims(Hotplug *hotplug, HostPrep *prep);
+
+/* hotplug_claim_again() - take @key for this VM again, as this hostdevd and its QEMU. */
+gboolean hotplug_claim_again(Hotplug *hotplug, const char *key, GError **error);
 
 /* hotplug_emit() - tell the daemon (and so the control clients) of an event. */
 void hotplug_emit(Hotplug *hotplug, const char *name, JsonObject *data);

@@ -1,15 +1,48 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * hotplug-reconcile.c - make the journal agree with QEMU and the host
+ * after hostdevd (re)starts
+ *
+ * Every record is first checked against who owns its host device now: a
+ * record whose device another live VM holds (its claim names that VM) is
+ * dropped and logged, never acted on — it may be that VM's GPU now.  The
+ * rest are replayed in two passes: first every device this QEMU still
+ * holds is registered (and its claims taken again as this hostdevd), then
+ * the others are given back.  So a device whose IOMMU group a registered
+ * sibling still uses waits for that sibling instead of being unbound under
+ * it.  A device recorded for another QEMU process is not in this one, even
+ * when this QEMU has a device of the same id.
+ */
 #include "hotplug-private.h"
+#include "claims.h"
 
 #include <string.h>
-
-/* ---- reconcile after a restart ---------------------------------------- */
 
 typedef struct {
   guint kept;
   guint finished;
   guint undone;
+  guint dropped;
 } ReconcileCount;
+
+/* One journal record on its way back. */
+typedef struct {
+  StateEntry *entry;      /* borrowed from the journal */
+  Hostdev *hostdev;
+  HostPrep *prep;
+  gboolean present;       /* the connected QEMU holds the device */
+} Replay;
+
+static void
+replay_free(Replay *replay)
+{
+  g_clear_pointer(&replay->hostdev, hostdev_free);
+  g_clear_pointer(&replay->prep, host_prep_free);
+  g_free(replay);
+}
+
+/* Which records a pass looks at. */
+typedef gboolean (*ReplayFilter)(Hotplug *hotplug, const StateEntry *entry);
 
 static gboolean
 all_present(const StateEntry *entry, const char *const *ids)
@@ -20,88 +53,209 @@ all_present(const StateEntry *entry, const char *const *ids)
   return g_strv_contains(ids, entry->alias);
 }
 
-/* reconcile_entry() - make one journal entry agree with what QEMU really has. */
-static void
-reconcile_entry(Hotplug *hotplug, StateEntry *entry, const char *const *ids, ReconcileCount *count)
+/* Return: whether @entry's device went to the QEMU process hostdevd is connected to. */
+static gboolean
+recorded_for_this_qemu(Hotplug *hotplug, const StateEntry *entry)
+{
+  /* a record without the identity (an older journal) is judged by QEMU's ids alone */
+  return entry->qemu.pid == 0 || process_identity_equal(&entry->qemu, &hotplug->qemu);
+}
+
+/*
+ * owned_elsewhere() - the first claim of @prep that another live VM holds
+ * Return: (transfer full) (nullable): "KEY (VM 'NAME')", or NULL when every
+ * claim is this VM's, stale or free; those are taken again as this hostdevd
+ * (and its QEMU), so that nobody takes the device while it is replayed.
+ */
+static char *
+owned_elsewhere(Hotplug *hotplug, HostPrep *prep)
+{
+  for (guint i = 0; i < prep->claims->len; i++) {
+    const char *key = g_ptr_array_index(prep->claims, i);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(Claim) claim = claims_lookup(hotplug->runtime_dir, key, &error);
+    if (claim && !claim->stale && g_strcmp0(claim->vm, hotplug->vm) != 0)
+      return g_strdup_printf("%s (VM '%s')", key, claim->vm);
+  }
+  for (guint i = 0; i < prep->claims->len; i++) {
+    const char *key = g_ptr_array_index(prep->claims, i);
+    g_autoptr(GError) error = NULL;
+    if (!hotplug_claim_again(hotplug, key, &error)) {
+      if (g_error_matches(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_BUSY))
+        return g_strdup_printf("%s (%s)", key, error->message);
+      g_warning("cannot take the claim %s again: %s", key, error->message);
+    }
+  }
+  return NULL;
+}
+
+/* Return: (transfer full) (nullable): @entry read back, or NULL (logged) when it cannot be. */
+static Replay *
+replay_load(Hotplug *hotplug, StateEntry *entry, const char *const *ids)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *alias = g_strdup(entry->alias);
-  g_autoptr(Hostdev) hostdev = hostdev_parse_live_xml(entry->xml, strlen(entry->xml), &error);
-  g_autoptr(HostPrep) prep = hostdev && entry->host ? host_prep_from_json(entry->host, &error)
-                                                    : host_prep_new();
-  gboolean present = g_strv_contains(ids, alias);
+  Replay *replay = g_new0(Replay, 1);
 
-  if (hostdev == NULL || prep == NULL) {
-    g_warning("journal entry %s is unreadable (%s); left for a person to check", alias,
+  replay->entry = entry;
+  replay->hostdev = hostdev_parse_live_xml(entry->xml, strlen(entry->xml), &error);
+  replay->prep = replay->hostdev && entry->host ? host_prep_from_json(entry->host, &error)
+                                                : host_prep_new();
+  if (replay->hostdev == NULL || replay->prep == NULL) {
+    g_warning("journal entry %s is unreadable (%s); left for a person to check", entry->alias,
               error->message);
-    return;
+    replay_free(replay);
+    return NULL;
   }
-  if (prep->memlock_saved && !hotplug->memlock_saved) {
+  replay->present = ids && recorded_for_this_qemu(hotplug, entry) &&
+                    g_strv_contains(ids, entry->alias);
+  return replay;
+}
+
+static VmDevice *
+replay_register(Hotplug *hotplug, Replay *replay, VmDeviceState state)
+{
+  VmDevice *device = vm_devices_add(hotplug->devices, g_steal_pointer(&replay->hostdev),
+                                    g_steal_pointer(&replay->prep));
+  device->state = state;
+  return device;
+}
+
+/*
+ * replay_held() - first pass: a device this QEMU still holds stays listed.
+ * Return: whether @replay was taken care of.
+ */
+static gboolean
+replay_held(Hotplug *hotplug, Replay *replay, const char *const *ids, ReconcileCount *count)
+{
+  StateEntry *entry = replay->entry;
+  const char *alias = entry->alias;
+  g_autoptr(GError) error = NULL;
+
+  if (!replay->present)
+    return FALSE;
+  if (replay->prep->memlock_saved && !hotplug->memlock_saved && entry->qemu.pid > 0) {
+    /* only the QEMU whose limit was raised gets its own limit back */
     hotplug->memlock_saved = TRUE;
-    hotplug->memlock_soft = prep->memlock_soft;
-    hotplug->memlock_hard = prep->memlock_hard;
+    hotplug->memlock_soft = replay->prep->memlock_soft;
+    hotplug->memlock_hard = replay->prep->memlock_hard;
   }
   switch (entry->state) {
   case STATE_ATTACHED:
-    if (present) {
-      vm_devices_add(hotplug->devices, g_steal_pointer(&hostdev), g_steal_pointer(&prep));
-      count->kept++;
-      return;
-    }
-    g_message("%s left the VM while hostdevd was not running", alias);
-    break;
+    replay_register(hotplug, replay, VM_DEVICE_ATTACHED);
+    count->kept++;
+    return TRUE;
   case STATE_ATTACHING:
     if (all_present(entry, ids)) {
       g_message("%s: finishing an attach interrupted after QEMU accepted it", alias);
-      if (!hotplug_journal_device(hotplug, hostdev, STATE_ATTACHED, "done", NULL, prep, FALSE, &error))
+      VmDevice *device = replay_register(hotplug, replay, VM_DEVICE_ATTACHED);
+      if (!hotplug_journal_device(hotplug, device->hostdev, STATE_ATTACHED, "done", NULL,
+                                  device->prep, FALSE, &error))
         g_warning("%s", error->message);
-      vm_devices_add(hotplug->devices, g_steal_pointer(&hostdev), g_steal_pointer(&prep));
       count->finished++;
-      return;
+      return TRUE;
     }
+    if (!hotplug_type_ops(replay->hostdev->type)->unplug_needs_guest)
+      return FALSE;   /* leaves QEMU at once: the second pass gives it back */
+    /* the guest may hold it: give it back only when QEMU reports it gone */
+    g_message("%s: undoing an attach interrupted at step '%s'; the guest must let it go first",
+              alias, entry->step);
+    VmDevice *device = replay_register(hotplug, replay, VM_DEVICE_DETACHING);
+    if (!hotplug_journal_device(hotplug, device->hostdev, STATE_DETACHING, "device-del", NULL,
+                                NULL, FALSE, &error))
+      g_warning("%s", error->message);
+    for (guint i = g_strv_length(entry->qemu_ids); i-- > 0;)
+      if (g_strv_contains(ids, entry->qemu_ids[i]))
+        hotplug_remove_from_qemu(hotplug, entry->qemu_ids[i]);
+    count->undone++;
+    return TRUE;
+  case STATE_DETACHING:
+    /* the unplug request may never have reached QEMU: ask again, it is idempotent */
+    replay_register(hotplug, replay, VM_DEVICE_DETACHING);
+    hotplug_remove_from_qemu(hotplug, alias);
+    g_message("%s: detach still pending in the guest", alias);
+    count->kept++;
+    return TRUE;
+  }
+  return FALSE;
+}
+
+/* replay_gone() - second pass: QEMU does not hold the device: give it back and forget it. */
+static void
+replay_gone(Hotplug *hotplug, Replay *replay, ReconcileCount *count)
+{
+  StateEntry *entry = replay->entry;
+  g_autofree char *alias = g_strdup(entry->alias);
+
+  switch (entry->state) {
+  case STATE_ATTACHED:
+    g_message("%s left the VM while hostdevd was not running", alias);
+    count->finished++;
+    break;
+  case STATE_ATTACHING:
+    /* a zpci whose target never arrived stays in QEMU (7.2 crashes removing one) */
     g_message("%s: undoing an attach interrupted at step '%s'", alias, entry->step);
-    for (guint i = g_strv_length(entry->qemu_ids); i-- > 0;) {
-      const char *id = entry->qemu_ids[i];
-      if (g_strv_contains(ids, id) && (g_strcmp0(id, alias) == 0 || present))
-        hotplug_remove_from_qemu(hotplug, id);
-    }
-    if (present && hostdev->type == HOSTDEV_TYPE_PCI) {
-      /* the guest may hold it: give it back only when QEMU reports it gone */
-      VmDevice *device = vm_devices_add(hotplug->devices, g_steal_pointer(&hostdev), g_steal_pointer(&prep));
-      device->state = VM_DEVICE_DETACHING;
-      if (!hotplug_journal_device(hotplug, device->hostdev, STATE_DETACHING, "device-del", NULL, NULL, FALSE, &error))
-        g_warning("%s", error->message);
-      count->undone++;
-      return;
-    }
     count->undone++;
     break;
   case STATE_DETACHING:
-    if (g_strcmp0(entry->step, "wait-group") == 0 && !present) {
-      /* left QEMU; its IOMMU group goes back with the group's last device */
-      VmDevice *device = vm_devices_add(hotplug->devices, g_steal_pointer(&hostdev),
-                                        g_steal_pointer(&prep));
-      hotplug_release_device(hotplug, device, "reconciled after a restart", NULL, NULL);
-      count->finished++;
-      return;
-    }
-    if (present) {
-      /* the unplug request may never have reached QEMU: ask again, it is idempotent */
-      VmDevice *device = vm_devices_add(hotplug->devices, g_steal_pointer(&hostdev), g_steal_pointer(&prep));
-      device->state = VM_DEVICE_DETACHING;
-      hotplug_remove_from_qemu(hotplug, alias);
-      g_message("%s: detach still pending in the guest", alias);
-      count->kept++;
-      return;
-    }
     g_message("%s: finishing a detach interrupted at step '%s'", alias, entry->step);
     count->finished++;
     break;
   }
-  /* QEMU does not hold it: give the host device back and forget it */
-  VmDevice *device = vm_devices_add(hotplug->devices, g_steal_pointer(&hostdev),
-                                    g_steal_pointer(&prep));
+  VmDevice *device = replay_register(hotplug, replay, VM_DEVICE_DETACHING);
   hotplug_release_device(hotplug, device, "reconciled after a restart", NULL, NULL);
+}
+
+/*
+ * reconcile_records() - replay the records @filter selects
+ * @ids: (nullable): the ids of QEMU's devices; NULL when no QEMU runs
+ */
+static void
+reconcile_records(Hotplug *hotplug, const char *const *ids, ReplayFilter filter)
+{
+  GPtrArray *entries = state_journal_entries(hotplug->journal);
+  g_autoptr(GPtrArray) replays = g_ptr_array_new_with_free_func((GDestroyNotify)replay_free);
+  ReconcileCount count = { 0 };
+
+  for (guint i = 0; i < entries->len; i++) {
+    StateEntry *entry = g_ptr_array_index(entries, i);
+    if (filter && !filter(hotplug, entry))
+      continue;
+    if (!recorded_for_this_qemu(hotplug, entry) && entry->qemu.pid > 0 &&
+        process_identity_alive(&entry->qemu)) {
+      g_warning("%s belongs to QEMU pid %d, which still runs but is not the QEMU hostdevd is "
+                "connected to; its record is left as it is", entry->alias, (int)entry->qemu.pid);
+      continue;
+    }
+    Replay *replay = replay_load(hotplug, entry, ids);
+    if (replay)
+      g_ptr_array_add(replays, replay);
+  }
+  /* ownership first: a record of a device another live VM holds now is never acted on */
+  for (guint i = 0; i < replays->len;) {
+    Replay *replay = g_ptr_array_index(replays, i);
+    g_autofree char *holder = owned_elsewhere(hotplug, replay->prep);
+    if (holder == NULL) {
+      i++;
+      continue;
+    }
+    g_warning("%s: dropping its journal record without touching the device: %s holds it now",
+              replay->entry->alias, holder);
+    hotplug_journal_forget(hotplug, replay->entry->alias);
+    count.dropped++;
+    g_ptr_array_remove_index(replays, i);
+  }
+  /* what QEMU still holds is registered before anything is given back */
+  for (guint i = 0; i < replays->len;) {
+    if (replay_held(hotplug, g_ptr_array_index(replays, i), ids, &count))
+      g_ptr_array_remove_index(replays, i);
+    else
+      i++;
+  }
+  for (guint i = 0; i < replays->len; i++)
+    replay_gone(hotplug, g_ptr_array_index(replays, i), &count);
+  if (count.kept + count.finished + count.undone + count.dropped > 0)
+    g_message("journal reconciled: %u device(s) kept, %u finished, %u undone, %u dropped "
+              "(held by another VM)", count.kept, count.finished, count.undone, count.dropped);
 }
 
 static void
@@ -111,7 +265,6 @@ on_reconcile_ids(GObject *source, GAsyncResult *result, gpointer user_data)
   Hotplug *hotplug = g_task_get_task_data(task);
   GError *error = NULL;
   g_autoptr(JsonNode) value = qmp_client_execute_finish(QMP_CLIENT(source), result, &error);
-  ReconcileCount count = { 0 };
 
   if (value == NULL) {
     g_task_return_new_error(task, HOSTDEVD_ERROR, HOSTDEVD_ERROR_QEMU_ERROR,
@@ -121,19 +274,7 @@ on_reconcile_ids(GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   g_auto(GStrv) ids = hotplug_peripheral_ids(value);
-  /* reconcile_entry() may forget entries: walk a snapshot of the aliases */
-  GPtrArray *entries = state_journal_entries(hotplug->journal);
-  g_autoptr(GPtrArray) aliases = g_ptr_array_new_with_free_func(g_free);
-  for (guint i = 0; i < entries->len; i++)
-    g_ptr_array_add(aliases, g_strdup(((StateEntry *)g_ptr_array_index(entries, i))->alias));
-  for (guint i = 0; i < aliases->len; i++) {
-    StateEntry *entry = state_journal_find(hotplug->journal, g_ptr_array_index(aliases, i));
-    if (entry)
-      reconcile_entry(hotplug, entry, (const char *const *)ids, &count);
-  }
-  if (aliases->len > 0)
-    g_message("journal reconciled: %u device(s) kept, %u finished, %u undone", count.kept,
-              count.finished, count.undone);
+  reconcile_records(hotplug, (const char *const *)ids, NULL);
   g_task_return_boolean(task, TRUE);
 }
 
@@ -151,3 +292,36 @@ hotplug_reconcile_finish(Hotplug *hotplug, GAsyncResult *result, GError **error)
   return g_task_propagate_boolean(G_TASK(result), error);
 }
 
+/* A record whose QEMU process is known and gone: nobody holds its device in a guest. */
+static gboolean
+recorded_for_dead_qemu(Hotplug *hotplug, const StateEntry *entry)
+{
+  return entry->qemu.pid > 0 && !process_identity_alive(&entry->qemu);
+}
+
+static void
+on_orphans_released(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  GError *error = NULL;
+  if (!hotplug_drain_finish(g_task_get_task_data(task), result, &error))
+    g_task_return_error(task, error);
+  else
+    g_task_return_boolean(task, TRUE);
+}
+
+void
+hotplug_release_orphans_async(Hotplug *hotplug, GAsyncReadyCallback callback,
+                              gpointer user_data)
+{
+  GTask *task = g_task_new(NULL, NULL, callback, user_data);
+  g_task_set_task_data(task, hotplug, NULL);
+  reconcile_records(hotplug, NULL, recorded_for_dead_qemu);
+  hotplug_drain_async(hotplug, on_orphans_released, task);
+}
+
+gboolean
+hotplug_release_orphans_finish(Hotplug *hotplug, GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_boolean(G_TASK(result), error);
+}

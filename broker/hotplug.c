@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "hotplug-private.h"
+#include "claims.h"
 #include "host-root.h"
 #include "memlock.h"
 
@@ -22,6 +23,19 @@ op_free(Op *op)
   g_free(op->alias);
   g_free(op->outcome);
   g_free(op);
+}
+
+gboolean
+hotplug_qemu_connected(Hotplug *hotplug)
+{
+  return hotplug->qmp && qmp_client_is_connected(hotplug->qmp);
+}
+
+gboolean
+hotplug_claim_again(Hotplug *hotplug, const char *key, GError **error)
+{
+  return claims_acquire(hotplug->runtime_dir, hotplug->vm, key,
+                        &(ClaimOwner){ getpid(), hotplug->qemu.pid }, error);
 }
 
 void
@@ -149,7 +163,7 @@ on_device_del_logged(GObject *source, GAsyncResult *result, gpointer user_data)
 void
 hotplug_remove_from_qemu(Hotplug *hotplug, const char *id)
 {
-  if (!qmp_client_is_connected(hotplug->qmp))
+  if (!hotplug_qemu_connected(hotplug))
     return;
   g_autoptr(JsonObject) args = json_object_new();
   json_object_set_string_member(args, "id", id);
@@ -180,7 +194,8 @@ hotplug_journal_device(Hotplug *hotplug, const Hostdev *hostdev, StateDeviceStat
   g_auto(GStrv) ids = commands ? command_ids(commands) : NULL;
   g_autoptr(JsonObject) host = prep ? host_prep_to_json(prep, binding_in_flight) : NULL;
   return state_journal_record(hotplug->journal, hostdev->alias, state, step, xml,
-                              (const char *const *)ids, host, error);
+                              (const char *const *)ids, host,
+                              hotplug->qemu.pid > 0 ? &hotplug->qemu : NULL, error);
 }
 
 void
@@ -215,7 +230,7 @@ on_fdset_removed(GObject *source, GAsyncResult *result, gpointer user_data)
 void
 hotplug_remove_fdset(Hotplug *hotplug, HostPrep *prep, HotplugContinue then, gpointer data)
 {
-  if (prep == NULL || prep->fdset_id < 0 || !qmp_client_is_connected(hotplug->qmp)) {
+  if (prep == NULL || prep->fdset_id < 0 || !hotplug_qemu_connected(hotplug)) {
     then(data);
     return;
   }
@@ -241,9 +256,69 @@ typedef struct {
   char *why;
   GTask *then;           /* (nullable) the operation to finish after */
   JsonNode *reply;       /* its reply */
+  gboolean folded;       /* waiting: its binding is undone with its group's last device */
 } Release;
 
 static void release_group_waiters(Hotplug *hotplug, int group);
+
+/* One more release is running (or about to start): hotplug_drain_async() waits for it. */
+static void
+releases_hold(Hotplug *hotplug)
+{
+  hotplug->releases_pending++;
+}
+
+static void
+releases_unhold(Hotplug *hotplug)
+{
+  if (--hotplug->releases_pending > 0)
+    return;
+  while (hotplug->drain_waiters->len > 0) {
+    GTask *task = g_ptr_array_steal_index(hotplug->drain_waiters, 0);
+    g_task_return_boolean(task, TRUE);
+    g_object_unref(task);
+  }
+}
+
+VmDevice *
+hotplug_find_leaving(Hotplug *hotplug, const Hostdev *hostdev, const char *alias)
+{
+  GPtrArray *lists[] = { hotplug->releasing, hotplug->group_waiting };
+  for (guint l = 0; l < G_N_ELEMENTS(lists); l++)
+    for (guint i = 0; i < lists[l]->len; i++) {
+      VmDevice *device = ((Release *)g_ptr_array_index(lists[l], i))->device;
+      if ((hostdev && hostdev_source_matches(hostdev, device->hostdev)) ||
+          (alias && g_strcmp0(alias, device->hostdev->alias) == 0))
+        return device;
+    }
+  return NULL;
+}
+
+/*
+ * hotplug_keep_shared_claims() - the IOMMU group's claim stays while another
+ * device of this VM (attached, or waiting for the group) still uses the
+ * group: only the last one of the group gives it up.  @prep's device is
+ * out of the registry already (or was never in it).
+ */
+void
+hotplug_keep_shared_claims(Hotplug *hotplug, HostPrep *prep)
+{
+  int group = prep && prep->vfio ? prep->vfio->group : -1;
+  gboolean shared = group >= 0 && vm_devices_find_group(hotplug->devices, group, NULL);
+
+  for (guint i = 0; !shared && group >= 0 && i < hotplug->group_waiting->len; i++) {
+    Release *waiting = g_ptr_array_index(hotplug->group_waiting, i);
+    shared = waiting->device->prep != prep && waiting->device->prep->vfio->group == group;
+  }
+  if (!shared)
+    return;
+  g_autofree char *key = claims_key_iommu_group(group);
+  for (guint i = 0; i < prep->claims->len; i++)
+    if (g_str_equal(g_ptr_array_index(prep->claims, i), key)) {
+      g_ptr_array_remove_index(prep->claims, i);
+      break;
+    }
+}
 
 void
 hotplug_restore_memlock_if_unused(Hotplug *hotplug)
@@ -254,10 +329,10 @@ hotplug_restore_memlock_if_unused(Hotplug *hotplug)
   if (!hotplug->memlock_saved || hotplug->group_waiting->len > 0)
     return;
   for (guint i = 0; i < all->len; i++)
-    if (((VmDevice *)g_ptr_array_index(all, i))->hostdev->type != HOSTDEV_TYPE_USB)
+    if (hotplug_type_ops(((VmDevice *)g_ptr_array_index(all, i))->hostdev->type)->pins_guest_memory)
       return;
   hotplug->memlock_saved = FALSE;
-  if (!qmp_client_is_connected(hotplug->qmp))
+  if (!hotplug_qemu_connected(hotplug))
     return;
   if (memlock_restore(qmp_client_get_peer_pid(hotplug->qmp), hotplug->memlock_soft,
                       hotplug->memlock_hard, &error))
@@ -290,6 +365,7 @@ release_finish(Release *release, const GError *error)
     json_object_set_string_member(data, "host-error", error->message);
   hotplug_emit(hotplug, "DEVICE_DETACHED", data);
 
+  g_ptr_array_remove(hotplug->releasing, release);
   if (release->then)
     hotplug_op_return(release->then, g_steal_pointer(&release->reply), NULL);
   g_free(release->why);
@@ -299,10 +375,7 @@ release_finish(Release *release, const GError *error)
   if (group >= 0)
     release_group_waiters(hotplug, group);
   hotplug_restore_memlock_if_unused(hotplug);
-  if (--hotplug->releases_pending == 0 && hotplug->release_all) {
-    g_task_return_boolean(hotplug->release_all, TRUE);
-    g_clear_object(&hotplug->release_all);
-  }
+  releases_unhold(hotplug);
 }
 
 static void
@@ -318,19 +391,25 @@ release_host_after_fdset(gpointer data)
 {
   Release *release = data;
   HostPrep *prep = release->device->prep;
+  hotplug_keep_shared_claims(release->hotplug, prep);
   if (prep == NULL) {
     release_finish(release, NULL);
     return;
   }
-  host_prep_release_async(prep, release->hotplug->runtime_dir, release->hotplug->vm,
-                          NULL, on_host_released, release);
+  /* after QEMU exited, host drivers are probed only once its process is gone */
+  Hotplug *hotplug = release->hotplug;
+  HostReleaseWait wait = { hotplug->qemu.pid, hotplug->qemu.start_time, 0 };
+  host_prep_release_async(prep, hotplug->runtime_dir, hotplug->vm,
+                          hotplug->qemu_exited && wait.qemu > 0 ? &wait : NULL,
+                          on_host_released, release);
 }
 
 /* release_host() - undo @release's host preparation (asynchronously), the USB descriptor first. */
 static void
 release_host(Release *release)
 {
-  release->hotplug->releases_pending++;
+  releases_hold(release->hotplug);
+  g_ptr_array_add(release->hotplug->releasing, release);
   hotplug_remove_fdset(release->hotplug, release->device->prep, release_host_after_fdset,
                        release);
 }
@@ -385,9 +464,11 @@ hotplug_release_device(Hotplug *hotplug, VmDevice *device, const char *why, GTas
    */
   for (guint i = 0; group >= 0 && i < hotplug->group_waiting->len; i++) {
     Release *waiting = g_ptr_array_index(hotplug->group_waiting, i);
-    if (waiting->device->prep->vfio->group == group)
+    if (waiting->device->prep->vfio->group == group && !waiting->folded) {
+      waiting->folded = TRUE;
       g_ptr_array_add(device->prep->vfio->companions,
                       vfio_record_ref(waiting->device->prep->vfio));
+    }
   }
   release_host(release);
 }
@@ -474,29 +555,62 @@ hotplug_dumpxml(Hotplug *hotplug)
 }
 
 void
+hotplug_drain_async(Hotplug *hotplug, GAsyncReadyCallback callback, gpointer user_data)
+{
+  GTask *task = g_task_new(NULL, NULL, callback, user_data);
+  if (hotplug->releases_pending == 0) {
+    g_task_return_boolean(task, TRUE);
+    g_object_unref(task);
+    return;
+  }
+  g_ptr_array_add(hotplug->drain_waiters, task);
+}
+
+gboolean
+hotplug_drain_finish(Hotplug *hotplug, GAsyncResult *result, GError **error)
+{
+  return g_task_propagate_boolean(G_TASK(result), error);
+}
+
+guint
+hotplug_releases_running(Hotplug *hotplug)
+{
+  return hotplug->releases_pending;
+}
+
+void
 hotplug_release_all_async(Hotplug *hotplug, GAsyncReadyCallback callback, gpointer user_data)
 {
   GPtrArray *all = vm_devices_get_all(hotplug->devices);
-  g_autoptr(GTask) task = g_task_new(NULL, NULL, callback, user_data);
 
   /* held, so the count cannot reach zero before every release has started */
-  hotplug->releases_pending++;
+  releases_hold(hotplug);
+  hotplug->qemu_exited = TRUE;
   while (all->len > 0)
     hotplug_release_device(hotplug, g_ptr_array_index(all, all->len - 1), "QEMU exited", NULL, NULL);
-  /* QEMU is gone, so no group is in use any more */
-  while (hotplug->group_waiting->len > 0)
-    release_host(g_ptr_array_steal_index(hotplug->group_waiting, 0));
-  if (--hotplug->releases_pending == 0) {
-    g_task_return_boolean(task, TRUE);
-    return;
+  /*
+   * QEMU is gone, so no group is in use any more.  A waiter whose group's
+   * last device has just taken its binding along is left to that release
+   * (it finishes the waiter's claims and journal after): undoing the same
+   * binding twice, concurrently, is what must never happen.
+   */
+  for (guint i = 0; i < hotplug->group_waiting->len;) {
+    Release *waiting = g_ptr_array_index(hotplug->group_waiting, i);
+    if (waiting->folded) {
+      i++;
+      continue;
+    }
+    g_ptr_array_remove_index(hotplug->group_waiting, i);
+    release_host(waiting);
   }
-  hotplug->release_all = g_object_ref(task);
+  hotplug_drain_async(hotplug, callback, user_data);
+  releases_unhold(hotplug);
 }
 
 gboolean
 hotplug_release_all_finish(Hotplug *hotplug, GAsyncResult *result, GError **error)
 {
-  return g_task_propagate_boolean(G_TASK(result), error);
+  return hotplug_drain_finish(hotplug, result, error);
 }
 
 /* ---- events from QEMU ------------------------------------------------- */
@@ -536,7 +650,6 @@ hotplug_new(QmpClient *qmp, StateJournal *journal, const HotplugConfig *config,
             HotplugEventFunc emit, gpointer user_data)
 {
   Hotplug *hotplug = g_new0(Hotplug, 1);
-  hotplug->qmp = g_object_ref(qmp);
   hotplug->journal = journal;
   hotplug->vm = g_strdup(config->vm);
   hotplug->runtime_dir = g_strdup(config->runtime_dir);
@@ -546,12 +659,37 @@ hotplug_new(QmpClient *qmp, StateJournal *journal, const HotplugConfig *config,
   hotplug->take_whole_group = config->policy &&
       policy_iommu_group_takeover_allowed(config->policy, config->vm, NULL);
   hotplug->group_waiting = g_ptr_array_new();
+  hotplug->releasing = g_ptr_array_new();
+  hotplug->drain_waiters = g_ptr_array_new();
   hotplug->devices = vm_devices_new();
   hotplug->emit = emit;
   hotplug->emit_data = user_data;
   g_queue_init(&hotplug->queue);
-  hotplug->event_handler = g_signal_connect(qmp, "event", G_CALLBACK(on_qemu_event), hotplug);
+  if (qmp)
+    hotplug_connect_qemu(hotplug, qmp, qmp_client_get_peer_pid(qmp));
   return hotplug;
+}
+
+void
+hotplug_connect_qemu(Hotplug *hotplug, QmpClient *qmp, pid_t qemu_pid)
+{
+  g_return_if_fail(hotplug->qmp == NULL);
+  hotplug->qmp = g_object_ref(qmp);
+  hotplug->qemu = process_identity_of(qemu_pid);
+  hotplug->event_handler = g_signal_connect(qmp, "event", G_CALLBACK(on_qemu_event), hotplug);
+}
+
+void
+hotplug_set_qemu_user(Hotplug *hotplug, uid_t uid, gid_t gid)
+{
+  hotplug->qemu_uid = uid;
+  hotplug->qemu_gid = gid;
+}
+
+const ProcessIdentity *
+hotplug_get_qemu(Hotplug *hotplug)
+{
+  return &hotplug->qemu;
 }
 
 void
@@ -559,10 +697,14 @@ hotplug_free(Hotplug *hotplug)
 {
   if (hotplug == NULL)
     return;
-  g_signal_handler_disconnect(hotplug->qmp, hotplug->event_handler);
-  g_object_unref(hotplug->qmp);
+  if (hotplug->qmp) {
+    g_signal_handler_disconnect(hotplug->qmp, hotplug->event_handler);
+    g_object_unref(hotplug->qmp);
+  }
   vm_devices_free(hotplug->devices);
   g_ptr_array_unref(hotplug->group_waiting);
+  g_ptr_array_unref(hotplug->releasing);
+  g_ptr_array_unref(hotplug->drain_waiters);
   g_free(hotplug->vm);
   g_free(hotplug->runtime_dir);
   g_free(hotplug);

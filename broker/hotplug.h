@@ -10,6 +10,7 @@
 #include "qmp-client.h"
 #include "policy.h"
 #include "state.h"
+#include "process-identity.h"
 
 G_BEGIN_DECLS
 
@@ -32,9 +33,37 @@ typedef struct {
   const Policy *policy;      /* borrowed: which devices the VM may receive */
 } HotplugConfig;
 
-/* hotplug_new() - manage the devices of the VM behind @qmp, journaling to @journal (borrowed). */
+/* hotplug_new() - manage the devices of the VM behind @qmp (nullable: connected
+ * later with hotplug_connect_qemu()), journaling to @journal (borrowed). */
 Hotplug *hotplug_new(QmpClient *qmp, StateJournal *journal, const HotplugConfig *config,
                      HotplugEventFunc emit, gpointer user_data);
+
+/* hotplug_connect_qemu() - the VM's QEMU is @qmp, run by process @qemu_pid. */
+void hotplug_connect_qemu(Hotplug *hotplug, QmpClient *qmp, pid_t qemu_pid);
+
+/* hotplug_set_qemu_user() - who gets /dev/vfio/N from now on ((uid_t)-1: leave the owner). */
+void hotplug_set_qemu_user(Hotplug *hotplug, uid_t uid, gid_t gid);
+
+/* Return: (transfer none): the connected QEMU process (pid 0 before). */
+const ProcessIdentity *hotplug_get_qemu(Hotplug *hotplug);
+
+/**
+ * hotplug_release_orphans_async() - before any QEMU is connected: give
+ * back every device the journal records for a QEMU process that is gone
+ * (hostdevd was not running when it exited), so nothing waits for the
+ * next QEMU to be given back.  Records of devices another live VM holds
+ * now are dropped, never acted on.
+ */
+void hotplug_release_orphans_async(Hotplug *hotplug, GAsyncReadyCallback callback,
+                                   gpointer user_data);
+gboolean hotplug_release_orphans_finish(Hotplug *hotplug, GAsyncResult *result, GError **error);
+
+/* Return: how many host releases are running (a SIGTERM lets them finish). */
+guint hotplug_releases_running(Hotplug *hotplug);
+
+/* hotplug_drain_async() - complete once no host release is running. */
+void hotplug_drain_async(Hotplug *hotplug, GAsyncReadyCallback callback, gpointer user_data);
+gboolean hotplug_drain_finish(Hotplug *hotplug, GAsyncResult *result, GError **error);
 
 /**
  * hotplug_reconcile_async() - make the journal agree with QEMU after a start

@@ -6,9 +6,14 @@
 #include <fcntl.h>
 #include <glib/gstdio.h>
 #include <signal.h>
+#include <string.h>
 #include <unistd.h>
 
-#define JOURNAL_VERSION 1
+/* The format written; files whose min-reader-version is above it are not ours to read. */
+#define JOURNAL_VERSION 2
+/* The oldest reader that understands what this version writes: version 2
+ * only added the "qemu" member, which a version-1 reader may ignore. */
+#define JOURNAL_MIN_READER_VERSION 1
 
 struct _StateJournal {
   char *dir;
@@ -22,6 +27,18 @@ static const char *const state_names[] = {
   [STATE_ATTACHED] = "attached",
   [STATE_DETACHING] = "detaching",
 };
+
+gboolean
+state_alias_is_safe(const char *alias)
+{
+  gsize length = alias ? strlen(alias) : 0;
+  if (length == 0 || length > STATE_ALIAS_MAX || alias[0] == '-')
+    return FALSE;
+  for (const char *c = alias; *c; c++)
+    if (!g_ascii_isalnum(*c) && *c != '_' && *c != '-')
+      return FALSE;
+  return TRUE;
+}
 
 const char *
 state_device_state_name(StateDeviceState state)
@@ -120,6 +137,9 @@ entry_from_json(JsonObject *object, GError **error)
   JsonNode *host = json_object_get_member(object, "host");
   if (host && JSON_NODE_HOLDS_OBJECT(host))
     entry->host = json_object_ref(json_node_get_object(host));
+  JsonNode *qemu = json_object_get_member(object, "qemu");
+  if (qemu && JSON_NODE_HOLDS_OBJECT(qemu))
+    entry->qemu = process_identity_from_json(json_node_get_object(qemu));
   return entry;
 }
 
@@ -138,6 +158,8 @@ entry_to_json(const StateEntry *entry)
   json_object_set_array_member(object, "qemu-ids", ids);
   if (entry->host)
     json_object_set_object_member(object, "host", json_object_ref(entry->host));
+  if (entry->qemu.pid > 0)
+    json_object_set_object_member(object, "qemu", process_identity_to_json(&entry->qemu));
   return object;
 }
 
@@ -162,10 +184,23 @@ load_entry(StateJournal *journal, const char *name)
   if (g_file_get_contents(path, &contents, &length, &error) &&
       json_parser_load_from_data(parser, contents, (gssize)length, &error)) {
     JsonNode *root = json_parser_get_root(parser);
-    if (root && JSON_NODE_HOLDS_OBJECT(root) &&
-        json_object_get_int_member_with_default(json_node_get_object(root), "version", 0) ==
-            JOURNAL_VERSION)
-      entry = entry_from_json(json_node_get_object(root), &error);
+    JsonObject *object = root && JSON_NODE_HOLDS_OBJECT(root) ? json_node_get_object(root) : NULL;
+    gint64 version = object ? json_object_get_int_member_with_default(object, "version", 0) : 0;
+    gint64 min_reader = object ? json_object_get_int_member_with_default(
+                                     object, "min-reader-version", version) : 0;
+    if (version >= 1 && min_reader >= 1 && min_reader <= JOURNAL_VERSION)
+      entry = entry_from_json(object, &error);
+    else if (object)
+      g_set_error(&error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                  "format version %" G_GINT64_FORMAT " needs a reader of version %" G_GINT64_FORMAT
+                  " (this hostdevd reads %d)", version, min_reader, JOURNAL_VERSION);
+  }
+  /* the file name is the alias: one that could not have been written is not trusted */
+  g_autofree char *expected = entry ? g_strconcat(entry->alias, ".json", NULL) : NULL;
+  if (entry && (!state_alias_is_safe(entry->alias) || !g_str_equal(name, expected))) {
+    g_clear_pointer(&entry, entry_free);
+    g_set_error_literal(&error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                        "its alias does not match its file name");
   }
   if (entry == NULL) {
     /* Keep the evidence; skipping it leaves a device in QEMU, never frees a held one. */
@@ -254,6 +289,7 @@ save(StateJournal *journal, const StateEntry *entry, GError **error)
 {
   g_autoptr(JsonObject) root = entry_to_json(entry);
   json_object_set_int_member(root, "version", JOURNAL_VERSION);
+  json_object_set_int_member(root, "min-reader-version", JOURNAL_MIN_READER_VERSION);
   json_object_set_string_member(root, "vm", journal->vm);
   g_autoptr(JsonNode) node = json_node_init_object(json_node_alloc(), root);
   g_autoptr(JsonGenerator) generator = json_generator_new();
@@ -277,9 +313,16 @@ save(StateJournal *journal, const StateEntry *entry, GError **error)
 gboolean
 state_journal_record(StateJournal *journal, const char *alias, StateDeviceState state,
                      const char *step, const char *xml, const char *const *qemu_ids,
-                     JsonObject *host, GError **error)
+                     JsonObject *host, const ProcessIdentity *qemu, GError **error)
 {
   StateEntry *entry = state_journal_find(journal, alias);
+
+  if (!state_alias_is_safe(alias)) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "alias '%s' cannot be journaled: an alias is 1-%d of A-Z a-z 0-9 _ -", alias,
+                STATE_ALIAS_MAX);
+    return FALSE;
+  }
   if (entry == NULL) {
     entry = g_new0(StateEntry, 1);
     entry->alias = g_strdup(alias);
@@ -303,6 +346,8 @@ state_journal_record(StateJournal *journal, const char *alias, StateDeviceState 
       json_object_unref(entry->host);
     entry->host = json_object_ref(host);
   }
+  if (qemu)
+    entry->qemu = *qemu;
   if (!save(journal, entry, error))
     return FALSE;
   g_autofree char *crash_step = g_strdup_printf("%s:%s", state_device_state_name(state), step);

@@ -7,10 +7,16 @@
  * One small JSON file per device, STATE_DIR/VM.journal/ALIAS.json,
  * replaced atomically (write, fsync, rename, fsync of the directory) on
  * every change, so a step costs the same however many devices there are.
+ * Each file carries "version" (the format written) and
+ * "min-reader-version" (the oldest reader that still understands it): a
+ * reader takes any file whose minimum it meets, ignoring members it does
+ * not know, so an added member does not strand an older hostdevd.
+ * Aliases are file names only after state_alias_is_safe() accepted them.
  */
 #pragma once
 
 #include <json-glib/json-glib.h>
+#include "process-identity.h"
 
 G_BEGIN_DECLS
 
@@ -27,6 +33,7 @@ typedef struct {
   char *xml;         /* the live XML */
   GStrv qemu_ids;    /* every QEMU device it consists of, in the order added (zpci first) */
   JsonObject *host;  /* what host preparation did, to undo it; NULL when nothing */
+  ProcessIdentity qemu; /* the QEMU process the device was given to (pid 0: unknown) */
 } StateEntry;
 
 typedef struct _StateJournal StateJournal;
@@ -51,15 +58,22 @@ StateEntry *state_journal_find(StateJournal *journal, const char *alias);
  * state_journal_record() - write @alias's entry, creating it if needed
  * @qemu_ids: (nullable): replaces the recorded ids when given
  * @host: (nullable) (transfer none): replaces the host record when given
+ * @qemu: (nullable): the QEMU process concerned; replaces the recorded one when given
  * Return: FALSE with @error when the journal could not be made durable;
  * the caller must not go on with the step then.
  */
 gboolean state_journal_record(StateJournal *journal, const char *alias, StateDeviceState state,
                               const char *step, const char *xml, const char *const *qemu_ids,
-                              JsonObject *host, GError **error);
+                              JsonObject *host, const ProcessIdentity *qemu, GError **error);
 
 /* state_journal_forget() - drop @alias's entry durably. */
 gboolean state_journal_forget(StateJournal *journal, const char *alias, GError **error);
+
+/* Longest alias the journal takes: a file name, with room for the suffixes of its temporaries. */
+#define STATE_ALIAS_MAX 200
+
+/* Return: whether @alias may name a journal file: 1-STATE_ALIAS_MAX of [A-Za-z0-9_-], not starting with '-'. */
+gboolean state_alias_is_safe(const char *alias);
 
 /* Return: "attaching", "attached" or "detaching". */
 const char *state_device_state_name(StateDeviceState state);

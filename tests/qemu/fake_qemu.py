@@ -6,6 +6,14 @@ QEMU 7.2 does, keeps a device list, and lets the test decide what happens
 on device_del: QEMU's usual reply, a "guest is busy" refusal for the first
 N tries, no DEVICE_DELETED at all (a guest that never answers), or a
 DEVICE_UNPLUG_GUEST_ERROR.  Events can also be sent at any later moment.
+A second device_del of a device whose unplug is pending gets QEMU 7.2's
+"already in the process of unplug" error.  USB descriptors are taken with
+add-fd (the descriptor itself is dropped).
+
+Run as a program (`fake_qemu.py SOCKET`) it is a process of its own, whose
+death hostdevd sees as QEMU's: several clients may connect (the test's own
+view, unlike a real -qmp socket), and `x-fake-set` changes the guest's
+behaviour from the test ("on-device-del", "busy-replies").
 """
 import json
 import os
@@ -18,24 +26,31 @@ class FakeQemu:
     def __init__(self, path):
         self.path = path
         self.devices = {}                  # id -> device_add arguments
-        self.on_device_del = "delete"      # "delete", "silent", "guest-error"
+        self.on_device_del = "delete"      # "delete", "delete-first", "silent", "guest-error"
         self.busy_replies = 0              # refuse this many device_del first
         self.commands = []                 # every command received, in order
-        self.lock = threading.Lock()
-        self.conn = None
+        self.pending = set()               # ids whose unplug the guest has not finished
+        self.fdsets = []
+        self.lock = threading.RLock()
+        self.conn = None                   # the first client (hostdevd)
+        self.conns = []
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.server.bind(path)
-        self.server.listen(1)
+        self.server.listen(4)
         self.thread = threading.Thread(target=self._serve, daemon=True)
         self.thread.start()
 
     # -- the peer ------------------------------------------------------
 
-    def _send(self, message):
+    def _send(self, message, conn=None):
+        """A reply to @conn, or an event to every client."""
         data = (json.dumps(message) + "\r\n").encode()
         with self.lock:
-            if self.conn:
-                self.conn.sendall(data)
+            for peer in [conn] if conn else list(self.conns):
+                try:
+                    peer.sendall(data)
+                except OSError:
+                    pass
 
     def event(self, name, **data):
         now = time.time()
@@ -43,33 +58,49 @@ class FakeQemu:
                     "timestamp": {"seconds": int(now), "microseconds": int(now % 1 * 1e6)}})
 
     def _serve(self):
-        try:
-            self.conn, _ = self.server.accept()
-        except OSError:
-            return
+        while True:
+            try:
+                conn, _ = self.server.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.conns.append(conn)
+                if self.conn is None:
+                    self.conn = conn
+            threading.Thread(target=self._client, args=(conn,), daemon=True).start()
+
+    def _client(self, conn):
         self._send({"QMP": {"version": {"qemu": {"major": 7, "minor": 2, "micro": 0},
-                                        "package": "fake"}, "capabilities": []}})
+                                        "package": "fake"}, "capabilities": []}}, conn)
         buffer = b""
         while True:
             try:
-                chunk = self.conn.recv(65536)
+                chunk = conn.recv(65536)
             except OSError:
-                return
+                break
             if not chunk:
-                return
+                break
             buffer += chunk
             while b"\n" in buffer:
                 line, buffer = buffer.split(b"\n", 1)
                 if line.strip():
-                    self._handle(json.loads(line))
+                    self._handle(json.loads(line), conn)
+        with self.lock:
+            if conn in self.conns:
+                self.conns.remove(conn)
 
     def _reply(self, request, value=None, error=None):
         message = {"error": error} if error else {"return": {} if value is None else value}
         if "id" in request:
             message["id"] = request["id"]
-        self._send(message)
+        self._send(message, self._current)
 
-    def _handle(self, request):
+    def _handle(self, request, conn=None):
+        self._current = conn or self.conn
+        with self.lock:
+            self._dispatch(request)
+
+    def _dispatch(self, request):
         command = request.get("execute")
         args = request.get("arguments", {})
         self.commands.append((command, args))
@@ -97,6 +128,25 @@ class FakeQemu:
             self._reply(request, {"human-readable-text": "\n".join(lines) + "\n"})
         elif command == "device_del":
             self._device_del(request, args["id"])
+        elif command == "add-fd":
+            fdset = args.get("fdset-id", max(self.fdsets, default=-1) + 1)
+            self.fdsets.append(fdset)
+            self._reply(request, {"fdset-id": fdset, "fd": 100 + fdset})
+        elif command == "remove-fd":
+            if args.get("fdset-id") in self.fdsets:
+                self.fdsets.remove(args["fdset-id"])
+            self._reply(request)
+        elif command == "query-fdsets":
+            self._reply(request, [{"fdset-id": f, "fds": []} for f in self.fdsets])
+        elif command == "x-fake-set":
+            if "on-device-del" in args:
+                self.on_device_del = args["on-device-del"]
+            if "busy-replies" in args:
+                self.busy_replies = args["busy-replies"]
+            self._reply(request)
+        elif command == "x-fake-delete":
+            self._reply(request)
+            self._delete(args["id"])
         else:
             self._reply(request, error={"class": "CommandNotFound",
                                         "desc": f"The command {command} has not been found"})
@@ -106,22 +156,39 @@ class FakeQemu:
             self._reply(request, error={"class": "DeviceNotFound",
                                         "desc": f"Device '{device}' not found"})
             return
+        if device in self.pending:
+            self._reply(request, error={"class": "GenericError",
+                                        "desc": f"Device {device} is already in the process "
+                                                "of unplug"})
+            return
         if self.busy_replies > 0:
             self.busy_replies -= 1
             self._reply(request, error={"class": "GenericError",
                                         "desc": "Hot-unplug failed: guest is busy "
                                                 "(power indicator blinking)"})
             return
+        if self.on_device_del == "delete-first":
+            # what QEMU does for a USB device: gone, and the event sent, before the reply
+            self._delete(device)
+            self._reply(request)
+            return
         self._reply(request)
         if self.on_device_del == "delete":
-            self.delete(device)
+            self._delete(device)
+        elif self.on_device_del == "silent":
+            self.pending.add(device)
         elif self.on_device_del == "guest-error":
             self.event("DEVICE_UNPLUG_GUEST_ERROR", device=device,
                        path=f"/machine/peripheral/{device}")
 
     def delete(self, device):
         """The guest lets go: the device leaves, QEMU says so."""
+        with self.lock:
+            self._delete(device)
+
+    def _delete(self, device):
         self.devices.pop(device, None)
+        self.pending.discard(device)
         self.event("DEVICE_DELETED", device=device, path=f"/machine/peripheral/{device}")
 
     def count(self, command):
@@ -129,13 +196,25 @@ class FakeQemu:
 
     def close(self):
         with self.lock:
-            if self.conn:
+            for conn in self.conns:
                 try:
-                    self.conn.shutdown(socket.SHUT_RDWR)
+                    conn.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
-                self.conn.close()
-                self.conn = None
+                conn.close()
+            self.conns = []
+            self.conn = None
         self.server.close()
         if os.path.exists(self.path):
             os.unlink(self.path)
+
+
+if __name__ == "__main__":
+    import signal
+    import sys
+    fake = FakeQemu(sys.argv[1])
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        fake.thread.join()
+    finally:
+        fake.close()

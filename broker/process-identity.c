@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+#include "process-identity.h"
+
+#include <errno.h>
+#include <signal.h>
+#include <string.h>
+
+guint64
+process_start_time(pid_t pid)
+{
+  g_autofree char *path = NULL;
+  g_autofree char *text = NULL;
+  g_auto(GStrv) fields = NULL;
+  const char *after_comm;
+  guint64 value;
+
+  if (pid <= 0)
+    return 0;
+  path = g_strdup_printf("/proc/%d/stat", (int)pid);
+  if (!g_file_get_contents(path, &text, NULL, NULL))
+    return 0;
+  /* the command name may hold spaces and parentheses: skip to the last ')' */
+  after_comm = strrchr(text, ')');
+  if (after_comm == NULL || after_comm[1] == '\0')
+    return 0;
+  fields = g_strsplit(after_comm + 2, " ", 0);
+  /* field 3 (state) is fields[0]; field 22 (starttime) is fields[19]; a zombie is gone */
+  if (g_strv_length(fields) < 20 || g_strcmp0(fields[0], "Z") == 0 ||
+      !g_ascii_string_to_unsigned(fields[19], 10, 0, G_MAXUINT64, &value, NULL))
+    return 0;
+  return value;
+}
+
+ProcessIdentity
+process_identity_of(pid_t pid)
+{
+  ProcessIdentity identity = { .pid = pid > 0 ? pid : 0 };
+  identity.start_time = process_start_time(identity.pid);
+  return identity;
+}
+
+gboolean
+process_identity_alive(const ProcessIdentity *identity)
+{
+  if (identity == NULL || identity->pid <= 0)
+    return FALSE;
+  guint64 now = process_start_time(identity->pid);
+  if (now != 0)
+    return identity->start_time == 0 || now == identity->start_time;
+  /* /proc said nothing: a process that exists but hides its stat still answers kill(0) */
+  return kill(identity->pid, 0) == 0 || errno == EPERM ? identity->start_time == 0 : FALSE;
+}
+
+gboolean
+process_identity_equal(const ProcessIdentity *a, const ProcessIdentity *b)
+{
+  return a->pid > 0 && a->pid == b->pid && a->start_time == b->start_time;
+}
+
+JsonObject *
+process_identity_to_json(const ProcessIdentity *identity)
+{
+  JsonObject *object = json_object_new();
+  json_object_set_int_member(object, "pid", identity->pid);
+  json_object_set_int_member(object, "start-time", (gint64)identity->start_time);
+  return object;
+}
+
+ProcessIdentity
+process_identity_from_json(JsonObject *object)
+{
+  ProcessIdentity identity = { 0 };
+  if (object == NULL)
+    return identity;
+  gint64 pid = json_object_get_int_member_with_default(object, "pid", 0);
+  gint64 start = json_object_get_int_member_with_default(object, "start-time", 0);
+  /* a pid from a file is only believed within pid_t's range; no start time, no identity */
+  if (pid > 0 && pid <= G_MAXINT32 && start > 0) {
+    identity.pid = (pid_t)pid;
+    identity.start_time = (guint64)start;
+  }
+  return identity;
+}
