@@ -318,13 +318,14 @@ def run_scenario(scenario, args, log=None):
                 steps_run += 1
                 problems = world.settle(args.settle)
             except Violation as v:
-                problems = [(str(v).split(":", 1)[0], str(v))]
+                problems = [tuple(x.strip() for x in str(v).split(":", 1))]
             if log:
                 log(f"  [{index}] {json.dumps(step)} -> {outcome if not problems else 'FAIL'}")
             if problems:
                 failure = (index, problems[0][0], problems)
     except Violation as v:
-        failure = (-1, str(v).split(":", 1)[0], [(str(v).split(":", 1)[0], str(v))])
+        problem = tuple(x.strip() for x in str(v).split(":", 1))
+        failure = (-1, problem[0], [problem])
     except Exception as e:   # the runner's own trouble: reported, never shrunk
         import traceback
         failure = (-1, "harness-error", [("harness-error", traceback.format_exc())])
