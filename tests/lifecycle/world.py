@@ -150,6 +150,7 @@ class World:
         self.kernel_proc = None
         self.kernel = None
         self.mounted = False
+        self.fuse_conn = None
         self.vms = {name: Vm(name) for name in vms}
         self.policy = os.path.join(self.tmp, "policy.conf")
         with open(self.policy, "w") as f:
@@ -192,6 +193,8 @@ class World:
         if self.kernel_proc.poll() is not None:
             raise RuntimeError("the fake kernel exited:\n" + self.read_log("kernel.log"))
         self.kernel = LineClient(control)
+        # the FUSE connection's number, to abort it if its server ever hangs
+        self.fuse_conn = os.minor(os.stat(self.root).st_dev)
         state = self.kernel.call({"op": "state"})
         for dev, d in DEVICES.items():
             if d["kind"] == "pci":
@@ -533,6 +536,10 @@ class World:
 
     # -- teardown ---------------------------------------------------------
 
+    def root_mounted(self):
+        with open("/proc/self/mountinfo") as f:
+            return any(line.split()[4] == self.root for line in f)
+
     def close(self, keep=False):
         if self.kernel is not None:
             try:
@@ -562,12 +569,23 @@ class World:
         if self.kernel_proc is not None and self.kernel_proc.poll() is None:
             self.kernel_proc.terminate()
             try:
-                self.kernel_proc.wait(timeout=10)
+                self.kernel_proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
-                self.kernel_proc.kill()
-                self.kernel_proc.wait()
-        if self.mounted and os.path.ismount(self.root):
-            subprocess.run(["umount", "-l", self.root], capture_output=True)
+                pass
+        if self.mounted:
+            # a dead or hung server leaves its mount behind (and ismount() cannot
+            # even stat it): abort the connection, then detach the mount
+            if self.fuse_conn is not None and self.root_mounted():
+                try:
+                    with open(f"/sys/fs/fuse/connections/{self.fuse_conn}/abort", "w") as f:
+                        f.write("1")
+                except OSError:
+                    pass
+            if self.root_mounted():
+                subprocess.run(["umount", "-l", self.root], capture_output=True)
+        if self.kernel_proc is not None and self.kernel_proc.poll() is None:
+            self.kernel_proc.kill()
+            self.kernel_proc.wait()
         for process in self.processes:     # anything stuck on the mount is free now
             if process.poll() is None:
                 try:
