@@ -167,6 +167,9 @@ detach_start(GTask *task)
                                : vm_devices_find_source(hotplug->devices, op->hostdev);
   g_autoptr(GError) error = NULL;
 
+  if (device == NULL && hotplug_retry_failed_release(hotplug, op->alias ? NULL : op->hostdev,
+                                                     op->alias, task))
+    return;
   if (device == NULL) {
     g_autofree char *what = op->alias ? g_strdup_printf("alias '%s'", op->alias)
                                       : hostdev_describe_source(op->hostdev);

@@ -33,6 +33,7 @@ struct _Hotplug {
   VmDevices *devices;
   GPtrArray *group_waiting; /* Release*: gone from QEMU, their IOMMU group still in use */
   GPtrArray *releasing;   /* Release*: host releases running (each device once) */
+  GPtrArray *failed;      /* Release*: host releases that failed; a detach tries again */
   guint releases_pending; /* host releases still running, plus holds while starting some */
   gboolean memlock_saved; /* QEMU's RLIMIT_MEMLOCK before the first VFIO device raised it */
   guint64 memlock_soft;
@@ -127,6 +128,17 @@ VmDevice *hotplug_find_leaving(Hotplug *hotplug, const Hostdev *hostdev, const c
 /* hotplug_keep_shared_claims() - drop @prep's IOMMU group claim from what its release
  * gives up while another device of this VM still uses the group. */
 void hotplug_keep_shared_claims(Hotplug *hotplug, HostPrep *prep);
+
+/* hotplug_retry_failed_release() - a release of @alias (or of what @hostdev names)
+ * that failed is tried again; @then finishes after it with {"alias", "status"}
+ * (and "host-error" when it failed again).
+ * Return: FALSE when there is no such failed release. */
+gboolean hotplug_retry_failed_release(Hotplug *hotplug, const Hostdev *hostdev,
+                                      const char *alias, GTask *then);
+
+/* Return: (transfer full) (nullable): "KEY (VM 'NAME')" for the first claim of
+ * @prep that another live VM holds now, or NULL. */
+char *hotplug_held_elsewhere(Hotplug *hotplug, const HostPrep *prep);
 
 /* hotplug_claim_again() - take @key for this VM again, as this hostdevd and its QEMU. */
 gboolean hotplug_claim_again(Hotplug *hotplug, const char *key, GError **error);

@@ -70,13 +70,9 @@ recorded_for_this_qemu(Hotplug *hotplug, const StateEntry *entry)
 static char *
 owned_elsewhere(Hotplug *hotplug, HostPrep *prep)
 {
-  for (guint i = 0; i < prep->claims->len; i++) {
-    const char *key = g_ptr_array_index(prep->claims, i);
-    g_autoptr(GError) error = NULL;
-    g_autoptr(Claim) claim = claims_lookup(hotplug->runtime_dir, key, &error);
-    if (claim && !claim->stale && g_strcmp0(claim->vm, hotplug->vm) != 0)
-      return g_strdup_printf("%s (VM '%s')", key, claim->vm);
-  }
+  char *holder = hotplug_held_elsewhere(hotplug, prep);
+  if (holder)
+    return holder;
   for (guint i = 0; i < prep->claims->len; i++) {
     const char *key = g_ptr_array_index(prep->claims, i);
     g_autoptr(GError) error = NULL;

@@ -38,6 +38,19 @@ hotplug_claim_again(Hotplug *hotplug, const char *key, GError **error)
                         &(ClaimOwner){ getpid(), hotplug->qemu.pid }, error);
 }
 
+char *
+hotplug_held_elsewhere(Hotplug *hotplug, const HostPrep *prep)
+{
+  for (guint i = 0; prep && i < prep->claims->len; i++) {
+    const char *key = g_ptr_array_index(prep->claims, i);
+    g_autoptr(GError) error = NULL;
+    g_autoptr(Claim) claim = claims_lookup(hotplug->runtime_dir, key, &error);
+    if (claim && !claim->stale && g_strcmp0(claim->vm, hotplug->vm) != 0)
+      return g_strdup_printf("%s (VM '%s')", key, claim->vm);
+  }
+  return NULL;
+}
+
 void
 hotplug_emit(Hotplug *hotplug, const char *name, JsonObject *data)
 {
@@ -257,7 +270,25 @@ typedef struct {
   GTask *then;           /* (nullable) the operation to finish after */
   JsonNode *reply;       /* its reply */
   gboolean folded;       /* waiting: its binding is undone with its group's last device */
+  guint attempts;        /* host releases tried so far */
+  char *failure;         /* why the last attempt failed, once given up */
 } Release;
+
+/* A failed host release is tried this often, RELEASE_RETRY_FIRST_MS apart and doubling. */
+#define RELEASE_ATTEMPTS 3
+#define RELEASE_RETRY_FIRST_MS 500
+
+static void
+release_free(Release *release)
+{
+  if (release->then)
+    hotplug_op_return(release->then, g_steal_pointer(&release->reply), NULL);
+  g_clear_pointer(&release->reply, json_node_unref);
+  g_free(release->why);
+  g_free(release->failure);
+  vm_device_free(release->device);
+  g_free(release);
+}
 
 static void release_group_waiters(Hotplug *hotplug, int group);
 
@@ -283,7 +314,7 @@ releases_unhold(Hotplug *hotplug)
 VmDevice *
 hotplug_find_leaving(Hotplug *hotplug, const Hostdev *hostdev, const char *alias)
 {
-  GPtrArray *lists[] = { hotplug->releasing, hotplug->group_waiting };
+  GPtrArray *lists[] = { hotplug->releasing, hotplug->group_waiting, hotplug->failed };
   for (guint l = 0; l < G_N_ELEMENTS(lists); l++)
     for (guint i = 0; i < lists[l]->len; i++) {
       VmDevice *device = ((Release *)g_ptr_array_index(lists[l], i))->device;
@@ -351,8 +382,10 @@ release_finish(Release *release, const GError *error)
   int group = device->prep && device->prep->vfio ? device->prep->vfio->group : -1;
 
   if (error) {
-    /* keep the journal entry: a restart tries again */
-    g_warning("%s (%s): giving it back to the host failed: %s", alias, source, error->message);
+    /* keep the journal entry and list it: a detach of it or a restart tries again */
+    g_warning("%s (%s): giving it back to the host failed after %u attempt(s): %s; "
+              "`hostdevctl detach-device-alias VM %s` tries again", alias, source,
+              release->attempts, error->message, alias);
   } else {
     g_message("%s (%s) released: %s", alias, source, release->why);
     hotplug_journal_forget(hotplug, alias);
@@ -366,11 +399,18 @@ release_finish(Release *release, const GError *error)
   hotplug_emit(hotplug, "DEVICE_DETACHED", data);
 
   g_ptr_array_remove(hotplug->releasing, release);
-  if (release->then)
-    hotplug_op_return(release->then, g_steal_pointer(&release->reply), NULL);
-  g_free(release->why);
-  vm_device_free(device);
-  g_free(release);
+  if (release->then && error && release->reply && JSON_NODE_HOLDS_OBJECT(release->reply))
+    json_object_set_string_member(json_node_get_object(release->reply), "host-error",
+                                  error->message);
+  if (error) {
+    if (release->then)
+      hotplug_op_return(g_steal_pointer(&release->then), g_steal_pointer(&release->reply), NULL);
+    g_free(release->failure);
+    release->failure = g_strdup(error->message);
+    g_ptr_array_add(hotplug->failed, release);
+  } else {
+    release_free(release);
+  }
 
   if (group >= 0)
     release_group_waiters(hotplug, group);
@@ -378,12 +418,37 @@ release_finish(Release *release, const GError *error)
   releases_unhold(hotplug);
 }
 
+static void release_host_after_fdset(gpointer data);
+
+static gboolean
+on_release_retry(gpointer data)
+{
+  release_host_after_fdset(data);
+  return G_SOURCE_REMOVE;
+}
+
+/*
+ * A host release that failed is tried again a little later (the undo looks
+ * at the device's real state, so a retry redoes only what is left): a
+ * probe that bound nothing, a driver still busy.  A device QEMU still
+ * holds is not retried here: the kernel finishes that unbind on its own.
+ */
 static void
 on_host_released(GObject *source, GAsyncResult *result, gpointer user_data)
 {
+  Release *release = user_data;
   g_autoptr(GError) error = NULL;
-  host_prep_release_finish(result, &error);
-  release_finish(user_data, error);
+
+  release->attempts++;
+  if (!host_prep_release_finish(result, &error) && release->attempts < RELEASE_ATTEMPTS &&
+      !g_error_matches(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_TIMEOUT)) {
+    guint delay = RELEASE_RETRY_FIRST_MS << (release->attempts - 1);
+    g_message("%s: giving it back to the host failed (%s); trying again in %u ms",
+              release->device->hostdev->alias, error->message, delay);
+    g_timeout_add(delay, on_release_retry, release);
+    return;
+  }
+  release_finish(release, error);
 }
 
 static void
@@ -393,6 +458,14 @@ release_host_after_fdset(gpointer data)
   HostPrep *prep = release->device->prep;
   hotplug_keep_shared_claims(release->hotplug, prep);
   if (prep == NULL) {
+    release_finish(release, NULL);
+    return;
+  }
+  /* every record is checked against who owns the device now, before it is acted on */
+  g_autofree char *holder = hotplug_held_elsewhere(release->hotplug, prep);
+  if (holder) {
+    g_warning("%s: its host device is left as it is, without undoing anything: %s holds "
+              "it now", release->device->hostdev->alias, holder);
     release_finish(release, NULL);
     return;
   }
@@ -408,6 +481,8 @@ release_host_after_fdset(gpointer data)
 static void
 release_host(Release *release)
 {
+  g_clear_pointer(&release->failure, g_free);
+  release->attempts = 0;
   releases_hold(release->hotplug);
   g_ptr_array_add(release->hotplug->releasing, release);
   hotplug_remove_fdset(release->hotplug, release->device->prep, release_host_after_fdset,
@@ -515,6 +590,65 @@ state_name(VmDeviceState state)
   return "unknown";
 }
 
+/*
+ * list_leaving() - devices that left QEMU but whose host device is not
+ * back yet are still this VM's: listed as detaching, with what they wait for.
+ */
+static void
+list_leaving(Hotplug *hotplug, JsonArray *list)
+{
+  GPtrArray *lists[] = { hotplug->group_waiting, hotplug->releasing, hotplug->failed };
+
+  for (guint l = 0; l < G_N_ELEMENTS(lists); l++)
+    for (guint i = 0; i < lists[l]->len; i++) {
+      Release *release = g_ptr_array_index(lists[l], i);
+      const Hostdev *hostdev = release->device->hostdev;
+      JsonObject *entry = json_object_new();
+      g_autofree char *source = hostdev_describe_source(hostdev);
+      g_autofree char *xml = hostdev_format_xml(hostdev);
+      g_autofree char *phase =
+          lists[l] == hotplug->group_waiting
+              ? g_strdup_printf("left QEMU; waits for the rest of IOMMU group %d to leave it",
+                                release->device->prep->vfio->group)
+          : lists[l] == hotplug->releasing
+              ? g_strdup("left QEMU; being given back to the host")
+              : g_strdup_printf("left QEMU; giving it back to the host failed: %s; "
+                                "`hostdevctl detach-device-alias VM %s` tries again",
+                                release->failure, hostdev->alias);
+      json_object_set_string_member(entry, "alias", hostdev->alias);
+      json_object_set_string_member(entry, "type", hostdev_type_name(hostdev->type));
+      json_object_set_string_member(entry, "source", source);
+      json_object_set_string_member(entry, "state", state_name(VM_DEVICE_DETACHING));
+      json_object_set_string_member(entry, "phase", phase);
+      json_object_set_string_member(entry, "xml", xml);
+      json_array_add_object_element(list, entry);
+    }
+}
+
+gboolean
+hotplug_retry_failed_release(Hotplug *hotplug, const Hostdev *hostdev, const char *alias,
+                             GTask *then)
+{
+  for (guint i = 0; i < hotplug->failed->len; i++) {
+    Release *release = g_ptr_array_index(hotplug->failed, i);
+    const Hostdev *leaving = release->device->hostdev;
+    if ((alias && g_strcmp0(alias, leaving->alias) == 0) ||
+        (hostdev && hostdev_source_matches(hostdev, leaving))) {
+      g_ptr_array_remove_index(hotplug->failed, i);
+      g_message("%s: trying again to give it back to the host", leaving->alias);
+      JsonObject *reply = json_object_new();
+      json_object_set_string_member(reply, "alias", leaving->alias);
+      json_object_set_string_member(reply, "status", "detached");
+      release->then = then;
+      release->reply = json_node_init_object(json_node_alloc(), reply);
+      json_object_unref(reply);
+      release_host(release);
+      return TRUE;
+    }
+  }
+  return FALSE;
+}
+
 JsonNode *
 hotplug_list(Hotplug *hotplug)
 {
@@ -533,6 +667,7 @@ hotplug_list(Hotplug *hotplug)
     json_object_set_string_member(entry, "xml", xml);
     json_array_add_object_element(list, entry);
   }
+  list_leaving(hotplug, list);
   return json_node_init_array(json_node_alloc(), list);
 }
 
@@ -588,6 +723,8 @@ hotplug_release_all_async(Hotplug *hotplug, GAsyncReadyCallback callback, gpoint
   hotplug->qemu_exited = TRUE;
   while (all->len > 0)
     hotplug_release_device(hotplug, g_ptr_array_index(all, all->len - 1), "QEMU exited", NULL, NULL);
+  while (hotplug->failed->len > 0)
+    release_host(g_ptr_array_steal_index(hotplug->failed, 0));
   /*
    * QEMU is gone, so no group is in use any more.  A waiter whose group's
    * last device has just taken its binding along is left to that release
@@ -660,6 +797,7 @@ hotplug_new(QmpClient *qmp, StateJournal *journal, const HotplugConfig *config,
       policy_iommu_group_takeover_allowed(config->policy, config->vm, NULL);
   hotplug->group_waiting = g_ptr_array_new();
   hotplug->releasing = g_ptr_array_new();
+  hotplug->failed = g_ptr_array_new_with_free_func((GDestroyNotify)release_free);
   hotplug->drain_waiters = g_ptr_array_new();
   hotplug->devices = vm_devices_new();
   hotplug->emit = emit;
@@ -702,7 +840,10 @@ hotplug_free(Hotplug *hotplug)
     g_object_unref(hotplug->qmp);
   }
   vm_devices_free(hotplug->devices);
+  /* waiting and failed releases keep their journal records for the next hostdevd */
+  g_ptr_array_set_free_func(hotplug->group_waiting, (GDestroyNotify)release_free);
   g_ptr_array_unref(hotplug->group_waiting);
+  g_ptr_array_unref(hotplug->failed);
   g_ptr_array_unref(hotplug->releasing);
   g_ptr_array_unref(hotplug->drain_waiters);
   g_free(hotplug->vm);

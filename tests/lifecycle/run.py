@@ -396,7 +396,8 @@ def main():
     parser.add_argument("--steps", type=int, default=25, help="steps per sequence (25)")
     parser.add_argument("--hours", type=float, default=None,
                         help="stop starting new seeds after this long")
-    parser.add_argument("--replay", help="run the sequence saved in this JSON file")
+    parser.add_argument("--replay", action="append",
+                        help="run the sequence saved in this JSON file (may be repeated)")
     parser.add_argument("--settle", type=float, default=6.0,
                         help="how long to wait for the system to settle after a step (6 s)")
     parser.add_argument("--shrink-runs", type=int, default=30,
@@ -436,8 +437,12 @@ def main():
     signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(1))
 
     if args.replay:
-        with open(args.replay) as f:
-            scenarios = [json.load(f)]
+        scenarios = []
+        for path in args.replay:
+            with open(path) as f:
+                scenarios.append(dict(json.load(f), name=os.path.basename(path)))
+        if args.tap:
+            out(f"1..{len(scenarios)}")
     else:
         first = args.seed if args.seed is not None else 1
         count = args.seeds
@@ -453,12 +458,14 @@ def main():
             break
         t0 = time.monotonic()
         log = out if args.verbose or args.replay else None
+        if log and args.tap:
+            log = lambda line: out(f"# {line}")  # noqa: E731 - TAP diagnostics
         failure, steps_run = run_scenario(scenario, args, log)
         run_time += time.monotonic() - t0
         sequences += 1
         steps_total += steps_run
-        name = f"seed {scenario['seed']} ({len(scenario['vms'])} VMs, {steps_run} steps, " \
-               f"{time.monotonic() - t0:.1f} s)"
+        name = f"{scenario.get('name') or 'seed ' + str(scenario['seed'])} " \
+               f"({len(scenario['vms'])} VMs, {steps_run} steps, {time.monotonic() - t0:.1f} s)"
         if failure is None:
             out(f"ok {number} - {name}" if args.tap else f"seed {scenario['seed']}: ok "
                 f"({steps_run} steps, {time.monotonic() - t0:.1f} s)")
