@@ -160,6 +160,7 @@ guest_topology_free(GuestTopology *topology)
   g_ptr_array_unref(topology->buses);
   g_ptr_array_unref(topology->zpci);
   g_strfreev(topology->ids);
+  g_strfreev(topology->types);
   g_free(topology);
 }
 
@@ -338,12 +339,15 @@ discovery_finish(GTask *task)
   g_ptr_array_sort(topology->buses, compare_buses);
 
   g_autoptr(GStrvBuilder) ids = g_strv_builder_new();
+  g_autoptr(GStrvBuilder) types = g_strv_builder_new();
   for (guint i = 0; i < discovery->devices->len; i++) {
     Device *device = g_ptr_array_index(discovery->devices, i);
     if (device->id)
       g_strv_builder_add(ids, device->id);
+    g_strv_builder_add(types, device->type);
   }
   topology->ids = g_strv_builder_end(ids);
+  topology->types = g_strv_builder_end(types);
   g_task_return_pointer(task, g_steal_pointer(&discovery->topology),
                         (GDestroyNotify)guest_topology_free);
   g_object_unref(task);

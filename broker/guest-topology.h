@@ -37,6 +37,7 @@ typedef struct {
   GPtrArray *buses;     /* GuestPciBus*, ordered by index, then id */
   GPtrArray *zpci;      /* GuestZpci*, every zPCI function QEMU knows (s390x only) */
   GStrv ids;            /* ids of all user-created devices */
+  GStrv types;          /* QOM types of all user-created devices, named or not */
 } GuestTopology;
 
 void guest_topology_free(GuestTopology *topology);

@@ -351,6 +351,13 @@ cmd_detach(Session *session, const Args *args, const char *file, const char *ali
   JsonObject *reply = json_node_get_object(value);
   const char *status = json_object_get_string_member_with_default(reply, "status", "");
   const char *detached = json_object_get_string_member_with_default(reply, "alias", "?");
+  const char *host_error = json_object_get_string_member_with_default(reply, "host-error", NULL);
+  if (host_error) {
+    g_printerr("error: %s left the VM, but giving it back to the host failed: %s\n"
+               "It stays listed as detaching; run the same detach again to retry.\n",
+               detached, host_error);
+    return EXIT_FAILURE;
+  }
   if (g_strcmp0(status, "detached") == 0)
     printf("Device detached successfully (%s)\n", detached);
   else
@@ -384,11 +391,13 @@ cmd_list(Session *session, const Args *args)
   printf("-----------------------------------------------------------------\n");
   for (guint i = 0; i < json_array_get_length(devices); i++) {
     JsonObject *device = json_array_get_object_element(devices, i);
-    printf(" %-12s %-5s %-32s %s\n",
+    const char *phase = json_object_get_string_member_with_default(device, "phase", NULL);
+    printf(" %-12s %-5s %-32s %s%s%s\n",
            json_object_get_string_member_with_default(device, "alias", ""),
            json_object_get_string_member_with_default(device, "type", ""),
            json_object_get_string_member_with_default(device, "source", ""),
-           json_object_get_string_member_with_default(device, "state", ""));
+           json_object_get_string_member_with_default(device, "state", ""),
+           phase ? " — " : "", phase ? phase : "");
   }
   return EXIT_SUCCESS;
 }

@@ -550,7 +550,10 @@ on_memory_size(GObject *source, GAsyncResult *result, gpointer user_data)
   JsonObject *sizes = json_node_get_object(value);
   guint64 ram = (guint64)json_object_get_int_member_with_default(sizes, "base-memory", 0) +
                 (guint64)json_object_get_int_member_with_default(sizes, "plugged-memory", 0);
-  guint64 needed = memlock_needed_for_guest(ram, vfio_device_count(op->hotplug), FALSE);
+  /* with a vIOMMU each VFIO device may pin all guest RAM on its own */
+  gboolean viommu = op->topology &&
+                    memlock_guest_has_viommu((const char *const *)op->topology->types);
+  guint64 needed = memlock_needed_for_guest(ram, vfio_device_count(op->hotplug), viommu);
 
   Hotplug *hotplug = op->hotplug;
   gboolean enough = qemu <= 0 || (memlock_get(qemu, &soft, &hard, NULL) && soft >= needed) ||
