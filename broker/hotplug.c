@@ -590,39 +590,35 @@ state_name(VmDeviceState state)
   return "unknown";
 }
 
-/*
- * list_leaving() - devices that left QEMU but whose host device is not
- * back yet are still this VM's: listed as detaching, with what they wait for.
- */
-static void
-list_leaving(Hotplug *hotplug, JsonArray *list)
+/* Return: (transfer full): one device as list-devices shows it; @phase nullable. */
+static JsonObject *
+list_entry(const Hostdev *hostdev, VmDeviceState state, const char *phase)
 {
-  GPtrArray *lists[] = { hotplug->group_waiting, hotplug->releasing, hotplug->failed };
+  JsonObject *entry = json_object_new();
+  g_autofree char *source = hostdev_describe_source(hostdev);
+  g_autofree char *xml = hostdev_format_xml(hostdev);
+  json_object_set_string_member(entry, "alias", hostdev->alias);
+  json_object_set_string_member(entry, "type", hostdev_type_name(hostdev->type));
+  json_object_set_string_member(entry, "source", source);
+  json_object_set_string_member(entry, "state", state_name(state));
+  if (phase)
+    json_object_set_string_member(entry, "phase", phase);
+  json_object_set_string_member(entry, "xml", xml);
+  return entry;
+}
 
-  for (guint l = 0; l < G_N_ELEMENTS(lists); l++)
-    for (guint i = 0; i < lists[l]->len; i++) {
-      Release *release = g_ptr_array_index(lists[l], i);
-      const Hostdev *hostdev = release->device->hostdev;
-      JsonObject *entry = json_object_new();
-      g_autofree char *source = hostdev_describe_source(hostdev);
-      g_autofree char *xml = hostdev_format_xml(hostdev);
-      g_autofree char *phase =
-          lists[l] == hotplug->group_waiting
-              ? g_strdup_printf("left QEMU; waits for the rest of IOMMU group %d to leave it",
-                                release->device->prep->vfio->group)
-          : lists[l] == hotplug->releasing
-              ? g_strdup("left QEMU; being given back to the host")
-              : g_strdup_printf("left QEMU; giving it back to the host failed: %s; "
-                                "`hostdevctl detach-device-alias VM %s` tries again",
-                                release->failure, hostdev->alias);
-      json_object_set_string_member(entry, "alias", hostdev->alias);
-      json_object_set_string_member(entry, "type", hostdev_type_name(hostdev->type));
-      json_object_set_string_member(entry, "source", source);
-      json_object_set_string_member(entry, "state", state_name(VM_DEVICE_DETACHING));
-      json_object_set_string_member(entry, "phase", phase);
-      json_object_set_string_member(entry, "xml", xml);
-      json_array_add_object_element(list, entry);
-    }
+/* Return: (transfer full): what a device that left QEMU but is not back on the host waits for. */
+static char *
+leaving_phase(Hotplug *hotplug, GPtrArray *list, const Release *release)
+{
+  if (list == hotplug->group_waiting)
+    return g_strdup_printf("left QEMU; waits for the rest of IOMMU group %d to leave it",
+                           release->device->prep->vfio->group);
+  if (list == hotplug->releasing)
+    return g_strdup("left QEMU; being given back to the host");
+  return g_strdup_printf("left QEMU; giving it back to the host failed: %s; "
+                         "`hostdevctl detach-device-alias VM %s` tries again",
+                         release->failure, release->device->hostdev->alias);
 }
 
 gboolean
@@ -649,25 +645,29 @@ hotplug_retry_failed_release(Hotplug *hotplug, const Hostdev *hostdev, const cha
   return FALSE;
 }
 
+/*
+ * hotplug_list() - every device of the VM: those in QEMU, and those that
+ * left it but whose host device is not back yet (still this VM's: listed
+ * as detaching, with what they wait for).
+ */
 JsonNode *
 hotplug_list(Hotplug *hotplug)
 {
   GPtrArray *all = vm_devices_get_all(hotplug->devices);
+  GPtrArray *leaving[] = { hotplug->group_waiting, hotplug->releasing, hotplug->failed };
   JsonArray *list = json_array_new();
 
   for (guint i = 0; i < all->len; i++) {
     VmDevice *device = g_ptr_array_index(all, i);
-    JsonObject *entry = json_object_new();
-    g_autofree char *source = hostdev_describe_source(device->hostdev);
-    g_autofree char *xml = hostdev_format_xml(device->hostdev);
-    json_object_set_string_member(entry, "alias", device->hostdev->alias);
-    json_object_set_string_member(entry, "type", hostdev_type_name(device->hostdev->type));
-    json_object_set_string_member(entry, "source", source);
-    json_object_set_string_member(entry, "state", state_name(device->state));
-    json_object_set_string_member(entry, "xml", xml);
-    json_array_add_object_element(list, entry);
+    json_array_add_object_element(list, list_entry(device->hostdev, device->state, NULL));
   }
-  list_leaving(hotplug, list);
+  for (guint l = 0; l < G_N_ELEMENTS(leaving); l++)
+    for (guint i = 0; i < leaving[l]->len; i++) {
+      Release *release = g_ptr_array_index(leaving[l], i);
+      g_autofree char *phase = leaving_phase(hotplug, leaving[l], release);
+      json_array_add_object_element(list, list_entry(release->device->hostdev,
+                                                     VM_DEVICE_DETACHING, phase));
+    }
   return json_node_init_array(json_node_alloc(), list);
 }
 
