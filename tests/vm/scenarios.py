@@ -19,6 +19,7 @@ step and what was expected; it never skips.
 """
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -1360,7 +1361,12 @@ def real_systemd(ctx):
     require_host_driver(bdf, "e1000e")
     check(os.path.exists(SYSTEMD), f"no {SYSTEMD} on this machine")
     hostdevd = ctx.config["hostdevd"]
-    check(not hostdevd.startswith("/tmp/"), f"{hostdevd}: the unit's PrivateTmp=yes hides /tmp; build outside /tmp")
+    if hostdevd.startswith("/tmp/"):
+        # the unit's PrivateTmp=yes hides /tmp from it: install the binary as a package would
+        installed = "/run/hostdevd-s15/sbin/hostdevd"
+        os.makedirs(os.path.dirname(installed), exist_ok=True)
+        shutil.copy2(hostdevd, installed)
+        hostdevd = installed
     check(not os.path.exists("/run/systemd/private"), "a systemd already runs in L1")
     group = l1lib.pci_group(bdf)
     original = "e1000e"
