@@ -3,9 +3,11 @@
  * claims.c - host-wide ownership of host devices and IOMMU groups
  *
  * A claim file holds one JSON object: {"vm", "pid", "start-time",
- * "qemu-pid", "qemu-start-time", "since"} ("pid" is the hostdevd; files
- * written before QEMU was recorded have no "qemu-*" and name the hostdevd
- * alone).  It is written to a temporary name and renamed, so a reader
+ * "qemu-pid", "qemu-start-time", "since", "origin"} ("pid" is the
+ * hostdevd; files written before QEMU was recorded have no "qemu-*" and
+ * name the hostdevd alone; "origin", {"driver", "driver-override",
+ * "node-uid", "node-gid", "node-mode"}, is there once the holder has read
+ * the device's original state, the node-* only when /dev/vfio/N existed).  It is written to a temporary name and renamed, so a reader
  * never sees half of it.  Each process's start time (field 22 of
  * /proc/PID/stat) tells a live process from a recycled pid.  These are
  * real processes, so /proc is the real one, not under the host root.
@@ -28,6 +30,30 @@
 #define CLAIMS_SUBDIR "claims"
 #define CLAIM_MAX_SIZE 4096
 
+ClaimOrigin *
+claim_origin_copy(const ClaimOrigin *origin)
+{
+  ClaimOrigin *copy;
+
+  if (origin == NULL)
+    return NULL;
+  copy = g_new0(ClaimOrigin, 1);
+  *copy = *origin;
+  copy->driver = g_strdup(origin->driver);
+  copy->override = g_strdup(origin->override);
+  return copy;
+}
+
+void
+claim_origin_free(ClaimOrigin *origin)
+{
+  if (origin == NULL)
+    return;
+  g_free(origin->driver);
+  g_free(origin->override);
+  g_free(origin);
+}
+
 void
 claim_free(Claim *claim)
 {
@@ -35,6 +61,7 @@ claim_free(Claim *claim)
     return;
   g_free(claim->key);
   g_free(claim->vm);
+  claim_origin_free(claim->origin);
   g_free(claim);
 }
 
@@ -279,6 +306,73 @@ unlock_claims(int fd)
     close(fd); /* drops the flock */
 }
 
+/* Driver names come back from a file anyone with root may edit: accept
+ * what the kernel could have written, nothing that builds other paths. */
+static gboolean
+driver_name_is_valid(const char *name)
+{
+  gsize len = name ? strlen(name) : 0;
+
+  if (len == 0 || len > 64 || strcmp(name, ".") == 0 || strcmp(name, "..") == 0)
+    return FALSE;
+  for (const char *p = name; *p; p++)
+    if (!g_ascii_isalnum(*p) && *p != '_' && *p != '-' && *p != '.')
+      return FALSE;
+  return TRUE;
+}
+
+/* @out: a driver name or NULL (JSON null or absent).  Return: FALSE when
+ * the member is there but no driver name. */
+static gboolean
+origin_get_name(JsonObject *object, const char *member, char **out)
+{
+  JsonNode *node = json_object_get_member(object, member);
+
+  *out = NULL;
+  if (node == NULL || JSON_NODE_HOLDS_NULL(node))
+    return TRUE;
+  if (json_node_get_value_type(node) != G_TYPE_STRING ||
+      !driver_name_is_valid(json_node_get_string(node)))
+    return FALSE;
+  *out = g_strdup(json_node_get_string(node));
+  return TRUE;
+}
+
+static gboolean
+origin_get_number(JsonObject *object, const char *member, gint64 max, gint64 *out)
+{
+  JsonNode *node = json_object_get_member(object, member);
+
+  if (node == NULL || json_node_get_value_type(node) != G_TYPE_INT64)
+    return FALSE;
+  *out = json_node_get_int(node);
+  return *out >= 0 && *out <= max;
+}
+
+/* Return: (transfer full): the origin in @object, NULL when it is not a
+ * valid one. */
+static ClaimOrigin *
+parse_origin(JsonObject *object)
+{
+  g_autoptr(ClaimOrigin) origin = g_new0(ClaimOrigin, 1);
+  gint64 uid, gid, mode;
+
+  if (!origin_get_name(object, "driver", &origin->driver) ||
+      !origin_get_name(object, "driver-override", &origin->override))
+    return NULL;
+  if (!json_object_has_member(object, "node-uid"))
+    return g_steal_pointer(&origin);
+  if (!origin_get_number(object, "node-uid", G_MAXUINT32 - 1, &uid) ||
+      !origin_get_number(object, "node-gid", G_MAXUINT32 - 1, &gid) ||
+      !origin_get_number(object, "node-mode", 07777, &mode))
+    return NULL;
+  origin->node_known = TRUE;
+  origin->node_uid = (uid_t)uid;
+  origin->node_gid = (gid_t)gid;
+  origin->node_mode = (mode_t)mode;
+  return g_steal_pointer(&origin);
+}
+
 static Claim *
 parse_claim(const char *key, const char *text, gsize length)
 {
@@ -286,6 +380,7 @@ parse_claim(const char *key, const char *text, gsize length)
   g_autoptr(Claim) claim = g_new0(Claim, 1);
   JsonObject *object;
   JsonNode *root;
+  JsonNode *origin;
   const char *vm;
   gint64 pid;
   gint64 qemu_pid;
@@ -312,6 +407,14 @@ parse_claim(const char *key, const char *text, gsize length)
       (guint64)MAX(0, json_object_get_int_member_with_default(object, "qemu-start-time", 0));
   }
   claim->since = json_object_get_int_member_with_default(object, "since", 0);
+  /* absent until the holder has read the device, and in older brokers' claims */
+  origin = json_object_get_member(object, "origin");
+  if (origin != NULL && JSON_NODE_HOLDS_OBJECT(origin)) {
+    claim->origin = parse_origin(json_node_get_object(origin));
+    if (claim->origin == NULL)
+      g_warning("the claim on %s has a damaged origin; the device's original driver "
+                "is not known from it", key);
+  }
   claim_check_liveness(claim);
   return g_steal_pointer(&claim);
 }
@@ -345,12 +448,37 @@ read_claim(const char *dir, const char *key, GError **error)
   return claim;
 }
 
-/* @since: 0 for now */
-static gboolean
-write_claim(const char *dir, const char *key, const char *vm, const ClaimOwner *owner,
-            gint64 since, GError **error)
+static void
+add_origin(JsonBuilder *builder, const ClaimOrigin *origin)
 {
-  g_autofree char *path = g_build_filename(dir, key, NULL);
+  json_builder_set_member_name(builder, "origin");
+  json_builder_begin_object(builder);
+  json_builder_set_member_name(builder, "driver");
+  if (origin->driver != NULL)
+    json_builder_add_string_value(builder, origin->driver);
+  else
+    json_builder_add_null_value(builder);
+  json_builder_set_member_name(builder, "driver-override");
+  if (origin->override != NULL)
+    json_builder_add_string_value(builder, origin->override);
+  else
+    json_builder_add_null_value(builder);
+  if (origin->node_known) {
+    json_builder_set_member_name(builder, "node-uid");
+    json_builder_add_int_value(builder, origin->node_uid);
+    json_builder_set_member_name(builder, "node-gid");
+    json_builder_add_int_value(builder, origin->node_gid);
+    json_builder_set_member_name(builder, "node-mode");
+    json_builder_add_int_value(builder, origin->node_mode & 07777);
+  }
+  json_builder_end_object(builder);
+}
+
+/* Write @claim (all but its liveness) to its file, atomically. */
+static gboolean
+write_claim(const char *dir, const Claim *claim, GError **error)
+{
+  g_autofree char *path = g_build_filename(dir, claim->key, NULL);
   g_autoptr(JsonBuilder) builder = json_builder_new();
   g_autoptr(JsonGenerator) generator = json_generator_new();
   g_autoptr(JsonNode) root = NULL;
@@ -359,19 +487,21 @@ write_claim(const char *dir, const char *key, const char *vm, const ClaimOwner *
 
   json_builder_begin_object(builder);
   json_builder_set_member_name(builder, "vm");
-  json_builder_add_string_value(builder, vm);
+  json_builder_add_string_value(builder, claim->vm);
   json_builder_set_member_name(builder, "pid");
-  json_builder_add_int_value(builder, owner->broker);
+  json_builder_add_int_value(builder, claim->pid);
   json_builder_set_member_name(builder, "start-time");
-  json_builder_add_int_value(builder, (gint64)claims_process_start_time(owner->broker));
-  if (owner->qemu > 0) {
+  json_builder_add_int_value(builder, (gint64)claim->start_time);
+  if (claim->qemu_pid > 0) {
     json_builder_set_member_name(builder, "qemu-pid");
-    json_builder_add_int_value(builder, owner->qemu);
+    json_builder_add_int_value(builder, claim->qemu_pid);
     json_builder_set_member_name(builder, "qemu-start-time");
-    json_builder_add_int_value(builder, (gint64)claims_process_start_time(owner->qemu));
+    json_builder_add_int_value(builder, (gint64)claim->qemu_start_time);
   }
   json_builder_set_member_name(builder, "since");
-  json_builder_add_int_value(builder, since > 0 ? since : g_get_real_time() / G_USEC_PER_SEC);
+  json_builder_add_int_value(builder, claim->since);
+  if (claim->origin != NULL)
+    add_origin(builder, claim->origin);
   json_builder_end_object(builder);
   root = json_builder_get_root(builder);
   json_generator_set_root(generator, root);
@@ -418,12 +548,22 @@ gboolean
 claims_acquire(const char *runtime_dir, const char *vm, const char *key,
                const ClaimOwner *owner, GError **error)
 {
+  return claims_acquire_full(runtime_dir, vm, key, owner, NULL, error);
+}
+
+gboolean
+claims_acquire_full(const char *runtime_dir, const char *vm, const char *key,
+                    const ClaimOwner *owner, ClaimOrigin **inherited, GError **error)
+{
   g_autofree char *dir = NULL;
   g_autoptr(Claim) claim = NULL;
   g_autoptr(GError) local_error = NULL;
+  Claim mine = { 0 };
   gboolean ok;
   int lock;
 
+  if (inherited != NULL)
+    *inherited = NULL;
   if (!check_arguments(vm, key, error))
     return FALSE;
   if (owner == NULL || owner->broker <= 0 || owner->qemu < 0) {
@@ -450,8 +590,13 @@ claims_acquire(const char *runtime_dir, const char *vm, const char *key,
   if (claim != NULL && strcmp(claim->vm, vm) != 0) {
     g_autofree char *what = claims_describe_key(key);
     g_autofree char *holder = claims_describe_holder(claim);
-    g_message("%s: taking over the stale claim of %s: nothing of it runs any more",
-              what, holder);
+    if (claim->origin != NULL)
+      g_message("%s: taking over the stale claim of %s: nothing of it runs any more; "
+                "the device's original driver %s is kept", what, holder,
+                claim->origin->driver ? claim->origin->driver : "(none)");
+    else
+      g_message("%s: taking over the stale claim of %s: nothing of it runs any more",
+                what, holder);
   } else if (claim != NULL && !claim->stale &&
              (claim->pid != owner->broker || claim->qemu_pid != owner->qemu)) {
     g_autofree char *what = claims_describe_key(key);
@@ -459,10 +604,73 @@ claims_acquire(const char *runtime_dir, const char *vm, const char *key,
               "(were %d and %d)", what, vm, (int)owner->broker, (int)owner->qemu,
               (int)claim->pid, (int)claim->qemu_pid);
   }
+  mine.key = (char *)key;
+  mine.vm = (char *)vm;
+  mine.pid = owner->broker;
+  mine.start_time = claims_process_start_time(owner->broker);
+  mine.qemu_pid = owner->qemu;
+  mine.qemu_start_time = owner->qemu > 0 ? claims_process_start_time(owner->qemu) : 0;
   /* the same VM's live claim goes on: it has held the device since then */
-  ok = write_claim(dir, key, vm, owner,
-                   claim != NULL && !claim->stale && strcmp(claim->vm, vm) == 0
-                   ? claim->since : 0, error);
+  mine.since = claim != NULL && !claim->stale && strcmp(claim->vm, vm) == 0
+               ? claim->since : g_get_real_time() / G_USEC_PER_SEC;
+  /* the origin goes on, whoever held the claim: the device may still be
+   * as that holder left it */
+  mine.origin = claim != NULL ? claim->origin : NULL;
+  ok = write_claim(dir, &mine, error);
+  unlock_claims(lock);
+  if (ok && inherited != NULL && claim != NULL)
+    *inherited = g_steal_pointer(&claim->origin);
+  return ok;
+}
+
+gboolean
+claims_set_origin(const char *runtime_dir, const char *vm, const char *key,
+                  const ClaimOrigin *origin, GError **error)
+{
+  g_autofree char *dir = NULL;
+  g_autoptr(Claim) claim = NULL;
+  g_autoptr(GError) local_error = NULL;
+  gboolean ok;
+  int lock;
+
+  if (!check_arguments(vm, key, error))
+    return FALSE;
+  if (origin == NULL ||
+      (origin->driver != NULL && !driver_name_is_valid(origin->driver)) ||
+      (origin->override != NULL && !driver_name_is_valid(origin->override))) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "a device's origin needs driver names of 1-64 of A-Z a-z 0-9 . _ -");
+    return FALSE;
+  }
+  lock = lock_claims(runtime_dir, error);
+  if (lock < 0)
+    return FALSE;
+  dir = claims_dir(runtime_dir);
+  claim = read_claim(dir, key, &local_error);
+  if (local_error != NULL) {
+    unlock_claims(lock);
+    g_propagate_error(error, g_steal_pointer(&local_error));
+    return FALSE;
+  }
+  if (claim == NULL || strcmp(claim->vm, vm) != 0 || claim->stale) {
+    g_autofree char *what = claims_describe_key(key);
+
+    unlock_claims(lock);
+    if (claim == NULL || claim->stale)
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_NOT_FOUND,
+                  "%s is not claimed by VM '%s' any more, so its original state cannot "
+                  "be recorded: attach it again", what, vm);
+    else
+      set_busy_error(error, claim);
+    return FALSE;
+  }
+  if (claim->origin != NULL) {
+    unlock_claims(lock);
+    return TRUE;
+  }
+  /* rewritten as read, holder and start times unchanged, with the origin */
+  claim->origin = claim_origin_copy(origin);
+  ok = write_claim(dir, claim, error);
   unlock_claims(lock);
   return ok;
 }

@@ -10,6 +10,12 @@
  * Only when both are gone (or their pids now belong to other processes)
  * is it stale, and taken over.  All changes happen under an flock on
  * RUNTIME_DIR/claims/.lock, so two brokers never both win.
+ *
+ * A PCI device's claim also carries the device's origin: how the host had
+ * it before the first holder changed anything (driver, driver_override,
+ * owner of /dev/vfio/N).  Whoever takes the claim over inherits it, so a
+ * device left on vfio-pci by a VM that died still goes back to its own
+ * driver in the end.
  */
 #pragma once
 
@@ -25,6 +31,20 @@ typedef struct {
   pid_t qemu;         /* its QEMU (the QMP peer), 0 unknown */
 } ClaimOwner;
 
+/* How the host had a device before its first holder changed anything. */
+typedef struct {
+  char *driver;       /* NULL: it was unbound */
+  char *override;     /* its driver_override, NULL: none */
+  gboolean node_known; /* /dev/vfio/N existed: its owner and mode below */
+  uid_t node_uid;
+  gid_t node_gid;
+  mode_t node_mode;   /* permission bits only */
+} ClaimOrigin;
+
+ClaimOrigin *claim_origin_copy(const ClaimOrigin *origin);
+void claim_origin_free(ClaimOrigin *origin);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ClaimOrigin, claim_origin_free)
+
 typedef struct {
   char *key;          /* "pci_0000_01_00_0", "usb_1_2", "iommu_group_12", "mdev_..." */
   char *vm;           /* the VM holding it */
@@ -36,6 +56,7 @@ typedef struct {
   gboolean broker_alive; /* the hostdevd still runs */
   gboolean qemu_alive;   /* the QEMU still runs */
   gboolean stale;     /* both are gone: nobody holds the device */
+  ClaimOrigin *origin; /* NULL: not recorded (not yet, or a claim of an older broker) */
 } Claim;
 
 void claim_free(Claim *claim);
@@ -68,6 +89,27 @@ char *claims_key_mdev(const char *uuid);
  */
 gboolean claims_acquire(const char *runtime_dir, const char *vm, const char *key,
                         const ClaimOwner *owner, GError **error);
+
+/**
+ * claims_acquire_full() - claims_acquire(), handing back the origin the
+ * claim carried
+ * @inherited: (out) (optional) (transfer full): the device's origin when
+ *   the claim existed (this VM's own, refreshed, or a stale one taken
+ *   over) and carried one; NULL otherwise.  The origin stays in the claim.
+ */
+gboolean claims_acquire_full(const char *runtime_dir, const char *vm, const char *key,
+                             const ClaimOwner *owner, ClaimOrigin **inherited,
+                             GError **error);
+
+/**
+ * claims_set_origin() - record @origin in @vm's claim on @key, under the
+ * claims lock
+ * Only while the claim is @vm's and live: Busy when another VM holds it,
+ * NotFound when nobody does (or only a stale claim is left).  An origin already recorded is kept (the first reading
+ * is the original one), and TRUE returned.
+ */
+gboolean claims_set_origin(const char *runtime_dir, const char *vm, const char *key,
+                           const ClaimOrigin *origin, GError **error);
 
 /**
  * claims_release() - drop @vm's claim on @key

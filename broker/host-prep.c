@@ -23,6 +23,9 @@ host_prep_free(HostPrep *prep)
     return;
   g_ptr_array_unref(prep->claims);
   g_clear_pointer(&prep->vfio, vfio_record_unref);
+  g_free(prep->claims_runtime_dir);
+  g_free(prep->claims_vm);
+  claim_origin_free(prep->inherited_origin);
   g_free(prep);
 }
 
@@ -105,15 +108,20 @@ host_prep_from_json(JsonObject *object, GError **error)
   return g_steal_pointer(&prep);
 }
 
+/* @inherited: (out) (optional): the origin the claim carried */
 static gboolean
 claim_one(HostPrep *prep, const char *runtime_dir, const char *vm, const ClaimOwner *owner,
-          char *key /* transfer full */, GError **error)
+          char *key /* transfer full */, ClaimOrigin **inherited, GError **error)
 {
-  if (!claims_acquire(runtime_dir, vm, key, owner, error)) {
+  if (!claims_acquire_full(runtime_dir, vm, key, owner, inherited, error)) {
     g_free(key);
     return FALSE;
   }
   g_ptr_array_add(prep->claims, key);
+  g_free(prep->claims_runtime_dir);
+  prep->claims_runtime_dir = g_strdup(runtime_dir);
+  g_free(prep->claims_vm);
+  prep->claims_vm = g_strdup(vm);
   return TRUE;
 }
 
@@ -127,16 +135,18 @@ host_prep_claim(HostPrep *prep, const char *runtime_dir, const char *vm,
     /* an absent optional device is QEMU's to find; nothing of the host is held */
     return usb == NULL ||
            claim_one(prep, runtime_dir, vm, owner, claims_key_usb(usb->bus, usb->device),
-                     error);
+                     NULL, error);
   case HOSTDEV_TYPE_PCI: {
     g_autoptr(GError) no_group = NULL;
     int group = host_pci_get_iommu_group(&hostdev->pci_source, &no_group);
+    g_clear_pointer(&prep->inherited_origin, claim_origin_free);
     if (!claim_one(prep, runtime_dir, vm, owner, claims_key_pci(&hostdev->pci_source),
-                   error))
+                   &prep->inherited_origin, error))
       return FALSE;
     /* one IOMMU group never spans two VMs */
     return group < 0 ||
-           claim_one(prep, runtime_dir, vm, owner, claims_key_iommu_group(group), error);
+           claim_one(prep, runtime_dir, vm, owner, claims_key_iommu_group(group), NULL,
+                     error);
   }
   case HOSTDEV_TYPE_MDEV: {
     /* the kernel opens a mediated device once, but a claim says who has
@@ -147,19 +157,47 @@ host_prep_claim(HostPrep *prep, const char *runtime_dir, const char *vm,
                   "'%s' is not an mdev UUID", hostdev->mdev.uuid);
       return FALSE;
     }
-    return claim_one(prep, runtime_dir, vm, owner, key, error);
+    return claim_one(prep, runtime_dir, vm, owner, key, NULL, error);
   }
   }
   return TRUE;
 }
 
+/* Return: whether @prep holds the claim @key. */
+static gboolean
+holds_claim(const HostPrep *prep, const char *key)
+{
+  for (guint i = 0; i < prep->claims->len; i++)
+    if (strcmp(g_ptr_array_index(prep->claims, i), key) == 0)
+      return TRUE;
+  return FALSE;
+}
+
 gboolean
 host_prep_vfio_begin(HostPrep *prep, const Hostdev *hostdev, GError **error)
 {
+  g_autofree char *key = claims_key_pci(&hostdev->pci_source);
+  gboolean claimed = prep->claims_runtime_dir != NULL && holds_claim(prep, key);
+  g_autoptr(ClaimOrigin) origin = NULL;
+
   if (!vfio_check_iommu(error))
     return FALSE;
+  if (claimed && prep->inherited_origin != NULL) {
+    prep->vfio = vfio_record_new_from_origin(&hostdev->pci_source, hostdev->managed,
+                                             prep->inherited_origin, error);
+    return prep->vfio != NULL;
+  }
   prep->vfio = vfio_record_new(&hostdev->pci_source, hostdev->managed, error);
-  return prep->vfio != NULL;
+  if (prep->vfio == NULL || !claimed)
+    return prep->vfio != NULL;
+  /* read right after the claim: whoever takes the claim over after us
+   * learns from it where the device goes back to */
+  origin = vfio_record_origin(prep->vfio);
+  if (!claims_set_origin(prep->claims_runtime_dir, prep->claims_vm, key, origin, error)) {
+    g_clear_pointer(&prep->vfio, vfio_record_unref);
+    return FALSE;
+  }
+  return TRUE;
 }
 
 gboolean

@@ -30,6 +30,13 @@ typedef struct {
   gboolean memlock_saved;     /* QEMU's RLIMIT_MEMLOCK before hostdevd raised it for VFIO */
   guint64 memlock_soft;
   guint64 memlock_hard;
+
+  /* set by host_prep_claim(), not journaled: where the claims are, and the
+   * PCI device's origin its claim carried (a stale holder's, or this VM's
+   * own), NULL none; host_prep_vfio_begin() builds the record from it */
+  char *claims_runtime_dir;
+  char *claims_vm;
+  ClaimOrigin *inherited_origin;
 } HostPrep;
 
 HostPrep *host_prep_new(void);
@@ -53,7 +60,9 @@ HostPrep *host_prep_from_json(JsonObject *object, GError **error);
 /**
  * host_prep_claim() - claim @hostdev's host device (and its IOMMU group;
  * an mdev by its UUID) for @vm host-wide, held by @owner's hostdevd and
- * QEMU; a Busy error names the VM that holds it.
+ * QEMU; a Busy error names the VM that holds it.  A PCI device's claim
+ * taken over from a holder that is gone (or this VM's own) hands its
+ * origin on to host_prep_vfio_begin().
  * @usb: (nullable): the resolved USB device
  */
 gboolean host_prep_claim(HostPrep *prep, const char *runtime_dir, const char *vm,
@@ -61,8 +70,14 @@ gboolean host_prep_claim(HostPrep *prep, const char *runtime_dir, const char *vm
                          const HostUsbDevice *usb, GError **error);
 
 /**
- * host_prep_vfio_begin() - the IOMMU checks and the record of how the
- * device is now (its driver and driver_override), touching nothing
+ * host_prep_vfio_begin() - the IOMMU checks and the record of the
+ * device's original state, touching nothing
+ * Once host_prep_claim() holds the device: when its claim carried an
+ * origin, the record is built from it (vfio_record_new_from_origin(): what
+ * a holder that is gone left done counts as done, so the undo restores the
+ * original driver); otherwise the device's state now is the original one,
+ * and it is stored in the claim for whoever takes the claim over after us.
+ * Before the claim (a dry run's checks), the state now, nothing stored.
  */
 gboolean host_prep_vfio_begin(HostPrep *prep, const Hostdev *hostdev, GError **error);
 

@@ -6,7 +6,7 @@
  * `nodedev-dumpxml` the XML, "Device NAME detached" / "re-attached".
  * Errors go to stderr as "error: ...", exit 1; usage errors exit 2.
  * Devices a VM holds (a live claim in the runtime directory) are not
- * touched.
+ * touched, nor given back to the host while a VM uses their IOMMU group.
  */
 #define G_LOG_DOMAIN "hostdevctl"
 
@@ -232,6 +232,77 @@ check_pci_unclaimed(const PciAddress *addr, const char *doing, GError **error)
   return check_unclaimed(key, doing, error);
 }
 
+/* Return: (transfer full): the live claim on @key, NULL when there is
+ * none (or it is stale, or cannot be read: as check_unclaimed()). */
+static Claim *
+live_claim(const char *key)
+{
+  g_autoptr(Claim) claim = claims_lookup(control_runtime_dir(), key, NULL);
+
+  return claim != NULL && !claim->stale ? g_steal_pointer(&claim) : NULL;
+}
+
+/*
+ * Busy when a live VM uses @addr's IOMMU group: a claim of another member
+ * of the group, or the group's own claim (whole-group takeover binds
+ * members without claims of their own).  The kernel gives no host driver
+ * a device of a group whose DMA a VM's QEMU owns: the probe is refused, and
+ * the device would be left without a driver.
+ */
+static gboolean
+check_group_unclaimed(const PciAddress *addr, const char *doing, GError **error)
+{
+  g_autoptr(GError) no_group = NULL;
+  g_autoptr(GArray) members = NULL;
+  g_autofree char *bdf = pci_address_format(addr);
+  g_autofree char *group_key = NULL;
+  g_autoptr(Claim) claim = NULL;
+  int group = host_pci_get_iommu_group(addr, &no_group);
+
+  if (group < 0)
+    return TRUE; /* no group: nothing shared */
+  members = host_pci_iommu_group_members(group, error);
+  if (members == NULL)
+    return FALSE;
+  for (guint i = 0; i < members->len; i++) {
+    const PciAddress *member = &g_array_index(members, PciAddress, i);
+    g_autofree char *key = NULL;
+    g_autofree char *other = NULL;
+    g_autofree char *holder = NULL;
+    g_autofree char *remedy = NULL;
+
+    if (pci_address_compare(member, addr) == 0)
+      continue;
+    key = claims_key_pci(member);
+    claim = live_claim(key);
+    if (claim == NULL)
+      continue;
+    other = pci_address_format(member);
+    holder = claims_describe_holder(claim);
+    remedy = claims_describe_remedy(claim);
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_BUSY,
+                "PCI device %s shares IOMMU group %d with PCI device %s, which is in use "
+                "by %s; not %s it: the kernel gives no host driver a device whose IOMMU "
+                "group a VM uses. For %s, %s; then try again",
+                bdf, group, other, holder, doing, other, remedy);
+    return FALSE;
+  }
+  group_key = claims_key_iommu_group(group);
+  claim = live_claim(group_key);
+  if (claim != NULL) {
+    g_autofree char *holder = claims_describe_holder(claim);
+    g_autofree char *remedy = claims_describe_remedy(claim);
+
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_BUSY,
+                "IOMMU group %d of PCI device %s is in use by %s; not %s it: the kernel "
+                "gives no host driver a device whose IOMMU group a VM uses. For the "
+                "group's devices in that VM, %s; then try again",
+                group, bdf, holder, doing, remedy);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 static int
 cmd_detach(const char *name)
 {
@@ -262,7 +333,8 @@ cmd_reattach(const char *name, double timeout_s)
   PciAddress addr;
 
   if (!pci_address_parse_nodedev(name, &addr, &error) ||
-      !check_pci_unclaimed(&addr, "re-attaching", &error))
+      !check_pci_unclaimed(&addr, "re-attaching", &error) ||
+      !check_group_unclaimed(&addr, "re-attaching", &error))
     return fail(error);
   if (!vfio_reattach_to_host(&addr, (guint)(timeout_s * 1000), &driver, &error))
     return fail(error);

@@ -622,6 +622,88 @@ vfio_record_new(const PciAddress *addr, gboolean managed, GError **error)
   return g_steal_pointer(&record);
 }
 
+/* Return: whether the device's state now (@driver, @override) is @origin
+ * with nothing but a holder's binding steps on it. */
+static gboolean
+origin_explains(const ClaimOrigin *origin, const char *driver, const char *override)
+{
+  gboolean driver_ok = driver == NULL || g_strcmp0(driver, "vfio-pci") == 0 ||
+                       g_strcmp0(driver, origin->driver) == 0;
+  gboolean override_ok = g_strcmp0(override, "vfio-pci") == 0 ||
+                         g_strcmp0(override, origin->override) == 0;
+
+  return driver_ok && override_ok;
+}
+
+VfioRecord *
+vfio_record_new_from_origin(const PciAddress *addr, gboolean managed,
+                            const ClaimOrigin *origin, GError **error)
+{
+  g_autoptr(VfioRecord) record = vfio_record_new(addr, managed, error);
+  g_autofree char *bdf = NULL;
+  g_autofree char *driver = NULL;
+  g_autofree char *override = NULL;
+
+  if (record == NULL || origin == NULL)
+    return g_steal_pointer(&record);
+  bdf = pci_address_format(addr);
+  if (origin->node_known) {
+    g_autofree char *node = host_path("dev/vfio/%d", record->group);
+    struct stat st;
+
+    /* the group node's owner before the first holder gave it to its QEMU */
+    if (stat(node, &st) == 0 &&
+        (st.st_uid != origin->node_uid || st.st_gid != origin->node_gid ||
+         (st.st_mode & 07777) != (origin->node_mode & 07777)))
+      record->chowned_by_us = TRUE;
+    record->node_uid_before = origin->node_uid;
+    record->node_gid_before = origin->node_gid;
+    record->node_mode_before = origin->node_mode & 07777;
+    record->node_before_known = TRUE;
+  }
+  if (!managed)
+    return g_steal_pointer(&record); /* its binding is the user's */
+  if (!origin_explains(origin, record->original_driver, record->original_override)) {
+    g_message("PCI device %s is on %s%s with driver_override %s, which is not what the "
+              "holder before left (its original driver was %s): someone changed it since, "
+              "so this is the state it goes back to", bdf,
+              record->original_driver ? "driver " : "no driver",
+              record->original_driver ? record->original_driver : "",
+              record->original_override ? record->original_override : "(none)",
+              origin->driver ? origin->driver : "(none)");
+    return g_steal_pointer(&record);
+  }
+  driver = g_steal_pointer(&record->original_driver);
+  override = g_steal_pointer(&record->original_override);
+  record->original_driver = g_strdup(origin->driver);
+  record->original_override = g_strdup(origin->override);
+  record->override_written = g_strcmp0(override, origin->override) != 0;
+  record->unbound = origin->driver != NULL && g_strcmp0(driver, origin->driver) != 0;
+  record->probed = record->bound_by_us =
+    g_strcmp0(driver, "vfio-pci") == 0 && g_strcmp0(origin->driver, "vfio-pci") != 0;
+  if (!vfio_record_is_clean(record))
+    g_message("PCI device %s is still as its holder before left it (%s%s, "
+              "driver_override %s): it goes back to its original driver %s and "
+              "driver_override %s", bdf, driver ? "on " : "unbound", driver ? driver : "",
+              override ? override : "(none)", origin->driver ? origin->driver : "(none)",
+              origin->override ? origin->override : "(none)");
+  return g_steal_pointer(&record);
+}
+
+ClaimOrigin *
+vfio_record_origin(const VfioRecord *record)
+{
+  ClaimOrigin *origin = g_new0(ClaimOrigin, 1);
+
+  origin->driver = g_strdup(record->original_driver);
+  origin->override = g_strdup(record->original_override);
+  origin->node_known = record->node_before_known;
+  origin->node_uid = record->node_uid_before;
+  origin->node_gid = record->node_gid_before;
+  origin->node_mode = record->node_mode_before;
+  return origin;
+}
+
 void
 vfio_record_plan_node(VfioRecord *record, const VfioRecord *sibling)
 {
@@ -1353,6 +1435,12 @@ undo_all(VfioRecord *record, const HostReleaseWait *wait, gint *phase, GError **
     if (!undo_ownership(companion, &local_error) || !undo_unbind(companion, &local_error))
       keep_first(&first, g_steal_pointer(&local_error));
   }
+  /* a device still on vfio-pci is not probed: the record keeps saying so,
+   * and a later attempt unbinds and probes it */
+  if (first != NULL) {
+    g_propagate_error(error, first);
+    return FALSE;
+  }
 
   deadline = g_get_monotonic_time() + (gint64)VFIO_PROBE_RETRY_MS * 1000;
   if (wait != NULL && wait->qemu > 0 && needs_probe(record)) {
@@ -1666,39 +1754,137 @@ reattach_unref(Reattach *reattach)
   g_free(reattach);
 }
 
+/* What a reattach changed so far, to put back when a later step fails. */
+typedef struct {
+  const PciAddress *addr;
+  const char *bdf;
+  char *override;            /* driver_override before, NULL: none */
+  gboolean override_cleared; /* a driver_override of vfio-pci cleared */
+  gboolean unbound;          /* off vfio-pci */
+} ReattachSteps;
+
+/* Put the device back on vfio-pci with its driver_override, as it was
+ * before the reattach began.  Return: whether it is. */
+static gboolean
+reattach_put_back(ReattachSteps *steps, GError **error)
+{
+  g_autoptr(VfioRecord) scratch = record_alloc();
+  g_autofree char *restored = g_strconcat(steps->override ? steps->override : "", "\n", NULL);
+  g_autofree char *now = NULL;
+
+  scratch->addr = *steps->addr;
+  if (steps->unbound) {
+    now = current_driver(steps->addr, NULL);
+    if (now == NULL) {
+      /* the override makes vfio-pci the only driver the probe may bind,
+       * and the kernel lets vfio-pci into a group a VM uses */
+      if (!write_override(scratch, steps->bdf, "vfio-pci", "set driver_override=vfio-pci on",
+                          error))
+        return FALSE;
+      steps->override_cleared = TRUE; /* whatever it was, it is restored below */
+      if (!write_probe(steps->bdf, error))
+        return FALSE;
+      if (!wait_until(driver_is, steps->addr, "vfio-pci")) {
+        g_autofree char *got = current_driver(steps->addr, NULL);
+
+        g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                    "vfio-pci did not take PCI device %s back within %u ms (it is %s%s)",
+                    steps->bdf, wait_ms, got ? "on " : "unbound", got ? got : "");
+        return FALSE;
+      }
+    } else if (g_strcmp0(now, "vfio-pci") != 0) {
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                  "PCI device %s is on driver %s now, not vfio-pci; it is left there", steps->bdf,
+                  now);
+      return FALSE;
+    }
+    steps->unbound = FALSE;
+  }
+  if (steps->override_cleared) {
+    if (!write_override(scratch, steps->bdf, restored, "restore driver_override of", error))
+      return FALSE;
+    steps->override_cleared = FALSE;
+  }
+  return TRUE;
+}
+
+/* Say in @error whether the device was put back after a failed step. */
+static void
+reattach_fail(ReattachSteps *steps, GError **error)
+{
+  g_autoptr(GError) put_back_error = NULL;
+  gboolean changed = steps->override_cleared || steps->unbound;
+  char *message;
+
+  if (error == NULL || *error == NULL)
+    return;
+  if (!changed)
+    message = g_strdup_printf("%s; nothing was changed", (*error)->message);
+  else if (reattach_put_back(steps, &put_back_error))
+    message = g_strdup_printf("%s; the device was put back as it was: on vfio-pci, "
+                              "driver_override %s", (*error)->message,
+                              steps->override ? steps->override : "(none)");
+  else
+    message = g_strdup_printf("%s; putting the device back on vfio-pci failed too: %s",
+                              (*error)->message, put_back_error->message);
+  g_free((*error)->message);
+  (*error)->message = message;
+}
+
+/* The steps of reattach_sync(), noted in @steps as they are done. */
+static gboolean
+reattach_steps(ReattachSteps *steps, const char *override, char **new_driver, GError **error)
+{
+  g_autoptr(VfioRecord) scratch = record_alloc();
+  g_autofree char *now = NULL;
+  g_autoptr(GError) local_error = NULL;
+
+  now = current_driver(steps->addr, &local_error);
+  if (local_error != NULL) {
+    g_propagate_error(error, g_steal_pointer(&local_error));
+    return FALSE;
+  }
+  scratch->addr = *steps->addr;
+  if (g_strcmp0(override, "vfio-pci") == 0) {
+    if (!write_override(scratch, steps->bdf, "\n", "clear driver_override of", error))
+      return FALSE;
+    steps->override_cleared = TRUE;
+  }
+  if (g_strcmp0(now, "vfio-pci") == 0) {
+    if (!write_unbind(steps->bdf, "vfio-pci", error))
+      return FALSE;
+    steps->unbound = TRUE;
+  }
+  g_clear_pointer(&now, g_free);
+  now = current_driver(steps->addr, NULL);
+  if (now == NULL) {
+    if (!write_probe_retrying(steps->addr, steps->bdf,
+                              g_get_monotonic_time() + (gint64)VFIO_PROBE_RETRY_MS * 1000,
+                              error))
+      return FALSE;
+    now = current_driver(steps->addr, NULL);
+  }
+  if (new_driver)
+    *new_driver = g_steal_pointer(&now);
+  return TRUE;
+}
+
 static gboolean
 reattach_sync(const PciAddress *addr, char **new_driver, GError **error)
 {
   g_autofree char *bdf = pci_address_format(addr);
   g_autofree char *override_path = host_path("sys/bus/pci/devices/%s/driver_override", bdf);
   g_autofree char *override = host_read_attr(override_path, NULL);
-  g_autofree char *now = NULL;
-  g_autoptr(GError) local_error = NULL;
-  g_autoptr(VfioRecord) scratch = record_alloc();
+  ReattachSteps steps = { addr, bdf, NULL, FALSE, FALSE };
+  gboolean ok;
 
-  now = current_driver(addr, &local_error);
-  if (local_error != NULL) {
-    g_propagate_error(error, g_steal_pointer(&local_error));
-    return FALSE;
-  }
-  scratch->addr = *addr;
-  if (g_strcmp0(override, "vfio-pci") == 0 &&
-      !write_override(scratch, bdf, "\n", "clear driver_override of", error))
-    return FALSE;
-  if (g_strcmp0(now, "vfio-pci") == 0 && !write_unbind(bdf, "vfio-pci", error))
-    return FALSE;
-  g_clear_pointer(&now, g_free);
-  now = current_driver(addr, NULL);
-  if (now == NULL) {
-    if (!write_probe_retrying(addr, bdf,
-                              g_get_monotonic_time() + (gint64)VFIO_PROBE_RETRY_MS * 1000,
-                              error))
-      return FALSE;
-    now = current_driver(addr, NULL);
-  }
-  if (new_driver)
-    *new_driver = g_steal_pointer(&now);
-  return TRUE;
+  if (override != NULL && *override != '\0' && strcmp(override, "(null)") != 0)
+    steps.override = g_strdup(override);
+  ok = reattach_steps(&steps, override, new_driver, error);
+  if (!ok)
+    reattach_fail(&steps, error);
+  g_free(steps.override);
+  return ok;
 }
 
 static gpointer

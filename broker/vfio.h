@@ -11,6 +11,7 @@
  */
 #pragma once
 
+#include "claims.h"
 #include "hostdev.h"
 
 #include <gio/gio.h>
@@ -138,6 +139,27 @@ gboolean vfio_group_check_viable(int group, const PciAddress *except_self,
  */
 VfioRecord *vfio_record_new(const PciAddress *addr, gboolean managed,
                             GError **error);
+
+/**
+ * vfio_record_new_from_origin() - start a record for a device a holder
+ * that is gone may have left changed, from the @origin its claim carried
+ * Like vfio_record_new(), touching nothing, but the original driver and
+ * driver_override are @origin's, and every binding step whose trace the
+ * device shows now counts as done (driver_override vfio-pci where the
+ * origin had another; off its original driver; on vfio-pci where it was
+ * not), as does the chown when /dev/vfio/N's owner or mode is not the
+ * origin's: undoing the record gives the device back as the origin says.
+ * A device that shows something else than the origin or the holder's
+ * steps (another driver or driver_override: someone changed it since)
+ * counts as it is now, and so does a managed='no' device's binding.
+ * Return: (transfer full): the record, or NULL as vfio_record_new().
+ */
+VfioRecord *vfio_record_new_from_origin(const PciAddress *addr, gboolean managed,
+                                        const ClaimOrigin *origin, GError **error);
+
+/* Return: (transfer full): the original state @record noted, for the
+ * device's claim. */
+ClaimOrigin *vfio_record_origin(const VfioRecord *record);
 
 /**
  * vfio_record_plan_group() - plan what making the group viable will do,
@@ -269,7 +291,10 @@ VfioRecord *vfio_detach_from_host(const PciAddress *addr, GError **error);
  * vfio_reattach_to_host() - `hostdevctl nodedev-reattach`: clear a
  * driver_override of vfio-pci, unbind from vfio-pci and let the kernel
  * probe the device's own driver, waiting at most @timeout_ms for a QEMU
- * that still holds it (Timeout).
+ * that still holds it (Timeout).  When a step fails (the kernel refuses
+ * the host driver's probe: a VM uses the device's IOMMU group), the
+ * device is put back as it was, on vfio-pci with its driver_override,
+ * before the error (which says so) is returned.
  * @new_driver: (out) (optional): the driver it ended on, NULL if none
  */
 gboolean vfio_reattach_to_host(const PciAddress *addr, guint timeout_ms,

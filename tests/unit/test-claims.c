@@ -439,6 +439,160 @@ test_race(Runtime *rt, gconstpointer data)
   g_assert_cmpint(wins, ==, 1);
 }
 
+/* Return: (transfer full): the origin recorded in the claim on @key, NULL if none. */
+static ClaimOrigin *
+origin_of(Runtime *rt, const char *key)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(Claim) claim = claims_lookup(rt->dir, key, &error);
+
+  g_assert_no_error(error);
+  g_assert_nonnull(claim);
+  return claim_origin_copy(claim->origin);
+}
+
+/*
+ * Issue 16, host side of defect 8 (tests/vm scenario 12): the claim
+ * carries the device's original state.  Only its live holder records it,
+ * once; whoever takes the claim over (a stale one, or the same VM's own)
+ * inherits it, and releasing the claim drops it.
+ */
+static void
+test_origin_inherited(Runtime *rt, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ClaimOrigin) inherited = NULL;
+  g_autoptr(ClaimOrigin) kept = NULL;
+  g_autoptr(Claim) claim = NULL;
+  const char *key = "pci_0000_01_00_0";
+  ClaimOrigin e1000e = { (char *)"e1000e", (char *)"e1000e", TRUE, 0, 0, 0600 };
+  ClaimOrigin later = { (char *)"vfio-pci", (char *)"vfio-pci", FALSE, 0, 0, 0 };
+  pid_t broker = live_child();
+  pid_t qemu = live_child();
+
+  g_assert_true(claims_acquire_full(rt->dir, "vm1", key, &(ClaimOwner){ broker, qemu },
+                                    &inherited, &error));
+  g_assert_no_error(error);
+  g_assert_null(inherited);
+  g_assert_true(claims_set_origin(rt->dir, "vm1", key, &e1000e, &error));
+  g_assert_no_error(error);
+  /* the first reading is the original one */
+  g_assert_true(claims_set_origin(rt->dir, "vm1", key, &later, &error));
+  kept = origin_of(rt, key);
+  g_assert_cmpstr(kept->driver, ==, "e1000e");
+  g_assert_cmpstr(kept->override, ==, "e1000e");
+  g_assert_true(kept->node_known);
+  g_assert_cmpuint(kept->node_mode, ==, 0600);
+  g_clear_pointer(&kept, claim_origin_free);
+
+  /* another VM neither records nor inherits while the holder lives */
+  g_assert_false(claims_set_origin(rt->dir, "vm2", key, &later, &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_BUSY, "is in use by VM 'vm1'");
+  g_clear_error(&error);
+  g_assert_false(claims_acquire_full(rt->dir, "vm2", key, &(ClaimOwner){ getpid(), 0 },
+                                     &inherited, &error));
+  g_assert_null(inherited);
+  g_clear_error(&error);
+
+  /* VM1's hostdevd and QEMU die without releasing: the claim is stale */
+  kill_child(broker);
+  kill_child(qemu);
+  g_assert_false(claims_set_origin(rt->dir, "vm1", key, &later, &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_NOT_FOUND, "not claimed by VM 'vm1' any more");
+  g_clear_error(&error);
+
+  g_assert_true(claims_acquire_full(rt->dir, "vm2", key, &(ClaimOwner){ getpid(), 0 },
+                                    &inherited, &error));
+  g_assert_no_error(error);
+  g_assert_nonnull(inherited);
+  g_assert_cmpstr(inherited->driver, ==, "e1000e");
+  g_assert_cmpstr(inherited->override, ==, "e1000e");
+  g_assert_true(inherited->node_known);
+  g_assert_cmpuint(inherited->node_uid, ==, 0);
+  g_assert_cmpuint(inherited->node_mode, ==, 0600);
+  g_clear_pointer(&inherited, claim_origin_free);
+  claim = claims_lookup(rt->dir, key, &error);
+  g_assert_cmpstr(claim->vm, ==, "vm2");
+  g_assert_cmpstr(claim->origin->driver, ==, "e1000e");
+  g_clear_pointer(&claim, claim_free);
+
+  /* refreshing its own claim keeps it */
+  g_assert_true(claims_acquire(rt->dir, "vm2", key, &(ClaimOwner){ getpid(), 0 }, &error));
+  kept = origin_of(rt, key);
+  g_assert_cmpstr(kept->driver, ==, "e1000e");
+  g_clear_pointer(&kept, claim_origin_free);
+
+  /* releasing drops it: the next holder reads the device afresh */
+  g_assert_true(claims_release(rt->dir, "vm2", key, &error));
+  g_assert_true(claims_acquire_full(rt->dir, "vm2", key, &(ClaimOwner){ getpid(), 0 },
+                                    &inherited, &error));
+  g_assert_no_error(error);
+  g_assert_null(inherited);
+  kept = origin_of(rt, key);
+  g_assert_null(kept);
+}
+
+/* An origin with the device unbound and no driver_override, and no node. */
+static void
+test_origin_none(Runtime *rt, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ClaimOrigin) inherited = NULL;
+  ClaimOrigin unbound = { NULL, NULL, FALSE, 0, 0, 0 };
+  ClaimOrigin bad = { (char *)"../e1000e", NULL, FALSE, 0, 0, 0 };
+  pid_t broker = live_child();
+
+  g_assert_false(claims_set_origin(rt->dir, "vm1", "pci_0000_01_00_0", &unbound, &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_NOT_FOUND, "PCI device 0000:01:00.0 is not "
+                        "claimed by VM 'vm1' any more");
+  g_clear_error(&error);
+  g_assert_true(claims_acquire(rt->dir, "vm1", "pci_0000_01_00_0", &(ClaimOwner){ broker, 0 },
+                               &error));
+  g_assert_false(claims_set_origin(rt->dir, "vm1", "pci_0000_01_00_0", &bad, &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_INVALID_ARGUMENT, "driver names");
+  g_clear_error(&error);
+  g_assert_true(claims_set_origin(rt->dir, "vm1", "pci_0000_01_00_0", &unbound, &error));
+  kill_child(broker);
+  g_assert_true(claims_acquire_full(rt->dir, "vm2", "pci_0000_01_00_0",
+                                    &(ClaimOwner){ getpid(), 0 }, &inherited, &error));
+  g_assert_no_error(error);
+  g_assert_nonnull(inherited);
+  g_assert_null(inherited->driver);
+  g_assert_null(inherited->override);
+  g_assert_false(inherited->node_known);
+}
+
+/* Claims of older brokers have no origin: taken over, they hand none on;
+ * a damaged origin is dropped, the claim itself still counts. */
+static void
+test_origin_old_and_damaged(Runtime *rt, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ClaimOrigin) inherited = NULL;
+  g_autoptr(Claim) damaged = NULL;
+  g_autofree char *path1 = g_build_filename(rt->dir, "claims", "pci_0000_01_00_0", NULL);
+  g_autofree char *path2 = g_build_filename(rt->dir, "claims", "pci_0000_04_01_0", NULL);
+  g_autofree char *old = g_strdup_printf("{\"vm\": \"old\", \"pid\": %d, \"start-time\": 0, "
+                                         "\"since\": 5}", dead_pid());
+  g_autofree char *bad = g_strdup_printf("{\"vm\": \"vm1\", \"pid\": %d, \"start-time\": 0, "
+                                         "\"since\": 5, \"origin\": {\"driver\": \"../x\", "
+                                         "\"driver-override\": null}}", getpid());
+
+  g_assert_true(claims_acquire(rt->dir, "vm1", "usb_1_2", &(ClaimOwner){ getpid(), 0 }, &error));
+  g_assert_true(g_file_set_contents(path1, old, -1, &error));
+  g_assert_true(g_file_set_contents(path2, bad, -1, &error));
+  g_assert_true(claims_acquire_full(rt->dir, "vm2", "pci_0000_01_00_0",
+                                    &(ClaimOwner){ getpid(), 0 }, &inherited, &error));
+  g_assert_no_error(error);
+  g_assert_null(inherited);
+
+  damaged = claims_lookup(rt->dir, "pci_0000_04_01_0", &error);
+  g_assert_no_error(error);
+  g_assert_cmpstr(damaged->vm, ==, "vm1");
+  g_assert_false(damaged->stale);
+  g_assert_null(damaged->origin);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -460,5 +614,8 @@ main(int argc, char **argv)
   RT_TEST("list-release-all", test_list_release_all);
   RT_TEST("invalid", test_invalid);
   RT_TEST("race", test_race);
+  RT_TEST("origin/inherited", test_origin_inherited);
+  RT_TEST("origin/none", test_origin_none);
+  RT_TEST("origin/old-and-damaged", test_origin_old_and_damaged);
   return g_test_run();
 }

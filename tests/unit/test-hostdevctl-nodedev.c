@@ -272,6 +272,58 @@ test_detach_claimed(Tree *tree, gconstpointer data)
   g_assert_nonnull(strstr(err2, "error: PCI device 0000:05:00.1 is in use by VM 'vm1'"));
 }
 
+/*
+ * Issue 16 (lifecycle seed 8): VM3 holds 0000:05:00.0, so its QEMU owns
+ * the DMA of IOMMU group 12; 0000:05:00.1 sits there on vfio-pci
+ * unclaimed.  nodedev-reattach of it is refused before anything is
+ * touched, naming the VM and what to do: the kernel would refuse the host
+ * driver and leave the device without one.
+ */
+static void
+test_reattach_group_in_use(Tree *tree, gconstpointer data)
+{
+  g_autofree char *err = NULL;
+  g_autofree char *err2 = NULL;
+  g_autofree char *out = NULL;
+  g_autofree char *override = NULL;
+  g_autofree char *driver = NULL;
+  g_autofree char *expected = NULL;
+  ClaimOwner vm3 = { getpid(), 0 };
+
+  g_assert_true(claims_acquire(tree->runtime, "vm3", "pci_0000_05_00_0", &vm3, NULL));
+  g_assert_true(claims_acquire(tree->runtime, "vm3", "iommu_group_12", &vm3, NULL));
+  g_assert_cmpint(ctl(tree, NULL, &err, "nodedev-reattach", "pci_0000_05_00_1", NULL), ==, 1);
+  expected = g_strdup_printf("error: PCI device 0000:05:00.1 shares IOMMU group 12 with PCI "
+                             "device 0000:05:00.0, which is in use by VM 'vm3' (hostdevd pid "
+                             "%d, since ", getpid());
+  g_assert_true(g_str_has_prefix(err, expected));
+  g_assert_true(g_str_has_suffix(err, "); not re-attaching it: the kernel gives no host driver "
+                                      "a device whose IOMMU group a VM uses. For 0000:05:00.0, "
+                                      "detach it from that VM first (hostdevctl detach-device "
+                                      "vm3 ...); then try again\n"));
+  override = fixture_read(tree->root, "sys/bus/pci/devices/0000:05:00.1/driver_override");
+  driver = fixture_link_name(tree->root, "sys/bus/pci/devices/0000:05:00.1/driver");
+  g_assert_cmpstr(override, ==, "vfio-pci");
+  g_assert_cmpstr(driver, ==, "vfio-pci");
+
+  /* the group's claim alone (a member bound by whole-group takeover) */
+  g_assert_true(claims_release(tree->runtime, "vm3", "pci_0000_05_00_0", NULL));
+  g_assert_cmpint(ctl(tree, NULL, &err2, "nodedev-reattach", "pci_0000_05_00_1", NULL), ==, 1);
+  g_assert_true(g_str_has_prefix(err2, "error: IOMMU group 12 of PCI device 0000:05:00.1 is "
+                                       "in use by VM 'vm3' (hostdevd pid "));
+  g_assert_nonnull(strstr(err2, "; not re-attaching it: the kernel gives no host driver a "
+                                "device whose IOMMU group a VM uses. For the group's devices "
+                                "in that VM, detach it from that VM first"));
+  g_clear_pointer(&override, g_free);
+  override = fixture_read(tree->root, "sys/bus/pci/devices/0000:05:00.1/driver_override");
+  g_assert_cmpstr(override, ==, "vfio-pci");
+
+  /* the group given back: it goes */
+  g_assert_true(claims_release(tree->runtime, "vm3", "iommu_group_12", NULL));
+  g_assert_cmpint(ctl(tree, &out, NULL, "nodedev-reattach", "pci_0000_05_00_1", NULL), ==, 0);
+  g_assert_true(g_str_has_prefix(out, "Device pci_0000_05_00_1 re-attached"));
+}
+
 static void
 test_mdev_checks(Tree *tree, gconstpointer data)
 {
@@ -308,5 +360,6 @@ main(int argc, char **argv)
   TREE_TEST("claimed-by-qemu-alone", test_claimed_by_qemu_alone);
   TREE_TEST("detach-one-function", test_detach_one_function);
   TREE_TEST("mdev-checks", test_mdev_checks);
+  TREE_TEST("reattach-group-in-use", test_reattach_group_in_use);
   return g_test_run();
 }

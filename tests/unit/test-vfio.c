@@ -9,6 +9,7 @@
 #include "claims.h"
 #include "host-fixture.h"
 #include "host-pci.h"
+#include "host-prep.h"
 #include "vfio.h"
 
 #include <errno.h>
@@ -1219,6 +1220,301 @@ test_detach_one_function(Tree *tree, gconstpointer data)
   g_assert_nonnull(error);
 }
 
+/* ------------------------------------------------------------------ */
+/* Issue 16: a failed nodedev-reattach puts the device back             */
+
+#define MF_FN1_OVERRIDE "sys/bus/pci/devices/0000:05:00.1/driver_override"
+
+/*
+ * VM3 holds 0000:05:00.0; 0000:05:00.1, in the same IOMMU group 12, sits
+ * on vfio-pci unclaimed.  Its host driver's probe is refused (QEMU owns
+ * the group's DMA): the device goes back on vfio-pci with the
+ * driver_override it had (vfio-pci, or none), not left driverless.
+ */
+static void
+test_reattach_refused_put_back(Tree *tree, gconstpointer data)
+{
+  gboolean no_override = GPOINTER_TO_INT(data);
+  g_autoptr(GError) error = NULL;
+  g_autofree char *driver = NULL;
+  pid_t qemu = live_child();
+
+  if (no_override)
+    fixture_write(tree->root, MF_FN1_OVERRIDE, "(null)\n");
+  fake_kernel_set_native(tree->fake, "0000:05:00.1", "e1000e");
+  fake_kernel_set_group_owner(tree->fake, 12, qemu);
+  g_assert_false(vfio_reattach_to_host(&mf_fn1, 10000, &driver, &error));
+  assert_on(tree, &mf_fn1, "vfio-pci", no_override ? "(null)" : "vfio-pci");
+  assert_on(tree, &mf_fn0, "e1000e", "(null)");
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_HOST_ERROR,
+                        "cannot probe drivers for PCI device 0000:05:00.1");
+  g_assert_nonnull(strstr(error->message, no_override
+                          ? "; the device was put back as it was: on vfio-pci, driver_override (none)"
+                          : "; the device was put back as it was: on vfio-pci, driver_override vfio-pci"));
+  g_assert_null(driver);
+  kill_child_later(GINT_TO_POINTER(qemu));
+}
+
+typedef struct {
+  const char *name;
+  const char *suffix;
+  int err;
+  const char *expected;
+} ReattachFault;
+
+static const ReattachFault reattach_faults[] = {
+  { "override", "0000:05:00.1/driver_override", EACCES,
+    "cannot clear driver_override of PCI device 0000:05:00.1: writing '' to "
+    "/sys/bus/pci/devices/0000:05:00.1/driver_override failed: Permission denied" },
+  { "unbind", "drivers/vfio-pci/unbind", EBUSY,
+    "cannot unbind from driver vfio-pci PCI device 0000:05:00.1" },
+  { "probe", "drivers_probe", EIO, "cannot probe drivers for PCI device 0000:05:00.1" },
+};
+
+/* Whichever step of a reattach fails, the device ends as it began. */
+static void
+test_reattach_fault(Tree *tree, gconstpointer data)
+{
+  const ReattachFault *fault = data;
+  g_autoptr(GError) error = NULL;
+
+  fake_kernel_set_native(tree->fake, "0000:05:00.1", "e1000e");
+  fake_kernel_fail_write(tree->fake, fault->suffix, fault->err);
+  g_assert_false(vfio_reattach_to_host(&mf_fn1, 10000, NULL, &error));
+  assert_on(tree, &mf_fn1, "vfio-pci", "vfio-pci");
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_HOST_ERROR, fault->expected);
+  g_assert_nonnull(strstr(error->message, strcmp(fault->name, "override") == 0
+                          ? "; nothing was changed"
+                          : "; the device was put back as it was: on vfio-pci, "
+                            "driver_override vfio-pci"));
+}
+
+/* nodedev-detach: whichever step fails, the device ends on its driver. */
+static void
+test_detach_fault(Tree *tree, gconstpointer data)
+{
+  const Injection *injection = data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfioRecord) record = NULL;
+
+  injection->inject(tree->fake);
+  record = vfio_detach_from_host(&e1000e, &error);
+  g_assert_null(record);
+  assert_on(tree, &e1000e, "e1000e", "(null)");
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_HOST_ERROR,
+                        "; nothing was changed: the device is on its driver e1000e");
+}
+
+/* ------------------------------------------------------------------ */
+/* Issue 16: a stale claim hands the device's origin on                 */
+
+static Hostdev *
+pci_hostdev(const PciAddress *addr, gboolean managed)
+{
+  Hostdev *hostdev = hostdev_new(HOSTDEV_TYPE_PCI);
+
+  hostdev->pci_source = *addr;
+  hostdev->managed = managed;
+  return hostdev;
+}
+
+static void
+on_released(GObject *source, GAsyncResult *result, gpointer data)
+{
+  Wait *wait = data;
+
+  host_prep_release_finish(result, &wait->error);
+  wait->done = TRUE;
+  g_main_loop_quit(wait->loop);
+}
+
+/* VM1 claims @hostdev, reads its origin and binds it to vfio-pci (or gets
+ * as far as a probe that binds nothing, with @died_mid_way), then its
+ * hostdevd and QEMU die without giving anything back. */
+static void
+vm1_takes_and_dies(Tree *tree, const char *runtime, const Hostdev *hostdev,
+                   gboolean died_mid_way)
+{
+  g_autoptr(HostPrep) prep = host_prep_new();
+  g_autoptr(GError) error = NULL;
+  pid_t broker = live_child();
+  pid_t qemu = live_child();
+
+  g_assert_true(host_prep_claim(prep, runtime, "vm1", &(ClaimOwner){ broker, qemu }, hostdev,
+                                NULL, &error));
+  g_assert_true(host_prep_vfio_begin(prep, hostdev, &error));
+  g_assert_no_error(error);
+  if (died_mid_way)
+    fake_kernel_set_probe_mode(tree->fake, FAKE_PROBE_NOTHING);
+  g_assert_cmpint(vfio_step_bind(prep->vfio, &error), ==, !died_mid_way);
+  g_clear_error(&error);
+  kill_child_later(GINT_TO_POINTER(broker));
+  kill_child_later(GINT_TO_POINTER(qemu));
+}
+
+/*
+ * tests/vm scenario 12 on the fake kernel: VM1 attached 0000:01:00.0
+ * (e1000e, driver_override none or e1000e) managed and died with it on
+ * vfio-pci; VM2 takes the stale claim over.  Its record has e1000e as the
+ * original driver and VM1's steps as done, so VM2's release gives the
+ * device back to e1000e with its original driver_override.
+ */
+static void
+test_takeover_restores_origin(Tree *tree, gconstpointer data)
+{
+  guint variant = GPOINTER_TO_UINT(data);
+  gboolean with_override = variant & 1;
+  gboolean died_mid_way = variant & 2;
+  const char *override = with_override ? "e1000e" : "(null)";
+  g_autoptr(GError) error = NULL;
+  g_autoptr(Hostdev) hostdev = pci_hostdev(&e1000e, TRUE);
+  g_autoptr(HostPrep) prep = host_prep_new();
+  g_autoptr(JsonObject) journal = NULL;
+  g_autoptr(Claim) claim = NULL;
+  g_autofree char *runtime = g_dir_make_tmp("hostdevd-origin-XXXXXX", &error);
+  Wait wait = { g_main_loop_new(NULL, FALSE) };
+  JsonObject *vfio;
+  JsonObject *steps;
+
+  g_assert_no_error(error);
+  if (with_override)
+    fixture_write(tree->root, E1000E_DIR "/driver_override", "e1000e\n");
+  vm1_takes_and_dies(tree, runtime, hostdev, died_mid_way);
+  if (died_mid_way)
+    assert_on(tree, &e1000e, NULL, "vfio-pci");
+  else
+    assert_on(tree, &e1000e, "vfio-pci", "vfio-pci");
+
+  g_assert_true(host_prep_claim(prep, runtime, "vm2", &(ClaimOwner){ getpid(), 0 }, hostdev,
+                                NULL, &error));
+  g_assert_no_error(error);
+  g_assert_true(host_prep_vfio_begin(prep, hostdev, &error));
+  g_assert_no_error(error);
+  g_assert_cmpstr(prep->vfio->original_driver, ==, "e1000e");
+  g_assert_cmpstr(prep->vfio->original_override, ==, with_override ? "e1000e" : NULL);
+  g_assert_true(prep->vfio->override_written && prep->vfio->unbound);
+  g_assert_cmpint(prep->vfio->probed, ==, !died_mid_way);
+  g_assert_cmpint(prep->vfio->bound_by_us, ==, !died_mid_way);
+  /* the journal holds it all before anything more happens */
+  journal = host_prep_to_json(prep, FALSE);
+  vfio = json_object_get_object_member(journal, "vfio");
+  steps = json_object_get_object_member(vfio, "steps");
+  g_assert_cmpstr(json_object_get_string_member(vfio, "original-driver"), ==, "e1000e");
+  g_assert_true(json_object_get_boolean_member(steps, "unbound"));
+  g_assert_true(json_object_get_boolean_member(steps, "override-written"));
+  /* and the claim, now VM2's, still knows it */
+  claim = claims_lookup(runtime, "pci_0000_01_00_0", &error);
+  g_assert_cmpstr(claim->vm, ==, "vm2");
+  g_assert_cmpstr(claim->origin->driver, ==, "e1000e");
+
+  /* VM2 binds (nothing left to do, or the probe VM1 never finished) and uses it */
+  g_assert_true(vfio_step_bind(prep->vfio, &error));
+  g_assert_no_error(error);
+  assert_on(tree, &e1000e, "vfio-pci", "vfio-pci");
+
+  host_prep_release_async(prep, runtime, "vm2", NULL, on_released, &wait);
+  g_main_loop_run(wait.loop);
+  g_assert_no_error(wait.error);
+  assert_on(tree, &e1000e, "e1000e", override);
+  g_clear_pointer(&claim, claim_free);
+  claim = claims_lookup(runtime, "pci_0000_01_00_0", &error);
+  g_assert_no_error(error);
+  g_assert_null(claim);
+  g_main_loop_unref(wait.loop);
+  fixture_remove(runtime);
+}
+
+/* The claim records the origin only once the device is claimed; a dry
+ * run's read (before any claim) records nothing. */
+static void
+test_origin_recorded_after_claim(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(Hostdev) hostdev = pci_hostdev(&e1000e, TRUE);
+  g_autoptr(HostPrep) dry = host_prep_new();
+  g_autoptr(HostPrep) prep = host_prep_new();
+  g_autoptr(Claim) claim = NULL;
+  g_autofree char *runtime = g_dir_make_tmp("hostdevd-origin-XXXXXX", &error);
+
+  g_assert_true(host_prep_vfio_begin(dry, hostdev, &error));
+  g_assert_no_error(error);
+  g_assert_true(host_prep_claim(prep, runtime, "vm1", &(ClaimOwner){ getpid(), 0 }, hostdev,
+                                NULL, &error));
+  claim = claims_lookup(runtime, "pci_0000_01_00_0", &error);
+  g_assert_null(claim->origin);
+  g_clear_pointer(&claim, claim_free);
+  g_assert_true(host_prep_vfio_begin(prep, hostdev, &error));
+  g_assert_no_error(error);
+  claim = claims_lookup(runtime, "pci_0000_01_00_0", &error);
+  g_assert_nonnull(claim->origin);
+  g_assert_cmpstr(claim->origin->driver, ==, "e1000e");
+  g_assert_null(claim->origin->override);
+  g_assert_false(claim->origin->node_known); /* /dev/vfio/9 appears with the binding */
+  fixture_remove(runtime);
+}
+
+/* vfio_record_new_from_origin(): the steps counted as done are those the
+ * device's state shows; a device someone changed since counts as it is. */
+static void
+test_record_from_origin(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfioRecord) as_is = NULL;
+  g_autoptr(VfioRecord) detached = NULL;
+  g_autoptr(VfioRecord) bound = NULL;
+  g_autoptr(VfioRecord) unmanaged = NULL;
+  g_autoptr(VfioRecord) was_unbound = NULL;
+  g_autoptr(VfioRecord) changed = NULL;
+  g_autofree char *log = NULL;
+  ClaimOrigin origin = { (char *)"e1000e", NULL, TRUE, getuid(), getgid(), 0644 };
+  ClaimOrigin unbound = { NULL, NULL, FALSE, 0, 0, 0 };
+
+  as_is = vfio_record_new_from_origin(&e1000e, TRUE, &origin, &error);
+  g_assert_no_error(error);
+  g_assert_cmpstr(as_is->original_driver, ==, "e1000e");
+  g_assert_true(vfio_record_is_clean(as_is));
+  g_assert_true(as_is->node_before_known);
+  g_assert_cmpuint(as_is->node_mode_before, ==, 0644);
+
+  detached = vfio_detach_from_host(&e1000e, &error);
+  g_assert_no_error(error);
+  bound = vfio_record_new_from_origin(&e1000e, TRUE, &origin, &error);
+  g_assert_no_error(error);
+  g_assert_cmpstr(bound->original_driver, ==, "e1000e");
+  g_assert_null(bound->original_override);
+  g_assert_true(bound->override_written && bound->unbound && bound->probed &&
+                bound->bound_by_us);
+  /* /dev/vfio/9 is 0600 now, 0644 at the origin */
+  g_assert_true(bound->chowned_by_us);
+
+  unmanaged = vfio_record_new_from_origin(&e1000e, FALSE, &origin, &error);
+  g_assert_no_error(error);
+  g_assert_cmpstr(unmanaged->original_driver, ==, "vfio-pci");
+  g_assert_false(unmanaged->override_written || unmanaged->unbound || unmanaged->probed ||
+                 unmanaged->bound_by_us);
+
+  was_unbound = vfio_record_new_from_origin(&e1000e, TRUE, &unbound, &error);
+  g_assert_no_error(error);
+  g_assert_null(was_unbound->original_driver);
+  g_assert_true(was_unbound->override_written && was_unbound->probed &&
+                was_unbound->bound_by_us);
+  g_assert_false(was_unbound->unbound);
+
+  g_assert_true(vfio_undo(bound, &error));
+  g_assert_no_error(error);
+  assert_on(tree, &e1000e, "e1000e", "(null)");
+  log = fake_kernel_log(tree->fake);
+  g_assert_nonnull(strstr(log, "chmod dev/vfio/9 0644"));
+
+  /* someone bound it to pci-stub since: that is its state now */
+  fixture_link(tree->root, E1000E_DIR "/driver", "../../../../bus/pci/drivers/pci-stub");
+  changed = vfio_record_new_from_origin(&e1000e, TRUE, &origin, &error);
+  g_assert_no_error(error);
+  g_assert_cmpstr(changed->original_driver, ==, "pci-stub");
+  g_assert_false(changed->override_written || changed->unbound || changed->probed ||
+                 changed->bound_by_us);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1280,5 +1576,32 @@ main(int argc, char **argv)
              test_restore_timeout_names_step, tree_teardown);
   g_test_add("/vfio/restore/timeout-slow-probe", Tree, GINT_TO_POINTER(TRUE), tree_setup,
              test_restore_timeout_names_step, tree_teardown);
+  g_test_add("/vfio/reattach/refused-put-back", Tree, GINT_TO_POINTER(FALSE), tree_setup,
+             test_reattach_refused_put_back, tree_teardown);
+  g_test_add("/vfio/reattach/refused-put-back-no-override", Tree, GINT_TO_POINTER(TRUE),
+             tree_setup, test_reattach_refused_put_back, tree_teardown);
+  for (gsize i = 0; i < G_N_ELEMENTS(reattach_faults); i++) {
+    g_autofree char *path = g_strdup_printf("/vfio/reattach/fault/%s", reattach_faults[i].name);
+
+    g_test_add(path, Tree, &reattach_faults[i], tree_setup, test_reattach_fault, tree_teardown);
+  }
+  g_test_add("/vfio/origin/takeover", Tree, GUINT_TO_POINTER(0), tree_setup,
+             test_takeover_restores_origin, tree_teardown);
+  g_test_add("/vfio/origin/takeover-with-override", Tree, GUINT_TO_POINTER(1), tree_setup,
+             test_takeover_restores_origin, tree_teardown);
+  g_test_add("/vfio/origin/takeover-died-mid-way", Tree, GUINT_TO_POINTER(2), tree_setup,
+             test_takeover_restores_origin, tree_teardown);
+  g_test_add("/vfio/origin/takeover-died-mid-way-with-override", Tree, GUINT_TO_POINTER(3),
+             tree_setup, test_takeover_restores_origin, tree_teardown);
+  for (gsize i = 0; i < G_N_ELEMENTS(injections); i++) {
+    g_autofree char *path = NULL;
+
+    if (strcmp(injections[i].name, "chown") == 0 || strcmp(injections[i].name, "chmod") == 0)
+      continue; /* nodedev-detach gives the node to nobody */
+    path = g_strdup_printf("/vfio/detach-fault/%s", injections[i].name);
+    g_test_add(path, Tree, &injections[i], tree_setup, test_detach_fault, tree_teardown);
+  }
+  TREE_TEST("origin/recorded-after-claim", test_origin_recorded_after_claim);
+  TREE_TEST("origin/record", test_record_from_origin);
   return g_test_run();
 }
