@@ -250,7 +250,8 @@ live_claim(const char *key)
  * the device would be left without a driver.
  */
 static gboolean
-check_group_unclaimed(const PciAddress *addr, const char *doing, GError **error)
+check_group_unclaimed(const PciAddress *addr, const char *doing, const char *reason,
+                      GError **error)
 {
   g_autoptr(GError) no_group = NULL;
   g_autoptr(GArray) members = NULL;
@@ -282,9 +283,8 @@ check_group_unclaimed(const PciAddress *addr, const char *doing, GError **error)
     remedy = claims_describe_remedy(claim);
     g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_BUSY,
                 "PCI device %s shares IOMMU group %d with PCI device %s, which is in use "
-                "by %s; not %s it: the kernel gives no host driver a device whose IOMMU "
-                "group a VM uses. For %s, %s; then try again",
-                bdf, group, other, holder, doing, other, remedy);
+                "by %s; not %s it: %s. For %s, %s; then try again",
+                bdf, group, other, holder, doing, reason, other, remedy);
     return FALSE;
   }
   group_key = claims_key_iommu_group(group);
@@ -294,10 +294,9 @@ check_group_unclaimed(const PciAddress *addr, const char *doing, GError **error)
     g_autofree char *remedy = claims_describe_remedy(claim);
 
     g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_BUSY,
-                "IOMMU group %d of PCI device %s is in use by %s; not %s it: the kernel "
-                "gives no host driver a device whose IOMMU group a VM uses. For the "
-                "group's devices in that VM, %s; then try again",
-                group, bdf, holder, doing, remedy);
+                "IOMMU group %d of PCI device %s is in use by %s; not %s it: %s. For "
+                "the group's devices in that VM, %s; then try again",
+                group, bdf, holder, doing, reason, remedy);
     return FALSE;
   }
   return TRUE;
@@ -313,6 +312,9 @@ cmd_detach(const char *name)
 
   if (!pci_address_parse_nodedev(name, &addr, &error) ||
       !check_pci_unclaimed(&addr, "detaching", &error) ||
+      !check_group_unclaimed(&addr, "detaching",
+                             "the VM holding the group decides where its devices go "
+                             "back to when it lets go of them", &error) ||
       !vfio_check_iommu(&error))
     return fail(error);
   record = vfio_detach_from_host(&addr, &error);
@@ -334,7 +336,9 @@ cmd_reattach(const char *name, double timeout_s)
 
   if (!pci_address_parse_nodedev(name, &addr, &error) ||
       !check_pci_unclaimed(&addr, "re-attaching", &error) ||
-      !check_group_unclaimed(&addr, "re-attaching", &error))
+      !check_group_unclaimed(&addr, "re-attaching",
+                             "the kernel gives no host driver a device whose IOMMU group a "
+                             "VM uses", &error))
     return fail(error);
   if (!vfio_reattach_to_host(&addr, (guint)(timeout_s * 1000), &driver, &error))
     return fail(error);

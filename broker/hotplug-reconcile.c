@@ -254,6 +254,47 @@ reconcile_records(Hotplug *hotplug, const char *const *ids, ReplayFilter filter)
               "(held by another VM)", count.kept, count.finished, count.undone, count.dropped);
 }
 
+/*
+ * release_unbacked_claims() - a claim of this VM that no journal record
+ * names was taken by a hostdevd that died before journaling it (the claim
+ * is written, then the record): nothing of the host was changed for it yet,
+ * so it is simply dropped.  Run once every record is registered.
+ */
+static void
+release_unbacked_claims(Hotplug *hotplug)
+{
+  GPtrArray *entries = state_journal_entries(hotplug->journal);
+  g_autoptr(GHashTable) backed = g_hash_table_new(g_str_hash, g_str_equal);
+  g_autoptr(GError) error = NULL;
+
+  for (guint i = 0; i < entries->len; i++) {
+    StateEntry *entry = g_ptr_array_index(entries, i);
+    JsonNode *keys = entry->host ? json_object_get_member(entry->host, "claims") : NULL;
+    JsonArray *array = keys && JSON_NODE_HOLDS_ARRAY(keys) ? json_node_get_array(keys) : NULL;
+    for (guint k = 0; array && k < json_array_get_length(array); k++) {
+      JsonNode *key = json_array_get_element(array, k);
+      if (JSON_NODE_HOLDS_VALUE(key) && json_node_get_value_type(key) == G_TYPE_STRING)
+        g_hash_table_add(backed, (gpointer)json_node_get_string(key));
+    }
+  }
+  g_autoptr(GPtrArray) claims = claims_list(hotplug->runtime_dir, hotplug->vm, &error);
+  if (claims == NULL) {
+    g_warning("cannot list this VM's claims: %s", error->message);
+    return;
+  }
+  for (guint i = 0; i < claims->len; i++) {
+    const Claim *claim = g_ptr_array_index(claims, i);
+    g_autoptr(GError) release_error = NULL;
+    if (g_hash_table_contains(backed, claim->key))
+      continue;
+    if (claims_release(hotplug->runtime_dir, hotplug->vm, claim->key, &release_error))
+      g_message("dropped the claim %s: no journal record names it (hostdevd died between "
+                "claiming and journaling)", claim->key);
+    else
+      g_warning("%s", release_error->message);
+  }
+}
+
 static void
 on_reconcile_ids(GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -271,6 +312,7 @@ on_reconcile_ids(GObject *source, GAsyncResult *result, gpointer user_data)
   }
   g_auto(GStrv) ids = hotplug_peripheral_ids(value);
   reconcile_records(hotplug, (const char *const *)ids, NULL);
+  release_unbacked_claims(hotplug);
   g_task_return_boolean(task, TRUE);
 }
 

@@ -279,6 +279,27 @@ test_detach_claimed(Tree *tree, gconstpointer data)
  * touched, naming the VM and what to do: the kernel would refuse the host
  * driver and leave the device without one.
  */
+/* A member of a group a VM holds is that VM's to give back: nodedev-detach leaves it alone. */
+static void
+test_detach_group_in_use(Tree *tree, gconstpointer data)
+{
+  g_autofree char *err = NULL;
+  g_autofree char *driver = NULL;
+  g_autofree char *override = NULL;
+  ClaimOwner vm1 = { getpid(), 0 };
+
+  g_assert_true(claims_acquire(tree->runtime, "vm1", "iommu_group_12", &vm1, NULL));
+  g_assert_cmpint(ctl(tree, NULL, &err, "nodedev-detach", "pci_0000_05_00_0", NULL), ==, 1);
+  g_assert_true(g_str_has_prefix(err, "error: IOMMU group 12 of PCI device 0000:05:00.0 is "
+                                      "in use by VM 'vm1' (hostdevd pid "));
+  g_assert_nonnull(strstr(err, "; not detaching it: the VM holding the group decides where "
+                               "its devices go back to when it lets go of them."));
+  driver = fixture_link_name(tree->root, "sys/bus/pci/devices/0000:05:00.0/driver");
+  override = fixture_read(tree->root, "sys/bus/pci/devices/0000:05:00.0/driver_override");
+  g_assert_cmpstr(driver, ==, "e1000e");
+  g_assert_cmpstr(override, ==, "(null)");
+}
+
 static void
 test_reattach_group_in_use(Tree *tree, gconstpointer data)
 {
@@ -361,5 +382,6 @@ main(int argc, char **argv)
   TREE_TEST("detach-one-function", test_detach_one_function);
   TREE_TEST("mdev-checks", test_mdev_checks);
   TREE_TEST("reattach-group-in-use", test_reattach_group_in_use);
+  TREE_TEST("detach-group-in-use", test_detach_group_in_use);
   return g_test_run();
 }
