@@ -273,25 +273,45 @@ host_prep_vfio_bind_finish(GAsyncResult *result, GError **error)
   return g_task_propagate_boolean(G_TASK(result), error);
 }
 
+/* Return: whether @hostdev asks for a VF's MAC or VLAN to be set. */
+static gboolean
+wants_vf_config(const Hostdev *hostdev)
+{
+  return hostdev->is_interface && (hostdev->net.has_mac || hostdev->net.has_vlan);
+}
+
 gboolean
-host_prep_vf_program(HostPrep *prep, const Hostdev *hostdev, GError **error)
+host_prep_vf_save(HostPrep *prep, const Hostdev *hostdev, GError **error)
+{
+  SriovVfLink link = { 0 };
+  gboolean ok;
+
+  if (!wants_vf_config(hostdev))
+    return TRUE;
+  ok = sriov_vf_lookup(&hostdev->pci_source, &link, error) &&
+       sriov_vf_get_config(&link, &prep->vf_before, error);
+  prep->vf_saved = ok;
+  sriov_vf_link_clear(&link);
+  return ok;
+}
+
+gboolean
+host_prep_vf_apply(const HostPrep *prep, const Hostdev *hostdev, GError **error)
 {
   SriovVfLink link = { 0 };
   SriovVfConfig wanted;
-  gboolean ok = FALSE;
+  gboolean ok;
 
-  if (!hostdev->is_interface || (!hostdev->net.has_mac && !hostdev->net.has_vlan))
+  if (!wants_vf_config(hostdev))
     return TRUE;
-  if (sriov_vf_lookup(&hostdev->pci_source, &link, error) &&
-      sriov_vf_get_config(&link, &prep->vf_before, error)) {
-    prep->vf_saved = TRUE;
-    wanted = prep->vf_before;
-    if (hostdev->net.has_mac)
-      memcpy(wanted.mac, hostdev->net.mac, sizeof wanted.mac);
-    if (hostdev->net.has_vlan)
-      wanted.vlan = hostdev->net.vlan_tag;
-    ok = sriov_vf_set_config(&link, &wanted, error);
-  }
+  g_return_val_if_fail(prep->vf_saved, FALSE);
+  wanted = prep->vf_before;
+  if (hostdev->net.has_mac)
+    memcpy(wanted.mac, hostdev->net.mac, sizeof wanted.mac);
+  if (hostdev->net.has_vlan)
+    wanted.vlan = hostdev->net.vlan_tag;
+  ok = sriov_vf_lookup(&hostdev->pci_source, &link, error) &&
+       sriov_vf_set_config(&link, &wanted, error);
   sriov_vf_link_clear(&link);
   return ok;
 }

@@ -107,8 +107,12 @@ void host_prep_vfio_bind_async(HostPrep *prep, gboolean take_whole_group, uid_t 
                                GAsyncReadyCallback callback, gpointer user_data);
 gboolean host_prep_vfio_bind_finish(GAsyncResult *result, GError **error);
 
-/* host_prep_vf_program() - save the VF's MAC/VLAN and program the XML's. */
-gboolean host_prep_vf_program(HostPrep *prep, const Hostdev *hostdev, GError **error);
+/* host_prep_vf_save() - read the VF's MAC/VLAN into @prep (nothing changes), when
+ * <interface type='hostdev'> sets either; journal @prep before host_prep_vf_apply(). */
+gboolean host_prep_vf_save(HostPrep *prep, const Hostdev *hostdev, GError **error);
+
+/* host_prep_vf_apply() - program the XML's MAC/VLAN on the VF (after host_prep_vf_save()). */
+gboolean host_prep_vf_apply(const HostPrep *prep, const Hostdev *hostdev, GError **error);
 
 /**
  * host_prep_release_async() - undo everything, newest first: the VF's

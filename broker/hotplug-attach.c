@@ -602,10 +602,15 @@ attach_after_binding(GTask *task)
   Op *op = g_task_get_task_data(task);
   GError *error = NULL;
 
+  /* a VF's MAC/VLAN as they were are in the journal before they change */
   if (op->prep->vfio) {
+    if (!host_prep_vf_save(op->prep, op->hostdev, &error)) {
+      attach_fail(task, error);
+      return;
+    }
     if (!attach_journal(task, "vf-program", FALSE))
       return;
-    if (!host_prep_vf_program(op->prep, op->hostdev, &error)) {
+    if (!host_prep_vf_apply(op->prep, op->hostdev, &error)) {
       attach_fail(task, error);
       return;
     }
