@@ -337,9 +337,11 @@ hotplug_keep_shared_claims(Hotplug *hotplug, HostPrep *prep)
   int group = prep && prep->vfio ? prep->vfio->group : -1;
   gboolean shared = group >= 0 && vm_devices_find_group(hotplug->devices, group, NULL);
 
+  /* a waiter folded into this release leaves the group with it: it keeps nothing */
   for (guint i = 0; !shared && group >= 0 && i < hotplug->group_waiting->len; i++) {
     Release *waiting = g_ptr_array_index(hotplug->group_waiting, i);
-    shared = waiting->device->prep != prep && waiting->device->prep->vfio->group == group;
+    shared = waiting->device->prep != prep && !waiting->folded &&
+             waiting->device->prep->vfio->group == group;
   }
   if (!shared)
     return;
