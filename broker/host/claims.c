@@ -15,6 +15,7 @@
 #define G_LOG_DOMAIN "hostdevd"
 
 #include "claims.h"
+#include "process-identity.h"
 #include "hostdevd-error.h"
 
 #include <errno.h>
@@ -161,67 +162,14 @@ claims_describe_key(const char *key)
   return g_strdup(key);
 }
 
-/* /proc/PID/stat of @pid.  Return: FALSE when it cannot be read (no such
- * process, or /proc hides it); else its start time and whether it is a
- * zombie (exited, not yet reaped: its files are closed). */
-static gboolean
-read_process_stat(pid_t pid, guint64 *start_time, gboolean *zombie)
-{
-  g_autofree char *path = NULL;
-  g_autofree char *text = NULL;
-  g_auto(GStrv) fields = NULL;
-  const char *after_comm;
-
-  if (pid <= 0)
-    return FALSE;
-  path = g_strdup_printf("/proc/%d/stat", (int)pid);
-  if (!g_file_get_contents(path, &text, NULL, NULL))
-    return FALSE;
-  /* the command name may hold spaces and parentheses: skip to the last ')' */
-  after_comm = strrchr(text, ')');
-  if (after_comm == NULL || after_comm[1] == '\0')
-    return FALSE;
-  fields = g_strsplit(after_comm + 2, " ", 0);
-  /* field 3 (state) is fields[0]; field 22 (starttime) is fields[19] */
-  if (g_strv_length(fields) < 20 ||
-      !g_ascii_string_to_unsigned(fields[19], 10, 0, G_MAXUINT64, start_time, NULL))
-    return FALSE;
-  *zombie = strcmp(fields[0], "Z") == 0 || strcmp(fields[0], "X") == 0;
-  return TRUE;
-}
-
-guint64
-claims_process_start_time(pid_t pid)
-{
-  guint64 start_time = 0;
-  gboolean zombie = FALSE;
-
-  if (!read_process_stat(pid, &start_time, &zombie) || zombie)
-    return 0;
-  return start_time;
-}
-
-gboolean
-claims_process_alive(pid_t pid, guint64 start_time)
-{
-  guint64 now_start = 0;
-  gboolean zombie = FALSE;
-
-  if (pid <= 0)
-    return FALSE;
-  if (read_process_stat(pid, &now_start, &zombie))
-    return !zombie && (start_time == 0 || now_start == start_time);
-  /* /proc cannot tell (gone, or hidden by hidepid=): trust kill() */
-  return kill(pid, 0) == 0 || errno == EPERM;
-}
-
 /* Fill in whether @claim's processes still run. */
 static void
 claim_check_liveness(Claim *claim)
 {
-  claim->broker_alive = claims_process_alive(claim->pid, claim->start_time);
-  claim->qemu_alive = claim->qemu_pid > 0 &&
-                      claims_process_alive(claim->qemu_pid, claim->qemu_start_time);
+  claim->broker_alive = process_identity_alive(&(ProcessIdentity){ claim->pid,
+                                                                    claim->start_time });
+  claim->qemu_alive = process_identity_alive(&(ProcessIdentity){ claim->qemu_pid,
+                                                                  claim->qemu_start_time });
   claim->stale = !claim->broker_alive && !claim->qemu_alive;
 }
 
@@ -607,9 +555,9 @@ claims_acquire_full(const char *runtime_dir, const char *vm, const char *key,
   mine.key = (char *)key;
   mine.vm = (char *)vm;
   mine.pid = owner->broker;
-  mine.start_time = claims_process_start_time(owner->broker);
+  mine.start_time = process_start_time(owner->broker);
   mine.qemu_pid = owner->qemu;
-  mine.qemu_start_time = owner->qemu > 0 ? claims_process_start_time(owner->qemu) : 0;
+  mine.qemu_start_time = owner->qemu > 0 ? process_start_time(owner->qemu) : 0;
   /* the same VM's live claim goes on: it has held the device since then */
   mine.since = claim != NULL && !claim->stale && strcmp(claim->vm, vm) == 0
                ? claim->since : g_get_real_time() / G_USEC_PER_SEC;

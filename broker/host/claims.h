@@ -156,12 +156,5 @@ char *claims_describe_holder(const Claim *claim);
  * that VM's hostdevd again or stop the VM. */
 char *claims_describe_remedy(const Claim *claim);
 
-/* Return: the start time of process @pid (field 22 of /proc/PID/stat, clock
- * ticks since boot), 0 when it does not run, is a zombie, or /proc cannot tell. */
-guint64 claims_process_start_time(pid_t pid);
-
-/* Return: whether process @pid still runs and, when @start_time is not 0,
- * is the one that started then (not a recycled pid); a zombie has exited. */
-gboolean claims_process_alive(pid_t pid, guint64 start_time);
 
 G_END_DECLS

@@ -5,30 +5,46 @@
 #include <signal.h>
 #include <string.h>
 
-guint64
-process_start_time(pid_t pid)
+/*
+ * read_stat() - @pid's start time and whether it is a zombie (exited, not
+ * yet reaped: its files are closed)
+ * Return: FALSE when /proc cannot tell (no such process, or hidden).
+ */
+static gboolean
+read_stat(pid_t pid, guint64 *start_time, gboolean *zombie)
 {
   g_autofree char *path = NULL;
   g_autofree char *text = NULL;
   g_auto(GStrv) fields = NULL;
   const char *after_comm;
-  guint64 value;
 
   if (pid <= 0)
-    return 0;
+    return FALSE;
   path = g_strdup_printf("/proc/%d/stat", (int)pid);
   if (!g_file_get_contents(path, &text, NULL, NULL))
-    return 0;
+    return FALSE;
   /* the command name may hold spaces and parentheses: skip to the last ')' */
   after_comm = strrchr(text, ')');
   if (after_comm == NULL || after_comm[1] == '\0')
-    return 0;
+    return FALSE;
   fields = g_strsplit(after_comm + 2, " ", 0);
-  /* field 3 (state) is fields[0]; field 22 (starttime) is fields[19]; a zombie is gone */
-  if (g_strv_length(fields) < 20 || g_strcmp0(fields[0], "Z") == 0 ||
-      !g_ascii_string_to_unsigned(fields[19], 10, 0, G_MAXUINT64, &value, NULL))
+  /* field 3 (state) is fields[0]; field 22 (starttime) is fields[19] */
+  if (g_strv_length(fields) < 20 ||
+      !g_ascii_string_to_unsigned(fields[19], 10, 0, G_MAXUINT64, start_time, NULL))
+    return FALSE;
+  *zombie = strcmp(fields[0], "Z") == 0 || strcmp(fields[0], "X") == 0;
+  return TRUE;
+}
+
+guint64
+process_start_time(pid_t pid)
+{
+  guint64 start_time = 0;
+  gboolean zombie = FALSE;
+
+  if (!read_stat(pid, &start_time, &zombie) || zombie)
     return 0;
-  return value;
+  return start_time;
 }
 
 ProcessIdentity
@@ -42,13 +58,16 @@ process_identity_of(pid_t pid)
 gboolean
 process_identity_alive(const ProcessIdentity *identity)
 {
+  guint64 now_start = 0;
+  gboolean zombie = FALSE;
+
   if (identity == NULL || identity->pid <= 0)
     return FALSE;
-  guint64 now = process_start_time(identity->pid);
-  if (now != 0)
-    return identity->start_time == 0 || now == identity->start_time;
-  /* /proc said nothing: a process that exists but hides its stat still answers kill(0) */
-  return kill(identity->pid, 0) == 0 || errno == EPERM ? identity->start_time == 0 : FALSE;
+  if (read_stat(identity->pid, &now_start, &zombie))
+    return !zombie && (identity->start_time == 0 || now_start == identity->start_time);
+  /* /proc cannot tell (gone, or hidden by hidepid=): trust kill(), so that a
+   * live process is never taken for a dead one */
+  return kill(identity->pid, 0) == 0 || errno == EPERM;
 }
 
 gboolean

@@ -26,7 +26,8 @@ guint64 process_start_time(pid_t pid);
 /* process_identity_of() - name the running process @pid (pid 0 or a dead pid: unknown start). */
 ProcessIdentity process_identity_of(pid_t pid);
 
-/* Return: whether the process @identity names still runs (a known, same-started pid). */
+/* Return: whether the process @identity names still runs: not a zombie and, when its
+ * start time is known, not a recycled pid; when /proc cannot tell, kill(pid, 0) decides. */
 gboolean process_identity_alive(const ProcessIdentity *identity);
 
 /* Return: whether both name the same process (both known and equal). */

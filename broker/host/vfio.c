@@ -17,6 +17,7 @@
 #define G_LOG_DOMAIN "hostdevd"
 
 #include "vfio.h"
+#include "process-identity.h"
 #include "claims.h"
 #include "host-pci.h"
 #include "host-root.h"
@@ -1365,7 +1366,7 @@ wait_process_gone(pid_t pid, guint64 start_time, gint64 deadline)
 {
   gulong pause_us = 5000;
 
-  if (!claims_process_alive(pid, start_time))
+  if (!process_identity_alive(&(ProcessIdentity){ pid, start_time }))
     return TRUE;
 #ifdef SYS_pidfd_open
   if (use_pidfd) {
@@ -1377,7 +1378,7 @@ wait_process_gone(pid_t pid, guint64 start_time, gint64 deadline)
       gboolean gone = FALSE;
 
       /* the pid may have been recycled before the open: check it is still the one */
-      if (!claims_process_alive(pid, start_time)) {
+      if (!process_identity_alive(&(ProcessIdentity){ pid, start_time })) {
         close(fd);
         return TRUE;
       }
@@ -1400,7 +1401,7 @@ wait_process_gone(pid_t pid, guint64 start_time, gint64 deadline)
     }
   }
 #endif
-  while (claims_process_alive(pid, start_time)) {
+  while (process_identity_alive(&(ProcessIdentity){ pid, start_time })) {
     gint64 now = g_get_monotonic_time();
 
     if (now >= deadline)

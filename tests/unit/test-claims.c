@@ -4,6 +4,7 @@
  * stale claims of dead brokers taken over, Busy naming the holder
  */
 #include "claims.h"
+#include "process-identity.h"
 #include "host-fixture.h"
 
 #include <signal.h>
@@ -181,7 +182,7 @@ test_refresh_same_vm(Runtime *rt, gconstpointer data)
   g_autofree char *text = g_strdup_printf("{\"vm\": \"vm1\", \"pid\": %d, \"start-time\": 0, "
                                           "\"qemu-pid\": %d, \"qemu-start-time\": %"
                                           G_GUINT64_FORMAT ", \"since\": 5}", old_broker, qemu,
-                                          claims_process_start_time(qemu));
+                                          process_start_time(qemu));
 
   g_assert_true(claims_acquire(rt->dir, "vm1", "usb_1_2", &(ClaimOwner){ getpid(), 0 }, &error));
   g_assert_true(g_file_set_contents(path, text, -1, &error));
@@ -207,7 +208,7 @@ test_old_format(Runtime *rt, gconstpointer data)
   g_autofree char *path2 = g_build_filename(rt->dir, "claims", "usb_2_3", NULL);
   g_autofree char *text1 = g_strdup_printf("{\"vm\": \"old\", \"pid\": %d, \"start-time\": %"
                                            G_GUINT64_FORMAT ", \"since\": 5}", getpid(),
-                                           claims_process_start_time(getpid()));
+                                           process_start_time(getpid()));
   g_autofree char *text2 = g_strdup_printf("{\"vm\": \"old\", \"pid\": %d, \"start-time\": 0, "
                                            "\"since\": 5}", dead_pid());
 
@@ -232,18 +233,18 @@ test_process_alive(Runtime *rt, gconstpointer data)
   g_assert_cmpint(child, >=, 0);
   if (child == 0)
     _exit(0);
-  g_assert_true(claims_process_alive(getpid(), 0));
-  start = claims_process_start_time(getpid());
+  g_assert_true(process_identity_alive(&(ProcessIdentity){ getpid(), 0 }));
+  start = process_start_time(getpid());
   g_assert_cmpuint(start, >, 0);
-  g_assert_true(claims_process_alive(getpid(), start));
-  g_assert_false(claims_process_alive(getpid(), start + 1)); /* a recycled pid */
-  for (int i = 0; i < 500 && claims_process_alive(child, 0); i++)
+  g_assert_true(process_identity_alive(&(ProcessIdentity){ getpid(), start }));
+  g_assert_false(process_identity_alive(&(ProcessIdentity){ getpid(), start + 1 })); /* a recycled pid */
+  for (int i = 0; i < 500 && process_identity_alive(&(ProcessIdentity){ child, 0 }); i++)
     g_usleep(2000);
-  g_assert_false(claims_process_alive(child, 0));
-  g_assert_cmpuint(claims_process_start_time(child), ==, 0);
+  g_assert_false(process_identity_alive(&(ProcessIdentity){ child, 0 }));
+  g_assert_cmpuint(process_start_time(child), ==, 0);
   g_assert_cmpint(waitpid(child, NULL, 0), ==, child);
-  g_assert_false(claims_process_alive(child, 0));
-  g_assert_false(claims_process_alive(0, 0));
+  g_assert_false(process_identity_alive(&(ProcessIdentity){ child, 0 }));
+  g_assert_false(process_identity_alive(&(ProcessIdentity){ 0, 0 }));
 }
 
 static void

@@ -8,6 +8,7 @@
  */
 #include "claims.h"
 #include "host-fixture.h"
+#include "process-identity.h"
 #include "host-pci.h"
 #include "host-prep.h"
 #include "vfio.h"
@@ -1137,7 +1138,7 @@ test_release_after_qemu_exit(Tree *tree, gconstpointer data)
                                               (gid_t)-1, NULL, &error);
   Wait wait = { g_main_loop_new(NULL, FALSE) };
   pid_t qemu = live_child();
-  HostReleaseWait exiting = { qemu, claims_process_start_time(qemu), 5000 };
+  HostReleaseWait exiting = { qemu, process_start_time(qemu), 5000 };
 
   g_assert_no_error(error);
   vfio_set_use_pidfd(pidfd);
@@ -1179,7 +1180,7 @@ test_restore_timeout_names_step(Tree *tree, gconstpointer data)
                         "150 ms so far): the driver's probe is slow");
   } else {
     qemu = live_child();
-    exiting = (HostReleaseWait){ qemu, claims_process_start_time(qemu), 5000 };
+    exiting = (HostReleaseWait){ qemu, process_start_time(qemu), 5000 };
     fake_kernel_set_group_owner(tree->fake, 9, qemu);
     expected = g_strdup_printf("PCI device 0000:01:00.0 is off vfio-pci, but QEMU (pid %d) "
                                "is still exiting (more than 150 ms so far): the kernel gives "
