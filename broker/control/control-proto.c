@@ -47,11 +47,14 @@ json_depth(JsonNode *node, guint limit)
 }
 
 /*
- * Largest magnitude of a fractional or exponent number a request may hold.
- * json-glib 1.6 writes a double such as 2e52 back as "2e+52.0", which is
- * not JSON, and reads 1e400 as infinity; no request needs such numbers.
+ * Range of a fractional or exponent number a request may hold.  json-glib
+ * 1.6 writes a double printed with an exponent back with ".0" appended
+ * ("2e+52.0", "2e-51.0"), which is not JSON, and reads 1e400 as infinity;
+ * no request needs such numbers.  Below CONTROL_MIN_DOUBLE (but not 0) a
+ * double is printed with an exponent.
  */
 #define CONTROL_MAX_DOUBLE 1e15
+#define CONTROL_MIN_DOUBLE 1e-4
 
 /*
  * unrepresentable_number() - find a double in @node that a reply could not carry back
@@ -76,7 +79,8 @@ unrepresentable_number(JsonNode *node, const char *name)
       found = unrepresentable_number(json_array_get_element(array, i), name);
   } else if (JSON_NODE_HOLDS_VALUE(node) && json_node_get_value_type(node) == G_TYPE_DOUBLE) {
     double value = json_node_get_double(node);
-    if (!isfinite(value) || fabs(value) >= CONTROL_MAX_DOUBLE)
+    if (!isfinite(value) || fabs(value) >= CONTROL_MAX_DOUBLE ||
+        (value != 0 && fabs(value) < CONTROL_MIN_DOUBLE))
       found = name;
   }
   return found;
@@ -162,9 +166,9 @@ control_request_parse(const char *line, gsize length, JsonNode **id_out, GError 
   }
   const char *bad_number = unrepresentable_number(root, "request");
   if (bad_number) {
-    invalid(error, "'%s' holds a number that is not finite or not below %g in magnitude; "
-            "use an integer, or a number as small as the argument needs", bad_number,
-            CONTROL_MAX_DOUBLE);
+    invalid(error, "'%s' holds a number that is not finite, or whose magnitude is not "
+            "between %g and %g; use an integer, or a number with a decimal point and no "
+            "exponent", bad_number, CONTROL_MIN_DOUBLE, CONTROL_MAX_DOUBLE);
     return NULL;
   }
   if (id && !(JSON_NODE_HOLDS_VALUE(id) || JSON_NODE_HOLDS_NULL(id))) {

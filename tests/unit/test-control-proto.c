@@ -27,7 +27,10 @@ static const RequestCase request_cases[] = {
   { "{\"execute\": \"x\", \"bogus\": 1}", "unknown member \"bogus\"" },
   { "{\"execute\": \"x\", \"arguments\": {\"a\": [[[[[[[[1]]]]]]]]}}", "nested deeper" },
   /* json-glib would write 2e52 back as "2e+52.0", which is not JSON */
-  { "{\"execute\": \"query-version\", \"id\": -2e52}", "not below" },
+  { "{\"execute\": \"query-version\", \"id\": -2e52}", "whose magnitude is not between" },
+  /* ... and 2e-51 as "2e-51.0" (found by the fuzz smoke) */
+  { "{\"execu\":\"query-version\", \"id\": 2e-51}", "whose magnitude is not between" },
+  { "{\"execute\": \"x\", \"arguments\": {\"wait\": 0.0}}", NULL },
   { "{\"execute\": \"x\", \"arguments\": {\"wait\": 1e400}}", "not finite" },
   { "{\"execute\": \"x\", \"arguments\": {\"wait\": 2.5}, \"id\": 1.5}", NULL },
 };
