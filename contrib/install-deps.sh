@@ -7,7 +7,8 @@ libglib2.0-dev libjson-glib-dev libxml2-dev libseccomp-dev libcap-ng-dev
 qemu-system-x86 qemu-system-misc qemu-utils
 libvirt-daemon-driver-qemu libvirt-clients libvirt-daemon libxml2-utils
 libvirt0
-python3-fuse fuse3 systemd"
+python3-fuse fuse3 systemd
+debhelper dpkg-dev lintian bash-completion"
 
 missing=""
 for p in $packages; do
