@@ -8,7 +8,8 @@ qemu-system-x86 qemu-system-misc qemu-utils
 libvirt-daemon-driver-qemu libvirt-clients libvirt-daemon libxml2-utils
 libvirt0
 python3-fuse fuse3 systemd
-debhelper dpkg-dev lintian bash-completion"
+debhelper dpkg-dev lintian bash-completion
+pci.ids usb.ids"
 
 missing=""
 for p in $packages; do
