@@ -48,10 +48,12 @@ SCALE_VENDOR, SCALE_PRODUCT = 0x5a00, 0x0100  # + index, 32 distinct devices
 
 MODES = {
     # cycles: interleaved attach+detach pairs; ctl: hostdevctl spawns; churn:
-    # cycles between the two memory readings; scale: rounds per device count
-    "quick": dict(cycles=30, ctl=8, churn=100, scale={1: 8, 8: 2, 32: 1}, startup=6,
+    # cycles between the two memory readings; scale, batch: rounds per device count
+    "quick": dict(cycles=30, ctl=8, churn=100, scale={1: 8, 8: 2, 32: 1}, batch={4: 4, 8: 2},
+                  startup=6,
                   callgrind=20, libvirt=15, libvirt_churn=50, virsh_cli=4),
-    "full": dict(cycles=200, ctl=30, churn=1000, scale={1: 24, 8: 6, 32: 3}, startup=20,
+    "full": dict(cycles=200, ctl=30, churn=1000, scale={1: 24, 8: 6, 32: 3}, batch={4: 12, 8: 6},
+                 startup=20,
                  callgrind=100, libvirt=60, libvirt_churn=1000, virsh_cli=12),
 }
 
@@ -348,6 +350,7 @@ class Bench:
         self.section("overhead", self.overhead)
         self.section("hostdevctl", self.hostdevctl_spawn)
         self.section("scale", self.scale)
+        self.section("batch", self.batch)
         self.section("memory", self.memory)
         self.section("startup", self.startup)
         if shutil.which("strace"):
@@ -480,6 +483,26 @@ class Bench:
                       for side, (a, d) in sides.items()}
             out[k]["hostdevd"]["cpu_per_device"] = (cpu_ns(self.daemon.pid) - cpu) / (k * rounds)
         self.results["scale"] = out
+
+    def batch(self):
+        """k devices in one <devices> request vs k single requests (same devices, interleaved)."""
+        out = {}
+        for k, rounds in self.mode["batch"].items():
+            sides = {"batch": [], "singles": []}
+            for r in range(rounds):
+                order = ("batch", "singles") if r % 2 == 0 else ("singles", "batch")
+                for side in order:
+                    start = time.monotonic_ns()
+                    if side == "batch":
+                        self.ctl.op(f"attach-batch {SCALE_VENDOR:#x} {SCALE_PRODUCT:#x} {k}")
+                    else:
+                        for i in range(k):
+                            self.ctl.op(f"attach {SCALE_VENDOR:#x} {SCALE_PRODUCT + i:#x}")
+                    sides[side].append(time.monotonic_ns() - start)
+                    for i in range(k):
+                        self.ctl.op(f"detach {SCALE_VENDOR:#x} {SCALE_PRODUCT + i:#x}")
+            out[k] = {side: median(values) for side, values in sides.items()}
+        self.results["batch"] = out
 
     def memory(self):
         """RSS after warm-up, after many cycles, and with 32 devices attached."""
@@ -973,6 +996,11 @@ def report(results, quick):
                      f"{c['attach'] / c['raw_attach']:.2f}× | — | |")
         lines.append(f"| detach with `hostdevctl` | {ms(c['detach']):.2f} ms | "
                      f"{ms(c['raw_detach']):.2f} ms | {c['detach'] / c['raw_detach']:.2f}× | — | |")
+    b = results.get("batch")
+    for k, v in sorted((b or {}).items(), key=lambda kv: int(kv[0])):
+        lines.append(f"| attach of {k} devices in one `<devices>` request vs {k} requests | "
+                     f"{ms(v['batch']):.2f} ms | {ms(v['singles']):.2f} ms | "
+                     f"{v['batch'] / v['singles']:.2f}× | < 1× | {verdict(v['batch'] < v['singles'])} |")
     s = results.get("startup")
     if s:
         lines.append(f"| start-up: exec → control socket ready (sd_notify READY), {s['n']} runs "

@@ -6,6 +6,8 @@
  *
  *   ctl-client SOCKET serve               commands on stdin, one per line:
  *                                           attach VENDOR PRODUCT
+ *                                           attach-batch VENDOR PRODUCT COUNT  (one <devices>
+ *                                             request: products PRODUCT, PRODUCT + 1, ...)
  *                                           detach VENDOR PRODUCT   (by XML, as virsh does)
  *                                           detach-alias ALIAS
  *                                           exec COMMAND            (no arguments)
@@ -119,6 +121,35 @@ usb_xml_arguments(unsigned vendor, unsigned product)
   return arguments;
 }
 
+/* Return: (malloc'd) {"xml": "<devices>…"} holding @count optional USB devices,
+ * products @product, @product + 1, … */
+static char *
+usb_batch_arguments(unsigned vendor, unsigned product, unsigned count)
+{
+  size_t size = 64 + (size_t)count * 256;
+  char *xml = malloc(size);
+  size_t used = 0;
+  if (xml == NULL)
+    bench_die("out of memory");
+  used += (size_t)snprintf(xml + used, size - used, "<devices>\n");
+  for (unsigned i = 0; i < count; i++)
+    used += (size_t)snprintf(xml + used, size - used,
+                             "<hostdev mode='subsystem' type='usb' managed='yes'>"
+                             "<source startupPolicy='optional'><vendor id='0x%04x'/>"
+                             "<product id='0x%04x'/></source></hostdev>\n",
+                             vendor, product + i);
+  snprintf(xml + used, size - used, "</devices>\n");
+  char *escaped = bench_json_escape(xml);
+  free(xml);
+  size = strlen(escaped) + 32;
+  char *arguments = malloc(size);
+  if (arguments == NULL)
+    bench_die("out of memory");
+  snprintf(arguments, size, "{\"xml\":\"%s\"}", escaped);
+  free(escaped);
+  return arguments;
+}
+
 static int
 control_attach(Control *control, unsigned vendor, unsigned product)
 {
@@ -163,11 +194,17 @@ serve(Control *control)
   while (fgets(line, sizeof line, stdin)) {
     char alias[128];
     int vendor, product;
+    unsigned count;
     uint64_t start = bench_now_ns();
 
     if (sscanf(line, "attach %i %i", &vendor, &product) == 2) {
       int ok = control_attach(control, (unsigned)vendor, (unsigned)product);
       answer(control, ok, bench_now_ns() - start, 1);
+    } else if (sscanf(line, "attach-batch %i %i %u", &vendor, &product, &count) == 3) {
+      char *arguments = usb_batch_arguments((unsigned)vendor, (unsigned)product, count);
+      int ok = control_execute(control, "attach-device", arguments);
+      free(arguments);
+      answer(control, ok, bench_now_ns() - start, 0);
     } else if (sscanf(line, "detach %i %i", &vendor, &product) == 2) {
       int ok = control_detach(control, (unsigned)vendor, (unsigned)product);
       answer(control, ok, bench_now_ns() - start, 0);

@@ -52,7 +52,8 @@ usage(FILE *out)
   fprintf(out,
           "Usage: hostdevctl [--json] VERB VM [ARGS]\n"
           "\n"
-          "  attach-device VM FILE [--dry-run]   attach the <hostdev> in FILE ('-' = stdin);\n"
+          "  attach-device VM FILE [--dry-run]   attach the <hostdev> in FILE ('-' = stdin), or\n"
+          "                                     every device of a <devices> element, all or none;\n"
           "                                     --dry-run prints the plan: its steps as\n"
           "                                     '# step: what' lines, each QMP command as JSON\n"
           "  detach-device VM FILE [--wait S]    detach the device FILE's <hostdev> names\n"
@@ -338,8 +339,16 @@ cmd_attach(Session *session, const Args *args, const char *file)
     print_plan(reply);
     return EXIT_SUCCESS;
   }
-  printf("Device attached successfully as %s\n",
-         json_object_get_string_member_with_default(reply, "alias", "?"));
+  /* a <devices> request answers with each device */
+  JsonArray *devices = json_object_has_member(reply, "devices")
+      ? json_object_get_array_member(reply, "devices") : NULL;
+  for (guint i = 0; devices && i < json_array_get_length(devices); i++)
+    printf("Device attached successfully as %s\n",
+           json_object_get_string_member_with_default(
+               json_array_get_object_element(devices, i), "alias", "?"));
+  if (devices == NULL)
+    printf("Device attached successfully as %s\n",
+           json_object_get_string_member_with_default(reply, "alias", "?"));
   return EXIT_SUCCESS;
 }
 
@@ -372,8 +381,14 @@ cmd_detach(Session *session, const Args *args, const char *file, const char *ali
                detached, host_error);
     return EXIT_FAILURE;
   }
+  g_autoptr(GString) slot = g_string_new(NULL);
+  JsonArray *functions = json_object_has_member(reply, "slot")
+      ? json_object_get_array_member(reply, "slot") : NULL;
+  for (guint i = 0; functions && i < json_array_get_length(functions); i++)
+    g_string_append_printf(slot, "%s%s", i ? ", " : "; its whole multifunction slot left: ",
+                           json_array_get_string_element(functions, i));
   if (g_strcmp0(status, "detached") == 0)
-    printf("Device detached successfully (%s)\n", detached);
+    printf("Device detached successfully (%s%s)\n", detached, slot->str);
   else
     printf("Device detach request sent successfully; the guest has not released %s yet "
            "(it is listed as detaching until it does)\n", detached);

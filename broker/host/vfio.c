@@ -58,6 +58,7 @@ record_clear(gpointer data)
   g_free(record->original_driver);
   g_free(record->original_override);
   g_clear_pointer(&record->companions, g_ptr_array_unref);
+  g_clear_pointer(&record->joining, g_array_unref);
 }
 
 static VfioRecord *
@@ -475,8 +476,17 @@ member_is_harmless(const HostPciDevice *device)
 
 /* Return: (transfer full) (element-type HostPciDevice): the endpoints of
  * @group (but @except_self) that make it not viable; NULL with @error. */
+static gboolean
+address_in(const GArray *addresses, const PciAddress *addr)
+{
+  for (guint i = 0; addresses && i < addresses->len; i++)
+    if (pci_address_compare(&g_array_index(addresses, PciAddress, i), addr) == 0)
+      return TRUE;
+  return FALSE;
+}
+
 static GPtrArray *
-group_offenders(int group, const PciAddress *except_self, GError **error)
+group_offenders(int group, const PciAddress *except_self, const GArray *joining, GError **error)
 {
   g_autoptr(GArray) members = host_pci_iommu_group_members(group, error);
   g_autoptr(GPtrArray) offenders =
@@ -489,7 +499,8 @@ group_offenders(int group, const PciAddress *except_self, GError **error)
     g_autoptr(HostPciDevice) device = NULL;
     g_autoptr(GError) local_error = NULL;
 
-    if (except_self && pci_address_compare(member, except_self) == 0)
+    if ((except_self && pci_address_compare(member, except_self) == 0) ||
+        address_in(joining, member))
       continue;
     device = host_pci_device_read(member, &local_error);
     if (device == NULL) {
@@ -506,7 +517,14 @@ group_offenders(int group, const PciAddress *except_self, GError **error)
 gboolean
 vfio_group_check_viable(int group, const PciAddress *except_self, GError **error)
 {
-  g_autoptr(GPtrArray) offenders = group_offenders(group, except_self, error);
+  return vfio_group_check_viable_joining(group, except_self, NULL, error);
+}
+
+gboolean
+vfio_group_check_viable_joining(int group, const PciAddress *except_self, const GArray *joining,
+                                GError **error)
+{
+  g_autoptr(GPtrArray) offenders = group_offenders(group, except_self, joining, error);
   g_autoptr(GString) list = NULL;
   g_autoptr(GString) detach = NULL;
   g_autofree char *self = except_self ? pci_address_format(except_self) : NULL;
@@ -911,7 +929,8 @@ vfio_record_plan_group(VfioRecord *record, gboolean take_whole_group, GError **e
     record->group_planned = TRUE;
     return TRUE;
   }
-  if (vfio_group_check_viable(record->group, &record->addr, &viable_error)) {
+  if (vfio_group_check_viable_joining(record->group, &record->addr, record->joining,
+                                      &viable_error)) {
     record->group_planned = TRUE;
     return TRUE;
   }
@@ -920,7 +939,7 @@ vfio_record_plan_group(VfioRecord *record, gboolean take_whole_group, GError **e
     g_propagate_error(error, g_steal_pointer(&viable_error));
     return FALSE;
   }
-  offenders = group_offenders(record->group, &record->addr, error);
+  offenders = group_offenders(record->group, &record->addr, record->joining, error);
   if (offenders == NULL)
     return FALSE;
   for (guint i = 0; i < offenders->len; i++) {
@@ -958,7 +977,8 @@ check_group_as_planned(const VfioRecord *record, GError **error)
   g_autoptr(GPtrArray) offenders = NULL;
 
   if (record->companions->len == 0)
-    return vfio_group_check_viable(record->group, &record->addr, error);
+    return vfio_group_check_viable_joining(record->group, &record->addr, record->joining,
+                                           error);
   /* each planned companion still as it was when journaled */
   for (guint i = 0; i < record->companions->len; i++) {
     const VfioRecord *companion = record->companions->pdata[i];
@@ -987,7 +1007,7 @@ check_group_as_planned(const VfioRecord *record, GError **error)
     }
   }
   /* and no other endpoint in the way */
-  offenders = group_offenders(record->group, &record->addr, error);
+  offenders = group_offenders(record->group, &record->addr, record->joining, error);
   if (offenders == NULL)
     return FALSE;
   for (guint i = 0; i < offenders->len; i++) {

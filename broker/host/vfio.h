@@ -49,6 +49,9 @@ struct _VfioRecord {
    * vfio_record_plan_group() before any is bound */
   GPtrArray *companions;
   gboolean group_planned;     /* not journaled: only the binding steps look at it */
+  /* (nullable) (element-type PciAddress) other endpoints of the group that
+   * the same request binds: not in the way (not journaled) */
+  GArray *joining;
 };
 
 /*
@@ -127,6 +130,10 @@ gboolean vfio_check_iommu(GError **error);
  * bridges and PCIe ports are exempt.  Otherwise HostError listing each
  * offending device with its ids and driver, and what to do.
  */
+/* vfio_group_check_viable_joining() - the same, when the same request binds
+ * @joining (nullable, element-type PciAddress) too: those are not in the way. */
+gboolean vfio_group_check_viable_joining(int group, const PciAddress *except_self,
+                                         const GArray *joining, GError **error);
 gboolean vfio_group_check_viable(int group, const PciAddress *except_self,
                                  GError **error);
 

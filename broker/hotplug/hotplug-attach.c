@@ -26,27 +26,41 @@ attach_reply(const Hostdev *hostdev, JsonObject *timings)
   return json_node_init_object(json_node_alloc(), reply);
 }
 
-/* Every step is done: the device is the VM's. */
+/* Every step is done: the devices are the VM's. */
 static void
 attach_done(GTask *task)
 {
   Op *op = g_task_get_task_data(task);
-  Hostdev *live = g_steal_pointer(&op->hostdev);
-  g_autofree char *source = hostdev_describe_source(live);
-  g_autoptr(GError) error = NULL;
+  JsonArray *devices = json_array_new();
 
-  if (!hotplug_journal_device(op->hotplug, live, STATE_ATTACHED, "done", op->commands, op->prep,
-                              FALSE, &error))
-    g_warning("%s", error->message);
-  vm_devices_add(op->hotplug->devices, live, g_steal_pointer(&op->prep));
-  g_message("%s (%s) attached", live->alias, source);
+  for (guint i = 0; i < op->items->len; i++) {
+    AttachItem *item = g_ptr_array_index(op->items, i);
+    Hostdev *live = g_steal_pointer(&item->hostdev);
+    g_autofree char *source = hostdev_describe_source(live);
+    g_autoptr(GError) error = NULL;
 
-  JsonNode *reply = attach_reply(live, op->timings);
-  hotplug_emit(op->hotplug, "DEVICE_ATTACHED", json_node_get_object(reply));
-  hotplug_op_return(task, reply, NULL);
+    if (!hotplug_journal_device(op->hotplug, live, STATE_ATTACHED, "done", item->commands,
+                                item->prep, FALSE, &error))
+      g_warning("%s", error->message);
+    vm_devices_add(op->hotplug->devices, live, g_steal_pointer(&item->prep));
+    g_message("%s (%s) attached", live->alias, source);
+    JsonNode *reply = attach_reply(live, op->batch ? NULL : op->timings);
+    hotplug_emit(op->hotplug, "DEVICE_ATTACHED", json_node_get_object(reply));
+    json_array_add_element(devices, reply);
+  }
+  if (!op->batch) {
+    JsonNode *reply = json_node_copy(json_array_get_element(devices, 0));
+    json_array_unref(devices);
+    hotplug_op_return(task, reply, NULL);
+    return;
+  }
+  g_autoptr(JsonObject) reply = json_object_new();
+  json_object_set_array_member(reply, "devices", devices);
+  json_object_set_object_member(reply, "timings", json_object_ref(op->timings));
+  hotplug_op_return(task, json_node_init_object(json_node_alloc(), reply), NULL);
 }
 
-/* A dry run shows the fdset QEMU would give: the lowest id not in use. */
+/* A dry run shows the fdsets QEMU would give: the lowest ids not in use. */
 static void
 on_fdsets_listed(GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -54,6 +68,7 @@ on_fdsets_listed(GObject *source, GAsyncResult *result, gpointer user_data)
   Op *op = g_task_get_task_data(task);
   GError *error = NULL;
   g_autoptr(JsonNode) value = qmp_client_execute_finish(QMP_CLIENT(source), result, &error);
+  JsonArray *fdsets = value && JSON_NODE_HOLDS_ARRAY(value) ? json_node_get_array(value) : NULL;
   gint next = 0;
 
   if (value == NULL) {
@@ -62,19 +77,32 @@ on_fdsets_listed(GObject *source, GAsyncResult *result, gpointer user_data)
     g_error_free(error);
     return;
   }
-  for (gboolean taken = TRUE; taken; next += taken) {
-    taken = FALSE;
-    JsonArray *fdsets = JSON_NODE_HOLDS_ARRAY(value) ? json_node_get_array(value) : NULL;
-    for (guint i = 0; fdsets && i < json_array_get_length(fdsets); i++)
-      if (json_object_get_int_member_with_default(json_array_get_object_element(fdsets, i),
-                                                  "fdset-id", -1) == next)
-        taken = TRUE;
-  }
-  if (!hotplug_replan_with_fdset(op, next, &error)) {
-    hotplug_op_return(task, NULL, error);
-    return;
+  for (guint i = 0; i < op->items->len; i++) {
+    AttachItem *item = g_ptr_array_index(op->items, i);
+    if (item->usb == NULL)
+      continue;
+    for (gboolean taken = TRUE; taken; next += taken) {
+      taken = FALSE;
+      for (guint f = 0; fdsets && f < json_array_get_length(fdsets); f++)
+        if (json_object_get_int_member_with_default(json_array_get_object_element(fdsets, f),
+                                                    "fdset-id", -1) == next)
+          taken = TRUE;
+    }
+    if (!hotplug_replan_with_fdset(item, next++, &error)) {
+      hotplug_op_return(task, NULL, error);
+      return;
+    }
   }
   hotplug_op_return(task, hotplug_plan_describe(op), NULL);
+}
+
+static gboolean
+has_usb_descriptor(const Op *op)
+{
+  for (guint i = 0; i < op->items->len; i++)
+    if (((AttachItem *)g_ptr_array_index(op->items, i))->usb)
+      return TRUE;
+  return FALSE;
 }
 
 /* A dry run ends with the plan, as the attach would run it. */
@@ -82,7 +110,7 @@ static void
 dry_run_reply(GTask *task)
 {
   Op *op = g_task_get_task_data(task);
-  if (op->usb)
+  if (has_usb_descriptor(op))
     qmp_client_execute_async(op->hotplug->qmp, "query-fdsets", NULL, -1, 0, NULL,
                              on_fdsets_listed, task);
   else
@@ -95,11 +123,11 @@ dry_run_reply(GTask *task)
  * free, and it agrees with the alias (when @alias_given) and the uid/fid
  * the XML asks for.
  */
-static const GuestZpci *
+static GuestZpci *
 stranded_zpci(const GuestTopology *topology, const Hostdev *hostdev, gboolean alias_given)
 {
   for (guint i = 0; i < topology->zpci->len; i++) {
-    const GuestZpci *zpci = g_ptr_array_index(topology->zpci, i);
+    GuestZpci *zpci = g_ptr_array_index(topology->zpci, i);
     if (zpci->id == NULL || zpci->target == NULL ||
         g_strv_contains((const char *const *)topology->ids, zpci->target))
       continue;
@@ -112,145 +140,310 @@ stranded_zpci(const GuestTopology *topology, const Hostdev *hostdev, gboolean al
   return NULL;
 }
 
-/* Return: (transfer full): the alias of every device the journal records. */
+/*
+ * taken_aliases() - every alias a new device must not get: those the
+ * journal records (a device waiting for its IOMMU group, a release that
+ * failed or finishes late: reusing one would let that record's end delete
+ * the new device's), those the request's other devices have, and (when
+ * given) QEMU's ids.
+ */
 static GStrv
-journal_aliases(Hotplug *hotplug)
+taken_aliases(const Op *op, const AttachItem *except, const char *const *qemu_ids)
 {
-  GPtrArray *entries = state_journal_entries(hotplug->journal);
+  GPtrArray *entries = state_journal_entries(op->hotplug->journal);
   g_autoptr(GStrvBuilder) builder = g_strv_builder_new();
+
   for (guint i = 0; i < entries->len; i++)
     g_strv_builder_add(builder, ((StateEntry *)g_ptr_array_index(entries, i))->alias);
+  for (guint i = 0; i < op->items->len; i++) {
+    const AttachItem *item = g_ptr_array_index(op->items, i);
+    if (item != except && item->hostdev->alias)
+      g_strv_builder_add(builder, item->hostdev->alias);
+  }
+  if (qemu_ids)
+    g_strv_builder_addv(builder, (const char **)qemu_ids);
   return g_strv_builder_end(builder);
 }
 
-static GStrv
-strv_concat(const char *const *a, const char *const *b)
-{
-  g_autoptr(GStrvBuilder) builder = g_strv_builder_new();
-  g_strv_builder_addv(builder, (const char **)a);
-  g_strv_builder_addv(builder, (const char **)b);
-  return g_strv_builder_end(builder);
-}
-
-/*
- * choose_alias() - libvirt's choice from our own devices, counting every
- * alias the journal still holds (a device waiting for its IOMMU group, a
- * release that failed or finishes late): reusing one would let that
- * record's end delete the new device's.  QEMU's ids (nullable) only matter
- * when they clash.
- */
+/* Return: (transfer full): libvirt's choice of alias from our own devices;
+ * QEMU's ids (nullable) only matter when they clash. */
 static char *
-choose_alias(Hotplug *hotplug, const char *const *qemu_ids)
+choose_alias(const Op *op, const AttachItem *item, const char *const *qemu_ids)
 {
-  g_auto(GStrv) journaled = journal_aliases(hotplug);
-  char *alias = vm_devices_next_alias(hotplug->devices, (const char *const *)journaled);
+  g_auto(GStrv) ours = taken_aliases(op, item, NULL);
+  char *alias = vm_devices_next_alias(op->hotplug->devices, (const char *const *)ours);
   if (qemu_ids && g_strv_contains(qemu_ids, alias)) {
-    g_auto(GStrv) taken = strv_concat(qemu_ids, (const char *const *)journaled);
+    g_auto(GStrv) all = taken_aliases(op, item, qemu_ids);
     g_free(alias);
-    alias = vm_devices_next_alias(hotplug->devices, (const char *const *)taken);
+    alias = vm_devices_next_alias(op->hotplug->devices, (const char *const *)all);
   }
   return alias;
 }
 
 gboolean
-hotplug_rename_device(Op *op, const char *const *qemu_ids, GError **error)
+hotplug_rename_device(GTask *task, AttachItem *item, const char *const *qemu_ids, GError **error)
 {
-  g_free(op->hostdev->alias);
-  op->hostdev->alias = choose_alias(op->hotplug, qemu_ids);
-  op->context.id = op->hostdev->alias;
-  g_clear_pointer(&op->commands, g_ptr_array_unref);
-  op->commands = qemu_device_plan(op->hostdev, &op->context, error);
-  return op->commands != NULL;
+  g_free(item->hostdev->alias);
+  item->hostdev->alias = choose_alias(g_task_get_task_data(task), item, qemu_ids);
+  item->context.id = item->hostdev->alias;
+  g_clear_pointer(&item->commands, g_ptr_array_unref);
+  item->commands = qemu_device_plan(item->hostdev, &item->context, error);
+  return item->commands != NULL;
 }
 
-/* The steps of the attach, in order: the host's, QEMU's, the verification. */
+/* The steps of the attach, in order: every device's host preparation (an
+ * IOMMU group held whole by the request is all on vfio-pci before QEMU
+ * opens it), QEMU's commands (a multifunction slot's function 0 last), the
+ * verifications. */
 static void
 plan_steps(Op *op)
 {
-  for (const AttachStepKind *const *kind = op->ops->host_steps; *kind; kind++)
-    hotplug_plan_add(op, *kind, 0);
-  for (guint i = 0; i < op->commands->len; i++)
-    hotplug_plan_add(op, i == 0 && op->zpci_reused ? &hotplug_step_zpci_reuse
-                                                   : &hotplug_step_device_add, i);
-  hotplug_plan_add(op, op->ops->verify, 0);
+  for (guint i = 0; i < op->items->len; i++) {
+    AttachItem *item = g_ptr_array_index(op->items, i);
+    for (const AttachStepKind *const *kind = item->ops->host_steps; *kind; kind++)
+      hotplug_plan_add(op, *kind, item, 0);
+  }
+  /* a multifunction slot's functions 1-7 first, unseen by the guest; its
+   * function 0 last, which announces the whole slot */
+  for (guint pass = 0; pass < 2; pass++)
+    for (guint i = 0; i < op->items->len; i++) {
+      AttachItem *item = g_ptr_array_index(op->items, i);
+      if ((item->slot_leader == NULL) != pass)
+        continue;
+      for (guint c = 0; c < item->commands->len; c++)
+        hotplug_plan_add(op, c == 0 && item->zpci_reused ? &hotplug_step_zpci_reuse
+                                                         : &hotplug_step_device_add, item, c);
+    }
+  for (guint i = 0; i < op->items->len; i++) {
+    AttachItem *item = g_ptr_array_index(op->items, i);
+    hotplug_plan_add(op, item->ops->verify, item, 0);
+  }
   op->plan_finished = attach_done;
 }
 
+/* The PCI slot (and zPCI ids) of @item: the lowest free ones, or those its XML asks for. */
+static gboolean
+place_on_pci_bus(Op *op, AttachItem *item, GError **error)
+{
+  Hostdev *hostdev = item->hostdev;
+  GuestTopology *topology = op->topology;
+  const GuestPciBus *bus = NULL;
+  PciAddress placed;
+
+  item->context.s390x = guest_topology_has_zpci(topology);
+  item->context.pcie_root = guest_topology_find_bus(topology, 0) &&
+                            g_strcmp0(guest_topology_find_bus(topology, 0)->id, "pcie.0") == 0;
+  if (item->slot_leader) {
+    /* another function of its slot: where function 0 goes, at its own function */
+    const AttachItem *leader = item->slot_leader;
+    guint function = hostdev->pci_guest.present ? hostdev->pci_guest.addr.function
+                                                : hostdev->pci_source.function;
+    hostdev->pci_guest.present = TRUE;
+    hostdev->pci_guest.addr = leader->hostdev->pci_guest.addr;
+    hostdev->pci_guest.addr.function = function;
+    item->context.pci_bus_id = leader->context.pci_bus_id;
+    item->context.pci_slot = leader->context.pci_slot;
+    item->context.pci_function = function;
+    return TRUE;
+  }
+  /* On s390x QEMU picks the slot; the guest addresses the device by its zPCI ids. */
+  if (!item->context.s390x || hostdev->pci_guest.present) {
+    if (!guest_pci_place(topology, hostdev->pci_guest.present ? &hostdev->pci_guest.addr : NULL,
+                         &placed, &bus, error))
+      return FALSE;
+    hostdev->pci_guest.present = TRUE;
+    hostdev->pci_guest.addr = placed;
+    item->context.pci_bus_id = bus->id;
+    item->context.pci_slot = placed.slot;
+    item->context.pci_function = placed.function;
+    /* the request's next device is placed with this one in the slot */
+    GuestPciBus *taken = guest_topology_find_bus(topology, placed.bus);
+    if (taken && taken->occupant[placed.slot] == NULL)
+      taken->occupant[placed.slot] = g_strdup(hostdev->alias);
+  }
+  if (!item->context.s390x)
+    return TRUE;
+  GuestZpci *reuse = stranded_zpci(topology, hostdev, item->alias_given);
+  guint uid, fid;
+  if (reuse) {
+    g_free(hostdev->alias);
+    hostdev->alias = g_strdup(reuse->target);
+    item->context.id = hostdev->alias;
+    uid = reuse->uid;
+    fid = reuse->fid;
+    item->zpci_reused = TRUE;
+    g_clear_pointer(&reuse->id, g_free);   /* one device of the request takes it */
+    g_message("%s: reusing zpci uid %u fid %u left by an earlier attempt", hostdev->alias,
+              uid, fid);
+  } else if (!guest_zpci_assign(topology, hostdev->zpci.has_uid, hostdev->zpci.uid,
+                                hostdev->zpci.has_fid, hostdev->zpci.fid, &uid, &fid, error)) {
+    return FALSE;
+  } else {
+    /* the request's next device gets other ids */
+    GuestZpci *assigned = g_new0(GuestZpci, 1);
+    assigned->uid = uid;
+    assigned->fid = fid;
+    assigned->target = g_strdup(hostdev->alias);
+    g_ptr_array_add(topology->zpci, assigned);
+  }
+  hostdev->zpci.has_uid = hostdev->zpci.has_fid = TRUE;
+  hostdev->zpci.uid = uid;
+  hostdev->zpci.fid = fid;
+  return TRUE;
+}
+
+/* name_device() - @item's alias: the XML's, or libvirt's choice. */
+static gboolean
+name_device(Op *op, AttachItem *item, const char *const *qemu_ids, GError **error)
+{
+  Hostdev *hostdev = item->hostdev;
+
+  if (hostdev->alias == NULL) {
+    hostdev->alias = choose_alias(op, item, qemu_ids);
+  } else if (qemu_ids && g_strv_contains(qemu_ids, hostdev->alias)) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "alias '%s' is already the id of a device in QEMU; "
+                "choose another <alias name='ua-…'/> or leave it out", hostdev->alias);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+/* plan_device() - @item's guest address, zPCI ids and QEMU commands. */
+static gboolean
+plan_device(Op *op, AttachItem *item, GError **error)
+{
+  item->context = (QemuDeviceContext){ .id = item->hostdev->alias, .usb = item->usb };
+  if (op->topology && item->ops->placed_on_pci_bus && !place_on_pci_bus(op, item, error))
+    return FALSE;
+  item->commands = qemu_device_plan(item->hostdev, &item->context, error);
+  return item->commands != NULL;
+}
+
+/* Whether @a and @b of a request go into one guest slot: both name the same
+ * guest slot, or neither names one and they are functions of one host slot. */
+static gboolean
+share_a_slot(const Hostdev *a, const Hostdev *b)
+{
+  if (a->type != HOSTDEV_TYPE_PCI || b->type != HOSTDEV_TYPE_PCI ||
+      a->pci_guest.present != b->pci_guest.present)
+    return FALSE;
+  const PciAddress *x = a->pci_guest.present ? &a->pci_guest.addr : &a->pci_source;
+  const PciAddress *y = b->pci_guest.present ? &b->pci_guest.addr : &b->pci_source;
+  return x->domain == y->domain && x->bus == y->bus && x->slot == y->slot;
+}
+
+/* Return: the function @hostdev has in its guest slot. */
+static guint
+slot_function(const Hostdev *hostdev)
+{
+  return hostdev->pci_guest.present ? hostdev->pci_guest.addr.function
+                                    : hostdev->pci_source.function;
+}
+
 /*
- * attach_plan() - every read-only decision: alias, guest address, zPCI
- * ids, the exact commands, the steps; then the plan runs (a dry run
- * prints it instead).
- * @qemu_ids: (nullable): QEMU's device ids when known
+ * find_multifunction_slots() - devices of the request that share a guest
+ * slot (their <address>es name one slot, or they are functions of one
+ * host slot and name none) become one multifunction slot: its function 0
+ * goes last, and carries multifunction='on' (the XML must say so when it
+ * places the functions itself, as libvirt requires).  Host functions
+ * without their function 0 in the request stay single devices.
+ */
+static gboolean
+find_multifunction_slots(Op *op, GError **error)
+{
+  /* on s390x each function is a zPCI function of its own */
+  if (op->topology == NULL || guest_topology_has_zpci(op->topology))
+    return TRUE;
+  for (guint i = 0; i < op->items->len; i++) {
+    AttachItem *leader = g_ptr_array_index(op->items, i);
+    Hostdev *zero = leader->hostdev;
+    if (zero->type != HOSTDEV_TYPE_PCI || slot_function(zero) != 0)
+      continue;
+    guint members = 0;
+    for (guint j = 0; j < op->items->len; j++) {
+      AttachItem *item = g_ptr_array_index(op->items, j);
+      if (j == i || !share_a_slot(zero, item->hostdev))
+        continue;
+      if (slot_function(item->hostdev) == 0) {
+        g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                    "devices %u and %u of <devices> both are function 0 of one guest slot; "
+                    "give each function of a slot its own function number", i + 1, j + 1);
+        return FALSE;
+      }
+      for (guint k = 0; k < j; k++) {
+        AttachItem *other = g_ptr_array_index(op->items, k);
+        if (other->slot_leader == leader &&
+            slot_function(other->hostdev) == slot_function(item->hostdev)) {
+          g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                      "devices %u and %u of <devices> both are function %u of one guest "
+                      "slot; give each function of a slot its own function number", k + 1,
+                      j + 1, slot_function(item->hostdev));
+          return FALSE;
+        }
+      }
+      item->slot_leader = leader;
+      members++;
+    }
+    if (members == 0)
+      continue;
+    if (zero->pci_guest.present && !zero->pci_guest.multifunction) {
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                  "device %u of <devices> is function 0 of a guest slot that %u more device%s "
+                  "of the request share: its <address> needs multifunction='on', as libvirt "
+                  "requires", i + 1, members, members == 1 ? "" : "s");
+      return FALSE;
+    }
+    zero->pci_guest.multifunction = zero->pci_guest.multifunction_explicit = TRUE;
+  }
+  return TRUE;
+}
+
+/* Prefix @error with which device of a <devices> request it is about. */
+static void
+name_device_of_request(const Op *op, guint index, GError *error)
+{
+  if (!op->batch || error == NULL)
+    return;
+  g_autofree char *what = op->items->len ? hostdev_describe_source(
+      ((AttachItem *)g_ptr_array_index(op->items, index))->hostdev) : NULL;
+  g_prefix_error(&error, "device %u of <devices> (%s): ", index + 1, what);
+}
+
+/*
+ * attach_plan() - every read-only decision for every device of the
+ * request (alias, guest address, zPCI ids, the exact commands), then the
+ * steps; the plan runs (a dry run prints it instead).  Nothing changed
+ * yet when it fails.
  */
 static void
-attach_plan(GTask *task, const char *const *qemu_ids)
+attach_plan(GTask *task)
 {
   Op *op = g_task_get_task_data(task);
-  Hostdev *hostdev = op->hostdev;
-  const GuestPciBus *bus = NULL;
+  const char *const *qemu_ids = op->topology ? (const char *const *)op->topology->ids : NULL;
   GError *error = NULL;
 
-  if (qemu_ids == NULL && op->topology)
-    qemu_ids = (const char *const *)op->topology->ids;
-  if (hostdev->alias == NULL) {
-    hostdev->alias = choose_alias(op->hotplug, qemu_ids);
-  } else if (qemu_ids && g_strv_contains(qemu_ids, hostdev->alias)) {
-    hotplug_op_return(task, NULL, g_error_new(HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
-                                      "alias '%s' is already the id of a device in QEMU; "
-                                      "choose another <alias name='ua-…'/> or leave it out",
-                                      hostdev->alias));
-    return;
-  }
-
-  op->context = (QemuDeviceContext){ .id = hostdev->alias, .usb = op->usb };
-  if (op->topology && op->ops->placed_on_pci_bus) {
-    PciAddress placed;
-    op->context.s390x = guest_topology_has_zpci(op->topology);
-    op->context.pcie_root = guest_topology_find_bus(op->topology, 0) &&
-                        g_strcmp0(guest_topology_find_bus(op->topology, 0)->id, "pcie.0") == 0;
-    /* On s390x QEMU picks the slot; the guest addresses the device by its zPCI ids. */
-    if (!op->context.s390x || hostdev->pci_guest.present) {
-      if (!guest_pci_place(op->topology, hostdev->pci_guest.present ? &hostdev->pci_guest.addr : NULL,
-                           &placed, &bus, &error)) {
-        hotplug_op_return(task, NULL, error);
-        return;
-      }
-      hostdev->pci_guest.present = TRUE;
-      hostdev->pci_guest.addr = placed;
-      op->context.pci_bus_id = bus->id;
-      op->context.pci_slot = placed.slot;
-      op->context.pci_function = placed.function;
-    }
-    if (op->context.s390x) {
-      const GuestZpci *reuse = stranded_zpci(op->topology, hostdev, op->alias_given);
-      guint uid, fid;
-      if (reuse) {
-        g_free(hostdev->alias);
-        hostdev->alias = g_strdup(reuse->target);
-        op->context.id = hostdev->alias;
-        uid = reuse->uid;
-        fid = reuse->fid;
-        op->zpci_reused = TRUE;
-      } else if (!guest_zpci_assign(op->topology, hostdev->zpci.has_uid, hostdev->zpci.uid,
-                                    hostdev->zpci.has_fid, hostdev->zpci.fid, &uid, &fid,
-                                    &error)) {
-        hotplug_op_return(task, NULL, error);
-        return;
-      }
-      hostdev->zpci.has_uid = hostdev->zpci.has_fid = TRUE;
-      hostdev->zpci.uid = uid;
-      hostdev->zpci.fid = fid;
-    }
-  }
-
-  op->commands = qemu_device_plan(hostdev, &op->context, &error);
-  if (op->commands == NULL) {
+  if (!find_multifunction_slots(op, &error)) {
     hotplug_op_return(task, NULL, error);
     return;
   }
-  if (op->zpci_reused)
-    g_message("%s: reusing zpci uid %u fid %u left by an earlier attempt", hostdev->alias,
-              hostdev->zpci.uid, hostdev->zpci.fid);
+  for (guint i = 0; i < op->items->len; i++) {
+    if (!name_device(op, g_ptr_array_index(op->items, i), qemu_ids, &error)) {
+      name_device_of_request(op, i, error);
+      hotplug_op_return(task, NULL, error);
+      return;
+    }
+  }
+  /* a slot's other functions go where its function 0 goes: placed after it */
+  for (guint pass = 0; pass < 2; pass++)
+    for (guint i = 0; i < op->items->len; i++) {
+      AttachItem *item = g_ptr_array_index(op->items, i);
+      if ((item->slot_leader != NULL) == pass && !plan_device(op, item, &error)) {
+        name_device_of_request(op, i, error);
+        hotplug_op_return(task, NULL, error);
+        return;
+      }
+    }
   plan_steps(op);
   hotplug_plan_phase_mark(op, "checks");
   if (op->dry_run)
@@ -271,7 +464,7 @@ on_attach_topology(GObject *source, GAsyncResult *result, gpointer user_data)
     hotplug_op_return(task, NULL, error);
     return;
   }
-  attach_plan(task, NULL);
+  attach_plan(task);
 }
 
 /* Return: FALSE with @error when @hostdev clashes with what the VM already has. */
@@ -313,21 +506,47 @@ check_not_attached(Hotplug *hotplug, const Hostdev *hostdev, GError **error)
   return TRUE;
 }
 
-/* policy_allows() - FALSE with PolicyDenied naming the rule when the VM may not have the device. */
+/* Return: FALSE with @error when item @index repeats an earlier device of the request. */
 static gboolean
-policy_allows(Op *op, GError **error)
+check_not_repeated(const Op *op, guint index, GError **error)
 {
+  const Hostdev *hostdev = ((AttachItem *)g_ptr_array_index(op->items, index))->hostdev;
+  for (guint i = 0; i < index; i++) {
+    const Hostdev *earlier = ((AttachItem *)g_ptr_array_index(op->items, i))->hostdev;
+    if (hostdev_source_matches(earlier, hostdev) || hostdev_source_matches(hostdev, earlier)) {
+      g_autofree char *what = hostdev_describe_source(hostdev);
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                  "devices %u and %u of <devices> both name %s; name each host device once",
+                  i + 1, index + 1, what);
+      return FALSE;
+    }
+    if (hostdev->alias && g_strcmp0(hostdev->alias, earlier->alias) == 0) {
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                  "devices %u and %u of <devices> both ask for alias '%s'; give each its own",
+                  i + 1, index + 1, hostdev->alias);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
+/* policy_allows() - FALSE with PolicyDenied naming the rule when the VM may not have
+ * the device; @before counts the request's devices ahead of it. */
+static gboolean
+policy_allows(const AttachItem *item, guint before, GError **error)
+{
+  Hotplug *hotplug = item->hotplug;
   PolicyDeviceFacts facts = { 0 };
   const char *rule = NULL;
 
-  if (op->hotplug->policy == NULL || !op->ops->policy_facts(op, &facts))
+  if (hotplug->policy == NULL || !item->ops->policy_facts(item, &facts))
     return TRUE;
-  if (policy_check_device(op->hotplug->policy, op->hotplug->vm, &facts,
-                          vm_devices_get_all(op->hotplug->devices)->len, &rule))
+  if (policy_check_device(hotplug->policy, hotplug->vm, &facts,
+                          vm_devices_get_all(hotplug->devices)->len + before, &rule))
     return TRUE;
   g_autofree char *what = policy_describe_device(&facts);
   g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_POLICY_DENIED,
-              "VM '%s' may not receive %s: %s", op->hotplug->vm, what, rule);
+              "VM '%s' may not receive %s: %s", hotplug->vm, what, rule);
   return FALSE;
 }
 
@@ -338,9 +557,9 @@ policy_allows(Op *op, GError **error)
  * when not managed, and its IOMMU group is viable (or may be taken whole).
  */
 static gboolean
-pci_precheck(Op *op, GError **error)
+pci_precheck(AttachItem *item, GError **error)
 {
-  const Hostdev *hostdev = op->hostdev;
+  const Hostdev *hostdev = item->hostdev;
   g_autofree char *driver = NULL;
   g_autoptr(GError) missing = NULL;
 
@@ -349,57 +568,89 @@ pci_precheck(Op *op, GError **error)
     g_propagate_error(error, g_steal_pointer(&missing));
     return FALSE;
   }
-  if (!host_prep_vfio_begin(op->prep, hostdev, error))
+  if (!host_prep_vfio_begin(item->prep, hostdev, error))
     return FALSE;
   if (!hostdev->managed && !host_pci_check_assignable(&hostdev->pci_source, FALSE, error))
     return FALSE;
-  return op->hotplug->take_whole_group && hostdev->managed
-             ? TRUE
-             : vfio_group_check_viable(op->prep->vfio->group, &hostdev->pci_source, error);
+  if (item->hotplug->take_whole_group && hostdev->managed)
+    return TRUE;
+  item->prep->vfio->joining = item->joining ? g_array_ref(item->joining) : NULL;
+  if (vfio_group_check_viable_joining(item->prep->vfio->group, &hostdev->pci_source,
+                                      item->joining, error))
+    return TRUE;
+  /* the devices in the way: one request holding them all makes the group viable */
+  if (error && *error) {
+    GError *not_viable = *error;
+    *error = g_error_new(not_viable->domain, not_viable->code,
+                         "%s%s; or attach them with it in one request: a <devices> element "
+                         "holding a <hostdev> for each", item->joining
+                         ? "the request does not hold every endpoint of the IOMMU group: " : "",
+                         not_viable->message);
+    g_error_free(not_viable);
+  }
+  return FALSE;
+}
+
+/* Each PCI function of the request knows the others: an IOMMU group the
+ * request holds whole is viable once they are all bound. */
+static void
+note_joining_functions(Op *op)
+{
+  for (guint i = 0; op->items->len > 1 && i < op->items->len; i++) {
+    AttachItem *item = g_ptr_array_index(op->items, i);
+    if (item->hostdev->type != HOSTDEV_TYPE_PCI)
+      continue;
+    item->joining = g_array_new(FALSE, FALSE, sizeof(PciAddress));
+    for (guint j = 0; j < op->items->len; j++) {
+      const AttachItem *other = g_ptr_array_index(op->items, j);
+      if (j != i && other->hostdev->type == HOSTDEV_TYPE_PCI)
+        g_array_append_val(item->joining, other->hostdev->pci_source);
+    }
+  }
 }
 
 /* ---- what differs by type ------------------------------------------------ */
 
 static gboolean
-usb_resolve(Op *op, GError **error)
+usb_resolve(AttachItem *item, GError **error)
 {
   g_autoptr(GError) local = NULL;
-  op->usb = host_usb_resolve(op->hostdev, &local);
+  item->usb = host_usb_resolve(item->hostdev, &local);
   if (local) {
     g_propagate_error(error, g_steal_pointer(&local));
     return FALSE;
   }
-  if (op->usb) {
+  if (item->usb) {
     /* Keep where it was found, as libvirt does, so detach by address matches too. */
-    op->hostdev->usb.has_address = TRUE;
-    op->hostdev->usb.bus = op->usb->bus;
-    op->hostdev->usb.device = op->usb->device;
+    item->hostdev->usb.has_address = TRUE;
+    item->hostdev->usb.bus = item->usb->bus;
+    item->hostdev->usb.device = item->usb->device;
   }
   return TRUE;
 }
 
 /* QEMU opens the mediated device by its sysfs path; it checks the UUID itself. */
 static gboolean
-mdev_resolve(Op *op, GError **error)
+mdev_resolve(AttachItem *item, GError **error)
 {
   return TRUE;
 }
 
 static gboolean
-usb_policy_facts(Op *op, PolicyDeviceFacts *facts)
+usb_policy_facts(const AttachItem *item, PolicyDeviceFacts *facts)
 {
-  const Hostdev *hostdev = op->hostdev;
+  const Hostdev *hostdev = item->hostdev;
   facts->type = POLICY_DEVICE_USB;
-  facts->usb_ids_known = op->usb || hostdev->usb.has_vendor_product;
-  facts->usb_vendor = op->usb ? op->usb->vendor : hostdev->usb.vendor;
-  facts->usb_product = op->usb ? op->usb->product : hostdev->usb.product;
+  facts->usb_ids_known = item->usb || hostdev->usb.has_vendor_product;
+  facts->usb_vendor = item->usb ? item->usb->vendor : hostdev->usb.vendor;
+  facts->usb_product = item->usb ? item->usb->product : hostdev->usb.product;
   return TRUE;
 }
 
 static gboolean
-pci_policy_facts(Op *op, PolicyDeviceFacts *facts)
+pci_policy_facts(const AttachItem *item, PolicyDeviceFacts *facts)
 {
-  const Hostdev *hostdev = op->hostdev;
+  const Hostdev *hostdev = item->hostdev;
   g_autoptr(HostPciDevice) pci = host_pci_device_read(&hostdev->pci_source, NULL);
   facts->type = POLICY_DEVICE_PCI;
   facts->pci_domain = hostdev->pci_source.domain;
@@ -419,7 +670,7 @@ pci_policy_facts(Op *op, PolicyDeviceFacts *facts)
 
 /* A mediated device is a slice of its parent, which the policy governs. */
 static gboolean
-mdev_policy_facts(Op *op, PolicyDeviceFacts *facts)
+mdev_policy_facts(const AttachItem *item, PolicyDeviceFacts *facts)
 {
   return FALSE;
 }
@@ -484,10 +735,13 @@ attach_checked(GTask *task)
    * a free port, so the common case needs no look-up at all: an alias that
    * clashes with a foreign device is corrected once when QEMU says so.
    */
-  if (op->ops->placed_on_pci_bus || op->dry_run)
+  gboolean placed = op->dry_run;
+  for (guint i = 0; i < op->items->len; i++)
+    placed |= ((AttachItem *)g_ptr_array_index(op->items, i))->ops->placed_on_pci_bus;
+  if (placed)
     guest_topology_query_async(op->hotplug->qmp, NULL, on_attach_topology, task);
   else
-    attach_plan(task, NULL);
+    attach_plan(task);
 }
 
 /* What this QEMU can do, learned once per connection instead of from its version. */
@@ -520,23 +774,34 @@ on_commands_listed(GObject *source, GAsyncResult *result, gpointer user_data)
   attach_checked(task);
 }
 
+/* Every device of the request, checked as the attach would: nothing changes yet. */
+static gboolean
+check_request(Op *op, GError **error)
+{
+  for (guint i = 0; i < op->items->len; i++) {
+    AttachItem *item = g_ptr_array_index(op->items, i);
+    GError *local = NULL;
+    if (!check_not_repeated(op, i, error))
+      return FALSE;
+    if (!check_not_attached(op->hotplug, item->hostdev, &local) ||
+        !item->ops->resolve(item, &local) || !policy_allows(item, i, &local)) {
+      name_device_of_request(op, i, local);
+      g_propagate_error(error, local);
+      return FALSE;
+    }
+  }
+  return TRUE;
+}
+
 static void
 attach_start(GTask *task)
 {
   Op *op = g_task_get_task_data(task);
   GError *error = NULL;
 
-  if (!check_not_attached(op->hotplug, op->hostdev, &error)) {
-    hotplug_op_return(task, NULL, error);
-    return;
-  }
-  op->alias_given = op->hostdev->alias != NULL;
-  op->prep = host_prep_new();
   op->phase_start = g_get_monotonic_time();
-  op->ops = hotplug_type_ops(op->hostdev->type);
-  if (op->ops->resolve(op, &error))
-    policy_allows(op, &error);
-  if (error) {
+  note_joining_functions(op);
+  if (!check_request(op, &error)) {
     hotplug_op_return(task, NULL, error);
     return;
   }
@@ -553,9 +818,19 @@ hotplug_attach_async(Hotplug *hotplug, const char *xml, gboolean dry_run,
 {
   GTask *task = hotplug_op_new(hotplug, attach_start, hotplug_attach_async, callback, user_data);
   Op *op = g_task_get_task_data(task);
+  GError *error = NULL;
+  g_autoptr(GPtrArray) devices = hostdev_parse_request(xml, strlen(xml), &op->batch, &error);
 
   op->dry_run = dry_run;
-  hotplug_op_submit(task, xml);
+  if (devices == NULL) {
+    g_task_return_error(task, error);
+    g_object_unref(task);
+    return;
+  }
+  op->items = g_ptr_array_new_with_free_func((GDestroyNotify)attach_item_free);
+  for (guint i = 0; i < devices->len; i++)
+    g_ptr_array_add(op->items, attach_item_new(hotplug, g_ptr_array_steal_index(devices, i--)));
+  hotplug_op_submit(task, NULL);
 }
 
 JsonNode *

@@ -9,12 +9,19 @@
 #define BUSY_RETRY_FIRST_MS 100
 #define BUSY_RETRY_MAX 8
 
+/* @op's reply: the device, and every function of its slot when the whole slot left */
 static JsonNode *
-detach_reply(const char *alias, const char *status)
+detach_reply(const Op *op, const char *status)
 {
   g_autoptr(JsonObject) reply = json_object_new();
-  json_object_set_string_member(reply, "alias", alias);
+  json_object_set_string_member(reply, "alias", op->alias);
   json_object_set_string_member(reply, "status", status);
+  if (op->slot) {
+    JsonArray *slot = json_array_new();
+    for (char **alias = op->slot; *alias; alias++)
+      json_array_add_string_element(slot, *alias);
+    json_object_set_array_member(reply, "slot", slot);
+  }
   return json_node_init_object(json_node_alloc(), reply);
 }
 
@@ -34,19 +41,19 @@ detach_conclude(GTask *task)
   if (g_strcmp0(op->outcome, "deleted") == 0) {
     if (device)
       hotplug_release_device(hotplug, device, "QEMU reported DEVICE_DELETED", task,
-                     detach_reply(op->alias, "detached"));
+                     detach_reply(op, "detached"));
     else
-      hotplug_op_return(task, detach_reply(op->alias, "detached"), NULL);
+      hotplug_op_return(task, detach_reply(op, "detached"), NULL);
   } else if (g_strcmp0(op->outcome, "guest-error") == 0) {
     if (device)
-      hotplug_detach_abandon(hotplug, device);
+      hotplug_detach_abandon_slot(hotplug, device);
     hotplug_op_return(task, NULL, g_error_new(HOSTDEVD_ERROR, HOSTDEVD_ERROR_QEMU_ERROR,
                                       "the guest refused to release %s "
                                       "(DEVICE_UNPLUG_GUEST_ERROR); it stays attached — check "
                                       "the guest's log for why it is still in use", op->alias));
   } else {
     g_message("%s: unplug requested, the guest has not released it yet", op->alias);
-    hotplug_op_return(task, detach_reply(op->alias, "pending"), NULL);
+    hotplug_op_return(task, detach_reply(op, "pending"), NULL);
   }
 }
 
@@ -111,9 +118,9 @@ on_device_del(GObject *source, GAsyncResult *result, gpointer user_data)
     g_cancellable_cancel(op->wait_cancel);
     if (device)
       hotplug_release_device(hotplug, device, "QEMU no longer has it", task,
-                     detach_reply(op->alias, "detached"));
+                     detach_reply(op, "detached"));
     else
-      hotplug_op_return(task, detach_reply(op->alias, "detached"), NULL);
+      hotplug_op_return(task, detach_reply(op, "detached"), NULL);
     return;
   }
   /*
@@ -137,7 +144,7 @@ on_device_del(GObject *source, GAsyncResult *result, gpointer user_data)
     op->waiting = FALSE;
     g_cancellable_cancel(op->wait_cancel);
     if (device)
-      hotplug_detach_abandon(hotplug, device);
+      hotplug_detach_abandon_slot(hotplug, device);
     hotplug_op_return(task, NULL, g_error_new(HOSTDEVD_ERROR, hotplug_qemu_failure_code(error),
                                       "QEMU refused to unplug %s: %s", op->alias,
                                       error->message));
@@ -176,10 +183,27 @@ detach_start(GTask *task)
                                       "see `hostdevctl list VM` for what is attached", what));
     return;
   }
-  if (!hotplug_device_enter(hotplug, device, VM_DEVICE_DETACHING, &error)) {
-    hotplug_op_return(task, NULL, g_steal_pointer(&error));
-    return;
+  /* a function of a multifunction slot leaves with its slot: function 0 is unplugged */
+  g_autoptr(GPtrArray) slot = hotplug_slot_of(hotplug, device);
+  if (slot->len > 1) {
+    VmDevice *head = g_ptr_array_index(slot, 0);
+    g_autoptr(GStrvBuilder) aliases = g_strv_builder_new();
+    for (guint i = 0; i < slot->len; i++)
+      g_strv_builder_add(aliases, ((VmDevice *)g_ptr_array_index(slot, i))->hostdev->alias);
+    op->slot = g_strv_builder_end(aliases);
+    if (head != device)
+      g_message("%s is function %u of a multifunction slot: the whole slot leaves, by its "
+                "function 0 %s", device->hostdev->alias,
+                device->hostdev->pci_guest.addr.function, head->hostdev->alias);
+    device = head;
   }
+  for (guint i = 0; i < slot->len; i++)
+    if (!hotplug_device_enter(hotplug, g_ptr_array_index(slot, i), VM_DEVICE_DETACHING,
+                              &error)) {
+      hotplug_detach_abandon_slot(hotplug, device);
+      hotplug_op_return(task, NULL, g_steal_pointer(&error));
+      return;
+    }
   g_free(op->alias);
   op->alias = g_strdup(device->hostdev->alias);
   /* without a wait nobody here listens: the VM-wide handler must see DEVICE_DELETED */

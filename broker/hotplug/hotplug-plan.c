@@ -14,26 +14,45 @@ hotplug_plan_phase_mark(Op *op, const char *name)
 }
 
 void
-hotplug_plan_add(Op *op, const AttachStepKind *kind, guint command)
+hotplug_plan_add(Op *op, const AttachStepKind *kind, AttachItem *item, guint command)
 {
-  if (kind->applies && !kind->applies(op))
+  if (kind->applies && !kind->applies(item))
     return;
   if (op->plan == NULL)
     op->plan = g_array_new(FALSE, TRUE, sizeof(AttachStep));
-  AttachStep step = { .kind = kind, .command = command };
+  AttachStep step = { .kind = kind, .item = item, .command = command };
   g_array_append_val(op->plan, step);
 }
 
-/* Journal @kind's step unless the last one written already named it. */
-static gboolean
-plan_journal(Op *op, const AttachStepKind *kind, GError **error)
+AttachStep *
+hotplug_plan_running(GTask *task)
 {
-  if (!kind->journaled || g_strcmp0(op->journaled_step, kind->name) == 0)
+  Op *op = g_task_get_task_data(task);
+  g_assert(op->plan && op->next < op->plan->len);
+  return &g_array_index(op->plan, AttachStep, op->next);
+}
+
+AttachStep *
+hotplug_plan_undoing(GTask *task)
+{
+  Op *op = g_task_get_task_data(task);
+  g_assert(op->plan && op->undo_from < op->plan->len);
+  return &g_array_index(op->plan, AttachStep, op->undo_from);
+}
+
+/* Journal @step unless its device's record names it already. */
+static gboolean
+plan_journal(Op *op, const AttachStep *step, GError **error)
+{
+  AttachItem *item = step->item;
+  const AttachStepKind *kind = step->kind;
+
+  if (!kind->journaled || g_strcmp0(item->journaled_step, kind->name) == 0)
     return TRUE;
-  if (!hotplug_journal_device(op->hotplug, op->hostdev, STATE_ATTACHING, kind->name,
-                              op->commands, op->prep, kind->binding_in_flight, error))
+  if (!hotplug_journal_device(op->hotplug, item->hostdev, STATE_ATTACHING, kind->name,
+                              item->commands, item->prep, kind->binding_in_flight, error))
     return FALSE;
-  op->journaled_step = kind->name;
+  item->journaled_step = kind->name;
   return TRUE;
 }
 
@@ -46,11 +65,12 @@ hotplug_plan_run(GTask *task)
   while (op->plan && op->next < op->plan->len) {
     AttachStep *step = &g_array_index(op->plan, AttachStep, op->next);
     const AttachStepKind *kind = step->kind;
-    if (kind->needed && !kind->needed(op)) {
+    if (kind->needed && !kind->needed(step->item)) {
       op->next++;
       continue;
     }
-    if ((kind->prepare && !kind->prepare(op, &error)) || !plan_journal(op, kind, &error)) {
+    if ((kind->prepare && !kind->prepare(step->item, &error)) ||
+        !plan_journal(op, step, &error)) {
       hotplug_plan_step_done(task, error, FALSE);
       return;
     }
@@ -77,7 +97,7 @@ hotplug_plan_step_done(GTask *task, GError *error, gboolean took_effect)
     return;
   }
   g_message("%s: attach failed at step '%s' (%s); undoing %u step%s that took effect",
-            op->hostdev->alias, step->kind->name, error->message, op->undo_from,
+            step->item->hostdev->alias, step->kind->name, error->message, op->undo_from,
             op->undo_from == 1 ? "" : "s");
   op->failure = error;
   plan_undo(task);
@@ -90,16 +110,18 @@ plan_undo(GTask *task)
 
   while (op->undo_from > 0) {
     AttachStep *step = &g_array_index(op->plan, AttachStep, --op->undo_from);
-    if (step->kind->undo) {
+    if (step->kind->undo && !step->item->handed_over) {
       step->kind->undo(task, step);
       return;
     }
   }
-  /* everything is back as it was: the record of the attempt goes */
-  if (!op->keep_record && op->hostdev->alias &&
-      state_journal_find(op->hotplug->journal, op->hostdev->alias))
-    hotplug_journal_forget(op->hotplug, op->hostdev->alias);
-  hotplug_restore_memlock_if_unused(op->hotplug);
+  /* everything is back as it was: the records of the attempt go */
+  for (guint i = 0; i < op->items->len; i++) {
+    AttachItem *item = g_ptr_array_index(op->items, i);
+    if (!item->keep_record && !item->handed_over && item->hostdev->alias &&
+        state_journal_find(op->hotplug->journal, item->hostdev->alias))
+      hotplug_journal_forget(op->hotplug, item->hostdev->alias);
+  }
   hotplug_op_return(task, NULL, g_steal_pointer(&op->failure));
 }
 
@@ -109,27 +131,29 @@ hotplug_plan_undo_next(GTask *task)
   plan_undo(task);
 }
 
-void
-hotplug_plan_undo_hand_over(GTask *task, const char *why)
+/* Add @what to the error the attach fails with. */
+static void
+failure_append(Op *op, const char *what)
 {
-  Op *op = g_task_get_task_data(task);
-  GError *failure = g_steal_pointer(&op->failure);
-  GError *reported = g_error_new(failure->domain, failure->code, "%s; %s", failure->message, why);
-
+  GError *failure = op->failure;
+  op->failure = g_error_new(failure->domain, failure->code, "%s; %s", failure->message, what);
   g_error_free(failure);
-  hotplug_op_return(task, NULL, reported);
 }
 
 void
-hotplug_plan_add_failure(GTask *task, const char *what, const GError *error)
+hotplug_plan_undo_hand_over(GTask *task, AttachItem *item, const char *why)
 {
-  Op *op = g_task_get_task_data(task);
-  GError *failure = op->failure;
+  item->handed_over = TRUE;
+  failure_append(g_task_get_task_data(task), why);
+  plan_undo(task);
+}
 
-  op->failure = g_error_new(failure->domain, failure->code, "%s; %s failed too: %s",
-                            failure->message, what, error->message);
-  g_error_free(failure);
-  op->keep_record = TRUE;
+void
+hotplug_plan_add_failure(GTask *task, AttachItem *item, const char *what, const GError *error)
+{
+  g_autofree char *text = g_strdup_printf("%s failed too: %s", what, error->message);
+  failure_append(g_task_get_task_data(task), text);
+  item->keep_record = TRUE;
 }
 
 JsonObject *
@@ -152,10 +176,11 @@ hotplug_plan_describe(const Op *op)
   for (guint i = 0; op->plan && i < op->plan->len; i++) {
     const AttachStep *step = &g_array_index(op->plan, AttachStep, i);
     JsonObject *entry = json_object_new();
-    g_autofree char *what = step->kind->describe(op, step);
+    g_autofree char *what = step->kind->describe(step->item, step);
     json_object_set_string_member(entry, "step", step->kind->name);
+    json_object_set_string_member(entry, "alias", step->item->hostdev->alias);
     json_object_set_string_member(entry, "what", what);
-    JsonObject *qmp = step->kind->qmp ? step->kind->qmp(op, step) : NULL;
+    JsonObject *qmp = step->kind->qmp ? step->kind->qmp(step->item, step) : NULL;
     if (qmp) {
       json_array_add_object_element(commands, json_object_ref(qmp));
       json_object_set_object_member(entry, "qmp", qmp);

@@ -20,6 +20,7 @@
 G_BEGIN_DECLS
 
 typedef struct _Op Op;
+typedef struct _AttachItem AttachItem;
 typedef struct _AttachStep AttachStep;
 
 typedef struct {
@@ -27,30 +28,37 @@ typedef struct {
   const char *phase;         /* (nullable) the reply's timing the step counts to */
   gboolean journaled;        /* it changes the host or QEMU: journal it before it runs */
   gboolean binding_in_flight; /* journal the binding as possibly done (a crash undoes it) */
-  /* (nullable) at planning: whether the request needs the step at all */
-  gboolean (*applies)(const Op *op);
+  /* (nullable) at planning: whether the device needs the step at all */
+  gboolean (*applies)(const AttachItem *item);
   /* (nullable) when its turn comes, read-only: FALSE skips it (nothing to do) */
-  gboolean (*needed)(const Op *op);
+  gboolean (*needed)(const AttachItem *item);
   /* (nullable) read-only, before the journal: gather what the journal must hold */
-  gboolean (*prepare)(Op *op, GError **error);
+  gboolean (*prepare)(AttachItem *item, GError **error);
   /* the effect; ends with hotplug_plan_step_done() */
   void (*run)(GTask *task, AttachStep *step);
   /* (nullable) take the effect back; ends with hotplug_plan_undo_next(), or
-   * with hotplug_plan_undo_hand_over() when a later event finishes the undo */
+   * with hotplug_plan_undo_hand_over() when a later event finishes the
+   * device's undo */
   void (*undo)(GTask *task, AttachStep *step);
   /* (transfer full) one line saying what the step does, for the dry run */
-  char *(*describe)(const Op *op, const AttachStep *step);
+  char *(*describe)(const AttachItem *item, const AttachStep *step);
   /* (nullable) (transfer full) the QMP command the step sends, for the dry run */
-  JsonObject *(*qmp)(const Op *op, const AttachStep *step);
+  JsonObject *(*qmp)(const AttachItem *item, const AttachStep *step);
 } AttachStepKind;
 
 struct _AttachStep {
   const AttachStepKind *kind;
-  guint command;             /* device_add steps: which of the Op's commands */
+  AttachItem *item;          /* the device of the request it is for */
+  guint command;             /* device_add steps: which of the device's commands */
 };
 
-/* hotplug_plan_add() - append a step of @kind (when it applies to @op). */
-void hotplug_plan_add(Op *op, const AttachStepKind *kind, guint command);
+/* hotplug_plan_add() - append a step of @kind for @item (when it applies). */
+void hotplug_plan_add(Op *op, const AttachStepKind *kind, AttachItem *item, guint command);
+
+/* Return: (transfer none): the step running now. */
+AttachStep *hotplug_plan_running(GTask *task);
+/* Return: (transfer none): the step being undone now. */
+AttachStep *hotplug_plan_undoing(GTask *task);
 
 /* hotplug_plan_run() - run the steps not run yet; after the last one, the Op's
  * plan_finished continues. */
@@ -68,16 +76,18 @@ void hotplug_plan_step_done(GTask *task, GError *error, gboolean took_effect);
 /* hotplug_plan_undo_next() - an undo is over: undo the step before it. */
 void hotplug_plan_undo_next(GTask *task);
 
-/* hotplug_plan_undo_hand_over() - the rest of the undo happens later, when
- * QEMU reports the device gone: fail the attach now, saying @why. */
-void hotplug_plan_undo_hand_over(GTask *task, const char *why);
+/* hotplug_plan_undo_hand_over() - the rest of @item's undo happens later,
+ * when QEMU reports the device gone (its release): its other steps are
+ * skipped, the attach's error says @why, and the other devices' undo goes on. */
+void hotplug_plan_undo_hand_over(GTask *task, AttachItem *item, const char *why);
 
-/* hotplug_plan_add_failure() - an undo failed too: say so in the attach's
- * error, and keep the journal entry so that a restart tries again. */
-void hotplug_plan_add_failure(GTask *task, const char *what, const GError *error);
+/* hotplug_plan_add_failure() - an undo of @item failed too: say so in the
+ * attach's error, and keep its journal entry so that a restart tries again. */
+void hotplug_plan_add_failure(GTask *task, AttachItem *item, const char *what,
+                              const GError *error);
 
-/* Return: (transfer full): the dry run's reply: {"plan": [{"step", "what",
- * "qmp"?}...], "commands": [the QMP commands in order]}. */
+/* Return: (transfer full): the dry run's reply: {"plan": [{"step", "alias",
+ * "what", "qmp"?}...], "commands": [the QMP commands in order]}. */
 JsonNode *hotplug_plan_describe(const Op *op);
 
 /* Return: (transfer full): {"execute": @execute, "arguments": @arguments (when given)}. */

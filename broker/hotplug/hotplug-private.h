@@ -65,14 +65,14 @@ typedef struct {
   /* it goes on a PCI bus: the attach reads QEMU's bus layout to place it */
   gboolean placed_on_pci_bus;
   /* read-only checks and look-ups on the host, before anything is planned */
-  gboolean (*resolve)(Op *op, GError **error);
+  gboolean (*resolve)(AttachItem *item, GError **error);
   /* what the policy decides on; FALSE: the policy does not govern it */
-  gboolean (*policy_facts)(Op *op, PolicyDeviceFacts *facts);
+  gboolean (*policy_facts)(const AttachItem *item, PolicyDeviceFacts *facts);
   /* the attach's steps before QEMU's device_add, in order (NULL-terminated);
    * each says itself whether a request needs it */
   const AttachStepKind *const *host_steps;
-  /* (nullable) sent right behind the last device_add, answered in order */
-  OpStartFunc after_last_add_sent;
+  /* (nullable) sent right behind the device's last device_add, answered in order */
+  void (*after_last_add_sent)(GTask *task, AttachItem *item);
   /* what confirms the device in QEMU once every device_add was accepted */
   const AttachStepKind *verify;
 } HotplugTypeOps;
@@ -80,38 +80,58 @@ typedef struct {
 /* Return: the workflow's operations for @type. */
 const HotplugTypeOps *hotplug_type_ops(HostdevType type);
 
-struct _Op {
+/*
+ * AttachItem - one device of an attach request (a request holds one, or
+ * several in a <devices> element), and what its attach decided and did.
+ */
+struct _AttachItem {
   Hotplug *hotplug;
-  OpStartFunc start;
-  /* attach */
   Hostdev *hostdev;              /* the definition being attached (live fields filled on the way) */
+  const HotplugTypeOps *ops;     /* how this kind of device is handled */
   HostUsbDevice *usb;            /* the resolved USB device, NULL if absent */
-  gboolean dry_run;
   gboolean alias_given;          /* the XML named the alias */
   gboolean alias_retried;        /* a clash with a QEMU id was already resolved once */
   char *usb_hostdevice;          /* "/dev/fdset/N" once the USB descriptor is passed */
-  gint64 phase_start;            /* monotonic µs: when the current phase began */
-  JsonObject *timings;           /* milliseconds per attach phase, for the reply */
   JsonNode *usb_query;           /* x-query-usb sent right behind device_add */
   gboolean usb_query_done;
   gboolean usb_added;            /* device_add of the USB device returned OK */
   guint usb_query_generation;    /* bumped when a query's answer no longer matters */
-  GuestTopology *topology;       /* PCI only */
   QemuDeviceContext context;     /* the decisions the commands are built from */
   HostPrep *prep;                /* what was done to the host so far */
   GPtrArray *commands;           /* JsonObject*: device_add arguments in order */
   gboolean zpci_reused;          /* commands[0], a zpci left by an earlier attempt, is in QEMU */
+  GArray *joining;               /* PciAddress: the request's other PCI functions */
+  AttachItem *slot_leader;       /* function 0 of the guest slot it shares with other devices
+                                  * of the request (a multifunction slot); NULL otherwise */
   guint64 memlock_needed;        /* the limit VFIO needs, 0 when QEMU's covers it */
+  const char *journaled_step;    /* the step its journal record names now */
+  gboolean keep_record;          /* an undo failed: the journal keeps the record */
+  gboolean handed_over;          /* in QEMU until the guest lets go: its release undoes it */
+};
+
+AttachItem *attach_item_new(Hotplug *hotplug, Hostdev *hostdev);
+void attach_item_free(AttachItem *item);
+
+struct _Op {
+  Hotplug *hotplug;
+  OpStartFunc start;
+  /* attach */
+  GPtrArray *items;              /* AttachItem*: the devices of the request, in its order */
+  gboolean batch;                /* the request was a <devices> element */
+  gboolean dry_run;
+  gint64 phase_start;            /* monotonic µs: when the current phase began */
+  JsonObject *timings;           /* milliseconds per attach phase, for the reply */
+  GuestTopology *topology;       /* PCI (and dry runs) only */
   /* the plan (hotplug-plan.h) */
   GArray *plan;                  /* AttachStep, in order */
   guint next;                    /* the first step not run yet */
   guint undo_from;               /* the steps before it took effect */
-  const char *journaled_step;    /* the step the journal names now */
   GError *failure;               /* what the attach fails with once undone */
-  gboolean keep_record;          /* an undo failed: the journal keeps the entry */
   OpStartFunc plan_finished;     /* runs once every step is done */
   /* detach */
+  Hostdev *hostdev;              /* the device named by XML */
   char *alias;                   /* the device being detached */
+  GStrv slot;                    /* every function of its multifunction slot, function 0 first */
   guint wait_ms;
   gint64 deadline;               /* monotonic time the wait ends */
   guint busy_retries;
@@ -119,7 +139,6 @@ struct _Op {
   gboolean del_answered;         /* device_del returned OK */
   gboolean waiting;              /* a waiter is armed */
   char *outcome;                 /* detach: "deleted", "guest-error", "timeout" */
-  const HotplugTypeOps *ops;     /* attach: how this kind of device is handled */
 };
 
 /* The lifecycle of a device after its attach (device-state.c). */
@@ -146,14 +165,15 @@ extern const AttachStepKind hotplug_step_zpci_reuse;
 extern const AttachStepKind hotplug_step_verify_listed;
 extern const AttachStepKind hotplug_step_verify_usb;
 
-/* hotplug_rename_device() - QEMU has a device by the alias hostdevd chose:
- * choose again, avoiding @qemu_ids, and rebuild the commands. */
-gboolean hotplug_rename_device(Op *op, const char *const *qemu_ids, GError **error);
-/* hotplug_replan_with_fdset() - rebuild the commands once the USB device travels
- * as /dev/fdset/@fdset_id. */
-gboolean hotplug_replan_with_fdset(Op *op, gint fdset_id, GError **error);
-/* hotplug_query_usb_behind_add() - x-query-usb right behind the last device_add. */
-void hotplug_query_usb_behind_add(GTask *task);
+/* hotplug_rename_device() - QEMU has a device by the alias hostdevd chose for
+ * @item: choose again, avoiding @qemu_ids, and rebuild its commands. */
+gboolean hotplug_rename_device(GTask *task, AttachItem *item, const char *const *qemu_ids,
+                               GError **error);
+/* hotplug_replan_with_fdset() - rebuild @item's commands once the USB device
+ * travels as /dev/fdset/@fdset_id. */
+gboolean hotplug_replan_with_fdset(AttachItem *item, gint fdset_id, GError **error);
+/* hotplug_query_usb_behind_add() - x-query-usb right behind @item's device_add. */
+void hotplug_query_usb_behind_add(GTask *task, AttachItem *item);
 
 /* hotplug_op_new() - an operation that runs @start when its turn comes. */
 GTask *hotplug_op_new(Hotplug *hotplug, OpStartFunc start, gpointer source_tag,
@@ -222,5 +242,10 @@ void hotplug_release_device(Hotplug *hotplug, VmDevice *device, const char *why,
 void hotplug_restore_memlock_if_unused(Hotplug *hotplug);
 /* hotplug_detach_abandon() - back to "attached" after a refused unplug. */
 void hotplug_detach_abandon(Hotplug *hotplug, VmDevice *device);
+/* hotplug_detach_abandon_slot() - the same for every function of @device's guest slot. */
+void hotplug_detach_abandon_slot(Hotplug *hotplug, VmDevice *device);
+/* Return: (transfer container): @device and the VM's other devices in its guest PCI
+ * slot (a multifunction slot), function 0 first. */
+GPtrArray *hotplug_slot_of(Hotplug *hotplug, VmDevice *device);
 
 G_END_DECLS

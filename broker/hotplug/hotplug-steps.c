@@ -31,34 +31,35 @@ undo_next(gpointer task)
 /* ---- claim: the device (and its IOMMU group) is this VM's, host-wide ------ */
 
 static gboolean
-takes_from_host(const Op *op)
+takes_from_host(const AttachItem *item)
 {
-  return op->hostdev->type != HOSTDEV_TYPE_USB || op->usb != NULL;
+  return item->hostdev->type != HOSTDEV_TYPE_USB || item->usb != NULL;
 }
 
 static void
 claim_run(GTask *task, AttachStep *step)
 {
-  Op *op = task_op(task);
-  Hotplug *hotplug = op->hotplug;
+  AttachItem *item = step->item;
+  Hotplug *hotplug = item->hotplug;
   GError *error = NULL;
 
   /* a refused claim may follow ones that were granted (the device's, then its group's):
    * the undo gives back what @prep holds */
-  if (!host_prep_claim(op->prep, hotplug->runtime_dir, hotplug->vm,
-                       &(ClaimOwner){ getpid(), hotplug->qemu.pid }, op->hostdev, op->usb,
+  if (!host_prep_claim(item->prep, hotplug->runtime_dir, hotplug->vm,
+                       &(ClaimOwner){ getpid(), hotplug->qemu.pid }, item->hostdev, item->usb,
                        &error)) {
     hotplug_plan_step_done(task, error, TRUE);
     return;
   }
-  if (op->prep->vfio) {
+  if (item->prep->vfio) {
     /* the record of how the device was is taken only now that it is ours: before the
      * claim another VM's release could still have been changing it */
-    g_clear_pointer(&op->prep->vfio, vfio_record_unref);
-    if (!host_prep_vfio_begin(op->prep, op->hostdev, &error)) {
+    g_clear_pointer(&item->prep->vfio, vfio_record_unref);
+    if (!host_prep_vfio_begin(item->prep, item->hostdev, &error)) {
       hotplug_plan_step_done(task, error, TRUE);
       return;
     }
+    item->prep->vfio->joining = item->joining ? g_array_ref(item->joining) : NULL;
   }
   hotplug_plan_step_done(task, NULL, FALSE);
 }
@@ -71,7 +72,8 @@ on_host_given_back(GObject *source, GAsyncResult *result, gpointer user_data)
 
   /* the journal keeps the entry then, so a restart tries again */
   if (!host_prep_release_finish(result, &error))
-    hotplug_plan_add_failure(task, "giving the host device back", error);
+    hotplug_plan_add_failure(task, hotplug_plan_undoing(task)->item,
+                             "giving the host device back", error);
   hotplug_plan_undo_next(task);
 }
 
@@ -79,20 +81,20 @@ on_host_given_back(GObject *source, GAsyncResult *result, gpointer user_data)
 static void
 claim_undo(GTask *task, AttachStep *step)
 {
-  Op *op = task_op(task);
-  hotplug_keep_shared_claims(op->hotplug, op->prep);
-  host_prep_release_async(op->prep, op->hotplug->runtime_dir, op->hotplug->vm, NULL,
+  AttachItem *item = step->item;
+  hotplug_keep_shared_claims(item->hotplug, item->prep);
+  host_prep_release_async(item->prep, item->hotplug->runtime_dir, item->hotplug->vm, NULL,
                           on_host_given_back, task);
 }
 
 static char *
-claim_describe(const Op *op, const AttachStep *step)
+claim_describe(const AttachItem *item, const AttachStep *step)
 {
-  g_autofree char *what = hostdev_describe_source(op->hostdev);
-  g_autofree char *group = op->prep->vfio
-      ? g_strdup_printf(" and its IOMMU group %d", op->prep->vfio->group) : g_strdup("");
+  g_autofree char *what = hostdev_describe_source(item->hostdev);
+  g_autofree char *group = item->prep->vfio
+      ? g_strdup_printf(" and its IOMMU group %d", item->prep->vfio->group) : g_strdup("");
   return g_strdup_printf("claim %s%s for VM '%s' host-wide (refused if another VM holds it)",
-                         what, group, op->hotplug->vm);
+                         what, group, item->hotplug->vm);
 }
 
 const AttachStepKind hotplug_step_claim = {
@@ -104,15 +106,15 @@ const AttachStepKind hotplug_step_claim = {
 /* ---- vfio-bind: the PCI function on vfio-pci, /dev/vfio/N for QEMU -------- */
 
 static gboolean
-has_vfio_record(const Op *op)
+has_vfio_record(const AttachItem *item)
 {
-  return op->prep->vfio != NULL;
+  return item->prep->vfio != NULL;
 }
 
 static const VfioRecord *
-group_sibling(const Op *op)
+group_sibling(const AttachItem *item)
 {
-  VmDevice *sibling = vm_devices_find_group(op->hotplug->devices, op->prep->vfio->group, NULL);
+  VmDevice *sibling = vm_devices_find_group(item->hotplug->devices, item->prep->vfio->group, NULL);
   return sibling ? sibling->prep->vfio : NULL;
 }
 
@@ -122,9 +124,9 @@ group_sibling(const Op *op)
  * happened, in case we die: it holds everything the binding will do.
  */
 static gboolean
-vfio_bind_prepare(Op *op, GError **error)
+vfio_bind_prepare(AttachItem *item, GError **error)
 {
-  return host_prep_vfio_plan(op->prep, op->hotplug->take_whole_group, group_sibling(op), error);
+  return host_prep_vfio_plan(item->prep, item->hotplug->take_whole_group, group_sibling(item), error);
 }
 
 static void
@@ -139,25 +141,25 @@ on_vfio_bound(GObject *source, GAsyncResult *result, gpointer user_data)
 static void
 vfio_bind_run(GTask *task, AttachStep *step)
 {
-  Op *op = task_op(task);
-  Hotplug *hotplug = op->hotplug;
-  host_prep_vfio_bind_async(op->prep, hotplug->take_whole_group, hotplug->qemu_uid,
-                            hotplug->qemu_gid, group_sibling(op), on_vfio_bound, task);
+  AttachItem *item = step->item;
+  Hotplug *hotplug = item->hotplug;
+  host_prep_vfio_bind_async(item->prep, hotplug->take_whole_group, hotplug->qemu_uid,
+                            hotplug->qemu_gid, group_sibling(item), on_vfio_bound, task);
 }
 
 static char *
-vfio_bind_describe(const Op *op, const AttachStep *step)
+vfio_bind_describe(const AttachItem *item, const AttachStep *step)
 {
-  const VfioRecord *record = op->prep->vfio;
+  const VfioRecord *record = item->prep->vfio;
   g_autofree char *name = pci_address_format(&record->addr);
-  g_autofree char *owner = op->hotplug->qemu_uid == (uid_t)-1
+  g_autofree char *owner = item->hotplug->qemu_uid == (uid_t)-1
       ? g_strdup("") : g_strdup_printf("; /dev/vfio/%d to uid %u", record->group,
-                                       (unsigned)op->hotplug->qemu_uid);
-  if (!op->hostdev->managed)
+                                       (unsigned)item->hotplug->qemu_uid);
+  if (!item->hostdev->managed)
     return g_strdup_printf("use %s as it is, on vfio-pci (managed='no')%s", name, owner);
   return g_strdup_printf("unbind %s from %s and bind it to vfio-pci%s%s", name,
                          record->original_driver ? record->original_driver : "no driver",
-                         op->hotplug->take_whole_group ? " (with the rest of its IOMMU group)"
+                         item->hotplug->take_whole_group ? " (with the rest of its IOMMU group)"
                                                        : "",
                          owner);
 }
@@ -171,38 +173,38 @@ const AttachStepKind hotplug_step_vfio_bind = {
 /* ---- vf-program: <interface type='hostdev'>'s MAC/VLAN on the VF ----------- */
 
 static gboolean
-wants_vf_settings(const Op *op)
+wants_vf_settings(const AttachItem *item)
 {
-  return op->hostdev->is_interface && (op->hostdev->net.has_mac || op->hostdev->net.has_vlan);
+  return item->hostdev->is_interface && (item->hostdev->net.has_mac || item->hostdev->net.has_vlan);
 }
 
 /* the VF's MAC/VLAN as they were are in the journal before they change */
 static gboolean
-vf_program_prepare(Op *op, GError **error)
+vf_program_prepare(AttachItem *item, GError **error)
 {
-  return host_prep_vf_save(op->prep, op->hostdev, error);
+  return host_prep_vf_save(item->prep, item->hostdev, error);
 }
 
 static void
 vf_program_run(GTask *task, AttachStep *step)
 {
-  Op *op = task_op(task);
+  AttachItem *item = step->item;
   GError *error = NULL;
-  hotplug_plan_step_done(task, host_prep_vf_apply(op->prep, op->hostdev, &error) ? NULL : error,
+  hotplug_plan_step_done(task, host_prep_vf_apply(item->prep, item->hostdev, &error) ? NULL : error,
                          FALSE);
 }
 
 static char *
-vf_program_describe(const Op *op, const AttachStep *step)
+vf_program_describe(const AttachItem *item, const AttachStep *step)
 {
   GString *what = g_string_new("set the VF's");
-  if (op->hostdev->net.has_mac) {
-    g_autofree char *mac = hostdev_format_mac(op->hostdev);
+  if (item->hostdev->net.has_mac) {
+    g_autofree char *mac = hostdev_format_mac(item->hostdev);
     g_string_append_printf(what, " MAC %s", mac);
   }
-  if (op->hostdev->net.has_vlan)
-    g_string_append_printf(what, "%s VLAN %u", op->hostdev->net.has_mac ? "," : "",
-                           op->hostdev->net.vlan_tag);
+  if (item->hostdev->net.has_vlan)
+    g_string_append_printf(what, "%s VLAN %u", item->hostdev->net.has_mac ? "," : "",
+                           item->hostdev->net.vlan_tag);
   g_string_append(what, " on its physical function (the settings before are journaled first)");
   return g_string_free(what, FALSE);
 }
@@ -228,16 +230,18 @@ process_has_ipc_lock(pid_t pid)
   return (caps >> 14) & 1;   /* CAP_IPC_LOCK */
 }
 
-/* Count the VFIO devices QEMU will hold, this one included. */
+/* Count the VFIO devices QEMU will hold: the VM's, and every one of this request. */
 static guint
-vfio_device_count(Hotplug *hotplug)
+vfio_device_count(const Op *op)
 {
-  GPtrArray *all = vm_devices_get_all(hotplug->devices);
-  guint count = 1;
+  GPtrArray *all = vm_devices_get_all(op->hotplug->devices);
+  guint count = 0;
   for (guint i = 0; i < all->len; i++) {
     VmDevice *device = g_ptr_array_index(all, i);
     count += hotplug_type_ops(device->hostdev->type)->pins_guest_memory;
   }
+  for (guint i = 0; i < op->items->len; i++)
+    count += ((AttachItem *)g_ptr_array_index(op->items, i))->ops->pins_guest_memory;
   return count;
 }
 
@@ -245,8 +249,8 @@ static void
 on_memory_size(GObject *source, GAsyncResult *result, gpointer user_data)
 {
   GTask *task = user_data;
-  Op *op = task_op(task);
-  Hotplug *hotplug = op->hotplug;
+  AttachItem *item = hotplug_plan_running(task)->item;
+  Hotplug *hotplug = item->hotplug;
   GError *error = NULL;
   g_autoptr(JsonNode) value = qmp_client_execute_finish(QMP_CLIENT(source), result, &error);
   pid_t qemu = qmp_client_get_peer_pid(hotplug->qmp);
@@ -265,22 +269,23 @@ on_memory_size(GObject *source, GAsyncResult *result, gpointer user_data)
   guint64 ram = (guint64)json_object_get_int_member_with_default(sizes, "base-memory", 0) +
                 (guint64)json_object_get_int_member_with_default(sizes, "plugged-memory", 0);
   /* with a vIOMMU each VFIO device may pin all guest RAM on its own */
+  Op *op = task_op(task);
   gboolean viommu = op->topology &&
                     memlock_guest_has_viommu((const char *const *)op->topology->types);
-  guint64 needed = memlock_needed_for_guest(ram, vfio_device_count(hotplug), viommu);
+  guint64 needed = memlock_needed_for_guest(ram, vfio_device_count(op), viommu);
   gboolean enough = qemu <= 0 || (memlock_get(qemu, &soft, &hard, NULL) && soft >= needed) ||
                     process_has_ipc_lock(qemu);
 
-  op->memlock_needed = enough ? 0 : needed;
+  item->memlock_needed = enough ? 0 : needed;
   if (!enough && !hotplug->memlock_saved) {
     hotplug->memlock_soft = soft;
     hotplug->memlock_hard = hard;
   }
   /* every VFIO device's record carries the original, so whichever leaves last restores it */
   if (!enough || hotplug->memlock_saved) {
-    op->prep->memlock_saved = TRUE;
-    op->prep->memlock_soft = hotplug->memlock_soft;
-    op->prep->memlock_hard = hotplug->memlock_hard;
+    item->prep->memlock_saved = TRUE;
+    item->prep->memlock_soft = hotplug->memlock_soft;
+    item->prep->memlock_hard = hotplug->memlock_hard;
   }
   hotplug_plan_step_done(task, NULL, FALSE);
 }
@@ -288,8 +293,8 @@ on_memory_size(GObject *source, GAsyncResult *result, gpointer user_data)
 static void
 guest_memory_run(GTask *task, AttachStep *step)
 {
-  Op *op = task_op(task);
-  if (!op->hotplug->has_memory_size_summary) {
+  AttachItem *item = step->item;
+  if (!item->hotplug->has_memory_size_summary) {
     hotplug_plan_step_done(task, g_error_new(HOSTDEVD_ERROR, HOSTDEVD_ERROR_QEMU_ERROR,
                                              "this QEMU has no query-memory-size-summary: "
                                              "hostdevd cannot size the locked-memory limit "
@@ -297,12 +302,12 @@ guest_memory_run(GTask *task, AttachStep *step)
                            FALSE);
     return;
   }
-  qmp_client_execute_async(op->hotplug->qmp, "query-memory-size-summary", NULL, -1, 0, NULL,
+  qmp_client_execute_async(item->hotplug->qmp, "query-memory-size-summary", NULL, -1, 0, NULL,
                            on_memory_size, task);
 }
 
 static char *
-guest_memory_describe(const Op *op, const AttachStep *step)
+guest_memory_describe(const AttachItem *item, const AttachStep *step)
 {
   return g_strdup("read the guest's RAM size (QEMU may pin all of it for VFIO)");
 }
@@ -313,24 +318,24 @@ const AttachStepKind hotplug_step_guest_memory = {
 };
 
 static gboolean
-memlock_too_low(const Op *op)
+memlock_too_low(const AttachItem *item)
 {
-  return op->memlock_needed > 0;
+  return item->memlock_needed > 0;
 }
 
 static void
 memlock_run(GTask *task, AttachStep *step)
 {
-  Op *op = task_op(task);
-  pid_t qemu = qmp_client_get_peer_pid(op->hotplug->qmp);
+  AttachItem *item = step->item;
+  pid_t qemu = qmp_client_get_peer_pid(item->hotplug->qmp);
   GError *error = NULL;
 
-  if (!memlock_raise(qemu, op->memlock_needed, &error)) {
+  if (!memlock_raise(qemu, item->memlock_needed, &error)) {
     hotplug_plan_step_done(task, error, FALSE);
     return;
   }
-  op->hotplug->memlock_saved = TRUE;
-  g_autofree char *size = memlock_format_bytes(op->memlock_needed);
+  item->hotplug->memlock_saved = TRUE;
+  g_autofree char *size = memlock_format_bytes(item->memlock_needed);
   g_message("raised QEMU's (pid %d) locked-memory limit to %s for VFIO", (int)qemu, size);
   hotplug_plan_step_done(task, NULL, FALSE);
 }
@@ -338,12 +343,12 @@ memlock_run(GTask *task, AttachStep *step)
 static void
 memlock_undo(GTask *task, AttachStep *step)
 {
-  hotplug_restore_memlock_if_unused(task_op(task)->hotplug);
+  hotplug_restore_memlock_if_unused(step->item->hotplug);
   hotplug_plan_undo_next(task);
 }
 
 static char *
-memlock_describe(const Op *op, const AttachStep *step)
+memlock_describe(const AttachItem *item, const AttachStep *step)
 {
   return g_strdup("raise QEMU's locked-memory limit (RLIMIT_MEMLOCK) to cover the guest's RAM, "
                   "when it does not already (the limit before is journaled first)");
@@ -358,9 +363,9 @@ const AttachStepKind hotplug_step_memlock = {
 /* ---- pass-fd: QEMU gets the USB device as an open descriptor --------------- */
 
 static gboolean
-usb_device_found(const Op *op)
+usb_device_found(const AttachItem *item)
 {
-  return op->usb != NULL;
+  return item->usb != NULL;
 }
 
 static JsonObject *
@@ -373,21 +378,21 @@ add_fd_arguments(const char *alias)
 }
 
 gboolean
-hotplug_replan_with_fdset(Op *op, gint fdset_id, GError **error)
+hotplug_replan_with_fdset(AttachItem *item, gint fdset_id, GError **error)
 {
-  g_free(op->usb_hostdevice);
-  op->usb_hostdevice = g_strdup_printf("/dev/fdset/%d", fdset_id);
-  op->context.usb_hostdevice = op->usb_hostdevice;
-  g_clear_pointer(&op->commands, g_ptr_array_unref);
-  op->commands = qemu_device_plan(op->hostdev, &op->context, error);
-  return op->commands != NULL;
+  g_free(item->usb_hostdevice);
+  item->usb_hostdevice = g_strdup_printf("/dev/fdset/%d", fdset_id);
+  item->context.usb_hostdevice = item->usb_hostdevice;
+  g_clear_pointer(&item->commands, g_ptr_array_unref);
+  item->commands = qemu_device_plan(item->hostdev, &item->context, error);
+  return item->commands != NULL;
 }
 
 static void
 on_fd_added(GObject *source, GAsyncResult *result, gpointer user_data)
 {
   GTask *task = user_data;
-  Op *op = task_op(task);
+  AttachItem *item = hotplug_plan_running(task)->item;
   GError *error = NULL;
   g_autoptr(JsonNode) value = qmp_client_execute_finish(QMP_CLIENT(source), result, &error);
 
@@ -399,9 +404,9 @@ on_fd_added(GObject *source, GAsyncResult *result, gpointer user_data)
     hotplug_plan_step_done(task, failure, FALSE);
     return;
   }
-  op->prep->fdset_id = (gint)json_object_get_int_member_with_default(json_node_get_object(value),
+  item->prep->fdset_id = (gint)json_object_get_int_member_with_default(json_node_get_object(value),
                                                                      "fdset-id", -1);
-  hotplug_plan_step_done(task, hotplug_replan_with_fdset(op, op->prep->fdset_id, &error)
+  hotplug_plan_step_done(task, hotplug_replan_with_fdset(item, item->prep->fdset_id, &error)
                                    ? NULL : error, TRUE);
 }
 
@@ -409,37 +414,37 @@ on_fd_added(GObject *source, GAsyncResult *result, gpointer user_data)
 static void
 pass_fd_run(GTask *task, AttachStep *step)
 {
-  Op *op = task_op(task);
+  AttachItem *item = step->item;
   GError *error = NULL;
-  int fd = usb_fd_open(op->usb->bus, op->usb->device, op->usb->sysfs_name, &error);
+  int fd = usb_fd_open(item->usb->bus, item->usb->device, item->usb->sysfs_name, &error);
 
   if (fd < 0) {
     hotplug_plan_step_done(task, error, FALSE);
     return;
   }
-  g_autoptr(JsonObject) args = add_fd_arguments(op->hostdev->alias);
-  qmp_client_execute_async(op->hotplug->qmp, "add-fd", args, fd, 0, NULL, on_fd_added, task);
+  g_autoptr(JsonObject) args = add_fd_arguments(item->hostdev->alias);
+  qmp_client_execute_async(item->hotplug->qmp, "add-fd", args, fd, 0, NULL, on_fd_added, task);
   close(fd);   /* the QMP client passes its own duplicate */
 }
 
 static void
 pass_fd_undo(GTask *task, AttachStep *step)
 {
-  Op *op = task_op(task);
-  hotplug_remove_fdset(op->hotplug, op->prep, undo_next, task);
+  AttachItem *item = step->item;
+  hotplug_remove_fdset(item->hotplug, item->prep, undo_next, task);
 }
 
 static char *
-pass_fd_describe(const Op *op, const AttachStep *step)
+pass_fd_describe(const AttachItem *item, const AttachStep *step)
 {
   return g_strdup_printf("open /dev/bus/usb/%03u/%03u and hand the descriptor to QEMU",
-                         op->usb->bus, op->usb->device);
+                         item->usb->bus, item->usb->device);
 }
 
 static JsonObject *
-pass_fd_qmp(const Op *op, const AttachStep *step)
+pass_fd_qmp(const AttachItem *item, const AttachStep *step)
 {
-  g_autoptr(JsonObject) args = add_fd_arguments(op->hostdev->alias);
+  g_autoptr(JsonObject) args = add_fd_arguments(item->hostdev->alias);
   return hotplug_qmp_command("add-fd", args);
 }
 
@@ -452,15 +457,15 @@ const AttachStepKind hotplug_step_pass_fd = {
 /* ---- device-add: one device_add (a zpci device, then its target) ---------- */
 
 static JsonObject *
-step_command(const Op *op, const AttachStep *step)
+step_command(const AttachItem *item, const AttachStep *step)
 {
-  return g_ptr_array_index(op->commands, step->command);
+  return g_ptr_array_index(item->commands, step->command);
 }
 
 static const char *
-command_member(const Op *op, const AttachStep *step, const char *name)
+command_member(const AttachItem *item, const AttachStep *step, const char *name)
 {
-  return json_object_get_string_member_with_default(step_command(op, step), name, NULL);
+  return json_object_get_string_member_with_default(step_command(item, step), name, NULL);
 }
 
 static void device_add_run(GTask *task, AttachStep *step);
@@ -470,7 +475,7 @@ static void
 on_ids_refreshed(GObject *source, GAsyncResult *result, gpointer user_data)
 {
   GTask *task = user_data;
-  Op *op = task_op(task);
+  AttachItem *item = hotplug_plan_running(task)->item;
   GError *error = NULL;
   g_autoptr(JsonNode) value = qmp_client_execute_finish(QMP_CLIENT(source), result, &error);
 
@@ -482,11 +487,11 @@ on_ids_refreshed(GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   g_auto(GStrv) ids = hotplug_peripheral_ids(value);
-  if (!hotplug_rename_device(op, (const char *const *)ids, &error)) {
+  if (!hotplug_rename_device(task, item, (const char *const *)ids, &error)) {
     hotplug_plan_step_done(task, error, FALSE);
     return;
   }
-  op->journaled_step = NULL;   /* the record goes under the new alias */
+  item->journaled_step = NULL;   /* the record goes under the new alias */
   hotplug_plan_run(task);
 }
 
@@ -494,8 +499,8 @@ static void
 on_device_added(GObject *source, GAsyncResult *result, gpointer user_data)
 {
   GTask *task = user_data;
-  Op *op = task_op(task);
-  const AttachStep *step = &g_array_index(op->plan, AttachStep, op->next);
+  const AttachStep *step = hotplug_plan_running(task);
+  AttachItem *item = step->item;
   g_autoptr(GError) error = NULL;
   g_autoptr(JsonNode) value = qmp_client_execute_finish(QMP_CLIENT(source), result, &error);
 
@@ -504,19 +509,19 @@ on_device_added(GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   /* the query that went out behind this device_add answers nothing useful now */
-  op->usb_query_generation++;
-  if (step->command == 0 && !op->alias_given && !op->alias_retried &&
+  item->usb_query_generation++;
+  if (step->command == 0 && !item->alias_given && !item->alias_retried &&
       g_str_has_prefix(error->message, "Duplicate device ID")) {
-    op->alias_retried = TRUE;
-    hotplug_journal_forget(op->hotplug, op->hostdev->alias);
-    hotplug_list_peripherals(op->hotplug, on_ids_refreshed, task);
+    item->alias_retried = TRUE;
+    hotplug_journal_forget(item->hotplug, item->hostdev->alias);
+    hotplug_list_peripherals(item->hotplug, on_ids_refreshed, task);
     return;
   }
-  g_autofree char *what = hostdev_describe_source(op->hostdev);
+  g_autofree char *what = hostdev_describe_source(item->hostdev);
   /* a timed-out device_add may still complete: it is undone as if it had */
   hotplug_plan_step_done(task, g_error_new(HOSTDEVD_ERROR, hotplug_qemu_failure_code(error),
                                            "QEMU could not add %s for %s: %s",
-                                           command_member(op, step, "driver"), what,
+                                           command_member(item, step, "driver"), what,
                                            error->message),
                          g_error_matches(error, QMP_ERROR, QMP_ERROR_TIMEOUT));
 }
@@ -524,11 +529,11 @@ on_device_added(GObject *source, GAsyncResult *result, gpointer user_data)
 static void
 device_add_run(GTask *task, AttachStep *step)
 {
-  Op *op = task_op(task);
-  qmp_client_execute_async(op->hotplug->qmp, "device_add", step_command(op, step), -1,
+  AttachItem *item = step->item;
+  qmp_client_execute_async(item->hotplug->qmp, "device_add", step_command(item, step), -1,
                            HOTPLUG_DEVICE_ADD_TIMEOUT_MS, NULL, on_device_added, task);
-  if (op->ops->after_last_add_sent && step->command + 1 == op->commands->len)
-    op->ops->after_last_add_sent(task);
+  if (item->ops->after_last_add_sent && step->command + 1 == item->commands->len)
+    item->ops->after_last_add_sent(task, item);
 }
 
 /*
@@ -541,43 +546,43 @@ device_add_run(GTask *task, AttachStep *step)
 static void
 device_add_undo(GTask *task, AttachStep *step)
 {
-  Op *op = task_op(task);
-  Hotplug *hotplug = op->hotplug;
-  const char *id = command_member(op, step, "id");
-  gboolean target = step->command + 1 == op->commands->len;
+  AttachItem *item = step->item;
+  Hotplug *hotplug = item->hotplug;
+  const char *id = command_member(item, step, "id");
+  gboolean target = step->command + 1 == item->commands->len;
 
-  if (!target && g_strcmp0(command_member(op, step, "driver"), "zpci") == 0) {
+  if (!target && g_strcmp0(command_member(item, step, "driver"), "zpci") == 0) {
     g_message("%s stays in QEMU without its target %s: QEMU 7.2 crashes removing a zpci "
               "device whose target never existed; the next attach reuses it", id,
-              command_member(op, step, "target"));
+              command_member(item, step, "target"));
     hotplug_plan_undo_next(task);
     return;
   }
   hotplug_remove_from_qemu(hotplug, id);
-  if (!target || !op->ops->unplug_needs_guest) {
+  if (!target || !item->ops->unplug_needs_guest) {
     hotplug_plan_undo_next(task);
     return;
   }
-  VmDevice *device = vm_devices_add(hotplug->devices, g_steal_pointer(&op->hostdev),
-                                    g_steal_pointer(&op->prep));
+  VmDevice *device = vm_devices_add(hotplug->devices, g_steal_pointer(&item->hostdev),
+                                    g_steal_pointer(&item->prep));
   hotplug_device_enter_anyway(hotplug, device, VM_DEVICE_DETACHING);
   g_autofree char *why = g_strdup_printf("QEMU was asked to remove %s again, and it is listed "
                                          "as detaching until the guest lets it go",
                                          device->hostdev->alias);
-  hotplug_plan_undo_hand_over(task, why);
+  hotplug_plan_undo_hand_over(task, item, why);
 }
 
 static char *
-device_add_describe(const Op *op, const AttachStep *step)
+device_add_describe(const AttachItem *item, const AttachStep *step)
 {
-  return g_strdup_printf("add %s '%s' to the guest", command_member(op, step, "driver"),
-                         command_member(op, step, "id"));
+  return g_strdup_printf("add %s '%s' to the guest", command_member(item, step, "driver"),
+                         command_member(item, step, "id"));
 }
 
 static JsonObject *
-device_add_qmp(const Op *op, const AttachStep *step)
+device_add_qmp(const AttachItem *item, const AttachStep *step)
 {
-  return hotplug_qmp_command("device_add", step_command(op, step));
+  return hotplug_qmp_command("device_add", step_command(item, step));
 }
 
 const AttachStepKind hotplug_step_device_add = {
@@ -594,11 +599,11 @@ zpci_reuse_run(GTask *task, AttachStep *step)
 }
 
 static char *
-zpci_reuse_describe(const Op *op, const AttachStep *step)
+zpci_reuse_describe(const AttachItem *item, const AttachStep *step)
 {
   return g_strdup_printf("reuse zpci '%s' (uid %u fid %u), left in QEMU by an earlier attempt",
-                         command_member(op, step, "id"), op->hostdev->zpci.uid,
-                         op->hostdev->zpci.fid);
+                         command_member(item, step, "id"), item->hostdev->zpci.uid,
+                         item->hostdev->zpci.fid);
 }
 
 const AttachStepKind hotplug_step_zpci_reuse = {
@@ -611,15 +616,15 @@ static void
 on_listed(GObject *source, GAsyncResult *result, gpointer user_data)
 {
   GTask *task = user_data;
-  Op *op = task_op(task);
+  AttachItem *item = hotplug_plan_running(task)->item;
   g_autoptr(GError) error = NULL;
   g_autoptr(JsonNode) value = qmp_client_execute_finish(QMP_CLIENT(source), result, &error);
   g_auto(GStrv) ids = value ? hotplug_peripheral_ids(value) : NULL;
 
-  if (ids == NULL || !g_strv_contains((const char *const *)ids, op->hostdev->alias)) {
+  if (ids == NULL || !g_strv_contains((const char *const *)ids, item->hostdev->alias)) {
     hotplug_plan_step_done(task, g_error_new(HOSTDEVD_ERROR, HOSTDEVD_ERROR_QEMU_ERROR,
                                              "QEMU accepted %s but does not list it "
-                                             "afterwards%s%s", op->hostdev->alias,
+                                             "afterwards%s%s", item->hostdev->alias,
                                              error ? ": " : "", error ? error->message : ""),
                            FALSE);
     return;
@@ -634,9 +639,9 @@ verify_listed_run(GTask *task, AttachStep *step)
 }
 
 static char *
-verify_listed_describe(const Op *op, const AttachStep *step)
+verify_listed_describe(const AttachItem *item, const AttachStep *step)
 {
-  return g_strdup_printf("confirm QEMU lists '%s' among its devices", op->hostdev->alias);
+  return g_strdup_printf("confirm QEMU lists '%s' among its devices", item->hostdev->alias);
 }
 
 const AttachStepKind hotplug_step_verify_listed = {
@@ -646,10 +651,9 @@ const AttachStepKind hotplug_step_verify_listed = {
 
 /* x-query-usb both confirms the device is on a USB bus and tells its guest address. */
 static void
-usb_confirm(GTask *task)
+usb_confirm(GTask *task, AttachItem *item)
 {
-  Op *op = task_op(task);
-  JsonNode *value = op->usb_query;
+  JsonNode *value = item->usb_query;
   const char *text = value && JSON_NODE_HOLDS_OBJECT(value)
       ? json_object_get_string_member_with_default(json_node_get_object(value),
                                                    "human-readable-text", "")
@@ -660,25 +664,26 @@ usb_confirm(GTask *task)
   if (text == NULL) {
     hotplug_plan_step_done(task, g_error_new(HOSTDEVD_ERROR, HOSTDEVD_ERROR_QEMU_ERROR,
                                              "cannot confirm %s in QEMU: x-query-usb gave no "
-                                             "answer", op->hostdev->alias), FALSE);
+                                             "answer", item->hostdev->alias), FALSE);
     return;
   }
-  if (!guest_usb_address_from_query(text, op->hostdev->alias, &bus, &port)) {
+  if (!guest_usb_address_from_query(text, item->hostdev->alias, &bus, &port)) {
     hotplug_plan_step_done(task, g_error_new(HOSTDEVD_ERROR, HOSTDEVD_ERROR_QEMU_ERROR,
                                              "QEMU accepted %s but does not show it on any "
-                                             "USB bus", op->hostdev->alias), FALSE);
+                                             "USB bus", item->hostdev->alias), FALSE);
     return;
   }
-  if (!op->hostdev->usb_guest.present) {
-    op->hostdev->usb_guest.present = TRUE;
-    op->hostdev->usb_guest.bus = bus;
-    op->hostdev->usb_guest.port = g_steal_pointer(&port);
+  if (!item->hostdev->usb_guest.present) {
+    item->hostdev->usb_guest.present = TRUE;
+    item->hostdev->usb_guest.bus = bus;
+    item->hostdev->usb_guest.port = g_steal_pointer(&port);
   }
   hotplug_plan_step_done(task, NULL, FALSE);
 }
 
 typedef struct {
   GTask *task;
+  AttachItem *item;
   guint generation;
 } UsbQuery;
 
@@ -686,15 +691,15 @@ static void
 on_usb_queried(GObject *source, GAsyncResult *result, gpointer user_data)
 {
   UsbQuery *query = user_data;
-  Op *op = task_op(query->task);
+  AttachItem *item = query->item;
   g_autoptr(GError) error = NULL;
   JsonNode *value = qmp_client_execute_finish(QMP_CLIENT(source), result, &error);
 
-  if (query->generation == op->usb_query_generation) {
-    op->usb_query = value;
-    op->usb_query_done = TRUE;
-    if (op->usb_added)
-      usb_confirm(query->task);
+  if (query->generation == item->usb_query_generation) {
+    item->usb_query = value;
+    item->usb_query_done = TRUE;
+    if (item->usb_added)
+      usb_confirm(query->task, item);
   } else if (value) {
     json_node_unref(value);
   }
@@ -707,17 +712,17 @@ on_usb_queried(GObject *source, GAsyncResult *result, gpointer user_data)
  * device's device_add sees the device, without a second round trip.
  */
 void
-hotplug_query_usb_behind_add(GTask *task)
+hotplug_query_usb_behind_add(GTask *task, AttachItem *item)
 {
-  Op *op = task_op(task);
-  if (!op->hotplug->has_x_query_usb)
+  if (!item->hotplug->has_x_query_usb)
     return;
   UsbQuery *query = g_new0(UsbQuery, 1);
   query->task = g_object_ref(task);
-  query->generation = ++op->usb_query_generation;
-  op->usb_query_done = FALSE;
-  g_clear_pointer(&op->usb_query, json_node_unref);
-  qmp_client_execute_async(op->hotplug->qmp, "x-query-usb", NULL, -1, 0, NULL,
+  query->item = item;
+  query->generation = ++item->usb_query_generation;
+  item->usb_query_done = FALSE;
+  g_clear_pointer(&item->usb_query, json_node_unref);
+  qmp_client_execute_async(item->hotplug->qmp, "x-query-usb", NULL, -1, 0, NULL,
                            on_usb_queried, query);
 }
 
@@ -725,23 +730,23 @@ hotplug_query_usb_behind_add(GTask *task)
 static void
 verify_usb_run(GTask *task, AttachStep *step)
 {
-  Op *op = task_op(task);
-  if (!op->hotplug->has_x_query_usb) {
+  AttachItem *item = step->item;
+  if (!item->hotplug->has_x_query_usb) {
     verify_listed_run(task, step);
     return;
   }
-  op->usb_added = TRUE;
-  if (op->usb_query_done)
-    usb_confirm(task);
+  item->usb_added = TRUE;
+  if (item->usb_query_done)
+    usb_confirm(task, item);
 }
 
 static char *
-verify_usb_describe(const Op *op, const AttachStep *step)
+verify_usb_describe(const AttachItem *item, const AttachStep *step)
 {
-  if (!op->hotplug->has_x_query_usb)
-    return verify_listed_describe(op, step);
+  if (!item->hotplug->has_x_query_usb)
+    return verify_listed_describe(item, step);
   return g_strdup_printf("confirm '%s' is on a USB bus and read its guest port (x-query-usb, "
-                         "sent right behind device_add)", op->hostdev->alias);
+                         "sent right behind device_add)", item->hostdev->alias);
 }
 
 const AttachStepKind hotplug_step_verify_usb = {

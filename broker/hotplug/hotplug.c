@@ -6,24 +6,46 @@
 
 #include <string.h>
 
+AttachItem *
+attach_item_new(Hotplug *hotplug, Hostdev *hostdev)
+{
+  AttachItem *item = g_new0(AttachItem, 1);
+  item->hotplug = hotplug;
+  item->hostdev = hostdev;
+  item->ops = hotplug_type_ops(hostdev->type);
+  item->alias_given = hostdev->alias != NULL;
+  item->prep = host_prep_new();
+  return item;
+}
+
+void
+attach_item_free(AttachItem *item)
+{
+  g_clear_pointer(&item->hostdev, hostdev_free);
+  g_clear_pointer(&item->usb, host_usb_device_free);
+  g_clear_pointer(&item->prep, host_prep_free);
+  g_free(item->usb_hostdevice);
+  if (item->usb_query)
+    json_node_unref(item->usb_query);
+  g_clear_pointer(&item->commands, g_ptr_array_unref);
+  g_clear_pointer(&item->joining, g_array_unref);
+  g_free(item);
+}
+
 static void
 op_free(Op *op)
 {
+  g_clear_pointer(&op->items, g_ptr_array_unref);
   g_clear_pointer(&op->hostdev, hostdev_free);
-  g_clear_pointer(&op->usb, host_usb_device_free);
   g_clear_pointer(&op->topology, guest_topology_free);
-  g_clear_pointer(&op->prep, host_prep_free);
-  g_free(op->usb_hostdevice);
   if (op->timings)
     json_object_unref(op->timings);
-  if (op->usb_query)
-    json_node_unref(op->usb_query);
-  g_clear_pointer(&op->commands, g_ptr_array_unref);
   if (op->plan)
     g_array_unref(op->plan);
   g_clear_error(&op->failure);
   g_clear_object(&op->wait_cancel);
   g_free(op->alias);
+  g_strfreev(op->slot);
   g_free(op->outcome);
   g_free(op);
 }
@@ -575,6 +597,51 @@ hotplug_detach_abandon(Hotplug *hotplug, VmDevice *device)
   hotplug_device_enter_anyway(hotplug, device, VM_DEVICE_ATTACHED);
 }
 
+/* Whether @a and @b sit in one guest PCI slot. */
+static gboolean
+same_guest_slot(const Hostdev *a, const Hostdev *b)
+{
+  return a->pci_guest.present && b->pci_guest.present &&
+         hotplug_type_ops(a->type)->placed_on_pci_bus &&
+         hotplug_type_ops(b->type)->placed_on_pci_bus &&
+         a->pci_guest.addr.domain == b->pci_guest.addr.domain &&
+         a->pci_guest.addr.bus == b->pci_guest.addr.bus &&
+         a->pci_guest.addr.slot == b->pci_guest.addr.slot;
+}
+
+GPtrArray *
+hotplug_slot_of(Hotplug *hotplug, VmDevice *device)
+{
+  GPtrArray *all = vm_devices_get_all(hotplug->devices);
+  GPtrArray *slot = g_ptr_array_new();
+
+  g_ptr_array_add(slot, device);
+  for (guint i = 0; i < all->len; i++) {
+    VmDevice *other = g_ptr_array_index(all, i);
+    if (other != device && same_guest_slot(device->hostdev, other->hostdev)) {
+      if (other->hostdev->pci_guest.addr.function == 0)
+        g_ptr_array_insert(slot, 0, other);
+      else
+        g_ptr_array_add(slot, other);
+    }
+  }
+  /* @device itself may be function 0 */
+  for (guint i = 1; i < slot->len; i++)
+    if (((VmDevice *)g_ptr_array_index(slot, i))->hostdev->pci_guest.addr.function == 0) {
+      VmDevice *zero = g_ptr_array_steal_index(slot, i);
+      g_ptr_array_insert(slot, 0, zero);
+    }
+  return slot;
+}
+
+void
+hotplug_detach_abandon_slot(Hotplug *hotplug, VmDevice *device)
+{
+  g_autoptr(GPtrArray) slot = hotplug_slot_of(hotplug, device);
+  for (guint i = 0; i < slot->len; i++)
+    hotplug_detach_abandon(hotplug, g_ptr_array_index(slot, i));
+}
+
 /* ---- what is attached --------------------------------------------------- */
 
 /* Return: (transfer full): one device as list-devices shows it; @phase nullable. */
@@ -769,7 +836,7 @@ on_qemu_event(QmpClient *qmp, const char *name, JsonObject *data, gint64 timesta
   } else if (device->state == VM_DEVICE_DETACHING) {
     g_autoptr(JsonObject) event = json_object_new();
     g_message("%s: the guest refused the pending unplug; it stays attached", alias);
-    hotplug_detach_abandon(hotplug, device);
+    hotplug_detach_abandon_slot(hotplug, device);
     json_object_set_string_member(event, "alias", alias);
     json_object_set_string_member(event, "reason", "the guest refused the unplug");
     hotplug_emit(hotplug, "DEVICE_DETACH_FAILED", event);

@@ -1624,30 +1624,88 @@ format_interface(GString *out, const Hostdev *hostdev)
 /* Documents                                                           */
 
 static Hostdev *
-parse_document(const char *xml, gsize length, ParseMode mode, GError **error)
+parse_device(xmlNode *element, ParseMode mode, GError **error)
 {
-  g_autoptr(xmlDoc) doc = read_document(xml, length, error);
-  xmlNode *root;
+  if (xmlStrEqual(element->name, BAD_CAST "hostdev"))
+    return parse_hostdev(element, mode, error);
+  if (xmlStrEqual(element->name, BAD_CAST "interface"))
+    return parse_interface(element, mode, error);
 
-  if (doc == NULL)
-    return NULL;
-
-  root = xmlDocGetRootElement(doc);
-  if (root == NULL) {
-    g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_XML,
-                        "the XML document has no element; expected <hostdev>");
-    return NULL;
-  }
-  if (xmlStrEqual(root->name, BAD_CAST "hostdev"))
-    return parse_hostdev(root, mode, error);
-  if (xmlStrEqual(root->name, BAD_CAST "interface"))
-    return parse_interface(root, mode, error);
-
-  g_autofree char *shown = message_value((const char *)root->name);
+  g_autofree char *shown = message_value((const char *)element->name);
   g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_XML,
               "expected <hostdev> or <interface type='hostdev'>, got <%s>",
               shown);
   return NULL;
+}
+
+/* Return: (transfer full): the document's root element's document, or NULL with @error. */
+static xmlDoc *
+read_rooted_document(const char *xml, gsize length, xmlNode **root, GError **error)
+{
+  g_autoptr(xmlDoc) doc = read_document(xml, length, error);
+
+  if (doc == NULL)
+    return NULL;
+  *root = xmlDocGetRootElement(doc);
+  if (*root == NULL) {
+    g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_XML,
+                        "the XML document has no element; expected <hostdev>");
+    return NULL;
+  }
+  return g_steal_pointer(&doc);
+}
+
+static Hostdev *
+parse_document(const char *xml, gsize length, ParseMode mode, GError **error)
+{
+  xmlNode *root = NULL;
+  g_autoptr(xmlDoc) doc = read_rooted_document(xml, length, &root, error);
+
+  return doc ? parse_device(root, mode, error) : NULL;
+}
+
+GPtrArray *
+hostdev_parse_request(const char *xml, gsize length, gboolean *several, GError **error)
+{
+  xmlNode *root = NULL;
+  g_autoptr(xmlDoc) doc = read_rooted_document(xml, length, &root, error);
+  g_autoptr(GPtrArray) devices = g_ptr_array_new_with_free_func((GDestroyNotify)hostdev_free);
+
+  if (doc == NULL)
+    return NULL;
+  *several = xmlStrEqual(root->name, BAD_CAST "devices");
+  if (!*several) {
+    Hostdev *hostdev = parse_device(root, PARSE_FROM_CLIENT, error);
+    if (hostdev == NULL)
+      return NULL;
+    g_ptr_array_add(devices, hostdev);
+    return g_steal_pointer(&devices);
+  }
+  for (xmlNode *node = root->children; node != NULL; node = node->next) {
+    g_autoptr(GError) local = NULL;
+    if (node->type != XML_ELEMENT_NODE)
+      continue;
+    if (devices->len == HOSTDEV_REQUEST_MAX_DEVICES) {
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                  "<devices> holds more than %d devices (HOSTDEV_REQUEST_MAX_DEVICES); "
+                  "split the request", HOSTDEV_REQUEST_MAX_DEVICES);
+      return NULL;
+    }
+    Hostdev *hostdev = parse_device(node, PARSE_FROM_CLIENT, &local);
+    if (hostdev == NULL) {
+      g_set_error(error, HOSTDEVD_ERROR, local->code, "device %u of <devices>: %s",
+                  devices->len + 1, local->message);
+      return NULL;
+    }
+    g_ptr_array_add(devices, hostdev);
+  }
+  if (devices->len == 0) {
+    g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_XML,
+                        "<devices> holds no device; put one or more <hostdev> or "
+                        "<interface type='hostdev'> elements in it");
+    return NULL;
+  }
+  return g_steal_pointer(&devices);
 }
 
 Hostdev *

@@ -154,6 +154,20 @@ Hostdev *hostdev_copy(const Hostdev *hostdev);
  */
 Hostdev *hostdev_parse_xml(const char *xml, gsize length, GError **error);
 
+/* Most devices one <devices> request may hold. */
+#define HOSTDEV_REQUEST_MAX_DEVICES 32
+
+/**
+ * hostdev_parse_request() - parse an attach or detach request: one device
+ *   (as hostdev_parse_xml()), or several in a <devices> element
+ * @several: (out): whether the request was a <devices> element
+ * Return: (transfer full) (element-type Hostdev): the devices in the
+ * request's order, or NULL with a HOSTDEVD_ERROR naming which device of
+ * the request is wrong.
+ */
+GPtrArray *hostdev_parse_request(const char *xml, gsize length, gboolean *several,
+                                 GError **error);
+
 /**
  * hostdev_parse_live_xml() - parse live XML that hostdevd itself produced
  * Like hostdev_parse_xml(), but an assigned alias ("hostdev0") is kept, as

@@ -1484,3 +1484,64 @@ def real_systemd(ctx):
         ctx.runtime = os.path.join(ctx.dir, "run")
         if l1lib.pci_driver(bdf) == "e1000e":
             set_override(bdf, "")
+
+
+# -- 16 ---------------------------------------------------------------------
+
+@scenario(16, "a two-function slot in one request (as a GPU with its audio function): one guest slot, "
+              "function 0 last, the guest sees both; detaching function 1 takes the slot out; both back")
+def multifunction_slot(ctx):
+    vm = "vm16"
+    group = l1lib.pci_group(MF0)
+    check(l1lib.pci_group(MF1) == group, f"precondition: {MF0} and {MF1} should share a group")
+    for bdf in (MF0, MF1):
+        require_host_driver(bdf, "e1000e")
+    l2 = ctx.booted_l2()
+    guest_before = wait_for(l2.guest_pci, 30, "the L2 guest's PCI list")
+    # no whole-group policy: the request holds every endpoint of the group
+    ctx.start_hostdevd(l2, vm=vm)
+    both = ctx.file("slot.xml", "<devices>\n" + l1lib.pci_xml(MF0) + l1lib.pci_xml(MF1) +
+                    "</devices>\n")
+    one = ctx.file("function1.xml", l1lib.pci_xml(MF1))
+
+    ctx.step("attach-device with a <devices> element holding both functions")
+    _, reply = ctx.ctl_json("attach-device", vm, both, check_ok=True,
+                            what="attach of the two-function slot")
+    attached = [d.get("alias") for d in ((reply or {}).get("return") or {}).get("devices", [])]
+    check(len(attached) == 2, f"the reply should name both devices: {reply}")
+    for bdf in (MF0, MF1):
+        check(l1lib.pci_driver(bdf) == "vfio-pci", f"{bdf} is on {l1lib.pci_driver(bdf)} after the attach")
+    zero = vfio_alias(ctx, l2, MF0, "after the attach")
+    other = vfio_alias(ctx, l2, MF1, "after the attach")
+
+    ctx.step("QEMU's own view: one slot, function 0 multifunction")
+    buses = {alias: l2.qmp.prop(alias, "parent_bus") for alias in (zero, other)}
+    check(buses[zero] == buses[other], f"the functions are on different buses: {buses}")
+    devfn = {alias: l2.qmp.prop(alias, "addr") for alias in (zero, other)}
+    ctx.log(f"parent buses {buses}, addr {devfn}")
+    check(devfn[zero] == 0 and devfn[other] == 1,
+          f"expected function 0 and 1 of slot 0 (addr 0 and 1), QEMU has {devfn}")
+    check(l2.qmp.prop(zero, "multifunction") is True, f"{zero} is not multifunction in QEMU")
+
+    ctx.step("the guest OS sees both functions")
+    try:
+        wait_for(lambda: len(set(l2.guest_pci() or []) - set(guest_before)) == 2, 60,
+                 "the L2 guest to report the two new PCI functions", interval=0.5)
+    except Failure as e:
+        ctx.expect(False, f"{e} (guest reports {l2.guest_pci()})")
+
+    ctx.step("detach function 1: the whole slot leaves, the host gets both back")
+    answer = detach(ctx, vm, one, 60, "detached", "detach of function 1")
+    ctx.expect(sorted(answer.get("slot") or []) == sorted([zero, other]),
+               f"the reply should name the whole slot: {answer}")
+    for alias in (zero, other):
+        l2.qmp.wait_event("DEVICE_DELETED", 20, device=alias)
+    for bdf in (MF0, MF1):
+        expect_back(ctx, bdf, "e1000e", "", "after detaching the slot")
+    wait_for(lambda: ctx.listed(vm) == [], 20, "hostdevd to list nothing")
+    ctx.expect(claims_on(ctx, MF0, MF1) == {}, f"claims left: {claims_on(ctx, MF0, MF1)}")
+    try:
+        wait_for(lambda: set(l2.guest_pci() or []) == set(guest_before), 30,
+                 "the guest to report both functions gone", interval=0.5)
+    except Failure as e:
+        ctx.expect(False, str(e))
