@@ -19,7 +19,9 @@
 #include "config.h"
 #include "control.h"
 #include "control-proto.h"
+#include "host-rom.h"
 #include "host-root.h"
+#include "hostdev.h"
 #include "hostdevd-error.h"
 #include "hotplug.h"
 #include "policy.h"
@@ -163,6 +165,31 @@ string_argument(JsonObject *arguments, const char *name, gboolean *ok, GError **
   return json_node_get_string(node);
 }
 
+/*
+ * attach_precheck() - what the policy says about a request's own words,
+ * before the workflow sees it: a <rom file> must name a file in a ROM
+ * directory the policy allows (QEMU would read any file into a BAR the
+ * guest can read).  XML that does not parse passes here; the workflow
+ * reports it.
+ */
+static gboolean
+attach_precheck(Daemon *daemon, const char *xml, GError **error)
+{
+  g_autoptr(Hostdev) hostdev = hostdev_parse_xml(xml, strlen(xml), NULL);
+  if (hostdev == NULL || hostdev->rom.file == NULL)
+    return TRUE;
+
+  const char *rule = NULL;
+  g_auto(GStrv) dirs = policy_rom_dirs(daemon->policy, daemon->options.vm, &rule);
+  g_autoptr(GError) local = NULL;
+  if (host_rom_file_check(hostdev->rom.file, (const char *const *)dirs, &local))
+    return TRUE;
+  g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_POLICY_DENIED,
+              "VM '%s' may not use <rom file='%s'>: %s; the rule: %s", daemon->options.vm,
+              hostdev->rom.file, local->message, rule);
+  return FALSE;
+}
+
 static void
 dispatch_attach(Daemon *daemon, JsonObject *arguments, GTask *task)
 {
@@ -192,6 +219,10 @@ dispatch_attach(Daemon *daemon, JsonObject *arguments, GTask *task)
     return_node_from_result(task, NULL,
                             g_error_new_literal(HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
                                                 "argument 'dry-run' must be true or false"));
+    return;
+  }
+  if (!attach_precheck(daemon, xml, &error)) {
+    return_node_from_result(task, NULL, error);
     return;
   }
   hotplug_attach_async(daemon->hotplug, xml, dry_run && json_node_get_boolean(dry_run),

@@ -44,6 +44,7 @@ typedef enum {
   KEY_ALLOW_BOOT_VGA,
   KEY_MAX_DEVICES,
   KEY_GROUP_TAKEOVER,
+  KEY_ALLOW_ROM_DIRS,
   N_KEYS,
 } PolicyKey;
 
@@ -56,6 +57,7 @@ typedef enum {
   KIND_PCI_CLASSES,    /* hex prefixes of the 24-bit class */
   KIND_BOOLEAN,
   KIND_COUNT,
+  KIND_DIRS,           /* absolute directory paths */
 } KeyKind;
 
 static const struct {
@@ -78,6 +80,7 @@ static const struct {
   [KEY_ALLOW_BOOT_VGA] = { "allow-boot-vga", KIND_BOOLEAN },
   [KEY_MAX_DEVICES] = { "max-devices", KIND_COUNT },
   [KEY_GROUP_TAKEOVER] = { "allow-iommu-group-takeover", KIND_BOOLEAN },
+  [KEY_ALLOW_ROM_DIRS] = { "allow-rom-dirs", KIND_DIRS },
 };
 
 typedef struct {
@@ -92,6 +95,7 @@ typedef struct {
   char *rule;          /* "max-devices=4 ([vm gpu] of FILE)" */
   GArray *ids;         /* KIND_USERS, KIND_GROUPS: guint32 */
   GPtrArray *patterns; /* Pattern */
+  GPtrArray *dirs;     /* KIND_DIRS: char *, normalised */
   gboolean flag;       /* KIND_BOOLEAN */
   guint count;         /* KIND_COUNT */
   guint32 gid;         /* KIND_GROUP */
@@ -132,6 +136,8 @@ section_free(gpointer data)
       g_array_unref(setting->ids);
     if (setting->patterns)
       g_ptr_array_unref(setting->patterns);
+    if (setting->dirs)
+      g_ptr_array_unref(setting->dirs);
   }
   g_free(section);
 }
@@ -251,6 +257,19 @@ only_chars(const char *text, const char *allowed)
   return strspn(text, allowed) == strlen(text);
 }
 
+/* Return: whether @path is absolute, with no empty, "." or ".." component. */
+static gboolean
+dir_is_plain_absolute(const char *path)
+{
+  if (path[0] != '/' || strlen(path) > 1024)
+    return FALSE;
+  g_auto(GStrv) parts = g_strsplit(path + 1, "/", -1);
+  for (char **part = parts; *part; part++)
+    if (**part == '\0' || strcmp(*part, ".") == 0 || strcmp(*part, "..") == 0)
+      return FALSE;
+  return TRUE;
+}
+
 /* Parse one pattern of @kind into @pattern. Return: FALSE with a reason in @why. */
 static gboolean
 parse_pattern(KeyKind kind, const char *entry, Pattern *pattern, const char **why)
@@ -292,6 +311,7 @@ parse_pattern(KeyKind kind, const char *entry, Pattern *pattern, const char **wh
   case KIND_GROUP:
   case KIND_BOOLEAN:
   case KIND_COUNT:
+  case KIND_DIRS:
   default:
     g_assert_not_reached();
   }
@@ -348,6 +368,21 @@ parse_setting(GKeyFile *file, const char *group, PolicyKey key, const char *wher
       g_ptr_array_add(setting->patterns, pattern);
     }
     break;
+  case KIND_DIRS:
+    setting->dirs = g_ptr_array_new_with_free_func(g_free);
+    for (guint i = 0; i < entries->len; i++) {
+      const char *entry = entries->pdata[i];
+      g_autofree char *dir = g_strdup(entry);
+      gsize n = strlen(dir);
+      while (n > 1 && dir[n - 1] == '/')
+        dir[--n] = '\0';
+      if (!dir_is_plain_absolute(dir) || strcmp(dir, "/") == 0)
+        return invalid(error, where, name, "'%s' is not valid: a ROM directory is an "
+                       "absolute path with no '.', '..' or empty component, and not '/'",
+                       entry);
+      g_ptr_array_add(setting->dirs, g_steal_pointer(&dir));
+    }
+    break;
   case KIND_BOOLEAN:
     setting->flag = g_key_file_get_boolean(file, group, name, &local);
     if (local)
@@ -388,7 +423,7 @@ parse_section(GKeyFile *file, const char *group, const char *origin, GError **er
               "full-access-groups, read-only-users, read-only-groups, socket-group, "
               "allow-pci, allow-pci-ids, allow-pci-classes, allow-usb, deny-pci, "
               "deny-pci-ids, deny-pci-classes, deny-usb, allow-boot-vga, max-devices, "
-              "allow-iommu-group-takeover");
+              "allow-iommu-group-takeover, allow-rom-dirs");
       section_free(section);
       return NULL;
     }
@@ -602,6 +637,29 @@ policy_iommu_group_takeover_allowed(const Policy *policy, const char *vm, const 
                     : "default: allow-iommu-group-takeover=false (the other devices of "
                       "the group must already be bound to vfio-pci or unbound)";
   return setting ? setting->flag : FALSE;
+}
+
+GStrv
+policy_rom_dirs(const Policy *policy, const char *vm, const char **rule)
+{
+  static const char *const builtin[] = { POLICY_BUILTIN_ROM_DIRS, NULL };
+  const Setting *setting = lookup(policy, vm, KEY_ALLOW_ROM_DIRS);
+  g_autoptr(GStrvBuilder) dirs = g_strv_builder_new();
+
+  g_strv_builder_addv(dirs, (const char **)builtin);
+  if (setting)
+    for (guint i = 0; i < setting->dirs->len; i++)
+      g_strv_builder_add(dirs, setting->dirs->pdata[i]);
+  if (rule) {
+    g_autofree char *joined = g_strjoinv(", ", (char **)builtin);
+    g_autofree char *text =
+        setting ? g_strdup_printf("<rom file> must name a file in %s, or in the system ROM "
+                                  "directories %s", setting->rule, joined)
+                : g_strdup_printf("<rom file> must name a file in the system ROM directories "
+                                  "%s (add more with allow-rom-dirs in the policy)", joined);
+    *rule = g_intern_string(text);
+  }
+  return g_strv_builder_end(dirs);
 }
 
 /* Return: the first pattern of @setting that @facts match, or NULL. */

@@ -25,6 +25,7 @@
  *   allow-boot-vga=false            the host's boot display
  *   max-devices=8
  *   allow-iommu-group-takeover=false
+ *   allow-rom-dirs=/srv/roms        more directories <rom file> may name
  *
  *   [vm NAME]                       the same keys, for one VM; a key given
  *                                   here replaces the one in [defaults]
@@ -152,6 +153,21 @@ typedef struct {
 gboolean policy_check_device(const Policy *policy, const char *vm,
                              const PolicyDeviceFacts *facts, guint n_attached,
                              const char **rule);
+
+/* The directories of option ROMs shipped with QEMU and iPXE (Debian's
+ * qemu-system-data, ipxe-qemu and seabios): a <rom file> may always name a
+ * file in them. */
+#define POLICY_BUILTIN_ROM_DIRS "/usr/share/qemu", "/usr/lib/ipxe/qemu", "/usr/share/seabios"
+
+/**
+ * policy_rom_dirs() - the directories a <rom file='...'> of @vm may name a file in
+ * @rule: (out) (optional): the rule, for a refusal, interned
+ * The built-in POLICY_BUILTIN_ROM_DIRS, then the allow-rom-dirs entries in
+ * force for @vm (its section's, else [defaults]'s), each absolute and
+ * without '.', '..' or a trailing '/'.
+ * Return: (transfer full): NULL-terminated.
+ */
+GStrv policy_rom_dirs(const Policy *policy, const char *vm, const char **rule);
 
 /* Return: the most devices hostdevd may attach to @vm at once. */
 guint policy_max_devices(const Policy *policy, const char *vm);

@@ -1240,7 +1240,7 @@ parse_rom(xmlNode *rom, const HostdevTypeInfo *info, const char *what,
     g_autofree char *shown = message_value(file);
     g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
                 "<rom file='%s'>: file must be an absolute path to the ROM "
-                "image, e.g. /usr/share/roms/nic.rom (to give the device no "
+                "image, e.g. /usr/share/qemu/nic.rom (to give the device no "
                 "ROM, use enabled='no')", shown);
     return FALSE;
   }

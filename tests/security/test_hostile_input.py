@@ -188,6 +188,17 @@ CORPUS = [
     ("unknown-argument", attach(usb(VENDOR), host="evil"), "InvalidArgument", "takes no argument"),
     ("xml-not-string", {"execute": "attach-device", "arguments": {"xml": ["<hostdev/>"]},
                         "id": "hostile"}, "InvalidArgument", "must be a string"),
+    # -- <rom file>: QEMU would put any file it can read into a BAR the guest reads
+    ("rom-file-shadow", attach(pci(extra="<rom bar='on' file='/etc/shadow'/>")),
+     "PolicyDenied", "allow-rom-dirs"),
+    ("rom-file-shadow-dry-run", attach(pci(extra="<rom file='/etc/shadow'/>"), **{"dry-run": True}),
+     "PolicyDenied", "/etc/shadow"),
+    ("rom-file-dot-dot", attach(pci(extra="<rom file='/usr/share/qemu/../../../etc/shadow'/>")),
+     "PolicyDenied", "'..' component"),
+    ("rom-file-link-in-allowed-dir", attach(pci(extra="<rom file='/usr/share/qemu/link.rom'/>")),
+     "PolicyDenied", "symbolic link"),
+    ("rom-file-prefix-trick", attach(pci(extra="<rom file='/usr/share/qemu-evil/x.rom'/>")),
+     "PolicyDenied", "not in a directory the policy allows"),
 ]
 
 
@@ -214,6 +225,10 @@ class HostileInput(HostdevdTestCase):
         root = tempfile.mkdtemp(prefix="hostdevd-root-")
         self.addCleanup(lambda: shutil.rmtree(root, ignore_errors=True))
         self.host_root = extract_fixture(root)
+        # an allowed ROM directory holding a link to a secret: naming it must not leak it
+        roms = os.path.join(self.host_root, "usr", "share", "qemu")
+        os.makedirs(roms, exist_ok=True)
+        os.symlink("/etc/shadow", os.path.join(roms, "link.rom"))
         self.host_before = snapshot(root)
         super().setUp()
         self.qemu_before = self.qmp.peripherals()

@@ -154,6 +154,36 @@ test_invalid_files(void)
 }
 
 static void
+test_rom_dirs(void)
+{
+  g_autoptr(Policy) builtin = policy_new_default(DAEMON_UID);
+  g_autoptr(Policy) policy = load("[defaults]\nallow-rom-dirs=/srv/roms/;/opt/fw\n"
+                                  "[vm gpu]\nallow-rom-dirs=/srv/gpu-roms\n");
+  const char *rule = NULL;
+
+  g_auto(GStrv) plain = policy_rom_dirs(builtin, "vm1", &rule);
+  g_assert_true(g_strv_contains((const char *const *)plain, "/usr/share/qemu"));
+  g_assert_cmpuint(g_strv_length(plain), ==, 3);
+  assert_rule(rule, "allow-rom-dirs");
+
+  g_auto(GStrv) vm1 = policy_rom_dirs(policy, "vm1", &rule);
+  g_assert_true(g_strv_contains((const char *const *)vm1, "/srv/roms"));
+  g_assert_true(g_strv_contains((const char *const *)vm1, "/opt/fw"));
+  g_assert_true(g_strv_contains((const char *const *)vm1, "/usr/share/qemu"));
+  assert_rule(rule, "allow-rom-dirs=/srv/roms/;/opt/fw ([defaults] of test.conf)");
+
+  g_auto(GStrv) gpu = policy_rom_dirs(policy, "gpu", &rule);
+  g_assert_true(g_strv_contains((const char *const *)gpu, "/srv/gpu-roms"));
+  g_assert_false(g_strv_contains((const char *const *)gpu, "/srv/roms"));
+  assert_rule(rule, "[vm gpu]");
+
+  assert_load_fails("[defaults]\nallow-rom-dirs=roms\n", "absolute path");
+  assert_load_fails("[defaults]\nallow-rom-dirs=/usr/share/../../etc\n", "absolute path");
+  assert_load_fails("[defaults]\nallow-rom-dirs=/srv//roms\n", "absolute path");
+  assert_load_fails("[defaults]\nallow-rom-dirs=/\n", "absolute path");
+}
+
+static void
 test_always_denied(void)
 {
   g_autoptr(Policy) policy = load("[defaults]\nallow-pci-classes=0x06\nallow-boot-vga=false\n");
@@ -344,5 +374,6 @@ main(int argc, char **argv)
   g_test_add_func("/policy/devices/usb", test_usb_lists);
   g_test_add_func("/policy/devices/group-takeover", test_group_takeover);
   g_test_add_func("/policy/devices/describe", test_describe);
+  g_test_add_func("/policy/rom-dirs", test_rom_dirs);
   return g_test_run();
 }
