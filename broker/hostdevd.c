@@ -21,6 +21,7 @@
 #include "control-proto.h"
 #include "host-rom.h"
 #include "host-root.h"
+#include "host-usb.h"
 #include "hostdev.h"
 #include "hostdevd-error.h"
 #include "hotplug.h"
@@ -165,18 +166,12 @@ string_argument(JsonObject *arguments, const char *name, gboolean *ok, GError **
   return json_node_get_string(node);
 }
 
-/*
- * attach_precheck() - what the policy says about a request's own words,
- * before the workflow sees it: a <rom file> must name a file in a ROM
- * directory the policy allows (QEMU would read any file into a BAR the
- * guest can read).  XML that does not parse passes here; the workflow
- * reports it.
- */
+/* rom_allowed() - a <rom file> must name a file in a ROM directory the
+ * policy allows: QEMU would read any file into a BAR the guest can read. */
 static gboolean
-attach_precheck(Daemon *daemon, const char *xml, GError **error)
+rom_allowed(Daemon *daemon, const Hostdev *hostdev, GError **error)
 {
-  g_autoptr(Hostdev) hostdev = hostdev_parse_xml(xml, strlen(xml), NULL);
-  if (hostdev == NULL || hostdev->rom.file == NULL)
+  if (hostdev->rom.file == NULL)
     return TRUE;
 
   const char *rule = NULL;
@@ -188,6 +183,40 @@ attach_precheck(Daemon *daemon, const char *xml, GError **error)
               "VM '%s' may not use <rom file='%s'>: %s; the rule: %s", daemon->options.vm,
               hostdev->rom.file, local->message, rule);
   return FALSE;
+}
+
+/* usb_hub_allowed() - a USB hub or root hub only when the policy says so:
+ * every device behind it would follow it into the guest.  A device that
+ * does not resolve passes here; the workflow reports it. */
+static gboolean
+usb_hub_allowed(Daemon *daemon, const Hostdev *hostdev, GError **error)
+{
+  if (hostdev->type != HOSTDEV_TYPE_USB)
+    return TRUE;
+  g_autoptr(HostUsbDevice) usb = host_usb_resolve(hostdev, NULL);
+  const char *rule = NULL;
+  if (usb == NULL || !host_usb_is_hub(usb) ||
+      policy_usb_hubs_allowed(daemon->policy, daemon->options.vm, &rule))
+    return TRUE;
+  g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_POLICY_DENIED,
+              "VM '%s' may not receive USB hub %04x:%04x (bus %u device %u, %s): %s",
+              daemon->options.vm, usb->vendor, usb->product, usb->bus, usb->device,
+              usb->sysfs_name, rule);
+  return FALSE;
+}
+
+/*
+ * attach_precheck() - what the policy says about a request before the
+ * workflow sees it, so that a refusal touches nothing: the ROM file it
+ * names, and whether its USB device is a hub.  XML that does not parse
+ * passes here; the workflow reports it.
+ */
+static gboolean
+attach_precheck(Daemon *daemon, const char *xml, GError **error)
+{
+  g_autoptr(Hostdev) hostdev = hostdev_parse_xml(xml, strlen(xml), NULL);
+  return hostdev == NULL ||
+         (rom_allowed(daemon, hostdev, error) && usb_hub_allowed(daemon, hostdev, error));
 }
 
 static void

@@ -45,6 +45,7 @@ typedef enum {
   KEY_MAX_DEVICES,
   KEY_GROUP_TAKEOVER,
   KEY_ALLOW_ROM_DIRS,
+  KEY_ALLOW_USB_HUBS,
   N_KEYS,
 } PolicyKey;
 
@@ -81,6 +82,7 @@ static const struct {
   [KEY_MAX_DEVICES] = { "max-devices", KIND_COUNT },
   [KEY_GROUP_TAKEOVER] = { "allow-iommu-group-takeover", KIND_BOOLEAN },
   [KEY_ALLOW_ROM_DIRS] = { "allow-rom-dirs", KIND_DIRS },
+  [KEY_ALLOW_USB_HUBS] = { "allow-usb-hubs", KIND_BOOLEAN },
 };
 
 typedef struct {
@@ -423,7 +425,7 @@ parse_section(GKeyFile *file, const char *group, const char *origin, GError **er
               "full-access-groups, read-only-users, read-only-groups, socket-group, "
               "allow-pci, allow-pci-ids, allow-pci-classes, allow-usb, deny-pci, "
               "deny-pci-ids, deny-pci-classes, deny-usb, allow-boot-vga, max-devices, "
-              "allow-iommu-group-takeover, allow-rom-dirs");
+              "allow-iommu-group-takeover, allow-rom-dirs, allow-usb-hubs");
       section_free(section);
       return NULL;
     }
@@ -636,6 +638,18 @@ policy_iommu_group_takeover_allowed(const Policy *policy, const char *vm, const 
     *rule = setting ? setting->rule
                     : "default: allow-iommu-group-takeover=false (the other devices of "
                       "the group must already be bound to vfio-pci or unbound)";
+  return setting ? setting->flag : FALSE;
+}
+
+gboolean
+policy_usb_hubs_allowed(const Policy *policy, const char *vm, const char **rule)
+{
+  const Setting *setting = lookup(policy, vm, KEY_ALLOW_USB_HUBS);
+  if (rule)
+    *rule = setting ? setting->rule
+                    : "default: USB hubs and root hubs (bDeviceClass 09) are not given to a "
+                      "VM, since every device behind one would follow it; set "
+                      "allow-usb-hubs=true in the policy to allow them";
   return setting ? setting->flag : FALSE;
 }
 

@@ -26,6 +26,7 @@
  *   max-devices=8
  *   allow-iommu-group-takeover=false
  *   allow-rom-dirs=/srv/roms        more directories <rom file> may name
+ *   allow-usb-hubs=false            USB hubs and root hubs (bDeviceClass 09)
  *
  *   [vm NAME]                       the same keys, for one VM; a key given
  *                                   here replaces the one in [defaults]
@@ -153,6 +154,14 @@ typedef struct {
 gboolean policy_check_device(const Policy *policy, const char *vm,
                              const PolicyDeviceFacts *facts, guint n_attached,
                              const char **rule);
+
+/**
+ * policy_usb_hubs_allowed() - may @vm receive a USB hub or root hub?
+ * (bDeviceClass 09: every device behind it would follow it into the guest)
+ * @rule: (out) (optional): the rule that decided, owned by @policy
+ * Return: allow-usb-hubs for @vm; FALSE by default.
+ */
+gboolean policy_usb_hubs_allowed(const Policy *policy, const char *vm, const char **rule);
 
 /* The directories of option ROMs shipped with QEMU and iPXE (Debian's
  * qemu-system-data, ipxe-qemu and seabios): a <rom file> may always name a

@@ -197,6 +197,13 @@ CORPUS = [
      "PolicyDenied", "'..' component"),
     ("rom-file-link-in-allowed-dir", attach(pci(extra="<rom file='/usr/share/qemu/link.rom'/>")),
      "PolicyDenied", "symbolic link"),
+    # -- hubs: every device behind one would follow it into the guest
+    ("usb-root-hub-by-ids", attach(usb("<vendor id='0x1d6b'/><product id='0x0003'/>")),
+     "PolicyDenied", "allow-usb-hubs=true"),
+    ("usb-root-hub-by-address", attach(usb("<address bus='1' device='1'/>")),
+     "PolicyDenied", "USB hub 1d6b:0002 (bus 1 device 1, usb1)"),
+    ("usb-root-hub-dry-run", attach(usb("<address bus='2' device='1'/>"), **{"dry-run": True}),
+     "PolicyDenied", "usb2"),
     ("rom-file-prefix-trick", attach(pci(extra="<rom file='/usr/share/qemu-evil/x.rom'/>")),
      "PolicyDenied", "not in a directory the policy allows"),
 ]
@@ -296,6 +303,20 @@ class HostileInput(HostdevdTestCase):
         self.assertEqual(detached["return"]["status"], "detached")
         self.assert_still_serving("duplicate alias")
         self.assertEqual(snapshot(self.host_root), self.host_before)
+
+    def test_usb_hub_allowed_by_policy(self):
+        """allow-usb-hubs=true lets a root hub through the policy (the dry run plans it)."""
+        policy = os.path.join(self.tmp, "policy.conf")
+        with open(policy, "w") as f:
+            f.write("[defaults]\nallow-usb-hubs=true\n")
+        os.chmod(policy, 0o644)
+        self.daemon.terminate()
+        self.daemon.wait(timeout=10)
+        self.daemon = self.start_hostdevd(extra=("--policy", policy))
+        reply = self.send(attach(usb("<address bus='2' device='1'/>"), **{"dry-run": True}))
+        self.assertIn("return", reply, reply)
+        self.assertIn("usb-host", json.dumps(reply["return"]))
+        self.assertEqual(self.qmp.peripherals(), self.qemu_before)
 
     def test_rate_limit(self):
         """A burst past the limit is answered Busy, unparsed; the client stays."""

@@ -154,6 +154,26 @@ test_invalid_files(void)
 }
 
 static void
+test_usb_hubs(void)
+{
+  g_autoptr(Policy) builtin = policy_new_default(DAEMON_UID);
+  g_autoptr(Policy) policy = load("[defaults]\nallow-usb=*\n[vm hubby]\nallow-usb-hubs=true\n"
+                                  "[vm strict]\nallow-usb-hubs=false\n");
+  const char *rule = NULL;
+
+  g_assert_false(policy_usb_hubs_allowed(builtin, "vm1", &rule));
+  assert_rule(rule, "allow-usb-hubs=true");
+  /* allow-usb=* says nothing about hubs */
+  g_assert_false(policy_usb_hubs_allowed(policy, "vm1", &rule));
+  assert_rule(rule, "default: USB hubs and root hubs");
+  g_assert_true(policy_usb_hubs_allowed(policy, "hubby", &rule));
+  assert_rule(rule, "allow-usb-hubs=true ([vm hubby] of test.conf)");
+  g_assert_false(policy_usb_hubs_allowed(policy, "strict", &rule));
+  assert_rule(rule, "allow-usb-hubs=false ([vm strict] of test.conf)");
+  assert_load_fails("[defaults]\nallow-usb-hubs=sometimes\n", "true or false");
+}
+
+static void
 test_rom_dirs(void)
 {
   g_autoptr(Policy) builtin = policy_new_default(DAEMON_UID);
@@ -375,5 +395,6 @@ main(int argc, char **argv)
   g_test_add_func("/policy/devices/group-takeover", test_group_takeover);
   g_test_add_func("/policy/devices/describe", test_describe);
   g_test_add_func("/policy/rom-dirs", test_rom_dirs);
+  g_test_add_func("/policy/usb-hubs", test_usb_hubs);
   return g_test_run();
 }
