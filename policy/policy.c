@@ -6,7 +6,9 @@
  * and a rule text naming the key, its value and where it was written.  A
  * decision looks the key up in the VM's section, then in [defaults], then
  * falls back to the built-in default, and hands back the rule text of
- * whatever decided.  Rule texts composed at decision time are interned
+ * whatever decided.  Deny lists are the exception: those of the VM's
+ * section and of [defaults] all apply, so a VM section cannot lift a
+ * site-wide deny.  Rule texts composed at decision time are interned
  * (g_intern_string), so the caller can keep the pointer: there are only as
  * many of them as the policy has rules.
  */
@@ -745,21 +747,28 @@ policy_check_device(const Policy *policy, const char *vm, const PolicyDeviceFact
     return FALSE;
   }
 
+  /* Denies accumulate: the VM's own and those of [defaults] all apply. */
   gboolean ids_unknown = !pci && !facts->usb_ids_known;
-  for (gsize i = 0; i < n_keys; i++) {
-    setting = lookup(policy, vm, deny_keys[i]);
-    if (setting == NULL || setting->patterns->len == 0)
+  const Section *vm_section = vm ? g_hash_table_lookup(policy->vms, vm) : NULL;
+  const Section *sections[] = { vm_section, policy->defaults };
+  for (gsize s = 0; s < G_N_ELEMENTS(sections); s++) {
+    if (sections[s] == NULL)
       continue;
-    if (ids_unknown) {
-      g_autofree char *text = g_strdup_printf(
-          "%s cannot be checked: the device's vendor and product are unknown", setting->rule);
-      *rule = g_intern_string(text);
-      return FALSE;
-    }
-    const Pattern *hit = match_setting(setting, keys[deny_keys[i]].kind, facts);
-    if (hit) {
-      *rule = hit->rule;
-      return FALSE;
+    for (gsize i = 0; i < n_keys; i++) {
+      setting = &sections[s]->settings[deny_keys[i]];
+      if (!setting->set || setting->patterns->len == 0)
+        continue;
+      if (ids_unknown) {
+        g_autofree char *text = g_strdup_printf(
+            "%s cannot be checked: the device's vendor and product are unknown", setting->rule);
+        *rule = g_intern_string(text);
+        return FALSE;
+      }
+      const Pattern *hit = match_setting(setting, keys[deny_keys[i]].kind, facts);
+      if (hit) {
+        *rule = hit->rule;
+        return FALSE;
+      }
     }
   }
 

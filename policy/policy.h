@@ -29,7 +29,9 @@
  *   allow-usb-hubs=false            USB hubs and root hubs (bDeviceClass 09)
  *
  *   [vm NAME]                       the same keys, for one VM; a key given
- *                                   here replaces the one in [defaults]
+ *                                   here replaces the one in [defaults],
+ *                                   except deny-*: the VM's entries are
+ *                                   added to those of [defaults]
  *
  * Root and the user hostdevd runs as always have full access.
  */
@@ -147,7 +149,7 @@ typedef struct {
  * @rule: (out) (optional): the rule that decided, owned by @policy; on a
  *   refusal it names the rule and where it was written
  * Order: always-denied classes (bridges and root ports), the boot display,
- * max-devices, deny lists, then allow lists (when the VM has any allow list
+ * max-devices, deny lists (the VM's and [defaults]' together), then allow lists (when the VM has any allow list
  * for the device's bus, the device must match one of its entries).
  * Return: TRUE when the device may be attached.
  */

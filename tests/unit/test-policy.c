@@ -153,6 +153,43 @@ test_invalid_files(void)
   assert_load_fails("[vm a]\nallow-usb=046d:c52b\n[vm b]\ndeny-usb=x:y\n", "[vm b]");
 }
 
+/*
+ * Issue 11, item 14: a VM section's deny-usb replaced the site-wide one,
+ * so a keyboard denied in [defaults] attached anyway.  Denies accumulate;
+ * allow lists and other keys still replace.
+ */
+static void
+test_denies_accumulate(void)
+{
+  g_autoptr(Policy) policy = load("[defaults]\ndeny-usb=0627:0001\ndeny-pci-ids=10de:0fff\n"
+                                  "allow-usb=0627:*\n"
+                                  "[vm box]\ndeny-usb=046d:c52b\nallow-usb=046d:*\n"
+                                  "[vm empty]\ndeny-usb=\ndeny-pci-classes=0x02\n");
+  PolicyDeviceFacts keyboard = usb(0x0627, 0x0001);
+  PolicyDeviceFacts mouse = usb(0x046d, 0xc52b);
+  PolicyDeviceFacts other_logitech = usb(0x046d, 0xc077);
+  PolicyDeviceFacts tablet = usb(0x0627, 0x0002);
+  PolicyDeviceFacts gpu = pci(1, 0x10de, 0x0fff, 0x030000);
+  const char *rule = NULL;
+
+  /* the site-wide deny holds in a VM with a deny list of its own */
+  g_assert_false(policy_check_device(policy, "box", &keyboard, 0, &rule));
+  assert_rule(rule, "deny-usb entry '0627:0001' ([defaults] of test.conf)");
+  g_assert_false(policy_check_device(policy, "box", &mouse, 0, &rule));
+  assert_rule(rule, "deny-usb entry '046d:c52b' ([vm box] of test.conf)");
+  /* ... and in one whose deny list is empty */
+  g_assert_false(policy_check_device(policy, "empty", &keyboard, 0, &rule));
+  assert_rule(rule, "[defaults] of test.conf");
+  g_assert_false(policy_check_device(policy, "empty", &gpu, 0, &rule));
+  assert_rule(rule, "deny-pci-ids entry '10de:0fff' ([defaults] of test.conf)");
+  /* an allow list still replaces the site-wide one */
+  g_assert_true(policy_check_device(policy, "box", &other_logitech, 0, &rule));
+  assert_rule(rule, "allow-usb entry '046d:*' ([vm box] of test.conf)");
+  g_assert_false(policy_check_device(policy, "box", &tablet, 0, &rule));
+  assert_rule(rule, "matches no entry of allow-usb=046d:* ([vm box]");
+  g_assert_true(policy_check_device(policy, "vm1", &tablet, 0, &rule));
+}
+
 static void
 test_usb_hubs(void)
 {
@@ -396,5 +433,6 @@ main(int argc, char **argv)
   g_test_add_func("/policy/devices/describe", test_describe);
   g_test_add_func("/policy/rom-dirs", test_rom_dirs);
   g_test_add_func("/policy/usb-hubs", test_usb_hubs);
+  g_test_add_func("/policy/devices/denies-accumulate", test_denies_accumulate);
   return g_test_run();
 }
