@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import time
+import unittest
 
 from fake_qemu import FakeQemu
 from harness import HostdevdTestCase, Qmp, main, wait_for
@@ -147,6 +148,11 @@ class HostileUsbAnswers(HostdevdTestCase):
         self.assertIn("port='3.1'", self.ctl("dumpxml", self.vm, check=True).stdout)
 
 
+TEST_HOOKS = os.environ.get("HOSTDEVD_TEST_HOOKS") == "1"
+
+
+@unittest.skipUnless(TEST_HOOKS, "hostdevd built without -Dtest_hooks=true has no "
+                     "HOSTDEVD_TEST_CRASH_AT (tests/run.sh builds with it)")
 class Crashing:
     """hostdevd restarted so that it kills itself right after journaling a step."""
 
