@@ -405,6 +405,40 @@ on_qmp_closed(QmpClient *qmp, const GError *reason, gpointer user_data)
   release_all(daemon, why);
 }
 
+/*
+ * qmp_peer_allowed() - whoever listens on --qmp is given /dev/vfio/N, USB
+ * descriptors and a memlock raise, so it must be QEMU's user: root (also a
+ * QEMU that listened before dropping to -runas's user), the user hostdevd
+ * runs as, or --qemu-user.  Checked before anything of the peer is read.
+ */
+static gboolean
+qmp_peer_allowed(pid_t pid, uid_t uid, gpointer user_data, GError **error)
+{
+  Daemon *daemon = user_data;
+  const char *name = daemon->options.qemu_user;
+  struct passwd *pw = name ? getpwnam(name) : NULL;
+  g_autofree char *expected = NULL;
+
+  if (uid != (uid_t)-1 && (uid == 0 || uid == getuid() || (pw && uid == pw->pw_uid)))
+    return TRUE;
+  if (pw)
+    expected = g_strdup_printf("uid %u (--qemu-user %s) or root", (unsigned)pw->pw_uid, name);
+  else if (getuid() != 0)
+    expected = g_strdup_printf("root or hostdevd's own uid %u; if QEMU runs as another "
+                               "user, start hostdevd with --qemu-user USER",
+                               (unsigned)getuid());
+  else
+    expected = g_strdup("root; if QEMU runs as another user, start hostdevd with "
+                        "--qemu-user USER");
+  g_autofree char *actual = uid == (uid_t)-1 ? g_strdup("of unknown uid")
+                                             : g_strdup_printf("uid %u", (unsigned)uid);
+  g_set_error(error, QMP_ERROR, QMP_ERROR_PEER,
+              "refusing the QMP peer at %s: the process listening there (pid %d) is %s, "
+              "but QEMU is expected to run as %s; nothing was handed to it",
+              daemon->options.qmp_path, (int)pid, actual, expected);
+  return FALSE;
+}
+
 static void on_reconciled(GObject *source, GAsyncResult *result, gpointer user_data);
 static void on_qmp_connected(GObject *source, GAsyncResult *result, gpointer user_data);
 
@@ -422,8 +456,9 @@ on_orphans_released(GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   notify_systemd("READY=1\nSTATUS=waiting for QEMU's QMP socket");
-  qmp_client_connect_async(daemon->options.qmp_path, (guint)daemon->options.qmp_wait_s * 1000,
-                           NULL, on_qmp_connected, daemon);
+  qmp_client_connect_checked_async(daemon->options.qmp_path,
+                                   (guint)daemon->options.qmp_wait_s * 1000, qmp_peer_allowed,
+                                   daemon, NULL, on_qmp_connected, daemon);
 }
 
 /* qemu_user() - who gets /dev/vfio/N: --qemu-user, else the user QEMU runs as (SO_PEERCRED). */
