@@ -16,7 +16,7 @@ USB = """<hostdev mode='subsystem' type='usb'>
 </hostdev>"""
 
 
-class WithFakeQemu(HostdevdTestCase):
+class FakeQemuCase(HostdevdTestCase):
     """hostdevd against the scripted peer instead of QEMU."""
 
     def start_qemu(self):
@@ -25,18 +25,17 @@ class WithFakeQemu(HostdevdTestCase):
         self.addCleanup(self.fake.close)
         return None
 
-    def setUp(self):
-        import tempfile
-        self.tmp = tempfile.mkdtemp(prefix="hostdevd-test-")
-        self.processes = []
-        self.addCleanup(self._cleanup)
-        self.start_qemu()
-        self.daemon = self.start_hostdevd()
-        self.ctl("attach-device", self.vm, self.write_xml("usb.xml", USB), check=True)
-
     def listing(self):
         return {d["alias"]: d["state"]
                 for d in json.loads(self.ctl("--json", "list", self.vm, check=True).stdout)["return"]}
+
+
+class WithFakeQemu(FakeQemuCase):
+    """... with one optional USB device attached."""
+
+    def setUp(self):
+        super().setUp()
+        self.ctl("attach-device", self.vm, self.write_xml("usb.xml", USB), check=True)
 
     def test_late_device_deleted_finishes_the_release(self):
         self.fake.on_device_del = "silent"
@@ -98,20 +97,9 @@ class WithFakeQemu(HostdevdTestCase):
         self.assertIn("as hostdev2", out)
 
 
-class HostileUsbAnswers(HostdevdTestCase):
+class HostileUsbAnswers(FakeQemuCase):
     """Issue 11, item 12: what QEMU says about a USB device's guest address is
     checked before it is journaled; a refused answer rolls the attach back."""
-
-    start_qemu = WithFakeQemu.start_qemu
-    listing = WithFakeQemu.listing
-
-    def setUp(self):
-        import tempfile
-        self.tmp = tempfile.mkdtemp(prefix="hostdevd-test-")
-        self.processes = []
-        self.addCleanup(self._cleanup)
-        self.start_qemu()
-        self.daemon = self.start_hostdevd()
 
     def attach_refused(self, needle):
         result = self.ctl("--json", "attach-device", self.vm, self.write_xml("usb.xml", USB))

@@ -4,9 +4,8 @@
  * into the guest, against a small tree under a host root: each must be
  * refused, and a plain ROM in an allowed directory accepted.
  */
+#include "host-fixture.h"
 #include "host-rom.h"
-#include "host-root.h"
-#include "hostdevd-error.h"
 
 #include <string.h>
 #include <sys/stat.h>
@@ -21,55 +20,33 @@ typedef struct {
 } Tree;
 
 static void
-put(const Tree *tree, const char *rel, const char *contents)
-{
-  g_autofree char *path = g_build_filename(tree->root, rel, NULL);
-  g_autofree char *dir = g_path_get_dirname(path);
-  g_autoptr(GError) error = NULL;
-  g_assert_cmpint(g_mkdir_with_parents(dir, 0755), ==, 0);
-  g_file_set_contents(path, contents, -1, &error);
-  g_assert_no_error(error);
-}
-
-static void
-link_to(const Tree *tree, const char *rel, const char *target)
-{
-  g_autofree char *path = g_build_filename(tree->root, rel, NULL);
-  g_assert_cmpint(symlink(target, path), ==, 0);
-}
-
-static void
 tree_setup(Tree *tree, gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
   tree->root = g_dir_make_tmp("hostdevd-rom-XXXXXX", &error);
   g_assert_no_error(error);
   g_assert_cmpint(chmod(tree->root, 0755), ==, 0);
-  put(tree, "etc/shadow", "root:secret:::\n");
-  put(tree, "usr/share/qemu/efi-e1000.rom", "ROM");
-  put(tree, "usr/share/qemu/vendor/gpu.rom", "ROM");
-  put(tree, "usr/share/qemu/open/x.rom", "ROM");
-  put(tree, "srv/roms/nic.rom", "ROM");
+  fixture_write(tree->root, "etc/shadow", "root:secret:::\n");
+  fixture_write(tree->root, "usr/share/qemu/efi-e1000.rom", "ROM");
+  fixture_write(tree->root, "usr/share/qemu/vendor/gpu.rom", "ROM");
+  fixture_write(tree->root, "usr/share/qemu/open/x.rom", "ROM");
+  fixture_write(tree->root, "srv/roms/nic.rom", "ROM");
   g_autofree char *open_dir = g_build_filename(tree->root, "usr/share/qemu/open", NULL);
   g_assert_cmpint(chmod(open_dir, 0777), ==, 0);
   g_autofree char *abs_shadow = g_build_filename(tree->root, "etc/shadow", NULL);
   g_autofree char *abs_etc = g_build_filename(tree->root, "etc", NULL);
-  link_to(tree, "usr/share/qemu/shadow.rom", "../../../etc/shadow");
-  link_to(tree, "usr/share/qemu/abs.rom", abs_shadow);
-  link_to(tree, "usr/share/qemu/etc", abs_etc);
-  link_to(tree, "usr/share/qemu/inside.rom", "efi-e1000.rom");
+  fixture_link(tree->root, "usr/share/qemu/shadow.rom", "../../../etc/shadow");
+  fixture_link(tree->root, "usr/share/qemu/abs.rom", abs_shadow);
+  fixture_link(tree->root, "usr/share/qemu/etc", abs_etc);
+  fixture_link(tree->root, "usr/share/qemu/inside.rom", "efi-e1000.rom");
   host_root_set(tree->root);
 }
 
 static void
 tree_teardown(Tree *tree, gconstpointer data)
 {
-  const char *argv[] = { "rm", "-rf", tree->root, NULL };
-  g_autoptr(GError) error = NULL;
   host_root_set(NULL);
-  g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL,
-               NULL, &error);
-  g_assert_no_error(error);
+  fixture_remove(tree->root);
   g_free(tree->root);
 }
 
