@@ -52,7 +52,9 @@ usage(FILE *out)
   fprintf(out,
           "Usage: hostdevctl [--json] VERB VM [ARGS]\n"
           "\n"
-          "  attach-device VM FILE [--dry-run]   attach the <hostdev> in FILE ('-' = stdin)\n"
+          "  attach-device VM FILE [--dry-run]   attach the <hostdev> in FILE ('-' = stdin);\n"
+          "                                     --dry-run prints the plan: its steps as\n"
+          "                                     '# step: what' lines, each QMP command as JSON\n"
           "  detach-device VM FILE [--wait S]    detach the device FILE's <hostdev> names\n"
           "  detach-device-alias VM ALIAS [--wait S]\n"
           "  dumpxml VM                          live XML of the attached devices\n"
@@ -302,6 +304,20 @@ read_document(const char *file)
   return g_steal_pointer(&contents);
 }
 
+/* A dry run's plan: each step as a "# step: what" line, then the QMP it sends. */
+static void
+print_plan(JsonObject *reply)
+{
+  JsonArray *plan = json_object_get_array_member(reply, "plan");
+  for (guint i = 0; plan && i < json_array_get_length(plan); i++) {
+    JsonObject *step = json_array_get_object_element(plan, i);
+    printf("# %s: %s\n", json_object_get_string_member_with_default(step, "step", "?"),
+           json_object_get_string_member_with_default(step, "what", ""));
+    if (json_object_has_member(step, "qmp"))
+      print_json_line(json_object_get_object_member(step, "qmp"));
+  }
+}
+
 static int
 cmd_attach(Session *session, const Args *args, const char *file)
 {
@@ -319,9 +335,7 @@ cmd_attach(Session *session, const Args *args, const char *file)
     return EXIT_SUCCESS;
   JsonObject *reply = json_node_get_object(value);
   if (args->dry_run) {
-    JsonArray *commands = json_object_get_array_member(reply, "commands");
-    for (guint i = 0; commands && i < json_array_get_length(commands); i++)
-      print_json_line(json_array_get_object_element(commands, i));
+    print_plan(reply);
     return EXIT_SUCCESS;
   }
   printf("Device attached successfully as %s\n",

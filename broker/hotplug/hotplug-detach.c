@@ -143,8 +143,6 @@ on_device_del(GObject *source, GAsyncResult *result, gpointer user_data)
                                       error->message));
     return;
   }
-  if (device)
-    device->state = VM_DEVICE_DETACHING;
   op->del_answered = TRUE;
   detach_conclude(task);
 }
@@ -178,7 +176,7 @@ detach_start(GTask *task)
                                       "see `hostdevctl list VM` for what is attached", what));
     return;
   }
-  if (!hotplug_journal_device(hotplug, device->hostdev, STATE_DETACHING, "device-del", NULL, NULL, FALSE, &error)) {
+  if (!hotplug_device_enter(hotplug, device, VM_DEVICE_DETACHING, &error)) {
     hotplug_op_return(task, NULL, g_steal_pointer(&error));
     return;
   }

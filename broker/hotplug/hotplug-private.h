@@ -7,6 +7,7 @@
 #pragma once
 
 #include "hotplug.h"
+#include "hotplug-plan.h"
 #include "guest-addr.h"
 #include "guest-topology.h"
 #include "host-prep.h"
@@ -31,14 +32,18 @@ struct _Hotplug {
   gboolean take_whole_group;
   const Policy *policy;
   VmDevices *devices;
-  GPtrArray *group_waiting; /* Release*: gone from QEMU, their IOMMU group still in use */
-  GPtrArray *releasing;   /* Release*: host releases running (each device once) */
-  GPtrArray *failed;      /* Release*: host releases that failed; a detach tries again */
+  /* the devices out of QEMU, by their state (device-state.c); those in QEMU are in @devices */
+  GPtrArray *group_waiting; /* Release*: VM_DEVICE_GROUP_WAITING */
+  GPtrArray *releasing;   /* Release*: VM_DEVICE_RELEASING (each device once) */
+  GPtrArray *failed;      /* Release*: VM_DEVICE_RELEASE_FAILED; a detach tries again */
   guint releases_pending; /* host releases still running, plus holds while starting some */
   gboolean memlock_saved; /* QEMU's RLIMIT_MEMLOCK before the first VFIO device raised it */
   guint64 memlock_soft;
   guint64 memlock_hard;
   GPtrArray *drain_waiters; /* GTask*: waiting for releases_pending to reach 0 */
+  gboolean features_known; /* probed once per QEMU connection (query-commands) */
+  gboolean has_x_query_usb;            /* the USB bus layout: a device's guest port */
+  gboolean has_memory_size_summary;    /* the guest's RAM, for the locked-memory limit */
   HotplugEventFunc emit;
   gpointer emit_data;
   GQueue queue;          /* GTask*, the head is running */
@@ -52,7 +57,6 @@ typedef void (*OpStartFunc)(GTask *task);
  * mdev) in the workflow; attach, detach and replay consult it instead of
  * switching on the type.  The table is in hotplug-attach.c.
  */
-typedef struct _Op Op;
 typedef struct {
   /* QEMU needs the guest's cooperation to remove it: an unplug may stay pending */
   gboolean unplug_needs_guest;
@@ -64,14 +68,13 @@ typedef struct {
   gboolean (*resolve)(Op *op, GError **error);
   /* what the policy decides on; FALSE: the policy does not govern it */
   gboolean (*policy_facts)(Op *op, PolicyDeviceFacts *facts);
-  /* whether the attach takes anything from the host (claims, binding, a descriptor) */
-  gboolean (*takes_from_host)(const Op *op);
-  /* the step between the host's preparation and device_add */
-  OpStartFunc before_add;
+  /* the attach's steps before QEMU's device_add, in order (NULL-terminated);
+   * each says itself whether a request needs it */
+  const AttachStepKind *const *host_steps;
   /* (nullable) sent right behind the last device_add, answered in order */
   OpStartFunc after_last_add_sent;
-  /* QEMU accepted every device_add: confirm the device is there, then finish */
-  OpStartFunc verify;
+  /* what confirms the device in QEMU once every device_add was accepted */
+  const AttachStepKind *verify;
 } HotplugTypeOps;
 
 /* Return: the workflow's operations for @type. */
@@ -97,7 +100,16 @@ struct _Op {
   QemuDeviceContext context;     /* the decisions the commands are built from */
   HostPrep *prep;                /* what was done to the host so far */
   GPtrArray *commands;           /* JsonObject*: device_add arguments in order */
-  guint added;                   /* how many of them QEMU holds (a reused zpci counts) */
+  gboolean zpci_reused;          /* commands[0], a zpci left by an earlier attempt, is in QEMU */
+  guint64 memlock_needed;        /* the limit VFIO needs, 0 when QEMU's covers it */
+  /* the plan (hotplug-plan.h) */
+  GArray *plan;                  /* AttachStep, in order */
+  guint next;                    /* the first step not run yet */
+  guint undo_from;               /* the steps before it took effect */
+  const char *journaled_step;    /* the step the journal names now */
+  GError *failure;               /* what the attach fails with once undone */
+  gboolean keep_record;          /* an undo failed: the journal keeps the entry */
+  OpStartFunc plan_finished;     /* runs once every step is done */
   /* detach */
   char *alias;                   /* the device being detached */
   guint wait_ms;
@@ -109,6 +121,39 @@ struct _Op {
   char *outcome;                 /* detach: "deleted", "guest-error", "timeout" */
   const HotplugTypeOps *ops;     /* attach: how this kind of device is handled */
 };
+
+/* The lifecycle of a device after its attach (device-state.c). */
+/* hotplug_device_enter() - @device becomes @state, journaled first; FALSE with
+ * @error (nothing changed) when the journal cannot be written, or when the
+ * lifecycle has no such change (a defect, logged as critical). */
+gboolean hotplug_device_enter(Hotplug *hotplug, VmDevice *device, VmDeviceState state,
+                              GError **error);
+/* hotplug_device_enter_anyway() - the same, but a journal that cannot be written
+ * is logged and the device becomes @state all the same (a release must go on). */
+void hotplug_device_enter_anyway(Hotplug *hotplug, VmDevice *device, VmDeviceState state);
+/* Return: what list-devices shows as @state's "state". */
+const char *hotplug_device_state_listed(VmDeviceState state);
+
+/* The steps an attach is made of (hotplug-steps.c). */
+extern const AttachStepKind hotplug_step_claim;
+extern const AttachStepKind hotplug_step_vfio_bind;
+extern const AttachStepKind hotplug_step_vf_program;
+extern const AttachStepKind hotplug_step_guest_memory;
+extern const AttachStepKind hotplug_step_memlock;
+extern const AttachStepKind hotplug_step_pass_fd;
+extern const AttachStepKind hotplug_step_device_add;
+extern const AttachStepKind hotplug_step_zpci_reuse;
+extern const AttachStepKind hotplug_step_verify_listed;
+extern const AttachStepKind hotplug_step_verify_usb;
+
+/* hotplug_rename_device() - QEMU has a device by the alias hostdevd chose:
+ * choose again, avoiding @qemu_ids, and rebuild the commands. */
+gboolean hotplug_rename_device(Op *op, const char *const *qemu_ids, GError **error);
+/* hotplug_replan_with_fdset() - rebuild the commands once the USB device travels
+ * as /dev/fdset/@fdset_id. */
+gboolean hotplug_replan_with_fdset(Op *op, gint fdset_id, GError **error);
+/* hotplug_query_usb_behind_add() - x-query-usb right behind the last device_add. */
+void hotplug_query_usb_behind_add(GTask *task);
 
 /* hotplug_op_new() - an operation that runs @start when its turn comes. */
 GTask *hotplug_op_new(Hotplug *hotplug, OpStartFunc start, gpointer source_tag,

@@ -19,6 +19,9 @@ op_free(Op *op)
   if (op->usb_query)
     json_node_unref(op->usb_query);
   g_clear_pointer(&op->commands, g_ptr_array_unref);
+  if (op->plan)
+    g_array_unref(op->plan);
+  g_clear_error(&op->failure);
   g_clear_object(&op->wait_cancel);
   g_free(op->alias);
   g_free(op->outcome);
@@ -405,6 +408,7 @@ release_finish(Release *release, const GError *error)
     json_object_set_string_member(json_node_get_object(release->reply), "host-error",
                                   error->message);
   if (error) {
+    hotplug_device_enter_anyway(hotplug, device, VM_DEVICE_RELEASE_FAILED);
     if (release->then)
       hotplug_op_return(g_steal_pointer(&release->then), g_steal_pointer(&release->reply), NULL);
     g_free(release->failure);
@@ -483,6 +487,7 @@ release_host_after_fdset(gpointer data)
 static void
 release_host(Release *release)
 {
+  hotplug_device_enter_anyway(release->hotplug, release->device, VM_DEVICE_RELEASING);
   g_clear_pointer(&release->failure, g_free);
   release->attempts = 0;
   releases_hold(release->hotplug);
@@ -501,13 +506,12 @@ release_host(Release *release)
 void
 hotplug_release_device(Hotplug *hotplug, VmDevice *device, const char *why, GTask *then, JsonNode *reply)
 {
-  g_autoptr(GError) error = NULL;
   const char *alias = device->hostdev->alias;
+  int group = device->prep && device->prep->vfio ? device->prep->vfio->group : -1;
+  gboolean group_in_use = group >= 0 && vm_devices_find_group(hotplug->devices, group, device);
 
-  if (!host_prep_is_empty(device->prep) &&
-      !hotplug_journal_device(hotplug, device->hostdev, STATE_DETACHING, "host-release", NULL, NULL,
-                      FALSE, &error))
-    g_warning("%s", error->message);
+  hotplug_device_enter_anyway(hotplug, device,
+                              group_in_use ? VM_DEVICE_GROUP_WAITING : VM_DEVICE_RELEASING);
   /* QEMU removes a device, not its companions (the zpci of an s390x function) */
   StateEntry *entry = state_journal_find(hotplug->journal, alias);
   for (char **id = entry ? entry->qemu_ids : NULL; id && *id; id++)
@@ -521,13 +525,9 @@ hotplug_release_device(Hotplug *hotplug, VmDevice *device, const char *why, GTas
   release->then = then;
   release->reply = reply;
 
-  int group = device->prep && device->prep->vfio ? device->prep->vfio->group : -1;
-  if (group >= 0 && vm_devices_find_group(hotplug->devices, group, NULL)) {
+  if (group_in_use) {
     g_message("%s left QEMU; IOMMU group %d goes back to the host with its last device",
               alias, group);
-    if (!hotplug_journal_device(hotplug, device->hostdev, STATE_DETACHING, "wait-group", NULL, NULL,
-                        FALSE, &error))
-      g_warning("%s", error->message);
     g_ptr_array_add(hotplug->group_waiting, release);
     if (then)
       hotplug_op_return(then, g_steal_pointer(&release->reply), NULL);
@@ -571,26 +571,11 @@ release_group_waiters(Hotplug *hotplug, int group)
 void
 hotplug_detach_abandon(Hotplug *hotplug, VmDevice *device)
 {
-  g_autoptr(GError) error = NULL;
-  device->state = VM_DEVICE_ATTACHED;
   device->detach_waiting = FALSE;
-  if (!hotplug_journal_device(hotplug, device->hostdev, STATE_ATTACHED, "done", NULL, NULL, FALSE, &error))
-    g_warning("%s", error->message);
+  hotplug_device_enter_anyway(hotplug, device, VM_DEVICE_ATTACHED);
 }
 
 /* ---- what is attached --------------------------------------------------- */
-
-static const char *
-state_name(VmDeviceState state)
-{
-  switch (state) {
-  case VM_DEVICE_ATTACHED:
-    return "attached";
-  case VM_DEVICE_DETACHING:
-    return "detaching";
-  }
-  return "unknown";
-}
 
 /* Return: (transfer full): one device as list-devices shows it; @phase nullable. */
 static JsonObject *
@@ -602,7 +587,7 @@ list_entry(const Hostdev *hostdev, VmDeviceState state, const char *phase)
   json_object_set_string_member(entry, "alias", hostdev->alias);
   json_object_set_string_member(entry, "type", hostdev_type_name(hostdev->type));
   json_object_set_string_member(entry, "source", source);
-  json_object_set_string_member(entry, "state", state_name(state));
+  json_object_set_string_member(entry, "state", hotplug_device_state_listed(state));
   if (phase)
     json_object_set_string_member(entry, "phase", phase);
   json_object_set_string_member(entry, "xml", xml);
@@ -611,16 +596,23 @@ list_entry(const Hostdev *hostdev, VmDeviceState state, const char *phase)
 
 /* Return: (transfer full): what a device that left QEMU but is not back on the host waits for. */
 static char *
-leaving_phase(Hotplug *hotplug, GPtrArray *list, const Release *release)
+leaving_phase(const Release *release)
 {
-  if (list == hotplug->group_waiting)
+  const VmDevice *device = release->device;
+  switch (device->state) {
+  case VM_DEVICE_GROUP_WAITING:
     return g_strdup_printf("left QEMU; waits for the rest of IOMMU group %d to leave it",
-                           release->device->prep->vfio->group);
-  if (list == hotplug->releasing)
-    return g_strdup("left QEMU; being given back to the host");
-  return g_strdup_printf("left QEMU; giving it back to the host failed: %s; "
-                         "`hostdevctl detach-device-alias VM %s` tries again",
-                         release->failure, release->device->hostdev->alias);
+                           device->prep->vfio->group);
+  case VM_DEVICE_RELEASE_FAILED:
+    return g_strdup_printf("left QEMU; giving it back to the host failed: %s; "
+                           "`hostdevctl detach-device-alias VM %s` tries again",
+                           release->failure, device->hostdev->alias);
+  case VM_DEVICE_RELEASING:
+  case VM_DEVICE_ATTACHED:
+  case VM_DEVICE_DETACHING:
+    break;
+  }
+  return g_strdup("left QEMU; being given back to the host");
 }
 
 gboolean
@@ -666,9 +658,9 @@ hotplug_list(Hotplug *hotplug)
   for (guint l = 0; l < G_N_ELEMENTS(leaving); l++)
     for (guint i = 0; i < leaving[l]->len; i++) {
       Release *release = g_ptr_array_index(leaving[l], i);
-      g_autofree char *phase = leaving_phase(hotplug, leaving[l], release);
+      g_autofree char *phase = leaving_phase(release);
       json_array_add_object_element(list, list_entry(release->device->hostdev,
-                                                     VM_DEVICE_DETACHING, phase));
+                                                     release->device->state, phase));
     }
   return json_node_init_array(json_node_alloc(), list);
 }
@@ -816,6 +808,7 @@ hotplug_connect_qemu(Hotplug *hotplug, QmpClient *qmp, pid_t qemu_pid)
   g_return_if_fail(hotplug->qmp == NULL);
   hotplug->qmp = g_object_ref(qmp);
   hotplug->qemu = process_identity_of(qemu_pid);
+  hotplug->features_known = FALSE;   /* this QEMU's are probed at its first attach */
   hotplug->event_handler = g_signal_connect(qmp, "event", G_CALLBACK(on_qemu_event), hotplug);
 }
 

@@ -9,9 +9,20 @@
 
 G_BEGIN_DECLS
 
+/*
+ * VmDeviceState - where a device of the VM is in its life after the
+ * attach (an attach in progress is its plan's, hotplug-plan.h).  Every
+ * change goes through hotplug_device_enter(), which refuses a change the
+ * lifecycle does not have and journals the new state before it is true.
+ */
 typedef enum {
-  VM_DEVICE_ATTACHED,
-  VM_DEVICE_DETACHING,   /* device_del sent, the guest has not released it yet */
+  VM_DEVICE_ATTACHED,       /* in QEMU */
+  VM_DEVICE_DETACHING,      /* device_del sent, the guest has not released it yet */
+  VM_DEVICE_GROUP_WAITING,  /* out of QEMU; its IOMMU group is still in use by another
+                             * device of the VM: it goes back to the host with the last */
+  VM_DEVICE_RELEASING,      /* out of QEMU; the host is getting it back */
+  VM_DEVICE_RELEASE_FAILED, /* out of QEMU; giving it back failed: a detach or a restart
+                             * tries again */
 } VmDeviceState;
 
 typedef struct {

@@ -13,7 +13,9 @@ add-fd (the descriptor itself is dropped).
 Run as a program (`fake_qemu.py SOCKET`) it is a process of its own, whose
 death hostdevd sees as QEMU's: several clients may connect (the test's own
 view, unlike a real -qmp socket), and `x-fake-set` changes the guest's
-behaviour from the test ("on-device-del", "busy-replies").
+behaviour from the test ("on-device-del", "busy-replies", "commands": what
+query-commands lists, unanswered by default), `x-fake-count` tells how often
+a command was received.
 """
 import json
 import os
@@ -33,6 +35,7 @@ class FakeQemu:
         self.fdsets = []
         self.usb_address = {}              # id -> (bus, port) x-query-usb shows instead
         self.usb_extra_lines = []          # lines x-query-usb shows first (hostile products)
+        self.command_list = None           # query-commands' answer; None: CommandNotFound
         self.lock = threading.RLock()
         self.conn = None                   # the first client (hostdevd)
         self.conns = []
@@ -143,9 +146,15 @@ class FakeQemu:
             self._reply(request)
         elif command == "query-fdsets":
             self._reply(request, [{"fdset-id": f, "fds": []} for f in self.fdsets])
+        elif command == "query-commands" and self.command_list is not None:
+            self._reply(request, [{"name": name} for name in self.command_list])
+        elif command == "x-fake-count":
+            self._reply(request, self.count(args["command"]))
         elif command == "x-fake-set":
             if "on-device-del" in args:
                 self.on_device_del = args["on-device-del"]
+            if "commands" in args:
+                self.command_list = args["commands"]
             if "busy-replies" in args:
                 self.busy_replies = args["busy-replies"]
             self._reply(request)

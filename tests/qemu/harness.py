@@ -26,6 +26,16 @@ FIXTURES = os.environ.get("HOSTDEVD_FIXTURES",
 SANDBOX = os.environ.get("HOSTDEVD_TEST_SANDBOX", "off")
 
 
+def dry_run_qmp(stdout):
+    """The QMP commands of `hostdevctl attach-device --dry-run`'s plan, in order."""
+    return [json.loads(line) for line in stdout.splitlines() if not line.startswith("#")]
+
+
+def dry_run_steps(stdout):
+    """The step names of a dry run's plan, in order ("# step: what" lines)."""
+    return [line[2:].split(":", 1)[0] for line in stdout.splitlines() if line.startswith("# ")]
+
+
 def wait_for(predicate, timeout, what):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

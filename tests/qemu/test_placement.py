@@ -13,7 +13,7 @@ import os
 import shutil
 import tempfile
 
-from harness import HostdevdTestCase, extract_fixture, main
+from harness import dry_run_qmp, dry_run_steps, HostdevdTestCase, extract_fixture, main
 
 
 def pci_xml(guest=""):
@@ -34,7 +34,7 @@ class FixtureHost(HostdevdTestCase):
         """The device_add commands of a dry run."""
         result = self.ctl("attach-device", self.vm, self.write_xml("pci.xml", pci_xml(guest)),
                           "--dry-run", check=True)
-        return [json.loads(line)["arguments"] for line in result.stdout.splitlines()]
+        return [command["arguments"] for command in dry_run_qmp(result.stdout)]
 
     def refused(self, guest):
         result = self.ctl("--json", "attach-device", self.vm,
@@ -53,6 +53,17 @@ class Q35Placement(FixtureHost):
         self.occupy("pci.1", "nic1")
         self.occupy("pci.2", "nic2")
         self.assertEqual(self.plan()[0]["bus"], "pci.3")
+
+    def test_dry_run_prints_the_plan_the_attach_runs(self):
+        result = self.ctl("attach-device", self.vm, self.write_xml("pci.xml", pci_xml()),
+                          "--dry-run", check=True)
+        self.assertEqual(dry_run_steps(result.stdout), ["claim", "vfio-bind", "guest-memory",
+                                                        "memlock", "device-add", "verify"])
+        self.assertIn("# claim: claim PCI device 0000:05:00.1 and its IOMMU group", result.stdout)
+        self.assertIn("# vfio-bind: use 0000:05:00.1 as it is, on vfio-pci (managed='no')",
+                      result.stdout)
+        self.assertEqual(self.journal(), [])
+        self.assertEqual(self.claims(), [])
 
     def test_explicit_address_is_honoured(self):
         guest = "<address type='pci' domain='0x0000' bus='0x04' slot='0x00' function='0x0'/>"

@@ -155,6 +155,33 @@ class Sequences(unittest.TestCase):
         vm.start_hostdevd()
         return vm
 
+    # -- what QEMU can do ------------------------------------------------
+
+    def test_qemu_without_x_query_usb_is_asked_once_and_followed(self):
+        """What QEMU can do is asked once per connection (query-commands), and the attach
+        follows it: without x-query-usb the device is confirmed from QEMU's device list."""
+        vm = Vm(self, "vm1")
+        vm.start_qemu()
+        vm.view.ok("x-fake-set", commands=["qmp_capabilities", "query-commands", "qom-list",
+                                           "device_add", "device_del", "add-fd", "remove-fd",
+                                           "query-fdsets"])
+        vm.start_hostdevd()
+        vm.ctl("attach-device", xml=KEYBOARD, check=True)
+        vm.ctl("attach-device", xml=ABSENT, check=True)
+        self.assertEqual(vm.in_qemu(), {"hostdev0", "hostdev1"})
+        self.assertEqual(vm.listing(), {"hostdev0": "attached", "hostdev1": "attached"})
+        self.assertEqual(vm.view.ok("x-fake-count", command="query-commands"), 1)
+        self.assertEqual(vm.view.ok("x-fake-count", command="x-query-usb"), 0)
+        # a new QEMU is asked again
+        vm.stop(vm.daemon, signal.SIGTERM)
+        vm.stop(vm.qemu, signal.SIGKILL)
+        vm.start_qemu()
+        vm.start_hostdevd()
+        wait_for(lambda: self.claims() == {}, 20, f"the dead QEMU's device back:\n{vm.log()}")
+        vm.ctl("attach-device", xml=KEYBOARD, check=True)
+        self.assertEqual(vm.view.ok("x-fake-count", command="query-commands"), 1)
+        self.assertEqual(vm.view.ok("x-fake-count", command="x-query-usb"), 1)
+
     # -- stopping -------------------------------------------------------
 
     def test_vm_stop_in_the_units_order_gives_everything_back(self):

@@ -7,7 +7,7 @@ import signal
 import subprocess
 import time
 
-from harness import HostdevdTestCase, extract_fixture, main, wait_for
+from harness import dry_run_qmp, dry_run_steps, HostdevdTestCase, extract_fixture, main, wait_for
 
 # A device no host has: with startupPolicy='optional' QEMU waits for it to appear.
 OPTIONAL_USB = """<hostdev mode='subsystem' type='usb' managed='yes'>
@@ -87,7 +87,7 @@ class UsbHotplug(HostdevdTestCase):
         # one that clashes with the next alias is stepped over, in a dry run as for real
         self.qmp.ok("device_add", driver="usb-host", vendorid=1, productid=2, id="hostdev1")
         other = self.write_xml("other.xml", OPTIONAL_USB.replace("0x0104", "0x0105"))
-        dry = json.loads(self.ctl("attach-device", self.vm, other, "--dry-run", check=True).stdout)
+        [dry] = dry_run_qmp(self.ctl("attach-device", self.vm, other, "--dry-run", check=True).stdout)
         self.assertEqual(dry["arguments"]["id"], "hostdev4")
         self.assertIn("as hostdev4", self.ctl("attach-device", self.vm, other, check=True).stdout)
 
@@ -103,7 +103,9 @@ class UsbHotplug(HostdevdTestCase):
         before = self.qmp.peripherals()
         result = self.ctl("attach-device", self.vm, self.write_xml("u.xml", OPTIONAL_USB),
                           "--dry-run", check=True)
-        command = json.loads(result.stdout.strip())
+        [command] = dry_run_qmp(result.stdout)
+        # an absent optional device takes nothing from the host: QEMU's steps only
+        self.assertEqual(dry_run_steps(result.stdout), ["device-add", "verify"])
         self.assertEqual(command, {"execute": "device_add", "arguments": {
             "driver": "usb-host", "vendorid": 0x1d6b, "productid": 0x0104, "id": "hostdev0"}})
         self.assertEqual(self.qmp.peripherals(), before)
@@ -177,7 +179,8 @@ class UsbOnFixtureHost(HostdevdTestCase):
 </hostdev>"""
         result = self.ctl("attach-device", self.vm, self.write_xml("kbd.xml", xml), "--dry-run",
                           check=True)
-        add_fd, device_add = [json.loads(line) for line in result.stdout.splitlines()]
+        add_fd, device_add = dry_run_qmp(result.stdout)
+        self.assertEqual(dry_run_steps(result.stdout), ["claim", "pass-fd", "device-add", "verify"])
         # the device node is opened by hostdevd and passed to QEMU: QEMU needs no /dev/bus/usb
         self.assertEqual(add_fd, {"execute": "add-fd", "arguments": {"opaque": "hostdevd:hostdev0"}})
         self.assertEqual(device_add["arguments"]["hostdevice"], "/dev/fdset/0")

@@ -10,7 +10,7 @@ import json
 import shutil
 import tempfile
 
-from harness import QEMU_S390X, HostdevdTestCase, extract_fixture, main
+from harness import dry_run_qmp, QEMU_S390X, HostdevdTestCase, extract_fixture, main
 
 
 def pci_xml(zpci=""):
@@ -46,7 +46,7 @@ class Zpci(HostdevdTestCase):
     def plan(self, zpci=""):
         result = self.ctl("attach-device", self.vm, self.write_xml("z.xml", pci_xml(zpci)),
                           "--dry-run", check=True)
-        return [json.loads(line)["arguments"] for line in result.stdout.splitlines()]
+        return [command["arguments"] for command in dry_run_qmp(result.stdout)]
 
     def test_zpci_goes_first_with_the_lowest_free_ids(self):
         used = self.zpci_in_qemu()
