@@ -14,7 +14,10 @@
  * so the device chooses it: it may hold ", ID: hostdev3" or a line break.
  * Hence: the id is the last ", ID: " of a line and ends it; every line must
  * be a whole device line (a line break in a product leaves a fragment that
- * is not); and exactly one line may end with the id asked for.
+ * is not); and exactly one line may end with the id asked for.  A product
+ * cannot carry a whole forged line: QEMU keeps at most 31 bytes of it
+ * (USBDevice.product_desc), fewer than the fixed part of a line
+ * ("  Device 0.1, Port 1, Speed 12 Mb/s, Product ").
  */
 
 /* Return: whether @id is a QEMU id as QEMU checks it (id_wellformed()). */
