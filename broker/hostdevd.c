@@ -205,18 +205,36 @@ usb_hub_allowed(Daemon *daemon, const Hostdev *hostdev, GError **error)
   return FALSE;
 }
 
+/* vf_network_allowed() - the MAC and VLAN an <interface type='hostdev'>
+ * has hostdevd program on its VF decide which network the VF reaches. */
+static gboolean
+vf_network_allowed(Daemon *daemon, const Hostdev *hostdev, GError **error)
+{
+  const char *rule = NULL;
+  if (!hostdev->is_interface ||
+      policy_check_vf_network(daemon->policy, daemon->options.vm,
+                              hostdev->net.has_mac ? hostdev->net.mac : NULL,
+                              hostdev->net.has_vlan, hostdev->net.vlan_tag, &rule))
+    return TRUE;
+  g_autofree char *source = pci_address_format(&hostdev->pci_source);
+  g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_POLICY_DENIED,
+              "VM '%s' may not program VF %s this way: %s", daemon->options.vm, source, rule);
+  return FALSE;
+}
+
 /*
  * attach_precheck() - what the policy says about a request before the
  * workflow sees it, so that a refusal touches nothing: the ROM file it
- * names, and whether its USB device is a hub.  XML that does not parse
- * passes here; the workflow reports it.
+ * names, whether its USB device is a hub, and the MAC and VLAN of a VF.
+ * XML that does not parse passes here; the workflow reports it.
  */
 static gboolean
 attach_precheck(Daemon *daemon, const char *xml, GError **error)
 {
   g_autoptr(Hostdev) hostdev = hostdev_parse_xml(xml, strlen(xml), NULL);
   return hostdev == NULL ||
-         (rom_allowed(daemon, hostdev, error) && usb_hub_allowed(daemon, hostdev, error));
+         (rom_allowed(daemon, hostdev, error) && usb_hub_allowed(daemon, hostdev, error) &&
+          vf_network_allowed(daemon, hostdev, error));
 }
 
 static void

@@ -27,6 +27,8 @@
  *   allow-iommu-group-takeover=false
  *   allow-rom-dirs=/srv/roms        more directories <rom file> may name
  *   allow-usb-hubs=false            USB hubs and root hubs (bDeviceClass 09)
+ *   allow-vf-macs=52:54:00:*        MACs an <interface type='hostdev'> may set
+ *   allow-vlans=100-199;untagged    VLANs it may put its VF on
  *
  *   [vm NAME]                       the same keys, for one VM; a key given
  *                                   here replaces the one in [defaults],
@@ -156,6 +158,22 @@ typedef struct {
 gboolean policy_check_device(const Policy *policy, const char *vm,
                              const PolicyDeviceFacts *facts, guint n_attached,
                              const char **rule);
+
+/**
+ * policy_check_vf_network() - may @vm program this MAC and VLAN on a VF?
+ * (<interface type='hostdev'>: hostdevd sets them on the host, where they
+ * decide which network the VF reaches)
+ * @mac: (nullable): the 6 bytes of <mac address>, NULL when the XML has none
+ *   (the VF keeps the MAC the host gave it)
+ * @has_vlan, @vlan_tag: <vlan><tag id/>; without one the VF is untagged
+ * @rule: (out) (optional): the rule that decided, interned
+ * With allow-vf-macs in force the MAC must match one of its globs; with
+ * allow-vlans in force the tag must be in one of its ranges, and an
+ * untagged VF needs the entry 'untagged'.  Without them anything goes.
+ * Return: TRUE when allowed.
+ */
+gboolean policy_check_vf_network(const Policy *policy, const char *vm, const guint8 *mac,
+                                 gboolean has_vlan, guint vlan_tag, const char **rule);
 
 /**
  * policy_usb_hubs_allowed() - may @vm receive a USB hub or root hub?

@@ -304,15 +304,43 @@ class HostileInput(HostdevdTestCase):
         self.assert_still_serving("duplicate alias")
         self.assertEqual(snapshot(self.host_root), self.host_before)
 
-    def test_usb_hub_allowed_by_policy(self):
-        """allow-usb-hubs=true lets a root hub through the policy (the dry run plans it)."""
+    def restart_with_policy(self, text):
         policy = os.path.join(self.tmp, "policy.conf")
         with open(policy, "w") as f:
-            f.write("[defaults]\nallow-usb-hubs=true\n")
+            f.write(text)
         os.chmod(policy, 0o644)
         self.daemon.terminate()
         self.daemon.wait(timeout=10)
         self.daemon = self.start_hostdevd(extra=("--policy", policy))
+
+    def test_vf_network_outside_the_policy(self):
+        """Issue 11, item 14: a VF's MAC and VLAN are checked against the policy."""
+        self.restart_with_policy("[defaults]\nallow-vf-macs=52:54:00:*\n"
+                                 "allow-vlans=100-199\n")
+
+        def vf(mac, vlan):
+            return ("<interface type='hostdev' managed='yes'>"
+                    f"<mac address='{mac}'/><source><address type='pci' domain='0x0000' "
+                    "bus='0x05' slot='0x00' function='0x1'/></source>"
+                    + (f"<vlan><tag id='{vlan}'/></vlan>" if vlan is not None else "")
+                    + "</interface>")
+        for name, xml, needle in [
+                ("foreign MAC", vf("02:11:22:33:44:55", 100),
+                 "MAC 02:11:22:33:44:55 matches no entry of allow-vf-macs=52:54:00:*"),
+                ("other VLAN", vf("52:54:00:11:22:33", 42),
+                 "VLAN 42 is not in allow-vlans=100-199"),
+                ("untagged", vf("52:54:00:11:22:33", None), "no VLAN (untagged)")]:
+            with self.subTest(name):
+                reply = self.send(attach(xml))
+                self.assertEqual(reply["error"]["class"], "PolicyDenied", reply)
+                self.assertIn("VF 0000:05:00.1", reply["error"]["desc"])
+                self.assertIn(needle, reply["error"]["desc"])
+                self.assert_still_serving(name)
+        self.assertEqual(snapshot(self.host_root), self.host_before, "the host tree changed")
+
+    def test_usb_hub_allowed_by_policy(self):
+        """allow-usb-hubs=true lets a root hub through the policy (the dry run plans it)."""
+        self.restart_with_policy("[defaults]\nallow-usb-hubs=true\n")
         reply = self.send(attach(usb("<address bus='2' device='1'/>"), **{"dry-run": True}))
         self.assertIn("return", reply, reply)
         self.assertIn("usb-host", json.dumps(reply["return"]))

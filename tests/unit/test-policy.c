@@ -190,6 +190,45 @@ test_denies_accumulate(void)
   g_assert_true(policy_check_device(policy, "vm1", &tablet, 0, &rule));
 }
 
+/* Issue 11, item 14: nothing governed the MAC and VLAN a VF is given. */
+static void
+test_vf_network(void)
+{
+  g_autoptr(Policy) builtin = policy_new_default(DAEMON_UID);
+  g_autoptr(Policy) policy = load("[defaults]\nallow-vf-macs=52:54:00:*;02:00:00:00:00:0?\n"
+                                  "allow-vlans=100-199;300\n"
+                                  "[vm flat]\nallow-vlans=untagged\n");
+  const guint8 qemu_mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+  const guint8 local_mac[6] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x07 };
+  const guint8 other_mac[6] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x10 };
+  const char *rule = NULL;
+
+  g_assert_true(policy_check_vf_network(builtin, "vm1", other_mac, TRUE, 42, &rule));
+  g_assert_true(policy_check_vf_network(builtin, "vm1", NULL, FALSE, 0, &rule));
+
+  g_assert_true(policy_check_vf_network(policy, "vm1", qemu_mac, TRUE, 100, &rule));
+  g_assert_true(policy_check_vf_network(policy, "vm1", local_mac, TRUE, 199, &rule));
+  g_assert_true(policy_check_vf_network(policy, "vm1", NULL, TRUE, 300, &rule));
+  g_assert_false(policy_check_vf_network(policy, "vm1", other_mac, TRUE, 100, &rule));
+  assert_rule(rule, "MAC 02:00:00:00:00:10 matches no entry of allow-vf-macs=");
+  g_assert_false(policy_check_vf_network(policy, "vm1", qemu_mac, TRUE, 42, &rule));
+  assert_rule(rule, "VLAN 42 is not in allow-vlans=100-199;300 ([defaults] of test.conf)");
+  g_assert_false(policy_check_vf_network(policy, "vm1", qemu_mac, TRUE, 200, &rule));
+  g_assert_false(policy_check_vf_network(policy, "vm1", qemu_mac, FALSE, 0, &rule));
+  assert_rule(rule, "no VLAN (untagged) is not in allow-vlans=100-199;300");
+  assert_rule(rule, "list 'untagged' to allow it");
+  /* the VM's allow-vlans replaces the site-wide one; allow-vf-macs still applies */
+  g_assert_true(policy_check_vf_network(policy, "flat", qemu_mac, FALSE, 0, &rule));
+  g_assert_false(policy_check_vf_network(policy, "flat", qemu_mac, TRUE, 100, &rule));
+  assert_rule(rule, "[vm flat]");
+  g_assert_false(policy_check_vf_network(policy, "flat", other_mac, FALSE, 0, &rule));
+
+  assert_load_fails("[defaults]\nallow-vlans=4096\n", "VLAN id 0..4095");
+  assert_load_fails("[defaults]\nallow-vlans=200-100\n", "VLAN id 0..4095");
+  assert_load_fails("[defaults]\nallow-vlans=1-2-3\n", "VLAN id 0..4095");
+  assert_load_fails("[defaults]\nallow-vf-macs=52:54:00:zz\n", "MAC address pattern");
+}
+
 static void
 test_usb_hubs(void)
 {
@@ -433,6 +472,7 @@ main(int argc, char **argv)
   g_test_add_func("/policy/devices/describe", test_describe);
   g_test_add_func("/policy/rom-dirs", test_rom_dirs);
   g_test_add_func("/policy/usb-hubs", test_usb_hubs);
+  g_test_add_func("/policy/vf-network", test_vf_network);
   g_test_add_func("/policy/devices/denies-accumulate", test_denies_accumulate);
   return g_test_run();
 }
