@@ -6,7 +6,9 @@
  * and a rule text naming the key, its value and where it was written.  A
  * decision looks the key up in the VM's section, then in [defaults], then
  * falls back to the built-in default, and hands back the rule text of
- * whatever decided.  Rule texts composed at decision time are interned
+ * whatever decided.  Deny lists are the exception: those of the VM's
+ * section and of [defaults] all apply, so a VM section cannot lift a
+ * site-wide deny.  Rule texts composed at decision time are interned
  * (g_intern_string), so the caller can keep the pointer: there are only as
  * many of them as the policy has rules.
  */
@@ -44,6 +46,10 @@ typedef enum {
   KEY_ALLOW_BOOT_VGA,
   KEY_MAX_DEVICES,
   KEY_GROUP_TAKEOVER,
+  KEY_ALLOW_ROM_DIRS,
+  KEY_ALLOW_USB_HUBS,
+  KEY_ALLOW_VF_MACS,
+  KEY_ALLOW_VLANS,
   N_KEYS,
 } PolicyKey;
 
@@ -56,6 +62,9 @@ typedef enum {
   KIND_PCI_CLASSES,    /* hex prefixes of the 24-bit class */
   KIND_BOOLEAN,
   KIND_COUNT,
+  KIND_DIRS,           /* absolute directory paths */
+  KIND_MACS,           /* globs over "aa:bb:cc:dd:ee:ff" */
+  KIND_VLANS,          /* "untagged", N or N-M, 0..4095 */
 } KeyKind;
 
 static const struct {
@@ -78,6 +87,10 @@ static const struct {
   [KEY_ALLOW_BOOT_VGA] = { "allow-boot-vga", KIND_BOOLEAN },
   [KEY_MAX_DEVICES] = { "max-devices", KIND_COUNT },
   [KEY_GROUP_TAKEOVER] = { "allow-iommu-group-takeover", KIND_BOOLEAN },
+  [KEY_ALLOW_ROM_DIRS] = { "allow-rom-dirs", KIND_DIRS },
+  [KEY_ALLOW_USB_HUBS] = { "allow-usb-hubs", KIND_BOOLEAN },
+  [KEY_ALLOW_VF_MACS] = { "allow-vf-macs", KIND_MACS },
+  [KEY_ALLOW_VLANS] = { "allow-vlans", KIND_VLANS },
 };
 
 typedef struct {
@@ -90,9 +103,10 @@ typedef struct {
 typedef struct {
   gboolean set;
   char *rule;          /* "max-devices=4 ([vm gpu] of FILE)" */
-  GArray *ids;         /* KIND_USERS, KIND_GROUPS: guint32 */
+  GArray *ids;         /* KIND_USERS, KIND_GROUPS: guint32; KIND_VLANS: pairs first, last */
   GPtrArray *patterns; /* Pattern */
-  gboolean flag;       /* KIND_BOOLEAN */
+  GPtrArray *dirs;     /* KIND_DIRS: char *, normalised */
+  gboolean flag;       /* KIND_BOOLEAN; KIND_VLANS: "untagged" is listed */
   guint count;         /* KIND_COUNT */
   guint32 gid;         /* KIND_GROUP */
 } Setting;
@@ -132,6 +146,8 @@ section_free(gpointer data)
       g_array_unref(setting->ids);
     if (setting->patterns)
       g_ptr_array_unref(setting->patterns);
+    if (setting->dirs)
+      g_ptr_array_unref(setting->dirs);
   }
   g_free(section);
 }
@@ -251,6 +267,36 @@ only_chars(const char *text, const char *allowed)
   return strspn(text, allowed) == strlen(text);
 }
 
+/* Return: whether @path is absolute, with no empty, "." or ".." component. */
+static gboolean
+dir_is_plain_absolute(const char *path)
+{
+  if (path[0] != '/' || strlen(path) > 1024)
+    return FALSE;
+  g_auto(GStrv) parts = g_strsplit(path + 1, "/", -1);
+  for (char **part = parts; *part; part++)
+    if (**part == '\0' || strcmp(*part, ".") == 0 || strcmp(*part, "..") == 0)
+      return FALSE;
+  return TRUE;
+}
+
+/* Parse "N" or "N-M" (0..4095, N <= M) into @range. Return: FALSE when it is neither. */
+static gboolean
+parse_vlan_range(const char *entry, guint32 range[2])
+{
+  g_auto(GStrv) ends = g_strsplit(entry, "-", 3);
+  guint64 first, last;
+  guint n = g_strv_length(ends);
+
+  if (n < 1 || n > 2 ||
+      !g_ascii_string_to_unsigned(g_strstrip(ends[0]), 10, 0, 4095, &first, NULL) ||
+      !g_ascii_string_to_unsigned(g_strstrip(ends[n - 1]), 10, first, 4095, &last, NULL))
+    return FALSE;
+  range[0] = (guint32)first;
+  range[1] = (guint32)last;
+  return TRUE;
+}
+
 /* Parse one pattern of @kind into @pattern. Return: FALSE with a reason in @why. */
 static gboolean
 parse_pattern(KeyKind kind, const char *entry, Pattern *pattern, const char **why)
@@ -269,6 +315,13 @@ parse_pattern(KeyKind kind, const char *entry, Pattern *pattern, const char **wh
     if (!only_chars(lower, "0123456789abcdef:*?") || strlen(lower) > 9 ||
         (strchr(lower, ':') == NULL && strcmp(lower, "*") != 0)) {
       *why = "an id pattern is VENDOR:DEVICE in hex, like 10de:1eb8 or 10de:*";
+      return FALSE;
+    }
+    break;
+  case KIND_MACS:
+    if (!only_chars(lower, "0123456789abcdef:*?") || strlen(lower) > 17) {
+      *why = "a MAC address pattern is like 52:54:00:12:34:56, in hex, with * or ? as "
+             "wildcards: 52:54:00:*";
       return FALSE;
     }
     break;
@@ -292,6 +345,8 @@ parse_pattern(KeyKind kind, const char *entry, Pattern *pattern, const char **wh
   case KIND_GROUP:
   case KIND_BOOLEAN:
   case KIND_COUNT:
+  case KIND_DIRS:
+  case KIND_VLANS:
   default:
     g_assert_not_reached();
   }
@@ -335,6 +390,7 @@ parse_setting(GKeyFile *file, const char *group, PolicyKey key, const char *wher
   case KIND_PCI_ADDRESSES:
   case KIND_IDS:
   case KIND_PCI_CLASSES:
+  case KIND_MACS:
     setting->patterns = g_ptr_array_new_with_free_func(pattern_free);
     for (guint i = 0; i < entries->len; i++) {
       Pattern *pattern = g_new0(Pattern, 1);
@@ -346,6 +402,36 @@ parse_setting(GKeyFile *file, const char *group, PolicyKey key, const char *wher
       }
       pattern->rule = g_strdup_printf("%s entry '%s' (%s)", name, pattern->text, where);
       g_ptr_array_add(setting->patterns, pattern);
+    }
+    break;
+  case KIND_VLANS:
+    setting->ids = g_array_new(FALSE, FALSE, sizeof(guint32));
+    for (guint i = 0; i < entries->len; i++) {
+      const char *entry = entries->pdata[i];
+      guint32 range[2];
+      if (g_ascii_strcasecmp(entry, "untagged") == 0) {
+        setting->flag = TRUE;
+        continue;
+      }
+      if (!parse_vlan_range(entry, range))
+        return invalid(error, where, name, "'%s' is not valid: an entry is a VLAN id "
+                       "0..4095, a range like 100-199, or 'untagged'", entry);
+      g_array_append_vals(setting->ids, range, 2);
+    }
+    break;
+  case KIND_DIRS:
+    setting->dirs = g_ptr_array_new_with_free_func(g_free);
+    for (guint i = 0; i < entries->len; i++) {
+      const char *entry = entries->pdata[i];
+      g_autofree char *dir = g_strdup(entry);
+      gsize n = strlen(dir);
+      while (n > 1 && dir[n - 1] == '/')
+        dir[--n] = '\0';
+      if (!dir_is_plain_absolute(dir) || strcmp(dir, "/") == 0)
+        return invalid(error, where, name, "'%s' is not valid: a ROM directory is an "
+                       "absolute path with no '.', '..' or empty component, and not '/'",
+                       entry);
+      g_ptr_array_add(setting->dirs, g_steal_pointer(&dir));
     }
     break;
   case KIND_BOOLEAN:
@@ -388,7 +474,8 @@ parse_section(GKeyFile *file, const char *group, const char *origin, GError **er
               "full-access-groups, read-only-users, read-only-groups, socket-group, "
               "allow-pci, allow-pci-ids, allow-pci-classes, allow-usb, deny-pci, "
               "deny-pci-ids, deny-pci-classes, deny-usb, allow-boot-vga, max-devices, "
-              "allow-iommu-group-takeover");
+              "allow-iommu-group-takeover, allow-rom-dirs, allow-usb-hubs, allow-vf-macs, "
+              "allow-vlans");
       section_free(section);
       return NULL;
     }
@@ -604,6 +691,85 @@ policy_iommu_group_takeover_allowed(const Policy *policy, const char *vm, const 
   return setting ? setting->flag : FALSE;
 }
 
+gboolean
+policy_check_vf_network(const Policy *policy, const char *vm, const guint8 *mac,
+                        gboolean has_vlan, guint vlan_tag, const char **rule)
+{
+  const char *unused;
+  const Setting *macs = lookup(policy, vm, KEY_ALLOW_VF_MACS);
+  const Setting *vlans = lookup(policy, vm, KEY_ALLOW_VLANS);
+
+  if (rule == NULL)
+    rule = &unused;
+  if (macs && mac) {
+    char subject[18];
+    g_snprintf(subject, sizeof subject, "%02x:%02x:%02x:%02x:%02x:%02x", mac[0], mac[1],
+               mac[2], mac[3], mac[4], mac[5]);
+    const Pattern *hit = NULL;
+    for (guint i = 0; hit == NULL && i < macs->patterns->len; i++)
+      if (g_pattern_match_simple(((Pattern *)macs->patterns->pdata[i])->text, subject))
+        hit = macs->patterns->pdata[i];
+    if (hit == NULL) {
+      g_autofree char *text = g_strdup_printf("MAC %s matches no entry of %s", subject,
+                                              macs->rule);
+      *rule = g_intern_string(text);
+      return FALSE;
+    }
+  }
+  if (vlans) {
+    gboolean listed = !has_vlan && vlans->flag;
+    for (guint i = 0; has_vlan && !listed && i + 1 < vlans->ids->len; i += 2)
+      listed = vlan_tag >= g_array_index(vlans->ids, guint32, i) &&
+               vlan_tag <= g_array_index(vlans->ids, guint32, i + 1);
+    if (!listed) {
+      g_autofree char *what = has_vlan ? g_strdup_printf("VLAN %u", vlan_tag)
+                                       : g_strdup("no VLAN (untagged)");
+      g_autofree char *text = g_strdup_printf("%s is not in %s%s", what, vlans->rule,
+                                              has_vlan ? "" : "; list 'untagged' to allow it");
+      *rule = g_intern_string(text);
+      return FALSE;
+    }
+  }
+  *rule = macs || vlans ? "the VF's MAC and VLAN match allow-vf-macs and allow-vlans"
+                        : "no allow-vf-macs or allow-vlans: any MAC and VLAN";
+  return TRUE;
+}
+
+gboolean
+policy_usb_hubs_allowed(const Policy *policy, const char *vm, const char **rule)
+{
+  const Setting *setting = lookup(policy, vm, KEY_ALLOW_USB_HUBS);
+  if (rule)
+    *rule = setting ? setting->rule
+                    : "default: USB hubs and root hubs (bDeviceClass 09) are not given to a "
+                      "VM, since every device behind one would follow it; set "
+                      "allow-usb-hubs=true in the policy to allow them";
+  return setting ? setting->flag : FALSE;
+}
+
+GStrv
+policy_rom_dirs(const Policy *policy, const char *vm, const char **rule)
+{
+  static const char *const builtin[] = { POLICY_BUILTIN_ROM_DIRS, NULL };
+  const Setting *setting = lookup(policy, vm, KEY_ALLOW_ROM_DIRS);
+  g_autoptr(GStrvBuilder) dirs = g_strv_builder_new();
+
+  g_strv_builder_addv(dirs, (const char **)builtin);
+  if (setting)
+    for (guint i = 0; i < setting->dirs->len; i++)
+      g_strv_builder_add(dirs, setting->dirs->pdata[i]);
+  if (rule) {
+    g_autofree char *joined = g_strjoinv(", ", (char **)builtin);
+    g_autofree char *text =
+        setting ? g_strdup_printf("<rom file> must name a file in %s, or in the system ROM "
+                                  "directories %s", setting->rule, joined)
+                : g_strdup_printf("<rom file> must name a file in the system ROM directories "
+                                  "%s (add more with allow-rom-dirs in the policy)", joined);
+    *rule = g_intern_string(text);
+  }
+  return g_strv_builder_end(dirs);
+}
+
 /* Return: the first pattern of @setting that @facts match, or NULL. */
 static const Pattern *
 match_setting(const Setting *setting, KeyKind kind, const PolicyDeviceFacts *facts)
@@ -673,21 +839,28 @@ policy_check_device(const Policy *policy, const char *vm, const PolicyDeviceFact
     return FALSE;
   }
 
+  /* Denies accumulate: the VM's own and those of [defaults] all apply. */
   gboolean ids_unknown = !pci && !facts->usb_ids_known;
-  for (gsize i = 0; i < n_keys; i++) {
-    setting = lookup(policy, vm, deny_keys[i]);
-    if (setting == NULL || setting->patterns->len == 0)
+  const Section *vm_section = vm ? g_hash_table_lookup(policy->vms, vm) : NULL;
+  const Section *sections[] = { vm_section, policy->defaults };
+  for (gsize s = 0; s < G_N_ELEMENTS(sections); s++) {
+    if (sections[s] == NULL)
       continue;
-    if (ids_unknown) {
-      g_autofree char *text = g_strdup_printf(
-          "%s cannot be checked: the device's vendor and product are unknown", setting->rule);
-      *rule = g_intern_string(text);
-      return FALSE;
-    }
-    const Pattern *hit = match_setting(setting, keys[deny_keys[i]].kind, facts);
-    if (hit) {
-      *rule = hit->rule;
-      return FALSE;
+    for (gsize i = 0; i < n_keys; i++) {
+      setting = &sections[s]->settings[deny_keys[i]];
+      if (!setting->set || setting->patterns->len == 0)
+        continue;
+      if (ids_unknown) {
+        g_autofree char *text = g_strdup_printf(
+            "%s cannot be checked: the device's vendor and product are unknown", setting->rule);
+        *rule = g_intern_string(text);
+        return FALSE;
+      }
+      const Pattern *hit = match_setting(setting, keys[deny_keys[i]].kind, facts);
+      if (hit) {
+        *rule = hit->rule;
+        return FALSE;
+      }
     }
   }
 

@@ -25,9 +25,15 @@
  *   allow-boot-vga=false            the host's boot display
  *   max-devices=8
  *   allow-iommu-group-takeover=false
+ *   allow-rom-dirs=/srv/roms        more directories <rom file> may name
+ *   allow-usb-hubs=false            USB hubs and root hubs (bDeviceClass 09)
+ *   allow-vf-macs=52:54:00:*        MACs an <interface type='hostdev'> may set
+ *   allow-vlans=100-199;untagged    VLANs it may put its VF on
  *
  *   [vm NAME]                       the same keys, for one VM; a key given
- *                                   here replaces the one in [defaults]
+ *                                   here replaces the one in [defaults],
+ *                                   except deny-*: the VM's entries are
+ *                                   added to those of [defaults]
  *
  * Root and the user hostdevd runs as always have full access.
  */
@@ -145,13 +151,52 @@ typedef struct {
  * @rule: (out) (optional): the rule that decided, owned by @policy; on a
  *   refusal it names the rule and where it was written
  * Order: always-denied classes (bridges and root ports), the boot display,
- * max-devices, deny lists, then allow lists (when the VM has any allow list
+ * max-devices, deny lists (the VM's and [defaults]' together), then allow lists (when the VM has any allow list
  * for the device's bus, the device must match one of its entries).
  * Return: TRUE when the device may be attached.
  */
 gboolean policy_check_device(const Policy *policy, const char *vm,
                              const PolicyDeviceFacts *facts, guint n_attached,
                              const char **rule);
+
+/**
+ * policy_check_vf_network() - may @vm program this MAC and VLAN on a VF?
+ * (<interface type='hostdev'>: hostdevd sets them on the host, where they
+ * decide which network the VF reaches)
+ * @mac: (nullable): the 6 bytes of <mac address>, NULL when the XML has none
+ *   (the VF keeps the MAC the host gave it)
+ * @has_vlan, @vlan_tag: <vlan><tag id/>; without one the VF is untagged
+ * @rule: (out) (optional): the rule that decided, interned
+ * With allow-vf-macs in force the MAC must match one of its globs; with
+ * allow-vlans in force the tag must be in one of its ranges, and an
+ * untagged VF needs the entry 'untagged'.  Without them anything goes.
+ * Return: TRUE when allowed.
+ */
+gboolean policy_check_vf_network(const Policy *policy, const char *vm, const guint8 *mac,
+                                 gboolean has_vlan, guint vlan_tag, const char **rule);
+
+/**
+ * policy_usb_hubs_allowed() - may @vm receive a USB hub or root hub?
+ * (bDeviceClass 09: every device behind it would follow it into the guest)
+ * @rule: (out) (optional): the rule that decided, owned by @policy
+ * Return: allow-usb-hubs for @vm; FALSE by default.
+ */
+gboolean policy_usb_hubs_allowed(const Policy *policy, const char *vm, const char **rule);
+
+/* The directories of option ROMs shipped with QEMU and iPXE (Debian's
+ * qemu-system-data, ipxe-qemu and seabios): a <rom file> may always name a
+ * file in them. */
+#define POLICY_BUILTIN_ROM_DIRS "/usr/share/qemu", "/usr/lib/ipxe/qemu", "/usr/share/seabios"
+
+/**
+ * policy_rom_dirs() - the directories a <rom file='...'> of @vm may name a file in
+ * @rule: (out) (optional): the rule, for a refusal, interned
+ * The built-in POLICY_BUILTIN_ROM_DIRS, then the allow-rom-dirs entries in
+ * force for @vm (its section's, else [defaults]'s), each absolute and
+ * without '.', '..' or a trailing '/'.
+ * Return: (transfer full): NULL-terminated.
+ */
+GStrv policy_rom_dirs(const Policy *policy, const char *vm, const char **rule);
 
 /* Return: the most devices hostdevd may attach to @vm at once. */
 guint policy_max_devices(const Policy *policy, const char *vm);

@@ -1323,6 +1323,8 @@ typedef struct {
   gint64 deadline_us;
   GSocketClient *socket_client;
   GSocketAddress *address;
+  QmpPeerCheck check;
+  gpointer check_data;
 } QmpConnectData;
 
 static void
@@ -1402,6 +1404,14 @@ on_connected(GObject *source, GAsyncResult *result, gpointer user_data)
   }
 
   client = qmp_client_new_for_connection(connection);
+  if (data->check &&
+      !data->check(client->peer_pid, client->peer_uid, data->check_data, &error)) {
+    /* nothing of the peer has been read: drop it before it is heard */
+    g_io_stream_close(G_IO_STREAM(connection), NULL, NULL);
+    g_object_unref(client);
+    g_task_return_error(task, g_steal_pointer(&error));
+    return;
+  }
   cancellable = g_task_get_cancellable(task);
   qmp_client_handshake_async(client, cancellable, on_connect_handshake_done,
                              g_steal_pointer(&task));
@@ -1422,6 +1432,15 @@ qmp_client_connect_async(const char *path, guint wait_ms,
                          GCancellable *cancellable,
                          GAsyncReadyCallback callback, gpointer user_data)
 {
+  qmp_client_connect_checked_async(path, wait_ms, NULL, NULL, cancellable, callback,
+                                   user_data);
+}
+
+void
+qmp_client_connect_checked_async(const char *path, guint wait_ms, QmpPeerCheck check,
+                                 gpointer check_data, GCancellable *cancellable,
+                                 GAsyncReadyCallback callback, gpointer user_data)
+{
   GTask *task;
   QmpConnectData *data;
 
@@ -1436,6 +1455,8 @@ qmp_client_connect_async(const char *path, guint wait_ms,
   data->deadline_us = g_get_monotonic_time() + (gint64) wait_ms * 1000;
   data->address = g_unix_socket_address_new(path);
   data->socket_client = g_socket_client_new();
+  data->check = check;
+  data->check_data = check_data;
   g_socket_client_set_enable_proxy(data->socket_client, FALSE);
   g_task_set_task_data(task, data, (GDestroyNotify) connect_data_free);
 

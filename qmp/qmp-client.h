@@ -30,6 +30,8 @@ GQuark qmp_error_quark(void);
  * @QMP_ERROR_PROTOCOL: QEMU sent something that is not QMP (garbage,
  *   oversized message, wrong greeting).
  * @QMP_ERROR_CONNECT: the socket could not be reached in time.
+ * @QMP_ERROR_PEER: the process listening on the socket is not the one
+ *   expected (qmp_client_connect_checked_async()).
  */
 typedef enum {
   QMP_ERROR_COMMAND,
@@ -39,6 +41,7 @@ typedef enum {
   QMP_ERROR_DISCONNECTED,
   QMP_ERROR_PROTOCOL,
   QMP_ERROR_CONNECT,
+  QMP_ERROR_PEER,
 } QmpError;
 
 /* Default bound on one incoming message (bytes, without the newline). */
@@ -77,6 +80,27 @@ G_DECLARE_FINAL_TYPE(QmpClient, qmp_client, QMP, CLIENT, GObject)
 void qmp_client_connect_async(const char *path, guint wait_ms,
                               GCancellable *cancellable,
                               GAsyncReadyCallback callback, gpointer user_data);
+/**
+ * QmpPeerCheck - may the process listening on the QMP socket be talked to?
+ * @pid: its process id from SO_PEERCRED, 0 when unknown
+ * @uid: its user id from SO_PEERCRED, (uid_t)-1 when unknown
+ * (For a listening socket the kernel reports the credentials the listener
+ * had when it called listen().)
+ * Return: TRUE, or FALSE with @error saying why not.
+ */
+typedef gboolean (*QmpPeerCheck)(pid_t pid, uid_t uid, gpointer user_data, GError **error);
+
+/**
+ * qmp_client_connect_checked_async() - qmp_client_connect_async() that
+ * asks @check about the peer as soon as the socket is connected, before a
+ * byte of it is read; a refused peer is disconnected at once, without
+ * retrying, and the connect fails with @check's error (QMP_ERROR_PEER is
+ * the code to use).
+ */
+void qmp_client_connect_checked_async(const char *path, guint wait_ms, QmpPeerCheck check,
+                                      gpointer check_data, GCancellable *cancellable,
+                                      GAsyncReadyCallback callback, gpointer user_data);
+
 /* Return: the negotiated client, or NULL with @error set. */
 QmpClient *qmp_client_connect_finish(GAsyncResult *result, GError **error);
 

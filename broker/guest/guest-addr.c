@@ -5,43 +5,112 @@
 #include <stdio.h>
 #include <string.h>
 
-/* A port path is dotted decimal: "1", "1.4", "2.1.3". */
+/*
+ * x-query-usb is QEMU's "info usb", one printf per device (hw/usb/bus.c):
+ *
+ *   "  Device %d.%d, Port %s, Speed %s Mb/s, Product %s[, ID: %s]\n"
+ *
+ * The product is the device's own string descriptor for a usb-host device,
+ * so the device chooses it: it may hold ", ID: hostdev3" or a line break.
+ * Hence: the id is the last ", ID: " of a line and ends it; every line must
+ * be a whole device line (a line break in a product leaves a fragment that
+ * is not); and exactly one line may end with the id asked for.  A product
+ * cannot carry a whole forged line: QEMU keeps at most 31 bytes of it
+ * (USBDevice.product_desc), fewer than the fixed part of a line
+ * ("  Device 0.1, Port 1, Speed 12 Mb/s, Product ").
+ */
+
+/* Return: whether @id is a QEMU id as QEMU checks it (id_wellformed()). */
 static gboolean
-is_port_path(const char *text)
+qemu_id_is_wellformed(const char *id)
 {
-  gboolean digit_seen = FALSE;
-  for (const char *p = text; *p; p++) {
-    if (g_ascii_isdigit(*p))
-      digit_seen = TRUE;
-    else if (*p == '.' && digit_seen)
-      digit_seen = FALSE;
-    else
+  if (!g_ascii_isalpha(id[0]))
+    return FALSE;
+  return strspn(id, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._") ==
+         strlen(id);
+}
+
+typedef struct {
+  guint bus;
+  guint address;
+  char port[16];          /* QEMU's USBPort path is 16 bytes */
+  const char *id;         /* in the line; NULL when the device has none */
+} UsbLine;
+
+/* Parse one device line strictly. Return: FALSE when @line is not one. */
+static gboolean
+parse_usb_line(char *line, UsbLine *out)
+{
+  int consumed = -1;
+  char speed[8] = "";
+
+  memset(out, 0, sizeof *out);
+  if (sscanf(line, "  Device %u.%u, Port %15[0-9.], Speed %7[0-9.] Mb/s, Product %n",
+             &out->bus, &out->address, out->port, speed, &consumed) != 4 || consumed < 0)
+    return FALSE;
+  /* USB device addresses are 7 bits */
+  if (out->address > 127)
+    return FALSE;
+  char *id_field = g_strrstr(line + consumed, ", ID: ");
+  if (id_field && qemu_id_is_wellformed(id_field + strlen(", ID: ")))
+    out->id = id_field + strlen(", ID: ");
+  return TRUE;
+}
+
+gboolean
+guest_usb_address_parse(const char *text, const char *id, guint *bus, char **port,
+                        GError **error)
+{
+  g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+  UsbLine found = { 0 };
+  guint n_found = 0;
+
+  for (guint i = 0; lines[i]; i++) {
+    UsbLine line;
+    if (lines[i][0] == '\0' && lines[i + 1] == NULL)
+      break;   /* the final newline */
+    if (!parse_usb_line(lines[i], &line)) {
+      g_autofree char *shown = g_strescape(lines[i], NULL);
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_QEMU_ERROR,
+                  "QEMU's x-query-usb answer has a line that is not a USB device: "
+                  "'%.80s' (line %u); a device's product string may have broken it, so "
+                  "no guest USB address in it is trusted", shown, i + 1);
       return FALSE;
+    }
+    if (line.id && strcmp(line.id, id) == 0) {
+      found = line;
+      n_found++;
+    }
   }
-  return digit_seen;
+  if (n_found != 1) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_QEMU_ERROR,
+                n_found == 0 ? "QEMU's x-query-usb shows no USB device with id '%s'"
+                             : "QEMU's x-query-usb shows more than one USB device with id "
+                               "'%s' (a device's product string may imitate another's id), "
+                               "so its guest address is not trusted",
+                id);
+    return FALSE;
+  }
+  g_autoptr(GError) invalid = NULL;
+  g_autofree char *canonical = hostdev_usb_guest_port_check(found.bus, found.port, &invalid);
+  if (canonical == NULL) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_QEMU_ERROR,
+                "QEMU places USB device '%s' at bus %u port '%s', which hostdevd cannot "
+                "record: %s", id, found.bus, found.port, invalid->message);
+    return FALSE;
+  }
+  *bus = found.bus;
+  *port = g_steal_pointer(&canonical);
+  return TRUE;
 }
 
 gboolean
 guest_usb_address_from_query(const char *text, const char *id, guint *bus, char **port)
 {
-  g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
-
-  for (char **line = lines; *line; line++) {
-    const char *id_field = strstr(*line, ", ID: ");
-    if (id_field == NULL)
-      continue;
-    g_autofree char *found_id = g_strstrip(g_strdup(id_field + strlen(", ID: ")));
-    if (g_strcmp0(found_id, id) != 0)
-      continue;
-    guint bus_number, device_address;
-    char port_buf[64] = "";
-    if (sscanf(*line, " Device %u.%u, Port %63[0-9.],", &bus_number, &device_address,
-               port_buf) != 3 || !is_port_path(port_buf))
-      return FALSE;
-    *bus = bus_number;
-    *port = g_strdup(port_buf);
+  g_autoptr(GError) error = NULL;
+  if (guest_usb_address_parse(text, id, bus, port, &error))
     return TRUE;
-  }
+  g_message("%s", error->message);
   return FALSE;
 }
 

@@ -11,13 +11,23 @@
 G_BEGIN_DECLS
 
 /**
- * guest_usb_address_from_query() - find device @id in x-query-usb output
+ * guest_usb_address_parse() - find device @id in x-query-usb output
  * @text: the "human-readable-text" of QMP x-query-usb, lines like
  *   "  Device 0.1, Port 1, Speed 480 Mb/s, Product QEMU USB Keyboard, ID: usbhost0"
  * @bus: (out): the USB bus number (libvirt's controller index)
- * @port: (out) (transfer full): the port path, e.g. "1" or "1.2"
- * Return: TRUE when @id was found with a well-formed line.
+ * @port: (out) (transfer full): the port path in canonical form, e.g. "1" or "1.2"
+ * The text is QEMU's, and each product string in it is a USB device's own:
+ * every line must be a whole device line, the id is the last ", ID: " of
+ * its line, exactly one line may carry @id, and the address must be one
+ * <address type='usb'> can hold (hostdev_usb_guest_port_check()), so what
+ * is journaled reads back after a restart.
+ * Return: TRUE, or FALSE with a HOSTDEVD_ERROR_QEMU_ERROR saying why.
  */
+gboolean guest_usb_address_parse(const char *text, const char *id, guint *bus, char **port,
+                                 GError **error);
+
+/* guest_usb_address_from_query() - guest_usb_address_parse() that logs the
+ * reason (g_message) instead of returning it. */
 gboolean guest_usb_address_from_query(const char *text, const char *id,
                                       guint *bus, char **port);
 

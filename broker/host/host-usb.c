@@ -6,7 +6,8 @@
  * and interfaces ("1-1:1.0").  A device is an entry with busnum, devnum,
  * idVendor and idProduct; the kernel writes the first two in decimal and
  * the ids as four hex digits.  Root hubs are listed like any device (libvirt
- * lists them too, as usb_usb1), which is harmless: nobody names 1d6b:0002.
+ * lists them too, as usb_usb1); bDeviceClass 09 tells hubs apart, which the
+ * policy refuses unless allow-usb-hubs says otherwise.
  */
 #define G_LOG_DOMAIN "hostdevd"
 
@@ -87,11 +88,20 @@ read_device(const char *name)
       !read_number_attr(name, "idProduct", 16, &device->product))
     return NULL;
 
+  /* two hex digits; absent on some devices, whose interfaces carry the class */
+  if (!read_number_attr(name, "bDeviceClass", 16, &device->device_class))
+    device->device_class = 0;
   device->sysfs_name = g_strdup(name);
   device->manufacturer = read_string_attr(name, "manufacturer");
   device->product_name = read_string_attr(name, "product");
   device->serial = read_string_attr(name, "serial");
   return g_steal_pointer(&device);
+}
+
+gboolean
+host_usb_is_hub(const HostUsbDevice *device)
+{
+  return device->device_class == HOST_USB_CLASS_HUB;
 }
 
 static gint

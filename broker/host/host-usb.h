@@ -14,6 +14,7 @@ typedef struct {
   guint device;        /* devnum */
   guint vendor;        /* idVendor */
   guint product;       /* idProduct */
+  guint device_class;  /* bDeviceClass; 0 when absent (classes per interface) */
   char *manufacturer;  /* may be NULL */
   char *product_name;  /* may be NULL */
   char *serial;        /* may be NULL */
@@ -32,6 +33,13 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(HostUsbDevice, host_usb_device_free)
  * @error (HostError) only when sysfs exists but cannot be read.
  */
 GPtrArray *host_usb_list(GError **error);
+
+/* bDeviceClass of hubs, root hubs ("usb1", 1d6b:0002) included */
+#define HOST_USB_CLASS_HUB 0x09
+
+/* Return: whether @device is a hub: given to a VM, it takes every device
+ * plugged in behind it, and a root hub a whole bus. */
+gboolean host_usb_is_hub(const HostUsbDevice *device);
 
 /**
  * host_usb_resolve() - find the one host device a type='usb' hostdev names

@@ -5,6 +5,7 @@
 #define G_LOG_DOMAIN "hostdevd"
 
 #include "memlock.h"
+#include "host-root.h"
 #include "hostdevd-error.h"
 
 #include <errno.h>
@@ -38,6 +39,75 @@ memlock_needed_for_guest(guint64 guest_ram_bytes, guint n_vfio_devices,
   if (pinned > G_MAXUINT64 - MEMLOCK_MARGIN_BYTES)
     return G_MAXUINT64;
   return pinned + MEMLOCK_MARGIN_BYTES;
+}
+
+guint64
+memlock_host_ram_bytes(GError **error)
+{
+  g_autofree char *path = host_path("proc/meminfo");
+  g_autofree char *display = host_path_display(path);
+  g_autofree char *text = NULL;
+  g_autoptr(GError) local = NULL;
+
+  if (!g_file_get_contents(path, &text, NULL, &local)) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                "cannot read the host's memory size from %s: %s", display, local->message);
+    return 0;
+  }
+  /* "MemTotal:       16318428 kB" */
+  g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+  for (char **line = lines; *line; line++) {
+    guint64 kib;
+    g_auto(GStrv) words = g_strsplit_set(*line, " \t", -1);
+    if (!g_str_has_prefix(*line, "MemTotal:"))
+      continue;
+    /* the number is the first non-empty word after the label */
+    char **word = words + 1;
+    while (*word && **word == '\0')
+      word++;
+    if (*word && g_strcmp0(word[1], "kB") == 0 &&
+        g_ascii_string_to_unsigned(*word, 10, 1, G_MAXUINT64 / 1024, &kib, NULL))
+      return kib * 1024;
+    break;
+  }
+  g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+              "cannot read the host's memory size: %s has no valid 'MemTotal: N kB' line",
+              display);
+  return 0;
+}
+
+gboolean
+memlock_needed_for_reported_guest(guint64 reported_ram_bytes, guint n_vfio_devices,
+                                  gboolean guest_viommu, guint64 *needed, GError **error)
+{
+  *needed = 0;
+  if (n_vfio_devices == 0)
+    return TRUE;
+
+  guint64 host = memlock_host_ram_bytes(error);
+  if (host == 0)
+    return FALSE;
+  g_autofree char *ram = memlock_format_bytes(reported_ram_bytes);
+  if (reported_ram_bytes > host) {
+    g_autofree char *have = memlock_format_bytes(host);
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_QEMU_ERROR,
+                "QEMU reports %s of guest RAM (%" G_GUINT64_FORMAT " bytes, "
+                "query-memory-size-summary), more than the host's %s (MemTotal): VFIO pins "
+                "guest RAM in host memory, so this cannot be true; QEMU's locked-memory "
+                "limit was left as it is", ram, reported_ram_bytes, have);
+    return FALSE;
+  }
+  guint64 copies = guest_viommu ? n_vfio_devices : 1;
+  if ((reported_ram_bytes != 0 && copies > G_MAXUINT64 / reported_ram_bytes) ||
+      reported_ram_bytes * copies > G_MAXUINT64 - 1 - MEMLOCK_MARGIN_BYTES) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_QEMU_ERROR,
+                "the locked-memory limit for %u VFIO devices behind a vIOMMU, each able to "
+                "pin all %s of guest RAM QEMU reports, does not fit in 64 bits; QEMU's "
+                "locked-memory limit was left as it is", n_vfio_devices, ram);
+    return FALSE;
+  }
+  *needed = memlock_needed_for_guest(reported_ram_bytes, n_vfio_devices, guest_viommu);
+  return TRUE;
 }
 
 gboolean

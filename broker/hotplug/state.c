@@ -2,12 +2,17 @@
 #include "state.h"
 #include "hostdevd-error.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
+
+/* An entry is a few kilobytes; anything this big is not one of ours. */
+#define JOURNAL_MAX_ENTRY_SIZE (1024 * 1024)
 
 /* The format written; files whose min-reader-version is above it are not ours to read. */
 #define JOURNAL_VERSION 2
@@ -15,10 +20,17 @@
  * only added the "qemu" member, which a version-1 reader may ignore. */
 #define JOURNAL_MIN_READER_VERSION 1
 
+/*
+ * Every file of the journal is opened, renamed and removed relative to
+ * dir_fd, the journal directory opened once without following a link: a
+ * name is one component (a safe alias plus ".json"), so no file operation
+ * can reach outside that directory, even if the path to it is replaced.
+ */
 struct _StateJournal {
   char *dir;
-  char *path;
+  char *path;           /* for messages: DIR/VM.journal */
   char *vm;
+  int dir_fd;           /* the journal directory */
   GPtrArray *entries;   /* StateEntry* */
 };
 
@@ -78,7 +90,10 @@ state_journal_free(StateJournal *journal)
   g_free(journal->dir);
   g_free(journal->path);
   g_free(journal->vm);
-  g_ptr_array_unref(journal->entries);
+  if (journal->dir_fd >= 0)
+    close(journal->dir_fd);
+  if (journal->entries)
+    g_ptr_array_unref(journal->entries);
   g_free(journal);
 }
 
@@ -163,11 +178,52 @@ entry_to_json(const StateEntry *entry)
   return object;
 }
 
-/* Return: (transfer full): the path of @alias's file. */
+/* Return: (transfer full): the name of @alias's file in the journal directory. */
 static char *
-entry_path(StateJournal *journal, const char *alias)
+entry_name(const char *alias)
 {
-  return g_strdup_printf("%s/%s.json", journal->path, alias);
+  return g_strconcat(alias, ".json", NULL);
+}
+
+/* Return: (transfer full): the contents of @name in the journal directory,
+ * a regular file reached without following a link; NULL with @error. */
+static char *
+read_entry_file(StateJournal *journal, const char *name, gsize *length, GError **error)
+{
+  int fd = openat(journal->dir_fd, name, O_RDONLY | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK);
+  struct stat st;
+  if (fd < 0) {
+    int saved = errno;
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR, "cannot open it: %s",
+                saved == ELOOP ? "it is a symbolic link" : g_strerror(saved));
+    return NULL;
+  }
+  if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size > JOURNAL_MAX_ENTRY_SIZE) {
+    close(fd);
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                "it is not a regular file of at most %d bytes", JOURNAL_MAX_ENTRY_SIZE);
+    return NULL;
+  }
+  g_autoptr(GString) text = g_string_sized_new((gsize)st.st_size + 1);
+  char buffer[8192];
+  for (;;) {
+    ssize_t n = read(fd, buffer, sizeof buffer);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0 || text->len + (gsize)MAX(n, 0) > JOURNAL_MAX_ENTRY_SIZE) {
+      int saved = n < 0 ? errno : EFBIG;
+      close(fd);
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR, "cannot read it: %s",
+                  g_strerror(saved));
+      return NULL;
+    }
+    if (n == 0)
+      break;
+    g_string_append_len(text, buffer, n);
+  }
+  close(fd);
+  *length = text->len;
+  return g_string_free(g_steal_pointer(&text), FALSE);
 }
 
 /* Read one entry file; a damaged one is kept aside and skipped, with a warning. */
@@ -176,12 +232,12 @@ load_entry(StateJournal *journal, const char *name)
 {
   g_autofree char *path = g_build_filename(journal->path, name, NULL);
   g_autofree char *contents = NULL;
-  gsize length;
+  gsize length = 0;
   g_autoptr(GError) error = NULL;
   g_autoptr(JsonParser) parser = json_parser_new_immutable();
   StateEntry *entry = NULL;
 
-  if (g_file_get_contents(path, &contents, &length, &error) &&
+  if ((contents = read_entry_file(journal, name, &length, &error)) != NULL &&
       json_parser_load_from_data(parser, contents, (gssize)length, &error)) {
     JsonNode *root = json_parser_get_root(parser);
     JsonObject *object = root && JSON_NODE_HOLDS_OBJECT(root) ? json_node_get_object(root) : NULL;
@@ -204,10 +260,10 @@ load_entry(StateJournal *journal, const char *name)
   }
   if (entry == NULL) {
     /* Keep the evidence; skipping it leaves a device in QEMU, never frees a held one. */
-    g_autofree char *aside = g_strconcat(path, ".corrupt", NULL);
-    g_warning("journal entry %s is damaged (%s); kept as %s", path,
-              error ? error->message : "unexpected layout", aside);
-    g_rename(path, aside);
+    g_autofree char *aside = g_strconcat(name, ".corrupt", NULL);
+    g_warning("journal entry %s is damaged (%s); kept as %s.corrupt", path,
+              error ? error->message : "unexpected layout", path);
+    renameat(journal->dir_fd, name, journal->dir_fd, aside);
     return;
   }
   g_ptr_array_add(journal->entries, entry);
@@ -219,25 +275,71 @@ compare_names(gconstpointer a, gconstpointer b)
   return g_strcmp0(*(char *const *)a, *(char *const *)b);
 }
 
+/* Open (making it if needed) DIR/VM.journal without following a link into @journal->dir_fd. */
+static gboolean
+open_directory(StateJournal *journal, GError **error)
+{
+  g_autofree char *name = g_strdup_printf("%s.journal", journal->vm);
+  struct stat st;
+  int saved = 0;
+  int parent = -1;
+
+  if (g_mkdir_with_parents(journal->dir, 0700) != 0 ||
+      (parent = open(journal->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0) {
+    saved = errno;
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                "cannot open the state directory %s: %s", journal->dir, g_strerror(saved));
+    return FALSE;
+  }
+  if (mkdirat(parent, name, 0700) != 0 && errno != EEXIST)
+    saved = errno;
+  else if ((journal->dir_fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW |
+                                                       O_CLOEXEC)) < 0)
+    saved = errno == ENOTDIR ? ELOOP : errno;
+  close(parent);
+  if (saved != 0) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                "cannot open the journal directory %s: %s", journal->path,
+                saved == ELOOP ? "it is a symbolic link or not a directory; hostdevd makes "
+                                 "it itself, remove what is there"
+                               : g_strerror(saved));
+    return FALSE;
+  }
+  /* its files say what to give back to the host: only hostdevd's user may change them */
+  if (fstat(journal->dir_fd, &st) != 0 || st.st_uid != geteuid() ||
+      (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                "the journal directory %s must belong to uid %u and not be writable by "
+                "group or others (it is uid %u, mode %04o); fix with chown %u %s; chmod 700 %s",
+                journal->path, (unsigned)geteuid(), (unsigned)st.st_uid,
+                (unsigned)(st.st_mode & 07777), (unsigned)geteuid(), journal->path,
+                journal->path);
+    return FALSE;
+  }
+  return TRUE;
+}
+
 static gboolean
 load(StateJournal *journal, GError **error)
 {
-  g_autoptr(GError) local = NULL;
-  g_autoptr(GDir) dir = NULL;
-
-  if (g_mkdir_with_parents(journal->path, 0700) != 0 ||
-      (dir = g_dir_open(journal->path, 0, &local)) == NULL) {
+  if (!open_directory(journal, error))
+    return FALSE;
+  int listing_fd = dup(journal->dir_fd);
+  DIR *dir = listing_fd >= 0 ? fdopendir(listing_fd) : NULL;
+  if (dir == NULL) {
     int saved = errno;
+    if (listing_fd >= 0)
+      close(listing_fd);
     g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
-                "cannot open the journal directory %s: %s", journal->path,
-                local ? local->message : g_strerror(saved));
+                "cannot list the journal directory %s: %s", journal->path, g_strerror(saved));
     return FALSE;
   }
   g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
-  const char *name;
-  while ((name = g_dir_read_name(dir)))
-    if (g_str_has_suffix(name, ".json") && name[0] != '.')
-      g_ptr_array_add(names, g_strdup(name));
+  struct dirent *item;
+  while ((item = readdir(dir)) != NULL)
+    if (g_str_has_suffix(item->d_name, ".json") && item->d_name[0] != '.')
+      g_ptr_array_add(names, g_strdup(item->d_name));
+  closedir(dir);
   g_ptr_array_sort(names, compare_names);
   for (guint i = 0; i < names->len; i++)
     load_entry(journal, g_ptr_array_index(names, i));
@@ -252,13 +354,20 @@ state_journal_open(const char *dir, const char *vm, GError **error)
   journal->dir = g_strdup(dir);
   journal->vm = g_strdup(vm);
   journal->path = g_strdup_printf("%s/%s.journal", dir, vm);
+  journal->dir_fd = -1;
   journal->entries = g_ptr_array_new_with_free_func((GDestroyNotify)entry_free);
   if (!load(journal, error))
     return NULL;
   return g_steal_pointer(&journal);
 }
 
-/* A test hook: HOSTDEVD_TEST_CRASH_AT=STEP kills hostdevd right after STEP is journaled. */
+/*
+ * maybe_crash() - a test hook, compiled in only with meson -Dtest_hooks=true:
+ * the environment variable HOSTDEVD_TEST_CRASH_AT=STEP kills hostdevd right
+ * after STEP is journaled.  A shipped hostdevd has no such code: nothing in
+ * its environment can make it die half-way.
+ */
+#ifdef HOSTDEVD_TEST_HOOKS
 static void
 maybe_crash(const char *step)
 {
@@ -268,16 +377,56 @@ maybe_crash(const char *step)
     raise(SIGKILL);
   }
 }
+#else
+static void
+maybe_crash(const char *step)
+{
+}
+#endif
 
 /* fsync_dir() - make a rename or unlink in the journal directory durable. */
 static void
 fsync_dir(StateJournal *journal)
 {
-  int dir_fd = open(journal->path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dir_fd >= 0) {
-    fsync(dir_fd);
-    close(dir_fd);
+  fsync(journal->dir_fd);
+}
+
+/* write_all() - @length bytes of @data to @fd. Return: 0 or an errno. */
+static int
+write_all(int fd, const char *data, gsize length)
+{
+  while (length > 0) {
+    ssize_t n = write(fd, data, length);
+    if (n < 0 && errno == EINTR)
+      continue;
+    if (n < 0)
+      return errno;
+    data += n;
+    length -= (gsize)n;
   }
+  return 0;
+}
+
+/* replace_file() - @name's contents become @data: a temporary file in the
+ * journal directory, fsync, rename over @name.  Return: 0 or an errno. */
+static int
+replace_file(StateJournal *journal, const char *name, const char *data, gsize length)
+{
+  g_autofree char *temporary = g_strconcat(".", name, ".tmp", NULL);
+  int fd = openat(journal->dir_fd, temporary,
+                  O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
+  if (fd < 0)
+    return errno;
+  int saved = write_all(fd, data, length);
+  if (saved == 0 && fsync(fd) != 0)
+    saved = errno;
+  if (close(fd) != 0 && saved == 0)
+    saved = errno;
+  if (saved == 0 && renameat(journal->dir_fd, temporary, journal->dir_fd, name) != 0)
+    saved = errno;
+  if (saved != 0)
+    unlinkat(journal->dir_fd, temporary, 0);
+  return saved;
 }
 
 /*
@@ -296,14 +445,13 @@ save(StateJournal *journal, const StateEntry *entry, GError **error)
   json_generator_set_root(generator, node);
   gsize length;
   g_autofree char *data = json_generator_to_data(generator, &length);
-  g_autofree char *path = entry_path(journal, entry->alias);
-  g_autoptr(GError) local = NULL;
+  g_autofree char *name = entry_name(entry->alias);
+  int saved = replace_file(journal, name, data, length);
 
-  if (!g_file_set_contents_full(path, data, (gssize)length,
-                                G_FILE_SET_CONTENTS_CONSISTENT | G_FILE_SET_CONTENTS_DURABLE,
-                                0600, &local)) {
+  if (saved != 0) {
     g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
-                "cannot write the journal %s: %s; nothing was changed", path, local->message);
+                "cannot write the journal %s/%s: %s; nothing was changed", journal->path, name,
+                g_strerror(saved));
     return FALSE;
   }
   fsync_dir(journal);
@@ -361,11 +509,13 @@ state_journal_forget(StateJournal *journal, const char *alias, GError **error)
   StateEntry *entry = state_journal_find(journal, alias);
   if (entry == NULL)
     return TRUE;
-  g_autofree char *path = entry_path(journal, alias);
-  if (g_unlink(path) != 0 && errno != ENOENT) {
-    int saved = errno;
+  g_autofree char *name = entry_name(alias);
+  if (!state_alias_is_safe(alias) ||
+      (unlinkat(journal->dir_fd, name, 0) != 0 && errno != ENOENT)) {
+    int saved = state_alias_is_safe(alias) ? errno : EINVAL;
     g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
-                "cannot remove the journal entry %s: %s", path, g_strerror(saved));
+                "cannot remove the journal entry %s/%s: %s", journal->path, name,
+                g_strerror(saved));
     return FALSE;
   }
   fsync_dir(journal);

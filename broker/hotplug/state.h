@@ -12,6 +12,12 @@
  * reader takes any file whose minimum it meets, ignoring members it does
  * not know, so an added member does not strand an older hostdevd.
  * Aliases are file names only after state_alias_is_safe() accepted them.
+ * The journal directory is made (0700) and opened once, without following
+ * a link, and must belong to hostdevd's user and not be writable by group
+ * or others; every file is then opened, renamed and removed relative to
+ * that open directory, so no journal operation can reach outside it, even
+ * if the path DIR/VM.journal is later replaced.  An entry file that is a
+ * link is not read: it is set aside as damaged.
  */
 #pragma once
 

@@ -418,7 +418,8 @@ static const NumberRule rule_usb_vendor = { "id", 0, 1, 0xffff, "0x0001..0xffff"
 static const NumberRule rule_usb_product = { "id", 0, 0, 0xffff, "0x0000..0xffff" };
 static const NumberRule rule_usb_bus = { "bus", 0, 1, 0xffff, "1..65535" };
 static const NumberRule rule_usb_device = { "device", 0, 1, 0xffff, "1..65535" };
-static const NumberRule rule_usb_guest_bus = { "bus", 10, 0, 0xffff, "0..65535" };
+static const NumberRule rule_usb_guest_bus = { "bus", 10, 0, HOSTDEV_USB_GUEST_BUS_MAX,
+                                               "0..65535" };
 static const NumberRule rule_boot_order = { "order", 10, 1, G_MAXINT32, "1..2147483647" };
 static const NumberRule rule_acpi_index = { "index", 10, 1, 16383, "1..16383" };
 static const NumberRule rule_zpci_uid = { "uid", 0, 1, 0xffff, "0x0001..0xffff" };
@@ -633,6 +634,18 @@ bad:
               "%s port='%s'>: port must be 1 to 4 numbers 1..255 "
               "separated by dots, e.g. '1' or '1.2'", where, shown);
   return NULL;
+}
+
+char *
+hostdev_usb_guest_port_check(guint bus, const char *port, GError **error)
+{
+  if (bus > HOSTDEV_USB_GUEST_BUS_MAX) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "<address type='usb' bus='%u'>: bus must be %s", bus,
+                rule_usb_guest_bus.range);
+    return NULL;
+  }
+  return parse_usb_port("<address type='usb'", port, error);
 }
 
 /* libvirt's virUUIDParse: 32 hex digits, '-' or ' ' allowed between the
@@ -1240,7 +1253,7 @@ parse_rom(xmlNode *rom, const HostdevTypeInfo *info, const char *what,
     g_autofree char *shown = message_value(file);
     g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
                 "<rom file='%s'>: file must be an absolute path to the ROM "
-                "image, e.g. /usr/share/roms/nic.rom (to give the device no "
+                "image, e.g. /usr/share/qemu/nic.rom (to give the device no "
                 "ROM, use enabled='no')", shown);
     return FALSE;
   }

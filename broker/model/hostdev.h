@@ -178,6 +178,20 @@ GPtrArray *hostdev_parse_request(const char *xml, gsize length, gboolean *severa
  */
 Hostdev *hostdev_parse_live_xml(const char *xml, gsize length, GError **error);
 
+/* The largest guest USB bus number <address type='usb' bus/> takes. */
+#define HOSTDEV_USB_GUEST_BUS_MAX 0xffff
+
+/**
+ * hostdev_usb_guest_port_check() - could <address type='usb' bus port/> hold this?
+ * For a guest USB address that did not come from XML (QEMU's answer): what
+ * passes here formats into XML that the parsers read back.
+ * @bus: at most HOSTDEV_USB_GUEST_BUS_MAX
+ * @port: 1 to 4 numbers 1..255 separated by dots
+ * Return: (transfer full): @port in canonical form, or NULL with an
+ *   InvalidArgument naming the bad value and the valid range.
+ */
+char *hostdev_usb_guest_port_check(guint bus, const char *port, GError **error);
+
 /* Return: (transfer full): @hostdev as libvirt's live XML shows it (a
  * <hostdev>, or an <interface type='hostdev'>), with <alias> and the guest
  * <address> (and <zpci>) when known; two-space indentation, ending in a

@@ -33,6 +33,8 @@ class FakeQemu:
         self.commands = []                 # every command received, in order
         self.pending = set()               # ids whose unplug the guest has not finished
         self.fdsets = []
+        self.usb_address = {}              # id -> (bus, port) x-query-usb shows instead
+        self.usb_extra_lines = []          # lines x-query-usb shows first (hostile products)
         self.command_list = None           # query-commands' answer; None: CommandNotFound
         self.lock = threading.RLock()
         self.conn = None                   # the first client (hostdevd)
@@ -126,8 +128,11 @@ class FakeQemu:
                 self.devices[args["id"]] = args
                 self._reply(request)
         elif command == "x-query-usb":
-            lines = [f"  Device 0.0, Port {n}, Speed 12 Mb/s, Product USB Host Device, ID: {i}"
-                     for n, i in enumerate(self.devices, 1)]
+            lines = list(self.usb_extra_lines)
+            for n, i in enumerate(self.devices, 1):
+                bus, port = self.usb_address.get(i, (0, n))
+                lines.append(f"  Device {bus}.0, Port {port}, Speed 12 Mb/s, "
+                             f"Product USB Host Device, ID: {i}")
             self._reply(request, {"human-readable-text": "\n".join(lines) + "\n"})
         elif command == "device_del":
             self._device_del(request, args["id"])

@@ -311,6 +311,9 @@ def extract_fixture(destination, viable_group_12=False):
         tar.extractall(destination)
     os.makedirs(os.path.join(destination, "dev", "vfio"), exist_ok=True)
     open(os.path.join(destination, "dev", "vfio", "12"), "w").close()
+    # the host's memory bounds the guest RAM QEMU may claim to have (memlock)
+    os.makedirs(os.path.join(destination, "proc"), exist_ok=True)
+    shutil.copyfile("/proc/meminfo", os.path.join(destination, "proc", "meminfo"))
     if viable_group_12:
         os.unlink(os.path.join(destination, "sys", "bus", "pci", "devices", "0000:05:00.0", "driver"))
     return destination

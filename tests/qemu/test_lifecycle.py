@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import time
+import unittest
 
 from fake_qemu import FakeQemu
 from harness import HostdevdTestCase, Qmp, main, wait_for
@@ -15,7 +16,7 @@ USB = """<hostdev mode='subsystem' type='usb'>
 </hostdev>"""
 
 
-class WithFakeQemu(HostdevdTestCase):
+class FakeQemuCase(HostdevdTestCase):
     """hostdevd against the scripted peer instead of QEMU."""
 
     def start_qemu(self):
@@ -24,18 +25,17 @@ class WithFakeQemu(HostdevdTestCase):
         self.addCleanup(self.fake.close)
         return None
 
-    def setUp(self):
-        import tempfile
-        self.tmp = tempfile.mkdtemp(prefix="hostdevd-test-")
-        self.processes = []
-        self.addCleanup(self._cleanup)
-        self.start_qemu()
-        self.daemon = self.start_hostdevd()
-        self.ctl("attach-device", self.vm, self.write_xml("usb.xml", USB), check=True)
-
     def listing(self):
         return {d["alias"]: d["state"]
                 for d in json.loads(self.ctl("--json", "list", self.vm, check=True).stdout)["return"]}
+
+
+class WithFakeQemu(FakeQemuCase):
+    """... with one optional USB device attached."""
+
+    def setUp(self):
+        super().setUp()
+        self.ctl("attach-device", self.vm, self.write_xml("usb.xml", USB), check=True)
 
     def test_late_device_deleted_finishes_the_release(self):
         self.fake.on_device_del = "silent"
@@ -97,6 +97,50 @@ class WithFakeQemu(HostdevdTestCase):
         self.assertIn("as hostdev2", out)
 
 
+class HostileUsbAnswers(FakeQemuCase):
+    """Issue 11, item 12: what QEMU says about a USB device's guest address is
+    checked before it is journaled; a refused answer rolls the attach back."""
+
+    def attach_refused(self, needle):
+        result = self.ctl("--json", "attach-device", self.vm, self.write_xml("usb.xml", USB))
+        self.assertEqual(result.returncode, 1, result.stdout)
+        error = json.loads(result.stdout)["error"]
+        self.assertEqual(error["class"], "QemuError", error)
+        self.assertIn(needle, self.log())
+        self.assertEqual(self.listing(), {})
+        self.assertEqual(self.journal(), [])
+        self.assertEqual(self.fake.devices, {})
+
+    def test_bus_out_of_range(self):
+        self.fake.usb_address["hostdev0"] = (70000, 1)
+        self.attach_refused("bus must be 0..65535")
+
+    def test_port_too_deep(self):
+        self.fake.usb_address["hostdev0"] = (0, "1.2.3.4.5")
+        self.attach_refused("port '1.2.3.4.5', which hostdevd cannot record")
+
+    def test_product_string_poses_as_another_device(self):
+        self.fake.usb_extra_lines = [
+            "  Device 0.9, Port 9, Speed 12 Mb/s, Product evil, ID: hostdev0"]
+        self.attach_refused("more than one USB device with id 'hostdev0'")
+
+    def test_product_string_with_a_line_break(self):
+        self.fake.usb_extra_lines = [
+            "  Device 0.9, Port 9, Speed 12 Mb/s, Product evil", " Device 0.8, Port 8"]
+        self.attach_refused("not a USB device")
+
+    def test_honest_answer_is_journaled(self):
+        self.fake.usb_address["hostdev0"] = (0, "3.1")
+        self.ctl("attach-device", self.vm, self.write_xml("usb.xml", USB), check=True)
+        self.assertEqual(self.listing(), {"hostdev0": "attached"})
+        self.assertIn("port='3.1'", self.ctl("dumpxml", self.vm, check=True).stdout)
+
+
+TEST_HOOKS = os.environ.get("HOSTDEVD_TEST_HOOKS") == "1"
+
+
+@unittest.skipUnless(TEST_HOOKS, "hostdevd built without -Dtest_hooks=true has no "
+                     "HOSTDEVD_TEST_CRASH_AT (tests/run.sh builds with it)")
 class Crashing:
     """hostdevd restarted so that it kills itself right after journaling a step."""
 

@@ -117,6 +117,24 @@ class Q35Placement(FixtureHost):
         self.assertEqual(self.journal(), [])
 
 
+    def test_rom_file_only_from_allowed_directory(self):
+        """A ROM in the system ROM directory reaches QEMU; the same bytes elsewhere do not."""
+        roms = os.path.join(self.host_root, "usr", "share", "qemu")
+        os.makedirs(roms, exist_ok=True)
+        with open(os.path.join(roms, "gpu.rom"), "wb") as f:
+            f.write(b"\x55\xaaROM")
+        with open(os.path.join(self.host_root, "secret.rom"), "wb") as f:
+            f.write(b"\x55\xaaROM")
+        before = self.qmp.peripherals()
+        device = self.plan("<rom bar='on' file='/usr/share/qemu/gpu.rom'/>")[0]
+        self.assertEqual((device["rombar"], device["romfile"]), (1, "/usr/share/qemu/gpu.rom"))
+        error = self.refused("<rom bar='on' file='/secret.rom'/>")
+        self.assertEqual(error["class"], "PolicyDenied")
+        self.assertIn("not in a directory the policy allows (/usr/share/qemu, ", error["desc"])
+        self.assertIn("allow-rom-dirs", error["desc"])
+        self.assertEqual(self.qmp.peripherals(), before)
+
+
 class Q35WithBridgeAndHotplugOff(FixtureHost):
     qemu_extra = ["-device", "pcie-root-port,id=pci.5,chassis=5,hotplug=off",
                   "-device", "pcie-pci-bridge,id=pci.6,bus=pci.4"]

@@ -188,6 +188,24 @@ CORPUS = [
     ("unknown-argument", attach(usb(VENDOR), host="evil"), "InvalidArgument", "takes no argument"),
     ("xml-not-string", {"execute": "attach-device", "arguments": {"xml": ["<hostdev/>"]},
                         "id": "hostile"}, "InvalidArgument", "must be a string"),
+    # -- <rom file>: QEMU would put any file it can read into a BAR the guest reads
+    ("rom-file-shadow", attach(pci(extra="<rom bar='on' file='/etc/shadow'/>")),
+     "PolicyDenied", "allow-rom-dirs"),
+    ("rom-file-shadow-dry-run", attach(pci(extra="<rom file='/etc/shadow'/>"), **{"dry-run": True}),
+     "PolicyDenied", "/etc/shadow"),
+    ("rom-file-dot-dot", attach(pci(extra="<rom file='/usr/share/qemu/../../../etc/shadow'/>")),
+     "PolicyDenied", "'..' component"),
+    ("rom-file-link-in-allowed-dir", attach(pci(extra="<rom file='/usr/share/qemu/link.rom'/>")),
+     "PolicyDenied", "symbolic link"),
+    # -- hubs: every device behind one would follow it into the guest
+    ("usb-root-hub-by-ids", attach(usb("<vendor id='0x1d6b'/><product id='0x0003'/>")),
+     "PolicyDenied", "allow-usb-hubs=true"),
+    ("usb-root-hub-by-address", attach(usb("<address bus='1' device='1'/>")),
+     "PolicyDenied", "USB hub 1d6b:0002 (bus 1 device 1, usb1)"),
+    ("usb-root-hub-dry-run", attach(usb("<address bus='2' device='1'/>"), **{"dry-run": True}),
+     "PolicyDenied", "usb2"),
+    ("rom-file-prefix-trick", attach(pci(extra="<rom file='/usr/share/qemu-evil/x.rom'/>")),
+     "PolicyDenied", "not in a directory the policy allows"),
 ]
 
 
@@ -214,6 +232,10 @@ class HostileInput(HostdevdTestCase):
         root = tempfile.mkdtemp(prefix="hostdevd-root-")
         self.addCleanup(lambda: shutil.rmtree(root, ignore_errors=True))
         self.host_root = extract_fixture(root)
+        # an allowed ROM directory holding a link to a secret: naming it must not leak it
+        roms = os.path.join(self.host_root, "usr", "share", "qemu")
+        os.makedirs(roms, exist_ok=True)
+        os.symlink("/etc/shadow", os.path.join(roms, "link.rom"))
         self.host_before = snapshot(root)
         super().setUp()
         self.qemu_before = self.qmp.peripherals()
@@ -281,6 +303,48 @@ class HostileInput(HostdevdTestCase):
         self.assertEqual(detached["return"]["status"], "detached")
         self.assert_still_serving("duplicate alias")
         self.assertEqual(snapshot(self.host_root), self.host_before)
+
+    def restart_with_policy(self, text):
+        policy = os.path.join(self.tmp, "policy.conf")
+        with open(policy, "w") as f:
+            f.write(text)
+        os.chmod(policy, 0o644)
+        self.daemon.terminate()
+        self.daemon.wait(timeout=10)
+        self.daemon = self.start_hostdevd(extra=("--policy", policy))
+
+    def test_vf_network_outside_the_policy(self):
+        """Issue 11, item 14: a VF's MAC and VLAN are checked against the policy."""
+        self.restart_with_policy("[defaults]\nallow-vf-macs=52:54:00:*\n"
+                                 "allow-vlans=100-199\n")
+
+        def vf(mac, vlan):
+            return ("<interface type='hostdev' managed='yes'>"
+                    f"<mac address='{mac}'/><source><address type='pci' domain='0x0000' "
+                    "bus='0x05' slot='0x00' function='0x1'/></source>"
+                    + (f"<vlan><tag id='{vlan}'/></vlan>" if vlan is not None else "")
+                    + "</interface>")
+        for name, xml, needle in [
+                ("foreign MAC", vf("02:11:22:33:44:55", 100),
+                 "MAC 02:11:22:33:44:55 matches no entry of allow-vf-macs=52:54:00:*"),
+                ("other VLAN", vf("52:54:00:11:22:33", 42),
+                 "VLAN 42 is not in allow-vlans=100-199"),
+                ("untagged", vf("52:54:00:11:22:33", None), "no VLAN (untagged)")]:
+            with self.subTest(name):
+                reply = self.send(attach(xml))
+                self.assertEqual(reply["error"]["class"], "PolicyDenied", reply)
+                self.assertIn("VF 0000:05:00.1", reply["error"]["desc"])
+                self.assertIn(needle, reply["error"]["desc"])
+                self.assert_still_serving(name)
+        self.assertEqual(snapshot(self.host_root), self.host_before, "the host tree changed")
+
+    def test_usb_hub_allowed_by_policy(self):
+        """allow-usb-hubs=true lets a root hub through the policy (the dry run plans it)."""
+        self.restart_with_policy("[defaults]\nallow-usb-hubs=true\n")
+        reply = self.send(attach(usb("<address bus='2' device='1'/>"), **{"dry-run": True}))
+        self.assertIn("return", reply, reply)
+        self.assertIn("usb-host", json.dumps(reply["return"]))
+        self.assertEqual(self.qmp.peripherals(), self.qemu_before)
 
     def test_rate_limit(self):
         """A burst past the limit is answered Busy, unparsed; the client stays."""

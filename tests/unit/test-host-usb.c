@@ -181,6 +181,8 @@ test_list_fixture(Tree *tree, gconstpointer data)
   g_assert_cmpstr(d->manufacturer, ==, "Linux 6.1.0-56-amd64 xhci-hcd");
   g_assert_cmpstr(d->product_name, ==, "xHCI Host Controller");
   g_assert_cmpstr(d->serial, ==, "0000:00:07.0");
+  g_assert_cmpuint(d->device_class, ==, HOST_USB_CLASS_HUB);
+  g_assert_true(host_usb_is_hub(d));
 
   d = devices->pdata[1];
   g_assert_cmpstr(d->sysfs_name, ==, "1-1");
@@ -191,12 +193,14 @@ test_list_fixture(Tree *tree, gconstpointer data)
   g_assert_cmpstr(d->manufacturer, ==, "QEMU");
   g_assert_cmpstr(d->product_name, ==, "QEMU USB Keyboard");
   g_assert_cmpstr(d->serial, ==, "68284-0000:00:07.0-1");
+  g_assert_false(host_usb_is_hub(d));
 
   d = devices->pdata[2];
   g_assert_cmpstr(d->sysfs_name, ==, "usb2");
   g_assert_cmpuint(d->bus, ==, 2);
   g_assert_cmpuint(d->device, ==, 1);
   g_assert_cmpuint(d->product, ==, 0x0003);
+  g_assert_true(host_usb_is_hub(d));
 }
 
 static void

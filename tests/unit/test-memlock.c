@@ -29,6 +29,106 @@ test_needed(void)
   g_assert_cmpuint(memlock_needed_for_guest(G_MAXUINT64 - 10, 1, FALSE), ==, G_MAXUINT64);
 }
 
+/* A root holding only proc/meminfo with @contents (NULL: no file). */
+static char *
+meminfo_root(const char *contents)
+{
+  g_autoptr(GError) error = NULL;
+  char *root = g_dir_make_tmp("hostdevd-meminfo-XXXXXX", &error);
+  g_assert_no_error(error);
+  fixture_mkdir(root, "proc");
+  if (contents)
+    fixture_write(root, "proc/meminfo", contents);
+  host_root_set(root);
+  return root;
+}
+
+static void
+assert_refused(guint64 ram, guint n, gboolean viommu, GQuark domain, gint code,
+               const char *needle)
+{
+  g_autoptr(GError) error = NULL;
+  guint64 needed = 42;
+  g_assert_false(memlock_needed_for_reported_guest(ram, n, viommu, &needed, &error));
+  g_assert_error(error, domain, code);
+  g_assert_cmpuint(needed, ==, 0);
+  if (strstr(error->message, needle) == NULL)
+    g_error("'%s' does not contain '%s'", error->message, needle);
+}
+
+/*
+ * Issue 11, item 5: a hostile QEMU answered base-memory = 2^63-1 and
+ * hostdevd asked for 8 EiB (saturating to "unlimited" on larger answers).
+ * What QEMU reports is bounded by the host's memory, and an overflow is an
+ * error, never G_MAXUINT64.
+ */
+static void
+test_reported_bounded(void)
+{
+  g_autofree char *root = meminfo_root("MemTotal:       16318428 kB\n"
+                                       "MemFree:         1234567 kB\n");
+  g_autoptr(GError) error = NULL;
+  guint64 needed = 0;
+  guint64 host = 16318428 * G_GUINT64_CONSTANT(1024);
+
+  g_assert_cmpuint(memlock_host_ram_bytes(&error), ==, host);
+  g_assert_no_error(error);
+  g_assert_true(memlock_needed_for_reported_guest(4 * GiB, 1, FALSE, &needed, &error));
+  g_assert_no_error(error);
+  g_assert_cmpuint(needed, ==, 5 * GiB);
+  g_assert_true(memlock_needed_for_reported_guest(4 * GiB, 3, TRUE, &needed, &error));
+  g_assert_cmpuint(needed, ==, 13 * GiB);
+  g_assert_true(memlock_needed_for_reported_guest(host, 2, TRUE, &needed, &error));
+  g_assert_cmpuint(needed, ==, 2 * host + GiB);
+  /* no device, nothing to pin: not even the host is asked */
+  g_assert_true(memlock_needed_for_reported_guest(G_MAXUINT64, 0, TRUE, &needed, &error));
+  g_assert_cmpuint(needed, ==, 0);
+
+  assert_refused(G_MAXINT64, 1, FALSE, HOSTDEVD_ERROR, HOSTDEVD_ERROR_QEMU_ERROR,
+                 "QEMU reports 8.0 EiB of guest RAM (9223372036854775807 bytes");
+  assert_refused(G_MAXINT64, 1, FALSE, HOSTDEVD_ERROR, HOSTDEVD_ERROR_QEMU_ERROR,
+                 "more than the host's 15.6 GiB (MemTotal)");
+  assert_refused(host + 1, 1, FALSE, HOSTDEVD_ERROR, HOSTDEVD_ERROR_QEMU_ERROR,
+                 "left as it is");
+  fixture_remove(root);
+  host_root_set(NULL);
+}
+
+static void
+test_reported_overflow(void)
+{
+  /* a host as large as the format allows, so only the product can overflow */
+  g_autofree char *root = meminfo_root("MemTotal: 18014398509481983 kB\n");
+  guint64 needed = 0;
+  g_autoptr(GError) error = NULL;
+
+  g_assert_true(memlock_needed_for_reported_guest(G_MAXUINT64 / 4, 3, FALSE, &needed, &error));
+  g_assert_no_error(error);
+  g_assert_cmpuint(needed, ==, G_MAXUINT64 / 4 + GiB);
+  assert_refused(G_MAXUINT64 / 4, 5, TRUE, HOSTDEVD_ERROR, HOSTDEVD_ERROR_QEMU_ERROR,
+                 "5 VFIO devices behind a vIOMMU");
+  assert_refused(G_MAXUINT64 / 4, 4, TRUE, HOSTDEVD_ERROR, HOSTDEVD_ERROR_QEMU_ERROR,
+                 "does not fit in 64 bits");
+  fixture_remove(root);
+  host_root_set(NULL);
+}
+
+static void
+test_reported_host_unknown(void)
+{
+  const char *bad[] = { NULL, "", "MemFree: 1 kB\n", "MemTotal: lots kB\n",
+                        "MemTotal: 0 kB\n", "MemTotal: 99999999999999999999 kB\n",
+                        "MemTotal: 1024 MB\n" };
+  for (gsize i = 0; i < G_N_ELEMENTS(bad); i++) {
+    g_autofree char *root = meminfo_root(bad[i]);
+    assert_refused(GiB, 1, FALSE, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                   bad[i] ? "/proc/meminfo has no valid 'MemTotal: N kB' line"
+                          : "cannot read the host's memory size from /proc/meminfo");
+    fixture_remove(root);
+    host_root_set(NULL);
+  }
+}
+
 /*
  * Issue 16, defect 13: a vIOMMU guest gives each VFIO device its own DMA
  * address space, each of which may pin all guest RAM (libvirt: guest
@@ -208,6 +308,9 @@ main(int argc, char **argv)
   g_test_init(&argc, &argv, NULL);
   g_test_add_func("/memlock/needed", test_needed);
   g_test_add_func("/memlock/viommu", test_viommu);
+  g_test_add_func("/memlock/reported/bounded", test_reported_bounded);
+  g_test_add_func("/memlock/reported/overflow", test_reported_overflow);
+  g_test_add_func("/memlock/reported/host-unknown", test_reported_host_unknown);
   g_test_add_func("/memlock/format", test_format);
   g_test_add_func("/memlock/raise", test_raise);
   g_test_add_func("/memlock/raise-denied", test_raise_denied);

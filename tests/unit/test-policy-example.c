@@ -46,7 +46,8 @@ test_every_line_switched_on(void)
     "full-access-users", "full-access-groups", "read-only-users", "read-only-groups",
     "socket-group", "allow-pci", "allow-pci-ids", "allow-pci-classes", "allow-usb",
     "deny-pci", "deny-pci-ids", "deny-pci-classes", "deny-usb", "allow-boot-vga",
-    "max-devices", "allow-iommu-group-takeover",
+    "max-devices", "allow-iommu-group-takeover", "allow-usb-hubs", "allow-rom-dirs",
+    "allow-vf-macs", "allow-vlans",
   };
   g_autofree char *text = read_example();
   g_auto(GStrv) lines = g_strsplit(text, "\n", -1);

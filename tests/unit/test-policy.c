@@ -153,6 +153,132 @@ test_invalid_files(void)
   assert_load_fails("[vm a]\nallow-usb=046d:c52b\n[vm b]\ndeny-usb=x:y\n", "[vm b]");
 }
 
+/*
+ * Issue 11, item 14: a VM section's deny-usb replaced the site-wide one,
+ * so a keyboard denied in [defaults] attached anyway.  Denies accumulate;
+ * allow lists and other keys still replace.
+ */
+static void
+test_denies_accumulate(void)
+{
+  g_autoptr(Policy) policy = load("[defaults]\ndeny-usb=0627:0001\ndeny-pci-ids=10de:0fff\n"
+                                  "allow-usb=0627:*\n"
+                                  "[vm box]\ndeny-usb=046d:c52b\nallow-usb=046d:*\n"
+                                  "[vm empty]\ndeny-usb=\ndeny-pci-classes=0x02\n");
+  PolicyDeviceFacts keyboard = usb(0x0627, 0x0001);
+  PolicyDeviceFacts mouse = usb(0x046d, 0xc52b);
+  PolicyDeviceFacts other_logitech = usb(0x046d, 0xc077);
+  PolicyDeviceFacts tablet = usb(0x0627, 0x0002);
+  PolicyDeviceFacts gpu = pci(1, 0x10de, 0x0fff, 0x030000);
+  const char *rule = NULL;
+
+  /* the site-wide deny holds in a VM with a deny list of its own */
+  g_assert_false(policy_check_device(policy, "box", &keyboard, 0, &rule));
+  assert_rule(rule, "deny-usb entry '0627:0001' ([defaults] of test.conf)");
+  g_assert_false(policy_check_device(policy, "box", &mouse, 0, &rule));
+  assert_rule(rule, "deny-usb entry '046d:c52b' ([vm box] of test.conf)");
+  /* ... and in one whose deny list is empty */
+  g_assert_false(policy_check_device(policy, "empty", &keyboard, 0, &rule));
+  assert_rule(rule, "[defaults] of test.conf");
+  g_assert_false(policy_check_device(policy, "empty", &gpu, 0, &rule));
+  assert_rule(rule, "deny-pci-ids entry '10de:0fff' ([defaults] of test.conf)");
+  /* an allow list still replaces the site-wide one */
+  g_assert_true(policy_check_device(policy, "box", &other_logitech, 0, &rule));
+  assert_rule(rule, "allow-usb entry '046d:*' ([vm box] of test.conf)");
+  g_assert_false(policy_check_device(policy, "box", &tablet, 0, &rule));
+  assert_rule(rule, "matches no entry of allow-usb=046d:* ([vm box]");
+  g_assert_true(policy_check_device(policy, "vm1", &tablet, 0, &rule));
+}
+
+/* Issue 11, item 14: nothing governed the MAC and VLAN a VF is given. */
+static void
+test_vf_network(void)
+{
+  g_autoptr(Policy) builtin = policy_new_default(DAEMON_UID);
+  g_autoptr(Policy) policy = load("[defaults]\nallow-vf-macs=52:54:00:*;02:00:00:00:00:0?\n"
+                                  "allow-vlans=100-199;300\n"
+                                  "[vm flat]\nallow-vlans=untagged\n");
+  const guint8 qemu_mac[6] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 };
+  const guint8 local_mac[6] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x07 };
+  const guint8 other_mac[6] = { 0x02, 0x00, 0x00, 0x00, 0x00, 0x10 };
+  const char *rule = NULL;
+
+  g_assert_true(policy_check_vf_network(builtin, "vm1", other_mac, TRUE, 42, &rule));
+  g_assert_true(policy_check_vf_network(builtin, "vm1", NULL, FALSE, 0, &rule));
+
+  g_assert_true(policy_check_vf_network(policy, "vm1", qemu_mac, TRUE, 100, &rule));
+  g_assert_true(policy_check_vf_network(policy, "vm1", local_mac, TRUE, 199, &rule));
+  g_assert_true(policy_check_vf_network(policy, "vm1", NULL, TRUE, 300, &rule));
+  g_assert_false(policy_check_vf_network(policy, "vm1", other_mac, TRUE, 100, &rule));
+  assert_rule(rule, "MAC 02:00:00:00:00:10 matches no entry of allow-vf-macs=");
+  g_assert_false(policy_check_vf_network(policy, "vm1", qemu_mac, TRUE, 42, &rule));
+  assert_rule(rule, "VLAN 42 is not in allow-vlans=100-199;300 ([defaults] of test.conf)");
+  g_assert_false(policy_check_vf_network(policy, "vm1", qemu_mac, TRUE, 200, &rule));
+  g_assert_false(policy_check_vf_network(policy, "vm1", qemu_mac, FALSE, 0, &rule));
+  assert_rule(rule, "no VLAN (untagged) is not in allow-vlans=100-199;300");
+  assert_rule(rule, "list 'untagged' to allow it");
+  /* the VM's allow-vlans replaces the site-wide one; allow-vf-macs still applies */
+  g_assert_true(policy_check_vf_network(policy, "flat", qemu_mac, FALSE, 0, &rule));
+  g_assert_false(policy_check_vf_network(policy, "flat", qemu_mac, TRUE, 100, &rule));
+  assert_rule(rule, "[vm flat]");
+  g_assert_false(policy_check_vf_network(policy, "flat", other_mac, FALSE, 0, &rule));
+
+  assert_load_fails("[defaults]\nallow-vlans=4096\n", "VLAN id 0..4095");
+  assert_load_fails("[defaults]\nallow-vlans=200-100\n", "VLAN id 0..4095");
+  assert_load_fails("[defaults]\nallow-vlans=1-2-3\n", "VLAN id 0..4095");
+  assert_load_fails("[defaults]\nallow-vf-macs=52:54:00:zz\n", "MAC address pattern");
+}
+
+static void
+test_usb_hubs(void)
+{
+  g_autoptr(Policy) builtin = policy_new_default(DAEMON_UID);
+  g_autoptr(Policy) policy = load("[defaults]\nallow-usb=*\n[vm hubby]\nallow-usb-hubs=true\n"
+                                  "[vm strict]\nallow-usb-hubs=false\n");
+  const char *rule = NULL;
+
+  g_assert_false(policy_usb_hubs_allowed(builtin, "vm1", &rule));
+  assert_rule(rule, "allow-usb-hubs=true");
+  /* allow-usb=* says nothing about hubs */
+  g_assert_false(policy_usb_hubs_allowed(policy, "vm1", &rule));
+  assert_rule(rule, "default: USB hubs and root hubs");
+  g_assert_true(policy_usb_hubs_allowed(policy, "hubby", &rule));
+  assert_rule(rule, "allow-usb-hubs=true ([vm hubby] of test.conf)");
+  g_assert_false(policy_usb_hubs_allowed(policy, "strict", &rule));
+  assert_rule(rule, "allow-usb-hubs=false ([vm strict] of test.conf)");
+  assert_load_fails("[defaults]\nallow-usb-hubs=sometimes\n", "true or false");
+}
+
+static void
+test_rom_dirs(void)
+{
+  g_autoptr(Policy) builtin = policy_new_default(DAEMON_UID);
+  g_autoptr(Policy) policy = load("[defaults]\nallow-rom-dirs=/srv/roms/;/opt/fw\n"
+                                  "[vm gpu]\nallow-rom-dirs=/srv/gpu-roms\n");
+  const char *rule = NULL;
+
+  g_auto(GStrv) plain = policy_rom_dirs(builtin, "vm1", &rule);
+  g_assert_true(g_strv_contains((const char *const *)plain, "/usr/share/qemu"));
+  g_assert_cmpuint(g_strv_length(plain), ==, 3);
+  assert_rule(rule, "allow-rom-dirs");
+
+  g_auto(GStrv) vm1 = policy_rom_dirs(policy, "vm1", &rule);
+  g_assert_true(g_strv_contains((const char *const *)vm1, "/srv/roms"));
+  g_assert_true(g_strv_contains((const char *const *)vm1, "/opt/fw"));
+  g_assert_true(g_strv_contains((const char *const *)vm1, "/usr/share/qemu"));
+  assert_rule(rule, "allow-rom-dirs=/srv/roms/;/opt/fw ([defaults] of test.conf)");
+
+  g_auto(GStrv) gpu = policy_rom_dirs(policy, "gpu", &rule);
+  g_assert_true(g_strv_contains((const char *const *)gpu, "/srv/gpu-roms"));
+  g_assert_false(g_strv_contains((const char *const *)gpu, "/srv/roms"));
+  assert_rule(rule, "[vm gpu]");
+
+  assert_load_fails("[defaults]\nallow-rom-dirs=roms\n", "absolute path");
+  assert_load_fails("[defaults]\nallow-rom-dirs=/usr/share/../../etc\n", "absolute path");
+  assert_load_fails("[defaults]\nallow-rom-dirs=/srv//roms\n", "absolute path");
+  assert_load_fails("[defaults]\nallow-rom-dirs=/\n", "absolute path");
+}
+
 static void
 test_always_denied(void)
 {
@@ -344,5 +470,9 @@ main(int argc, char **argv)
   g_test_add_func("/policy/devices/usb", test_usb_lists);
   g_test_add_func("/policy/devices/group-takeover", test_group_takeover);
   g_test_add_func("/policy/devices/describe", test_describe);
+  g_test_add_func("/policy/rom-dirs", test_rom_dirs);
+  g_test_add_func("/policy/usb-hubs", test_usb_hubs);
+  g_test_add_func("/policy/vf-network", test_vf_network);
+  g_test_add_func("/policy/devices/denies-accumulate", test_denies_accumulate);
   return g_test_run();
 }

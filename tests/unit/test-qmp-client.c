@@ -1362,6 +1362,73 @@ test_connect_bad_greeting(Fixture *f, gconstpointer data)
   result_clear(&r);
 }
 
+typedef struct {
+  gboolean called;
+  pid_t pid;
+  uid_t uid;
+  gboolean allow;
+} PeerCheck;
+
+static gboolean
+check_peer(pid_t pid, uid_t uid, gpointer user_data, GError **error)
+{
+  PeerCheck *check = user_data;
+
+  check->called = TRUE;
+  check->pid = pid;
+  check->uid = uid;
+  if (check->allow)
+    return TRUE;
+  g_set_error(error, QMP_ERROR, QMP_ERROR_PEER, "peer uid %u refused", (unsigned)uid);
+  return FALSE;
+}
+
+/* Issue 11, item 4: whoever listens on the QMP socket is checked before it is heard. */
+static void
+test_connect_peer_refused(Fixture *f, gconstpointer data)
+{
+  Result r = result_init(f, "connect");
+  PeerCheck check = { .allow = FALSE };
+  g_autofree char *expected = g_strdup_printf("peer uid %u refused", (unsigned)getuid());
+
+  make_tmp_socket_path(f);
+  on_bind_socket(f);
+  on_start_listening(f);
+  qmp_client_connect_checked_async(f->socket_path, 1000, check_peer, &check, NULL,
+                                   on_connect_done, &r);
+  run_until(f, r.done);
+  g_assert_true(check.called);
+  g_assert_cmpint(check.pid, ==, getpid());
+  g_assert_cmpuint(check.uid, ==, getuid());
+  g_assert_error(r.error, QMP_ERROR, QMP_ERROR_PEER);
+  g_assert_cmpstr(r.error->message, ==, expected);
+  g_assert_null(r.client);
+  /* the peer's greeting went unanswered: the connection is simply gone */
+  run_until(f, f->peer_eof);
+  result_clear(&r);
+}
+
+static void
+test_connect_peer_allowed(Fixture *f, gconstpointer data)
+{
+  Result r = result_init(f, "connect");
+  PeerCheck check = { .allow = TRUE };
+  gint64 id;
+
+  make_tmp_socket_path(f);
+  on_bind_socket(f);
+  on_start_listening(f);
+  qmp_client_connect_checked_async(f->socket_path, 1000, check_peer, &check, NULL,
+                                   on_connect_done, &r);
+  id = peer_expect_command(f, "qmp_capabilities");
+  peer_sendf(f, "{\"return\": {}, \"id\": %" G_GINT64_FORMAT "}\r\n", id);
+  run_until(f, r.done);
+  g_assert_true(check.called);
+  g_assert_no_error(r.error);
+  g_assert_true(qmp_client_is_connected(r.client));
+  result_clear(&r);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1403,6 +1470,8 @@ main(int argc, char **argv)
   ADD_BARE("/qmp/connect/missing", test_connect_missing);
   ADD_BARE("/qmp/connect/delayed", test_connect_delayed);
   ADD_BARE("/qmp/connect/bad-capabilities", test_connect_bad_greeting);
+  ADD_BARE("/qmp/connect/peer-refused", test_connect_peer_refused);
+  ADD_BARE("/qmp/connect/peer-allowed", test_connect_peer_allowed);
 
   return g_test_run();
 }

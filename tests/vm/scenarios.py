@@ -282,7 +282,8 @@ def unprivileged_qemu(ctx):
     wait_host_driver(bdf, "e1000e", 20, "control: rebinding by hand")
 
     ctx.step("attach through hostdevd")
-    ctx.start_hostdevd(l2, vm="vm3")
+    # the QMP peer is uid 65534: hostdevd serves it only when told that is QEMU's user
+    ctx.start_hostdevd(l2, vm="vm3", extra=("--qemu-user", "nobody"))
     xml = ctx.file("e1000e.xml", l1lib.pci_xml(bdf, managed=True))
     attach_ok(ctx, "vm3", xml, "managed attach into the uid-65534 QEMU")
     node = l1lib.vfio_node_stat(group)

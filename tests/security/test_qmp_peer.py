@@ -1,0 +1,90 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Who listens on --qmp is checked before hostdevd hands it anything.
+
+Whoever serves the QMP socket would get /dev/vfio/N chowned to its uid, USB
+descriptors and a memlock raise.  A process of another user listening there
+(here the scripted QMP peer, run as uid 65534) is refused, with a log line
+naming its uid and pid, before a byte of it is read; the same process is
+accepted once hostdevd is told QEMU runs as that user (--qemu-user).
+"""
+import json
+import os
+import pwd
+import socket
+import subprocess
+import sys
+
+sys.path.insert(0, os.environ.get("HOSTDEVD_QEMU_TESTS",
+                                  os.path.join(os.path.dirname(__file__), "..", "qemu")))
+from harness import HostdevdTestCase, main, wait_for  # noqa: E402
+
+FAKE_QEMU = os.path.join(os.environ.get("HOSTDEVD_QEMU_TESTS",
+                                        os.path.join(os.path.dirname(__file__), "..", "qemu")),
+                         "fake_qemu.py")
+NOBODY = pwd.getpwnam("nobody")
+# the peer runs as nobody, who may not reach an interpreter under root's home
+PEER_PYTHON = "/usr/bin/python3" if os.access("/usr/bin/python3", os.X_OK) else sys.executable
+
+
+def qmp(socket_path, command, **arguments):
+    """One command on a fresh connection to the scripted peer."""
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as s:
+        s.connect(socket_path)
+        reader = s.makefile("r")
+        reader.readline()   # greeting
+        for message in ({"execute": "qmp_capabilities"},
+                        {"execute": command, "arguments": arguments}):
+            s.sendall(json.dumps(message).encode() + b"\n")
+            reply = json.loads(reader.readline())
+        return reply["return"]
+
+
+class QmpPeer(HostdevdTestCase):
+
+    def setUp(self):
+        if os.getuid() != 0:
+            self.skipTest("needs root: the peer runs as another user")
+        import tempfile
+        self.tmp = tempfile.mkdtemp(prefix="hostdevd-test-")
+        self.processes = []
+        self.addCleanup(self._cleanup)
+        os.chmod(self.tmp, 0o711)
+        qmp_dir = os.path.join(self.tmp, "qmp")
+        os.mkdir(qmp_dir)
+        os.chown(qmp_dir, NOBODY.pw_uid, NOBODY.pw_gid)
+        self.qmp_path = os.path.join(qmp_dir, "qmp.sock")
+        self.peer = self.spawn([PEER_PYTHON, FAKE_QEMU, self.qmp_path],
+                               user=NOBODY.pw_uid, group=NOBODY.pw_gid, extra_groups=[],
+                               stdin=subprocess.DEVNULL)
+        wait_for(lambda: os.path.exists(self.qmp_path), 20, "the peer's QMP socket")
+
+    def test_unexpected_uid_is_refused(self):
+        daemon = self.start_hostdevd(wait=False)
+        daemon.wait(timeout=30)
+        self.assertNotEqual(daemon.returncode, 0, self.log())
+        self.assertIn(f"refusing the QMP peer at {self.qmp_path}: the process listening "
+                      f"there (pid {self.peer.pid}) is uid {NOBODY.pw_uid}, but QEMU is "
+                      f"expected to run as root", self.log())
+        self.assertIn("--qemu-user USER", self.log())
+        self.assertNotIn("connected to QEMU", self.log())
+        # nothing was handed over: no descriptor, no device
+        self.assertEqual(qmp(self.qmp_path, "query-fdsets"), [])
+        self.assertEqual([e for e in qmp(self.qmp_path, "qom-list", path="/machine/peripheral")
+                          if e["type"].startswith("child<")], [])
+
+    def test_other_qemu_user_is_refused(self):
+        daemon = self.start_hostdevd(extra=("--qemu-user", "root"), wait=False)
+        daemon.wait(timeout=30)
+        self.assertNotEqual(daemon.returncode, 0, self.log())
+        self.assertIn(f"is uid {NOBODY.pw_uid}, but QEMU is expected to run as uid 0 "
+                      "(--qemu-user root) or root", self.log())
+
+    def test_expected_qemu_user_is_accepted(self):
+        self.daemon = self.start_hostdevd(extra=("--qemu-user", "nobody"))
+        self.assertIn("connected to QEMU", self.log())
+        self.assertIsNone(self.daemon.poll())
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,219 @@
+/* SPDX-License-Identifier: GPL-2.0-or-later */
+/*
+ * test-state.c - the journal's files stay inside its directory: written,
+ * read and removed relative to the directory hostdevd opened, whatever
+ * happens to the path leading there.
+ */
+#include "hostdevd-error.h"
+#include "state.h"
+
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+
+typedef struct {
+  char *root;      /* the state directory */
+  char *outside;   /* a directory hostdevd must never write to */
+} Tree;
+
+static void
+tree_setup(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  tree->root = g_dir_make_tmp("hostdevd-state-XXXXXX", &error);
+  g_assert_no_error(error);
+  tree->outside = g_build_filename(tree->root, "outside", NULL);
+  g_assert_cmpint(g_mkdir(tree->outside, 0700), ==, 0);
+}
+
+static void
+tree_teardown(Tree *tree, gconstpointer data)
+{
+  const char *argv[] = { "rm", "-rf", tree->root, NULL };
+  g_autoptr(GError) error = NULL;
+  g_spawn_sync(NULL, (char **)argv, NULL, G_SPAWN_SEARCH_PATH, NULL, NULL, NULL, NULL, NULL,
+               &error);
+  g_assert_no_error(error);
+  g_free(tree->root);
+  g_free(tree->outside);
+}
+
+static gboolean
+exists(const char *dir, const char *name)
+{
+  g_autofree char *path = g_build_filename(dir, name, NULL);
+  return g_file_test(path, G_FILE_TEST_EXISTS | G_FILE_TEST_IS_SYMLINK);
+}
+
+static guint
+count_files(const char *dir)
+{
+  g_autoptr(GDir) listing = g_dir_open(dir, 0, NULL);
+  guint n = 0;
+  g_assert_nonnull(listing);
+  while (g_dir_read_name(listing))
+    n++;
+  return n;
+}
+
+static void
+record(StateJournal *journal, const char *alias)
+{
+  g_autoptr(GError) error = NULL;
+  const char *ids[] = { alias, NULL };
+  g_assert_true(state_journal_record(journal, alias, STATE_ATTACHED, "done", "<hostdev/>", ids,
+                                     NULL, NULL, &error));
+  g_assert_no_error(error);
+}
+
+static void
+test_round_trip(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_build_filename(tree->root, "vm1.journal", NULL);
+  {
+    g_autoptr(StateJournal) journal = state_journal_open(tree->root, "vm1", &error);
+    g_assert_no_error(error);
+    record(journal, "hostdev0");
+    record(journal, "ua-nic");
+    g_assert_true(state_journal_forget(journal, "ua-nic", &error));
+    g_assert_no_error(error);
+  }
+  struct stat st;
+  g_assert_cmpint(g_stat(dir, &st), ==, 0);
+  g_assert_cmpint(st.st_mode & 0777, ==, 0700);
+  g_assert_true(exists(dir, "hostdev0.json"));
+  g_assert_false(exists(dir, "ua-nic.json"));
+  g_assert_cmpuint(count_files(dir), ==, 1);
+
+  g_autoptr(StateJournal) again = state_journal_open(tree->root, "vm1", &error);
+  g_assert_no_error(error);
+  g_assert_cmpuint(state_journal_entries(again)->len, ==, 1);
+  StateEntry *entry = state_journal_find(again, "hostdev0");
+  g_assert_nonnull(entry);
+  g_assert_cmpint(entry->state, ==, STATE_ATTACHED);
+  g_assert_cmpstr(entry->xml, ==, "<hostdev/>");
+}
+
+/*
+ * Issue 11, item 3: journal paths were rebuilt from DIR/VM.journal for every
+ * write, so replacing that path with a link sent the next write - and the
+ * next removal - wherever the link pointed.
+ */
+static void
+test_path_replaced_by_link(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_build_filename(tree->root, "vm1.journal", NULL);
+  g_autofree char *moved = g_build_filename(tree->root, "moved", NULL);
+  g_autoptr(StateJournal) journal = state_journal_open(tree->root, "vm1", &error);
+  g_assert_no_error(error);
+  record(journal, "hostdev0");
+
+  /* someone moves the directory away and puts a link in its place */
+  g_assert_cmpint(g_rename(dir, moved), ==, 0);
+  g_assert_cmpint(symlink(tree->outside, dir), ==, 0);
+  g_autofree char *victim = g_build_filename(tree->outside, "hostdev0.json", NULL);
+  g_assert_true(g_file_set_contents(victim, "precious", -1, NULL));
+
+  record(journal, "hostdev1");
+  record(journal, "hostdev0");
+  g_assert_true(state_journal_forget(journal, "hostdev0", &error));
+  g_assert_no_error(error);
+
+  /* the writes and the removal happened in the journal's own directory */
+  g_assert_true(exists(moved, "hostdev1.json"));
+  g_assert_false(exists(moved, "hostdev0.json"));
+  g_autofree char *contents = NULL;
+  g_assert_true(g_file_get_contents(victim, &contents, NULL, NULL));
+  g_assert_cmpstr(contents, ==, "precious");
+  g_assert_cmpuint(count_files(tree->outside), ==, 1);
+}
+
+static void
+test_link_at_open_is_refused(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_build_filename(tree->root, "vm1.journal", NULL);
+  g_assert_cmpint(symlink(tree->outside, dir), ==, 0);
+
+  g_autoptr(StateJournal) journal = state_journal_open(tree->root, "vm1", &error);
+  g_assert_null(journal);
+  g_assert_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR);
+  g_assert_nonnull(strstr(error->message, "vm1.journal: it is a symbolic link"));
+  g_assert_cmpuint(count_files(tree->outside), ==, 0);
+}
+
+static void
+test_open_directory_is_refused(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_build_filename(tree->root, "vm1.journal", NULL);
+  g_assert_cmpint(g_mkdir(dir, 0700), ==, 0);
+  g_assert_cmpint(g_chmod(dir, 0777), ==, 0);
+
+  g_autoptr(StateJournal) journal = state_journal_open(tree->root, "vm1", &error);
+  g_assert_null(journal);
+  g_assert_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR);
+  g_assert_nonnull(strstr(error->message, "not be writable by group or others"));
+  g_assert_nonnull(strstr(error->message, "chmod 700"));
+}
+
+static void
+test_entry_links_are_not_read(Tree *tree, gconstpointer data)
+{
+  g_autofree char *dir = g_build_filename(tree->root, "vm1.journal", NULL);
+  g_autofree char *secret = g_build_filename(tree->outside, "secret.json", NULL);
+  g_autofree char *link = g_build_filename(dir, "hostdev0.json", NULL);
+  g_assert_cmpint(g_mkdir(dir, 0700), ==, 0);
+  g_assert_true(g_file_set_contents(secret,
+                                    "{\"version\": 2, \"alias\": \"hostdev0\", "
+                                    "\"state\": \"attached\"}", -1, NULL));
+  g_assert_cmpint(symlink(secret, link), ==, 0);
+
+  /* the journal warns about the entry: in a child (with a tree of its own),
+   * where a warning is not fatal */
+  if (g_test_subprocess()) {
+    g_autoptr(GError) error = NULL;
+    g_log_set_always_fatal(G_LOG_FATAL_MASK);
+    g_autoptr(StateJournal) journal = state_journal_open(tree->root, "vm1", &error);
+    g_assert_no_error(error);
+    g_assert_cmpuint(state_journal_entries(journal)->len, ==, 0);
+    /* set aside, and the file it pointed to untouched */
+    g_assert_true(exists(dir, "hostdev0.json.corrupt"));
+    g_assert_false(exists(dir, "hostdev0.json"));
+    g_assert_true(g_file_test(secret, G_FILE_TEST_IS_REGULAR));
+    return;
+  }
+  g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed();
+  g_test_trap_assert_stderr("*hostdev0.json is damaged (cannot open it: it is a symbolic link)*");
+}
+
+static void
+test_unsafe_alias(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(StateJournal) journal = state_journal_open(tree->root, "vm1", &error);
+  g_assert_no_error(error);
+  g_assert_false(state_journal_record(journal, "../outside/x", STATE_ATTACHED, "done", NULL,
+                                      NULL, NULL, NULL, &error));
+  g_assert_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT);
+  g_assert_cmpuint(count_files(tree->outside), ==, 0);
+}
+
+int
+main(int argc, char **argv)
+{
+  g_test_init(&argc, &argv, NULL);
+#define ADD(path, func) g_test_add(path, Tree, NULL, tree_setup, func, tree_teardown)
+  ADD("/state/round-trip", test_round_trip);
+  ADD("/state/path-replaced-by-link", test_path_replaced_by_link);
+  ADD("/state/link-at-open", test_link_at_open_is_refused);
+  ADD("/state/open-directory", test_open_directory_is_refused);
+  ADD("/state/entry-links", test_entry_links_are_not_read);
+  ADD("/state/unsafe-alias", test_unsafe_alias);
+  return g_test_run();
+}
