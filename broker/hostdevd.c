@@ -19,9 +19,7 @@
 #include "config.h"
 #include "control.h"
 #include "control-proto.h"
-#include "host-rom.h"
 #include "host-root.h"
-#include "host-usb.h"
 #include "hostdev.h"
 #include "hostdevd-error.h"
 #include "hotplug.h"
@@ -166,77 +164,6 @@ string_argument(JsonObject *arguments, const char *name, gboolean *ok, GError **
   return json_node_get_string(node);
 }
 
-/* rom_allowed() - a <rom file> must name a file in a ROM directory the
- * policy allows: QEMU would read any file into a BAR the guest can read. */
-static gboolean
-rom_allowed(Daemon *daemon, const Hostdev *hostdev, GError **error)
-{
-  if (hostdev->rom.file == NULL)
-    return TRUE;
-
-  const char *rule = NULL;
-  g_auto(GStrv) dirs = policy_rom_dirs(daemon->policy, daemon->options.vm, &rule);
-  g_autoptr(GError) local = NULL;
-  if (host_rom_file_check(hostdev->rom.file, (const char *const *)dirs, &local))
-    return TRUE;
-  g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_POLICY_DENIED,
-              "VM '%s' may not use <rom file='%s'>: %s; the rule: %s", daemon->options.vm,
-              hostdev->rom.file, local->message, rule);
-  return FALSE;
-}
-
-/* usb_hub_allowed() - a USB hub or root hub only when the policy says so:
- * every device behind it would follow it into the guest.  A device that
- * does not resolve passes here; the workflow reports it. */
-static gboolean
-usb_hub_allowed(Daemon *daemon, const Hostdev *hostdev, GError **error)
-{
-  if (hostdev->type != HOSTDEV_TYPE_USB)
-    return TRUE;
-  g_autoptr(HostUsbDevice) usb = host_usb_resolve(hostdev, NULL);
-  const char *rule = NULL;
-  if (usb == NULL || !host_usb_is_hub(usb) ||
-      policy_usb_hubs_allowed(daemon->policy, daemon->options.vm, &rule))
-    return TRUE;
-  g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_POLICY_DENIED,
-              "VM '%s' may not receive USB hub %04x:%04x (bus %u device %u, %s): %s",
-              daemon->options.vm, usb->vendor, usb->product, usb->bus, usb->device,
-              usb->sysfs_name, rule);
-  return FALSE;
-}
-
-/* vf_network_allowed() - the MAC and VLAN an <interface type='hostdev'>
- * has hostdevd program on its VF decide which network the VF reaches. */
-static gboolean
-vf_network_allowed(Daemon *daemon, const Hostdev *hostdev, GError **error)
-{
-  const char *rule = NULL;
-  if (!hostdev->is_interface ||
-      policy_check_vf_network(daemon->policy, daemon->options.vm,
-                              hostdev->net.has_mac ? hostdev->net.mac : NULL,
-                              hostdev->net.has_vlan, hostdev->net.vlan_tag, &rule))
-    return TRUE;
-  g_autofree char *source = pci_address_format(&hostdev->pci_source);
-  g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_POLICY_DENIED,
-              "VM '%s' may not program VF %s this way: %s", daemon->options.vm, source, rule);
-  return FALSE;
-}
-
-/*
- * attach_precheck() - what the policy says about a request before the
- * workflow sees it, so that a refusal touches nothing: the ROM file it
- * names, whether its USB device is a hub, and the MAC and VLAN of a VF.
- * XML that does not parse passes here; the workflow reports it.
- */
-static gboolean
-attach_precheck(Daemon *daemon, const char *xml, GError **error)
-{
-  g_autoptr(Hostdev) hostdev = hostdev_parse_xml(xml, strlen(xml), NULL);
-  return hostdev == NULL ||
-         (rom_allowed(daemon, hostdev, error) && usb_hub_allowed(daemon, hostdev, error) &&
-          vf_network_allowed(daemon, hostdev, error));
-}
-
 static void
 dispatch_attach(Daemon *daemon, JsonObject *arguments, GTask *task)
 {
@@ -266,10 +193,6 @@ dispatch_attach(Daemon *daemon, JsonObject *arguments, GTask *task)
     return_node_from_result(task, NULL,
                             g_error_new_literal(HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
                                                 "argument 'dry-run' must be true or false"));
-    return;
-  }
-  if (!attach_precheck(daemon, xml, &error)) {
-    return_node_from_result(task, NULL, error);
     return;
   }
   hotplug_attach_async(daemon->hotplug, xml, dry_run && json_node_get_boolean(dry_run),

@@ -104,16 +104,6 @@ guest_usb_address_parse(const char *text, const char *id, guint *bus, char **por
   return TRUE;
 }
 
-gboolean
-guest_usb_address_from_query(const char *text, const char *id, guint *bus, char **port)
-{
-  g_autoptr(GError) error = NULL;
-  if (guest_usb_address_parse(text, id, bus, port, &error))
-    return TRUE;
-  g_message("%s", error->message);
-  return FALSE;
-}
-
 /* Return: (transfer full): "pci.1, pci.2" — the buses that take hot-plugged devices. */
 static char *
 hotpluggable_buses(const GuestTopology *topology)

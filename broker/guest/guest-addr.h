@@ -26,11 +26,6 @@ G_BEGIN_DECLS
 gboolean guest_usb_address_parse(const char *text, const char *id, guint *bus, char **port,
                                  GError **error);
 
-/* guest_usb_address_from_query() - guest_usb_address_parse() that logs the
- * reason (g_message) instead of returning it. */
-gboolean guest_usb_address_from_query(const char *text, const char *id,
-                                      guint *bus, char **port);
-
 /**
  * guest_pci_place() - choose where a PCI device goes, as libvirt would
  * @requested: (nullable): the guest address the XML asked for

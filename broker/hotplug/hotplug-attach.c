@@ -530,26 +530,6 @@ check_not_repeated(const Op *op, guint index, GError **error)
   return TRUE;
 }
 
-/* policy_allows() - FALSE with PolicyDenied naming the rule when the VM may not have
- * the device; @before counts the request's devices ahead of it. */
-static gboolean
-policy_allows(const AttachItem *item, guint before, GError **error)
-{
-  Hotplug *hotplug = item->hotplug;
-  PolicyDeviceFacts facts = { 0 };
-  const char *rule = NULL;
-
-  if (hotplug->policy == NULL || !item->ops->policy_facts(item, &facts))
-    return TRUE;
-  if (policy_check_device(hotplug->policy, hotplug->vm, &facts,
-                          vm_devices_get_all(hotplug->devices)->len + before, &rule))
-    return TRUE;
-  g_autofree char *what = policy_describe_device(&facts);
-  g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_POLICY_DENIED,
-              "VM '%s' may not receive %s: %s", hotplug->vm, what, rule);
-  return FALSE;
-}
-
 /*
  * pci_precheck() - every read-only check of a PCI device, so that a dry
  * run fails exactly where the attach would, before QEMU is asked: the
@@ -784,7 +764,8 @@ check_request(Op *op, GError **error)
     if (!check_not_repeated(op, i, error))
       return FALSE;
     if (!check_not_attached(op->hotplug, item->hostdev, &local) ||
-        !item->ops->resolve(item, &local) || !policy_allows(item, i, &local)) {
+        !hotplug_policy_allows_xml(item, &local) || !item->ops->resolve(item, &local) ||
+        !hotplug_policy_allows(item, i, &local)) {
       name_device_of_request(op, i, local);
       g_propagate_error(error, local);
       return FALSE;

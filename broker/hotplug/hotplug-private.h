@@ -153,6 +153,14 @@ void hotplug_device_enter_anyway(Hotplug *hotplug, VmDevice *device, VmDeviceSta
 /* Return: what list-devices shows as @state's "state". */
 const char *hotplug_device_state_listed(VmDeviceState state);
 
+/* What the policy says of an attach (attach-policy.c): FALSE with PolicyDenied
+ * naming the rule.  hotplug_policy_allows_xml() - what the XML asks for, before
+ * anything is looked up: its ROM file, a VF's MAC/VLAN.
+ * hotplug_policy_allows() - the device once resolved (ids, class, a USB hub);
+ * @before counts the request's devices ahead of it. */
+gboolean hotplug_policy_allows_xml(const AttachItem *item, GError **error);
+gboolean hotplug_policy_allows(const AttachItem *item, guint before, GError **error);
+
 /* The steps an attach is made of (hotplug-steps.c). */
 extern const AttachStepKind hotplug_step_claim;
 extern const AttachStepKind hotplug_step_vfio_bind;

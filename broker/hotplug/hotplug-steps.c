@@ -272,7 +272,12 @@ on_memory_size(GObject *source, GAsyncResult *result, gpointer user_data)
   Op *op = task_op(task);
   gboolean viommu = op->topology &&
                     memlock_guest_has_viommu((const char *const *)op->topology->types);
-  guint64 needed = memlock_needed_for_guest(ram, vfio_device_count(op), viommu);
+  guint64 needed = 0;
+  /* what QEMU reports is bounded before it becomes a limit */
+  if (!memlock_needed_for_reported_guest(ram, vfio_device_count(op), viommu, &needed, &error)) {
+    hotplug_plan_step_done(task, error, FALSE);
+    return;
+  }
   gboolean enough = qemu <= 0 || (memlock_get(qemu, &soft, &hard, NULL) && soft >= needed) ||
                     process_has_ipc_lock(qemu);
 
@@ -667,10 +672,11 @@ usb_confirm(GTask *task, AttachItem *item)
                                              "answer", item->hostdev->alias), FALSE);
     return;
   }
-  if (!guest_usb_address_from_query(text, item->hostdev->alias, &bus, &port)) {
-    hotplug_plan_step_done(task, g_error_new(HOSTDEVD_ERROR, HOSTDEVD_ERROR_QEMU_ERROR,
-                                             "QEMU accepted %s but does not show it on any "
-                                             "USB bus", item->hostdev->alias), FALSE);
+  GError *error = NULL;
+  if (!guest_usb_address_parse(text, item->hostdev->alias, &bus, &port, &error)) {
+    g_prefix_error(&error, "QEMU accepted %s but its USB address cannot be trusted: ",
+                   item->hostdev->alias);
+    hotplug_plan_step_done(task, error, FALSE);
     return;
   }
   if (!item->hostdev->usb_guest.present) {

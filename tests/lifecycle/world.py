@@ -175,6 +175,10 @@ class World:
     def start(self):
         with tarfile.open(os.path.join(FIXTURES, "sysfs-linux-6.1-q35-viommu.tar.gz")) as tar:
             tar.extractall(self.tree)
+        # the host's memory size, which bounds what a QEMU may report as guest RAM
+        os.makedirs(os.path.join(self.tree, "proc"), exist_ok=True)
+        with open("/proc/meminfo") as src, open(os.path.join(self.tree, "proc", "meminfo"), "w") as dst:
+            dst.write(src.read())
         python = sys.executable
         try:
             subprocess.run([python, "-c", "import sys; sys.path.append('/usr/lib/python3/"

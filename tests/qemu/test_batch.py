@@ -104,6 +104,18 @@ class MixedBatch(Batch):
         self.assertEqual(self.claims(), [])
         self.assertIn("undoing", self.log())
 
+    def test_the_policy_sees_every_device_of_the_request(self):
+        """A ROM file outside the allowed directories is refused in a <devices> request
+        as it is alone: the policy is asked about each device, not about the request."""
+        before = self.qmp.peripherals()
+        error = self.error(devices(usb("0x0104"),
+                                   pci("0x1", "no", guest="<rom bar='on' file='/etc/shadow'/>")))
+        self.assertEqual(error["class"], "PolicyDenied")
+        self.assertIn("device 2 of <devices> (PCI device 0000:05:00.1)", error["desc"])
+        self.assertIn("<rom file='/etc/shadow'>", error["desc"])
+        self.assertEqual(self.qmp.peripherals(), before)
+        self.assertEqual(self.journal(), [])
+
     def test_two_devices_of_one_request_never_share_a_slot(self):
         result = self.attach(devices(pci("0x0", "yes", bus="0x01"), pci("0x1", "no")),
                              "--dry-run", check=True)

@@ -199,22 +199,22 @@ test_guest_usb_address(void)
 {
   guint bus = 99;
   g_autofree char *port = NULL;
-  g_assert_true(guest_usb_address_from_query(query_usb, "hostdev0", &bus, &port));
+  g_assert_true(guest_usb_address_parse(query_usb, "hostdev0", &bus, &port, NULL));
   g_assert_cmpuint(bus, ==, 0);
   g_assert_cmpstr(port, ==, "2.1");
 
   g_autofree char *port10 = NULL;
-  g_assert_true(guest_usb_address_from_query(query_usb, "hostdev10", &bus, &port10));
+  g_assert_true(guest_usb_address_parse(query_usb, "hostdev10", &bus, &port10, NULL));
   g_assert_cmpuint(bus, ==, 1);
   g_assert_cmpstr(port10, ==, "1");
 
   char *none = NULL;
-  g_assert_false(guest_usb_address_from_query(query_usb, "hostdev1", &bus, &none));
-  g_assert_false(guest_usb_address_from_query("", "hostdev0", &bus, &none));
-  g_assert_false(guest_usb_address_from_query("  Device x, Port 1, ID: hostdev0\n", "hostdev0",
-                                              &bus, &none));
-  g_assert_false(guest_usb_address_from_query("  Device 0.1, Port .1, S, ID: hostdev0\n",
-                                              "hostdev0", &bus, &none));
+  g_assert_false(guest_usb_address_parse(query_usb, "hostdev1", &bus, &none, NULL));
+  g_assert_false(guest_usb_address_parse("", "hostdev0", &bus, &none, NULL));
+  g_assert_false(guest_usb_address_parse("  Device x, Port 1, ID: hostdev0\n", "hostdev0",
+                                         &bus, &none, NULL));
+  g_assert_false(guest_usb_address_parse("  Device 0.1, Port .1, S, ID: hostdev0\n",
+                                         "hostdev0", &bus, &none, NULL));
   g_assert_null(none);
 }
 
