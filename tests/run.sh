@@ -22,7 +22,7 @@ for build in build build-asan; do
     fi
   elif ! meson introspect --buildoptions "$build" |
       python3 -c 'import json, sys; sys.exit(0 if any(o["name"] == "test_hooks" and o["value"] is True for o in json.load(sys.stdin)) else 1)'; then
-    meson configure "$build" -Dtest_hooks=true
+    meson setup --reconfigure "$build" -Dtest_hooks=true
   fi
   ninja -C "$build"
   # LeakSanitizer's exit-time check needs ptrace, which the sandbox forbids:
