@@ -56,7 +56,8 @@ usage(FILE *out)
           "                                     every device of a <devices> element, all or none;\n"
           "                                     --dry-run prints the plan: its steps as\n"
           "                                     '# step: what' lines, each QMP command as JSON\n"
-          "  detach-device VM FILE [--wait S]    detach the device FILE's <hostdev> names\n"
+          "  detach-device VM FILE [--wait S]    detach the device FILE's <hostdev> names, or each\n"
+          "                                     device of a <devices> element\n"
           "  detach-device-alias VM ALIAS [--wait S]\n"
           "  dumpxml VM                          live XML of the attached devices\n"
           "  list VM                             the attached devices, one per line\n"
@@ -352,6 +353,33 @@ cmd_attach(Session *session, const Args *args, const char *file)
   return EXIT_SUCCESS;
 }
 
+/* One device's detach as a person reads it; FALSE when the host did not get it back. */
+static gboolean
+print_detached(JsonObject *reply)
+{
+  const char *status = json_object_get_string_member_with_default(reply, "status", "");
+  const char *detached = json_object_get_string_member_with_default(reply, "alias", "?");
+  const char *host_error = json_object_get_string_member_with_default(reply, "host-error", NULL);
+  if (host_error) {
+    g_printerr("error: %s left the VM, but giving it back to the host failed: %s\n"
+               "It stays listed as detaching; run the same detach again to retry.\n",
+               detached, host_error);
+    return FALSE;
+  }
+  g_autoptr(GString) slot = g_string_new(NULL);
+  JsonArray *functions = json_object_has_member(reply, "slot")
+      ? json_object_get_array_member(reply, "slot") : NULL;
+  for (guint i = 0; functions && i < json_array_get_length(functions); i++)
+    g_string_append_printf(slot, "%s%s", i ? ", " : "; its whole multifunction slot left: ",
+                           json_array_get_string_element(functions, i));
+  if (g_strcmp0(status, "detached") == 0)
+    printf("Device detached successfully (%s%s)\n", detached, slot->str);
+  else
+    printf("Device detach request sent successfully; the guest has not released %s yet "
+           "(it is listed as detaching until it does)\n", detached);
+  return TRUE;
+}
+
 static int
 cmd_detach(Session *session, const Args *args, const char *file, const char *alias)
 {
@@ -372,27 +400,15 @@ cmd_detach(Session *session, const Args *args, const char *file, const char *ali
   if (args->json)
     return EXIT_SUCCESS;
   JsonObject *reply = json_node_get_object(value);
-  const char *status = json_object_get_string_member_with_default(reply, "status", "");
-  const char *detached = json_object_get_string_member_with_default(reply, "alias", "?");
-  const char *host_error = json_object_get_string_member_with_default(reply, "host-error", NULL);
-  if (host_error) {
-    g_printerr("error: %s left the VM, but giving it back to the host failed: %s\n"
-               "It stays listed as detaching; run the same detach again to retry.\n",
-               detached, host_error);
-    return EXIT_FAILURE;
-  }
-  g_autoptr(GString) slot = g_string_new(NULL);
-  JsonArray *functions = json_object_has_member(reply, "slot")
-      ? json_object_get_array_member(reply, "slot") : NULL;
-  for (guint i = 0; functions && i < json_array_get_length(functions); i++)
-    g_string_append_printf(slot, "%s%s", i ? ", " : "; its whole multifunction slot left: ",
-                           json_array_get_string_element(functions, i));
-  if (g_strcmp0(status, "detached") == 0)
-    printf("Device detached successfully (%s%s)\n", detached, slot->str);
-  else
-    printf("Device detach request sent successfully; the guest has not released %s yet "
-           "(it is listed as detaching until it does)\n", detached);
-  return EXIT_SUCCESS;
+  /* a <devices> request answers with each device */
+  JsonArray *devices = json_object_has_member(reply, "devices")
+      ? json_object_get_array_member(reply, "devices") : NULL;
+  gboolean ok = TRUE;
+  for (guint i = 0; devices && i < json_array_get_length(devices); i++)
+    ok &= print_detached(json_array_get_object_element(devices, i));
+  if (devices == NULL)
+    ok = print_detached(reply);
+  return ok ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
 static int

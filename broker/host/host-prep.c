@@ -174,7 +174,8 @@ holds_claim(const HostPrep *prep, const char *key)
 }
 
 gboolean
-host_prep_vfio_begin(HostPrep *prep, const Hostdev *hostdev, GError **error)
+host_prep_vfio_begin(HostPrep *prep, const Hostdev *hostdev, const VfioRecord *sibling,
+                     GError **error)
 {
   g_autofree char *key = claims_key_pci(&hostdev->pci_source);
   gboolean claimed = prep->claims_runtime_dir != NULL && holds_claim(prep, key);
@@ -191,8 +192,12 @@ host_prep_vfio_begin(HostPrep *prep, const Hostdev *hostdev, GError **error)
   if (prep->vfio == NULL || !claimed)
     return prep->vfio != NULL;
   /* read right after the claim: whoever takes the claim over after us
-   * learns from it where the device goes back to */
-  origin = vfio_record_origin(prep->vfio);
+   * learns from it where the device goes back to.  A companion a sibling
+   * of this VM bound for its group went back to what the sibling's record
+   * says, not to vfio-pci. */
+  const VfioRecord *companion = sibling ? vfio_record_find_companion(sibling, &hostdev->pci_source)
+                                        : NULL;
+  origin = vfio_record_origin(companion ? companion : prep->vfio);
   if (!claims_set_origin(prep->claims_runtime_dir, prep->claims_vm, key, origin, error)) {
     g_clear_pointer(&prep->vfio, vfio_record_unref);
     return FALSE;

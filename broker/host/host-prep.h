@@ -78,8 +78,13 @@ gboolean host_prep_claim(HostPrep *prep, const char *runtime_dir, const char *vm
  * original driver); otherwise the device's state now is the original one,
  * and it is stored in the claim for whoever takes the claim over after us.
  * Before the claim (a dry run's checks), the state now, nothing stored.
+ * @sibling: (nullable): the record of a device of the same IOMMU group this
+ *   VM holds: when it bound this device as a companion (whole-group
+ *   takeover), the claim stores the companion's original state, so a VM
+ *   that takes the claim over after us gives the device back there.
  */
-gboolean host_prep_vfio_begin(HostPrep *prep, const Hostdev *hostdev, GError **error);
+gboolean host_prep_vfio_begin(HostPrep *prep, const Hostdev *hostdev, const VfioRecord *sibling,
+                              GError **error);
 
 /**
  * host_prep_vfio_plan() - plan the binding, touching nothing: the

@@ -957,12 +957,11 @@ vfio_record_plan_group(VfioRecord *record, gboolean take_whole_group, GError **e
   return TRUE;
 }
 
-/* Return: the planned companion of @record at @addr, NULL if none. */
-static VfioRecord *
-planned_companion(const VfioRecord *record, const PciAddress *addr)
+const VfioRecord *
+vfio_record_find_companion(const VfioRecord *record, const PciAddress *addr)
 {
   for (guint i = 0; i < record->companions->len; i++) {
-    VfioRecord *companion = record->companions->pdata[i];
+    const VfioRecord *companion = record->companions->pdata[i];
     if (pci_address_compare(&companion->addr, addr) == 0)
       return companion;
   }
@@ -1012,7 +1011,7 @@ check_group_as_planned(const VfioRecord *record, GError **error)
     return FALSE;
   for (guint i = 0; i < offenders->len; i++) {
     const HostPciDevice *device = offenders->pdata[i];
-    const VfioRecord *companion = planned_companion(record, &device->addr);
+    const VfioRecord *companion = vfio_record_find_companion(record, &device->addr);
 
     if (companion == NULL) {
       g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,

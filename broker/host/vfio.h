@@ -164,6 +164,9 @@ VfioRecord *vfio_record_new(const PciAddress *addr, gboolean managed,
 VfioRecord *vfio_record_new_from_origin(const PciAddress *addr, gboolean managed,
                                         const ClaimOrigin *origin, GError **error);
 
+/* Return: (nullable) (transfer none): the companion of @record at @addr. */
+const VfioRecord *vfio_record_find_companion(const VfioRecord *record, const PciAddress *addr);
+
 /* Return: (transfer full): the original state @record noted, for the
  * device's claim. */
 ClaimOrigin *vfio_record_origin(const VfioRecord *record);

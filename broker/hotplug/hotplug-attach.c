@@ -548,7 +548,7 @@ pci_precheck(AttachItem *item, GError **error)
     g_propagate_error(error, g_steal_pointer(&missing));
     return FALSE;
   }
-  if (!host_prep_vfio_begin(item->prep, hostdev, error))
+  if (!host_prep_vfio_begin(item->prep, hostdev, NULL, error))
     return FALSE;
   if (!hostdev->managed && !host_pci_check_assignable(&hostdev->pci_source, FALSE, error))
     return FALSE;

@@ -175,6 +175,15 @@ detach_start(GTask *task)
   if (device == NULL && hotplug_retry_failed_release(hotplug, op->alias ? NULL : op->hostdev,
                                                      op->alias, task))
     return;
+  /* already out of QEMU (an earlier device of the request took its slot along) */
+  VmDevice *leaving = device ? NULL : hotplug_find_leaving(hotplug, op->alias ? NULL : op->hostdev,
+                                                           op->alias);
+  if (leaving) {
+    g_free(op->alias);
+    op->alias = g_strdup(leaving->hostdev->alias);
+    hotplug_op_return(task, detach_reply(op, "detached"), NULL);
+    return;
+  }
   if (device == NULL) {
     g_autofree char *what = op->alias ? g_strdup_printf("alias '%s'", op->alias)
                                       : hostdev_describe_source(op->hostdev);
@@ -223,16 +232,123 @@ detach_start(GTask *task)
   send_device_del(task);
 }
 
-void
-hotplug_detach_async(Hotplug *hotplug, const char *xml, const char *alias, guint wait_ms,
-                     GAsyncReadyCallback callback, gpointer user_data)
+/*
+ * A <devices> request detaches its devices one after the other, each as a
+ * request of its own would (queued in order); a detach cannot be undone
+ * (the guest let go), so one that fails does not stop the others, and the
+ * error names it and says what did leave.
+ */
+typedef struct {
+  GTask *task;                   /* the request's */
+  JsonArray *replies;            /* one per device that left */
+  GString *failures;             /* "device N of <devices>: why; ..." */
+  gint first_failure;            /* its error code, -1 none */
+  guint pending;
+} DetachBatch;
+
+typedef struct {
+  DetachBatch *batch;
+  guint index;
+} DetachMember;
+
+static void
+detach_batch_finish(DetachBatch *batch)
+{
+  if (batch->first_failure < 0) {
+    g_autoptr(JsonObject) reply = json_object_new();
+    json_object_set_array_member(reply, "devices", json_array_ref(batch->replies));
+    g_task_return_pointer(batch->task, json_node_init_object(json_node_alloc(), reply),
+                          (GDestroyNotify)json_node_unref);
+  } else {
+    g_autoptr(GString) left = g_string_new(NULL);
+    for (guint i = 0; i < json_array_get_length(batch->replies); i++) {
+      JsonObject *reply = json_array_get_object_element(batch->replies, i);
+      g_string_append_printf(left, "%s%s (%s)", i ? ", " : "",
+                             json_object_get_string_member(reply, "alias"),
+                             json_object_get_string_member(reply, "status"));
+    }
+    g_task_return_new_error(batch->task, HOSTDEVD_ERROR, batch->first_failure,
+                            "%s; the request's other devices: %s", batch->failures->str,
+                            left->len ? left->str : "none left");
+  }
+  g_object_unref(batch->task);
+  json_array_unref(batch->replies);
+  g_string_free(batch->failures, TRUE);
+  g_free(batch);
+}
+
+static void
+on_batch_member_detached(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  DetachMember *member = user_data;
+  DetachBatch *batch = member->batch;
+  g_autoptr(GError) error = NULL;
+  JsonNode *reply = g_task_propagate_pointer(G_TASK(result), &error);
+
+  if (reply) {
+    json_array_add_element(batch->replies, reply);
+  } else {
+    g_string_append_printf(batch->failures, "%sdevice %u of <devices>: %s",
+                           batch->failures->len ? "; " : "", member->index + 1, error->message);
+    if (batch->first_failure < 0)
+      batch->first_failure = error->code;
+  }
+  g_free(member);
+  if (--batch->pending == 0)
+    detach_batch_finish(batch);
+}
+
+static void
+detach_submit(Hotplug *hotplug, Hostdev *hostdev, const char *alias, guint wait_ms,
+              GAsyncReadyCallback callback, gpointer user_data)
 {
   GTask *task = hotplug_op_new(hotplug, detach_start, hotplug_detach_async, callback, user_data);
   Op *op = g_task_get_task_data(task);
 
   op->wait_ms = wait_ms;
   op->alias = g_strdup(alias);
-  hotplug_op_submit(task, alias ? NULL : xml);
+  op->hostdev = hostdev;
+  hotplug_op_submit(task, NULL);
+}
+
+void
+hotplug_detach_async(Hotplug *hotplug, const char *xml, const char *alias, guint wait_ms,
+                     GAsyncReadyCallback callback, gpointer user_data)
+{
+  GError *error = NULL;
+  gboolean several = FALSE;
+
+  if (alias) {
+    detach_submit(hotplug, NULL, alias, wait_ms, callback, user_data);
+    return;
+  }
+  g_autoptr(GPtrArray) devices = hostdev_parse_request(xml, strlen(xml), &several, &error);
+  if (devices == NULL) {
+    GTask *task = g_task_new(NULL, NULL, callback, user_data);
+    g_task_return_error(task, error);
+    g_object_unref(task);
+    return;
+  }
+  if (!several) {
+    detach_submit(hotplug, g_ptr_array_steal_index(devices, 0), NULL, wait_ms, callback,
+                  user_data);
+    return;
+  }
+  DetachBatch *batch = g_new0(DetachBatch, 1);
+  batch->task = g_task_new(NULL, NULL, callback, user_data);
+  g_task_set_source_tag(batch->task, hotplug_detach_async);
+  batch->replies = json_array_new();
+  batch->failures = g_string_new(NULL);
+  batch->first_failure = -1;
+  batch->pending = devices->len;
+  g_ptr_array_set_free_func(devices, NULL);   /* each goes to its own detach */
+  for (guint i = 0; i < devices->len; i++) {
+    DetachMember *member = g_new0(DetachMember, 1);
+    member->batch = batch;
+    member->index = i;
+    detach_submit(hotplug, g_ptr_array_index(devices, i), NULL, wait_ms,
+                  on_batch_member_detached, member);
+  }
 }
 
 JsonNode *

@@ -36,6 +36,14 @@ takes_from_host(const AttachItem *item)
   return item->hostdev->type != HOSTDEV_TYPE_USB || item->usb != NULL;
 }
 
+/* Return: (nullable): the record of a device of this VM in @item's IOMMU group. */
+static const VfioRecord *
+group_sibling(const AttachItem *item)
+{
+  VmDevice *sibling = vm_devices_find_group(item->hotplug->devices, item->prep->vfio->group, NULL);
+  return sibling ? sibling->prep->vfio : NULL;
+}
+
 static void
 claim_run(GTask *task, AttachStep *step)
 {
@@ -54,8 +62,9 @@ claim_run(GTask *task, AttachStep *step)
   if (item->prep->vfio) {
     /* the record of how the device was is taken only now that it is ours: before the
      * claim another VM's release could still have been changing it */
+    const VfioRecord *sibling = group_sibling(item);
     g_clear_pointer(&item->prep->vfio, vfio_record_unref);
-    if (!host_prep_vfio_begin(item->prep, item->hostdev, &error)) {
+    if (!host_prep_vfio_begin(item->prep, item->hostdev, sibling, &error)) {
       hotplug_plan_step_done(task, error, TRUE);
       return;
     }
@@ -109,13 +118,6 @@ static gboolean
 has_vfio_record(const AttachItem *item)
 {
   return item->prep->vfio != NULL;
-}
-
-static const VfioRecord *
-group_sibling(const AttachItem *item)
-{
-  VmDevice *sibling = vm_devices_find_group(item->hotplug->devices, item->prep->vfio->group, NULL);
-  return sibling ? sibling->prep->vfio : NULL;
 }
 
 /*

@@ -75,6 +75,26 @@ class UsbBatch(Batch):
         self.assertEqual(sorted(alias for alias, state in self.journal()),
                          ["hostdev0", "hostdev1"])
 
+    def test_a_devices_request_detaches_each_and_says_which_failed(self):
+        request = devices(usb("0x0104"), usb("0x0105"))
+        self.attach(request, check=True)
+        result = self.ctl("detach-device", self.vm, self.write_xml("batch.xml", request),
+                          check=True)
+        self.assertEqual(result.stdout.splitlines(), ["Device detached successfully (hostdev0)",
+                                                      "Device detached successfully (hostdev1)"])
+        self.assertEqual(set(self.qmp.peripherals()) & {"hostdev0", "hostdev1"}, set())
+        self.assertEqual(self.listing(), [])
+        # one device of the request is not attached: the other still leaves, the error says so
+        self.attach(usb("0x0104"), check=True)
+        result = self.ctl("--json", "detach-device", self.vm, self.write_xml("batch.xml", request),
+                          check=False)
+        error = json.loads(result.stdout)["error"]
+        self.assertEqual(error["class"], "NotFound")
+        self.assertIn("device 2 of <devices>: no device attached by hostdevd matches",
+                      error["desc"])
+        self.assertIn("the request's other devices: hostdev0 (detached)", error["desc"])
+        self.assertEqual(self.listing(), [])
+
     def test_one_refused_device_changes_nothing(self):
         before = self.qmp.peripherals()
         error = self.error(devices(usb("0x0104"), usb("0x0105", "<boot order='x'/>")))

@@ -1347,7 +1347,7 @@ vm1_takes_and_dies(Tree *tree, const char *runtime, const Hostdev *hostdev,
 
   g_assert_true(host_prep_claim(prep, runtime, "vm1", &(ClaimOwner){ broker, qemu }, hostdev,
                                 NULL, &error));
-  g_assert_true(host_prep_vfio_begin(prep, hostdev, &error));
+  g_assert_true(host_prep_vfio_begin(prep, hostdev, NULL, &error));
   g_assert_no_error(error);
   if (died_mid_way)
     fake_kernel_set_probe_mode(tree->fake, FAKE_PROBE_NOTHING);
@@ -1393,7 +1393,7 @@ test_takeover_restores_origin(Tree *tree, gconstpointer data)
   g_assert_true(host_prep_claim(prep, runtime, "vm2", &(ClaimOwner){ getpid(), 0 }, hostdev,
                                 NULL, &error));
   g_assert_no_error(error);
-  g_assert_true(host_prep_vfio_begin(prep, hostdev, &error));
+  g_assert_true(host_prep_vfio_begin(prep, hostdev, NULL, &error));
   g_assert_no_error(error);
   g_assert_cmpstr(prep->vfio->original_driver, ==, "e1000e");
   g_assert_cmpstr(prep->vfio->original_override, ==, with_override ? "e1000e" : NULL);
@@ -1429,6 +1429,56 @@ test_takeover_restores_origin(Tree *tree, gconstpointer data)
   fixture_remove(runtime);
 }
 
+/*
+ * A companion another device of this VM bound for the whole IOMMU group,
+ * then attached in its own right: its claim names the state the companion
+ * came from (e1000e), not vfio-pci, so a VM that takes the claim over after
+ * this one died gives it back to e1000e (tests/lifecycle/open, seed 120).
+ */
+static void
+test_companion_claim_keeps_its_origin(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(Hostdev) hostdev = pci_hostdev(&mf_fn0, TRUE);
+  g_autoptr(HostPrep) prep = host_prep_new();
+  g_autoptr(HostPrep) plain = host_prep_new();
+  g_autoptr(Claim) claim = NULL;
+  g_autofree char *runtime = g_dir_make_tmp("hostdevd-companion-XXXXXX", &error);
+  g_autoptr(VfioRecord) sibling = vfio_record_new(&mf_fn1, TRUE, &error);
+  VfioRecord *companion = vfio_record_new(&mf_fn0, TRUE, &error);
+
+  g_assert_no_error(error);
+  g_assert_cmpstr(companion->original_driver, ==, "e1000e");
+  g_ptr_array_add(sibling->companions, companion);
+  /* the sibling's whole-group binding put the companion on vfio-pci */
+  g_assert_true(vfio_step_bind(companion, &error));
+  g_assert_no_error(error);
+  assert_on(tree, &mf_fn0, "vfio-pci", "vfio-pci");
+
+  g_assert_true(host_prep_claim(prep, runtime, "vm1", &(ClaimOwner){ getpid(), 0 }, hostdev,
+                                NULL, &error));
+  g_assert_true(host_prep_vfio_begin(prep, hostdev, sibling, &error));
+  g_assert_no_error(error);
+  /* this VM's record is the state now: the sibling's undo gives the companion back */
+  g_assert_cmpstr(prep->vfio->original_driver, ==, "vfio-pci");
+  claim = claims_lookup(runtime, "pci_0000_05_00_0", &error);
+  g_assert_no_error(error);
+  g_assert_cmpstr(claim->origin->driver, ==, "e1000e");
+  g_assert_null(claim->origin->override);
+
+  /* without the sibling's record the state now is all there is to store */
+  g_autofree char *elsewhere = g_dir_make_tmp("hostdevd-companion-XXXXXX", &error);
+  g_clear_pointer(&claim, claim_free);
+  g_assert_true(host_prep_claim(plain, elsewhere, "vm1", &(ClaimOwner){ getpid(), 0 }, hostdev,
+                                NULL, &error));
+  g_assert_true(host_prep_vfio_begin(plain, hostdev, NULL, &error));
+  g_assert_no_error(error);
+  claim = claims_lookup(elsewhere, "pci_0000_05_00_0", &error);
+  g_assert_cmpstr(claim->origin->driver, ==, "vfio-pci");
+  fixture_remove(runtime);
+  fixture_remove(elsewhere);
+}
+
 /* The claim records the origin only once the device is claimed; a dry
  * run's read (before any claim) records nothing. */
 static void
@@ -1441,14 +1491,14 @@ test_origin_recorded_after_claim(Tree *tree, gconstpointer data)
   g_autoptr(Claim) claim = NULL;
   g_autofree char *runtime = g_dir_make_tmp("hostdevd-origin-XXXXXX", &error);
 
-  g_assert_true(host_prep_vfio_begin(dry, hostdev, &error));
+  g_assert_true(host_prep_vfio_begin(dry, hostdev, NULL, &error));
   g_assert_no_error(error);
   g_assert_true(host_prep_claim(prep, runtime, "vm1", &(ClaimOwner){ getpid(), 0 }, hostdev,
                                 NULL, &error));
   claim = claims_lookup(runtime, "pci_0000_01_00_0", &error);
   g_assert_null(claim->origin);
   g_clear_pointer(&claim, claim_free);
-  g_assert_true(host_prep_vfio_begin(prep, hostdev, &error));
+  g_assert_true(host_prep_vfio_begin(prep, hostdev, NULL, &error));
   g_assert_no_error(error);
   claim = claims_lookup(runtime, "pci_0000_01_00_0", &error);
   g_assert_nonnull(claim->origin);
@@ -1594,6 +1644,7 @@ main(int argc, char **argv)
              test_takeover_restores_origin, tree_teardown);
   g_test_add("/vfio/origin/takeover-with-override", Tree, GUINT_TO_POINTER(1), tree_setup,
              test_takeover_restores_origin, tree_teardown);
+  TREE_TEST("origin/companion-claim", test_companion_claim_keeps_its_origin);
   g_test_add("/vfio/origin/takeover-died-mid-way", Tree, GUINT_TO_POINTER(2), tree_setup,
              test_takeover_restores_origin, tree_teardown);
   g_test_add("/vfio/origin/takeover-died-mid-way-with-override", Tree, GUINT_TO_POINTER(3),
