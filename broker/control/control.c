@@ -18,7 +18,8 @@
  * Bounds that keep one client from stalling the others or QEMU's events
  * (all share one main loop).  Requests are rate-limited by a token bucket
  * checked before anything is parsed; a client that keeps sending past it
- * is dropped.  Connections are bounded in total and per uid.
+ * is dropped.  Connections are bounded in total and per uid; read-only
+ * peers share half of them, and root has a reserve on top.
  */
 #define CLIENT_RATE_BURST 100          /* requests at once */
 #define CLIENT_RATE_PER_SECOND 50      /* sustained requests per second */
@@ -26,6 +27,9 @@
 #define CLIENT_MAX_IN_FLIGHT 16        /* attach/detach requests still running per client */
 #define SERVER_MAX_CLIENTS 64
 #define SERVER_MAX_CLIENTS_PER_UID 16  /* root is not limited by this */
+#define SERVER_MAX_READ_ONLY_CLIENTS 32 /* read-only peers together: the rest is kept for
+                                         * those who may change something */
+#define SERVER_ROOT_RESERVE 8          /* root connects even when the others filled the server */
 
 typedef struct _ControlClient ControlClient;
 
@@ -231,6 +235,39 @@ count_clients_of(ControlServer *server, uid_t uid)
   return n;
 }
 
+static guint
+count_read_only_clients(ControlServer *server)
+{
+  guint n = 0;
+  for (GList *l = server->clients; l; l = l->next)
+    n += ((ControlClient *)l->data)->access == POLICY_ACCESS_READ;
+  return n;
+}
+
+/*
+ * capacity_refusal() - why a new connection of @uid with @access does not
+ * fit, or NULL.  Read-only peers share half the connections, so they can
+ * never lock out those who may change something; root has a reserve of
+ * its own on top of everyone's.
+ */
+static const char *
+capacity_refusal(ControlServer *server, uid_t uid, PolicyAccess access)
+{
+  guint n_clients = g_list_length(server->clients);
+  if (uid == 0)
+    return n_clients >= SERVER_MAX_CLIENTS + SERVER_ROOT_RESERVE
+               ? "every connection root may have is in use" : NULL;
+  if (n_clients >= SERVER_MAX_CLIENTS)
+    return "every connection is in use";
+  if (count_clients_of(server, uid) >= SERVER_MAX_CLIENTS_PER_UID)
+    return "this user has as many connections as one user may have";
+  if (access == POLICY_ACCESS_READ &&
+      count_read_only_clients(server) >= SERVER_MAX_READ_ONLY_CLIENTS)
+    return "read-only users together have as many connections as they may have (the rest "
+           "is kept for users who may attach and detach)";
+  return NULL;
+}
+
 static gboolean
 on_line(const char *line, gsize length, gpointer user_data)
 {
@@ -336,14 +373,15 @@ on_incoming(GSocketService *service, GSocketConnection *connection,
     return TRUE;
   }
 
-  guint n_clients = g_list_length(server->clients);
-  if (n_clients >= SERVER_MAX_CLIENTS ||
-      (uid != 0 && count_clients_of(server, uid) >= SERVER_MAX_CLIENTS_PER_UID)) {
-    g_message("control client uid %u refused: too many connections", uid);
+  const char *full = capacity_refusal(server, uid, access);
+  if (full) {
+    g_message("control client uid %u refused: %s", uid, full);
     g_autoptr(GError) busy = g_error_new(HOSTDEVD_ERROR, HOSTDEVD_ERROR_BUSY,
-                                         "too many connections to VM '%s' (at most %d, %d per "
-                                         "user); close some and retry", server->vm,
-                                         SERVER_MAX_CLIENTS, SERVER_MAX_CLIENTS_PER_UID);
+                                         "too many connections to VM '%s': %s (at most %d, %d "
+                                         "per user, %d read-only); close some and retry",
+                                         server->vm, full, SERVER_MAX_CLIENTS,
+                                         SERVER_MAX_CLIENTS_PER_UID,
+                                         SERVER_MAX_READ_ONLY_CLIENTS);
     refuse_connection(connection, busy);
     return TRUE;
   }

@@ -77,6 +77,40 @@ def as_peer(path, uid, gid, requests, groups=()):
     return json.loads(data)
 
 
+def hold_connections(path, uid, gid, count, groups=()):
+    """Open @count connections as uid/gid from a forked child that keeps them open.
+    Return: (pid, release pipe, [first line of each]): write to the pipe to let go."""
+    ready_read, ready_write = os.pipe()
+    release_read, release_write = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        try:
+            os.close(ready_read)
+            os.close(release_write)
+            os.setgroups(list(groups))
+            os.setgid(gid)
+            os.setuid(uid)
+            firsts, socks = [], []
+            for _ in range(count):
+                sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+                sock.settimeout(20)
+                sock.connect(path)
+                socks.append(sock)
+                firsts.append(json.loads(sock.makefile("rb").readline() or "null"))
+            os.write(ready_write, json.dumps(firsts).encode())
+            os.close(ready_write)
+            os.read(release_read, 1)
+        finally:
+            os._exit(0)
+    os.close(ready_write)
+    os.close(release_read)
+    data = b""
+    while chunk := os.read(ready_read, 65536):
+        data += chunk
+    os.close(ready_read)
+    return pid, release_write, json.loads(data)
+
+
 @unittest.skipUnless(os.geteuid() == 0, "switching uid needs root")
 class ClientAuthorisation(HostdevdTestCase):
 
@@ -159,6 +193,31 @@ class ClientAuthorisation(HostdevdTestCase):
         self.assertEqual(result["replies"][0]["return"]["alias"], "ua-authtest", result)
         self.assertEqual(result["replies"][1]["return"]["status"], "detached", result)
         self.assertEqual(self.qmp.peripherals(), before)
+
+    def test_read_only_users_cannot_lock_out_the_others(self):
+        """Two read-only users with 16 idle connections each fill the read-only share:
+        a third read-only connection is refused, a full-access user and root still get in."""
+        holders = []
+        try:
+            for uid, gid, groups in ((READER_UID, SOCKET_GID, ()),
+                                     (STRANGER_UID, GROUP_READER_GID, (SOCKET_GID,))):
+                pid, release, firsts = hold_connections(self.socket_path, uid, gid, 16, groups)
+                holders.append((pid, release))
+                self.assertTrue(all("hostdevd" in first for first in firsts), firsts)
+            # a third read-only user (by group), well under its own per-user limit
+            refused = as_peer(self.socket_path, 65530, GROUP_READER_GID, [],
+                              groups=[SOCKET_GID])
+            self.assertEqual(refused["first"]["error"]["class"], "Busy", refused)
+            self.assertIn("read-only users together", refused["first"]["error"]["desc"])
+            admin = as_peer(self.socket_path, ADMIN_UID, SOCKET_GID,
+                            [{"execute": "list-devices", "id": 1}])
+            self.assertEqual(admin["replies"][0], {"return": [], "id": 1}, admin)
+            self.assertIn("return", self.control().execute("list-devices"))
+        finally:
+            for pid, release in holders:
+                os.write(release, b"x")
+                os.close(release)
+                os.waitpid(pid, 0)
 
     def test_root_always_full(self):
         reply = self.control().execute("attach-device",
