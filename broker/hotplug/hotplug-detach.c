@@ -151,6 +151,9 @@ on_device_del(GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   op->del_answered = TRUE;
+  /* QEMU asked the guest: waiting for its answer must not hold the other requests */
+  if (op->waiting)
+    hotplug_op_let_queue_go(task);
   detach_conclude(task);
 }
 

@@ -139,6 +139,7 @@ struct _Op {
   gboolean del_answered;         /* device_del returned OK */
   gboolean waiting;              /* a waiter is armed */
   char *outcome;                 /* detach: "deleted", "guest-error", "timeout" */
+  gboolean dequeued;             /* it waits out of the queue: the next operation runs */
 };
 
 /* The lifecycle of a device after its attach (device-state.c). */
@@ -188,6 +189,9 @@ GTask *hotplug_op_new(Hotplug *hotplug, OpStartFunc start, gpointer source_tag,
                       GAsyncReadyCallback callback, gpointer user_data);
 /* hotplug_op_submit() - parse @xml (when given) into the operation and queue it. */
 void hotplug_op_submit(GTask *task, const char *xml);
+/* hotplug_op_let_queue_go() - the running operation goes on waiting (for the
+ * guest) out of the queue: the next one starts now. */
+void hotplug_op_let_queue_go(GTask *task);
 /* hotplug_op_return() - complete the running operation and start the next one. */
 void hotplug_op_return(GTask *task, JsonNode *value, GError *error);
 

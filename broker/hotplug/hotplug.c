@@ -95,20 +95,37 @@ queue_start_head(Hotplug *hotplug)
   }
 }
 
+void
+hotplug_op_let_queue_go(GTask *task)
+{
+  Op *op = g_task_get_task_data(task);
+  Hotplug *hotplug = op->hotplug;
+
+  g_assert(g_queue_peek_head(&hotplug->queue) == task && !op->dequeued);
+  g_queue_pop_head(&hotplug->queue);
+  op->dequeued = TRUE;
+  queue_start_head(hotplug);
+}
+
 /* hotplug_op_return() - complete the running operation and start the next one. */
 void
 hotplug_op_return(GTask *task, JsonNode *value, GError *error)
 {
-  Hotplug *hotplug = ((Op *)g_task_get_task_data(task))->hotplug;
+  Op *op = g_task_get_task_data(task);
+  Hotplug *hotplug = op->hotplug;
+  gboolean dequeued = op->dequeued;
 
-  g_assert(g_queue_peek_head(&hotplug->queue) == task);
-  g_queue_pop_head(&hotplug->queue);
+  if (!dequeued) {
+    g_assert(g_queue_peek_head(&hotplug->queue) == task);
+    g_queue_pop_head(&hotplug->queue);
+  }
   if (error)
     g_task_return_error(task, error);
   else
     g_task_return_pointer(task, value, (GDestroyNotify)json_node_unref);
   g_object_unref(task);
-  queue_start_head(hotplug);
+  if (!dequeued)
+    queue_start_head(hotplug);
 }
 
 static void

@@ -289,6 +289,25 @@ class Sequences(unittest.TestCase):
         vm.ctl("attach-device", xml=ABSENT, check=True)
         self.assertEqual(vm.in_qemu(), {"hostdev0"})
 
+    def test_a_long_detach_wait_does_not_hold_other_requests(self):
+        """A client waits for a slow guest (--wait 60): other requests of the VM run
+        meanwhile, and the waiting client still learns that the device left."""
+        vm = self.vm("vm1")
+        vm.ctl("attach-device", xml=ABSENT, check=True)
+        vm.view.ok("x-fake-set", **{"on-device-del": "silent"})
+        waiter = self.spawn([HOSTDEVCTL, "detach-device-alias", vm.socket, "hostdev0",
+                             "--wait", "60"], stdout=subprocess.PIPE, text=True,
+                            env=dict(os.environ, HOSTDEVD_RUNTIME_DIR=self.tmp))
+        wait_for(lambda: vm.listing().get("hostdev0") == "detaching", 10,
+                 "the unplug request to reach QEMU")
+        vm.ctl("attach-device", xml=KEYBOARD, check=True)
+        self.assertIsNone(waiter.poll(), "the detach stopped waiting")
+        self.assertEqual(vm.in_qemu(), {"hostdev0", "hostdev1"})
+        vm.view.ok("x-fake-delete", id="hostdev0")
+        self.assertEqual(waiter.wait(timeout=30), 0)
+        self.assertIn("Device detached successfully (hostdev0)", waiter.stdout.read())
+        self.assertEqual(vm.listing(), {"hostdev1": "attached"})
+
     def test_second_detach_while_pending_stays_pending(self):
         vm = self.vm("vm1")
         vm.ctl("attach-device", xml=ABSENT, check=True)
