@@ -6,6 +6,7 @@
  * device of a <devices> request passes through here, once it is resolved.
  */
 #include "hotplug-private.h"
+#include "host-pci.h"
 #include "host-rom.h"
 #include "host-root.h"
 
@@ -84,6 +85,50 @@ vf_network_allowed(const AttachItem *item, GError **error)
   g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_POLICY_DENIED,
               "VM '%s' may not program VF %s this way: %s", item->hotplug->vm, source, rule);
   return FALSE;
+}
+
+void
+hotplug_pci_policy_facts(const PciAddress *addr, PolicyDeviceFacts *facts)
+{
+  g_autoptr(HostPciDevice) pci = host_pci_device_read(addr, NULL);
+  facts->type = POLICY_DEVICE_PCI;
+  facts->pci_domain = addr->domain;
+  facts->pci_bus = addr->bus;
+  facts->pci_slot = addr->slot;
+  facts->pci_function = addr->function;
+  if (pci) {
+    g_autofree char *path = host_path("sys/bus/pci/devices/%s/boot_vga", pci->name);
+    g_autofree char *boot_vga = host_read_attr(path, NULL);
+    facts->pci_vendor = pci->vendor;
+    facts->pci_device = pci->device;
+    facts->pci_class = pci->class_code;
+    facts->boot_vga = g_strcmp0(boot_vga, "1") == 0;
+  }
+}
+
+gboolean
+hotplug_policy_allows_companions(const AttachItem *item, const VfioRecord *record,
+                                 GError **error)
+{
+  Hotplug *hotplug = item->hotplug;
+
+  for (guint i = 0; hotplug->policy && i < record->companions->len; i++) {
+    const VfioRecord *companion = record->companions->pdata[i];
+    PolicyDeviceFacts facts = { 0 };
+    const char *rule = NULL;
+    hotplug_pci_policy_facts(&companion->addr, &facts);
+    /* a companion is not one more device of the VM: only what it is counts */
+    if (policy_check_device(hotplug->policy, hotplug->vm, &facts, 0, &rule))
+      continue;
+    g_autofree char *what = policy_describe_device(&facts);
+    g_autofree char *self = pci_address_format(&record->addr);
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_POLICY_DENIED,
+                "taking IOMMU group %d whole for %s would bind %s to vfio-pci, which VM '%s' "
+                "may not receive: %s; nothing was bound", record->group, self, what,
+                hotplug->vm, rule);
+    return FALSE;
+  }
+  return TRUE;
 }
 
 /* without a policy (unit tests only) nothing is refused */

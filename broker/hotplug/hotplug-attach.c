@@ -630,21 +630,7 @@ usb_policy_facts(const AttachItem *item, PolicyDeviceFacts *facts)
 static gboolean
 pci_policy_facts(const AttachItem *item, PolicyDeviceFacts *facts)
 {
-  const Hostdev *hostdev = item->hostdev;
-  g_autoptr(HostPciDevice) pci = host_pci_device_read(&hostdev->pci_source, NULL);
-  facts->type = POLICY_DEVICE_PCI;
-  facts->pci_domain = hostdev->pci_source.domain;
-  facts->pci_bus = hostdev->pci_source.bus;
-  facts->pci_slot = hostdev->pci_source.slot;
-  facts->pci_function = hostdev->pci_source.function;
-  if (pci) {
-    g_autofree char *path = host_path("sys/bus/pci/devices/%s/boot_vga", pci->name);
-    g_autofree char *boot_vga = host_read_attr(path, NULL);
-    facts->pci_vendor = pci->vendor;
-    facts->pci_device = pci->device;
-    facts->pci_class = pci->class_code;
-    facts->boot_vga = g_strcmp0(boot_vga, "1") == 0;
-  }
+  hotplug_pci_policy_facts(&item->hostdev->pci_source, facts);
   return TRUE;
 }
 

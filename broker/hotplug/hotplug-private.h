@@ -161,6 +161,12 @@ const char *hotplug_device_state_listed(VmDeviceState state);
  * @before counts the request's devices ahead of it. */
 gboolean hotplug_policy_allows_xml(const AttachItem *item, GError **error);
 gboolean hotplug_policy_allows(const AttachItem *item, guint before, GError **error);
+/* hotplug_policy_allows_companions() - every endpoint a whole-group takeover
+ * would bind for @record (its planned companions) passes the policy too. */
+gboolean hotplug_policy_allows_companions(const AttachItem *item, const VfioRecord *record,
+                                          GError **error);
+/* hotplug_pci_policy_facts() - what the policy decides on for the PCI device at @addr. */
+void hotplug_pci_policy_facts(const PciAddress *addr, PolicyDeviceFacts *facts);
 
 /* The steps an attach is made of (hotplug-steps.c). */
 extern const AttachStepKind hotplug_step_claim;

@@ -128,7 +128,9 @@ has_vfio_record(const AttachItem *item)
 static gboolean
 vfio_bind_prepare(AttachItem *item, GError **error)
 {
-  return host_prep_vfio_plan(item->prep, item->hotplug->take_whole_group, group_sibling(item), error);
+  return host_prep_vfio_plan(item->prep, item->hotplug->take_whole_group, group_sibling(item),
+                             error) &&
+         hotplug_policy_allows_companions(item, item->prep->vfio, error);
 }
 
 static void

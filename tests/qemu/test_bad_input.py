@@ -202,5 +202,37 @@ class NonViableGroupOnFixtureHost(PciAttachChecks, HostdevdTestCase):
         self.assertIn("0000:05:00.0 [8086:10d3] on driver e1000e", error["desc"])
 
 
+
+class TakeoverCompanionDenied(PciAttachChecks, HostdevdTestCase):
+    """The VM may take IOMMU group 12 whole, but the policy denies 0000:05:00.0, the
+    endpoint the takeover would unbind from e1000e for 0000:05:00.1."""
+
+    def setUp(self):
+        root = tempfile.mkdtemp(prefix="hostdevd-root-")
+        self.addCleanup(lambda: __import__("shutil").rmtree(root, ignore_errors=True))
+        self.host_root = extract_fixture(root)
+        super().setUp()
+
+    def start_hostdevd(self, extra=(), wait=True, env=None):
+        policy = os.path.join(self.tmp, "policy.conf")
+        with open(policy, "w") as f:
+            f.write("[defaults]\nallow-iommu-group-takeover=true\ndeny-pci=0000:05:00.0\n")
+        os.chmod(policy, 0o644)
+        return super().start_hostdevd(extra=("--policy", policy, *extra), wait=wait, env=env)
+
+    def test_the_companion_passes_the_policy_too(self):
+        companion = os.path.join(self.host_root, "sys/bus/pci/devices/0000:05:00.0")
+        override = open(os.path.join(companion, "driver_override")).read()
+        error = self.attach_error(self.pci_xml("0000:05:00.1", managed="yes"))
+        self.assertEqual(error["class"], "PolicyDenied", error)
+        self.assertIn("taking IOMMU group 12 whole for 0000:05:00.1 would bind", error["desc"])
+        self.assertIn("deny-pci", error["desc"])
+        # nothing of the group was touched
+        self.assertEqual(os.path.basename(os.readlink(os.path.join(companion, "driver"))),
+                         "e1000e")
+        self.assertEqual(open(os.path.join(companion, "driver_override")).read(), override)
+        self.assertEqual(self.claims(), [])
+        self.assertEqual(self.journal(), [])
+
 if __name__ == "__main__":
     main()
