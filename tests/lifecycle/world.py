@@ -380,8 +380,11 @@ class World:
                     problems.append(("two-vms", f"{dev} is in the QEMUs of both {holders[dev]} "
                                                 f"and {name}"))
                 holders[dev] = name
-        orphaned = {n for n, vm in self.vms.items() if not vm.qemu_alive() and not vm.daemon_alive()
-                    and self.journal(n)}
+        # A VM whose hostdevd is down cannot give anything back until it runs again (a
+        # pending unplug the guest finishes meanwhile leaves a device out of QEMU but
+        # still prepared): its journaled devices wait for its next hostdevd, which the
+        # sequence's last step starts and checks.
+        orphaned = {n for n, vm in self.vms.items() if not vm.daemon_alive() and self.journal(n)}
         exempt = set()
         for name in orphaned:
             for entry in self.journal(name).values():
