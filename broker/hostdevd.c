@@ -5,7 +5,8 @@
  * Start-up: options → the journal → give back what a QEMU that died while
  * no hostdevd ran still had (its pid and start time are in the journal) →
  * tell systemd we are ready → connect QMP (waiting, bounded, for QEMU to
- * create the socket) → negotiate → reconcile the journal with QEMU →
+ * create the socket) → check the peer, drop privileges, load the seccomp
+ * filter → negotiate → reconcile the journal with QEMU →
  * listen on the control socket → main loop.  Ready comes before QEMU so
  * that the unit can be ordered before the VM's: then systemd stops QEMU
  * first and hostdevd sees it go.
@@ -347,6 +348,20 @@ on_qmp_closed(QmpClient *qmp, const GError *reason, gpointer user_data)
 }
 
 /*
+ * sandbox_before_qemu_speaks() - QEMU is connected and nothing of it is
+ * read yet: connecting may have needed CAP_DAC_OVERRIDE (QEMU's user owns
+ * the socket), nothing after does.  Privileges go and the seccomp filter
+ * is loaded now, so QEMU's greeting, replies and events (untrusted: a
+ * guest may own its QEMU) and the journal's replay are handled sandboxed.
+ */
+static gboolean
+sandbox_before_qemu_speaks(Daemon *daemon, GError **error)
+{
+  return sandbox_drop_privileges(daemon->options.sandbox_mode, error) &&
+         sandbox_lock(daemon->options.sandbox_mode, error);
+}
+
+/*
  * qmp_peer_allowed() - whoever listens on --qmp is given /dev/vfio/N, USB
  * descriptors and a memlock raise, so it must be QEMU's user: root (also a
  * QEMU that listened before dropping to -runas's user), the user hostdevd
@@ -361,7 +376,7 @@ qmp_peer_allowed(pid_t pid, uid_t uid, gpointer user_data, GError **error)
   g_autofree char *expected = NULL;
 
   if (uid != (uid_t)-1 && (uid == 0 || uid == getuid() || (pw && uid == pw->pw_uid)))
-    return TRUE;
+    return sandbox_before_qemu_speaks(daemon, error);
   if (pw)
     expected = g_strdup_printf("uid %u (--qemu-user %s) or root", (unsigned)pw->pw_uid, name);
   else if (getuid() != 0)
@@ -441,15 +456,7 @@ on_qmp_connected(GObject *source, GAsyncResult *result, gpointer user_data)
   }
   g_message("connected to QEMU %s (pid %d) at %s", qmp_client_get_qemu_version(daemon->qmp),
             (int)qmp_client_get_peer_pid(daemon->qmp), options->qmp_path);
-  /* Connecting may have needed CAP_DAC_OVERRIDE (QEMU's user owns the
-   * socket); nothing after does.  Drop now, before the journal and QEMU's
-   * answers are acted upon and before anything starts a thread. */
-  if (!sandbox_drop_privileges(options->sandbox_mode, &error)) {
-    g_printerr("hostdevd: %s\n", error->message);
-    daemon_quit(daemon, EXIT_FAILURE);
-    return;
-  }
-
+  /* sandboxed already: sandbox_before_qemu_speaks() */
   uid_t uid;
   gid_t gid;
   qemu_user(daemon, &uid, &gid);
@@ -507,8 +514,8 @@ load_policy(const Options *options, GError **error)
 
 /*
  * start_serving_sandboxed() - the sockets are set up: give the control
- * socket its group, then load the seccomp filter before serving
- * (privileges were dropped once QMP was connected)
+ * socket its group before serving (privileges were dropped and the
+ * seccomp filter loaded once QMP was connected, before QEMU was read)
  */
 static gboolean
 start_serving_sandboxed(Daemon *daemon, GError **error)
@@ -525,8 +532,6 @@ start_serving_sandboxed(Daemon *daemon, GError **error)
                 g_strerror(saved));
     return FALSE;
   }
-  if (!sandbox_lock(options->sandbox_mode, error))
-    return FALSE;
   if (options->sandbox_mode == SANDBOX_OFF)
     g_message("sandbox: off (--sandbox off); hostdevd keeps every privilege it started with");
   return TRUE;

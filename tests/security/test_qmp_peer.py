@@ -17,7 +17,11 @@ import sys
 
 sys.path.insert(0, os.environ.get("HOSTDEVD_QEMU_TESTS",
                                   os.path.join(os.path.dirname(__file__), "..", "qemu")))
-from harness import HostdevdTestCase, main, wait_for  # noqa: E402
+import struct  # noqa: E402
+import threading  # noqa: E402
+import unittest  # noqa: E402
+
+from harness import SANDBOX, HostdevdTestCase, main, wait_for  # noqa: E402
 
 FAKE_QEMU = os.path.join(os.environ.get("HOSTDEVD_QEMU_TESTS",
                                         os.path.join(os.path.dirname(__file__), "..", "qemu")),
@@ -85,6 +89,53 @@ class QmpPeer(HostdevdTestCase):
         self.assertIn("connected to QEMU", self.log())
         self.assertIsNone(self.daemon.poll())
 
+
+
+def status_fields(pid):
+    with open(f"/proc/{pid}/status") as f:
+        return dict(line.split(":\t", 1) for line in f.read().splitlines() if ":\t" in line)
+
+
+@unittest.skipUnless(SANDBOX == "on", "the sandbox is off in this build (HOSTDEVD_TEST_SANDBOX)")
+class SandboxedBeforeQemuSpeaks(HostdevdTestCase):
+    """QEMU's first byte is read only once hostdevd has dropped its privileges and
+    loaded its seccomp filter: the peer looks at hostdevd before it says anything."""
+
+    def setUp(self):
+        import tempfile
+        self.tmp = tempfile.mkdtemp(prefix="hostdevd-test-")
+        self.processes = []
+        self.addCleanup(self._cleanup)
+        self.qmp_path = os.path.join(self.tmp, "qmp.sock")
+        self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.server.bind(self.qmp_path)
+        self.server.listen(1)
+        self.addCleanup(self.server.close)
+        self.seen = {}
+        self.thread = threading.Thread(target=self.peer, daemon=True)
+        self.thread.start()
+
+    def peer(self):
+        conn, _ = self.server.accept()
+        with conn:
+            pid, _, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
+                                                            struct.calcsize("3i")))
+            try:
+                wait_for(lambda: status_fields(pid).get("Seccomp", "").strip() == "2", 10,
+                         "hostdevd's seccomp filter")
+            except AssertionError:
+                pass
+            self.seen = status_fields(pid)
+            # say nothing: hostdevd gives up on this QEMU
+
+    def test_qemu_is_read_only_under_the_sandbox(self):
+        daemon = self.start_hostdevd(wait=False)
+        self.thread.join(timeout=30)
+        daemon.wait(timeout=60)
+        self.assertEqual(self.seen.get("Seccomp", "").strip(), "2", f"{self.seen}\n{self.log()}")
+        effective = int(self.seen["CapEff"], 16)
+        for name, bit in (("CAP_DAC_OVERRIDE", 1), ("CAP_SYS_ADMIN", 21)):
+            self.assertFalse(effective >> bit & 1, f"{name} still effective: {self.seen['CapEff']}")
 
 if __name__ == "__main__":
     main()
