@@ -7,6 +7,7 @@
 #pragma once
 
 #include "hotplug.h"
+#include "hotplug-metrics.h"
 #include "hotplug-plan.h"
 #include "guest-addr.h"
 #include "guest-topology.h"
@@ -46,6 +47,7 @@ struct _Hotplug {
   gboolean has_memory_size_summary;    /* the guest's RAM, for the locked-memory limit */
   HotplugEventFunc emit;
   gpointer emit_data;
+  HotplugMetrics *metrics;
   GQueue queue;          /* GTask*, the head is running */
   gulong event_handler;
 };
@@ -131,6 +133,7 @@ struct _Op {
   /* detach */
   Hostdev *hostdev;              /* the device named by XML */
   char *alias;                   /* the device being detached */
+  char *source;                  /* its host device, as list-devices shows it */
   GStrv slot;                    /* every function of its multifunction slot, function 0 first */
   guint wait_ms;
   gint64 deadline;               /* monotonic time the wait ends */
@@ -189,6 +192,11 @@ gboolean hotplug_rename_device(GTask *task, AttachItem *item, const char *const 
 gboolean hotplug_replan_with_fdset(AttachItem *item, gint fdset_id, GError **error);
 /* hotplug_query_usb_behind_add() - x-query-usb right behind @item's device_add. */
 void hotplug_query_usb_behind_add(GTask *task, AttachItem *item);
+
+/* hotplug_foreach_device() - @func for every device of the VM, in QEMU or leaving
+ * it; @phase says what a leaving device waits for (NULL for one in QEMU). */
+typedef void (*HotplugDeviceFunc)(const VmDevice *device, const char *phase, gpointer user_data);
+void hotplug_foreach_device(Hotplug *hotplug, HotplugDeviceFunc func, gpointer user_data);
 
 /* hotplug_op_new() - an operation that runs @start when its turn comes. */
 GTask *hotplug_op_new(Hotplug *hotplug, OpStartFunc start, gpointer source_tag,

@@ -174,6 +174,7 @@ class HostdevdTestCase(unittest.TestCase):
     qemu_extra = []
     qemu_binary = QEMU
     machine = "q35"        # q35 gets a qemu-xhci "usb" and pcie-root-ports pci.1..pci.4
+    hostdevd_prefix = []   # a command that execs hostdevd (same process), e.g. in a namespace
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="hostdevd-test-")
@@ -224,7 +225,7 @@ class HostdevdTestCase(unittest.TestCase):
 
     def start_hostdevd(self, extra=(), wait=True, env=None):
         self.socket_path = os.path.join(self.tmp, f"{self.vm}.sock")
-        argv = [HOSTDEVD, "--vm", self.vm, "--qmp", self.qmp_path,
+        argv = [*self.hostdevd_prefix, HOSTDEVD, "--vm", self.vm, "--qmp", self.qmp_path,
                 "--socket", self.socket_path, "--state-dir", os.path.join(self.tmp, "state"),
                 "--sandbox", SANDBOX, "--qmp-wait", "20"]
         if self.host_root:

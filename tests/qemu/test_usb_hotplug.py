@@ -62,7 +62,8 @@ class UsbHotplug(HostdevdTestCase):
 
         reply = json.loads(self.ctl("--json", "detach-device-alias", self.vm, "hostdev0",
                                     check=True).stdout)
-        self.assertEqual(reply["return"], {"alias": "hostdev0", "status": "detached"})
+        self.assertEqual(reply["return"], {"alias": "hostdev0", "source": "USB device 1d6b:0104",
+                                           "status": "detached"})
         self.assertNotIn("hostdev0", self.qmp.peripherals())
 
     def test_user_alias_and_guest_port(self):
