@@ -6,7 +6,8 @@
  * record with a stable MESSAGE_ID per kind and HOSTDEVD_* fields (the VM,
  * the alias, the host source, the client's uid, the result), sent to
  * journald's native socket whether or not stderr goes to the journal, and
- * also logged as a line on stderr.  The IDs and fields are documented in
+ * also logged as a line on stderr; attaches and detaches also go to the
+ * Linux audit log where there is one (audit_open_kernel()).  The IDs and fields are documented in
  * README.md ("Audit trail") and hostdevd(8).
  */
 #pragma once
@@ -38,6 +39,11 @@ typedef struct {
   const char *result;    /* "ok", "pending", or an error class */
   const char *detail;    /* (nullable) the error's text, or why */
 } AuditRecord;
+
+/* audit_open_kernel() - at start-up, before the sandbox: where the kernel has
+ * an audit subsystem (and hostdevd was built with libaudit), attaches and
+ * detaches also become AUDIT_VIRT_RESOURCE records, as libvirt writes them. */
+void audit_open_kernel(void);
 
 /* Return: the MESSAGE_ID of @kind (32 hex digits). */
 const char *audit_message_id(AuditKind kind);

@@ -746,6 +746,7 @@ main(int argc, char **argv)
     g_printerr("hostdevd: %s\n", error->message);
     return EXIT_FAILURE;
   }
+  audit_open_kernel();   /* its netlink socket, before the sandbox narrows what may be opened */
   if (options->socket_path == NULL)
     options->socket_path = control_socket_path_for_vm(options->vm);
   if (options->state_dir == NULL)

@@ -178,6 +178,9 @@ static const struct {
    * RTM_SETLINK on a NETLINK_ROUTE socket (sriov.c), as libvirt does for
    * <interface type='hostdev'>; nothing else uses the network */
   { CAP_NET_ADMIN, "CAP_NET_ADMIN" },
+  /* the Linux audit record of each device assignment (audit.c), sent on
+   * the NETLINK_AUDIT socket opened at start-up, as libvirt writes it */
+  { CAP_AUDIT_WRITE, "CAP_AUDIT_WRITE" },
 };
 
 /* Return: @field ("CapEff", "Seccomp", ...) of a /proc status file as a number, or -1. */

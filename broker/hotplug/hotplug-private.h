@@ -106,6 +106,7 @@ struct _AttachItem {
   AttachItem *slot_leader;       /* function 0 of the guest slot it shares with other devices
                                   * of the request (a multifunction slot); NULL otherwise */
   guint64 memlock_needed;        /* the limit VFIO needs, 0 when QEMU's covers it */
+  guint64 guest_ram;             /* bytes QEMU may pin for it (bounded by the host's RAM) */
   const char *journaled_step;    /* the step its journal record names now */
   gboolean keep_record;          /* an undo failed: the journal keeps the record */
   gboolean handed_over;          /* in QEMU until the guest lets go: its release undoes it */

@@ -21,6 +21,7 @@ import shutil
 import socket
 import struct
 import subprocess
+import time
 import unittest
 
 from harness import HostdevdTestCase, main
@@ -283,6 +284,94 @@ class AuditTrail(HostdevdTestCase):
         self.assertIn("already attached", busy["HOSTDEVD_DETAIL"])
         self.assertEqual(attach["PRIORITY"], "5")
         self.assertEqual(busy["PRIORITY"], "4")
+
+
+AUDIT_GET, AUDIT_SET, AUDIT_VIRT_RESOURCE = 1000, 1001, 2501
+NETLINK_AUDIT, AUDIT_NLGRP_READLOG = 9, 1
+
+
+class KernelAudit:
+    """The kernel's audit switch, turned on for a test and back to what it was."""
+
+    def __init__(self):
+        self.control = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_AUDIT)
+        self.control.settimeout(5)
+        self.enabled_before = self._status()[1]
+        self.reader = socket.socket(socket.AF_NETLINK, socket.SOCK_RAW, NETLINK_AUDIT)
+        self.reader.bind((0, AUDIT_NLGRP_READLOG))
+        self.reader.setblocking(False)
+        self._set_enabled(1)
+
+    def _request(self, kind, payload=b"", flags=0x5):
+        self.control.send(struct.pack("=IHHII", 16 + len(payload), kind, flags, 1, 0) + payload)
+        return self.control.recv(65536)
+
+    def _status(self):
+        reply = self._request(AUDIT_GET, flags=0x1)
+        return struct.unpack("=IIII", reply[16:32])
+
+    def _set_enabled(self, enabled):
+        reply = self._request(AUDIT_SET, struct.pack("=10I", 1, enabled, *([0] * 8)))
+        error, = struct.unpack("=i", reply[16:20])
+        if error:
+            raise OSError(-error, "AUDIT_SET")
+
+    def records(self, kind):
+        found = []
+        while True:
+            try:
+                data = self.reader.recv(65536)
+            except BlockingIOError:
+                return found
+            if struct.unpack("=H", data[4:6])[0] == kind:
+                found.append(data[16:].decode(errors="replace"))
+
+    def close(self):
+        self._set_enabled(self.enabled_before)
+        self.reader.close()
+        self.control.close()
+
+
+def built_with_libaudit():
+    libraries = subprocess.run(["ldd", os.environ["HOSTDEVD"]], capture_output=True, text=True)
+    return "libaudit.so" in libraries.stdout
+
+
+class LinuxAudit(HostdevdTestCase):
+    """Attaches and detaches reach the Linux audit log as libvirt's records do."""
+
+    def setUp(self):
+        if os.geteuid() != 0 or not built_with_libaudit():
+            self.skipTest("needs root and a hostdevd built with libaudit")
+        try:
+            self.audit = KernelAudit()
+        except OSError as error:
+            self.skipTest(f"the kernel's audit subsystem cannot be used here: {error}")
+        self.addCleanup(self.audit.close)
+        super().setUp()
+
+    def test_attach_and_detach_are_audited(self):
+        xml = self.write_xml("usb.xml", USB)
+        self.ctl("attach-device", self.vm, xml, check=True)
+        self.ctl("attach-device", self.vm, xml, check=False)
+        self.ctl("detach-device-alias", self.vm, "hostdev0", check=True)
+        self.assertNotIn("hostdev0", self.qmp.peripherals())
+        ours = []
+        for _ in range(50):
+            ours += [r for r in self.audit.records(AUDIT_VIRT_RESOURCE) if f'vm="{self.vm}"' in r]
+            if len(ours) >= 3:
+                break
+            time.sleep(0.1)
+        summary = [(re.search(r"reason=(\w+)", r).group(1), re.search(r"res=(\w+)", r).group(1))
+                   for r in ours]
+        self.assertEqual(summary, [("attach", "success"), ("attach", "failed"),
+                                   ("detach", "success")], ours)
+        for record in ours:
+            self.assertIn("virt=kvm resrc=dev", record)
+            self.assertIn(f"pid={self.daemon.pid}", record)
+        self.assertIn('alias="hostdev0"', ours[0])
+        # the source has spaces: hex-encoded as audit's name=value rules say
+        self.assertIn("device=" + "USB device 1d6b:0104".encode().hex().upper(), ours[0])
 
 
 if __name__ == "__main__":
