@@ -253,13 +253,20 @@ dispatch_list(Daemon *daemon, JsonObject *arguments, GTask *task)
   return_node_from_result(task, hotplug_list(daemon->hotplug), NULL);
 }
 
+/* Reply {"@member": @text}. */
+static void
+return_text(GTask *task, const char *member, char *text /* transfer full */)
+{
+  g_autoptr(JsonObject) reply = json_object_new();
+  json_object_set_string_member(reply, member, text);
+  g_free(text);
+  return_node_from_result(task, json_node_init_object(json_node_alloc(), reply), NULL);
+}
+
 static void
 dispatch_dumpxml(Daemon *daemon, JsonObject *arguments, GTask *task)
 {
-  g_autoptr(JsonObject) reply = json_object_new();
-  g_autofree char *xml = hotplug_dumpxml(daemon->hotplug);
-  json_object_set_string_member(reply, "xml", xml);
-  return_node_from_result(task, json_node_init_object(json_node_alloc(), reply), NULL);
+  return_text(task, "xml", hotplug_dumpxml(daemon->hotplug));
 }
 
 static void
@@ -275,10 +282,7 @@ dispatch_version(Daemon *daemon, JsonObject *arguments, GTask *task)
 static void
 dispatch_metrics(Daemon *daemon, JsonObject *arguments, GTask *task)
 {
-  g_autoptr(JsonObject) reply = json_object_new();
-  g_autofree char *text = hotplug_metrics_text(daemon->hotplug);
-  json_object_set_string_member(reply, "text", text);
-  return_node_from_result(task, json_node_init_object(json_node_alloc(), reply), NULL);
+  return_text(task, "text", hotplug_metrics_text(daemon->hotplug));
 }
 
 static void

@@ -49,6 +49,27 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(Session, session_free)
 
 static void usage(FILE *out);
 
+typedef struct _Verb Verb;
+typedef int (*VerbFunc)(Session *session, const Args *args, const Verb *verb, const char *operand);
+
+/*
+ * hostdevctl's verbs (the table is below, by main()).  Each runs one
+ * control command; its help is that command's help from the table
+ * (control-commands.c), plus what the verb adds.  "events" runs none: it
+ * listens.
+ */
+struct _Verb {
+  const char *verb;
+  const char *synopsis;       /* after the verb */
+  int command;                /* ControlCommandId, or -1 */
+  VerbFunc run;
+  const char *note;           /* (nullable) more help lines */
+  const char *member;         /* cmd_print_text(): the reply's member to print */
+};
+
+/* Return: the name of the control command @verb runs. */
+static const char *verb_command(const Verb *verb);
+
 static gboolean
 parse_number(const char *option, const char *text, double max, double *value)
 {
@@ -321,7 +342,7 @@ print_attached(JsonObject *device)
 }
 
 static int
-cmd_attach(Session *session, const Args *args, const char *file)
+cmd_attach(Session *session, const Args *args, const Verb *verb, const char *file)
 {
   g_autofree char *xml = read_document(file);
   if (xml == NULL)
@@ -330,7 +351,7 @@ cmd_attach(Session *session, const Args *args, const char *file)
   json_object_set_string_member(arguments, "xml", xml);
   if (args->dry_run)
     json_object_set_boolean_member(arguments, "dry-run", TRUE);
-  g_autoptr(JsonNode) value = execute(session, control_command_get(CONTROL_COMMAND_ATTACH_DEVICE)->name, arguments, args->json);
+  g_autoptr(JsonNode) value = execute(session, verb_command(verb), arguments, args->json);
   if (value == NULL)
     return EXIT_FAILURE;
   if (args->json)
@@ -371,7 +392,8 @@ print_detached(JsonObject *reply)
 }
 
 static int
-cmd_detach_by(Session *session, const Args *args, const char *file, const char *alias)
+cmd_detach_by(Session *session, const Args *args, const Verb *verb, const char *file,
+              const char *alias)
 {
   g_autoptr(JsonObject) arguments = json_object_new();
   if (file) {
@@ -384,7 +406,7 @@ cmd_detach_by(Session *session, const Args *args, const char *file, const char *
   }
   if (args->wait_s >= 0)
     json_object_set_double_member(arguments, "wait", args->wait_s);
-  g_autoptr(JsonNode) value = execute(session, control_command_get(CONTROL_COMMAND_DETACH_DEVICE)->name, arguments, args->json);
+  g_autoptr(JsonNode) value = execute(session, verb_command(verb), arguments, args->json);
   if (value == NULL)
     return EXIT_FAILURE;
   if (args->json)
@@ -392,22 +414,24 @@ cmd_detach_by(Session *session, const Args *args, const char *file, const char *
   return each_device(json_node_get_object(value), print_detached) ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
+/* The reply's one text member (the verb's "member"), printed as it is. */
 static int
-cmd_dumpxml(Session *session, const Args *args, const char *operand)
+cmd_print_text(Session *session, const Args *args, const Verb *verb, const char *operand)
 {
-  g_autoptr(JsonNode) value = execute(session, control_command_get(CONTROL_COMMAND_DUMPXML)->name, NULL, args->json);
+  g_autoptr(JsonNode) value = execute(session, verb_command(verb), NULL, args->json);
   if (value == NULL)
     return EXIT_FAILURE;
   if (!args->json)
-    fputs(json_object_get_string_member_with_default(json_node_get_object(value), "xml", ""),
+    fputs(json_object_get_string_member_with_default(json_node_get_object(value), verb->member,
+                                                     ""),
           stdout);
   return EXIT_SUCCESS;
 }
 
 static int
-cmd_list(Session *session, const Args *args, const char *operand)
+cmd_list(Session *session, const Args *args, const Verb *verb, const char *operand)
 {
-  g_autoptr(JsonNode) value = execute(session, control_command_get(CONTROL_COMMAND_LIST_DEVICES)->name, NULL, args->json);
+  g_autoptr(JsonNode) value = execute(session, verb_command(verb), NULL, args->json);
   if (value == NULL)
     return EXIT_FAILURE;
   if (args->json)
@@ -429,9 +453,9 @@ cmd_list(Session *session, const Args *args, const char *operand)
 }
 
 static int
-cmd_version(Session *session, const Args *args, const char *operand)
+cmd_version(Session *session, const Args *args, const Verb *verb, const char *operand)
 {
-  g_autoptr(JsonNode) value = execute(session, control_command_get(CONTROL_COMMAND_QUERY_VERSION)->name, NULL, args->json);
+  g_autoptr(JsonNode) value = execute(session, verb_command(verb), NULL, args->json);
   if (value == NULL)
     return EXIT_FAILURE;
   if (!args->json) {
@@ -444,7 +468,7 @@ cmd_version(Session *session, const Args *args, const char *operand)
 }
 
 static int
-cmd_events(Session *session, const Args *args, const char *operand)
+cmd_events(Session *session, const Args *args, const Verb *verb, const char *operand)
 {
   GSocket *socket = g_socket_connection_get_socket(session->connection);
   g_socket_set_timeout(socket, (guint)args->timeout_s);
@@ -469,36 +493,22 @@ cmd_events(Session *session, const Args *args, const char *operand)
 }
 
 static int
-cmd_detach(Session *session, const Args *args, const char *file)
+cmd_detach(Session *session, const Args *args, const Verb *verb, const char *file)
 {
-  return cmd_detach_by(session, args, file, NULL);
+  return cmd_detach_by(session, args, verb, file, NULL);
 }
 
 static int
-cmd_detach_alias(Session *session, const Args *args, const char *alias)
+cmd_detach_alias(Session *session, const Args *args, const Verb *verb, const char *alias)
 {
-  return cmd_detach_by(session, args, NULL, alias);
-}
-
-static int
-cmd_metrics(Session *session, const Args *args, const char *operand)
-{
-  g_autoptr(JsonNode) value = execute(session, control_command_get(CONTROL_COMMAND_QUERY_METRICS)->name,
-                                      NULL, args->json);
-  if (value == NULL)
-    return EXIT_FAILURE;
-  if (!args->json)
-    fputs(json_object_get_string_member_with_default(json_node_get_object(value), "text", ""),
-          stdout);
-  return EXIT_SUCCESS;
+  return cmd_detach_by(session, args, verb, NULL, alias);
 }
 
 /* What hostdevd says it understands: its own table, which may be newer than ours. */
 static int
-cmd_commands(Session *session, const Args *args, const char *operand)
+cmd_commands(Session *session, const Args *args, const Verb *verb, const char *operand)
 {
-  g_autoptr(JsonNode) value = execute(session, control_command_get(CONTROL_COMMAND_QUERY_COMMANDS)->name,
-                                      NULL, args->json);
+  g_autoptr(JsonNode) value = execute(session, verb_command(verb), NULL, args->json);
   if (value == NULL)
     return EXIT_FAILURE;
   if (args->json)
@@ -525,20 +535,6 @@ cmd_commands(Session *session, const Args *args, const char *operand)
   return EXIT_SUCCESS;
 }
 
-typedef int (*VerbFunc)(Session *session, const Args *args, const char *operand);
-
-/*
- * hostdevctl's verbs.  Each runs one control command; its help is that
- * command's help from the table (control-commands.c), plus what the verb
- * adds.  "events" runs none: it listens.
- */
-typedef struct {
-  const char *verb;
-  const char *synopsis;       /* after the verb */
-  int command;                /* ControlCommandId, or -1 */
-  VerbFunc run;
-  const char *note;           /* (nullable) more help lines */
-} Verb;
 
 static const Verb verbs[] = {
   { "attach-device", "VM FILE [--dry-run]", CONTROL_COMMAND_ATTACH_DEVICE, cmd_attach,
@@ -548,14 +544,20 @@ static const Verb verbs[] = {
     "the devices FILE's <hostdev> (or <devices>) names" },
   { "detach-device-alias", "VM ALIAS [--wait S]", CONTROL_COMMAND_DETACH_DEVICE,
     cmd_detach_alias, "the device by its alias" },
-  { "dumpxml", "VM", CONTROL_COMMAND_DUMPXML, cmd_dumpxml, NULL },
+  { "dumpxml", "VM", CONTROL_COMMAND_DUMPXML, cmd_print_text, NULL, "xml" },
   { "list", "VM", CONTROL_COMMAND_LIST_DEVICES, cmd_list, NULL },
   { "events", "VM [--loop] [--timeout S]", -1, cmd_events, NULL },
   { "version", "VM", CONTROL_COMMAND_QUERY_VERSION, cmd_version, NULL },
-  { "metrics", "VM", CONTROL_COMMAND_QUERY_METRICS, cmd_metrics,
-    "Prometheus text format, e.g. for node_exporter's textfile collector" },
+  { "metrics", "VM", CONTROL_COMMAND_QUERY_METRICS, cmd_print_text,
+    "Prometheus text format, e.g. for node_exporter's textfile collector", "text" },
   { "commands", "VM", CONTROL_COMMAND_QUERY_COMMANDS, cmd_commands, NULL },
 };
+
+static const char *
+verb_command(const Verb *verb)
+{
+  return control_command_get(verb->command)->name;
+}
 
 /* Return: how many words follow VM in @verb's synopsis (FILE, ALIAS). */
 static guint
@@ -643,5 +645,5 @@ main(int argc, char **argv)
   if (session == NULL)
     return EXIT_FAILURE;
   g_socket_set_timeout(g_socket_connection_get_socket(session->connection), (guint)timeout_s);
-  return verb->run(session, &args, operand);
+  return verb->run(session, &args, verb, operand);
 }
