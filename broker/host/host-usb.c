@@ -202,22 +202,6 @@ skip_optional(const Hostdev *hostdev)
   return NULL;
 }
 
-/* Return: (transfer full): @serial for a message: control characters,
- * quotes and backslashes escaped, other UTF-8 kept. */
-static char *
-shown_serial(const char *serial)
-{
-  GString *out = g_string_new(NULL);
-
-  for (const guchar *p = (const guchar *)serial; *p != '\0'; p++) {
-    if (*p < 0x20 || *p == 0x7f || *p == '\\' || *p == '\'')
-      g_string_append_printf(out, "\\x%02x", *p);
-    else
-      g_string_append_c(out, (char)*p);
-  }
-  return g_string_free(out, FALSE);
-}
-
 /* " 0627:0001 at port 1-2 with serial 'A1'": those of @device's names
  * that @hostdev asks for (besides the address) */
 static void
@@ -230,10 +214,10 @@ append_names(GString *out, const HostUsbDevice *device, const Hostdev *hostdev)
   if (hostdev->usb.port_path != NULL)
     g_string_append_printf(out, " at port %s", port ? port : "(a root hub has none)");
   if (hostdev->usb.serial != NULL) {
-    g_autofree char *serial = device->serial ? shown_serial(device->serial) : NULL;
+    g_autofree char *serial = device->serial ? usb_serial_quote(device->serial) : NULL;
 
     if (serial != NULL)
-      g_string_append_printf(out, " with serial '%s'", serial);
+      g_string_append_printf(out, " with serial %s", serial);
     else
       g_string_append(out, " without a serial");
   }
@@ -248,8 +232,8 @@ append_wanted(GString *out, const Hostdev *hostdev)
   if (hostdev->usb.port_path != NULL)
     g_string_append_printf(out, " at port %s", hostdev->usb.port_path);
   if (hostdev->usb.serial != NULL) {
-    g_autofree char *serial = shown_serial(hostdev->usb.serial);
-    g_string_append_printf(out, " with serial '%s'", serial);
+    g_autofree char *serial = usb_serial_quote(hostdev->usb.serial);
+    g_string_append_printf(out, " with serial %s", serial);
   }
 }
 
@@ -258,12 +242,12 @@ static void
 append_identity(GString *out, const HostUsbDevice *device)
 {
   const char *port = host_usb_port_path(device);
-  g_autofree char *serial = device->serial ? shown_serial(device->serial) : NULL;
+  g_autofree char *serial = device->serial ? usb_serial_quote(device->serial) : NULL;
 
   g_string_append_printf(out, " (%s%s, ", port ? "port " : "root hub ",
                          port ? port : device->sysfs_name);
   if (serial != NULL)
-    g_string_append_printf(out, "serial '%s')", serial);
+    g_string_append_printf(out, "serial %s)", serial);
   else
     g_string_append(out, "no serial)");
 }

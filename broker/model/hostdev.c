@@ -1036,17 +1036,7 @@ format_usb_source(GString *out, const Hostdev *hostdev)
     g_string_append_printf(out, "    <address bus='%u' device='%u'/>\n",
                            hostdev->usb.bus, hostdev->usb.device);
   /* only when given: the live XML of plain libvirt input stays libvirt's */
-  if (hostdev->usb.port_path != NULL || hostdev->usb.serial != NULL) {
-    g_string_append(out, "    <" USB_SELECTOR_XML_PREFIX ":" USB_SELECTOR_XML_ELEMENT
-                    " xmlns:" USB_SELECTOR_XML_PREFIX "='" USB_SELECTOR_XML_NS "'");
-    if (hostdev->usb.port_path != NULL)
-      g_string_append_printf(out, " port='%s'", hostdev->usb.port_path);
-    if (hostdev->usb.serial != NULL) {
-      g_autofree char *serial = g_markup_escape_text(hostdev->usb.serial, -1);
-      g_string_append_printf(out, " serial='%s'", serial);
-    }
-    g_string_append(out, "/>\n");
-  }
+  usb_selector_format_xml(out, 4, hostdev->usb.port_path, hostdev->usb.serial);
   g_string_append(out, "  </source>\n");
 }
 
@@ -1974,8 +1964,10 @@ describe_usb_source(const Hostdev *hostdev)
                            hostdev->usb.bus, hostdev->usb.device);
   if (hostdev->usb.port_path != NULL)
     g_string_append_printf(text, " at port %s", hostdev->usb.port_path);
-  if (hostdev->usb.serial != NULL)
-    g_string_append_printf(text, " with serial '%s'", hostdev->usb.serial);
+  if (hostdev->usb.serial != NULL) {
+    g_autofree char *serial = usb_serial_quote(hostdev->usb.serial);
+    g_string_append_printf(text, " with serial %s", serial);
+  }
   if (!hostdev->usb.has_vendor_product && !hostdev->usb.has_address &&
       hostdev->usb.port_path == NULL && hostdev->usb.serial == NULL)
     g_string_append(text, " (no source)");

@@ -103,3 +103,38 @@ usb_serial_check(const char *text, GError **error)
               "usb_device`", why);
   return FALSE;
 }
+
+char *
+usb_serial_quote(const char *serial)
+{
+  GString *out = g_string_new("'");
+
+  for (const guchar *p = (const guchar *)serial; *p != '\0'; p++) {
+    if (*p < 0x20 || *p == 0x7f || *p == '\\' || *p == '\'')
+      g_string_append_printf(out, "\\x%02x", *p);
+    else
+      g_string_append_c(out, (char)*p);
+  }
+  g_string_append_c(out, '\'');
+  return g_string_free(out, FALSE);
+}
+
+void
+usb_selector_format_xml(GString *out, guint indent, const char *port_path,
+                        const char *serial)
+{
+  if (port_path == NULL && serial == NULL)
+    return;
+  g_string_append_printf(out, "%*s<" USB_SELECTOR_XML_PREFIX ":" USB_SELECTOR_XML_ELEMENT
+                         " xmlns:" USB_SELECTOR_XML_PREFIX "='" USB_SELECTOR_XML_NS "'",
+                         (int)indent, "");
+  if (port_path != NULL) {
+    g_autofree char *escaped = g_markup_escape_text(port_path, -1);
+    g_string_append_printf(out, " port='%s'", escaped);
+  }
+  if (serial != NULL) {
+    g_autofree char *escaped = g_markup_escape_text(serial, -1);
+    g_string_append_printf(out, " serial='%s'", escaped);
+  }
+  g_string_append(out, "/>\n");
+}

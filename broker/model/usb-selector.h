@@ -74,4 +74,21 @@ char *usb_port_path_parse(const char *text, guint *bus, GError **error);
  */
 gboolean usb_serial_check(const char *text, GError **error);
 
+/* Return: (transfer full): @serial for a message or a listing, in single
+ * quotes, with control characters, quotes and backslashes escaped as
+ * \xNN (a device's serial is untrusted); other UTF-8 is kept. */
+char *usb_serial_quote(const char *serial);
+
+/**
+ * usb_selector_format_xml() - append the selector element, one line
+ * @out: where
+ * @indent: spaces before it
+ * @port_path: (nullable): canonical port path
+ * @serial: (nullable): the serial, escaped here for XML
+ * Appends nothing when both are NULL.  The element declares its
+ * namespace itself, so the line can be pasted into any <source>.
+ */
+void usb_selector_format_xml(GString *out, guint indent, const char *port_path,
+                             const char *serial);
+
 G_END_DECLS
