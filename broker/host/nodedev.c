@@ -648,7 +648,8 @@ usb_json(const UsbEntry *entry)
   json_object_set_string_member(object, "capability", "usb_device");
   json_object_set_int_member(object, "bus", entry->usb->bus);
   json_object_set_int_member(object, "device", entry->usb->device);
-  json_object_set_string_member(object, "port", entry->usb->sysfs_name);
+  /* the port path a selector takes; a root hub ("usb1") has none */
+  json_set_string_or_null(object, "port", host_usb_port_path(entry->usb));
   json_set_hex(object, "vendor_id", entry->usb->vendor, 4);
   json_set_string_or_null(object, "vendor_name", usb_vendor_name(entry));
   json_set_hex(object, "product_id", entry->usb->product, 4);

@@ -437,6 +437,9 @@ test_json(Tree *tree, gconstpointer data)
   g_assert_cmpstr(json_object_get_string_member(kbd, "product_name"), ==, "QEMU USB Keyboard");
   g_assert_cmpstr(json_object_get_string_member(kbd, "devnode"), ==, "/dev/bus/usb/001/002");
   g_assert_cmpstr(json_object_get_string_member(kbd, "parent"), ==, "usb_usb1");
+  g_assert_cmpstr(json_object_get_string_member(kbd, "serial"), ==, "68284-0000:00:07.0-1");
+  /* a root hub has no port path */
+  g_assert_true(json_object_get_null_member(find_device(all, "usb_usb1"), "port"));
 }
 
 static void
