@@ -75,6 +75,13 @@
  *    white space).
  *  - <rom file/> must be an absolute path, as libvirt's schema says (its
  *    parser takes anything, even ''; enabled='no' is the way to no ROM).
+ * hostdevd's own extension: <hostdevd:device port serial/> (namespace
+ * urn:hostdevd:hostdev:1) in the <source> of a USB hostdev selects the
+ * device by port path and/or serial (usb-selector.h).  libvirt's own names
+ * are matched only in no namespace, as libvirt's XPath look-ups do, and
+ * anything in hostdevd's namespaces but that one element, once, in that
+ * place, is refused: a selector that went unread would choose another
+ * device.
  * Like libvirt: unknown elements and attributes are ignored, of repeated
  * elements (<source>, <alias>, <address>, ...) the first counts, mdev
  * display defaults to 'off' (and the live XML says so), <boot> on an mdev

@@ -153,8 +153,9 @@ Hostdev *hostdev_copy(const Hostdev *hostdev);
  * Return: the model, or NULL with a HOSTDEVD_ERROR (InvalidXML: not
  * well-formed, DTD/entities, too big or deep, not a <hostdev>;
  * InvalidArgument: wrong values, or what hostdevd does not support, e.g.
- * type='scsi', mode='capabilities', ramfb='on') that names the element,
- * attribute, bad value and valid range.
+ * type='scsi', mode='capabilities', ramfb='on', or hostdevd's XML extension
+ * (usb-selector.h) misused) that names the element, attribute, bad value
+ * and valid range.
  */
 Hostdev *hostdev_parse_xml(const char *xml, gsize length, GError **error);
 
