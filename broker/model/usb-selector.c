@@ -90,7 +90,10 @@ usb_serial_check(const char *text, GError **error)
     why = "begins or ends with white space, which sysfs never shows";
   } else {
     for (const char *p = text; *p != '\0'; p = g_utf8_next_char(p)) {
-      if (g_unichar_iscntrl(g_utf8_get_char(p))) {
+      gunichar c = g_utf8_get_char(p);
+
+      /* U+FFFE and U+FFFF are not XML characters either */
+      if (g_unichar_iscntrl(c) || c == 0xfffe || c == 0xffff) {
         why = "contains a control character";
         break;
       }

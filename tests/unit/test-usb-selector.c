@@ -91,6 +91,8 @@ test_serial(void)
     { "A1\t", "white space" },
     { "A\x01" "1", "control character" },
     { "A\x7f" "1", "control character" },
+    { "A\xc2\x85" "1", "control character" },       /* U+0085, a C1 control */
+    { "A\xef\xbf\xbf" "1", "control character" },   /* U+FFFF */
     { "\xff\xfe", "not valid UTF-8" },
   };
   g_autofree char *longest = g_strnfill(USB_SERIAL_MAX_CHARS, 'S');
