@@ -25,6 +25,7 @@ host_usb_device_free(HostUsbDevice *device)
   if (device == NULL)
     return;
   g_free(device->sysfs_name);
+  g_free(device->port_path);
   g_free(device->manufacturer);
   g_free(device->product_name);
   g_free(device->serial);
@@ -37,6 +38,7 @@ host_usb_device_copy(const HostUsbDevice *device)
   HostUsbDevice *copy = g_memdup2(device, sizeof(*device));
 
   copy->sysfs_name = g_strdup(device->sysfs_name);
+  copy->port_path = g_strdup(device->port_path);
   copy->manufacturer = g_strdup(device->manufacturer);
   copy->product_name = g_strdup(device->product_name);
   copy->serial = g_strdup(device->serial);
@@ -78,6 +80,24 @@ read_string_attr(const char *name, const char *attr)
   return g_utf8_make_valid(text, -1);
 }
 
+/* Return: (transfer full): @name when it is the canonical port path of a
+ * device on bus @bus, else NULL (a root hub, or a name sysfs never makes). */
+static char *
+port_path_of(const char *name, guint bus)
+{
+  g_autofree char *canonical = NULL;
+  guint path_bus = 0;
+
+  if (!g_ascii_isdigit(name[0]))
+    return NULL;
+  canonical = usb_port_path_parse(name, &path_bus, NULL);
+  if (canonical == NULL || strcmp(canonical, name) != 0 || path_bus != bus) {
+    g_debug("%s: not a port path of bus %u", name, bus);
+    return NULL;
+  }
+  return g_steal_pointer(&canonical);
+}
+
 static HostUsbDevice *
 read_device(const char *name)
 {
@@ -93,6 +113,7 @@ read_device(const char *name)
   if (!read_number_attr(name, "bDeviceClass", 16, &device->device_class))
     device->device_class = 0;
   device->sysfs_name = g_strdup(name);
+  device->port_path = port_path_of(name, device->bus);
   device->manufacturer = read_string_attr(name, "manufacturer");
   device->product_name = read_string_attr(name, "product");
   device->serial = read_string_attr(name, "serial");
@@ -152,8 +173,7 @@ host_usb_list(GError **error)
 const char *
 host_usb_port_path(const HostUsbDevice *device)
 {
-  /* root hubs are "usbN"; every other device is named by its port path */
-  return g_ascii_isdigit(device->sysfs_name[0]) ? device->sysfs_name : NULL;
+  return device->port_path;
 }
 
 static gboolean

@@ -9,7 +9,9 @@
 G_BEGIN_DECLS
 
 typedef struct {
-  char *sysfs_name;    /* "1-1", "2-1.4" */
+  char *sysfs_name;    /* "1-1", "2-1.4", root hubs "usb1" */
+  char *port_path;     /* the sysfs name when it is a port path of bus
+                        * busnum (usb-selector.h); NULL for root hubs */
   guint bus;           /* busnum */
   guint device;        /* devnum */
   guint vendor;        /* idVendor */
@@ -42,7 +44,8 @@ GPtrArray *host_usb_list(GError **error);
 gboolean host_usb_is_hub(const HostUsbDevice *device);
 
 /* Return: @device's physical port path, its sysfs name ("1-2.3"), or
- * NULL for a root hub ("usb1"), which has none. */
+ * NULL for a root hub ("usb1"), which has none (nor has an entry whose
+ * name is not a well-formed port path of its bus). */
 const char *host_usb_port_path(const HostUsbDevice *device);
 
 /**

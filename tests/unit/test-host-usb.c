@@ -587,11 +587,18 @@ test_odd_entries(Tree *tree, gconstpointer data)
   add_usb_device(tree->root, "3-5", 3, 7, 0x046d, 0xc52b);
   write_attr(tree->root, "3-5", "devnum", "70000\n");
 
+  /* listed, but their names are no port paths of their bus */
+  add_usb_device(tree->root, "4-1", 3, 8, 0x046d, 0xc52b);
+  add_usb_device(tree->root, "3-01", 3, 9, 0x046d, 0xc52b);
+
   devices = host_usb_list(&error);
   g_assert_no_error(error);
-  g_assert_cmpuint(devices->len, ==, 1);
+  g_assert_cmpuint(devices->len, ==, 3);
+  g_assert_null(host_usb_port_path(devices->pdata[1]));
+  g_assert_null(host_usb_port_path(devices->pdata[2]));
   d = devices->pdata[0];
   g_assert_cmpstr(d->sysfs_name, ==, "3-1");
+  g_assert_cmpstr(host_usb_port_path(d), ==, "3-1");
   g_assert_cmpstr(d->manufacturer, ==, "Logi\xef\xbf\xbdtech");
   g_assert_null(d->product_name);
   g_assert_null(d->serial);
