@@ -11,6 +11,7 @@
  * TAP output, one line per case.
  */
 #include "sandbox.h"
+#include "usb-uevent.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -93,6 +94,18 @@ static long try_getpid(void) { return syscall(SYS_getpid) > 0 ? 0 : -1; }
 static long try_socket_unix(void) { long fd = syscall(SYS_socket, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0); return fd >= 0 ? close((int)fd) : -1; }
 static long try_socket_netlink(void) { long fd = syscall(SYS_socket, AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, 0 /* NETLINK_ROUTE */); return fd >= 0 ? close((int)fd) : -1; }
 static long try_kill_probe(void) { return syscall(SYS_kill, getpid(), 0); }
+static void on_uevent(const UsbUevent *event, gpointer data) { }
+/* The USB uevent watcher (not wired into hostdevd yet) opened, polled and
+ * closed after the lock: what its integration may need stays allowed. */
+static long try_usb_uevent_watch(void)
+{
+  UsbUeventWatch *watch = usb_uevent_watch_new(on_uevent, NULL, NULL);
+  if (watch == NULL)
+    return -1;
+  g_main_context_iteration(NULL, FALSE);
+  usb_uevent_watch_free(watch);
+  return 0;
+}
 static long try_ioctl_fionread(void) { int n; int fds[2]; if (socketpair(AF_UNIX, SOCK_STREAM, 0, fds)) return -1; return ioctl(fds[0], FIONREAD, &n); }
 static long try_prlimit_memlock(void)
 {
@@ -136,7 +149,7 @@ static const Case forbidden[] = {
 
 static const Case allowed[] = {
   C(getpid), C(socket_unix), C(socket_netlink), C(kill_probe), C(ioctl_fionread),
-  C(prlimit_memlock), C(open_read), C(clone3_enosys), C(thread),
+  C(prlimit_memlock), C(open_read), C(clone3_enosys), C(thread), C(usb_uevent_watch),
 #undef C
 };
 
