@@ -242,6 +242,12 @@ void hotplug_emit(Hotplug *hotplug, const char *name, JsonObject *data);
 int hotplug_qemu_failure_code(const GError *error);
 /* Return: (transfer full): the ids in a qom-list /machine/peripheral reply. */
 GStrv hotplug_peripheral_ids(JsonNode *qom_list);
+/* hotplug_release_when_gone() - QEMU reported @device deleted: check its own
+ * device list first, and give the device back (hotplug_release_device())
+ * only when QEMU no longer lists it.  Otherwise it stays as it is, and
+ * @then (when given) is answered with @reply's status "pending". */
+void hotplug_release_when_gone(Hotplug *hotplug, VmDevice *device, const char *why, GTask *then,
+                               JsonNode *reply);
 /* hotplug_list_peripherals() - qom-list /machine/peripheral. */
 void hotplug_list_peripherals(Hotplug *hotplug, GAsyncReadyCallback callback, gpointer data);
 /* hotplug_remove_from_qemu() - device_del whose outcome only matters for the log. */

@@ -843,6 +843,60 @@ hotplug_release_all_finish(Hotplug *hotplug, GAsyncResult *result, GError **erro
 
 /* ---- events from QEMU ------------------------------------------------- */
 
+/* A DEVICE_DELETED waiting for QEMU's device list to agree. */
+typedef struct {
+  Hotplug *hotplug;
+  char *alias;
+  char *why;
+  GTask *then;           /* (nullable) the detach request it answers */
+  JsonNode *reply;       /* (nullable) its reply */
+} GoneCheck;
+
+static void
+on_gone_listed(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GoneCheck *check = user_data;
+  Hotplug *hotplug = check->hotplug;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonNode) value = qmp_client_execute_finish(QMP_CLIENT(source), result, &error);
+  g_auto(GStrv) ids = value ? hotplug_peripheral_ids(value) : NULL;
+  VmDevice *device = vm_devices_find_alias(hotplug->devices, check->alias);
+
+  if (device && ids && !g_strv_contains((const char *const *)ids, check->alias)) {
+    hotplug_release_device(hotplug, device, check->why, check->then, check->reply);
+  } else {
+    if (device)
+      g_warning("%s: QEMU reported DEVICE_DELETED, but %s; it stays listed as %s and is not "
+                "given back to the host until QEMU no longer has it (a forged or early event?)",
+                check->alias, ids ? "still lists it among its devices"
+                                  : "its device list could not be read",
+                hotplug_device_state_listed(device->state));
+    if (check->then) {
+      if (check->reply && JSON_NODE_HOLDS_OBJECT(check->reply))
+        json_object_set_string_member(json_node_get_object(check->reply), "status", "pending");
+      hotplug_op_return(check->then, check->reply, NULL);
+    } else if (check->reply) {
+      json_node_unref(check->reply);
+    }
+  }
+  g_free(check->alias);
+  g_free(check->why);
+  g_free(check);
+}
+
+void
+hotplug_release_when_gone(Hotplug *hotplug, VmDevice *device, const char *why, GTask *then,
+                          JsonNode *reply)
+{
+  GoneCheck *check = g_new0(GoneCheck, 1);
+  check->hotplug = hotplug;
+  check->alias = g_strdup(device->hostdev->alias);
+  check->why = g_strdup(why);
+  check->then = then;
+  check->reply = reply;
+  hotplug_list_peripherals(hotplug, on_gone_listed, check);
+}
+
 static void
 on_qemu_event(QmpClient *qmp, const char *name, JsonObject *data, gint64 timestamp_us,
               gpointer user_data)
@@ -858,11 +912,11 @@ on_qemu_event(QmpClient *qmp, const char *name, JsonObject *data, gint64 timesta
   if (device == NULL || device->detach_waiting)
     return;
   if (deleted) {
-    hotplug_release_device(hotplug, device,
-                   device->state == VM_DEVICE_DETACHING
-                       ? "the guest finished the pending unplug"
-                       : "QEMU removed it (unplugged from inside the guest)",
-                   NULL, NULL);
+    hotplug_release_when_gone(hotplug, device,
+                              device->state == VM_DEVICE_DETACHING
+                                  ? "the guest finished the pending unplug"
+                                  : "QEMU removed it (unplugged from inside the guest)",
+                              NULL, NULL);
   } else if (device->state == VM_DEVICE_DETACHING) {
     g_autoptr(JsonObject) event = json_object_new();
     g_message("%s: the guest refused the pending unplug; it stays attached", alias);

@@ -28,7 +28,8 @@ class FakeQemu:
     def __init__(self, path):
         self.path = path
         self.devices = {}                  # id -> device_add arguments
-        self.on_device_del = "delete"      # "delete", "delete-first", "silent", "guest-error"
+        self.on_device_del = "delete"      # "delete", "delete-first", "silent", "guest-error",
+        #                                    "forge" (says deleted, keeps the device)
         self.busy_replies = 0              # refuse this many device_del first
         self.commands = []                 # every command received, in order
         self.pending = set()               # ids whose unplug the guest has not finished
@@ -191,9 +192,17 @@ class FakeQemu:
             self._delete(device)
         elif self.on_device_del == "silent":
             self.pending.add(device)
+        elif self.on_device_del == "forge":
+            self.pending.add(device)
+            self.event("DEVICE_DELETED", device=device, path=f"/machine/peripheral/{device}")
         elif self.on_device_del == "guest-error":
             self.event("DEVICE_UNPLUG_GUEST_ERROR", device=device,
                        path=f"/machine/peripheral/{device}")
+
+    def forge_deleted(self, device):
+        """A lying QEMU: says the device left, and keeps it."""
+        with self.lock:
+            self.event("DEVICE_DELETED", device=device, path=f"/machine/peripheral/{device}")
 
     def delete(self, device):
         """The guest lets go: the device leaves, QEMU says so."""

@@ -54,6 +54,32 @@ class WithFakeQemu(FakeQemuCase):
         self.assertIn("the guest finished the pending unplug", self.log())
         self.assertEqual(self.journal(), [])
 
+    def test_forged_device_deleted_releases_nothing(self):
+        # QEMU says the device left while its own device list still has it: the
+        # claim and the journal stay, the device stays the VM's, listed detaching
+        self.fake.on_device_del = "forge"
+        result = self.ctl("--json", "detach-device-alias", self.vm, "hostdev0", "--wait", "2",
+                          check=True)
+        self.assertEqual(json.loads(result.stdout)["return"]["status"], "pending")
+        self.assertIn("hostdev0", self.fake.devices)
+        self.assertEqual(self.listing(), {"hostdev0": "detaching"})
+        self.assertEqual(self.journal(), [("hostdev0", "detaching")])
+        self.assertIn("a forged or early event", self.log())
+        # nor does a forged event for an attached device, seen by the VM-wide handler
+        self.fake.forge_deleted("hostdev0")
+        time.sleep(0.5)
+        self.assertEqual(self.listing(), {"hostdev0": "detaching"})
+        # once QEMU really lets go, the device is given back
+        self.fake.delete("hostdev0")
+        wait_for(lambda: self.listing() == {}, 10, "the real DEVICE_DELETED to be handled")
+        self.assertEqual(self.journal(), [])
+
+    def test_forged_guest_unplug_releases_nothing(self):
+        self.fake.forge_deleted("hostdev0")
+        time.sleep(0.5)
+        self.assertEqual(self.listing(), {"hostdev0": "attached"})
+        self.assertEqual(self.journal(), [("hostdev0", "attached")])
+
     def test_guest_error_keeps_the_device(self):
         self.fake.on_device_del = "guest-error"
         result = self.ctl("detach-device-alias", self.vm, "hostdev0", check=False)
