@@ -381,8 +381,9 @@ cmd_mdev_create(const HostArgs *args, const char *parent, const char *type,
     return EXIT_USAGE;
   }
   if (args->index != NULL &&
-      !g_ascii_string_to_unsigned(args->index, 10, 0, G_MAXUINT32, &index, NULL)) {
-    g_printerr("hostdevctl: --index needs a number from 0 to %u\n", G_MAXUINT32);
+      !g_ascii_string_to_unsigned(args->index, 10, 0, MDEV_VM_INDEX_LIMIT - 1, &index, NULL)) {
+    /* hostdevd recognises a VM's own instances among these only */
+    g_printerr("hostdevctl: --index needs a number from 0 to %u\n", MDEV_VM_INDEX_LIMIT - 1);
     return EXIT_USAGE;
   }
   if (given_uuid != NULL) {

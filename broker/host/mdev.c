@@ -106,6 +106,33 @@ mdev_uuid_for_vm(const char *vm, guint index)
   return mdev_uuid_v3(ns, name);
 }
 
+gboolean
+mdev_uuid_is_version3(const char *uuid)
+{
+  guint8 bytes[16];
+
+  return mdev_uuid_parse(uuid, bytes) && (bytes[6] >> 4) == 3;
+}
+
+gboolean
+mdev_uuid_vm_index(const char *uuid, const char *vm, guint *index)
+{
+  g_autofree char *lower = NULL;
+
+  if (!mdev_uuid_is_version3(uuid))
+    return FALSE;
+  lower = g_ascii_strdown(uuid, -1);
+  for (guint i = 0; i < MDEV_VM_INDEX_LIMIT; i++) {
+    g_autofree char *derived = mdev_uuid_for_vm(vm, i);
+    if (strcmp(derived, lower) == 0) {
+      if (index)
+        *index = i;
+      return TRUE;
+    }
+  }
+  return FALSE;
+}
+
 static gboolean
 sysfs_name_is_valid(const char *name)
 {
@@ -281,6 +308,26 @@ check_uuid(const char *uuid, GError **error)
     return FALSE;
   }
   return TRUE;
+}
+
+MdevDevice *
+mdev_device_find(const char *uuid, GError **error)
+{
+  g_autofree char *lower = NULL;
+  g_autofree char *dir = NULL;
+
+  if (!check_uuid(uuid, error))
+    return NULL;
+  lower = g_ascii_strdown(uuid, -1);
+  dir = host_path("sys/bus/mdev/devices/%s", lower);
+  if (!g_file_test(dir, G_FILE_TEST_IS_DIR)) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_NOT_FOUND,
+                "there is no mediated device %s on this host: create it first "
+                "(`hostdevctl mdev-create PARENT TYPE %s`), or list those that exist "
+                "with `hostdevctl nodedev-list --cap mdev`", lower, lower);
+    return NULL;
+  }
+  return read_device(lower);
 }
 
 gboolean
