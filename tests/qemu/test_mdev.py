@@ -241,6 +241,16 @@ class ClaimedByAnotherVm(MdevCase):
 
         self.assert_refused(RANDOM_UUID, "Busy", f"mediated device {RANDOM_UUID} is in use by "
                             "VM 'othervm'")
+        # nor the parent whole: binding it to vfio-pci would take othervm's mdev away
+        parent = ("<hostdev mode='subsystem' type='pci' managed='yes'><source><address "
+                  "domain='0x0000' bus='0x01' slot='0x00' function='0x0'/></source></hostdev>")
+        reply = self.control().execute("attach-device", {"xml": parent})
+        self.assertEqual(reply.get("error", {}).get("class"), "Busy", reply)
+        self.assertIn(f"PCI device 0000:01:00.0 is the parent of mediated device {RANDOM_UUID}, "
+                      "which is in use by VM 'othervm'", reply["error"]["desc"])
+        driver = os.path.join(self.host_root, "sys/bus/pci/devices/0000:01:00.0/driver")
+        self.assertEqual(os.path.basename(os.readlink(driver)), "e1000e")
+        self.assertEqual(self.claims(), [f"mdev_{RANDOM_UUID.replace('-', '_')}"])
         self.assertEqual(self.journal(), [])
         self.assertEqual(self.qmp.peripherals(), self.devices_before)
 

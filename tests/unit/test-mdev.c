@@ -8,6 +8,7 @@
  */
 #include "host-fixture.h"
 #include "claims.h"
+#include "host-prep.h"
 #include "mdev.h"
 
 #include <errno.h>
@@ -317,6 +318,65 @@ test_remove_in_use(Tree *tree, gconstpointer data)
   fixture_remove(runtime);
 }
 
+/* Issue 11, item 2: a VM could take the parent of another VM's mdev whole;
+ * binding it to vfio-pci would have taken the mdev away. */
+static void
+test_parent_and_mdev_claims(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *uuid = mdev_uuid_for_vm("vm1", 0);
+  g_autofree char *runtime = g_dir_make_tmp("hostdevd-mdev-claims-XXXXXX", NULL);
+  g_autoptr(Hostdev) slice = hostdev_new(HOSTDEV_TYPE_MDEV);
+  g_autoptr(Hostdev) parent = hostdev_new(HOSTDEV_TYPE_PCI);
+  g_autoptr(HostPrep) vm1 = host_prep_new();
+  g_autoptr(HostPrep) vm2 = host_prep_new();
+  g_autoptr(HostPrep) vm1_parent = host_prep_new();
+  ClaimOwner owner = { getpid(), 0 };
+
+  g_strlcpy(slice->mdev.uuid, uuid, sizeof slice->mdev.uuid);
+  g_assert_true(pci_address_parse("0000:01:00.0", &parent->pci_source, NULL));
+  g_assert_true(mdev_create("0000:01:00.0", "nvidia-63", uuid, &error));
+  g_assert_no_error(error);
+
+  /* vm1 holds the mdev: nobody gets its parent whole, vm1 neither */
+  g_assert_true(host_prep_claim(vm1, runtime, "vm1", &owner, slice, NULL, &error));
+  g_assert_no_error(error);
+  g_assert_false(host_prep_claim(vm2, runtime, "vm2", &owner, parent, NULL, &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_BUSY,
+                        "PCI device 0000:01:00.0 is the parent of mediated device "
+                        "faf779ad-fa2e-3c30-abe4-b1af0abfafdc, which is in use by VM 'vm1'");
+  g_clear_error(&error);
+  /* what a refused attach claimed is its undo's to give back */
+  g_assert_true(claims_release(runtime, "vm2", "pci_0000_01_00_0", &error));
+  g_assert_no_error(error);
+  g_assert_false(host_prep_claim(vm1_parent, runtime, "vm1", &owner, parent, NULL, &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_BUSY, "take the mdev away");
+  g_clear_error(&error);
+
+  /* the same mdev for another VM: Busy, naming who has it */
+  g_assert_false(host_prep_claim(vm2, runtime, "vm2", &owner, slice, NULL, &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_BUSY,
+                        "mediated device faf779ad-fa2e-3c30-abe4-b1af0abfafdc is in use by "
+                        "VM 'vm1'");
+  g_clear_error(&error);
+
+  /* the other way round: vm2 holds the parent whole, vm1 asks for a slice */
+  g_assert_true(claims_release(runtime, "vm1", "pci_0000_01_00_0", &error));
+  g_assert_true(claims_release_all(runtime, "vm1", &error) >= 0);
+  g_assert_no_error(error);
+  g_clear_pointer(&vm2, host_prep_free);
+  vm2 = host_prep_new();
+  g_assert_true(host_prep_claim(vm2, runtime, "vm2", &owner, parent, NULL, &error));
+  g_assert_no_error(error);
+  g_clear_pointer(&vm1, host_prep_free);
+  vm1 = host_prep_new();
+  g_assert_false(host_prep_claim(vm1, runtime, "vm1", &owner, slice, NULL, &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_BUSY,
+                        "the parent of mediated device faf779ad-fa2e-3c30-abe4-b1af0abfafdc, PCI "
+                        "device 0000:01:00.0, is in use by VM 'vm2'");
+  fixture_remove(runtime);
+}
+
 static void
 test_parent_parse(void)
 {
@@ -343,6 +403,8 @@ main(int argc, char **argv)
   g_test_add_func("/mdev/parent-parse", test_parent_parse);
   g_test_add_func("/mdev/uuid-owner", test_uuid_owner);
   g_test_add("/mdev/device-find", Tree, NULL, tree_setup, test_device_find, tree_teardown);
+  g_test_add("/mdev/parent-and-mdev-claims", Tree, NULL, tree_setup, test_parent_and_mdev_claims,
+             tree_teardown);
   g_test_add("/mdev/types", Tree, NULL, tree_setup, test_types, tree_teardown);
   g_test_add("/mdev/create-remove", Tree, NULL, tree_setup, test_create_remove, tree_teardown);
   g_test_add("/mdev/create-errors", Tree, NULL, tree_setup, test_create_errors, tree_teardown);
