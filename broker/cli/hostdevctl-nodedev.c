@@ -315,6 +315,7 @@ cmd_detach(const char *name)
       !check_group_unclaimed(&addr, "detaching",
                              "the VM holding the group decides where its devices go "
                              "back to when it lets go of them", &error) ||
+      !mdev_check_children_unclaimed(&addr, control_runtime_dir(), &error) ||
       !vfio_check_iommu(&error))
     return fail(error);
   record = vfio_detach_from_host(&addr, &error);

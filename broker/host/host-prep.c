@@ -2,7 +2,6 @@
 #include "host-prep.h"
 #include "claims.h"
 #include "host-pci.h"
-#include "host-root.h"
 #include "hostdevd-error.h"
 #include "mdev.h"
 
@@ -127,86 +126,6 @@ claim_one(HostPrep *prep, const char *runtime_dir, const char *vm, const ClaimOw
   return TRUE;
 }
 
-/*
- * A parent and its mediated devices are one piece of hardware held two
- * ways: unbinding the parent's driver (to give it to a VM whole) takes
- * every mdev of it away from whoever uses it, so neither may be claimed
- * while a live claim holds the other.  Each side checks after taking its
- * own claim, so of two racing attaches at least one sees the other.
- */
-
-/* Return: (nullable): the live claim on @key; NULL when there is none, or with
- * @error when the claims cannot be read. */
-static Claim *
-live_claim(const char *runtime_dir, const char *key, GError **error)
-{
-  g_autoptr(Claim) claim = claims_lookup(runtime_dir, key, error);
-  return claim && !claim->stale ? g_steal_pointer(&claim) : NULL;
-}
-
-/* Busy when a VM holds a mediated device of the PCI device @addr. */
-static gboolean
-check_mdevs_of_parent_unclaimed(const char *runtime_dir, const PciAddress *addr,
-                                GError **error)
-{
-  g_autofree char *name = pci_address_format(addr);
-  g_autofree char *parent_dir = host_path("sys/class/mdev_bus/%s", name);
-  g_autoptr(GPtrArray) mdevs = NULL;
-
-  if (!g_file_test(parent_dir, G_FILE_TEST_EXISTS))
-    return TRUE;   /* no mdev parent */
-  if ((mdevs = mdev_list_devices(error)) == NULL)
-    return FALSE;
-  for (guint i = 0; i < mdevs->len; i++) {
-    const MdevDevice *mdev = mdevs->pdata[i];
-    g_autofree char *key = g_strcmp0(mdev->parent, name) == 0 ? claims_key_mdev(mdev->uuid)
-                                                               : NULL;
-    g_autoptr(GError) local = NULL;
-    g_autoptr(Claim) claim = key ? live_claim(runtime_dir, key, &local) : NULL;
-    if (local) {
-      g_propagate_error(error, g_steal_pointer(&local));
-      return FALSE;
-    }
-    if (claim == NULL)
-      continue;
-    g_autofree char *holder = claims_describe_holder(claim);
-    g_autofree char *remedy = claims_describe_remedy(claim);
-    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_BUSY,
-                "PCI device %s is the parent of mediated device %s, which is in use by %s: "
-                "giving the parent to a VM whole would unbind its driver and take the mdev "
-                "away; %s", name, mdev->uuid, holder, remedy);
-    return FALSE;
-  }
-  return TRUE;
-}
-
-/* Busy when a VM holds the parent of the mediated device @uuid whole. */
-static gboolean
-check_parent_of_mdev_unclaimed(const char *runtime_dir, const char *uuid, GError **error)
-{
-  g_autoptr(MdevDevice) mdev = mdev_device_find(uuid, NULL);
-  PciAddress parent;
-
-  /* gone already: QEMU will say so; a parent that is no PCI device is never given whole */
-  if (mdev == NULL || mdev->parent == NULL || !pci_address_parse(mdev->parent, &parent, NULL))
-    return TRUE;
-  g_autofree char *key = claims_key_pci(&parent);
-  g_autoptr(GError) local = NULL;
-  g_autoptr(Claim) claim = live_claim(runtime_dir, key, &local);
-  if (local) {
-    g_propagate_error(error, g_steal_pointer(&local));
-    return FALSE;
-  }
-  if (claim == NULL)
-    return TRUE;
-  g_autofree char *holder = claims_describe_holder(claim);
-  g_autofree char *remedy = claims_describe_remedy(claim);
-  g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_BUSY,
-              "the parent of mediated device %s, PCI device %s, is in use by %s, which has "
-              "it whole: %s", uuid, mdev->parent, holder, remedy);
-  return FALSE;
-}
-
 gboolean
 host_prep_claim(HostPrep *prep, const char *runtime_dir, const char *vm,
                 const ClaimOwner *owner, const Hostdev *hostdev, const HostUsbDevice *usb,
@@ -224,7 +143,7 @@ host_prep_claim(HostPrep *prep, const char *runtime_dir, const char *vm,
     g_clear_pointer(&prep->inherited_origin, claim_origin_free);
     if (!claim_one(prep, runtime_dir, vm, owner, claims_key_pci(&hostdev->pci_source),
                    &prep->inherited_origin, error) ||
-        !check_mdevs_of_parent_unclaimed(runtime_dir, &hostdev->pci_source, error))
+        !mdev_check_children_unclaimed(&hostdev->pci_source, runtime_dir, error))
       return FALSE;
     /* one IOMMU group never spans two VMs */
     return group < 0 ||
@@ -241,7 +160,7 @@ host_prep_claim(HostPrep *prep, const char *runtime_dir, const char *vm,
       return FALSE;
     }
     return claim_one(prep, runtime_dir, vm, owner, key, NULL, error) &&
-           check_parent_of_mdev_unclaimed(runtime_dir, hostdev->mdev.uuid, error);
+           mdev_check_parent_unclaimed(hostdev->mdev.uuid, runtime_dir, error);
   }
   }
   return TRUE;

@@ -414,6 +414,82 @@ mdev_create(const char *parent, const char *type, const char *uuid, GError **err
   return TRUE;
 }
 
+/*
+ * A parent and its mediated devices are one piece of hardware held two
+ * ways: unbinding the parent's driver (to give it to a VM whole) takes
+ * every mdev of it away from whoever uses it, so neither may be claimed
+ * while a live claim holds the other.
+ */
+
+/* Return: (nullable): the live claim on @key; NULL when there is none, or with
+ * @error when the claims cannot be read. */
+static Claim *
+live_claim(const char *runtime_dir, const char *key, GError **error)
+{
+  g_autoptr(Claim) claim = claims_lookup(runtime_dir, key, error);
+  return claim && !claim->stale ? g_steal_pointer(&claim) : NULL;
+}
+
+gboolean
+mdev_check_children_unclaimed(const PciAddress *addr, const char *runtime_dir, GError **error)
+{
+  g_autofree char *name = pci_address_format(addr);
+  g_autofree char *parent_dir = host_path("sys/class/mdev_bus/%s", name);
+  g_autoptr(GPtrArray) mdevs = NULL;
+
+  if (!g_file_test(parent_dir, G_FILE_TEST_EXISTS))
+    return TRUE;   /* no mdev parent */
+  if ((mdevs = mdev_list_devices(error)) == NULL)
+    return FALSE;
+  for (guint i = 0; i < mdevs->len; i++) {
+    const MdevDevice *mdev = mdevs->pdata[i];
+    g_autofree char *key = g_strcmp0(mdev->parent, name) == 0 ? claims_key_mdev(mdev->uuid)
+                                                               : NULL;
+    g_autoptr(GError) local = NULL;
+    g_autoptr(Claim) claim = key ? live_claim(runtime_dir, key, &local) : NULL;
+    if (local) {
+      g_propagate_error(error, g_steal_pointer(&local));
+      return FALSE;
+    }
+    if (claim == NULL)
+      continue;
+    g_autofree char *holder = claims_describe_holder(claim);
+    g_autofree char *remedy = claims_describe_remedy(claim);
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_BUSY,
+                "PCI device %s is the parent of mediated device %s, which is in use by %s: "
+                "unbinding the parent's driver (to give it to a VM whole, or to vfio-pci) "
+                "would take the mdev away; %s", name, mdev->uuid, holder, remedy);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean
+mdev_check_parent_unclaimed(const char *uuid, const char *runtime_dir, GError **error)
+{
+  g_autoptr(MdevDevice) mdev = mdev_device_find(uuid, NULL);
+  PciAddress parent;
+
+  /* gone already: QEMU will say so; a parent that is no PCI device is never given whole */
+  if (mdev == NULL || mdev->parent == NULL || !pci_address_parse(mdev->parent, &parent, NULL))
+    return TRUE;
+  g_autofree char *key = claims_key_pci(&parent);
+  g_autoptr(GError) local = NULL;
+  g_autoptr(Claim) claim = live_claim(runtime_dir, key, &local);
+  if (local) {
+    g_propagate_error(error, g_steal_pointer(&local));
+    return FALSE;
+  }
+  if (claim == NULL)
+    return TRUE;
+  g_autofree char *holder = claims_describe_holder(claim);
+  g_autofree char *remedy = claims_describe_remedy(claim);
+  g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_BUSY,
+              "the parent of mediated device %s, PCI device %s, is in use by %s, which has "
+              "it whole: %s", uuid, mdev->parent, holder, remedy);
+  return FALSE;
+}
+
 /* Busy when a live VM (its hostdevd or its QEMU) claims mdev @uuid. */
 static gboolean
 check_mdev_unclaimed(const char *uuid, const char *runtime_dir, GError **error)

@@ -6,6 +6,8 @@
  */
 #pragma once
 
+#include "hostdev.h"
+
 #include <glib.h>
 
 G_BEGIN_DECLS
@@ -92,6 +94,20 @@ MdevDevice *mdev_device_find(const char *uuid, GError **error);
  */
 gboolean mdev_create(const char *parent, const char *type, const char *uuid,
                      GError **error);
+
+/**
+ * mdev_check_children_unclaimed() - may the PCI device @addr leave its driver?
+ * Return: FALSE with a Busy error naming the VM when a live claim in
+ * @runtime_dir holds one of its mediated devices: unbinding the parent's
+ * driver would take the mdev away from that VM.
+ */
+gboolean mdev_check_children_unclaimed(const PciAddress *addr, const char *runtime_dir,
+                                       GError **error);
+
+/* Return: FALSE with a Busy error naming the VM when a live claim in
+ * @runtime_dir holds the parent of mdev @uuid whole (its PCI device). */
+gboolean mdev_check_parent_unclaimed(const char *uuid, const char *runtime_dir,
+                                     GError **error);
 
 /* Default bound of mdev_remove()'s wait for the kernel. */
 #define MDEV_DEFAULT_REMOVE_TIMEOUT_MS 10000
