@@ -141,6 +141,8 @@ host_prep_claim(HostPrep *prep, const char *runtime_dir, const char *vm,
     g_autoptr(GError) no_group = NULL;
     int group = host_pci_get_iommu_group(&hostdev->pci_source, &no_group);
     g_clear_pointer(&prep->inherited_origin, claim_origin_free);
+    /* a parent and its mdevs exclude each other; each side looks at the other after
+     * taking its own claim, so of two racing attaches at least one sees the other */
     if (!claim_one(prep, runtime_dir, vm, owner, claims_key_pci(&hostdev->pci_source),
                    &prep->inherited_origin, error) ||
         !mdev_check_children_unclaimed(&hostdev->pci_source, runtime_dir, error))
