@@ -609,11 +609,12 @@ usb_resolve(AttachItem *item, GError **error)
   return TRUE;
 }
 
-/* QEMU opens the mediated device by its sysfs path; it checks the UUID itself. */
+/* The mediated device must exist: its parent, type and UUID are what the policy decides on. */
 static gboolean
 mdev_resolve(AttachItem *item, GError **error)
 {
-  return TRUE;
+  item->mdev = mdev_device_find(item->hostdev->mdev.uuid, error);
+  return item->mdev != NULL;
 }
 
 static gboolean
@@ -634,11 +635,27 @@ pci_policy_facts(const AttachItem *item, PolicyDeviceFacts *facts)
   return TRUE;
 }
 
-/* A mediated device is a slice of its parent, which the policy governs. */
+/* A mediated device is a slice of its parent: the parent's PCI facts, the
+ * type, and whose UUID it is. */
 static gboolean
 mdev_policy_facts(const AttachItem *item, PolicyDeviceFacts *facts)
 {
-  return FALSE;
+  const MdevDevice *mdev = item->mdev;
+  PciAddress parent;
+
+  if (mdev->parent && pci_address_parse(mdev->parent, &parent, NULL)) {
+    g_autoptr(HostPciDevice) pci = host_pci_device_read(&parent, NULL);
+    hotplug_pci_policy_facts(&parent, facts);
+    facts->mdev_parent_is_pci = pci != NULL;
+    facts->boot_vga = FALSE;   /* a slice leaves the host its display */
+  }
+  facts->type = POLICY_DEVICE_MDEV;
+  facts->mdev_uuid = item->hostdev->mdev.uuid;
+  facts->mdev_type = mdev->type;
+  facts->mdev_parent = mdev->parent;
+  facts->mdev_uuid_derived = mdev_uuid_is_version3(item->hostdev->mdev.uuid);
+  facts->mdev_uuid_own = mdev_uuid_vm_index(item->hostdev->mdev.uuid, item->hotplug->vm, NULL);
+  return TRUE;
 }
 
 static const AttachStepKind *const usb_host_steps[] = {

@@ -14,6 +14,7 @@
 #include "host-prep.h"
 #include "hostdev.h"
 #include "hostdevd-error.h"
+#include "mdev.h"
 #include "qemu-device.h"
 #include "state.h"
 #include "vm-devices.h"
@@ -91,6 +92,7 @@ struct _AttachItem {
   Hostdev *hostdev;              /* the definition being attached (live fields filled on the way) */
   const HotplugTypeOps *ops;     /* how this kind of device is handled */
   HostUsbDevice *usb;            /* the resolved USB device, NULL if absent */
+  MdevDevice *mdev;              /* the mediated device as sysfs showed it when resolved */
   gboolean alias_given;          /* the XML named the alias */
   gboolean alias_retried;        /* a clash with a QEMU id was already resolved once */
   char *usb_hostdevice;          /* "/dev/fdset/N" once the USB descriptor is passed */

@@ -23,6 +23,7 @@ attach_item_free(AttachItem *item)
 {
   g_clear_pointer(&item->hostdev, hostdev_free);
   g_clear_pointer(&item->usb, host_usb_device_free);
+  g_clear_pointer(&item->mdev, mdev_device_free);
   g_clear_pointer(&item->prep, host_prep_free);
   g_free(item->usb_hostdevice);
   if (item->usb_query)
