@@ -301,7 +301,8 @@ test_remove_in_use(Tree *tree, gconstpointer data)
   fake_kernel_hold_mdev(tree->fake);
   started = g_get_monotonic_time();
   g_assert_false(mdev_remove(uuid, runtime, 150, &error));
-  g_assert_cmpint(g_get_monotonic_time() - started, <, 2 * G_USEC_PER_SEC);
+  /* bounded: it returns, long before a hung remove would (a loose bound: a busy machine) */
+  g_assert_cmpint(g_get_monotonic_time() - started, <, 60 * G_USEC_PER_SEC);
   assert_hostdevd_error(error, HOSTDEVD_ERROR_TIMEOUT,
                         "removing mdev 4b20d080-1b54-4048-85b3-a6a62d165c01 did not finish "
                         "within 150 ms: something still has it open, and the kernel (Linux "
@@ -310,7 +311,7 @@ test_remove_in_use(Tree *tree, gconstpointer data)
 
   /* the VM lets go: the removal the kernel kept waiting completes */
   fake_kernel_release_mdev(tree->fake);
-  for (int i = 0; i < 400 && fixture_exists(tree->root, "sys/bus/mdev/devices/4b20d080-1b54-"
+  for (int i = 0; i < 6000 && fixture_exists(tree->root, "sys/bus/mdev/devices/4b20d080-1b54-"
                                                         "4048-85b3-a6a62d165c01"); i++)
     g_usleep(5000);
   g_assert_false(fixture_exists(tree->root, "sys/bus/mdev/devices/4b20d080-1b54-4048-85b3-"
