@@ -14,6 +14,8 @@ attach_item_new(Hotplug *hotplug, Hostdev *hostdev)
   item->hostdev = hostdev;
   item->ops = hotplug_type_ops(hostdev->type);
   item->alias_given = hostdev->alias != NULL;
+  item->usb_bus_given = hostdev->type == HOSTDEV_TYPE_USB && hostdev->usb_guest.present;
+  item->usb_port_given = item->usb_bus_given && hostdev->usb_guest.port != NULL;
   item->prep = host_prep_new();
   return item;
 }
@@ -25,8 +27,6 @@ attach_item_free(AttachItem *item)
   g_clear_pointer(&item->usb, host_usb_device_free);
   g_clear_pointer(&item->prep, host_prep_free);
   g_free(item->usb_hostdevice);
-  if (item->usb_query)
-    json_node_unref(item->usb_query);
   g_clear_pointer(&item->commands, g_ptr_array_unref);
   g_clear_pointer(&item->joining, g_array_unref);
   g_free(item);
@@ -119,6 +119,9 @@ hotplug_op_return(GTask *task, JsonNode *value, GError *error)
     g_assert(g_queue_peek_head(&hotplug->queue) == task);
     g_queue_pop_head(&hotplug->queue);
   }
+  /* ports a dry run or a failed attach took are not in QEMU: read them again next time */
+  if (op->took_usb_ports && (error || op->dry_run))
+    g_clear_pointer(&hotplug->usb_ports, guest_usb_ports_free);
   if (error)
     g_task_return_error(task, error);
   else
@@ -551,6 +554,10 @@ hotplug_release_device(Hotplug *hotplug, VmDevice *device, const char *why, GTas
 
   hotplug_device_enter_anyway(hotplug, device,
                               group_in_use ? VM_DEVICE_GROUP_WAITING : VM_DEVICE_RELEASING);
+  if (hotplug->usb_ports && device->hostdev->type == HOSTDEV_TYPE_USB &&
+      device->hostdev->usb_guest.present && device->hostdev->usb_guest.port)
+    guest_usb_ports_release(hotplug->usb_ports, device->hostdev->usb_guest.bus,
+                            device->hostdev->usb_guest.port);
   /* QEMU removes a device, not its companions (the zpci of an s390x function) */
   StateEntry *entry = state_journal_find(hotplug->journal, alias);
   for (char **id = entry ? entry->qemu_ids : NULL; id && *id; id++)
@@ -841,6 +848,9 @@ on_qemu_event(QmpClient *qmp, const char *name, JsonObject *data, gint64 timesta
     return;
   const char *alias = json_object_get_string_member_with_default(data, "device", NULL);
   VmDevice *device = alias ? vm_devices_find_alias(hotplug->devices, alias) : NULL;
+  /* a device hostdevd did not add left: the USB port map may have changed */
+  if (deleted && device == NULL)
+    g_clear_pointer(&hotplug->usb_ports, guest_usb_ports_free);
   /* A detach request that is still waiting handles its own events. */
   if (device == NULL || device->detach_waiting)
     return;
@@ -893,6 +903,7 @@ hotplug_connect_qemu(Hotplug *hotplug, QmpClient *qmp, pid_t qemu_pid)
   hotplug->qmp = g_object_ref(qmp);
   hotplug->qemu = process_identity_of(qemu_pid);
   hotplug->features_known = FALSE;   /* this QEMU's are probed at its first attach */
+  g_clear_pointer(&hotplug->usb_ports, guest_usb_ports_free);
   hotplug->event_handler = g_signal_connect(qmp, "event", G_CALLBACK(on_qemu_event), hotplug);
 }
 
@@ -919,6 +930,7 @@ hotplug_free(Hotplug *hotplug)
     g_object_unref(hotplug->qmp);
   }
   vm_devices_free(hotplug->devices);
+  guest_usb_ports_free(hotplug->usb_ports);
   /* waiting and failed releases keep their journal records for the next hostdevd */
   g_ptr_array_set_free_func(hotplug->group_waiting, (GDestroyNotify)release_free);
   g_ptr_array_unref(hotplug->group_waiting);

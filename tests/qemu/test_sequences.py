@@ -97,7 +97,8 @@ class Vm:
         return {d["alias"]: d["state"] for d in reply}
 
     def in_qemu(self):
-        return set(self.view.peripherals())
+        """The host devices in QEMU (its USB controller "usb" is always there)."""
+        return set(self.view.peripherals()) - {"usb"}
 
     def journal(self):
         directory = os.path.join(self.case.tmp, "state", f"{self.name}.journal")
