@@ -246,21 +246,20 @@ place_on_pci_bus(Op *op, AttachItem *item, GError **error)
     item->context.pci_function = function;
     return TRUE;
   }
-  /* On s390x QEMU picks the slot; the guest addresses the device by its zPCI ids. */
-  if (!item->context.s390x || hostdev->pci_guest.present) {
-    if (!guest_pci_place(topology, hostdev->pci_guest.present ? &hostdev->pci_guest.addr : NULL,
-                         &placed, &bus, error))
-      return FALSE;
-    hostdev->pci_guest.present = TRUE;
-    hostdev->pci_guest.addr = placed;
-    item->context.pci_bus_id = bus->id;
-    item->context.pci_slot = placed.slot;
-    item->context.pci_function = placed.function;
-    /* the request's next device is placed with this one in the slot */
-    GuestPciBus *taken = guest_topology_find_bus(topology, placed.bus);
-    if (taken && taken->occupant[placed.slot] == NULL)
-      taken->occupant[placed.slot] = g_strdup(hostdev->alias);
-  }
+  /* s390x too: the guest addresses the device by its zPCI ids, but libvirt still gives it
+   * a slot on the zPCI host bus, and so does hostdevd */
+  if (!guest_pci_place(topology, hostdev->pci_guest.present ? &hostdev->pci_guest.addr : NULL,
+                       &placed, &bus, error))
+    return FALSE;
+  hostdev->pci_guest.present = TRUE;
+  hostdev->pci_guest.addr = placed;
+  item->context.pci_bus_id = bus->id;
+  item->context.pci_slot = placed.slot;
+  item->context.pci_function = placed.function;
+  /* the request's next device is placed with this one in the slot */
+  GuestPciBus *taken = guest_topology_find_bus(topology, placed.bus);
+  if (taken && taken->occupant[placed.slot] == NULL)
+    taken->occupant[placed.slot] = g_strdup(hostdev->alias);
   if (!item->context.s390x)
     return TRUE;
   GuestZpci *reuse = stranded_zpci(topology, hostdev, item->alias_given);
