@@ -555,8 +555,9 @@ check_not_repeated(const Op *op, guint index, GError **error)
 /*
  * pci_precheck() - every read-only check of a PCI device, so that a dry
  * run fails exactly where the attach would, before QEMU is asked: the
- * device exists, the host's IOMMU is usable, the device is on vfio-pci
- * when not managed, and its IOMMU group is viable (or may be taken whole).
+ * device exists and is no bridge, the host's IOMMU is usable, the device
+ * is on vfio-pci when not managed, and its IOMMU group is viable (or may be
+ * taken whole).
  */
 static gboolean
 pci_precheck(AttachItem *item, GError **error)
@@ -570,6 +571,9 @@ pci_precheck(AttachItem *item, GError **error)
     g_propagate_error(error, g_steal_pointer(&missing));
     return FALSE;
   }
+  /* before the IOMMU group is looked at: a bridge's group is about the devices behind it */
+  if (!host_pci_check_not_bridge(&hostdev->pci_source, error))
+    return FALSE;
   if (!host_prep_vfio_begin(item->prep, hostdev, NULL, error))
     return FALSE;
   if (!hostdev->managed && !host_pci_check_assignable(&hostdev->pci_source, FALSE, error))
