@@ -733,7 +733,7 @@ on_usb_ports(GObject *source, GAsyncResult *result, gpointer user_data)
     return;
   }
   /* an operation that ran meanwhile may have read them too */
-  guest_usb_ports_free(op->hotplug->usb_ports);
+  hotplug_forget_usb_ports(op->hotplug);
   op->hotplug->usb_ports = ports;
   attach_placed_on_usb(task);
 }

@@ -47,6 +47,9 @@ struct _Hotplug {
   /* the VM's USB ports, read from QEMU at the first USB attach and kept up to date as
    * devices come and go; NULL when unknown (a failed attach, a device we did not add left) */
   GuestUsbPorts *usb_ports;
+  /* aliases of USB devices whose port was given back before QEMU's DEVICE_DELETED for them
+   * was seen: that event is no news about the port map */
+  GHashTable *usb_ports_released;
   gboolean has_memory_size_summary;    /* the guest's RAM, for the locked-memory limit */
   HotplugEventFunc emit;
   gpointer emit_data;
@@ -80,6 +83,9 @@ typedef struct {
   /* what confirms the device in QEMU once every device_add was accepted */
   const AttachStepKind *verify;
 } HotplugTypeOps;
+
+/* hotplug_forget_usb_ports() - the USB port map is no longer trusted: read it at the next use. */
+void hotplug_forget_usb_ports(Hotplug *hotplug);
 
 /* hotplug_place_usb() - @item's USB port, chosen from hotplug->usb_ports (libvirt's rules). */
 gboolean hotplug_place_usb(Op *op, AttachItem *item, GError **error);

@@ -522,7 +522,7 @@ on_usb_ports_refreshed(GObject *source, GAsyncResult *result, gpointer user_data
     hotplug_plan_step_done(task, error, FALSE);
     return;
   }
-  guest_usb_ports_free(item->hotplug->usb_ports);
+  hotplug_forget_usb_ports(item->hotplug);
   item->hotplug->usb_ports = ports;
   for (guint i = 0; i < op->items->len; i++) {
     const AttachItem *other = g_ptr_array_index(op->items, i);

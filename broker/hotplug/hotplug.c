@@ -121,7 +121,7 @@ hotplug_op_return(GTask *task, JsonNode *value, GError *error)
   }
   /* ports a dry run or a failed attach took are not in QEMU: read them again next time */
   if (op->took_usb_ports && (error || op->dry_run))
-    g_clear_pointer(&hotplug->usb_ports, guest_usb_ports_free);
+    hotplug_forget_usb_ports(hotplug);
   if (error)
     g_task_return_error(task, error);
   else
@@ -555,9 +555,11 @@ hotplug_release_device(Hotplug *hotplug, VmDevice *device, const char *why, GTas
   hotplug_device_enter_anyway(hotplug, device,
                               group_in_use ? VM_DEVICE_GROUP_WAITING : VM_DEVICE_RELEASING);
   if (hotplug->usb_ports && device->hostdev->type == HOSTDEV_TYPE_USB &&
-      device->hostdev->usb_guest.present && device->hostdev->usb_guest.port)
+      device->hostdev->usb_guest.present && device->hostdev->usb_guest.port) {
     guest_usb_ports_release(hotplug->usb_ports, device->hostdev->usb_guest.bus,
                             device->hostdev->usb_guest.port);
+    g_hash_table_add(hotplug->usb_ports_released, g_strdup(alias));
+  }
   /* QEMU removes a device, not its companions (the zpci of an s390x function) */
   StateEntry *entry = state_journal_find(hotplug->journal, alias);
   for (char **id = entry ? entry->qemu_ids : NULL; id && *id; id++)
@@ -835,6 +837,13 @@ hotplug_release_all_finish(Hotplug *hotplug, GAsyncResult *result, GError **erro
   return hotplug_drain_finish(hotplug, result, error);
 }
 
+void
+hotplug_forget_usb_ports(Hotplug *hotplug)
+{
+  g_clear_pointer(&hotplug->usb_ports, guest_usb_ports_free);
+  g_hash_table_remove_all(hotplug->usb_ports_released);
+}
+
 /* ---- events from QEMU ------------------------------------------------- */
 
 static void
@@ -849,8 +858,9 @@ on_qemu_event(QmpClient *qmp, const char *name, JsonObject *data, gint64 timesta
   const char *alias = json_object_get_string_member_with_default(data, "device", NULL);
   VmDevice *device = alias ? vm_devices_find_alias(hotplug->devices, alias) : NULL;
   /* a device hostdevd did not add left: the USB port map may have changed */
-  if (deleted && device == NULL)
-    g_clear_pointer(&hotplug->usb_ports, guest_usb_ports_free);
+  if (deleted && device == NULL && !(alias && g_hash_table_remove(hotplug->usb_ports_released,
+                                                                  alias)))
+    hotplug_forget_usb_ports(hotplug);
   /* A detach request that is still waiting handles its own events. */
   if (device == NULL || device->detach_waiting)
     return;
@@ -888,6 +898,7 @@ hotplug_new(QmpClient *qmp, StateJournal *journal, const HotplugConfig *config,
   hotplug->failed = g_ptr_array_new_with_free_func((GDestroyNotify)release_free);
   hotplug->drain_waiters = g_ptr_array_new();
   hotplug->devices = vm_devices_new();
+  hotplug->usb_ports_released = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   hotplug->emit = emit;
   hotplug->emit_data = user_data;
   g_queue_init(&hotplug->queue);
@@ -903,7 +914,7 @@ hotplug_connect_qemu(Hotplug *hotplug, QmpClient *qmp, pid_t qemu_pid)
   hotplug->qmp = g_object_ref(qmp);
   hotplug->qemu = process_identity_of(qemu_pid);
   hotplug->features_known = FALSE;   /* this QEMU's are probed at its first attach */
-  g_clear_pointer(&hotplug->usb_ports, guest_usb_ports_free);
+  hotplug_forget_usb_ports(hotplug);
   hotplug->event_handler = g_signal_connect(qmp, "event", G_CALLBACK(on_qemu_event), hotplug);
 }
 
@@ -931,6 +942,7 @@ hotplug_free(Hotplug *hotplug)
   }
   vm_devices_free(hotplug->devices);
   guest_usb_ports_free(hotplug->usb_ports);
+  g_hash_table_unref(hotplug->usb_ports_released);
   /* waiting and failed releases keep their journal records for the next hostdevd */
   g_ptr_array_set_free_func(hotplug->group_waiting, (GDestroyNotify)release_free);
   g_ptr_array_unref(hotplug->group_waiting);

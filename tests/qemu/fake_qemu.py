@@ -15,7 +15,7 @@ death hostdevd sees as QEMU's: several clients may connect (the test's own
 view, unlike a real -qmp socket), and `x-fake-set` changes the guest's
 behaviour from the test ("on-device-del", "busy-replies", "commands": what
 query-commands lists, unanswered by default), `x-fake-count` tells how often
-a command was received.
+a command was received, `x-fake-args` a device's device_add arguments.
 """
 import json
 import os
@@ -155,6 +155,8 @@ class FakeQemu:
             self._reply(request, [{"fdset-id": f, "fds": []} for f in self.fdsets])
         elif command == "query-commands" and self.command_list is not None:
             self._reply(request, [{"name": name} for name in self.command_list])
+        elif command == "x-fake-args":
+            self._reply(request, self.devices.get(args["id"], {}))
         elif command == "x-fake-count":
             self._reply(request, self.count(args["command"]))
         elif command == "x-fake-set":
