@@ -18,12 +18,15 @@
  * TERMINATE_RELEASE_WAIT_S.
  */
 #include "config.h"
+#include "audit.h"
 #include "control.h"
 #include "control-proto.h"
 #include "host-root.h"
+#include "vfio.h"
 #include "hostdev.h"
 #include "hostdevd-error.h"
 #include "hotplug.h"
+#include "hotplug-metrics.h"
 #include "policy.h"
 #include "qmp-client.h"
 #include "sandbox.h"
@@ -100,9 +103,98 @@ daemon_quit(Daemon *daemon, int status)
 
 /* ---- control requests --------------------------------------------------- */
 
+/* One control request being run: what the metrics learn when it ends. */
+typedef struct {
+  Daemon *daemon;
+  const ControlCommand *command;
+  JsonObject *arguments;
+  uid_t uid;                 /* the client's */
+  gint64 arrived;            /* monotonic µs */
+  gboolean dry_run;
+} Request;
+
+static void
+request_free(Request *request)
+{
+  json_object_unref(request->arguments);
+  g_free(request);
+}
+
+static void
+audit_device(const Request *request, JsonObject *device, GError *error)
+{
+  gboolean attach = request->command->id == CONTROL_COMMAND_ATTACH_DEVICE;
+  AuditRecord record = {
+    .kind = error ? (attach ? AUDIT_ATTACH_FAILED : AUDIT_DETACH_FAILED)
+                  : (attach ? AUDIT_ATTACH : AUDIT_DETACH),
+    .vm = request->daemon->options.vm,
+    .alias = json_object_get_string_member_with_default(device, "alias", NULL),
+    .source = json_object_get_string_member_with_default(device, "source", NULL),
+    .uid = request->uid,
+    .result = error ? control_error_class(error)
+                    : json_object_get_string_member_with_default(device, "status", "ok"),
+    .detail = error ? error->message
+                    : json_object_get_string_member_with_default(device, "host-error", NULL),
+  };
+  audit_record(&record);
+}
+
+/*
+ * An attach or a detach is audited device by device: those of the reply,
+ * or, when it failed, those the request named (its alias when the XML gave
+ * one, its host source), or the request alone when it could not be read.
+ */
+static void
+audit_request(const Request *request, JsonNode *value, GError *error)
+{
+  if (request->dry_run)
+    return;
+  g_autoptr(JsonObject) named = json_object_new();
+  g_autoptr(GPtrArray) devices = g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
+  if (error == NULL) {
+    JsonObject *reply = json_node_get_object(value);
+    JsonArray *each = json_object_has_member(reply, "devices")
+        ? json_object_get_array_member(reply, "devices") : NULL;
+    for (guint i = 0; each && i < json_array_get_length(each); i++)
+      g_ptr_array_add(devices, json_object_ref(json_array_get_object_element(each, i)));
+    if (each == NULL)
+      g_ptr_array_add(devices, json_object_ref(reply));
+  } else {
+    const char *xml = json_object_get_string_member_with_default(request->arguments, "xml", NULL);
+    const char *alias = json_object_get_string_member_with_default(request->arguments, "alias",
+                                                                   NULL);
+    gboolean batch;
+    g_autoptr(GPtrArray) parsed = xml ? hostdev_parse_request(xml, strlen(xml), &batch, NULL)
+                                      : NULL;
+    for (guint i = 0; parsed && i < parsed->len; i++) {
+      const Hostdev *hostdev = g_ptr_array_index(parsed, i);
+      JsonObject *device = json_object_new();
+      g_autofree char *source = hostdev_describe_source(hostdev);
+      if (hostdev->alias)
+        json_object_set_string_member(device, "alias", hostdev->alias);
+      json_object_set_string_member(device, "source", source);
+      g_ptr_array_add(devices, device);
+    }
+    if (alias)
+      json_object_set_string_member(named, "alias", alias);
+    if (devices->len == 0)
+      g_ptr_array_add(devices, json_object_ref(named));
+  }
+  for (guint i = 0; i < devices->len; i++)
+    audit_device(request, g_ptr_array_index(devices, i), error);
+}
+
 static void
 return_node_from_result(GTask *task, JsonNode *value, GError *error)
 {
+  Request *request = g_task_get_task_data(task);
+  if (request->command->long_running) {
+    double seconds = (g_get_monotonic_time() - request->arrived) / (double)G_USEC_PER_SEC;
+    hotplug_request_done(request->daemon->hotplug, request->command->name, seconds,
+                         error ? control_error_class(error)
+                         : request->dry_run ? "dry-run" : "ok");
+    audit_request(request, value, error);
+  }
   if (error)
     g_task_return_error(task, error);
   else
@@ -113,133 +205,47 @@ return_node_from_result(GTask *task, JsonNode *value, GError *error)
 static void
 on_attach_done(GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  Daemon *daemon = g_task_get_task_data(G_TASK(user_data));
+  Request *request = g_task_get_task_data(G_TASK(user_data));
   GError *error = NULL;
-  JsonNode *value = hotplug_attach_finish(daemon->hotplug, result, &error);
+  JsonNode *value = hotplug_attach_finish(request->daemon->hotplug, result, &error);
   return_node_from_result(user_data, value, error);
 }
 
 static void
 on_detach_done(GObject *source, GAsyncResult *result, gpointer user_data)
 {
-  Daemon *daemon = g_task_get_task_data(G_TASK(user_data));
+  Request *request = g_task_get_task_data(G_TASK(user_data));
   GError *error = NULL;
-  JsonNode *value = hotplug_detach_finish(daemon->hotplug, result, &error);
+  JsonNode *value = hotplug_detach_finish(request->daemon->hotplug, result, &error);
   return_node_from_result(user_data, value, error);
 }
 
-/* Return: FALSE with @error when @arguments has a member not in @allowed. */
-static gboolean
-check_arguments(const char *command, JsonObject *arguments, const char *const *allowed,
-                GError **error)
-{
-  JsonObjectIter iter;
-  const char *member;
-
-  json_object_iter_init(&iter, arguments);
-  while (json_object_iter_next(&iter, &member, NULL)) {
-    if (!g_strv_contains(allowed, member)) {
-      g_autofree char *list = g_strjoinv(", ", (char **)allowed);
-      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
-                  "'%s' takes no argument '%s' (it takes: %s)", command, member,
-                  *allowed ? list : "none");
-      return FALSE;
-    }
-  }
-  return TRUE;
-}
-
-/* Return: the string member @name, NULL when absent; FALSE in @ok when it is not a string. */
+/* Return: the string argument @name (checked against the table), or NULL. */
 static const char *
-string_argument(JsonObject *arguments, const char *name, gboolean *ok, GError **error)
+string_argument(JsonObject *arguments, const char *name)
 {
   JsonNode *node = json_object_get_member(arguments, name);
-  if (node == NULL)
-    return NULL;
-  if (!JSON_NODE_HOLDS_VALUE(node) || json_node_get_value_type(node) != G_TYPE_STRING) {
-    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
-                "argument '%s' must be a string", name);
-    *ok = FALSE;
-    return NULL;
-  }
-  return json_node_get_string(node);
+  return node ? json_node_get_string(node) : NULL;
 }
 
 static void
 dispatch_attach(Daemon *daemon, JsonObject *arguments, GTask *task)
 {
-  static const char *const allowed[] = { "xml", "dry-run", NULL };
-  GError *error = NULL;
-  gboolean ok = TRUE;
-
-  if (!check_arguments("attach-device", arguments, allowed, &error)) {
-    return_node_from_result(task, NULL, error);
-    return;
-  }
-  const char *xml = string_argument(arguments, "xml", &ok, &error);
-  if (!ok) {
-    return_node_from_result(task, NULL, error);
-    return;
-  }
-  if (xml == NULL) {
-    return_node_from_result(task, NULL,
-                            g_error_new_literal(HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
-                                                "'attach-device' needs the argument 'xml' "
-                                                "holding one <hostdev> element"));
-    return;
-  }
+  Request *request = g_task_get_task_data(task);
   JsonNode *dry_run = json_object_get_member(arguments, "dry-run");
-  if (dry_run && (!JSON_NODE_HOLDS_VALUE(dry_run) ||
-                  json_node_get_value_type(dry_run) != G_TYPE_BOOLEAN)) {
-    return_node_from_result(task, NULL,
-                            g_error_new_literal(HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
-                                                "argument 'dry-run' must be true or false"));
-    return;
-  }
-  hotplug_attach_async(daemon->hotplug, xml, dry_run && json_node_get_boolean(dry_run),
+  request->dry_run = dry_run && json_node_get_boolean(dry_run);
+  hotplug_attach_async(daemon->hotplug, string_argument(arguments, "xml"), request->dry_run,
                        on_attach_done, task);
 }
 
 static void
 dispatch_detach(Daemon *daemon, JsonObject *arguments, GTask *task)
 {
-  static const char *const allowed[] = { "xml", "alias", "wait", NULL };
-  GError *error = NULL;
-  gboolean ok = TRUE;
-
-  if (!check_arguments("detach-device", arguments, allowed, &error)) {
-    return_node_from_result(task, NULL, error);
-    return;
-  }
-  const char *xml = string_argument(arguments, "xml", &ok, &error);
-  const char *alias = ok ? string_argument(arguments, "alias", &ok, &error) : NULL;
-  if (!ok) {
-    return_node_from_result(task, NULL, error);
-    return;
-  }
-  if ((xml == NULL) == (alias == NULL)) {
-    return_node_from_result(task, NULL,
-                            g_error_new_literal(HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
-                                                "'detach-device' needs exactly one of 'xml' "
-                                                "(a <hostdev> to match) or 'alias'"));
-    return;
-  }
-  guint wait_ms = HOTPLUG_DEFAULT_DETACH_WAIT_MS;
-  JsonNode *wait = json_object_get_member(arguments, "wait");
-  if (wait) {
-    GType type = JSON_NODE_HOLDS_VALUE(wait) ? json_node_get_value_type(wait) : G_TYPE_INVALID;
-    double seconds = type == G_TYPE_INT64 ? (double)json_node_get_int(wait)
-                     : type == G_TYPE_DOUBLE ? json_node_get_double(wait) : -1;
-    if (seconds < 0 || seconds > 3600) {
-      return_node_from_result(task, NULL,
-                              g_error_new_literal(HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
-                                                  "argument 'wait' must be a number of "
-                                                  "seconds from 0 to 3600"));
-      return;
-    }
-    wait_ms = (guint)(seconds * 1000);
-  }
-  hotplug_detach_async(daemon->hotplug, xml, alias, wait_ms, on_detach_done, task);
+  double seconds = control_argument_seconds(arguments, "wait",
+                                            HOTPLUG_DEFAULT_DETACH_WAIT_MS / 1000.0);
+  hotplug_detach_async(daemon->hotplug, string_argument(arguments, "xml"),
+                       string_argument(arguments, "alias"), (guint)(seconds * 1000),
+                       on_detach_done, task);
 }
 
 static void
@@ -248,13 +254,20 @@ dispatch_list(Daemon *daemon, JsonObject *arguments, GTask *task)
   return_node_from_result(task, hotplug_list(daemon->hotplug), NULL);
 }
 
+/* Reply {"@member": @text}. */
+static void
+return_text(GTask *task, const char *member, char *text /* transfer full */)
+{
+  g_autoptr(JsonObject) reply = json_object_new();
+  json_object_set_string_member(reply, member, text);
+  g_free(text);
+  return_node_from_result(task, json_node_init_object(json_node_alloc(), reply), NULL);
+}
+
 static void
 dispatch_dumpxml(Daemon *daemon, JsonObject *arguments, GTask *task)
 {
-  g_autoptr(JsonObject) reply = json_object_new();
-  g_autofree char *xml = hotplug_dumpxml(daemon->hotplug);
-  json_object_set_string_member(reply, "xml", xml);
-  return_node_from_result(task, json_node_init_object(json_node_alloc(), reply), NULL);
+  return_text(task, "xml", hotplug_dumpxml(daemon->hotplug));
 }
 
 static void
@@ -267,52 +280,81 @@ dispatch_version(Daemon *daemon, JsonObject *arguments, GTask *task)
   return_node_from_result(task, json_node_init_object(json_node_alloc(), reply), NULL);
 }
 
+static void
+dispatch_metrics(Daemon *daemon, JsonObject *arguments, GTask *task)
+{
+  return_text(task, "text", hotplug_metrics_text(daemon->hotplug));
+}
+
+static void
+dispatch_commands(Daemon *daemon, JsonObject *arguments, GTask *task)
+{
+  return_node_from_result(task, control_commands_describe(), NULL);
+}
+
 typedef void (*CommandFunc)(Daemon *daemon, JsonObject *arguments, GTask *task);
 
-static const struct {
-  const char *name;
-  CommandFunc run;
-  gboolean takes_arguments;   /* FALSE: any argument is an error */
-} commands[] = {
-  { "attach-device", dispatch_attach, TRUE },
-  { "detach-device", dispatch_detach, TRUE },
-  { "list-devices", dispatch_list, FALSE },
-  { "dumpxml", dispatch_dumpxml, FALSE },
-  { "query-version", dispatch_version, FALSE },
+/* What runs each command of the table in control-commands.c. */
+static const CommandFunc command_handlers[CONTROL_N_COMMANDS] = {
+  [CONTROL_COMMAND_ATTACH_DEVICE] = dispatch_attach,
+  [CONTROL_COMMAND_DETACH_DEVICE] = dispatch_detach,
+  [CONTROL_COMMAND_LIST_DEVICES] = dispatch_list,
+  [CONTROL_COMMAND_DUMPXML] = dispatch_dumpxml,
+  [CONTROL_COMMAND_QUERY_VERSION] = dispatch_version,
+  [CONTROL_COMMAND_QUERY_METRICS] = dispatch_metrics,
+  [CONTROL_COMMAND_QUERY_COMMANDS] = dispatch_commands,
 };
 
 static void
-dispatch(const char *command, JsonObject *arguments, GTask *task, gpointer user_data)
+dispatch(const ControlCommand *command, JsonObject *arguments, uid_t client_uid, GTask *task,
+         gpointer user_data)
 {
-  static const char *const none[] = { NULL };
   Daemon *daemon = user_data;
-  GError *error = NULL;
+  Request *request = g_new0(Request, 1);
 
-  g_task_set_task_data(task, daemon, NULL);
+  request->daemon = daemon;
+  request->command = command;
+  request->arguments = json_object_ref(arguments);
+  request->uid = client_uid;
+  request->arrived = g_get_monotonic_time();
+  g_task_set_task_data(task, request, (GDestroyNotify)request_free);
   g_object_ref(task);   /* return_node_from_result() drops this one */
-
-  for (gsize i = 0; i < G_N_ELEMENTS(commands); i++) {
-    if (g_strcmp0(commands[i].name, command) != 0)
-      continue;
-    if (!commands[i].takes_arguments && !check_arguments(command, arguments, none, &error))
-      return_node_from_result(task, NULL, error);
-    else
-      commands[i].run(daemon, arguments, task);
-    return;
-  }
-  return_node_from_result(task, NULL,
-                          g_error_new(HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
-                                      "unknown command '%s'; commands are attach-device, "
-                                      "detach-device, list-devices, dumpxml, query-version",
-                                      command));
+  command_handlers[command->id](daemon, arguments, task);
 }
 
 /* ---- QEMU --------------------------------------------------------------- */
+
+/* What happens to a device without a request: it comes back to the host, or
+ * the guest keeps it. */
+static void
+audit_event(Daemon *daemon, const char *name, JsonObject *data)
+{
+  const char *host_error = json_object_get_string_member_with_default(data, "host-error", NULL);
+  AuditRecord record = {
+    .vm = daemon->options.vm,
+    .alias = json_object_get_string_member_with_default(data, "alias", NULL),
+    .source = json_object_get_string_member_with_default(data, "source", NULL),
+    .uid = AUDIT_NO_UID,
+    .result = host_error ? "HostError" : "ok",
+    .detail = host_error ? host_error
+                         : json_object_get_string_member_with_default(data, "reason", NULL),
+  };
+  if (g_strcmp0(name, "DEVICE_DETACHED") == 0)
+    record.kind = host_error ? AUDIT_RELEASE_FAILED : AUDIT_RELEASED;
+  else if (g_strcmp0(name, "DEVICE_DETACH_FAILED") == 0) {
+    record.kind = AUDIT_UNPLUG_REFUSED;
+    record.result = "refused";
+  } else {
+    return;
+  }
+  audit_record(&record);
+}
 
 static void
 on_hotplug_event(const char *name, JsonObject *data, gpointer user_data)
 {
   Daemon *daemon = user_data;
+  audit_event(daemon, name, data);
   if (daemon->control)
     control_server_emit_event(daemon->control, name, data);
 }
@@ -347,18 +389,45 @@ on_qmp_closed(QmpClient *qmp, const GError *reason, gpointer user_data)
   release_all(daemon, why);
 }
 
+/* qemu_user() - who gets /dev/vfio/N: --qemu-user, else @peer, the user QEMU
+ * runs as (SO_PEERCRED); (uid_t)-1 in both: nobody known, leave the owner. */
+static void
+qemu_user(Daemon *daemon, uid_t peer, uid_t *uid, gid_t *gid)
+{
+  const char *name = daemon->options.qemu_user;
+  struct passwd *pw = name ? getpwnam(name) : NULL;
+
+  *uid = (uid_t)-1;
+  *gid = (gid_t)-1;
+  if (pw == NULL && name == NULL) {
+    if (peer != (uid_t)-1 && (pw = getpwuid(peer)) == NULL) {
+      *uid = peer;
+      *gid = (gid_t)peer;
+      return;
+    }
+  }
+  if (pw) {
+    *uid = pw->pw_uid;
+    *gid = pw->pw_gid;
+  }
+}
 /*
  * sandbox_before_qemu_speaks() - QEMU is connected and nothing of it is
  * read yet: connecting may have needed CAP_DAC_OVERRIDE (QEMU's user owns
  * the socket), nothing after does.  Privileges go and the seccomp filter
  * is loaded now, so QEMU's greeting, replies and events (untrusted: a
  * guest may own its QEMU) and the journal's replay are handled sandboxed.
+ * @peer: the uid QEMU runs as: with root, the only one chown may give to.
  */
 static gboolean
-sandbox_before_qemu_speaks(Daemon *daemon, GError **error)
+sandbox_before_qemu_speaks(Daemon *daemon, uid_t peer, GError **error)
 {
+  SandboxOwner owners = { .vfio_gid = vfio_node_group(), .socket_gid = (gid_t)-1 };
+  qemu_user(daemon, peer, &owners.uid, &owners.gid);
+  if (!policy_socket_group(daemon->policy, daemon->options.vm, &owners.socket_gid))
+    owners.socket_gid = (gid_t)-1;
   return sandbox_drop_privileges(daemon->options.sandbox_mode, error) &&
-         sandbox_lock(daemon->options.sandbox_mode, error);
+         sandbox_lock(daemon->options.sandbox_mode, &owners, error);
 }
 
 /*
@@ -376,7 +445,7 @@ qmp_peer_allowed(pid_t pid, uid_t uid, gpointer user_data, GError **error)
   g_autofree char *expected = NULL;
 
   if (uid != (uid_t)-1 && (uid == 0 || uid == getuid() || (pw && uid == pw->pw_uid)))
-    return sandbox_before_qemu_speaks(daemon, error);
+    return sandbox_before_qemu_speaks(daemon, uid, error);
   if (pw)
     expected = g_strdup_printf("uid %u (--qemu-user %s) or root", (unsigned)pw->pw_uid, name);
   else if (getuid() != 0)
@@ -417,28 +486,6 @@ on_orphans_released(GObject *source, GAsyncResult *result, gpointer user_data)
                                    daemon, NULL, on_qmp_connected, daemon);
 }
 
-/* qemu_user() - who gets /dev/vfio/N: --qemu-user, else the user QEMU runs as (SO_PEERCRED). */
-static void
-qemu_user(Daemon *daemon, uid_t *uid, gid_t *gid)
-{
-  const char *name = daemon->options.qemu_user;
-  struct passwd *pw = name ? getpwnam(name) : NULL;
-
-  *uid = (uid_t)-1;
-  *gid = (gid_t)-1;
-  if (pw == NULL && name == NULL) {
-    uid_t peer = qmp_client_get_peer_uid(daemon->qmp);
-    if (peer != (uid_t)-1 && (pw = getpwuid(peer)) == NULL) {
-      *uid = peer;
-      *gid = (gid_t)peer;
-      return;
-    }
-  }
-  if (pw) {
-    *uid = pw->pw_uid;
-    *gid = pw->pw_gid;
-  }
-}
 static gboolean start_serving_sandboxed(Daemon *daemon, GError **error);
 
 static void
@@ -459,7 +506,7 @@ on_qmp_connected(GObject *source, GAsyncResult *result, gpointer user_data)
   /* sandboxed already: sandbox_before_qemu_speaks() */
   uid_t uid;
   gid_t gid;
-  qemu_user(daemon, &uid, &gid);
+  qemu_user(daemon, qmp_client_get_peer_uid(daemon->qmp), &uid, &gid);
   hotplug_set_qemu_user(daemon->hotplug, uid, gid);
   hotplug_connect_qemu(daemon->hotplug, daemon->qmp, qmp_client_get_peer_pid(daemon->qmp));
   g_signal_connect(daemon->qmp, "closed", G_CALLBACK(on_qmp_closed), daemon);
@@ -709,6 +756,7 @@ main(int argc, char **argv)
     g_printerr("hostdevd: %s\n", error->message);
     return EXIT_FAILURE;
   }
+  audit_open_kernel();   /* its netlink socket, before the sandbox narrows what may be opened */
   if (options->socket_path == NULL)
     options->socket_path = control_socket_path_for_vm(options->vm);
   if (options->state_dir == NULL)

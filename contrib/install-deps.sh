@@ -3,7 +3,7 @@
 set -eu
 
 packages="meson ninja-build gcc clang pkg-config python3 tar scdoc groff-base
-libglib2.0-dev libjson-glib-dev libxml2-dev libseccomp-dev libcap-ng-dev
+libglib2.0-dev libjson-glib-dev libxml2-dev libseccomp-dev libcap-ng-dev libaudit-dev
 qemu-system-x86 qemu-system-misc qemu-utils
 libvirt-daemon-driver-qemu libvirt-clients libvirt-daemon libxml2-utils
 libvirt0

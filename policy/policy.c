@@ -652,18 +652,6 @@ policy_client_access(const Policy *policy, const char *vm, uid_t uid, gid_t gid,
 }
 
 gboolean
-policy_command_is_read_only(const char *command)
-{
-  static const char *const read_only[] = {
-    "list-devices", "dumpxml", "query-version",
-  };
-  for (gsize i = 0; i < G_N_ELEMENTS(read_only); i++)
-    if (g_strcmp0(read_only[i], command) == 0)
-      return TRUE;
-  return FALSE;
-}
-
-gboolean
 policy_socket_group(const Policy *policy, const char *vm, gid_t *gid)
 {
   const Setting *setting = lookup(policy, vm, KEY_SOCKET_GROUP);

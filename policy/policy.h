@@ -60,8 +60,8 @@ typedef enum {
 
 typedef enum {
   POLICY_ACCESS_NONE,   /* may not connect */
-  POLICY_ACCESS_READ,   /* list-devices, dumpxml, events */
-  POLICY_ACCESS_FULL,   /* also attach-device, detach-device */
+  POLICY_ACCESS_READ,   /* the commands that only read, and events (control-commands.c) */
+  POLICY_ACCESS_FULL,   /* every command */
 } PolicyAccess;
 
 typedef struct _Policy Policy;
@@ -105,9 +105,6 @@ const char *policy_get_origin(const Policy *policy);
  */
 PolicyAccess policy_client_access(const Policy *policy, const char *vm,
                                   uid_t uid, gid_t gid, const char **rule);
-
-/* Return: whether @command only reads (needs POLICY_ACCESS_READ). */
-gboolean policy_command_is_read_only(const char *command);
 
 /**
  * policy_socket_group() - the group the control socket of @vm should belong to

@@ -7,6 +7,7 @@
  * request failed (the error's desc on stderr), 2 on a usage error.
  */
 #include "config.h"
+#include "control-commands.h"
 #include "control-proto.h"
 #include "hostdev.h"
 #include "hostdevctl-nodedev.h"
@@ -46,31 +47,28 @@ session_free(Session *session)
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(Session, session_free)
 
-static void
-usage(FILE *out)
-{
-  fprintf(out,
-          "Usage: hostdevctl [--json] VERB VM [ARGS]\n"
-          "\n"
-          "  attach-device VM FILE [--dry-run]   attach the <hostdev> in FILE ('-' = stdin), or\n"
-          "                                     every device of a <devices> element, all or none;\n"
-          "                                     --dry-run prints the plan: its steps as\n"
-          "                                     '# step: what' lines, each QMP command as JSON\n"
-          "  detach-device VM FILE [--wait S]    detach the device FILE's <hostdev> names, or each\n"
-          "                                     device of a <devices> element\n"
-          "  detach-device-alias VM ALIAS [--wait S]\n"
-          "  dumpxml VM                          live XML of the attached devices\n"
-          "  list VM                             the attached devices, one per line\n"
-          "  events VM [--loop] [--timeout S]    print device events\n"
-          "  version VM                          hostdevd's and QEMU's versions\n"
-          "\n"
-          "VM is a VM name (socket $HOSTDEVD_RUNTIME_DIR/VM.sock, default %s)\n"
-          "or a socket path containing '/'.\n"
-          "--json prints hostdevd's raw JSON replies, one per line.\n"
-          "Exit status: 0 success, 1 the request failed, 2 usage error.\n"
-          "\n%s",
-          HOSTDEVD_RUNTIME_DIR, hostdevctl_nodedev_usage());
-}
+static void usage(FILE *out);
+
+typedef struct _Verb Verb;
+typedef int (*VerbFunc)(Session *session, const Args *args, const Verb *verb, const char *operand);
+
+/*
+ * hostdevctl's verbs (the table is below, by main()).  Each runs one
+ * control command; its help is that command's help from the table
+ * (control-commands.c), plus what the verb adds.  "events" runs none: it
+ * listens.
+ */
+struct _Verb {
+  const char *verb;
+  const char *synopsis;       /* after the verb */
+  int command;                /* ControlCommandId, or -1 */
+  VerbFunc run;
+  const char *note;           /* (nullable) more help lines */
+  const char *member;         /* cmd_print_text(): the reply's member to print */
+};
+
+/* Return: the name of the control command @verb runs. */
+static const char *verb_command(const Verb *verb);
 
 static gboolean
 parse_number(const char *option, const char *text, double max, double *value)
@@ -320,8 +318,31 @@ print_plan(JsonObject *reply)
   }
 }
 
+/* Return: whether @print returned TRUE for every device of @reply: a <devices>
+ * request answers with each device in "devices", a single one with itself. */
+static gboolean
+each_device(JsonObject *reply, gboolean (*print)(JsonObject *device))
+{
+  JsonArray *devices = json_object_has_member(reply, "devices")
+      ? json_object_get_array_member(reply, "devices") : NULL;
+  if (devices == NULL)
+    return print(reply);
+  gboolean ok = TRUE;
+  for (guint i = 0; i < json_array_get_length(devices); i++)
+    ok &= print(json_array_get_object_element(devices, i));
+  return ok;
+}
+
+static gboolean
+print_attached(JsonObject *device)
+{
+  printf("Device attached successfully as %s\n",
+         json_object_get_string_member_with_default(device, "alias", "?"));
+  return TRUE;
+}
+
 static int
-cmd_attach(Session *session, const Args *args, const char *file)
+cmd_attach(Session *session, const Args *args, const Verb *verb, const char *file)
 {
   g_autofree char *xml = read_document(file);
   if (xml == NULL)
@@ -330,7 +351,7 @@ cmd_attach(Session *session, const Args *args, const char *file)
   json_object_set_string_member(arguments, "xml", xml);
   if (args->dry_run)
     json_object_set_boolean_member(arguments, "dry-run", TRUE);
-  g_autoptr(JsonNode) value = execute(session, "attach-device", arguments, args->json);
+  g_autoptr(JsonNode) value = execute(session, verb_command(verb), arguments, args->json);
   if (value == NULL)
     return EXIT_FAILURE;
   if (args->json)
@@ -340,17 +361,7 @@ cmd_attach(Session *session, const Args *args, const char *file)
     print_plan(reply);
     return EXIT_SUCCESS;
   }
-  /* a <devices> request answers with each device */
-  JsonArray *devices = json_object_has_member(reply, "devices")
-      ? json_object_get_array_member(reply, "devices") : NULL;
-  for (guint i = 0; devices && i < json_array_get_length(devices); i++)
-    printf("Device attached successfully as %s\n",
-           json_object_get_string_member_with_default(
-               json_array_get_object_element(devices, i), "alias", "?"));
-  if (devices == NULL)
-    printf("Device attached successfully as %s\n",
-           json_object_get_string_member_with_default(reply, "alias", "?"));
-  return EXIT_SUCCESS;
+  return each_device(reply, print_attached) ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
 /* One device's detach as a person reads it; FALSE when the host did not get it back. */
@@ -381,7 +392,8 @@ print_detached(JsonObject *reply)
 }
 
 static int
-cmd_detach(Session *session, const Args *args, const char *file, const char *alias)
+cmd_detach_by(Session *session, const Args *args, const Verb *verb, const char *file,
+              const char *alias)
 {
   g_autoptr(JsonObject) arguments = json_object_new();
   if (file) {
@@ -394,39 +406,32 @@ cmd_detach(Session *session, const Args *args, const char *file, const char *ali
   }
   if (args->wait_s >= 0)
     json_object_set_double_member(arguments, "wait", args->wait_s);
-  g_autoptr(JsonNode) value = execute(session, "detach-device", arguments, args->json);
+  g_autoptr(JsonNode) value = execute(session, verb_command(verb), arguments, args->json);
   if (value == NULL)
     return EXIT_FAILURE;
   if (args->json)
     return EXIT_SUCCESS;
-  JsonObject *reply = json_node_get_object(value);
-  /* a <devices> request answers with each device */
-  JsonArray *devices = json_object_has_member(reply, "devices")
-      ? json_object_get_array_member(reply, "devices") : NULL;
-  gboolean ok = TRUE;
-  for (guint i = 0; devices && i < json_array_get_length(devices); i++)
-    ok &= print_detached(json_array_get_object_element(devices, i));
-  if (devices == NULL)
-    ok = print_detached(reply);
-  return ok ? EXIT_SUCCESS : EXIT_FAILURE;
+  return each_device(json_node_get_object(value), print_detached) ? EXIT_SUCCESS : EXIT_FAILURE;
 }
 
+/* The reply's one text member (the verb's "member"), printed as it is. */
 static int
-cmd_dumpxml(Session *session, const Args *args)
+cmd_print_text(Session *session, const Args *args, const Verb *verb, const char *operand)
 {
-  g_autoptr(JsonNode) value = execute(session, "dumpxml", NULL, args->json);
+  g_autoptr(JsonNode) value = execute(session, verb_command(verb), NULL, args->json);
   if (value == NULL)
     return EXIT_FAILURE;
   if (!args->json)
-    fputs(json_object_get_string_member_with_default(json_node_get_object(value), "xml", ""),
+    fputs(json_object_get_string_member_with_default(json_node_get_object(value), verb->member,
+                                                     ""),
           stdout);
   return EXIT_SUCCESS;
 }
 
 static int
-cmd_list(Session *session, const Args *args)
+cmd_list(Session *session, const Args *args, const Verb *verb, const char *operand)
 {
-  g_autoptr(JsonNode) value = execute(session, "list-devices", NULL, args->json);
+  g_autoptr(JsonNode) value = execute(session, verb_command(verb), NULL, args->json);
   if (value == NULL)
     return EXIT_FAILURE;
   if (args->json)
@@ -448,9 +453,9 @@ cmd_list(Session *session, const Args *args)
 }
 
 static int
-cmd_version(Session *session, const Args *args)
+cmd_version(Session *session, const Args *args, const Verb *verb, const char *operand)
 {
-  g_autoptr(JsonNode) value = execute(session, "query-version", NULL, args->json);
+  g_autoptr(JsonNode) value = execute(session, verb_command(verb), NULL, args->json);
   if (value == NULL)
     return EXIT_FAILURE;
   if (!args->json) {
@@ -463,7 +468,7 @@ cmd_version(Session *session, const Args *args)
 }
 
 static int
-cmd_events(Session *session, const Args *args)
+cmd_events(Session *session, const Args *args, const Verb *verb, const char *operand)
 {
   GSocket *socket = g_socket_connection_get_socket(session->connection);
   g_socket_set_timeout(socket, (guint)args->timeout_s);
@@ -487,19 +492,125 @@ cmd_events(Session *session, const Args *args)
   }
 }
 
-typedef struct {
-  const char *verb;
-  guint operands;   /* after VM */
-} Verb;
+static int
+cmd_detach(Session *session, const Args *args, const Verb *verb, const char *file)
+{
+  return cmd_detach_by(session, args, verb, file, NULL);
+}
+
+static int
+cmd_detach_alias(Session *session, const Args *args, const Verb *verb, const char *alias)
+{
+  return cmd_detach_by(session, args, verb, NULL, alias);
+}
+
+/* What hostdevd says it understands: its own table, which may be newer than ours. */
+static int
+cmd_commands(Session *session, const Args *args, const Verb *verb, const char *operand)
+{
+  g_autoptr(JsonNode) value = execute(session, verb_command(verb), NULL, args->json);
+  if (value == NULL)
+    return EXIT_FAILURE;
+  if (args->json)
+    return EXIT_SUCCESS;
+  JsonObject *reply = json_node_get_object(value);
+  JsonArray *commands = json_object_get_array_member(reply, "commands");
+  for (guint i = 0; commands && i < json_array_get_length(commands); i++) {
+    JsonObject *command = json_array_get_object_element(commands, i);
+    JsonArray *arguments = json_object_get_array_member(command, "arguments");
+    g_autoptr(GString) list = g_string_new(NULL);
+    for (guint a = 0; arguments && a < json_array_get_length(arguments); a++) {
+      JsonObject *argument = json_array_get_object_element(arguments, a);
+      g_string_append_printf(list, " %s:%s(%s)",
+                             json_object_get_string_member_with_default(argument, "name", "?"),
+                             json_object_get_string_member_with_default(argument, "type", "?"),
+                             json_object_get_string_member_with_default(argument, "presence", "?"));
+    }
+    printf("%-16s %-4s %s\n%18s%s\n",
+           json_object_get_string_member_with_default(command, "name", "?"),
+           json_object_get_string_member_with_default(command, "access", "?"),
+           json_object_get_string_member_with_default(command, "help", ""), "",
+           list->len ? list->str : " (no arguments)");
+  }
+  return EXIT_SUCCESS;
+}
+
+
+static const Verb verbs[] = {
+  { "attach-device", "VM FILE [--dry-run]", CONTROL_COMMAND_ATTACH_DEVICE, cmd_attach,
+    "FILE holds a <hostdev> ('-' = stdin), or a <devices> element; --dry-run prints\n"
+    "the plan: its steps as '# step: what' lines, each QMP command as JSON" },
+  { "detach-device", "VM FILE [--wait S]", CONTROL_COMMAND_DETACH_DEVICE, cmd_detach,
+    "the devices FILE's <hostdev> (or <devices>) names" },
+  { "detach-device-alias", "VM ALIAS [--wait S]", CONTROL_COMMAND_DETACH_DEVICE,
+    cmd_detach_alias, "the device by its alias" },
+  { "dumpxml", "VM", CONTROL_COMMAND_DUMPXML, cmd_print_text, NULL, "xml" },
+  { "list", "VM", CONTROL_COMMAND_LIST_DEVICES, cmd_list, NULL },
+  { "events", "VM [--loop] [--timeout S]", -1, cmd_events, NULL },
+  { "version", "VM", CONTROL_COMMAND_QUERY_VERSION, cmd_version, NULL },
+  { "metrics", "VM", CONTROL_COMMAND_QUERY_METRICS, cmd_print_text,
+    "Prometheus text format, e.g. for node_exporter's textfile collector", "text" },
+  { "commands", "VM", CONTROL_COMMAND_QUERY_COMMANDS, cmd_commands, NULL },
+};
+
+static const char *
+verb_command(const Verb *verb)
+{
+  return control_command_get(verb->command)->name;
+}
+
+/* Return: how many words follow VM in @verb's synopsis (FILE, ALIAS). */
+static guint
+verb_operands(const Verb *verb)
+{
+  g_auto(GStrv) words = g_strsplit(verb->synopsis, " ", -1);
+  guint n = 0;
+  for (guint i = 1; words[i] && words[i][0] != '['; i++)
+    n++;
+  return n;
+}
+
+static void
+print_help_lines(FILE *out, const char *text)
+{
+  g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
+  for (guint i = 0; lines[i]; i++)
+    fprintf(out, "%6s%s\n", "", lines[i]);
+}
+
+static void
+usage(FILE *out)
+{
+  fprintf(out, "Usage: hostdevctl [--json] VERB VM [ARGS]\n\n");
+  for (gsize i = 0; i < G_N_ELEMENTS(verbs); i++) {
+    const Verb *verb = &verbs[i];
+    fprintf(out, "  %s %s\n", verb->verb, verb->synopsis);
+    if (verb->command >= 0) {
+      print_help_lines(out, control_command_get(verb->command)->help);
+    } else {
+      gsize n;
+      const ControlEvent *events = control_events(&n);
+      g_autoptr(GString) names = g_string_new("print device events as they come:");
+      for (gsize e = 0; e < n; e++)
+        g_string_append_printf(names, "%s%s", e ? ", " : " ", events[e].name);
+      print_help_lines(out, names->str);
+    }
+    if (verb->note)
+      print_help_lines(out, verb->note);
+  }
+  fprintf(out,
+          "\n"
+          "VM is a VM name (socket $HOSTDEVD_RUNTIME_DIR/VM.sock, default %s)\n"
+          "or a socket path containing '/'.\n"
+          "--json prints hostdevd's raw JSON replies, one per line.\n"
+          "Exit status: 0 success, 1 the request failed, 2 usage error.\n"
+          "\n%s",
+          HOSTDEVD_RUNTIME_DIR, hostdevctl_nodedev_usage());
+}
 
 int
 main(int argc, char **argv)
 {
-  static const Verb verbs[] = {
-    { "attach-device", 1 }, { "detach-device", 1 }, { "detach-device-alias", 1 },
-    { "dumpxml", 0 },       { "list", 0 },          { "events", 0 },
-    { "version", 0 },
-  };
   Args args = { 0 };
 
   if (hostdevctl_nodedev_handles(argc, argv))
@@ -511,21 +622,21 @@ main(int argc, char **argv)
     usage(stderr);
     return EXIT_USAGE;
   }
-  const char *verb = positional->pdata[0];
-  const Verb *known = NULL;
+  const char *name = positional->pdata[0];
+  const Verb *verb = NULL;
   for (gsize i = 0; i < G_N_ELEMENTS(verbs); i++)
-    if (g_strcmp0(verbs[i].verb, verb) == 0)
-      known = &verbs[i];
-  if (known == NULL) {
-    g_printerr("hostdevctl: unknown command '%s'; see hostdevctl --help\n", verb);
+    if (g_strcmp0(verbs[i].verb, name) == 0)
+      verb = &verbs[i];
+  if (verb == NULL) {
+    g_printerr("hostdevctl: unknown command '%s'; see hostdevctl --help\n", name);
     return EXIT_USAGE;
   }
-  if (positional->len != known->operands + 2) {
-    g_printerr("hostdevctl: '%s' takes VM%s; see hostdevctl --help\n", verb,
-               known->operands ? (g_str_has_suffix(verb, "alias") ? " ALIAS" : " FILE") : "");
+  guint operands = verb_operands(verb);
+  if (positional->len != operands + 2) {
+    g_printerr("hostdevctl: usage: hostdevctl %s %s\n", verb->verb, verb->synopsis);
     return EXIT_USAGE;
   }
-  const char *operand = known->operands ? positional->pdata[2] : NULL;
+  const char *operand = operands ? positional->pdata[2] : NULL;
 
   int timeout_s = args.timeout_s;
   if (args.wait_s > 0 && timeout_s < (int)args.wait_s + 60)
@@ -534,18 +645,5 @@ main(int argc, char **argv)
   if (session == NULL)
     return EXIT_FAILURE;
   g_socket_set_timeout(g_socket_connection_get_socket(session->connection), (guint)timeout_s);
-
-  if (g_strcmp0(verb, "attach-device") == 0)
-    return cmd_attach(session, &args, operand);
-  if (g_strcmp0(verb, "detach-device") == 0)
-    return cmd_detach(session, &args, operand, NULL);
-  if (g_strcmp0(verb, "detach-device-alias") == 0)
-    return cmd_detach(session, &args, NULL, operand);
-  if (g_strcmp0(verb, "dumpxml") == 0)
-    return cmd_dumpxml(session, &args);
-  if (g_strcmp0(verb, "list") == 0)
-    return cmd_list(session, &args);
-  if (g_strcmp0(verb, "version") == 0)
-    return cmd_version(session, &args);
-  return cmd_events(session, &args);
+  return verb->run(session, &args, verb, operand);
 }

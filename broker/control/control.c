@@ -337,16 +337,28 @@ on_line(const char *line, gsize length, gpointer user_data)
     client_send(client, control_format_error(error, id));
     return client->server != NULL;
   }
-  if (client->access < POLICY_ACCESS_FULL &&
-      !policy_command_is_read_only(request->command)) {
+  const ControlCommand *command = control_command_lookup(request->command);
+  if (command == NULL) {
+    g_autofree char *names = control_command_names();
+    reply_error(client, request->id, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "unknown command '%s'; commands are %s", request->command, names);
+    return client->server != NULL;
+  }
+  if (client->access < command->access) {
     reply_error(client, request->id, HOSTDEVD_ERROR_POLICY_DENIED,
                 "'%s' needs full access, but uid %u may only read (%s)",
                 request->command, client->uid, client->access_rule);
     return client->server != NULL;
   }
+  GError *invalid = NULL;
+  if (!control_command_check_arguments(command, request->arguments, &invalid)) {
+    client_send(client, control_format_error(invalid, request->id));
+    g_error_free(invalid);
+    return client->server != NULL;
+  }
 
   /* reads answer at once; attach and detach queue work that takes seconds */
-  gboolean counted = !policy_command_is_read_only(request->command);
+  gboolean counted = command->long_running;
   if (counted && client->in_flight >= CLIENT_MAX_IN_FLIGHT) {
     reply_error(client, request->id, HOSTDEVD_ERROR_BUSY,
                 "%d requests of this client are still running; wait for their replies",
@@ -361,7 +373,7 @@ on_line(const char *line, gsize length, gpointer user_data)
   pending->id = request->id ? json_node_ref(request->id) : NULL;
   g_autoptr(GTask) task = g_task_new(NULL, NULL, on_request_done, pending);
   g_task_set_source_tag(task, on_line);
-  server->dispatch(request->command, request->arguments, task, server->user_data);
+  server->dispatch(command, request->arguments, client->uid, task, server->user_data);
   return client->server != NULL;
 }
 

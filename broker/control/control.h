@@ -7,6 +7,7 @@
 
 #include <gio/gio.h>
 #include <json-glib/json-glib.h>
+#include "control-commands.h"
 #include "policy.h"
 
 G_BEGIN_DECLS
@@ -14,13 +15,15 @@ G_BEGIN_DECLS
 typedef struct _ControlServer ControlServer;
 
 /**
- * ControlDispatchFunc - run one authorised request
+ * ControlDispatchFunc - run one authorised request, its arguments already
+ *   held against @command's table entry (control-commands.h)
+ * @client_uid: who asked (SO_PEERCRED), for the audit trail
  * @task: complete it with g_task_return_pointer(task, JsonNode *, json_node_unref)
  *   (NULL for an empty object) or with a GError; the reply goes to the
  *   client that asked, if it is still connected
  */
-typedef void (*ControlDispatchFunc)(const char *command, JsonObject *arguments,
-                                    GTask *task, gpointer user_data);
+typedef void (*ControlDispatchFunc)(const ControlCommand *command, JsonObject *arguments,
+                                    uid_t client_uid, GTask *task, gpointer user_data);
 
 /**
  * control_server_new() - listen on @socket_path with mode 0660

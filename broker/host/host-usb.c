@@ -14,6 +14,7 @@
 #include "host-usb.h"
 #include "host-root.h"
 #include "hostdevd-error.h"
+#include "usb-selector.h"
 
 #include <errno.h>
 #include <string.h>
@@ -24,6 +25,7 @@ host_usb_device_free(HostUsbDevice *device)
   if (device == NULL)
     return;
   g_free(device->sysfs_name);
+  g_free(device->port_path);
   g_free(device->manufacturer);
   g_free(device->product_name);
   g_free(device->serial);
@@ -36,6 +38,7 @@ host_usb_device_copy(const HostUsbDevice *device)
   HostUsbDevice *copy = g_memdup2(device, sizeof(*device));
 
   copy->sysfs_name = g_strdup(device->sysfs_name);
+  copy->port_path = g_strdup(device->port_path);
   copy->manufacturer = g_strdup(device->manufacturer);
   copy->product_name = g_strdup(device->product_name);
   copy->serial = g_strdup(device->serial);
@@ -77,6 +80,24 @@ read_string_attr(const char *name, const char *attr)
   return g_utf8_make_valid(text, -1);
 }
 
+/* Return: (transfer full): @name when it is the canonical port path of a
+ * device on bus @bus, else NULL (a root hub, or a name sysfs never makes). */
+static char *
+port_path_of(const char *name, guint bus)
+{
+  g_autofree char *canonical = NULL;
+  guint path_bus = 0;
+
+  if (!g_ascii_isdigit(name[0]))
+    return NULL;
+  canonical = usb_port_path_parse(name, &path_bus, NULL);
+  if (canonical == NULL || strcmp(canonical, name) != 0 || path_bus != bus) {
+    g_debug("%s: not a port path of bus %u", name, bus);
+    return NULL;
+  }
+  return g_steal_pointer(&canonical);
+}
+
 static HostUsbDevice *
 read_device(const char *name)
 {
@@ -92,6 +113,7 @@ read_device(const char *name)
   if (!read_number_attr(name, "bDeviceClass", 16, &device->device_class))
     device->device_class = 0;
   device->sysfs_name = g_strdup(name);
+  device->port_path = port_path_of(name, device->bus);
   device->manufacturer = read_string_attr(name, "manufacturer");
   device->product_name = read_string_attr(name, "product");
   device->serial = read_string_attr(name, "serial");
@@ -148,6 +170,12 @@ host_usb_list(GError **error)
   return g_steal_pointer(&devices);
 }
 
+const char *
+host_usb_port_path(const HostUsbDevice *device)
+{
+  return device->port_path;
+}
+
 static gboolean
 device_has_ids(const HostUsbDevice *device, const Hostdev *hostdev)
 {
@@ -155,12 +183,34 @@ device_has_ids(const HostUsbDevice *device, const Hostdev *hostdev)
          device->product == hostdev->usb.product;
 }
 
+/* Return: whether @device has every name @hostdev gives besides the
+ * address: ids, port path, serial. */
+static gboolean
+device_has_names(const HostUsbDevice *device, const Hostdev *hostdev)
+{
+  return (!hostdev->usb.has_vendor_product || device_has_ids(device, hostdev)) &&
+         (hostdev->usb.port_path == NULL ||
+          g_strcmp0(host_usb_port_path(device), hostdev->usb.port_path) == 0) &&
+         (hostdev->usb.serial == NULL ||
+          g_strcmp0(device->serial, hostdev->usb.serial) == 0);
+}
+
+static gboolean
+has_selector(const Hostdev *hostdev)
+{
+  return hostdev->usb.port_path != NULL || hostdev->usb.serial != NULL;
+}
+
 /* startupPolicy='optional': a missing device is not an error, the
- * caller skips it (libvirt marks it missing='yes'). */
+ * caller skips it (libvirt marks it missing='yes').  Not for a device
+ * chosen by port path or serial: the caller would leave QEMU waiting for
+ * it by vendor/product, and QEMU would take an identical device in
+ * another port. */
 static gboolean
 missing_is_fine(const Hostdev *hostdev)
 {
-  return hostdev->usb.startup_policy == HOSTDEV_STARTUP_OPTIONAL;
+  return hostdev->usb.startup_policy == HOSTDEV_STARTUP_OPTIONAL &&
+         !has_selector(hostdev);
 }
 
 static HostUsbDevice *
@@ -170,6 +220,56 @@ skip_optional(const Hostdev *hostdev)
 
   g_info("%s is not on this host; skipped (startupPolicy='optional')", what);
   return NULL;
+}
+
+/* " 0627:0001 at port 1-2 with serial 'A1'": those of @device's names
+ * that @hostdev asks for (besides the address) */
+static void
+append_names(GString *out, const HostUsbDevice *device, const Hostdev *hostdev)
+{
+  const char *port = host_usb_port_path(device);
+
+  if (hostdev->usb.has_vendor_product)
+    g_string_append_printf(out, " %04x:%04x", device->vendor, device->product);
+  if (hostdev->usb.port_path != NULL)
+    g_string_append_printf(out, " at port %s", port ? port : "(a root hub has none)");
+  if (hostdev->usb.serial != NULL) {
+    g_autofree char *serial = device->serial ? usb_serial_quote(device->serial) : NULL;
+
+    if (serial != NULL)
+      g_string_append_printf(out, " with serial %s", serial);
+    else
+      g_string_append(out, " without a serial");
+  }
+}
+
+/* " 046d:c52b at port 1-3 with serial 'B2'": what @hostdev asks for */
+static void
+append_wanted(GString *out, const Hostdev *hostdev)
+{
+  if (hostdev->usb.has_vendor_product)
+    g_string_append_printf(out, " %04x:%04x", hostdev->usb.vendor, hostdev->usb.product);
+  if (hostdev->usb.port_path != NULL)
+    g_string_append_printf(out, " at port %s", hostdev->usb.port_path);
+  if (hostdev->usb.serial != NULL) {
+    g_autofree char *serial = usb_serial_quote(hostdev->usb.serial);
+    g_string_append_printf(out, " with serial %s", serial);
+  }
+}
+
+/* " (port 1-2, serial 'A1')": how to tell @device from its twins */
+static void
+append_identity(GString *out, const HostUsbDevice *device)
+{
+  const char *port = host_usb_port_path(device);
+  g_autofree char *serial = device->serial ? usb_serial_quote(device->serial) : NULL;
+
+  g_string_append_printf(out, " (%s%s, ", port ? "port " : "root hub ",
+                         port ? port : device->sysfs_name);
+  if (serial != NULL)
+    g_string_append_printf(out, "serial %s)", serial);
+  else
+    g_string_append(out, "no serial)");
 }
 
 static HostUsbDevice *
@@ -193,69 +293,85 @@ resolve_by_address(const Hostdev *hostdev, GPtrArray *devices, GError **error)
                 "no USB device at bus %u device %u on this host: device "
                 "numbers change whenever a device is plugged in again; "
                 "check `hostdevctl nodedev-list --cap usb_device`, name the "
-                "device by <vendor id/> and <product id/> instead, or use "
-                "<source startupPolicy='optional'>",
+                "device by <vendor id/> and <product id/> or by its port "
+                "path instead, or use <source startupPolicy='optional'>",
                 hostdev->usb.bus, hostdev->usb.device);
     return NULL;
   }
 
-  if (hostdev->usb.has_vendor_product && !device_has_ids(found, hostdev)) {
+  if (!device_has_names(found, hostdev)) {
+    g_autoptr(GString) is = g_string_new(NULL);
+    g_autoptr(GString) wanted = g_string_new(NULL);
+
     if (missing_is_fine(hostdev))
       return skip_optional(hostdev);
+    append_names(is, found, hostdev);
+    append_wanted(wanted, hostdev);
     g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_NOT_FOUND,
-                "the USB device at bus %u device %u (%s) is %04x:%04x, not "
-                "%04x:%04x: the device was probably replugged and got a new "
-                "number; check `hostdevctl nodedev-list --cap usb_device` "
-                "or drop <address/> to find it by its ids",
-                found->bus, found->device, found->sysfs_name,
-                found->vendor, found->product,
-                hostdev->usb.vendor, hostdev->usb.product);
+                "the USB device at bus %u device %u (%s) is%s, not%s: the "
+                "device was probably replugged and got a new number; check "
+                "`hostdevctl nodedev-list --cap usb_device` or drop "
+                "<address/> to find it by its other names",
+                found->bus, found->device, found->sysfs_name, is->str,
+                wanted->str);
     return NULL;
   }
   return host_usb_device_copy(found);
 }
-
 static HostUsbDevice *
-resolve_by_ids(const Hostdev *hostdev, GPtrArray *devices, GError **error)
+resolve_by_names(const Hostdev *hostdev, GPtrArray *devices, GError **error)
 {
   g_autoptr(GPtrArray) matches = g_ptr_array_new();
   g_autoptr(GString) list = NULL;
+  g_autoptr(GString) wanted = g_string_new(NULL);
+  g_autofree char *what = NULL;
 
   for (guint i = 0; i < devices->len; i++) {
     HostUsbDevice *device = devices->pdata[i];
 
-    if (device_has_ids(device, hostdev))
+    if (device_has_names(device, hostdev))
       g_ptr_array_add(matches, device);
   }
 
   if (matches->len == 1)
     return host_usb_device_copy(matches->pdata[0]);
 
+  what = hostdev_describe_source(hostdev);
   if (matches->len == 0) {
     if (missing_is_fine(hostdev))
       return skip_optional(hostdev);
-    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_NOT_FOUND,
-                "no USB device %04x:%04x on this host: plug it in, check "
-                "`hostdevctl nodedev-list --cap usb_device`, or use "
-                "<source startupPolicy='optional'> to attach it only when "
-                "it is present",
-                hostdev->usb.vendor, hostdev->usb.product);
+    if (has_selector(hostdev))
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_NOT_FOUND,
+                  "no %s on this host: plug it in, and check the port path "
+                  "and serial in `hostdevctl nodedev-list --cap usb_device` "
+                  "(startupPolicy='optional' cannot wait for a device chosen "
+                  "by port path or serial: QEMU would wait by vendor/product "
+                  "only, and could take an identical device)", what);
+    else
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_NOT_FOUND,
+                  "no %s on this host: plug it in, check "
+                  "`hostdevctl nodedev-list --cap usb_device`, or use "
+                  "<source startupPolicy='optional'> to attach it only when "
+                  "it is present", what);
     return NULL;
   }
 
+  append_wanted(wanted, hostdev);
   list = g_string_new(NULL);
   for (guint i = 0; i < matches->len; i++) {
     const HostUsbDevice *device = matches->pdata[i];
 
-    g_string_append_printf(list, "%sbus %u device %u (%s)",
-                           i > 0 ? ", " : "", device->bus, device->device,
-                           device->sysfs_name);
+    g_string_append_printf(list, "%sbus %u device %u",
+                           i > 0 ? ", " : "", device->bus, device->device);
+    append_identity(list, device);
   }
   g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
-              "%u USB devices match %04x:%04x: %s; add "
-              "<address bus='...' device='...'/> to <source> to choose one",
-              matches->len, hostdev->usb.vendor, hostdev->usb.product,
-              list->str);
+              "%u USB devices match%s: %s; choose one by its port path "
+              "(stable while it stays in the same socket) or serial with "
+              "<hostdevd:device xmlns:hostdevd='" USB_SELECTOR_XML_NS "' "
+              "port='...' serial='...'/> in <source>, or by <address "
+              "bus='...' device='...'/> (which changes on every replug)",
+              matches->len, wanted->str, list->str);
   return NULL;
 }
 
@@ -269,10 +385,12 @@ host_usb_resolve(const Hostdev *hostdev, GError **error)
                         "not a USB hostdev");
     return NULL;
   }
-  if (!hostdev->usb.has_address && !hostdev->usb.has_vendor_product) {
+  if (!hostdev->usb.has_address && !hostdev->usb.has_vendor_product &&
+      !has_selector(hostdev)) {
     g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
                         "the USB hostdev names no device: give <vendor/> and "
-                        "<product/>, or <address bus device/>");
+                        "<product/>, <address bus device/>, or a port path "
+                        "or serial");
     return NULL;
   }
 
@@ -282,5 +400,5 @@ host_usb_resolve(const Hostdev *hostdev, GError **error)
 
   if (hostdev->usb.has_address)
     return resolve_by_address(hostdev, devices, error);
-  return resolve_by_ids(hostdev, devices, error);
+  return resolve_by_names(hostdev, devices, error);
 }

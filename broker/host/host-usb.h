@@ -9,7 +9,9 @@
 G_BEGIN_DECLS
 
 typedef struct {
-  char *sysfs_name;    /* "1-1", "2-1.4" */
+  char *sysfs_name;    /* "1-1", "2-1.4", root hubs "usb1" */
+  char *port_path;     /* the sysfs name when it is a port path of bus
+                        * busnum (usb-selector.h); NULL for root hubs */
   guint bus;           /* busnum */
   guint device;        /* devnum */
   guint vendor;        /* idVendor */
@@ -41,15 +43,24 @@ GPtrArray *host_usb_list(GError **error);
  * plugged in behind it, and a root hub a whole bus. */
 gboolean host_usb_is_hub(const HostUsbDevice *device);
 
+/* Return: @device's physical port path, its sysfs name ("1-2.3"), or
+ * NULL for a root hub ("usb1"), which has none (nor has an entry whose
+ * name is not a well-formed port path of its bus). */
+const char *host_usb_port_path(const HostUsbDevice *device);
+
 /**
  * host_usb_resolve() - find the one host device a type='usb' hostdev names
- * Matches vendor/product and/or bus/device; with both, the device at the
- * address must also have the ids (as in libvirt's virUSBDeviceFind).
+ * Matches every name the hostdev gives: vendor/product, bus/device, port
+ * path, serial.  With an address, the device at the address must also
+ * have the other names (as libvirt's virUSBDeviceFind checks the ids).
  * Several matches: an InvalidArgument error listing each (bus, device,
- * sysfs name) and saying to add <address bus device/> to choose one, even
- * with startupPolicy='optional' (guessing is worse than failing).  No
- * match: a NotFound error saying what to do, unless the startup policy is
- * 'optional', in which case NULL is returned with @error unset.
+ * port path, serial) and saying how to choose one, even with
+ * startupPolicy='optional' (guessing is worse than failing).  No match: a
+ * NotFound error saying what to do, unless the startup policy is
+ * 'optional' and the hostdev names no port path or serial, in which case
+ * NULL is returned with @error unset.  (With a port path or serial a
+ * missing device stays an error: the caller would leave QEMU waiting by
+ * vendor/product, and QEMU would take an identical device.)
  * Return: (transfer full): the device, or NULL.
  */
 HostUsbDevice *host_usb_resolve(const Hostdev *hostdev, GError **error);

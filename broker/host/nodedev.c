@@ -15,6 +15,7 @@
 #include "host-pci.h"
 #include "host-root.h"
 #include "host-usb.h"
+#include "usb-selector.h"
 #include "hostdevd-error.h"
 #include "mdev.h"
 
@@ -434,6 +435,11 @@ usb_xml(const UsbEntry *entry)
                          entry->usb->bus, entry->usb->device);
   xml_id_name(out, "product", entry->usb->product, usb_product_name(entry));
   xml_id_name(out, "vendor", entry->usb->vendor, usb_vendor_name(entry));
+  /* hostdevd's extension, ready to paste into a hostdev's <source>; a
+   * serial that cannot select (control characters) is left out */
+  usb_selector_format_xml(out, 4, host_usb_port_path(entry->usb),
+                          entry->usb->serial && usb_serial_check(entry->usb->serial, NULL)
+                            ? entry->usb->serial : NULL);
   g_string_append(out, "  </capability>\n</device>\n");
   return g_string_free(out, FALSE);
 }
@@ -642,7 +648,8 @@ usb_json(const UsbEntry *entry)
   json_object_set_string_member(object, "capability", "usb_device");
   json_object_set_int_member(object, "bus", entry->usb->bus);
   json_object_set_int_member(object, "device", entry->usb->device);
-  json_object_set_string_member(object, "port", entry->usb->sysfs_name);
+  /* the port path a selector takes; a root hub ("usb1") has none */
+  json_set_string_or_null(object, "port", host_usb_port_path(entry->usb));
   json_set_hex(object, "vendor_id", entry->usb->vendor, 4);
   json_set_string_or_null(object, "vendor_name", usb_vendor_name(entry));
   json_set_hex(object, "product_id", entry->usb->product, 4);
@@ -866,11 +873,16 @@ nodedev_format_tree(NodedevCap cap, GError **error)
       if (depth == 0)
         g_string_append_printf(out, "%sUSB bus %u (%s)\n", out->len ? "\n" : "",
                                entry->usb->bus, entry->parent);
-      g_string_append_printf(out, "%*s%s  bus %u device %u  %04x:%04x%s%s%s%s  driver: %s\n",
+      g_autofree char *serial = entry->usb->serial ? usb_serial_quote(entry->usb->serial) : NULL;
+      const char *port = host_usb_port_path(entry->usb);
+
+      g_string_append_printf(out, "%*s%s  bus %u device %u  %04x:%04x%s%s%s%s  "
+                             "port %s  serial %s  driver: %s\n",
                              2 + 2 * depth, "", entry->name, entry->usb->bus,
                              entry->usb->device, entry->usb->vendor, entry->usb->product,
                              vendor ? " " : "", vendor ? vendor : "",
                              product ? " " : "", product ? product : "",
+                             port ? port : "none", serial ? serial : "none",
                              entry->driver ? entry->driver : "none");
     }
   }

@@ -50,7 +50,8 @@ char *nodedev_dumpxml(const char *name, GError **error);
  * PCI: name, capability, address, path, parent, vendor_id, vendor_name,
  * product_id, product_name, class, driver, driver_override, iommu_group,
  * iommu_group_members, numa_node, physfn, totalvfs, numvfs, virtfns, net,
- * mdev_types.  USB: name, capability, bus, device, port, vendor_id,
+ * mdev_types.  USB: name, capability, bus, device, port (the port path,
+ * "1-2.3"; null for a root hub), vendor_id,
  * vendor_name, product_id, product_name, serial, driver, parent, devnode.
  * mdev: name, capability, uuid, type, parent, iommu_group.  Absent facts
  * are null.

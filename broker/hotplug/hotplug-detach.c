@@ -16,6 +16,8 @@ detach_reply(const Op *op, const char *status)
   g_autoptr(JsonObject) reply = json_object_new();
   json_object_set_string_member(reply, "alias", op->alias);
   json_object_set_string_member(reply, "status", status);
+  if (op->source)
+    json_object_set_string_member(reply, "source", op->source);
   if (op->slot) {
     JsonArray *slot = json_array_new();
     for (char **alias = op->slot; *alias; alias++)
@@ -184,6 +186,7 @@ detach_start(GTask *task)
   if (leaving) {
     g_free(op->alias);
     op->alias = g_strdup(leaving->hostdev->alias);
+    op->source = hostdev_describe_source(leaving->hostdev);
     hotplug_op_return(task, detach_reply(op, "detached"), NULL);
     return;
   }
@@ -218,6 +221,7 @@ detach_start(GTask *task)
     }
   g_free(op->alias);
   op->alias = g_strdup(device->hostdev->alias);
+  op->source = hostdev_describe_source(device->hostdev);
   /* without a wait nobody here listens: the VM-wide handler must see DEVICE_DELETED */
   device->detach_waiting = op->wait_ms > 0;
   op->deadline = g_get_monotonic_time() + (gint64)op->wait_ms * 1000;

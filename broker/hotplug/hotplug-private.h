@@ -7,6 +7,7 @@
 #pragma once
 
 #include "hotplug.h"
+#include "hotplug-metrics.h"
 #include "hotplug-plan.h"
 #include "guest-addr.h"
 #include "guest-topology.h"
@@ -53,6 +54,7 @@ struct _Hotplug {
   gboolean has_memory_size_summary;    /* the guest's RAM, for the locked-memory limit */
   HotplugEventFunc emit;
   gpointer emit_data;
+  HotplugMetrics *metrics;
   GQueue queue;          /* GTask*, the head is running */
   gulong event_handler;
 };
@@ -116,6 +118,7 @@ struct _AttachItem {
   AttachItem *slot_leader;       /* function 0 of the guest slot it shares with other devices
                                   * of the request (a multifunction slot); NULL otherwise */
   guint64 memlock_needed;        /* the limit VFIO needs, 0 when QEMU's covers it */
+  guint64 guest_ram;             /* bytes QEMU may pin for it (bounded by the host's RAM) */
   const char *journaled_step;    /* the step its journal record names now */
   gboolean keep_record;          /* an undo failed: the journal keeps the record */
   gboolean handed_over;          /* in QEMU until the guest lets go: its release undoes it */
@@ -144,6 +147,7 @@ struct _Op {
   /* detach */
   Hostdev *hostdev;              /* the device named by XML */
   char *alias;                   /* the device being detached */
+  char *source;                  /* its host device, as list-devices shows it */
   GStrv slot;                    /* every function of its multifunction slot, function 0 first */
   guint wait_ms;
   gint64 deadline;               /* monotonic time the wait ends */
@@ -200,6 +204,11 @@ gboolean hotplug_rename_device(GTask *task, AttachItem *item, const char *const 
 /* hotplug_replan_with_fdset() - rebuild @item's commands once the USB device
  * travels as /dev/fdset/@fdset_id. */
 gboolean hotplug_replan_with_fdset(AttachItem *item, gint fdset_id, GError **error);
+
+/* hotplug_foreach_device() - @func for every device of the VM, in QEMU or leaving
+ * it; @phase says what a leaving device waits for (NULL for one in QEMU). */
+typedef void (*HotplugDeviceFunc)(const VmDevice *device, const char *phase, gpointer user_data);
+void hotplug_foreach_device(Hotplug *hotplug, HotplugDeviceFunc func, gpointer user_data);
 
 /* hotplug_op_new() - an operation that runs @start when its turn comes. */
 GTask *hotplug_op_new(Hotplug *hotplug, OpStartFunc start, gpointer source_tag,

@@ -285,6 +285,7 @@ on_memory_size(GObject *source, GAsyncResult *result, gpointer user_data)
   gboolean enough = qemu <= 0 || (memlock_get(qemu, &soft, &hard, NULL) && soft >= needed) ||
                     process_has_ipc_lock(qemu);
 
+  item->guest_ram = ram;   /* no more than the host has, or the check above refused it */
   item->memlock_needed = enough ? 0 : needed;
   if (!enough && !hotplug->memlock_saved) {
     hotplug->memlock_soft = soft;
@@ -579,12 +580,20 @@ on_device_added(GObject *source, GAsyncResult *result, gpointer user_data)
                          g_error_matches(error, QMP_ERROR, QMP_ERROR_TIMEOUT));
 }
 
+/* Return: how long QEMU gets for @item's device_add: longer the more RAM it pins. */
+static guint
+device_add_timeout_ms(const AttachItem *item)
+{
+  guint64 pinning = item->ops->pins_guest_memory ? item->guest_ram / HOTPLUG_PIN_BYTES_PER_MS : 0;
+  return (guint)MIN(HOTPLUG_DEVICE_ADD_TIMEOUT_MS + pinning, G_MAXINT);
+}
+
 static void
 device_add_run(GTask *task, AttachStep *step)
 {
   AttachItem *item = step->item;
   qmp_client_execute_async(item->hotplug->qmp, "device_add", step_command(item, step), -1,
-                           HOTPLUG_DEVICE_ADD_TIMEOUT_MS, NULL, on_device_added, task);
+                           device_add_timeout_ms(item), NULL, on_device_added, task);
 }
 
 /*

@@ -45,6 +45,7 @@ op_free(Op *op)
   g_clear_error(&op->failure);
   g_clear_object(&op->wait_cancel);
   g_free(op->alias);
+  g_free(op->source);
   g_strfreev(op->slot);
   g_free(op->outcome);
   g_free(op);
@@ -79,6 +80,7 @@ hotplug_held_elsewhere(Hotplug *hotplug, const HostPrep *prep)
 void
 hotplug_emit(Hotplug *hotplug, const char *name, JsonObject *data)
 {
+  hotplug_metrics_count_event(hotplug->metrics, name);
   if (hotplug->emit)
     hotplug->emit(name, data, hotplug->emit_data);
 }
@@ -720,7 +722,9 @@ hotplug_retry_failed_release(Hotplug *hotplug, const Hostdev *hostdev, const cha
       g_ptr_array_remove_index(hotplug->failed, i);
       g_message("%s: trying again to give it back to the host", leaving->alias);
       JsonObject *reply = json_object_new();
+      g_autofree char *source = hostdev_describe_source(leaving);
       json_object_set_string_member(reply, "alias", leaving->alias);
+      json_object_set_string_member(reply, "source", source);
       json_object_set_string_member(reply, "status", "detached");
       release->then = then;
       release->reply = json_node_init_object(json_node_alloc(), reply);
@@ -737,24 +741,33 @@ hotplug_retry_failed_release(Hotplug *hotplug, const Hostdev *hostdev, const cha
  * left it but whose host device is not back yet (still this VM's: listed
  * as detaching, with what they wait for).
  */
-JsonNode *
-hotplug_list(Hotplug *hotplug)
+void
+hotplug_foreach_device(Hotplug *hotplug, HotplugDeviceFunc func, gpointer user_data)
 {
   GPtrArray *all = vm_devices_get_all(hotplug->devices);
   GPtrArray *leaving[] = { hotplug->group_waiting, hotplug->releasing, hotplug->failed };
-  JsonArray *list = json_array_new();
 
-  for (guint i = 0; i < all->len; i++) {
-    VmDevice *device = g_ptr_array_index(all, i);
-    json_array_add_object_element(list, list_entry(device->hostdev, device->state, NULL));
-  }
+  for (guint i = 0; i < all->len; i++)
+    func(g_ptr_array_index(all, i), NULL, user_data);
   for (guint l = 0; l < G_N_ELEMENTS(leaving); l++)
     for (guint i = 0; i < leaving[l]->len; i++) {
       Release *release = g_ptr_array_index(leaving[l], i);
       g_autofree char *phase = leaving_phase(release);
-      json_array_add_object_element(list, list_entry(release->device->hostdev,
-                                                     release->device->state, phase));
+      func(release->device, phase, user_data);
     }
+}
+
+static void
+add_list_entry(const VmDevice *device, const char *phase, gpointer user_data)
+{
+  json_array_add_object_element(user_data, list_entry(device->hostdev, device->state, phase));
+}
+
+JsonNode *
+hotplug_list(Hotplug *hotplug)
+{
+  JsonArray *list = json_array_new();
+  hotplug_foreach_device(hotplug, add_list_entry, list);
   return json_node_init_array(json_node_alloc(), list);
 }
 
@@ -901,6 +914,7 @@ hotplug_new(QmpClient *qmp, StateJournal *journal, const HotplugConfig *config,
   hotplug->usb_ports_released = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   hotplug->emit = emit;
   hotplug->emit_data = user_data;
+  hotplug->metrics = hotplug_metrics_new();
   g_queue_init(&hotplug->queue);
   if (qmp)
     hotplug_connect_qemu(hotplug, qmp, qmp_client_get_peer_pid(qmp));
@@ -949,6 +963,7 @@ hotplug_free(Hotplug *hotplug)
   g_ptr_array_unref(hotplug->failed);
   g_ptr_array_unref(hotplug->releasing);
   g_ptr_array_unref(hotplug->drain_waiters);
+  hotplug_metrics_free(hotplug->metrics);
   g_free(hotplug->vm);
   g_free(hotplug->runtime_dir);
   g_free(hotplug);

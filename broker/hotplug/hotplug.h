@@ -23,6 +23,12 @@ typedef void (*HotplugEventFunc)(const char *name, JsonObject *data, gpointer us
 #define HOTPLUG_DEFAULT_DETACH_WAIT_MS 5000
 /* Time QEMU gets for one device_add: a VFIO reset can take seconds. */
 #define HOTPLUG_DEVICE_ADD_TIMEOUT_MS 30000
+/* ...and, for a device that pins guest memory (VFIO), one more millisecond
+ * per this many bytes of guest RAM: QEMU's device_add returns only once the
+ * kernel has pinned all of it, which takes ~1 s per GiB on a loaded host and
+ * tens of seconds per GiB under nested emulation.  The RAM is QEMU's report,
+ * bounded by the host's memory, so a lying QEMU cannot stretch it further. */
+#define HOTPLUG_PIN_BYTES_PER_MS (32 * 1024)
 
 /* What a VM's hot-plug needs to know about its surroundings. */
 typedef struct {

@@ -75,6 +75,13 @@
  *    white space).
  *  - <rom file/> must be an absolute path, as libvirt's schema says (its
  *    parser takes anything, even ''; enabled='no' is the way to no ROM).
+ * hostdevd's own extension: <hostdevd:device port serial/> (namespace
+ * urn:hostdevd:hostdev:1) in the <source> of a USB hostdev selects the
+ * device by port path and/or serial (usb-selector.h).  libvirt's own names
+ * are matched only in no namespace, as libvirt's XPath look-ups do, and
+ * anything in hostdevd's namespaces but that one element, once, in that
+ * place, is refused: a selector that went unread would choose another
+ * device.
  * Like libvirt: unknown elements and attributes are ignored, of repeated
  * elements (<source>, <alias>, <address>, ...) the first counts, mdev
  * display defaults to 'off' (and the live XML says so), <boot> on an mdev
@@ -85,6 +92,7 @@
 
 #include "hostdev.h"
 #include "hostdevd-error.h"
+#include "usb-selector.h"
 
 #include <errno.h>
 #include <string.h>
@@ -122,6 +130,8 @@ hostdev_free(Hostdev *hostdev)
     return;
   g_free(hostdev->alias);
   g_free(hostdev->usb_guest.port);
+  g_free(hostdev->usb.port_path);
+  g_free(hostdev->usb.serial);
   g_free(hostdev->rom.file);
   g_free(hostdev);
 }
@@ -133,6 +143,8 @@ hostdev_copy(const Hostdev *hostdev)
 
   copy->alias = g_strdup(hostdev->alias);
   copy->usb_guest.port = g_strdup(hostdev->usb_guest.port);
+  copy->usb.port_path = g_strdup(hostdev->usb.port_path);
+  copy->usb.serial = g_strdup(hostdev->usb.serial);
   copy->rom.file = g_strdup(hostdev->rom.file);
   return copy;
 }
@@ -365,12 +377,25 @@ read_document(const char *xml, gsize length, GError **error)
 /* Attribute helpers                                                   */
 
 /* Element children are looked up by name; the first one counts, as with
- * libvirt's virXPathNode("./name"). */
+ * libvirt's virXPathNode("./name"), which like this sees only elements in
+ * no namespace: <hostdevd:address> is not an <address>. */
 static xmlNode *
 child_element(xmlNode *parent, const char *name)
 {
   for (xmlNode *node = parent->children; node != NULL; node = node->next)
-    if (node->type == XML_ELEMENT_NODE &&
+    if (node->type == XML_ELEMENT_NODE && node->ns == NULL &&
+        xmlStrEqual(node->name, BAD_CAST name))
+      return node;
+  return NULL;
+}
+
+/* The first child element @name in namespace @href, or NULL. */
+static xmlNode *
+child_element_ns(xmlNode *parent, const char *href, const char *name)
+{
+  for (xmlNode *node = parent->children; node != NULL; node = node->next)
+    if (node->type == XML_ELEMENT_NODE && node->ns != NULL &&
+        xmlStrEqual(node->ns->href, BAD_CAST href) &&
         xmlStrEqual(node->name, BAD_CAST name))
       return node;
   return NULL;
@@ -712,6 +737,113 @@ mac_parse(const char *text, guint8 mac[6])
 }
 
 /* ------------------------------------------------------------------ */
+/* hostdevd's extension: <hostdevd:device port serial/> (usb-selector.h) */
+
+#define SELECTOR_WHERE "<source><" USB_SELECTOR_XML_PREFIX ":" USB_SELECTOR_XML_ELEMENT
+#define SELECTOR_SHAPE "<" USB_SELECTOR_XML_PREFIX ":" USB_SELECTOR_XML_ELEMENT \
+  " xmlns:" USB_SELECTOR_XML_PREFIX "='" USB_SELECTOR_XML_NS "' port='...' serial='...'/>"
+
+/* Return: the selector element of a USB hostdev's <source>, or NULL. */
+static xmlNode *
+usb_selector_node(xmlNode *source)
+{
+  return child_element_ns(source, USB_SELECTOR_XML_NS, USB_SELECTOR_XML_ELEMENT);
+}
+
+static gboolean
+in_hostdevd_namespace(const xmlNs *ns)
+{
+  return ns != NULL && ns->href != NULL &&
+         g_str_has_prefix((const char *)ns->href, USB_SELECTOR_XML_NS_FAMILY);
+}
+
+/**
+ * check_extensions() - is every name in hostdevd's namespaces where it belongs?
+ * @node: an element; it and everything below it are checked
+ * @allowed: the one selector element the device may have, or NULL
+ * libvirt ignores what it does not know, but a selector that went unread
+ * would quietly choose another device, so hostdevd's own names are
+ * refused anywhere else, in another version of the namespace, or twice.
+ */
+static gboolean
+check_extensions(xmlNode *node, xmlNode *allowed, GError **error)
+{
+  for (xmlAttr *attr = node->properties; attr != NULL; attr = attr->next) {
+    if (in_hostdevd_namespace(attr->ns)) {
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                  "<%s %s:%s='...'>: hostdevd's XML extension is one element, "
+                  "%s, inside the <source> of a USB hostdev; no attribute "
+                  "of its namespace goes elsewhere", node->name,
+                  attr->ns->prefix ? (const char *)attr->ns->prefix : "",
+                  attr->name, SELECTOR_SHAPE);
+      return FALSE;
+    }
+  }
+  if (node != allowed && in_hostdevd_namespace(node->ns)) {
+    const char *href = (const char *)node->ns->href;
+
+    if (strcmp(href, USB_SELECTOR_XML_NS) != 0)
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                  "<%s>: unknown hostdevd namespace '%s'; this hostdevd "
+                  "knows '%s'", node->name, href, USB_SELECTOR_XML_NS);
+    else
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                  "<%s:%s>: hostdevd's XML extension is one element, %s, "
+                  "once, inside the <source> of a USB hostdev",
+                  node->ns->prefix ? (const char *)node->ns->prefix : "",
+                  node->name, SELECTOR_SHAPE);
+    return FALSE;
+  }
+  for (xmlNode *child = node->children; child != NULL; child = child->next)
+    if (child->type == XML_ELEMENT_NODE &&
+        !check_extensions(child, allowed, error))
+      return FALSE;
+  return TRUE;
+}
+
+/* port='1-2.3' and/or serial='...' of the selector element */
+static gboolean
+parse_usb_selector(xmlNode *selector, Hostdev *hostdev, GError **error)
+{
+  g_autofree char *port = get_attr(selector, "port");
+  g_autofree char *serial = get_attr(selector, "serial");
+
+  for (xmlAttr *attr = selector->properties; attr != NULL; attr = attr->next) {
+    if (attr->ns == NULL && (xmlStrEqual(attr->name, BAD_CAST "port") ||
+                             xmlStrEqual(attr->name, BAD_CAST "serial")))
+      continue;
+    /* ours, so strict: a misspelt serial= must not go unnoticed */
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                SELECTOR_WHERE " %s='...'>: unknown attribute; it takes "
+                "port='...' and serial='...'", attr->name);
+    return FALSE;
+  }
+  if (port == NULL && serial == NULL) {
+    g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                        SELECTOR_WHERE ">: give port='...' (e.g. '1-2.3'), "
+                        "serial='...', or both");
+    return FALSE;
+  }
+  if (port != NULL) {
+    hostdev->usb.port_path = usb_port_path_parse(port, NULL, error);
+    if (hostdev->usb.port_path == NULL) {
+      g_autofree char *shown = message_value(port);
+      g_prefix_error(error, SELECTOR_WHERE " port='%s'>: ", shown);
+      return FALSE;
+    }
+  }
+  if (serial != NULL) {
+    if (!usb_serial_check(serial, error)) {
+      g_autofree char *shown = message_value(serial);
+      g_prefix_error(error, SELECTOR_WHERE " serial='%s'>: ", shown);
+      return FALSE;
+    }
+    hostdev->usb.serial = g_steal_pointer(&serial);
+  }
+  return TRUE;
+}
+
+/* ------------------------------------------------------------------ */
 /* Host sources, one parser and formatter per hostdev type             */
 
 static gboolean
@@ -721,6 +853,7 @@ parse_usb_source(xmlNode *hostdev_node, xmlNode *source, Hostdev *hostdev,
   xmlNode *vendor = child_element(source, "vendor");
   xmlNode *product = child_element(source, "product");
   xmlNode *address = child_element(source, "address");
+  xmlNode *selector = usb_selector_node(source);
   int guest_reset = HOSTDEV_GUEST_RESET_DEFAULT;
 
   if (vendor != NULL && product == NULL) {
@@ -735,11 +868,12 @@ parse_usb_source(xmlNode *hostdev_node, xmlNode *source, Hostdev *hostdev,
                         "(libvirt names a USB device by both ids)");
     return FALSE;
   }
-  if (vendor == NULL && address == NULL) {
+  if (vendor == NULL && address == NULL && selector == NULL) {
     g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
                         "<source> of a USB hostdev must name the device: "
                         "<vendor id='...'/> and <product id='...'/>, "
-                        "and/or <address bus='...' device='...'/>");
+                        "and/or <address bus='...' device='...'/>, "
+                        "and/or hostdevd's " SELECTOR_SHAPE);
     return FALSE;
   }
 
@@ -764,7 +898,7 @@ parse_usb_source(xmlNode *hostdev_node, xmlNode *source, Hostdev *hostdev,
       return FALSE;
     hostdev->usb.has_address = TRUE;
   }
-  return TRUE;
+  return selector == NULL || parse_usb_selector(selector, hostdev, error);
 }
 
 /* <driver name='vfio'/> of a PCI hostdev or a hostdev interface */
@@ -908,6 +1042,8 @@ format_usb_source(GString *out, const Hostdev *hostdev)
   if (hostdev->usb.has_address)
     g_string_append_printf(out, "    <address bus='%u' device='%u'/>\n",
                            hostdev->usb.bus, hostdev->usb.device);
+  /* only when given: the live XML of plain libvirt input stays libvirt's */
+  usb_selector_format_xml(out, 4, hostdev->usb.port_path, hostdev->usb.serial);
   g_string_append(out, "  </source>\n");
 }
 
@@ -1639,7 +1775,17 @@ format_interface(GString *out, const Hostdev *hostdev)
 static Hostdev *
 parse_device(xmlNode *element, ParseMode mode, GError **error)
 {
-  if (xmlStrEqual(element->name, BAD_CAST "hostdev"))
+  gboolean is_hostdev = xmlStrEqual(element->name, BAD_CAST "hostdev");
+  g_autofree char *type = is_hostdev ? get_attr(element, "type") : NULL;
+  xmlNode *source = is_hostdev ? child_element(element, "source") : NULL;
+  xmlNode *selector = NULL;
+
+  if (source != NULL && g_strcmp0(type, "usb") == 0)
+    selector = usb_selector_node(source);
+  if (!check_extensions(element, selector, error))
+    return NULL;
+
+  if (is_hostdev)
     return parse_hostdev(element, mode, error);
   if (xmlStrEqual(element->name, BAD_CAST "interface"))
     return parse_interface(element, mode, error);
@@ -1775,6 +1921,13 @@ pci_address_equal(const PciAddress *a, const PciAddress *b)
          a->slot == b->slot && a->function == b->function;
 }
 
+/* A port path or serial @a asks for must be @b's; absent asks nothing. */
+static gboolean
+selector_matches(const char *a, const char *b)
+{
+  return a == NULL || g_strcmp0(a, b) == 0;
+}
+
 gboolean
 hostdev_source_matches(const Hostdev *a, const Hostdev *b)
 {
@@ -1789,15 +1942,43 @@ hostdev_source_matches(const Hostdev *a, const Hostdev *b)
       return FALSE;
     return pci_address_equal(&a->pci_source, &b->pci_source);
   case HOSTDEV_TYPE_USB:
+    if (!selector_matches(a->usb.port_path, b->usb.port_path) ||
+        !selector_matches(a->usb.serial, b->usb.serial))
+      return FALSE;
     if (a->usb.has_address)
       return b->usb.has_address &&
              a->usb.bus == b->usb.bus && a->usb.device == b->usb.device;
-    return a->usb.has_vendor_product && b->usb.has_vendor_product &&
-           a->usb.vendor == b->usb.vendor && a->usb.product == b->usb.product;
+    if (a->usb.has_vendor_product)
+      return b->usb.has_vendor_product &&
+             a->usb.vendor == b->usb.vendor && a->usb.product == b->usb.product;
+    return a->usb.port_path != NULL || a->usb.serial != NULL;
   case HOSTDEV_TYPE_MDEV:
     return strcmp(a->mdev.uuid, b->mdev.uuid) == 0;
   }
   return FALSE;
+}
+
+static char *
+describe_usb_source(const Hostdev *hostdev)
+{
+  GString *text = g_string_new("USB device");
+
+  if (hostdev->usb.has_vendor_product)
+    g_string_append_printf(text, " %04x:%04x",
+                           hostdev->usb.vendor, hostdev->usb.product);
+  if (hostdev->usb.has_address)
+    g_string_append_printf(text, " at bus %u device %u",
+                           hostdev->usb.bus, hostdev->usb.device);
+  if (hostdev->usb.port_path != NULL)
+    g_string_append_printf(text, " at port %s", hostdev->usb.port_path);
+  if (hostdev->usb.serial != NULL) {
+    g_autofree char *serial = usb_serial_quote(hostdev->usb.serial);
+    g_string_append_printf(text, " with serial %s", serial);
+  }
+  if (!hostdev->usb.has_vendor_product && !hostdev->usb.has_address &&
+      hostdev->usb.port_path == NULL && hostdev->usb.serial == NULL)
+    g_string_append(text, " (no source)");
+  return g_string_free(text, FALSE);
 }
 
 char *
@@ -1810,17 +1991,7 @@ hostdev_describe_source(const Hostdev *hostdev)
                            hostdev->is_interface ? "network " : "", bdf);
   }
   case HOSTDEV_TYPE_USB:
-    if (hostdev->usb.has_vendor_product && hostdev->usb.has_address)
-      return g_strdup_printf("USB device %04x:%04x at bus %u device %u",
-                             hostdev->usb.vendor, hostdev->usb.product,
-                             hostdev->usb.bus, hostdev->usb.device);
-    if (hostdev->usb.has_vendor_product)
-      return g_strdup_printf("USB device %04x:%04x",
-                             hostdev->usb.vendor, hostdev->usb.product);
-    if (hostdev->usb.has_address)
-      return g_strdup_printf("USB device at bus %u device %u",
-                             hostdev->usb.bus, hostdev->usb.device);
-    return g_strdup("USB device (no source)");
+    return describe_usb_source(hostdev);
   case HOSTDEV_TYPE_MDEV:
     return g_strdup_printf("mediated device %s", hostdev->mdev.uuid);
   }

@@ -68,7 +68,8 @@ typedef struct {
     char *file;              /* file='/…', an absolute path; NULL when absent */
   } rom;
 
-  /* type='usb' source: vendor/product and/or bus/device */
+  /* type='usb' source: vendor/product and/or bus/device, and/or hostdevd's
+   * port path and/or serial */
   struct {
     gboolean has_vendor_product;
     guint vendor;            /* 0..0xffff */
@@ -76,6 +77,9 @@ typedef struct {
     gboolean has_address;
     guint bus;               /* <address bus/>, 1..0xffff (0 means unset to libvirt) */
     guint device;            /* <address device/>, 1..0xffff */
+    /* hostdevd's extension, <hostdevd:device port serial/> (usb-selector.h) */
+    char *port_path;         /* "1-2.3", canonical; NULL when not given */
+    char *serial;            /* NULL when not given */
     HostdevStartupPolicy startup_policy;
     HostdevGuestReset guest_reset;
   } usb;
@@ -149,8 +153,9 @@ Hostdev *hostdev_copy(const Hostdev *hostdev);
  * Return: the model, or NULL with a HOSTDEVD_ERROR (InvalidXML: not
  * well-formed, DTD/entities, too big or deep, not a <hostdev>;
  * InvalidArgument: wrong values, or what hostdevd does not support, e.g.
- * type='scsi', mode='capabilities', ramfb='on') that names the element,
- * attribute, bad value and valid range.
+ * type='scsi', mode='capabilities', ramfb='on', or hostdevd's XML extension
+ * (usb-selector.h) misused) that names the element, attribute, bad value
+ * and valid range.
  */
 Hostdev *hostdev_parse_xml(const char *xml, gsize length, GError **error);
 
@@ -205,7 +210,9 @@ char *hostdev_format_xml(const Hostdev *hostdev);
  * The way `virsh detach-device` matches a hostdev (libvirt's
  * virDomainHostdevMatch): the types must be equal; PCI compares the host
  * address; USB compares bus and device when @a gives an <address>, and
- * vendor and product otherwise.  Asymmetric like libvirt's: so that a
+ * vendor and product otherwise; a port path or serial @a gives (hostdevd's
+ * extension) must be @b's too, and alone they decide.  Asymmetric like
+ * libvirt's: so that a
  * vendor/product entry can later be found by address, record the resolved
  * bus/device in @b once the device has been resolved.  mdev compares the
  * UUID; an <interface> that gives a MAC must also match the MAC.
@@ -214,7 +221,9 @@ gboolean hostdev_source_matches(const Hostdev *a, const Hostdev *b);
 
 /* Return: (transfer full): the source for messages, e.g.
  * "USB device 0627:0001", "USB device at bus 1 device 2",
- * "USB device 0627:0001 at bus 1 device 2", "PCI device 0000:01:00.0",
+ * "USB device 0627:0001 at bus 1 device 2",
+ * "USB device 0627:0001 at port 1-2.3 with serial 'A1'",
+ * "PCI device 0000:01:00.0",
  * "PCI network device 0000:02:07.1", "mediated device c2177883-…". */
 char *hostdev_describe_source(const Hostdev *hostdev);
 

@@ -46,6 +46,22 @@ def wait_for(predicate, timeout, what):
     raise TimeoutError(f"timed out after {timeout}s waiting for {what}")
 
 
+def read_json_files(directory, wanted):
+    """(name, parsed JSON) of each file of @directory whose name @wanted accepts, in name
+    order.  hostdevd writes and removes these files while a test looks: one removed
+    between the listing and the reading is no longer there, not an error."""
+    found = []
+    for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
+        if not wanted(name):
+            continue
+        try:
+            with open(os.path.join(directory, name)) as f:
+                found.append((name, json.load(f)))
+        except FileNotFoundError:
+            pass
+    return found
+
+
 class Qmp:
     """The test's own QMP connection: synchronous, events kept in a list."""
 
@@ -174,6 +190,7 @@ class HostdevdTestCase(unittest.TestCase):
     qemu_extra = []
     qemu_binary = QEMU
     machine = "q35"        # q35 gets a qemu-xhci "usb" and pcie-root-ports pci.1..pci.4
+    hostdevd_prefix = []   # a command that execs hostdevd (same process), e.g. in a namespace
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="hostdevd-test-")
@@ -224,7 +241,7 @@ class HostdevdTestCase(unittest.TestCase):
 
     def start_hostdevd(self, extra=(), wait=True, env=None):
         self.socket_path = os.path.join(self.tmp, f"{self.vm}.sock")
-        argv = [HOSTDEVD, "--vm", self.vm, "--qmp", self.qmp_path,
+        argv = [*self.hostdevd_prefix, HOSTDEVD, "--vm", self.vm, "--qmp", self.qmp_path,
                 "--socket", self.socket_path, "--state-dir", os.path.join(self.tmp, "state"),
                 "--sandbox", SANDBOX, "--qmp-wait", "20"]
         if self.host_root:
@@ -274,11 +291,8 @@ class HostdevdTestCase(unittest.TestCase):
         """(alias, state) of every device in hostdevd's journal (STATE/VM.journal/ALIAS.json)."""
         directory = os.path.join(self.tmp, "state", f"{self.vm}.journal")
         entries = []
-        for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
-            if name.endswith(".json"):
-                with open(os.path.join(directory, name)) as f:
-                    entry = json.load(f)
-                entries.append((entry["alias"], entry["state"]))
+        for _, entry in read_json_files(directory, lambda name: name.endswith(".json")):
+            entries.append((entry["alias"], entry["state"]))
         return entries
 
     def claims(self):

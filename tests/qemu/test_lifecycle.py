@@ -42,7 +42,8 @@ class WithFakeQemu(FakeQemuCase):
         result = self.ctl("--json", "detach-device-alias", self.vm, "hostdev0", "--wait", "0.5",
                           check=True)
         self.assertEqual(json.loads(result.stdout)["return"],
-                         {"alias": "hostdev0", "status": "pending"})
+                         {"alias": "hostdev0", "source": "USB device 1d6b:0104",
+                          "status": "pending"})
         self.assertEqual(self.listing(), {"hostdev0": "detaching"})
         # a second attach of the same source is refused while QEMU may hold it
         again = self.ctl("attach-device", self.vm, os.path.join(self.tmp, "usb.xml"))

@@ -19,7 +19,8 @@ import sys
 import tempfile
 import unittest
 
-from harness import HOSTDEVCTL, HOSTDEVD, SANDBOX, Qmp, extract_fixture, main, wait_for
+from harness import (HOSTDEVCTL, HOSTDEVD, SANDBOX, Qmp, extract_fixture, main, read_json_files,
+                     wait_for)
 
 KEYBOARD = """<hostdev mode='subsystem' type='usb' managed='yes'>
   <source><vendor id='0x0627'/><product id='0x0001'/></source>
@@ -102,13 +103,8 @@ class Vm:
 
     def journal(self):
         directory = os.path.join(self.case.tmp, "state", f"{self.name}.journal")
-        entries = {}
-        for name in sorted(os.listdir(directory)) if os.path.isdir(directory) else []:
-            if name.endswith(".json"):
-                with open(os.path.join(directory, name)) as f:
-                    entry = json.load(f)
-                entries[entry["alias"]] = entry["state"]
-        return entries
+        return {entry["alias"]: entry["state"]
+                for _, entry in read_json_files(directory, lambda name: name.endswith(".json"))}
 
     def stop(self, process, sig):
         """Send @sig to @process and wait until it is reaped."""
@@ -143,12 +139,7 @@ class Sequences(unittest.TestCase):
     def claims(self):
         """{key: claim} of every claim file on the host."""
         directory = os.path.join(self.tmp, "claims")
-        found = {}
-        for name in os.listdir(directory) if os.path.isdir(directory) else []:
-            if not name.startswith("."):
-                with open(os.path.join(directory, name)) as f:
-                    found[name] = json.load(f)
-        return found
+        return dict(read_json_files(directory, lambda name: not name.startswith(".")))
 
     def vm(self, name):
         vm = Vm(self, name)

@@ -62,7 +62,8 @@ class UsbHotplug(HostdevdTestCase):
 
         reply = json.loads(self.ctl("--json", "detach-device-alias", self.vm, "hostdev0",
                                     check=True).stdout)
-        self.assertEqual(reply["return"], {"alias": "hostdev0", "status": "detached"})
+        self.assertEqual(reply["return"], {"alias": "hostdev0", "source": "USB device 1d6b:0104",
+                                           "status": "detached"})
         self.assertNotIn("hostdev0", self.qmp.peripherals())
 
     def test_user_alias_and_guest_port(self):
@@ -255,6 +256,80 @@ class UsbOnFixtureHost(HostdevdTestCase):
         self.assertEqual(self.qmp.ok("query-fdsets"), [])
         self.assertEqual(json.loads(self.ctl("--json", "list", self.vm).stdout)["return"], [])
         self.assertEqual(self.claims(), [])
+
+
+SELECTOR_NS = "xmlns:hostdevd='urn:hostdevd:hostdev:1'"
+
+
+class IdenticalUsbOnFixtureHost(HostdevdTestCase):
+    """Two identical keyboards (0627:0001): the snapshot's at 1-1, and a twin
+    added at 1-2 with its own serial; hostdevd tells them apart by port path
+    or serial (<hostdevd:device/>, issue 12)."""
+
+    def setUp(self):
+        import tempfile
+        tmp = tempfile.mkdtemp(prefix="hostdevd-root-")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", tmp]))
+        self.host_root = extract_fixture(os.path.join(tmp, "root"))
+        twin = os.path.join(self.host_root, "sys", "bus", "usb", "devices", "1-2")
+        os.makedirs(twin)
+        for name, value in (("busnum", "1"), ("devnum", "3"), ("idVendor", "0627"),
+                            ("idProduct", "0001"), ("serial", "TWIN-0002")):
+            with open(os.path.join(twin, name), "w") as f:
+                f.write(value + "\n")
+        super().setUp()
+
+    def attach_dry(self, source, check):
+        xml = "<hostdev mode='subsystem' type='usb'><source>%s</source></hostdev>" % source
+        return self.ctl("attach-device", self.vm, self.write_xml("k.xml", xml), "--dry-run",
+                        check=check)
+
+    def test_ids_alone_are_ambiguous_and_list_every_twin(self):
+        result = self.ctl("--json", "attach-device", self.vm, self.write_xml("k.xml", """
+<hostdev mode='subsystem' type='usb'>
+  <source><vendor id='0x0627'/><product id='0x0001'/></source>
+</hostdev>"""), check=False)
+        error = json.loads(result.stdout)["error"]
+        self.assertEqual(error["class"], "InvalidArgument")
+        self.assertIn("2 USB devices match 0627:0001: bus 1 device 2 (port 1-1, serial "
+                      "'68284-0000:00:07.0-1'), bus 1 device 3 (port 1-2, serial 'TWIN-0002')",
+                      error["desc"])
+        self.assertEqual(self.claims(), [])
+
+    def test_port_path_and_serial_choose_one(self):
+        for source, devnum in (
+                ("<hostdevd:device %s port='1-2'/>" % SELECTOR_NS, 3),
+                ("<vendor id='0x0627'/><product id='0x0001'/>"
+                 "<h:device xmlns:h='urn:hostdevd:hostdev:1' port='1-1'/>", 2),
+                ("<hostdevd:device %s serial='TWIN-0002'/>" % SELECTOR_NS, 3)):
+            with self.subTest(source=source):
+                result = self.attach_dry(source, check=True)
+                self.assertEqual(dry_run_steps(result.stdout),
+                                 ["claim", "pass-fd", "device-add", "verify"])
+                # the claim step names the device it found
+                self.assertIn("at bus 1 device %d " % devnum, result.stdout)
+                _, device_add = dry_run_qmp(result.stdout)
+                self.assertEqual(device_add["arguments"]["hostdevice"], "/dev/fdset/0")
+
+    def test_unknown_port_is_not_found(self):
+        result = self.ctl("--json", "attach-device", self.vm, self.write_xml("k.xml", """
+<hostdev mode='subsystem' type='usb'>
+  <source startupPolicy='optional'>
+    <vendor id='0x0627'/><product id='0x0001'/>
+    <hostdevd:device xmlns:hostdevd='urn:hostdevd:hostdev:1' port='1-9'/>
+  </source>
+</hostdev>"""), check=False)
+        error = json.loads(result.stdout)["error"]
+        self.assertEqual(error["class"], "NotFound")
+        self.assertIn("no USB device 0627:0001 at port 1-9 on this host", error["desc"])
+        self.assertEqual(self.qmp.ok("query-fdsets"), [])
+
+    def test_misspelt_selector_is_refused(self):
+        result = self.attach_dry("<vendor id='0x0627'/><product id='0x0001'/>"
+                                 "<hostdevd:device %s prot='1-2'/>" % SELECTOR_NS,
+                                 check=False)
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("<source><hostdevd:device prot='...'>: unknown attribute", result.stderr)
 
 
 if __name__ == "__main__":

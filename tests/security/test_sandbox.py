@@ -9,8 +9,9 @@ sys.path.insert(0, os.environ.get("HOSTDEVD_QEMU_TESTS",
 from harness import HostdevdTestCase, main  # noqa: E402
 
 # Capability numbers (linux/capability.h)
-CAP_CHOWN, CAP_FOWNER, CAP_NET_ADMIN, CAP_SYS_RESOURCE = 0, 3, 12, 24
-KEPT = (1 << CAP_CHOWN) | (1 << CAP_FOWNER) | (1 << CAP_NET_ADMIN) | (1 << CAP_SYS_RESOURCE)
+CAP_CHOWN, CAP_FOWNER, CAP_NET_ADMIN, CAP_SYS_RESOURCE, CAP_AUDIT_WRITE = 0, 3, 12, 24, 29
+KEPT = ((1 << CAP_CHOWN) | (1 << CAP_FOWNER) | (1 << CAP_NET_ADMIN) | (1 << CAP_SYS_RESOURCE)
+        | (1 << CAP_AUDIT_WRITE))
 
 
 def proc_status(pid):

@@ -349,9 +349,13 @@ test_several_matches(Tree *tree, gconstpointer data)
   d = host_usb_resolve(h, &error);
   g_assert_null(d);
   assert_error(error, HOSTDEVD_ERROR_INVALID_ARGUMENT,
-               "2 USB devices match 0627:0001: bus 1 device 2 (1-1), "
-               "bus 1 device 3 (1-2); add <address bus='...' device='...'/> "
-               "to <source> to choose one");
+               "2 USB devices match 0627:0001: bus 1 device 2 (port 1-1, "
+               "no serial), bus 1 device 3 (port 1-2, no serial); choose one "
+               "by its port path (stable while it stays in the same socket) "
+               "or serial with <hostdevd:device "
+               "xmlns:hostdevd='urn:hostdevd:hostdev:1' port='...' "
+               "serial='...'/> in <source>, or by <address bus='...' "
+               "device='...'/> (which changes on every replug)");
   g_clear_error(&error);
 
   /* optional does not make an ambiguous choice acceptable */
@@ -367,6 +371,183 @@ test_several_matches(Tree *tree, gconstpointer data)
   d = host_usb_resolve(h3, &error);
   g_assert_no_error(error);
   g_assert_cmpstr(d->sysfs_name, ==, "1-2");
+}
+
+/* Two identical keys with serials behind a hub, a third without one, and
+ * a fourth with the first one's serial (cheap devices repeat theirs). */
+static void
+add_identical_devices(const char *root)
+{
+  add_usb_device(root, "usb1", 1, 1, 0x1d6b, 0x0002);
+  write_attr(root, "usb1", "serial", "0000:00:14.0\n");
+  write_attr(root, "usb1", "bDeviceClass", "09\n");
+  add_usb_device(root, "1-2", 1, 2, 0x05e3, 0x0608);
+  write_attr(root, "1-2", "bDeviceClass", "09\n");
+  add_usb_device(root, "1-2.1", 1, 5, 0x1050, 0x0407);
+  write_attr(root, "1-2.1", "serial", "0001111\n");
+  add_usb_device(root, "1-2.3", 1, 9, 0x1050, 0x0407);
+  write_attr(root, "1-2.3", "serial", "0002222\n");
+  add_usb_device(root, "1-4", 1, 4, 0x1050, 0x0407);
+  add_usb_device(root, "2-1", 2, 3, 0x0403, 0x6001);
+  write_attr(root, "2-1", "serial", "0001111\n");
+}
+
+static Hostdev *
+usb_by_selector(const char *port, const char *serial)
+{
+  Hostdev *h = hostdev_new(HOSTDEV_TYPE_USB);
+
+  h->usb.port_path = g_strdup(port);
+  h->usb.serial = g_strdup(serial);
+  return h;
+}
+
+static void
+test_resolve_port_path(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(Hostdev) h = usb_by_selector("1-2.3", NULL);
+  g_autoptr(Hostdev) with_ids = usb_by_ids(0x1050, 0x0407);
+  g_autoptr(Hostdev) other_ids = usb_by_ids(0x0403, 0x6001);
+  g_autoptr(HostUsbDevice) d = NULL;
+
+  add_identical_devices(tree->root);
+  d = host_usb_resolve(h, &error);
+  g_assert_no_error(error);
+  g_assert_cmpstr(d->sysfs_name, ==, "1-2.3");
+  g_assert_cmpuint(d->device, ==, 9);
+  g_clear_pointer(&d, host_usb_device_free);
+
+  with_ids->usb.port_path = g_strdup("1-2.1");
+  d = host_usb_resolve(with_ids, &error);
+  g_assert_no_error(error);
+  g_assert_cmpstr(d->serial, ==, "0001111");
+  g_clear_pointer(&d, host_usb_device_free);
+
+  /* every name must match: the ids are not those of the device there */
+  other_ids->usb.port_path = g_strdup("1-2.1");
+  d = host_usb_resolve(other_ids, &error);
+  g_assert_null(d);
+  assert_error(error, HOSTDEVD_ERROR_NOT_FOUND,
+               "no USB device 0403:6001 at port 1-2.1 on this host: plug it "
+               "in, and check the port path and serial");
+}
+
+static void
+test_resolve_serial(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(Hostdev) unique = usb_by_selector(NULL, "0002222");
+  g_autoptr(Hostdev) shared = usb_by_selector(NULL, "0001111");
+  g_autoptr(Hostdev) shared_ids = usb_by_ids(0x1050, 0x0407);
+  g_autoptr(HostUsbDevice) d = NULL;
+
+  add_identical_devices(tree->root);
+  d = host_usb_resolve(unique, &error);
+  g_assert_no_error(error);
+  g_assert_cmpstr(d->sysfs_name, ==, "1-2.3");
+  g_clear_pointer(&d, host_usb_device_free);
+
+  /* two devices report 0001111: ambiguous, and the message says where */
+  d = host_usb_resolve(shared, &error);
+  g_assert_null(d);
+  assert_error(error, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+               "2 USB devices match with serial '0001111': bus 1 device 5 "
+               "(port 1-2.1, serial '0001111'), bus 2 device 3 (port 2-1, "
+               "serial '0001111'); choose one by its port path");
+  g_clear_error(&error);
+
+  /* with the ids, the serial chooses */
+  shared_ids->usb.serial = g_strdup("0001111");
+  d = host_usb_resolve(shared_ids, &error);
+  g_assert_no_error(error);
+  g_assert_cmpstr(d->sysfs_name, ==, "1-2.1");
+}
+
+/* The ids alone: every twin listed with what tells it apart. */
+static void
+test_identical_ambiguous(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(Hostdev) h = usb_by_ids(0x1050, 0x0407);
+  g_autoptr(Hostdev) serial_root_hub = usb_by_selector(NULL, "0000:00:14.0");
+  g_autoptr(HostUsbDevice) d = NULL;
+
+  add_identical_devices(tree->root);
+  d = host_usb_resolve(h, &error);
+  g_assert_null(d);
+  assert_error(error, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+               "3 USB devices match 1050:0407: bus 1 device 4 (port 1-4, no "
+               "serial), bus 1 device 5 (port 1-2.1, serial '0001111'), bus "
+               "1 device 9 (port 1-2.3, serial '0002222'); choose one");
+
+  /* a root hub has a serial (its controller) but no port path */
+  d = host_usb_resolve(serial_root_hub, NULL);
+  g_assert_nonnull(d);
+  g_assert_cmpstr(d->sysfs_name, ==, "usb1");
+  g_assert_null(host_usb_port_path(d));
+}
+
+/* With an address, the device there must have the other names too. */
+static void
+test_address_and_selector(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(Hostdev) h = usb_by_address(1, 5);
+  g_autoptr(HostUsbDevice) d = NULL;
+
+  add_identical_devices(tree->root);
+  h->usb.port_path = g_strdup("1-2.1");
+  d = host_usb_resolve(h, &error);
+  g_assert_no_error(error);
+  g_assert_cmpstr(d->sysfs_name, ==, "1-2.1");
+  g_clear_pointer(&d, host_usb_device_free);
+
+  /* the device was replugged: number 5 went to the twin's socket */
+  g_free(h->usb.port_path);
+  h->usb.port_path = g_strdup("1-2.3");
+  h->usb.serial = g_strdup("0002222");
+  d = host_usb_resolve(h, &error);
+  g_assert_null(d);
+  assert_error(error, HOSTDEVD_ERROR_NOT_FOUND,
+               "the USB device at bus 1 device 5 (1-2.1) is at port 1-2.1 "
+               "with serial '0001111', not at port 1-2.3 with serial "
+               "'0002222'");
+}
+
+/* startupPolicy='optional' does not skip a device chosen by port or serial. */
+static void
+test_optional_selector(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(Hostdev) h = usb_by_ids(0x1050, 0x0407);
+  g_autoptr(Hostdev) plain = usb_by_ids(0x1050, 0x0407);
+  g_autoptr(HostUsbDevice) d = NULL;
+
+  add_identical_devices(tree->root);
+  h->usb.port_path = g_strdup("1-3");
+  h->usb.startup_policy = HOSTDEV_STARTUP_OPTIONAL;
+  d = host_usb_resolve(h, &error);
+  g_assert_null(d);
+  assert_error(error, HOSTDEVD_ERROR_NOT_FOUND,
+               "startupPolicy='optional' cannot wait for a device chosen by "
+               "port path or serial");
+  g_clear_error(&error);
+
+  h->usb.has_address = TRUE;
+  h->usb.bus = 1;
+  h->usb.device = 5;
+  d = host_usb_resolve(h, &error);
+  g_assert_null(d);
+  assert_error(error, HOSTDEVD_ERROR_NOT_FOUND, "not 1050:0407 at port 1-3");
+  g_clear_error(&error);
+
+  /* as before without a selector (the ids are absent here) */
+  plain->usb.vendor = 0x1234;
+  plain->usb.startup_policy = HOSTDEV_STARTUP_OPTIONAL;
+  d = host_usb_resolve(plain, &error);
+  g_assert_null(d);
+  g_assert_no_error(error);
 }
 
 /* A host without USB: no devices, not an error. */
@@ -406,11 +587,18 @@ test_odd_entries(Tree *tree, gconstpointer data)
   add_usb_device(tree->root, "3-5", 3, 7, 0x046d, 0xc52b);
   write_attr(tree->root, "3-5", "devnum", "70000\n");
 
+  /* listed, but their names are no port paths of their bus */
+  add_usb_device(tree->root, "4-1", 3, 8, 0x046d, 0xc52b);
+  add_usb_device(tree->root, "3-01", 3, 9, 0x046d, 0xc52b);
+
   devices = host_usb_list(&error);
   g_assert_no_error(error);
-  g_assert_cmpuint(devices->len, ==, 1);
+  g_assert_cmpuint(devices->len, ==, 3);
+  g_assert_null(host_usb_port_path(devices->pdata[1]));
+  g_assert_null(host_usb_port_path(devices->pdata[2]));
   d = devices->pdata[0];
   g_assert_cmpstr(d->sysfs_name, ==, "3-1");
+  g_assert_cmpstr(host_usb_port_path(d), ==, "3-1");
   g_assert_cmpstr(d->manufacturer, ==, "Logi\xef\xbf\xbdtech");
   g_assert_null(d->product_name);
   g_assert_null(d->serial);
@@ -512,6 +700,11 @@ main(int argc, char **argv)
   FIXTURE_TEST("not-usb", test_not_usb);
   EMPTY_TEST("several-matches", test_several_matches);
   EMPTY_TEST("no-usb", test_no_usb);
+  EMPTY_TEST("resolve-port-path", test_resolve_port_path);
+  EMPTY_TEST("resolve-serial", test_resolve_serial);
+  EMPTY_TEST("identical-ambiguous", test_identical_ambiguous);
+  EMPTY_TEST("address-and-selector", test_address_and_selector);
+  EMPTY_TEST("optional-selector", test_optional_selector);
   EMPTY_TEST("odd-entries", test_odd_entries);
   EMPTY_TEST("unreadable", test_unreadable);
   EMPTY_TEST("read-attr", test_read_attr);

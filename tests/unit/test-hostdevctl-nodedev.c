@@ -103,6 +103,27 @@ test_tree(Tree *tree, gconstpointer data)
                                "0000:05:00.0 on e1000e\n"));
 }
 
+/* What a user needs to write a USB selector: the port path and serial in
+ * the tree and in the XML; the plain list stays virsh's, names only. */
+static void
+test_usb_selectors(Tree *tree, gconstpointer data)
+{
+  g_autofree char *out = NULL;
+  g_autofree char *xml = NULL;
+  g_autofree char *names = NULL;
+
+  g_assert_cmpint(ctl(tree, &out, NULL, "nodedev-list", "--cap", "usb_device", "--tree",
+                      NULL), ==, 0);
+  g_assert_nonnull(strstr(out, "usb_1_1  bus 1 device 2  0627:0001 QEMU QEMU USB Keyboard  "
+                               "port 1-1  serial '68284-0000:00:07.0-1'  driver: usb\n"));
+  g_assert_cmpint(ctl(tree, &xml, NULL, "nodedev-dumpxml", "usb_1_1", NULL), ==, 0);
+  g_assert_nonnull(strstr(xml, "    <hostdevd:device xmlns:hostdevd='urn:hostdevd:hostdev:1' "
+                               "port='1-1' serial='68284-0000:00:07.0-1'/>\n"
+                               "  </capability>\n"));
+  g_assert_cmpint(ctl(tree, &names, NULL, "nodedev-list", "--cap", "usb_device", NULL), ==, 0);
+  g_assert_cmpstr(names, ==, "usb_1_1\nusb_usb1\nusb_usb2\n");
+}
+
 static void
 test_dumpxml(Tree *tree, gconstpointer data)
 {
@@ -374,6 +395,7 @@ main(int argc, char **argv)
   g_test_add("/hostdevctl-nodedev/" path, Tree, NULL, tree_setup, func, tree_teardown)
   TREE_TEST("list", test_list);
   TREE_TEST("tree", test_tree);
+  TREE_TEST("usb-selectors", test_usb_selectors);
   TREE_TEST("dumpxml", test_dumpxml);
   TREE_TEST("usage", test_usage);
   TREE_TEST("numvfs-checks", test_numvfs_checks);

@@ -125,17 +125,6 @@ test_names_resolved(void)
 }
 
 static void
-test_read_only_commands(void)
-{
-  g_assert_true(policy_command_is_read_only("list-devices"));
-  g_assert_true(policy_command_is_read_only("dumpxml"));
-  g_assert_true(policy_command_is_read_only("query-version"));
-  g_assert_false(policy_command_is_read_only("attach-device"));
-  g_assert_false(policy_command_is_read_only("detach-device"));
-  g_assert_false(policy_command_is_read_only("anything-else"));
-}
-
-static void
 test_invalid_files(void)
 {
   assert_load_fails("[defaults]\nmax-device=3\n", "unknown key");
@@ -461,7 +450,6 @@ main(int argc, char **argv)
   g_test_add_func("/policy/clients/default", test_default_clients);
   g_test_add_func("/policy/clients/file", test_clients_from_file);
   g_test_add_func("/policy/clients/names", test_names_resolved);
-  g_test_add_func("/policy/clients/read-only-commands", test_read_only_commands);
   g_test_add_func("/policy/file/invalid", test_invalid_files);
   g_test_add_func("/policy/file/load", test_load_file);
   g_test_add_func("/policy/devices/always-denied", test_always_denied);
