@@ -133,8 +133,8 @@ discovery_free(Discovery *discovery)
   g_free(discovery);
 }
 
-static void
-bus_free(GuestPciBus *bus)
+void
+guest_pci_bus_free(GuestPciBus *bus)
 {
   g_free(bus->id);
   g_free(bus->model);
@@ -275,9 +275,9 @@ controller_index(const char *id)
   return (gint)index;
 }
 
-static GuestPciBus *
-bus_new(const char *id, const char *model, gint index, gboolean hotpluggable,
-        guint first_slot, guint last_slot)
+GuestPciBus *
+guest_pci_bus_new(const char *id, const char *model, gint index, gboolean hotpluggable,
+                  guint first_slot, guint last_slot)
 {
   GuestPciBus *bus = g_new0(GuestPciBus, 1);
   bus->id = g_strdup(id);
@@ -570,12 +570,12 @@ on_round_one(GTask *task)
   /* the root bus: pcie.0 of q35 takes no hot-plug; pci.0 of i440fx does (ACPI) */
   gboolean i440fx = discovery->machine_type && g_str_has_prefix(discovery->machine_type, "pc-i440fx");
   if (discovery->machine_type && g_str_has_prefix(discovery->machine_type, "pc-q35"))
-    g_ptr_array_add(topology->buses, bus_new("pcie.0", "pcie-root", 0, FALSE, 0, 31));
+    g_ptr_array_add(topology->buses, guest_pci_bus_new("pcie.0", "pcie-root", 0, FALSE, 0, 31));
   else if (i440fx)
-    g_ptr_array_add(topology->buses, bus_new("pci.0", "pci-root", 0, TRUE, 1, 31));
+    g_ptr_array_add(topology->buses, guest_pci_bus_new("pci.0", "pci-root", 0, TRUE, 1, 31));
   /* s390x: the zPCI host bus, where libvirt's pci-root leaves slot 0 alone as on a PC */
   else if (g_strcmp0(topology->arch, "s390x") == 0)
-    g_ptr_array_add(topology->buses, bus_new("pci.0", "pci-root", 0, TRUE, 1, 31));
+    g_ptr_array_add(topology->buses, guest_pci_bus_new("pci.0", "pci-root", 0, TRUE, 1, 31));
 
   round_next(discovery);
   for (guint i = 0; i < discovery->devices->len; i++) {
@@ -583,7 +583,7 @@ on_round_one(GTask *task)
     const ControllerModel *model = controller_model(device->type);
     if (model && device->id)
       g_ptr_array_add(topology->buses,
-                      bus_new(device->id, device->type, controller_index(device->id), TRUE,
+                      guest_pci_bus_new(device->id, device->type, controller_index(device->id), TRUE,
                               model->first_slot, model->last_slot));
     round_add(&discovery->round, Q_PARENT_BUS, device, "qom-get", device->path, "parent_bus");
     round_add(&discovery->round, Q_ADDR, device, "qom-get", device->path, "addr");
@@ -608,7 +608,7 @@ guest_topology_query_async(QmpClient *qmp, GCancellable *cancellable,
   discovery->qmp = g_object_ref(qmp);
   discovery->devices = g_ptr_array_new_with_free_func((GDestroyNotify)device_free);
   discovery->topology = g_new0(GuestTopology, 1);
-  discovery->topology->buses = g_ptr_array_new_with_free_func((GDestroyNotify)bus_free);
+  discovery->topology->buses = g_ptr_array_new_with_free_func((GDestroyNotify)guest_pci_bus_free);
   discovery->topology->zpci = g_ptr_array_new_with_free_func((GDestroyNotify)zpci_free);
   g_task_set_task_data(task, discovery, (GDestroyNotify)discovery_free);
 

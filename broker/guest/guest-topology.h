@@ -40,6 +40,11 @@ typedef struct {
   GStrv types;          /* QOM types of all user-created devices, named or not */
 } GuestTopology;
 
+/* guest_pci_bus_new() - a bus with no slot taken; slots @first_slot..@last_slot hold devices. */
+GuestPciBus *guest_pci_bus_new(const char *id, const char *model, gint index,
+                               gboolean hotpluggable, guint first_slot, guint last_slot);
+void guest_pci_bus_free(GuestPciBus *bus);
+
 void guest_topology_free(GuestTopology *topology);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(GuestTopology, guest_topology_free)
 

@@ -35,28 +35,6 @@ member_uint(JsonObject *object, const char *name, guint fallback)
   return (guint)json_object_get_int_member(object, name);
 }
 
-static void
-corpus_bus_free(GuestPciBus *bus)
-{
-  g_free(bus->id);
-  g_free(bus->model);
-  g_free(bus);
-}
-
-static GuestPciBus *
-corpus_bus(const char *id, const char *model, gint index, gboolean hotpluggable, guint first,
-           guint last)
-{
-  GuestPciBus *bus = g_new0(GuestPciBus, 1);
-  bus->id = g_strdup(id);
-  bus->model = g_strdup(model);
-  bus->index = index;
-  bus->hotpluggable = hotpluggable;
-  bus->first_slot = first;
-  bus->last_slot = last;
-  return bus;
-}
-
 /* The VM tests/libvirt/compare-libvirt.py defines around every case, as QEMU shows it:
  * q35 with pcie-root and empty pcie-root-ports pci.1..pci.8; or s390x with its pci-root. */
 static GuestTopology *
@@ -64,16 +42,16 @@ corpus_topology(gboolean s390x)
 {
   GuestTopology *topology = g_new0(GuestTopology, 1);
   topology->arch = g_strdup(s390x ? "s390x" : "x86_64");
-  topology->buses = g_ptr_array_new_with_free_func((GDestroyNotify)corpus_bus_free);
+  topology->buses = g_ptr_array_new_with_free_func((GDestroyNotify)guest_pci_bus_free);
   topology->zpci = g_ptr_array_new();
   if (s390x) {
-    g_ptr_array_add(topology->buses, corpus_bus("pci.0", "pci-root", 0, TRUE, 1, 31));
+    g_ptr_array_add(topology->buses, guest_pci_bus_new("pci.0", "pci-root", 0, TRUE, 1, 31));
     return topology;
   }
-  g_ptr_array_add(topology->buses, corpus_bus("pcie.0", "pcie-root", 0, FALSE, 0, 31));
+  g_ptr_array_add(topology->buses, guest_pci_bus_new("pcie.0", "pcie-root", 0, FALSE, 0, 31));
   for (gint index = 1; index <= 8; index++) {
     g_autofree char *id = g_strdup_printf("pci.%d", index);
-    g_ptr_array_add(topology->buses, corpus_bus(id, "pcie-root-port", index, TRUE, 0, 0));
+    g_ptr_array_add(topology->buses, guest_pci_bus_new(id, "pcie-root-port", index, TRUE, 0, 0));
   }
   return topology;
 }

@@ -360,7 +360,11 @@ class L2:
     def guest_pci(self):
         """The PCI functions the L2 guest OS last reported (on a whole line: the
         console may be read while the guest is still writing the last one)."""
-        text = self.serial_text()
+        try:
+            with open(self.serial, errors="replace") as f:
+                text = f.read()     # not read(): it strips the last line's newline
+        except (OSError, TypeError):
+            text = ""
         complete = text[:text.rfind("\n") + 1]
         lines = [l for l in complete.splitlines() if l.startswith("L2 PCI:")]
         return lines[-1][len("L2 PCI:"):].split() if lines else None
