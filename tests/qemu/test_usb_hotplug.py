@@ -277,5 +277,67 @@ class IdenticalUsbOnFixtureHost(HostdevdTestCase):
         self.assertIn("<source><hostdevd:device prot='...'>: unknown attribute", result.stderr)
 
 
+class OptionalUsbWaitsInHostdevd(HostdevdTestCase):
+    """hostdevd's default for an absent startupPolicy='optional' USB device
+    (issue 12): the VM's, listed and journaled as waiting, nothing in QEMU
+    (which never needs /dev/bus/usb); kept across a restart; detached like
+    any device."""
+
+    optional_usb = None
+
+    def test_absent_optional_device_waits_in_hostdevd(self):
+        before = self.qmp.peripherals()
+        client = self.control()
+        client.send_raw(json.dumps({"execute": "attach-device", "id": 1,
+                                    "arguments": {"xml": OPTIONAL_USB}}).encode() + b"\n")
+        events = []
+        reply = client.read()
+        while "event" in reply:
+            events.append(reply)
+            reply = client.read()
+        self.assertEqual(reply["return"]["alias"], "hostdev0", reply)
+        self.assertEqual(reply["return"]["state"], "waiting-for-device")
+        self.assertEqual([e["event"] for e in events], ["DEVICE_WAITING"])
+        event = events[0]
+        self.assertEqual(event["data"]["alias"], "hostdev0")
+        self.assertIn("startupPolicy='optional'", event["data"]["reason"])
+        # QEMU got nothing: no usb-host waiting by vendorid/productid, no fdset
+        self.assertEqual(self.qmp.peripherals(), before)
+        self.assertEqual(self.qmp.ok("query-fdsets"), [])
+        self.assertEqual(self.claims(), [])
+
+        def listed():
+            return [(d["alias"], d["state"], "phase" in d) for d in
+                    json.loads(self.ctl("--json", "list", self.vm, check=True).stdout)["return"]]
+        self.assertEqual(listed(), [("hostdev0", "waiting-for-device", True)])
+        text = self.ctl("attach-device", self.vm, self.write_xml("again.xml", OPTIONAL_USB),
+                        check=False)
+        self.assertIn("already attached to this VM as hostdev0", text.stderr)
+        metrics = json.loads(self.ctl("--json", "metrics", self.vm, check=True).stdout)
+        self.assertIn('hostdevd_devices{vm="testvm",type="usb",state="waiting-for-device"} 1',
+                      metrics["return"]["text"])
+
+        # the journal keeps it: a restarted hostdevd still has it waiting
+        self.assertEqual(self.journal(), [("hostdev0", "attached")])
+        self.daemon.terminate()
+        self.daemon.wait(timeout=30)
+        self.daemon = self.start_hostdevd()
+        self.assertEqual(listed(), [("hostdev0", "waiting-for-device", True)])
+        self.assertEqual(self.qmp.peripherals(), before)
+        self.assertIn("still waiting for its USB device", self.log())
+
+        # detached like any device: nothing of it stays
+        detached = self.ctl("detach-device-alias", self.vm, "hostdev0", check=True)
+        self.assertIn("detached", detached.stdout)
+        self.assertEqual(listed(), [])
+        self.assertEqual(self.journal(), [])
+        self.assertEqual(self.qmp.peripherals(), before)
+
+    def test_hostdevctl_says_it_waits(self):
+        result = self.ctl("attach-device", self.vm, self.write_xml("o.xml", OPTIONAL_USB),
+                          check=True)
+        self.assertIn("hostdev0 is not on the host", result.stdout)
+
+
 if __name__ == "__main__":
     main()
