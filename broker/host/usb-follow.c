@@ -45,6 +45,9 @@ Hostdev *
 usb_follow_source_for_lookup(const Hostdev *live)
 {
   Hostdev *copy = hostdev_copy(live);
+  /* named by nothing else (an optional device by address): that address it is */
+  if (!copy->usb.has_vendor_product && copy->usb.port_path == NULL && copy->usb.serial == NULL)
+    return copy;
   copy->usb.has_address = FALSE;
   copy->usb.bus = copy->usb.device = 0;
   return copy;

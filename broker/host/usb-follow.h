@@ -47,7 +47,8 @@ gboolean usb_follow_may_arrive(const Hostdev *hostdev, const UsbUevent *event);
 /**
  * usb_follow_source_for_lookup() - the definition to find the device by
  * when it comes back: @live without the bus/device number it had (a new
- * enumeration gives a new one), with every other name kept.
+ * enumeration gives a new one), with every other name kept; one named by
+ * its address alone keeps it.
  * Return: (transfer full): a copy of @live.
  */
 Hostdev *usb_follow_source_for_lookup(const Hostdev *live);

@@ -604,13 +604,11 @@ usb_resolve(AttachItem *item, GError **error)
 {
   g_autoptr(GError) local = NULL;
   item->usb = host_usb_resolve(item->hostdev, &local);
-  if (local) {
+  if (local && !hotplug_follow_may_wait(item, local)) {
     g_propagate_error(error, g_steal_pointer(&local));
     return FALSE;
   }
   hotplug_follow_note_resolved(item);
-  /* absent and optional: hostdevd attaches it when it appears, unless QEMU is to wait */
-  item->waits_for_device = item->usb == NULL && !item->hotplug->optional_usb_to_qemu;
   if (item->usb) {
     /* Keep where it was found, as libvirt does, so detach by address matches too. */
     item->hostdev->usb.has_address = TRUE;

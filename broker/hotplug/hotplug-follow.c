@@ -51,7 +51,8 @@ follow_work_free(FollowWork *work)
 typedef struct {
   Hotplug *hotplug;
   VmDevice *waiting;      /* owned: put back when the attach fails */
-  gint64 seen;
+  gint64 seen;            /* monotonic µs: the kernel's event received */
+  gint64 started;         /* ... the device found in sysfs, its attach queued */
 } Reattach;
 
 static void
@@ -74,10 +75,24 @@ hotplug_follow_phase(const VmDevice *device)
              : NULL;
 }
 
+gboolean
+hotplug_follow_may_wait(const AttachItem *item, const GError *error)
+{
+  /* hostdevd matches every name when the device appears, the port path and
+   * serial too, so a device chosen by them may wait as well (QEMU could not:
+   * it would wait by vendor/product and might take the device's twin) */
+  return g_error_matches(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_NOT_FOUND) &&
+         item->hostdev->usb.startup_policy == HOSTDEV_STARTUP_OPTIONAL &&
+         !item->hotplug->optional_usb_to_qemu;
+}
+
 void
 hotplug_follow_note_resolved(AttachItem *item)
 {
   Hostdev *hostdev = item->hostdev;
+
+  /* absent and optional: hostdevd attaches it when it appears, unless QEMU is to wait */
+  item->waits_for_device = item->usb == NULL && !item->hotplug->optional_usb_to_qemu;
 
   item->prep->usb_follow = item->usb && usb_follow_wanted(hostdev);
   if (!item->prep->usb_follow)
@@ -225,8 +240,17 @@ on_reattached(GObject *source, GAsyncResult *result, gpointer user_data)
 
   if (reply) {
     double ms = (g_get_monotonic_time() - reattach->seen) / 1000.0;
+    JsonObject *object = JSON_NODE_HOLDS_OBJECT(reply) ? json_node_get_object(reply) : NULL;
+    JsonNode *timings = object ? json_object_get_member(object, "timings") : NULL;
+    /* the verification after device_add (x-query-usb) is the attach's last phase */
+    double verify = timings && JSON_NODE_HOLDS_OBJECT(timings)
+        ? json_object_get_double_member_with_default(json_node_get_object(timings), "verify", 0)
+        : 0;
     g_message("%s: its USB device is back in the VM, %.1f ms after the kernel announced it "
-              "(uevent to device_add returned and verified)", waiting->hostdev->alias, ms);
+              "(uevent to device_add returned: %.1f ms; look-up %.1f ms, attach %.1f ms)",
+              waiting->hostdev->alias, ms, ms - verify,
+              (reattach->started - reattach->seen) / 1000.0,
+              (g_get_monotonic_time() - reattach->started) / 1000.0);
     vm_device_free(waiting);
   } else {
     /* the attach undid itself (and may have dropped the record): waiting again */
@@ -289,6 +313,7 @@ arrive_start(GTask *task)
     Reattach *reattach = g_new0(Reattach, 1);
     reattach->hotplug = hotplug;
     reattach->seen = work->seen;
+    reattach->started = g_get_monotonic_time();
     reattach->waiting = vm_devices_steal(hotplug->devices, device);
     g_message("%s: a matching USB device appeared (%s); attaching it again",
               device->hostdev->alias, work->rescan ? "found in sysfs" : work->event.devpath);

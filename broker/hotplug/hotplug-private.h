@@ -167,9 +167,13 @@ const char *hotplug_device_state_listed(VmDeviceState state);
 /* USB devices that follow re-enumeration (hotplug-follow.c). */
 /* Return: (nullable): what list-devices shows as @device's "phase". */
 const char *hotplug_follow_phase(const VmDevice *device);
-/* hotplug_follow_note_resolved() - @item's USB device was found: whether it is followed
- * (journaled with its host record), and the names it is recognised by when it is back. */
+/* hotplug_follow_note_resolved() - @item's USB device was looked up: whether it waits
+ * for its device (absent, optional), whether it is followed (journaled with its host
+ * record), and the names it is recognised by when it is back. */
 void hotplug_follow_note_resolved(AttachItem *item);
+/* Return: whether @item's look-up failure @error only means that its optional USB
+ * device is not there yet, so that it may wait for it (hostdevd waits, not QEMU). */
+gboolean hotplug_follow_may_wait(const AttachItem *item, const GError *error);
 /* hotplug_follow_accept_waiting() - @hostdev (absent, startupPolicy='optional') is the
  * VM's from now on, waiting for its device: journaled, listed, DEVICE_WAITING.
  * Return: (transfer full): the attach's reply for it, with "state". */

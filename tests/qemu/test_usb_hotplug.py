@@ -333,6 +333,19 @@ class OptionalUsbWaitsInHostdevd(HostdevdTestCase):
         self.assertEqual(self.journal(), [])
         self.assertEqual(self.qmp.peripherals(), before)
 
+    def test_a_device_chosen_by_port_path_may_wait_too(self):
+        # hostdevd checks every name when it appears; QEMU could only have
+        # waited by vendor/product and taken a twin, so this used to be refused
+        xml = ("<hostdev mode='subsystem' type='usb'><source startupPolicy='optional'>"
+               "<vendor id='0x1d6b'/><product id='0x0104'/>"
+               "<hostdevd:device xmlns:hostdevd='urn:hostdevd:hostdev:1' port='9-9.9'/>"
+               "</source></hostdev>")
+        reply = json.loads(self.ctl("--json", "attach-device", self.vm,
+                                    self.write_xml("p.xml", xml), check=True).stdout)
+        self.assertEqual(reply["return"]["state"], "waiting-for-device")
+        self.assertIn("port='9-9.9'", reply["return"]["xml"])
+        self.assertNotIn("child<usb-host>", self.qmp.peripherals().values())
+
     def test_hostdevctl_says_it_waits(self):
         result = self.ctl("attach-device", self.vm, self.write_xml("o.xml", OPTIONAL_USB),
                           check=True)

@@ -192,6 +192,12 @@ test_source_for_lookup(void)
   g_assert_cmpstr(lookup->alias, ==, "ua-key");
   g_assert_cmpstr(lookup->usb_guest.port, ==, "2");
   g_assert_true(live->usb.has_address);
+
+  /* an optional device named by its address alone waits for that address */
+  g_autoptr(Hostdev) by_address = usb_hostdev("<address bus='3' device='7'/>");
+  g_autoptr(Hostdev) same = usb_follow_source_for_lookup(by_address);
+  g_assert_true(same->usb.has_address);
+  g_assert_cmpuint(same->usb.device, ==, 7);
 }
 
 int
