@@ -321,6 +321,11 @@ static gboolean
 plan_device(Op *op, AttachItem *item, GError **error)
 {
   item->context = (QemuDeviceContext){ .id = item->hostdev->alias, .usb = item->usb };
+  /* nothing goes to QEMU until its device appears (hotplug-follow.c) */
+  if (item->waits_for_device) {
+    item->commands = g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
+    return TRUE;
+  }
   if (op->topology && item->ops->placed_on_pci_bus && !place_on_pci_bus(op, item, error))
     return FALSE;
   item->commands = qemu_device_plan(item->hostdev, &item->context, error);

@@ -352,5 +352,78 @@ class OptionalUsbWaitsInHostdevd(HostdevdTestCase):
         self.assertIn("hostdev0 is not on the host", result.stdout)
 
 
+class WaitingUsbOnFixtureHost(HostdevdTestCase):
+    """A waiting USB device whose device appears is attached only if it still
+    passes the policy: the fixture's keyboard (0627:0001, serial
+    '68284-0000:00:07.0-1') is chosen by serial, absent at attach (its sysfs
+    entry moved away), back before a restart of hostdevd (which looks for
+    waiting devices at start-up), and denied by the policy then."""
+
+    optional_usb = None
+    SERIAL = "68284-0000:00:07.0-1"
+
+    def setUp(self):
+        import tempfile
+        tmp = tempfile.mkdtemp(prefix="hostdevd-root-")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", tmp]))
+        self.host_root = extract_fixture(os.path.join(tmp, "root"))
+        self.keyboard = os.path.join(self.host_root, "sys", "bus", "usb", "devices", "1-1")
+        self.hidden = os.path.join(tmp, "1-1.away")
+        os.rename(self.keyboard, self.hidden)
+        super().setUp()
+
+    def restart(self, policy_text=None):
+        extra = ()
+        if policy_text is not None:
+            policy = os.path.join(self.tmp, "policy.conf")
+            with open(policy, "w") as f:
+                f.write(policy_text)
+            os.chmod(policy, 0o644)
+            extra = ("--policy", policy)
+        self.daemon.terminate()
+        self.daemon.wait(timeout=30)
+        self.daemon = self.start_hostdevd(extra=extra)
+
+    def listed(self):
+        return [(d["alias"], d["state"]) for d in
+                json.loads(self.ctl("--json", "list", self.vm, check=True).stdout)["return"]]
+
+    def test_policy_refuses_the_device_that_appears(self):
+        xml = ("<hostdev mode='subsystem' type='usb'><source startupPolicy='optional'>"
+               "<hostdevd:device xmlns:hostdevd='urn:hostdevd:hostdev:1' serial='%s'/>"
+               "</source></hostdev>" % self.SERIAL)
+        reply = json.loads(self.ctl("--json", "attach-device", self.vm,
+                                    self.write_xml("k.xml", xml), check=True).stdout)
+        self.assertEqual(reply["return"]["state"], "waiting-for-device")
+        before = self.qmp.peripherals()
+
+        # the keyboard is back, but the policy no longer lets it into this VM
+        os.rename(self.hidden, self.keyboard)
+        self.restart("[defaults]\ndeny-usb=0627:0001\n")
+        wait_for(lambda: "was not attached" in self.log(), 20,
+                 "hostdevd to look at the keyboard and refuse it")
+        self.assertIn("deny-usb", self.log())
+        self.assertEqual(self.listed(), [("hostdev0", "waiting-for-device")])
+        self.assertEqual(self.qmp.peripherals(), before)
+        self.assertEqual(self.qmp.ok("query-fdsets"), [])
+        self.assertEqual(self.claims(), [])
+        self.assertEqual(self.journal(), [("hostdev0", "attached")])
+
+    def test_a_device_that_cannot_be_opened_leaves_it_waiting(self):
+        xml = ("<hostdev mode='subsystem' type='usb'><source startupPolicy='optional'>"
+               "<vendor id='0x0627'/><product id='0x0001'/></source></hostdev>")
+        self.ctl("attach-device", self.vm, self.write_xml("k.xml", xml), check=True)
+        os.rename(self.hidden, self.keyboard)
+        # found in the fixture's sysfs, but it has no device node to open
+        self.restart()
+        wait_for(lambda: "was not attached" in self.log(), 20,
+                 "hostdevd to try the keyboard")
+        self.assertIn("/dev/bus/usb/001/002", self.log())
+        self.assertEqual(self.listed(), [("hostdev0", "waiting-for-device")])
+        self.assertEqual(self.claims(), [])
+        self.assertNotIn("child<usb-host>", self.qmp.peripherals().values())
+
+
+
 if __name__ == "__main__":
     main()
