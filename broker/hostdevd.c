@@ -7,7 +7,8 @@
  * tell systemd we are ready → connect QMP (waiting, bounded, for QEMU to
  * create the socket) → check the peer, drop privileges, load the seccomp
  * filter → negotiate → reconcile the journal with QEMU →
- * listen on the control socket → main loop.  Ready comes before QEMU so
+ * listen on the control socket → watch the kernel's USB events (devices
+ * that follow re-enumeration, absent optional ones) → main loop.  Ready comes before QEMU so
  * that the unit can be ordered before the VM's: then systemd stops QEMU
  * first and hostdevd sees it go.
  *

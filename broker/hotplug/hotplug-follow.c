@@ -31,9 +31,7 @@
 
 /* What a follow operation works on; the event is copied, the queue may run it later. */
 typedef struct {
-  Hotplug *hotplug;
-  char *alias;            /* leaving: the device; arriving: NULL, every waiting device */
-  gboolean rescan;        /* arriving: no event, look at sysfs (start-up, lost events) */
+  gboolean rescan;        /* no event: look at sysfs (start-up, lost events) */
   UsbUevent event;        /* what the kernel said (strings owned) */
   gint64 seen;            /* monotonic µs the event was received */
 } FollowWork;
@@ -41,7 +39,6 @@ typedef struct {
 static void
 follow_work_free(FollowWork *work)
 {
-  g_free(work->alias);
   g_free(work->event.devpath);
   g_free(work->event.port_path);
   g_free(work);
@@ -205,15 +202,20 @@ leave_start(GTask *task)
     return;
   }
   /* the stale address goes: the device is found by its other names when it is back */
-  device->hostdev->usb.has_address = FALSE;
-  device->hostdev->usb.bus = device->hostdev->usb.device = 0;
+  Hostdev *hostdev = device->hostdev;
+  guint bus = hostdev->usb.bus, number = hostdev->usb.device;
+  hostdev->usb.has_address = FALSE;
+  hostdev->usb.bus = hostdev->usb.device = 0;
   if (!hotplug_device_enter(hotplug, device, VM_DEVICE_WAITING, &error)) {
+    hostdev->usb.has_address = TRUE;
+    hostdev->usb.bus = bus;
+    hostdev->usb.device = number;
     g_warning("%s left the host, but it cannot wait for it: %s; it stays in QEMU (dead) "
               "until detached", op->alias, error->message);
     hotplug_op_return(task, NULL, NULL);
     return;
   }
-  leave_qemu(hotplug, device, TRUE, op->source, task);
+  leave_qemu(hotplug, device, TRUE, g_object_get_data(G_OBJECT(task), "follow-reason"), task);
 }
 
 void
@@ -338,7 +340,6 @@ static FollowWork *
 follow_work_new(Hotplug *hotplug, const UsbUevent *event)
 {
   FollowWork *work = g_new0(FollowWork, 1);
-  work->hotplug = hotplug;
   work->seen = g_get_monotonic_time();
   if (event) {
     work->event = *event;
@@ -360,13 +361,19 @@ queue_arrival(Hotplug *hotplug, const UsbUevent *event)
   hotplug_op_submit(task, NULL);
 }
 
+/* @or_followed: a followed device still attached counts too: its removal may be
+ * queued behind another operation while its device is back already */
 static gboolean
-has_waiting(Hotplug *hotplug)
+has_waiting(Hotplug *hotplug, gboolean or_followed)
 {
   GPtrArray *all = vm_devices_get_all(hotplug->devices);
-  for (guint i = 0; i < all->len; i++)
-    if (((VmDevice *)g_ptr_array_index(all, i))->state == VM_DEVICE_WAITING)
+  for (guint i = 0; i < all->len; i++) {
+    const VmDevice *device = g_ptr_array_index(all, i);
+    if (device->state == VM_DEVICE_WAITING ||
+        (or_followed && device->state == VM_DEVICE_ATTACHED && device->prep &&
+         device->prep->usb_follow))
       return TRUE;
+  }
   return FALSE;
 }
 
@@ -386,17 +393,19 @@ hotplug_follow_uevent(Hotplug *hotplug, const UsbUevent *event)
       GTask *task = hotplug_op_new(hotplug, leave_start, hotplug_follow_uevent, on_follow_done,
                                    NULL);
       Op *op = g_task_get_task_data(task);
+      char *reason = g_strdup_printf("its USB device left the host (%s removed, bus %u "
+                                     "device %u)", event->port_path ? event->port_path : "?",
+                                     event->bus, event->device);
       op->alias = g_strdup(device->hostdev->alias);
-      op->source = g_strdup_printf("its USB device left the host (%s removed, bus %u device %u)",
-                                   event->port_path ? event->port_path : "?", event->bus,
-                                   event->device);
-      g_message("%s: %s", op->alias, op->source);
+      g_object_set_data_full(G_OBJECT(task), "follow-reason", reason, g_free);
+      g_message("%s: %s", op->alias, reason);
       hotplug_op_submit(task, NULL);
     }
     break;
   }
   case USB_UEVENT_ADD:
-    if (has_waiting(hotplug))
+    /* looked at in its turn, after any removal queued before it */
+    if (has_waiting(hotplug, TRUE))
       queue_arrival(hotplug, event);
     break;
   case USB_UEVENT_LOST:
@@ -414,6 +423,6 @@ hotplug_follow_uevent(Hotplug *hotplug, const UsbUevent *event)
 void
 hotplug_follow_rescan(Hotplug *hotplug)
 {
-  if (hotplug_qemu_connected(hotplug) && has_waiting(hotplug))
+  if (hotplug_qemu_connected(hotplug) && has_waiting(hotplug, FALSE))
     queue_arrival(hotplug, NULL);
 }
