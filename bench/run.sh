@@ -4,6 +4,8 @@
 #   bench/run.sh            full run (~5 min), writes the results table into README.md
 #   bench/run.sh --quick    about a minute, prints the table only (add --readme to write it)
 #   other options:          --no-libvirt  --no-callgrind  --no-readme  --keep
+#                           --only SECTION (e.g. --quick --only overhead: the attach/detach
+#                           ratios alone, in a few seconds)
 #
 # Installs what it needs with apt-get (through sudo when not root), builds a
 # release build in $BENCH_BUILD_DIR (default build-bench), then runs

@@ -23,6 +23,7 @@
 #include "control.h"
 #include "control-proto.h"
 #include "host-root.h"
+#include "vfio.h"
 #include "hostdev.h"
 #include "hostdevd-error.h"
 #include "hotplug.h"
@@ -394,18 +395,45 @@ on_qmp_closed(QmpClient *qmp, const GError *reason, gpointer user_data)
   release_all(daemon, why);
 }
 
+/* qemu_user() - who gets /dev/vfio/N: --qemu-user, else @peer, the user QEMU
+ * runs as (SO_PEERCRED); (uid_t)-1 in both: nobody known, leave the owner. */
+static void
+qemu_user(Daemon *daemon, uid_t peer, uid_t *uid, gid_t *gid)
+{
+  const char *name = daemon->options.qemu_user;
+  struct passwd *pw = name ? getpwnam(name) : NULL;
+
+  *uid = (uid_t)-1;
+  *gid = (gid_t)-1;
+  if (pw == NULL && name == NULL) {
+    if (peer != (uid_t)-1 && (pw = getpwuid(peer)) == NULL) {
+      *uid = peer;
+      *gid = (gid_t)peer;
+      return;
+    }
+  }
+  if (pw) {
+    *uid = pw->pw_uid;
+    *gid = pw->pw_gid;
+  }
+}
 /*
  * sandbox_before_qemu_speaks() - QEMU is connected and nothing of it is
  * read yet: connecting may have needed CAP_DAC_OVERRIDE (QEMU's user owns
  * the socket), nothing after does.  Privileges go and the seccomp filter
  * is loaded now, so QEMU's greeting, replies and events (untrusted: a
  * guest may own its QEMU) and the journal's replay are handled sandboxed.
+ * @peer: the uid QEMU runs as: with root, the only one chown may give to.
  */
 static gboolean
-sandbox_before_qemu_speaks(Daemon *daemon, GError **error)
+sandbox_before_qemu_speaks(Daemon *daemon, uid_t peer, GError **error)
 {
+  SandboxOwner owners = { .vfio_gid = vfio_node_group(), .socket_gid = (gid_t)-1 };
+  qemu_user(daemon, peer, &owners.uid, &owners.gid);
+  if (!policy_socket_group(daemon->policy, daemon->options.vm, &owners.socket_gid))
+    owners.socket_gid = (gid_t)-1;
   return sandbox_drop_privileges(daemon->options.sandbox_mode, error) &&
-         sandbox_lock(daemon->options.sandbox_mode, error);
+         sandbox_lock(daemon->options.sandbox_mode, &owners, error);
 }
 
 /*
@@ -423,7 +451,7 @@ qmp_peer_allowed(pid_t pid, uid_t uid, gpointer user_data, GError **error)
   g_autofree char *expected = NULL;
 
   if (uid != (uid_t)-1 && (uid == 0 || uid == getuid() || (pw && uid == pw->pw_uid)))
-    return sandbox_before_qemu_speaks(daemon, error);
+    return sandbox_before_qemu_speaks(daemon, uid, error);
   if (pw)
     expected = g_strdup_printf("uid %u (--qemu-user %s) or root", (unsigned)pw->pw_uid, name);
   else if (getuid() != 0)
@@ -492,28 +520,6 @@ on_orphans_released(GObject *source, GAsyncResult *result, gpointer user_data)
                                    daemon, NULL, on_qmp_connected, daemon);
 }
 
-/* qemu_user() - who gets /dev/vfio/N: --qemu-user, else the user QEMU runs as (SO_PEERCRED). */
-static void
-qemu_user(Daemon *daemon, uid_t *uid, gid_t *gid)
-{
-  const char *name = daemon->options.qemu_user;
-  struct passwd *pw = name ? getpwnam(name) : NULL;
-
-  *uid = (uid_t)-1;
-  *gid = (gid_t)-1;
-  if (pw == NULL && name == NULL) {
-    uid_t peer = qmp_client_get_peer_uid(daemon->qmp);
-    if (peer != (uid_t)-1 && (pw = getpwuid(peer)) == NULL) {
-      *uid = peer;
-      *gid = (gid_t)peer;
-      return;
-    }
-  }
-  if (pw) {
-    *uid = pw->pw_uid;
-    *gid = pw->pw_gid;
-  }
-}
 static gboolean start_serving_sandboxed(Daemon *daemon, GError **error);
 
 static void
@@ -534,7 +540,7 @@ on_qmp_connected(GObject *source, GAsyncResult *result, gpointer user_data)
   /* sandboxed already: sandbox_before_qemu_speaks() */
   uid_t uid;
   gid_t gid;
-  qemu_user(daemon, &uid, &gid);
+  qemu_user(daemon, qmp_client_get_peer_uid(daemon->qmp), &uid, &gid);
   hotplug_set_qemu_user(daemon->hotplug, uid, gid);
   hotplug_connect_qemu(daemon->hotplug, daemon->qmp, qmp_client_get_peer_pid(daemon->qmp));
   g_signal_connect(daemon->qmp, "closed", G_CALLBACK(on_qmp_closed), daemon);

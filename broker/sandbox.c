@@ -360,8 +360,6 @@ static const char *const allowed_syscalls[] = {
   /* journal and claims (state.c, claims.c): g_file_set_contents, flock */
   "flock", "fsync", "fdatasync", "ftruncate", "fallocate", "rename", "renameat",
   "renameat2", "unlink", "unlinkat", "mkdir", "mkdirat", "rmdir", "umask", "getcwd",
-  /* /dev/vfio/N to QEMU's user and back (vfio.c) */
-  "chown", "fchown", "fchownat", "lchown", "chmod", "fchmod", "fchmodat",
   /* waiting for /dev/vfio/N to appear (GFileMonitor) */
   "inotify_init1", "inotify_add_watch", "inotify_rm_watch",
   /* control socket and QMP: GSocket, SO_PEERCRED, SCM_RIGHTS for USB fds */
@@ -409,6 +407,57 @@ static gboolean
 allow_with_arg(scmp_filter_ctx ctx, const char *name, struct scmp_arg_cmp arg, GError **error)
 {
   return add_rule(ctx, SCMP_ACT_ALLOW, name, 1, &arg, error);
+}
+
+/*
+ * chown and chmod hand /dev/vfio/N to QEMU's user and back (vfio.c); that
+ * is all they may do.  The new owner must be root, QEMU's user or "leave
+ * it" ((uid_t)-1), for user and group alike (and the group VFIO nodes had
+ * before, to give them back, and the control socket's); a mode may not carry setuid,
+ * setgid or sticky bits.  Where the owner and the mode sit differs by
+ * syscall: the table says.  uid_t, gid_t and mode_t are 32 bits: only
+ * those are compared.
+ */
+static const struct {
+  const char *name;
+  unsigned owner_arg;   /* the uid; the gid follows; 0: not a chown */
+  unsigned mode_arg;    /* 0: not a chmod */
+} ownership_syscalls[] = {
+  { "chown", 1, 0 }, { "lchown", 1, 0 }, { "fchown", 1, 0 }, { "fchownat", 2, 0 },
+  { "chmod", 0, 1 }, { "fchmod", 0, 1 }, { "fchmodat", 0, 2 },
+};
+
+#define ID_MASK 0xffffffffu
+#define SPECIAL_MODE_BITS 07000u
+
+static gboolean
+add_ownership_rules(scmp_filter_ctx ctx, const SandboxOwner *qemu, GError **error)
+{
+  const guint32 uids[] = { 0, (guint32)-1, qemu ? (guint32)qemu->uid : 0 };
+  const guint32 gids[] = { 0, (guint32)-1, qemu ? (guint32)qemu->gid : 0,
+                           qemu ? (guint32)qemu->vfio_gid : 0,
+                           qemu ? (guint32)qemu->socket_gid : 0 };
+
+  for (gsize s = 0; s < G_N_ELEMENTS(ownership_syscalls); s++) {
+    unsigned owner = ownership_syscalls[s].owner_arg, mode = ownership_syscalls[s].mode_arg;
+    if (mode) {
+      struct scmp_arg_cmp plain = { mode, SCMP_CMP_MASKED_EQ, SPECIAL_MODE_BITS, 0 };
+      if (!add_rule(ctx, SCMP_ACT_ALLOW, ownership_syscalls[s].name, 1, &plain, error))
+        return FALSE;
+      continue;
+    }
+    for (gsize u = 0; u < G_N_ELEMENTS(uids); u++)
+      for (gsize g = 0; g < G_N_ELEMENTS(gids); g++) {
+        struct scmp_arg_cmp to[] = {
+          { owner, SCMP_CMP_MASKED_EQ, ID_MASK, uids[u] },
+          { owner + 1, SCMP_CMP_MASKED_EQ, ID_MASK, gids[g] },
+        };
+        /* libseccomp merges the repeated (0, 0) pairs when QEMU's user is root */
+        if (!add_rule(ctx, SCMP_ACT_ALLOW, ownership_syscalls[s].name, 2, to, error))
+          return FALSE;
+      }
+  }
+  return TRUE;
 }
 
 /* Return: FALSE with @error when a rule could not be added. */
@@ -494,7 +543,7 @@ sandbox_filter_is_active(GError **error)
 }
 
 gboolean
-sandbox_lock(SandboxMode mode, GError **error)
+sandbox_lock(SandboxMode mode, const SandboxOwner *qemu, GError **error)
 {
   if (mode == SANDBOX_OFF)
     return TRUE;
@@ -526,7 +575,7 @@ sandbox_lock(SandboxMode mode, GError **error)
       return FALSE;
     }
   }
-  if (rc == 0 && !add_argument_rules(ctx, error)) {
+  if (rc == 0 && (!add_argument_rules(ctx, error) || !add_ownership_rules(ctx, qemu, error))) {
     seccomp_release(ctx);
     return FALSE;
   }

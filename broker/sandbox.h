@@ -5,6 +5,7 @@
 #pragma once
 
 #include <glib.h>
+#include <sys/types.h>
 
 G_BEGIN_DECLS
 
@@ -52,15 +53,30 @@ gboolean sandbox_prepare_threads(SandboxMode mode, GError **error);
  */
 gboolean sandbox_drop_privileges(SandboxMode mode, GError **error);
 
+/* Who files may be given to, besides root: the QEMU user, the group VFIO
+ * nodes had before (vfio_node_owner_is_ours() agrees) and the control
+ * socket's group (policy socket-group).  (gid_t)-1: none. */
+typedef struct {
+  uid_t uid;
+  gid_t gid;
+  gid_t vfio_gid;
+  gid_t socket_gid;
+} SandboxOwner;
+
 /**
  * sandbox_lock() - last stage: load the seccomp allowlist
  * @mode: SANDBOX_ON kills the process on any other syscall, SANDBOX_LOG
  *   only logs it (audit log / kernel log); SANDBOX_OFF does nothing
+ * @qemu: who files may be given to: chown may give a file only to root or
+ *   to them (or leave the owner), and chmod may set no setuid,
+ *   setgid or sticky bit: what survives the sandbox can hand /dev/vfio/N
+ *   to QEMU and back, not a block device to anyone else or a root file a
+ *   setuid bit.
  * Then checks in /proc/self/status that the filter is really in force.
  * Return: FALSE with @error when the filter could not be loaded or is not
  *   active (hostdevd must not serve then).
  */
-gboolean sandbox_lock(SandboxMode mode, GError **error);
+gboolean sandbox_lock(SandboxMode mode, const SandboxOwner *qemu, GError **error);
 
 /**
  * sandbox_filter_is_active() - what /proc/self/status says

@@ -50,6 +50,9 @@ typedef enum {
   KEY_ALLOW_USB_HUBS,
   KEY_ALLOW_VF_MACS,
   KEY_ALLOW_VLANS,
+  KEY_ALLOW_MDEV_TYPES,
+  KEY_DENY_MDEV_TYPES,
+  KEY_ALLOW_MDEV_UUIDS,
   N_KEYS,
 } PolicyKey;
 
@@ -65,6 +68,8 @@ typedef enum {
   KIND_DIRS,           /* absolute directory paths */
   KIND_MACS,           /* globs over "aa:bb:cc:dd:ee:ff" */
   KIND_VLANS,          /* "untagged", N or N-M, 0..4095 */
+  KIND_MDEV_TYPES,     /* globs over an mdev type's name: "nvidia-63" */
+  KIND_UUIDS,          /* globs over "8-4-4-4-12" lower-case hex */
 } KeyKind;
 
 static const struct {
@@ -91,6 +96,9 @@ static const struct {
   [KEY_ALLOW_USB_HUBS] = { "allow-usb-hubs", KIND_BOOLEAN },
   [KEY_ALLOW_VF_MACS] = { "allow-vf-macs", KIND_MACS },
   [KEY_ALLOW_VLANS] = { "allow-vlans", KIND_VLANS },
+  [KEY_ALLOW_MDEV_TYPES] = { "allow-mdev-types", KIND_MDEV_TYPES },
+  [KEY_DENY_MDEV_TYPES] = { "deny-mdev-types", KIND_MDEV_TYPES },
+  [KEY_ALLOW_MDEV_UUIDS] = { "allow-mdev-uuids", KIND_UUIDS },
 };
 
 typedef struct {
@@ -325,6 +333,21 @@ parse_pattern(KeyKind kind, const char *entry, Pattern *pattern, const char **wh
       return FALSE;
     }
     break;
+  case KIND_MDEV_TYPES:
+    /* the type's directory name under mdev_supported_types */
+    if (!only_chars(lower, "0123456789abcdefghijklmnopqrstuvwxyz_.:-*?") || strlen(lower) > 64) {
+      *why = "an mdev type pattern is a type's name as the parent offers it, like "
+             "nvidia-63 or i915-GVTg_V5_*, with * or ? as wildcards";
+      return FALSE;
+    }
+    break;
+  case KIND_UUIDS:
+    if (!only_chars(lower, "0123456789abcdef-*?") || strlen(lower) > 36) {
+      *why = "an mdev UUID pattern is like 4b20d080-1b54-4048-85b3-a6a62d165c01, with * or "
+             "? as wildcards";
+      return FALSE;
+    }
+    break;
   case KIND_PCI_CLASSES: {
     const char *digits = g_str_has_prefix(lower, "0x") ? lower + 2 : lower;
     gsize n = strlen(digits);
@@ -391,6 +414,8 @@ parse_setting(GKeyFile *file, const char *group, PolicyKey key, const char *wher
   case KIND_IDS:
   case KIND_PCI_CLASSES:
   case KIND_MACS:
+  case KIND_MDEV_TYPES:
+  case KIND_UUIDS:
     setting->patterns = g_ptr_array_new_with_free_func(pattern_free);
     for (guint i = 0; i < entries->len; i++) {
       Pattern *pattern = g_new0(Pattern, 1);
@@ -470,12 +495,10 @@ parse_section(GKeyFile *file, const char *group, const char *origin, GError **er
         break;
     if (key == N_KEYS) {
       /* a typo must not silently leave a device or a user unrestricted */
-      invalid(error, where, *name, "unknown key; keys are full-access-users, "
-              "full-access-groups, read-only-users, read-only-groups, socket-group, "
-              "allow-pci, allow-pci-ids, allow-pci-classes, allow-usb, deny-pci, "
-              "deny-pci-ids, deny-pci-classes, deny-usb, allow-boot-vga, max-devices, "
-              "allow-iommu-group-takeover, allow-rom-dirs, allow-usb-hubs, allow-vf-macs, "
-              "allow-vlans");
+      g_autoptr(GString) known = g_string_new(NULL);
+      for (PolicyKey k = 0; k < N_KEYS; k++)
+        g_string_append_printf(known, "%s%s", k ? ", " : "", keys[k].name);
+      invalid(error, where, *name, "unknown key; keys are %s", known->str);
       section_free(section);
       return NULL;
     }
@@ -758,21 +781,100 @@ policy_rom_dirs(const Policy *policy, const char *vm, const char **rule)
   return g_strv_builder_end(dirs);
 }
 
+/* ---- devices ------------------------------------------------------------ */
+
+/* Ends the key lists of DeviceRules. */
+#define END_OF_KEYS N_KEYS
+
+/*
+ * DeviceRules - the lists that govern one type of device
+ * @deny: any entry that matches refuses it
+ * @allow: groups of keys; each group with a key in force must be matched
+ *   by an entry of one of its keys in force (within a group the keys are
+ *   alternatives, the groups are all required)
+ * @whole_function: a PCI function of its own: bridges and the boot
+ *   display are checked
+ * @mdev_owner: its UUID must be the VM's own or allowed (allow-mdev-uuids)
+ */
+typedef struct {
+  PolicyKey deny[5];
+  PolicyKey allow[2][4];
+  gboolean whole_function;
+  gboolean mdev_owner;
+  const char *without_file;   /* the rule when there is no policy file */
+  const char *allow_names;    /* the allow keys, for "has no ..." */
+  const char *what;           /* "PCI device" */
+} DeviceRules;
+
+static const DeviceRules device_rules[] = {
+  [POLICY_DEVICE_PCI] = {
+    .deny = { KEY_DENY_PCI, KEY_DENY_PCI_IDS, KEY_DENY_PCI_CLASSES, END_OF_KEYS },
+    .allow = { { KEY_ALLOW_PCI, KEY_ALLOW_PCI_IDS, KEY_ALLOW_PCI_CLASSES, END_OF_KEYS },
+               { END_OF_KEYS } },
+    .whole_function = TRUE,
+    .without_file = "default: every PCI device but bridges and the boot display may be attached",
+    .allow_names = "allow-pci, allow-pci-ids or allow-pci-classes",
+    .what = "PCI device",
+  },
+  [POLICY_DEVICE_USB] = {
+    .deny = { KEY_DENY_USB, END_OF_KEYS },
+    .allow = { { KEY_ALLOW_USB, END_OF_KEYS }, { END_OF_KEYS } },
+    .without_file = "default: every USB device may be attached",
+    .allow_names = "allow-usb",
+    .what = "USB device",
+  },
+  /* a slice of its parent: whatever may not have the parent may not have a slice */
+  [POLICY_DEVICE_MDEV] = {
+    .deny = { KEY_DENY_PCI, KEY_DENY_PCI_IDS, KEY_DENY_PCI_CLASSES, KEY_DENY_MDEV_TYPES,
+              END_OF_KEYS },
+    .allow = { { KEY_ALLOW_PCI, KEY_ALLOW_PCI_IDS, KEY_ALLOW_PCI_CLASSES, END_OF_KEYS },
+               { KEY_ALLOW_MDEV_TYPES, END_OF_KEYS } },
+    .mdev_owner = TRUE,
+    .without_file = "default: every mediated device whose UUID is not another VM's may be "
+                    "attached",
+    .allow_names = "allow-pci, allow-pci-ids, allow-pci-classes or allow-mdev-types",
+    .what = "mediated device",
+  },
+};
+
+/* Return: (nullable): why @facts cannot be checked against a key of @kind
+ * (interned), or NULL when they can. */
+static const char *
+facts_unknown(KeyKind kind, const PolicyDeviceFacts *facts)
+{
+  if (facts->type == POLICY_DEVICE_USB && !facts->usb_ids_known)
+    return "the device's vendor and product are unknown";
+  if (facts->type != POLICY_DEVICE_MDEV)
+    return NULL;
+  if (kind == KIND_MDEV_TYPES)
+    return facts->mdev_type ? NULL : "the mediated device's type is unknown";
+  if (facts->mdev_parent_is_pci)
+    return NULL;
+  g_autofree char *text = g_strdup_printf("the mediated device's parent %s is not a PCI "
+                                          "device", facts->mdev_parent ? facts->mdev_parent
+                                                                       : "(unknown)");
+  return g_intern_string(text);
+}
+
 /* Return: the first pattern of @setting that @facts match, or NULL. */
 static const Pattern *
 match_setting(const Setting *setting, KeyKind kind, const PolicyDeviceFacts *facts)
 {
-  char subject[32];
+  g_autofree char *subject = NULL;
 
   if (setting == NULL)
     return NULL;
   if (kind == KIND_PCI_ADDRESSES)
-    g_snprintf(subject, sizeof subject, "%04x:%02x:%02x.%x", facts->pci_domain,
-               facts->pci_bus, facts->pci_slot, facts->pci_function);
-  else if (facts->type == POLICY_DEVICE_PCI)
-    g_snprintf(subject, sizeof subject, "%04x:%04x", facts->pci_vendor, facts->pci_device);
+    subject = g_strdup_printf("%04x:%02x:%02x.%x", facts->pci_domain, facts->pci_bus,
+                              facts->pci_slot, facts->pci_function);
+  else if (kind == KIND_MDEV_TYPES)
+    subject = g_ascii_strdown(facts->mdev_type ? facts->mdev_type : "", -1);
+  else if (kind == KIND_UUIDS)
+    subject = g_ascii_strdown(facts->mdev_uuid ? facts->mdev_uuid : "", -1);
+  else if (facts->type == POLICY_DEVICE_USB)
+    subject = g_strdup_printf("%04x:%04x", facts->usb_vendor, facts->usb_product);
   else
-    g_snprintf(subject, sizeof subject, "%04x:%04x", facts->usb_vendor, facts->usb_product);
+    subject = g_strdup_printf("%04x:%04x", facts->pci_vendor, facts->pci_device);
 
   for (guint i = 0; i < setting->patterns->len; i++) {
     const Pattern *pattern = setting->patterns->pdata[i];
@@ -785,34 +887,19 @@ match_setting(const Setting *setting, KeyKind kind, const PolicyDeviceFacts *fac
   return NULL;
 }
 
-/* The keys that list devices of one bus, deny lists first. */
-static const PolicyKey pci_deny_keys[] = { KEY_DENY_PCI, KEY_DENY_PCI_IDS, KEY_DENY_PCI_CLASSES };
-static const PolicyKey pci_allow_keys[] = { KEY_ALLOW_PCI, KEY_ALLOW_PCI_IDS, KEY_ALLOW_PCI_CLASSES };
-static const PolicyKey usb_deny_keys[] = { KEY_DENY_USB };
-static const PolicyKey usb_allow_keys[] = { KEY_ALLOW_USB };
-
-gboolean
-policy_check_device(const Policy *policy, const char *vm, const PolicyDeviceFacts *facts,
-                    guint n_attached, const char **rule)
+/* The rules only a whole PCI function has: never a bridge, the boot display on request. */
+static gboolean
+whole_function_allowed(const Policy *policy, const char *vm, const PolicyDeviceFacts *facts,
+                       const char **rule)
 {
-  const char *unused;
-  gboolean pci = facts->type == POLICY_DEVICE_PCI;
-  const PolicyKey *deny_keys = pci ? pci_deny_keys : usb_deny_keys;
-  const PolicyKey *allow_keys = pci ? pci_allow_keys : usb_allow_keys;
-  gsize n_keys = pci ? G_N_ELEMENTS(pci_deny_keys) : G_N_ELEMENTS(usb_deny_keys);
-  const Setting *setting;
-
-  if (rule == NULL)
-    rule = &unused;
-
   /* A bridge or root port carries every device behind it: never. */
-  if (pci && (facts->pci_class >> 16) == 0x06) {
+  if ((facts->pci_class >> 16) == 0x06) {
     *rule = "always denied: PCI bridges and root ports (class 0x06xxxx) are never "
             "given to a VM";
     return FALSE;
   }
-  if (pci && facts->boot_vga) {
-    setting = lookup(policy, vm, KEY_ALLOW_BOOT_VGA);
+  if (facts->boot_vga) {
+    const Setting *setting = lookup(policy, vm, KEY_ALLOW_BOOT_VGA);
     if (setting == NULL || !setting->flag) {
       *rule = setting ? setting->rule
                       : "default: the host's boot display (boot_vga=1) is not given to a "
@@ -820,70 +907,149 @@ policy_check_device(const Policy *policy, const char *vm, const PolicyDeviceFact
       return FALSE;
     }
   }
-  setting = lookup(policy, vm, KEY_MAX_DEVICES);
-  if (n_attached >= (setting ? setting->count : POLICY_DEFAULT_MAX_DEVICES)) {
-    *rule = setting ? setting->rule
-                    : "default: max-devices=" G_STRINGIFY(POLICY_DEFAULT_MAX_DEVICES);
-    return FALSE;
-  }
+  return TRUE;
+}
 
-  /* Denies accumulate: the VM's own and those of [defaults] all apply. */
-  gboolean ids_unknown = !pci && !facts->usb_ids_known;
+/* Denies accumulate: the VM's own and those of [defaults] all apply. */
+static gboolean
+not_denied(const Policy *policy, const char *vm, const DeviceRules *rules,
+           const PolicyDeviceFacts *facts, const char **rule)
+{
   const Section *vm_section = vm ? g_hash_table_lookup(policy->vms, vm) : NULL;
   const Section *sections[] = { vm_section, policy->defaults };
+
   for (gsize s = 0; s < G_N_ELEMENTS(sections); s++) {
     if (sections[s] == NULL)
       continue;
-    for (gsize i = 0; i < n_keys; i++) {
-      setting = &sections[s]->settings[deny_keys[i]];
+    for (const PolicyKey *key = rules->deny; *key != END_OF_KEYS; key++) {
+      const Setting *setting = &sections[s]->settings[*key];
       if (!setting->set || setting->patterns->len == 0)
         continue;
-      if (ids_unknown) {
-        g_autofree char *text = g_strdup_printf(
-            "%s cannot be checked: the device's vendor and product are unknown", setting->rule);
+      const char *unknown = facts_unknown(keys[*key].kind, facts);
+      if (unknown) {
+        g_autofree char *text = g_strdup_printf("%s cannot be checked: %s", setting->rule,
+                                                unknown);
         *rule = g_intern_string(text);
         return FALSE;
       }
-      const Pattern *hit = match_setting(setting, keys[deny_keys[i]].kind, facts);
+      const Pattern *hit = match_setting(setting, keys[*key].kind, facts);
       if (hit) {
         *rule = hit->rule;
         return FALSE;
       }
     }
   }
+  return TRUE;
+}
 
-  gboolean restricted = FALSE;
+/*
+ * allow_group_passes() - @facts against one allow group of @rules
+ * @hit: (out): the entry that let it through, NULL when no key of the group is in force
+ */
+static gboolean
+allow_group_passes(const Policy *policy, const char *vm, const PolicyKey *group,
+                   const PolicyDeviceFacts *facts, const Pattern **hit, const char **rule)
+{
   g_autoptr(GString) names = g_string_new(NULL);
-  for (gsize i = 0; i < n_keys; i++) {
-    setting = lookup(policy, vm, allow_keys[i]);
+  const char *unknown = NULL;
+
+  *hit = NULL;
+  for (const PolicyKey *key = group; *key != END_OF_KEYS; key++) {
+    const Setting *setting = lookup(policy, vm, *key);
     if (setting == NULL)
       continue;
-    restricted = TRUE;
     g_string_append_printf(names, "%s%s", names->len ? "; " : "", setting->rule);
-    if (ids_unknown)
+    if ((unknown = facts_unknown(keys[*key].kind, facts)) != NULL)
       continue;
-    const Pattern *hit = match_setting(setting, keys[allow_keys[i]].kind, facts);
-    if (hit) {
-      *rule = hit->rule;
+    if ((*hit = match_setting(setting, keys[*key].kind, facts)) != NULL)
       return TRUE;
-    }
   }
-  if (restricted) {
-    g_autofree char *text = g_strdup_printf(
-        ids_unknown ? "the device's vendor and product are unknown, so it cannot match %s"
-                    : "the device matches no entry of %s",
-        names->str);
-    *rule = g_intern_string(text);
+  if (names->len == 0)
+    return TRUE;
+  g_autofree char *text = unknown
+      ? g_strdup_printf("%s, so it cannot match %s", unknown, names->str)
+      : g_strdup_printf("the device matches no entry of %s", names->str);
+  *rule = g_intern_string(text);
+  return FALSE;
+}
+
+/*
+ * mdev_uuid_allowed() - an mdev's UUID: the VM's own, one allow-mdev-uuids
+ * lists, or (without that key) one no VM derived; a UUID `mdev-create --vm`
+ * derived for another VM names that VM's instance
+ * @hit: (out): the allow-mdev-uuids entry that let it through, or NULL
+ */
+static gboolean
+mdev_uuid_allowed(const Policy *policy, const char *vm, const PolicyDeviceFacts *facts,
+                  const Pattern **hit, const char **rule)
+{
+  const Setting *uuids = lookup(policy, vm, KEY_ALLOW_MDEV_UUIDS);
+  g_autofree char *text = NULL;
+
+  *hit = facts->mdev_uuid_own ? NULL : match_setting(uuids, KIND_UUIDS, facts);
+  if (facts->mdev_uuid_own || *hit)
+    return TRUE;
+  if (facts->mdev_uuid_derived)
+    text = g_strdup_printf(
+        "mdev UUID %s is a version 3 UUID, the kind `hostdevctl mdev-create --vm` derives, "
+        "but not one derived for VM '%s': it is another VM's instance%s%s%s",
+        facts->mdev_uuid, vm, uuids ? " and matches no entry of " : "",
+        uuids ? uuids->rule : "", uuids ? "" : "; list it in allow-mdev-uuids to allow it");
+  else if (uuids)
+    text = g_strdup_printf("mdev UUID %s is not one derived for VM '%s' (`hostdevctl "
+                           "mdev-create --vm %s`) and matches no entry of %s",
+                           facts->mdev_uuid, vm, vm, uuids->rule);
+  else
+    return TRUE;
+  *rule = g_intern_string(text);
+  return FALSE;
+}
+
+gboolean
+policy_check_device(const Policy *policy, const char *vm, const PolicyDeviceFacts *facts,
+                    guint n_attached, const char **rule)
+{
+  const char *unused;
+  const DeviceRules *rules = &device_rules[facts->type];
+  const Setting *setting;
+
+  if (rule == NULL)
+    rule = &unused;
+  if (rules->whole_function && !whole_function_allowed(policy, vm, facts, rule))
+    return FALSE;
+  setting = lookup(policy, vm, KEY_MAX_DEVICES);
+  if (n_attached >= (setting ? setting->count : POLICY_DEFAULT_MAX_DEVICES)) {
+    *rule = setting ? setting->rule
+                    : "default: max-devices=" G_STRINGIFY(POLICY_DEFAULT_MAX_DEVICES);
     return FALSE;
   }
-  if (policy->defaults == NULL) {
-    *rule = pci ? "default: every PCI device but bridges and the boot display may be attached"
-                : "default: every USB device may be attached";
+  if (!not_denied(policy, vm, rules, facts, rule))
+    return FALSE;
+
+  g_autoptr(GString) allowed_by = g_string_new(NULL);
+  for (gsize g = 0; g < G_N_ELEMENTS(rules->allow); g++) {
+    const Pattern *hit = NULL;
+    if (!allow_group_passes(policy, vm, rules->allow[g], facts, &hit, rule))
+      return FALSE;
+    if (hit)
+      g_string_append_printf(allowed_by, "%s%s", allowed_by->len ? " and " : "", hit->rule);
+  }
+  if (rules->mdev_owner) {
+    const Pattern *hit = NULL;
+    if (!mdev_uuid_allowed(policy, vm, facts, &hit, rule))
+      return FALSE;
+    if (hit)
+      g_string_append_printf(allowed_by, "%s%s", allowed_by->len ? " and " : "", hit->rule);
+  }
+
+  if (allowed_by->len) {
+    *rule = g_intern_string(allowed_by->str);
+  } else if (policy->defaults == NULL) {
+    *rule = rules->without_file;
   } else {
     g_autofree char *text = g_strdup_printf(
-        "%s has no %s for VM '%s', so every %s device not denied may be attached",
-        policy->origin, pci ? "allow-pci, allow-pci-ids or allow-pci-classes" : "allow-usb",
-        vm, pci ? "PCI" : "USB");
+        "%s has no %s for VM '%s', so every %s not denied may be attached", policy->origin,
+        rules->allow_names, vm, rules->what);
     *rule = g_intern_string(text);
   }
   return TRUE;
@@ -892,11 +1058,20 @@ policy_check_device(const Policy *policy, const char *vm, const PolicyDeviceFact
 char *
 policy_describe_device(const PolicyDeviceFacts *facts)
 {
+  g_autofree char *pci = g_strdup_printf(
+      "PCI device %04x:%02x:%02x.%x [%04x:%04x] class 0x%06x", facts->pci_domain,
+      facts->pci_bus, facts->pci_slot, facts->pci_function, facts->pci_vendor,
+      facts->pci_device, facts->pci_class);
+
   if (facts->type == POLICY_DEVICE_PCI)
-    return g_strdup_printf("PCI device %04x:%02x:%02x.%x [%04x:%04x] class 0x%06x%s",
-                           facts->pci_domain, facts->pci_bus, facts->pci_slot,
-                           facts->pci_function, facts->pci_vendor, facts->pci_device,
-                           facts->pci_class, facts->boot_vga ? " (boot display)" : "");
+    return g_strdup_printf("%s%s", pci, facts->boot_vga ? " (boot display)" : "");
+  if (facts->type == POLICY_DEVICE_MDEV)
+    return g_strdup_printf("mediated device %s of type %s on %s%s",
+                           facts->mdev_uuid ? facts->mdev_uuid : "(unknown)",
+                           facts->mdev_type ? facts->mdev_type : "(unknown)",
+                           facts->mdev_parent_is_pci ? "" : "parent ",
+                           facts->mdev_parent_is_pci ? pci
+                           : facts->mdev_parent ? facts->mdev_parent : "(unknown)");
   if (!facts->usb_ids_known)
     return g_strdup("USB device (vendor and product unknown)");
   return g_strdup_printf("USB device %04x:%04x", facts->usb_vendor, facts->usb_product);

@@ -22,6 +22,9 @@
  *   allow-pci-classes=0x03;0x0c03   class prefix: base, base+sub, or all 24 bits
  *   allow-usb=046d:c52b;0627:*      vendor:product glob
  *   deny-pci=  deny-pci-ids=  deny-pci-classes=  deny-usb=
+ *   allow-mdev-types=nvidia-63      mdev type glob (an mdev's parent goes
+ *   deny-mdev-types=                through the PCI lists too)
+ *   allow-mdev-uuids=               mdev UUID globs beyond the VM's own
  *   allow-boot-vga=false            the host's boot display
  *   max-devices=8
  *   allow-iommu-group-takeover=false
@@ -116,13 +119,17 @@ gboolean policy_socket_group(const Policy *policy, const char *vm, gid_t *gid);
 typedef enum {
   POLICY_DEVICE_PCI,
   POLICY_DEVICE_USB,
+  POLICY_DEVICE_MDEV,
 } PolicyDeviceType;
 
 /*
  * PolicyDeviceFacts - what the caller found out about one device
  * PCI: the host address, ids and class from sysfs (vendor, device, class,
  * boot_vga files).  USB: vendor and product, from sysfs when the device is
- * present, else from the XML (startupPolicy='optional').
+ * present, else from the XML (startupPolicy='optional').  mdev: the UUID,
+ * the type and the parent from sysfs; when the parent is a PCI device, its
+ * address, ids and class in the PCI fields (its boot_vga does not count: a
+ * slice does not take the host's display away).
  */
 typedef struct {
   PolicyDeviceType type;
@@ -139,6 +146,13 @@ typedef struct {
   gboolean usb_ids_known;  /* FALSE: vendor/product could not be found out */
   guint usb_vendor;
   guint usb_product;
+  /* mdev (borrowed strings, valid for the call) */
+  const char *mdev_uuid;        /* canonical, lower case */
+  const char *mdev_type;        /* "nvidia-63"; NULL: unknown */
+  const char *mdev_parent;      /* the parent's sysfs name; NULL: unknown */
+  gboolean mdev_parent_is_pci;  /* the PCI fields describe the parent */
+  gboolean mdev_uuid_derived;   /* a version 3 UUID: the kind `mdev-create --vm` derives */
+  gboolean mdev_uuid_own;       /* derived for this VM (`mdev-create --vm VM`) */
 } PolicyDeviceFacts;
 
 /**
@@ -148,8 +162,13 @@ typedef struct {
  * @rule: (out) (optional): the rule that decided, owned by @policy; on a
  *   refusal it names the rule and where it was written
  * Order: always-denied classes (bridges and root ports), the boot display,
- * max-devices, deny lists (the VM's and [defaults]' together), then allow lists (when the VM has any allow list
- * for the device's bus, the device must match one of its entries).
+ * max-devices, deny lists (the VM's and [defaults]' together), then allow
+ * lists (when the VM has any allow list for the device's bus, the device
+ * must match one of its entries).  An mdev: its parent through the PCI
+ * lists, its type through the mdev-type lists (each list in force must let
+ * it through), then its UUID's owner: a derived UUID that is not this VM's
+ * only when allow-mdev-uuids lists it, and with allow-mdev-uuids in force
+ * only the VM's own and the listed ones.
  * Return: TRUE when the device may be attached.
  */
 gboolean policy_check_device(const Policy *policy, const char *vm,

@@ -270,7 +270,7 @@ qmp_client_drop_unsent(QmpClient *self, gint64 id)
  * Return: TRUE when the socket must become writable again to continue.
  */
 static gboolean
-qmp_client_flush(QmpClient *self)
+qmp_client_flush_full(QmpClient *self, gboolean may_shut_down)
 {
   while (!self->closed) {
     QmpOutMessage *msg = g_queue_peek_head(&self->out_queue);
@@ -306,6 +306,8 @@ qmp_client_flush(QmpClient *self)
       return TRUE;
     case G_POLLABLE_RETURN_FAILED:
     default: {
+      if (!may_shut_down)
+        return TRUE;   /* the write source meets the error again, from the main loop */
       g_autoptr(GError) reason =
         g_error_new(QMP_ERROR, QMP_ERROR_DISCONNECTED,
                     "Could not send to QEMU: %s",
@@ -316,6 +318,12 @@ qmp_client_flush(QmpClient *self)
     }
   }
   return FALSE;
+}
+
+static gboolean
+qmp_client_flush(QmpClient *self)
+{
+  return qmp_client_flush_full(self, TRUE);
 }
 
 static gboolean
@@ -337,6 +345,11 @@ qmp_client_schedule_write(QmpClient *self)
 {
   if (self->closed || self->write_source != NULL ||
       g_queue_is_empty(&self->out_queue))
+    return;
+  /* The socket usually takes a command at once: send it now rather than one main-loop
+   * iteration later.  A failure is left to the write source, so that no caller's
+   * callback runs from inside qmp_client_execute_async(). */
+  if (!qmp_client_flush_full(self, FALSE))
     return;
   self->write_source = g_socket_create_source(self->socket, G_IO_OUT, NULL);
   attach_source(self, self->write_source, G_SOURCE_FUNC(on_socket_writable),

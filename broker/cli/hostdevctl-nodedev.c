@@ -315,6 +315,7 @@ cmd_detach(const char *name)
       !check_group_unclaimed(&addr, "detaching",
                              "the VM holding the group decides where its devices go "
                              "back to when it lets go of them", &error) ||
+      !mdev_check_children_unclaimed(&addr, control_runtime_dir(), &error) ||
       !vfio_check_iommu(&error))
     return fail(error);
   record = vfio_detach_from_host(&addr, &error);
@@ -381,8 +382,9 @@ cmd_mdev_create(const HostArgs *args, const char *parent, const char *type,
     return EXIT_USAGE;
   }
   if (args->index != NULL &&
-      !g_ascii_string_to_unsigned(args->index, 10, 0, G_MAXUINT32, &index, NULL)) {
-    g_printerr("hostdevctl: --index needs a number from 0 to %u\n", G_MAXUINT32);
+      !g_ascii_string_to_unsigned(args->index, 10, 0, MDEV_VM_INDEX_LIMIT - 1, &index, NULL)) {
+    /* hostdevd recognises a VM's own instances among these only */
+    g_printerr("hostdevctl: --index needs a number from 0 to %u\n", MDEV_VM_INDEX_LIMIT - 1);
     return EXIT_USAGE;
   }
   if (given_uuid != NULL) {

@@ -112,10 +112,41 @@ on_written(GObject *source, GAsyncResult *result, gpointer user_data)
   client_unref(client);
 }
 
+/*
+ * send_now() - what the socket takes at once of the queue's head, without a
+ * main-loop iteration; the rest (a full socket buffer) goes asynchronously.
+ * Return: FALSE when the queue is empty now.
+ */
+static gboolean
+send_now(ControlClient *client)
+{
+  GSocket *socket = g_socket_connection_get_socket(client->connection);
+
+  while (!g_queue_is_empty(&client->outgoing)) {
+    GBytes *bytes = g_queue_peek_head(&client->outgoing);
+    gsize size;
+    const char *data = g_bytes_get_data(bytes, &size);
+    gssize sent = g_socket_send_with_blocking(socket, data, size, FALSE, NULL, NULL);
+    if (sent <= 0)
+      return TRUE;   /* would block, or an error the asynchronous write reports */
+    client->queued_bytes -= (gsize)sent;
+    GBytes *rest = (gsize)sent < size
+        ? g_bytes_new_from_bytes(bytes, (gsize)sent, size - (gsize)sent) : NULL;
+    g_bytes_unref(g_queue_pop_head(&client->outgoing));
+    if (rest) {
+      g_queue_push_head(&client->outgoing, rest);
+      return TRUE;
+    }
+  }
+  return FALSE;
+}
+
 static void
 write_next(ControlClient *client)
 {
   if (client->writing || client->server == NULL || g_queue_is_empty(&client->outgoing))
+    return;
+  if (!send_now(client))
     return;
   GBytes *bytes = g_queue_peek_head(&client->outgoing);
   gsize size;

@@ -14,10 +14,12 @@
  * so the device chooses it: it may hold ", ID: hostdev3" or a line break.
  * Hence: the id is the last ", ID: " of a line and ends it; every line must
  * be a whole device line (a line break in a product leaves a fragment that
- * is not); and exactly one line may end with the id asked for.  A product
- * cannot carry a whole forged line: QEMU keeps at most 31 bytes of it
- * (USBDevice.product_desc), fewer than the fixed part of a line
- * ("  Device 0.1, Port 1, Speed 12 Mb/s, Product ").
+ * is not).  A product cannot carry a whole forged line: QEMU keeps at most
+ * 31 bytes of it (USBDevice.product_desc), fewer than the fixed part of a
+ * line ("  Device 0.1, Port 1, Speed 12 Mb/s, Product ").  So a hostile
+ * product can at most make its own port look taken (guest-usb.c), and the
+ * guest port of hostdevd's devices is never read from this text: hostdevd
+ * chooses it.
  */
 
 /* Return: whether @id is a QEMU id as QEMU checks it (id_wellformed()). */
@@ -30,16 +32,10 @@ qemu_id_is_wellformed(const char *id)
          strlen(id);
 }
 
-typedef struct {
-  guint bus;
-  guint address;
-  char port[16];          /* QEMU's USBPort path is 16 bytes */
-  const char *id;         /* in the line; NULL when the device has none */
-} UsbLine;
-
-/* Parse one device line strictly. Return: FALSE when @line is not one. */
+/* Parse one device line strictly into @out (whose id points into @line). Return: FALSE when
+ * @line is not one. */
 static gboolean
-parse_usb_line(char *line, UsbLine *out)
+parse_usb_line(char *line, GuestUsbLine *out)
 {
   int consumed = -1;
   char speed[8] = "";
@@ -53,55 +49,40 @@ parse_usb_line(char *line, UsbLine *out)
     return FALSE;
   char *id_field = g_strrstr(line + consumed, ", ID: ");
   if (id_field && qemu_id_is_wellformed(id_field + strlen(", ID: ")))
-    out->id = id_field + strlen(", ID: ");
+    out->id = g_strdup(id_field + strlen(", ID: "));
   return TRUE;
 }
 
-gboolean
-guest_usb_address_parse(const char *text, const char *id, guint *bus, char **port,
-                        GError **error)
+static void
+usb_line_free(GuestUsbLine *line)
+{
+  g_free(line->id);
+  g_free(line);
+}
+
+GPtrArray *
+guest_usb_lines_parse(const char *text, GError **error)
 {
   g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
-  UsbLine found = { 0 };
-  guint n_found = 0;
+  g_autoptr(GPtrArray) parsed = g_ptr_array_new_with_free_func((GDestroyNotify)usb_line_free);
 
   for (guint i = 0; lines[i]; i++) {
-    UsbLine line;
-    if (lines[i][0] == '\0' && lines[i + 1] == NULL)
-      break;   /* the final newline */
-    if (!parse_usb_line(lines[i], &line)) {
+    /* the final newline; an empty line (a product ending in a line break) says nothing */
+    if (lines[i][0] == '\0')
+      continue;
+    GuestUsbLine *line = g_new0(GuestUsbLine, 1);
+    if (!parse_usb_line(lines[i], line)) {
       g_autofree char *shown = g_strescape(lines[i], NULL);
+      usb_line_free(line);
       g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_QEMU_ERROR,
                   "QEMU's x-query-usb answer has a line that is not a USB device: "
                   "'%.80s' (line %u); a device's product string may have broken it, so "
                   "no guest USB address in it is trusted", shown, i + 1);
-      return FALSE;
+      return NULL;
     }
-    if (line.id && strcmp(line.id, id) == 0) {
-      found = line;
-      n_found++;
-    }
+    g_ptr_array_add(parsed, line);
   }
-  if (n_found != 1) {
-    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_QEMU_ERROR,
-                n_found == 0 ? "QEMU's x-query-usb shows no USB device with id '%s'"
-                             : "QEMU's x-query-usb shows more than one USB device with id "
-                               "'%s' (a device's product string may imitate another's id), "
-                               "so its guest address is not trusted",
-                id);
-    return FALSE;
-  }
-  g_autoptr(GError) invalid = NULL;
-  g_autofree char *canonical = hostdev_usb_guest_port_check(found.bus, found.port, &invalid);
-  if (canonical == NULL) {
-    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_QEMU_ERROR,
-                "QEMU places USB device '%s' at bus %u port '%s', which hostdevd cannot "
-                "record: %s", id, found.bus, found.port, invalid->message);
-    return FALSE;
-  }
-  *bus = found.bus;
-  *port = g_steal_pointer(&canonical);
-  return TRUE;
+  return g_steal_pointer(&parsed);
 }
 
 /* Return: (transfer full): "pci.1, pci.2" — the buses that take hot-plugged devices. */

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 /*
- * guest-addr.h - where a device sits in the guest, as QEMU reports it
+ * guest-addr.h - where a device goes in the guest: PCI slots, zPCI ids, and
+ * the lines of QEMU's USB device list
  */
 #pragma once
 
@@ -10,21 +11,23 @@
 
 G_BEGIN_DECLS
 
+/* One line of x-query-usb: "  Device B.A, Port P, Speed S Mb/s, Product ...[, ID: id]" */
+typedef struct {
+  guint bus;              /* QEMU's bus number, in the order the buses were made */
+  guint address;
+  char port[16];          /* QEMU's USBPort path is 16 bytes */
+  char *id;               /* NULL when the device has none */
+} GuestUsbLine;
+
 /**
- * guest_usb_address_parse() - find device @id in x-query-usb output
- * @text: the "human-readable-text" of QMP x-query-usb, lines like
- *   "  Device 0.1, Port 1, Speed 480 Mb/s, Product QEMU USB Keyboard, ID: usbhost0"
- * @bus: (out): the USB bus number (libvirt's controller index)
- * @port: (out) (transfer full): the port path in canonical form, e.g. "1" or "1.2"
- * The text is QEMU's, and each product string in it is a USB device's own:
- * every line must be a whole device line, the id is the last ", ID: " of
- * its line, exactly one line may carry @id, and the address must be one
- * <address type='usb'> can hold (hostdev_usb_guest_port_check()), so what
- * is journaled reads back after a restart.
- * Return: TRUE, or FALSE with a HOSTDEVD_ERROR_QEMU_ERROR saying why.
+ * guest_usb_lines_parse() - every device line of x-query-usb's text
+ * The product in a line is the USB device's own string (at most 31 bytes
+ * in QEMU, too short to forge a whole line): each non-empty line must be a
+ * whole device line, and a line's id is the last ", ID: " in it.
+ * Return: (transfer full) (element-type GuestUsbLine): the lines, or NULL
+ * with a HOSTDEVD_ERROR_QEMU_ERROR.
  */
-gboolean guest_usb_address_parse(const char *text, const char *id, guint *bus, char **port,
-                                 GError **error);
+GPtrArray *guest_usb_lines_parse(const char *text, GError **error);
 
 /**
  * guest_pci_place() - choose where a PCI device goes, as libvirt would

@@ -573,6 +573,9 @@ on_round_one(GTask *task)
     g_ptr_array_add(topology->buses, bus_new("pcie.0", "pcie-root", 0, FALSE, 0, 31));
   else if (i440fx)
     g_ptr_array_add(topology->buses, bus_new("pci.0", "pci-root", 0, TRUE, 1, 31));
+  /* s390x: the zPCI host bus, where libvirt's pci-root leaves slot 0 alone as on a PC */
+  else if (g_strcmp0(topology->arch, "s390x") == 0)
+    g_ptr_array_add(topology->buses, bus_new("pci.0", "pci-root", 0, TRUE, 1, 31));
 
   round_next(discovery);
   for (guint i = 0; i < discovery->devices->len; i++) {

@@ -301,6 +301,41 @@ read_hex_attr(const char *bdf, const char *attr, guint64 max, guint *out)
   return TRUE;
 }
 
+/* Return: the header type of @bdf's config space (0 endpoint, 1 bridge, 2 CardBus), or -1. */
+static gint
+read_header_type(const char *bdf)
+{
+  g_autofree char *path = host_path("sys/bus/pci/devices/%s/config", bdf);
+  g_autofree char *config = NULL;
+  gsize length = 0;
+
+  /* an unprivileged reader still gets the first 64 bytes */
+  if (!g_file_get_contents(path, &config, &length, NULL) || length <= 0x0e)
+    return -1;
+  return (guint8)config[0x0e] & 0x7f;
+}
+
+gboolean
+host_pci_check_not_bridge(const PciAddress *addr, GError **error)
+{
+  g_autofree char *bdf = NULL;
+  guint class_code = 0;
+
+  if (!check_address(addr, error))
+    return FALSE;
+  bdf = pci_address_format(addr);
+  gboolean by_class = read_hex_attr(bdf, "class", 0xffffff, &class_code) &&
+                      ((class_code >> 8) == 0x0604 || (class_code >> 8) == 0x0609);
+  gint header = read_header_type(bdf);
+  if (!by_class && header != 1 && header != 2)
+    return TRUE;
+  g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+              "%s is a PCI bridge: bridges cannot be assigned (a bridge, PCIe root port or "
+              "switch port only connects other devices); name a device behind it instead "
+              "(`hostdevctl nodedev-list` shows each with its parent)", bdf);
+  return FALSE;
+}
+
 /* Return: a decimal attribute in [@min, @max], or @fallback. */
 static gint64
 read_int_attr(const char *bdf, const char *attr, gint64 min, gint64 max,

@@ -31,6 +31,16 @@ int host_pci_get_iommu_group(const PciAddress *addr, GError **error);
 gboolean host_pci_check_assignable(const PciAddress *addr, gboolean managed,
                                    GError **error);
 
+/**
+ * host_pci_check_not_bridge() - refuse a PCI bridge or PCIe port as a source
+ * A bridge (class 0x0604/0x0609, or a bridge header in its config space)
+ * is never assigned: VFIO does not take one, and its IOMMU group's check
+ * would talk about the devices behind it instead.
+ * Return: FALSE with InvalidArgument naming it as a bridge; TRUE for any
+ * other device, and when sysfs cannot tell (later checks report that).
+ */
+gboolean host_pci_check_not_bridge(const PciAddress *addr, GError **error);
+
 /* What sysfs says about one PCI function, for the inventory. */
 typedef struct {
   PciAddress addr;

@@ -3,6 +3,7 @@
 #include "claims.h"
 #include "host-pci.h"
 #include "hostdevd-error.h"
+#include "mdev.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -143,8 +144,11 @@ host_prep_claim(HostPrep *prep, const char *runtime_dir, const char *vm,
     g_autoptr(GError) no_group = NULL;
     int group = host_pci_get_iommu_group(&hostdev->pci_source, &no_group);
     g_clear_pointer(&prep->inherited_origin, claim_origin_free);
+    /* a parent and its mdevs exclude each other; each side looks at the other after
+     * taking its own claim, so of two racing attaches at least one sees the other */
     if (!claim_one(prep, runtime_dir, vm, owner, claims_key_pci(&hostdev->pci_source),
-                   &prep->inherited_origin, error))
+                   &prep->inherited_origin, error) ||
+        !mdev_check_children_unclaimed(&hostdev->pci_source, runtime_dir, error))
       return FALSE;
     /* one IOMMU group never spans two VMs */
     return group < 0 ||
@@ -160,7 +164,8 @@ host_prep_claim(HostPrep *prep, const char *runtime_dir, const char *vm,
                   "'%s' is not an mdev UUID", hostdev->mdev.uuid);
       return FALSE;
     }
-    return claim_one(prep, runtime_dir, vm, owner, key, NULL, error);
+    return claim_one(prep, runtime_dir, vm, owner, key, NULL, error) &&
+           mdev_check_parent_unclaimed(hostdev->mdev.uuid, runtime_dir, error);
   }
   }
   return TRUE;

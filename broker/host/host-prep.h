@@ -62,7 +62,10 @@ HostPrep *host_prep_from_json(JsonObject *object, GError **error);
 /**
  * host_prep_claim() - claim @hostdev's host device (and its IOMMU group;
  * an mdev by its UUID) for @vm host-wide, held by @owner's hostdevd and
- * QEMU; a Busy error names the VM that holds it.  A PCI device's claim
+ * QEMU; a Busy error names the VM that holds it.  A parent and its
+ * mediated devices exclude each other: a PCI device one of whose mdevs a
+ * VM holds, or an mdev whose parent a VM holds whole, is Busy too (the
+ * claim just taken stays in @prep for the undo).  A PCI device's claim
  * taken over from a holder that is gone (or this VM's own) hands its
  * origin on to host_prep_vfio_begin().
  * @usb: (nullable): the resolved USB device

@@ -106,6 +106,33 @@ mdev_uuid_for_vm(const char *vm, guint index)
   return mdev_uuid_v3(ns, name);
 }
 
+gboolean
+mdev_uuid_is_version3(const char *uuid)
+{
+  guint8 bytes[16];
+
+  return mdev_uuid_parse(uuid, bytes) && (bytes[6] >> 4) == 3;
+}
+
+gboolean
+mdev_uuid_vm_index(const char *uuid, const char *vm, guint *index)
+{
+  g_autofree char *lower = NULL;
+
+  if (!mdev_uuid_is_version3(uuid))
+    return FALSE;
+  lower = g_ascii_strdown(uuid, -1);
+  for (guint i = 0; i < MDEV_VM_INDEX_LIMIT; i++) {
+    g_autofree char *derived = mdev_uuid_for_vm(vm, i);
+    if (strcmp(derived, lower) == 0) {
+      if (index)
+        *index = i;
+      return TRUE;
+    }
+  }
+  return FALSE;
+}
+
 static gboolean
 sysfs_name_is_valid(const char *name)
 {
@@ -283,6 +310,26 @@ check_uuid(const char *uuid, GError **error)
   return TRUE;
 }
 
+MdevDevice *
+mdev_device_find(const char *uuid, GError **error)
+{
+  g_autofree char *lower = NULL;
+  g_autofree char *dir = NULL;
+
+  if (!check_uuid(uuid, error))
+    return NULL;
+  lower = g_ascii_strdown(uuid, -1);
+  dir = host_path("sys/bus/mdev/devices/%s", lower);
+  if (!g_file_test(dir, G_FILE_TEST_IS_DIR)) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_NOT_FOUND,
+                "there is no mediated device %s on this host: create it first "
+                "(`hostdevctl mdev-create PARENT TYPE %s`), or list those that exist "
+                "with `hostdevctl nodedev-list --cap mdev`", lower, lower);
+    return NULL;
+  }
+  return read_device(lower);
+}
+
 gboolean
 mdev_create(const char *parent, const char *type, const char *uuid, GError **error)
 {
@@ -365,6 +412,82 @@ mdev_create(const char *parent, const char *type, const char *uuid, GError **err
     return FALSE;
   }
   return TRUE;
+}
+
+/*
+ * A parent and its mediated devices are one piece of hardware held two
+ * ways: unbinding the parent's driver (to give it to a VM whole) takes
+ * every mdev of it away from whoever uses it, so neither may be claimed
+ * while a live claim holds the other.
+ */
+
+/* Return: (nullable): the live claim on @key; NULL when there is none, or with
+ * @error when the claims cannot be read. */
+static Claim *
+live_claim(const char *runtime_dir, const char *key, GError **error)
+{
+  g_autoptr(Claim) claim = claims_lookup(runtime_dir, key, error);
+  return claim && !claim->stale ? g_steal_pointer(&claim) : NULL;
+}
+
+gboolean
+mdev_check_children_unclaimed(const PciAddress *addr, const char *runtime_dir, GError **error)
+{
+  g_autofree char *name = pci_address_format(addr);
+  g_autofree char *parent_dir = host_path("sys/class/mdev_bus/%s", name);
+  g_autoptr(GPtrArray) mdevs = NULL;
+
+  if (!g_file_test(parent_dir, G_FILE_TEST_EXISTS))
+    return TRUE;   /* no mdev parent */
+  if ((mdevs = mdev_list_devices(error)) == NULL)
+    return FALSE;
+  for (guint i = 0; i < mdevs->len; i++) {
+    const MdevDevice *mdev = mdevs->pdata[i];
+    g_autofree char *key = g_strcmp0(mdev->parent, name) == 0 ? claims_key_mdev(mdev->uuid)
+                                                               : NULL;
+    g_autoptr(GError) local = NULL;
+    g_autoptr(Claim) claim = key ? live_claim(runtime_dir, key, &local) : NULL;
+    if (local) {
+      g_propagate_error(error, g_steal_pointer(&local));
+      return FALSE;
+    }
+    if (claim == NULL)
+      continue;
+    g_autofree char *holder = claims_describe_holder(claim);
+    g_autofree char *remedy = claims_describe_remedy(claim);
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_BUSY,
+                "PCI device %s is the parent of mediated device %s, which is in use by %s: "
+                "unbinding the parent's driver (to give it to a VM whole, or to vfio-pci) "
+                "would take the mdev away; %s", name, mdev->uuid, holder, remedy);
+    return FALSE;
+  }
+  return TRUE;
+}
+
+gboolean
+mdev_check_parent_unclaimed(const char *uuid, const char *runtime_dir, GError **error)
+{
+  g_autoptr(MdevDevice) mdev = mdev_device_find(uuid, NULL);
+  PciAddress parent;
+
+  /* gone already: QEMU will say so; a parent that is no PCI device is never given whole */
+  if (mdev == NULL || mdev->parent == NULL || !pci_address_parse(mdev->parent, &parent, NULL))
+    return TRUE;
+  g_autofree char *key = claims_key_pci(&parent);
+  g_autoptr(GError) local = NULL;
+  g_autoptr(Claim) claim = live_claim(runtime_dir, key, &local);
+  if (local) {
+    g_propagate_error(error, g_steal_pointer(&local));
+    return FALSE;
+  }
+  if (claim == NULL)
+    return TRUE;
+  g_autofree char *holder = claims_describe_holder(claim);
+  g_autofree char *remedy = claims_describe_remedy(claim);
+  g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_BUSY,
+              "the parent of mediated device %s, PCI device %s, is in use by %s, which has "
+              "it whole: %s", uuid, mdev->parent, holder, remedy);
+  return FALSE;
 }
 
 /* Busy when a live VM (its hostdevd or its QEMU) claims mdev @uuid. */

@@ -6,6 +6,8 @@
  */
 #pragma once
 
+#include "hostdev.h"
+
 #include <glib.h>
 
 G_BEGIN_DECLS
@@ -46,6 +48,20 @@ char *mdev_uuid_v3(const guint8 namespace_uuid[16], const char *name);
  * 3 of "VM/INDEX" in MDEV_UUID_NAMESPACE, the same on every call. */
 char *mdev_uuid_for_vm(const char *vm, guint index);
 
+/* Indices `mdev-create --vm NAME --index N` accepts, and mdev_uuid_vm_index() tries: 0..N-1. */
+#define MDEV_VM_INDEX_LIMIT 1024
+
+/* Return: whether @uuid (canonical, either case) is a version 3 UUID, the
+ * kind mdev_uuid_for_vm() gives (which VM's it is cannot be told from it). */
+gboolean mdev_uuid_is_version3(const char *uuid);
+
+/**
+ * mdev_uuid_vm_index() - is @uuid one that mdev_uuid_for_vm() gives @vm?
+ * @index: (out) (optional): which instance, 0..MDEV_VM_INDEX_LIMIT-1
+ * Return: TRUE when it is instance @index of @vm.
+ */
+gboolean mdev_uuid_vm_index(const char *uuid, const char *vm, guint *index);
+
 /* mdev_parent_parse() - accept "0000:00:02.0" or "pci_0000_00_02_0" (or
  * another bus's sysfs name: [A-Za-z0-9:._-], no leading dot) and give
  * the parent's sysfs name; InvalidArgument otherwise. */
@@ -63,6 +79,13 @@ GPtrArray *mdev_list_types(const char *parent, GError **error);
 GPtrArray *mdev_list_devices(GError **error);
 
 /**
+ * mdev_device_find() - the mdev @uuid as sysfs shows it now
+ * Return: (transfer full): the device, or NULL with InvalidArgument (not a
+ * UUID) or NotFound (no such mdev: how to create it).
+ */
+MdevDevice *mdev_device_find(const char *uuid, GError **error);
+
+/**
  * mdev_create() - create instance @uuid of @type on @parent
  * Checks first (InvalidArgument: malformed names; NotFound: no such
  * parent or type; Busy: no instance left, or @uuid exists), then writes
@@ -71,6 +94,20 @@ GPtrArray *mdev_list_devices(GError **error);
  */
 gboolean mdev_create(const char *parent, const char *type, const char *uuid,
                      GError **error);
+
+/**
+ * mdev_check_children_unclaimed() - may the PCI device @addr leave its driver?
+ * Return: FALSE with a Busy error naming the VM when a live claim in
+ * @runtime_dir holds one of its mediated devices: unbinding the parent's
+ * driver would take the mdev away from that VM.
+ */
+gboolean mdev_check_children_unclaimed(const PciAddress *addr, const char *runtime_dir,
+                                       GError **error);
+
+/* Return: FALSE with a Busy error naming the VM when a live claim in
+ * @runtime_dir holds the parent of mdev @uuid whole (its PCI device). */
+gboolean mdev_check_parent_unclaimed(const char *uuid, const char *runtime_dir,
+                                     GError **error);
 
 /* Default bound of mdev_remove()'s wait for the kernel. */
 #define MDEV_DEFAULT_REMOVE_TIMEOUT_MS 10000

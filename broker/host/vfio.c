@@ -1062,6 +1062,21 @@ vfio_step_wait_node(VfioRecord *record, GError **error)
   return FALSE;
 }
 
+gid_t
+vfio_node_group(void)
+{
+  g_autofree char *container = host_path("dev/vfio/vfio");
+  struct stat st;
+  return stat(container, &st) == 0 ? st.st_gid : (gid_t)-1;
+}
+
+gboolean
+vfio_node_owner_is_ours(uid_t owner, gid_t group, uid_t uid, gid_t gid)
+{
+  return (owner == 0 || owner == uid) &&
+         (group == 0 || group == gid || group == vfio_node_group());
+}
+
 gboolean
 vfio_step_chown(VfioRecord *record, uid_t uid, gid_t gid,
                 const VfioRecord *sibling, GError **error)
@@ -1087,6 +1102,14 @@ vfio_step_chown(VfioRecord *record, uid_t uid, gid_t gid,
     record->node_gid_before = sibling->node_gid_before;
     record->node_mode_before = sibling->node_mode_before;
     record->node_before_known = TRUE;
+  } else if (!vfio_node_owner_is_ours(st.st_uid, st.st_gid, uid, gid)) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_BUSY,
+                "/dev/vfio/%d belongs to uid %u gid %u, neither root nor QEMU's user (uid %u "
+                "gid %u): another user was given this IOMMU group, and hostdevd would not give "
+                "it back to them; if it is free, `chown root:root /dev/vfio/%d` and try again",
+                record->group, (unsigned)st.st_uid, (unsigned)st.st_gid, (unsigned)uid,
+                (unsigned)gid, record->group);
+    return FALSE;
   } else {
     /* planned (and journaled) before, when the node existed then */
     if (!record->node_before_known) {

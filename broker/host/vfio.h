@@ -228,8 +228,18 @@ gboolean vfio_step_wait_node(VfioRecord *record, GError **error);
  * planned by vfio_record_new()/vfio_record_plan_node() when the node
  * existed then).
  * @uid (uid_t)-1 skips the step.  HostError saying which capability or
- * mount option is missing.
+ * mount option is missing; BUSY, changing nothing, when the node belongs to
+ * someone hostdevd could not give it back to (vfio_node_owner_is_ours()).
  */
+/* Return: the group of /dev/vfio/vfio, which udev gives every VFIO node
+ * (root, or e.g. kvm), or (gid_t)-1 when there is no such node. */
+gid_t vfio_node_group(void);
+
+/* Return: whether a VFIO group node owned by @owner:@group may be handed to
+ * QEMU's @uid:@gid and back: the owner is root or @uid, the group root, @gid
+ * or vfio_node_group().  hostdevd's sandbox lets chown give to those only. */
+gboolean vfio_node_owner_is_ours(uid_t owner, gid_t group, uid_t uid, gid_t gid);
+
 gboolean vfio_step_chown(VfioRecord *record, uid_t uid, gid_t gid,
                          const VfioRecord *sibling, GError **error);
 

@@ -253,21 +253,20 @@ place_on_pci_bus(Op *op, AttachItem *item, GError **error)
     item->context.pci_function = function;
     return TRUE;
   }
-  /* On s390x QEMU picks the slot; the guest addresses the device by its zPCI ids. */
-  if (!item->context.s390x || hostdev->pci_guest.present) {
-    if (!guest_pci_place(topology, hostdev->pci_guest.present ? &hostdev->pci_guest.addr : NULL,
-                         &placed, &bus, error))
-      return FALSE;
-    hostdev->pci_guest.present = TRUE;
-    hostdev->pci_guest.addr = placed;
-    item->context.pci_bus_id = bus->id;
-    item->context.pci_slot = placed.slot;
-    item->context.pci_function = placed.function;
-    /* the request's next device is placed with this one in the slot */
-    GuestPciBus *taken = guest_topology_find_bus(topology, placed.bus);
-    if (taken && taken->occupant[placed.slot] == NULL)
-      taken->occupant[placed.slot] = g_strdup(hostdev->alias);
-  }
+  /* s390x too: the guest addresses the device by its zPCI ids, but libvirt still gives it
+   * a slot on the zPCI host bus, and so does hostdevd */
+  if (!guest_pci_place(topology, hostdev->pci_guest.present ? &hostdev->pci_guest.addr : NULL,
+                       &placed, &bus, error))
+    return FALSE;
+  hostdev->pci_guest.present = TRUE;
+  hostdev->pci_guest.addr = placed;
+  item->context.pci_bus_id = bus->id;
+  item->context.pci_slot = placed.slot;
+  item->context.pci_function = placed.function;
+  /* the request's next device is placed with this one in the slot */
+  GuestPciBus *taken = guest_topology_find_bus(topology, placed.bus);
+  if (taken && taken->occupant[placed.slot] == NULL)
+    taken->occupant[placed.slot] = g_strdup(hostdev->alias);
   if (!item->context.s390x)
     return TRUE;
   GuestZpci *reuse = stranded_zpci(topology, hostdev, item->alias_given);
@@ -299,6 +298,26 @@ place_on_pci_bus(Op *op, AttachItem *item, GError **error)
   return TRUE;
 }
 
+/* The USB port of @item: the one its XML names, or libvirt's choice of a free one. */
+gboolean
+hotplug_place_usb(Op *op, AttachItem *item, GError **error)
+{
+  Hostdev *hostdev = item->hostdev;
+  guint bus;
+  g_autofree char *port = NULL;
+
+  if (!guest_usb_place(op->hotplug->usb_ports, item->usb_bus_given, hostdev->usb_guest.bus,
+                       item->usb_port_given ? hostdev->usb_guest.port : NULL, hostdev->alias,
+                       &bus, &port, error))
+    return FALSE;
+  op->took_usb_ports = TRUE;
+  hostdev->usb_guest.present = TRUE;
+  hostdev->usb_guest.bus = bus;
+  g_free(hostdev->usb_guest.port);
+  hostdev->usb_guest.port = g_steal_pointer(&port);
+  return TRUE;
+}
+
 /* name_device() - @item's alias: the XML's, or libvirt's choice. */
 static gboolean
 name_device(Op *op, AttachItem *item, const char *const *qemu_ids, GError **error)
@@ -327,6 +346,9 @@ plan_device(Op *op, AttachItem *item, GError **error)
     return TRUE;
   }
   if (op->topology && item->ops->placed_on_pci_bus && !place_on_pci_bus(op, item, error))
+    return FALSE;
+  if (op->hotplug->usb_ports && item->ops->placed_on_usb_port &&
+      !hotplug_place_usb(op, item, error))
     return FALSE;
   item->commands = qemu_device_plan(item->hostdev, &item->context, error);
   return item->commands != NULL;
@@ -546,8 +568,9 @@ check_not_repeated(const Op *op, guint index, GError **error)
 /*
  * pci_precheck() - every read-only check of a PCI device, so that a dry
  * run fails exactly where the attach would, before QEMU is asked: the
- * device exists, the host's IOMMU is usable, the device is on vfio-pci
- * when not managed, and its IOMMU group is viable (or may be taken whole).
+ * device exists and is no bridge, the host's IOMMU is usable, the device
+ * is on vfio-pci when not managed, and its IOMMU group is viable (or may be
+ * taken whole).
  */
 static gboolean
 pci_precheck(AttachItem *item, GError **error)
@@ -561,6 +584,9 @@ pci_precheck(AttachItem *item, GError **error)
     g_propagate_error(error, g_steal_pointer(&missing));
     return FALSE;
   }
+  /* before the IOMMU group is looked at: a bridge's group is about the devices behind it */
+  if (!host_pci_check_not_bridge(&hostdev->pci_source, error))
+    return FALSE;
   if (!host_prep_vfio_begin(item->prep, hostdev, NULL, error))
     return FALSE;
   if (!hostdev->managed && !host_pci_check_assignable(&hostdev->pci_source, FALSE, error))
@@ -623,11 +649,12 @@ usb_resolve(AttachItem *item, GError **error)
   return TRUE;
 }
 
-/* QEMU opens the mediated device by its sysfs path; it checks the UUID itself. */
+/* The mediated device must exist: its parent, type and UUID are what the policy decides on. */
 static gboolean
 mdev_resolve(AttachItem *item, GError **error)
 {
-  return TRUE;
+  item->mdev = mdev_device_find(item->hostdev->mdev.uuid, error);
+  return item->mdev != NULL;
 }
 
 static gboolean
@@ -648,11 +675,27 @@ pci_policy_facts(const AttachItem *item, PolicyDeviceFacts *facts)
   return TRUE;
 }
 
-/* A mediated device is a slice of its parent, which the policy governs. */
+/* A mediated device is a slice of its parent: the parent's PCI facts, the
+ * type, and whose UUID it is. */
 static gboolean
 mdev_policy_facts(const AttachItem *item, PolicyDeviceFacts *facts)
 {
-  return FALSE;
+  const MdevDevice *mdev = item->mdev;
+  PciAddress parent;
+
+  if (mdev->parent && pci_address_parse(mdev->parent, &parent, NULL)) {
+    g_autoptr(HostPciDevice) pci = host_pci_device_read(&parent, NULL);
+    hotplug_pci_policy_facts(&parent, facts);
+    facts->mdev_parent_is_pci = pci != NULL;
+    facts->boot_vga = FALSE;   /* a slice leaves the host its display */
+  }
+  facts->type = POLICY_DEVICE_MDEV;
+  facts->mdev_uuid = item->hostdev->mdev.uuid;
+  facts->mdev_type = mdev->type;
+  facts->mdev_parent = mdev->parent;
+  facts->mdev_uuid_derived = mdev_uuid_is_version3(item->hostdev->mdev.uuid);
+  facts->mdev_uuid_own = mdev_uuid_vm_index(item->hostdev->mdev.uuid, item->hotplug->vm, NULL);
+  return TRUE;
 }
 
 static const AttachStepKind *const usb_host_steps[] = {
@@ -673,10 +716,10 @@ static const HotplugTypeOps type_ops[] = {
     .unplug_needs_guest = FALSE,
     .pins_guest_memory = FALSE,
     .placed_on_pci_bus = FALSE,
+    .placed_on_usb_port = TRUE,
     .resolve = usb_resolve,
     .policy_facts = usb_policy_facts,
     .host_steps = usb_host_steps,
-    .after_last_add_sent = hotplug_query_usb_behind_add,
     .verify = &hotplug_step_verify_usb,
   },
   [HOSTDEV_TYPE_PCI] = {
@@ -706,14 +749,52 @@ hotplug_type_ops(HostdevType type)
   return &type_ops[type];
 }
 
+static void attach_placed_on_usb(GTask *task);
+
+static void
+on_usb_ports(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GTask *task = user_data;
+  Op *op = g_task_get_task_data(task);
+  GError *error = NULL;
+  GuestUsbPorts *ports = guest_usb_ports_query_finish(result, &error);
+
+  if (ports == NULL) {
+    hotplug_op_return(task, NULL, error);
+    return;
+  }
+  /* an operation that ran meanwhile may have read them too */
+  hotplug_forget_usb_ports(op->hotplug);
+  op->hotplug->usb_ports = ports;
+  attach_placed_on_usb(task);
+}
+
 static void
 attach_checked(GTask *task)
 {
   Op *op = g_task_get_task_data(task);
   /*
-   * A PCI device needs the bus layout.  A USB device goes wherever QEMU has
-   * a free port, so the common case needs no look-up at all: an alias that
-   * clashes with a foreign device is corrected once when QEMU says so.
+   * A USB device takes a port hostdevd chooses, as libvirt does, from the
+   * port map read once per QEMU (x-query-usb lists the taken ports) and
+   * kept up to date since; a QEMU without x-query-usb chooses itself.
+   */
+  gboolean usb = FALSE;
+  for (guint i = 0; i < op->items->len; i++)
+    usb |= ((AttachItem *)g_ptr_array_index(op->items, i))->ops->placed_on_usb_port;
+  if (usb && op->hotplug->has_x_query_usb && op->hotplug->usb_ports == NULL)
+    guest_usb_ports_query_async(op->hotplug->qmp, NULL, on_usb_ports, task);
+  else
+    attach_placed_on_usb(task);
+}
+
+static void
+attach_placed_on_usb(GTask *task)
+{
+  Op *op = g_task_get_task_data(task);
+  /*
+   * A PCI device needs the bus layout.  A USB device needs no more: an
+   * alias that clashes with a foreign device is corrected once when QEMU
+   * says so.
    */
   gboolean placed = op->dry_run;
   for (guint i = 0; i < op->items->len; i++)

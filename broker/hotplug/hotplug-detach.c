@@ -42,8 +42,8 @@ detach_conclude(GTask *task)
     device->detach_waiting = FALSE;
   if (g_strcmp0(op->outcome, "deleted") == 0) {
     if (device)
-      hotplug_release_device(hotplug, device, "QEMU reported DEVICE_DELETED", task,
-                     detach_reply(op, "detached"));
+      hotplug_release_when_gone(hotplug, device, "QEMU reported DEVICE_DELETED", task,
+                                detach_reply(op, "detached"));
     else
       hotplug_op_return(task, detach_reply(op, "detached"), NULL);
   } else if (g_strcmp0(op->outcome, "guest-error") == 0) {

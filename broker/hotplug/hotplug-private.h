@@ -11,9 +11,11 @@
 #include "hotplug-plan.h"
 #include "guest-addr.h"
 #include "guest-topology.h"
+#include "guest-usb.h"
 #include "host-prep.h"
 #include "hostdev.h"
 #include "hostdevd-error.h"
+#include "mdev.h"
 #include "qemu-device.h"
 #include "state.h"
 #include "vm-devices.h"
@@ -44,7 +46,13 @@ struct _Hotplug {
   guint64 memlock_hard;
   GPtrArray *drain_waiters; /* GTask*: waiting for releases_pending to reach 0 */
   gboolean features_known; /* probed once per QEMU connection (query-commands) */
-  gboolean has_x_query_usb;            /* the USB bus layout: a device's guest port */
+  gboolean has_x_query_usb;            /* the USB bus layout: which ports are taken */
+  /* the VM's USB ports, read from QEMU at the first USB attach and kept up to date as
+   * devices come and go; NULL when unknown (a failed attach, a device we did not add left) */
+  GuestUsbPorts *usb_ports;
+  /* aliases of USB devices whose port was given back before QEMU's DEVICE_DELETED for them
+   * was seen: that event is no news about the port map */
+  GHashTable *usb_ports_released;
   gboolean has_memory_size_summary;    /* the guest's RAM, for the locked-memory limit */
   HotplugEventFunc emit;
   gpointer emit_data;
@@ -67,6 +75,8 @@ typedef struct {
   gboolean pins_guest_memory;
   /* it goes on a PCI bus: the attach reads QEMU's bus layout to place it */
   gboolean placed_on_pci_bus;
+  /* it goes on a USB port: the attach chooses one (the port map is read once) */
+  gboolean placed_on_usb_port;
   /* read-only checks and look-ups on the host, before anything is planned */
   gboolean (*resolve)(AttachItem *item, GError **error);
   /* what the policy decides on; FALSE: the policy does not govern it */
@@ -74,11 +84,15 @@ typedef struct {
   /* the attach's steps before QEMU's device_add, in order (NULL-terminated);
    * each says itself whether a request needs it */
   const AttachStepKind *const *host_steps;
-  /* (nullable) sent right behind the device's last device_add, answered in order */
-  void (*after_last_add_sent)(GTask *task, AttachItem *item);
   /* what confirms the device in QEMU once every device_add was accepted */
   const AttachStepKind *verify;
 } HotplugTypeOps;
+
+/* hotplug_forget_usb_ports() - the USB port map is no longer trusted: read it at the next use. */
+void hotplug_forget_usb_ports(Hotplug *hotplug);
+
+/* hotplug_place_usb() - @item's USB port, chosen from hotplug->usb_ports (libvirt's rules). */
+gboolean hotplug_place_usb(Op *op, AttachItem *item, GError **error);
 
 /* Return: the workflow's operations for @type. */
 const HotplugTypeOps *hotplug_type_ops(HostdevType type);
@@ -92,13 +106,13 @@ struct _AttachItem {
   Hostdev *hostdev;              /* the definition being attached (live fields filled on the way) */
   const HotplugTypeOps *ops;     /* how this kind of device is handled */
   HostUsbDevice *usb;            /* the resolved USB device, NULL if absent */
+  MdevDevice *mdev;              /* the mediated device as sysfs showed it when resolved */
   gboolean alias_given;          /* the XML named the alias */
   gboolean alias_retried;        /* a clash with a QEMU id was already resolved once */
+  gboolean usb_bus_given;        /* the XML names the USB controller */
+  gboolean usb_port_given;       /* the XML names the USB port */
+  gboolean usb_port_retried;     /* a port taken behind hostdevd's back was stepped over once */
   char *usb_hostdevice;          /* "/dev/fdset/N" once the USB descriptor is passed */
-  JsonNode *usb_query;           /* x-query-usb sent right behind device_add */
-  gboolean usb_query_done;
-  gboolean usb_added;            /* device_add of the USB device returned OK */
-  guint usb_query_generation;    /* bumped when a query's answer no longer matters */
   QemuDeviceContext context;     /* the decisions the commands are built from */
   HostPrep *prep;                /* what was done to the host so far */
   GPtrArray *commands;           /* JsonObject*: device_add arguments in order */
@@ -129,6 +143,7 @@ struct _Op {
   gint64 phase_start;            /* monotonic µs: when the current phase began */
   JsonObject *timings;           /* milliseconds per attach phase, for the reply */
   GuestTopology *topology;       /* PCI (and dry runs) only */
+  gboolean took_usb_ports;       /* hotplug->usb_ports counts this request's devices */
   /* the plan (hotplug-plan.h) */
   GArray *plan;                  /* AttachStep, in order */
   guint next;                    /* the first step not run yet */
@@ -220,8 +235,6 @@ gboolean hotplug_rename_device(GTask *task, AttachItem *item, const char *const 
 /* hotplug_replan_with_fdset() - rebuild @item's commands once the USB device
  * travels as /dev/fdset/@fdset_id. */
 gboolean hotplug_replan_with_fdset(AttachItem *item, gint fdset_id, GError **error);
-/* hotplug_query_usb_behind_add() - x-query-usb right behind @item's device_add. */
-void hotplug_query_usb_behind_add(GTask *task, AttachItem *item);
 
 /* hotplug_foreach_device() - @func for every device of the VM, in QEMU or leaving
  * it; @phase says what a leaving device waits for (NULL for one in QEMU). */
@@ -271,6 +284,12 @@ void hotplug_emit(Hotplug *hotplug, const char *name, JsonObject *data);
 int hotplug_qemu_failure_code(const GError *error);
 /* Return: (transfer full): the ids in a qom-list /machine/peripheral reply. */
 GStrv hotplug_peripheral_ids(JsonNode *qom_list);
+/* hotplug_release_when_gone() - QEMU reported @device deleted: check its own
+ * device list first, and give the device back (hotplug_release_device())
+ * only when QEMU no longer lists it.  Otherwise it stays as it is, and
+ * @then (when given) is answered with @reply's status "pending". */
+void hotplug_release_when_gone(Hotplug *hotplug, VmDevice *device, const char *why, GTask *then,
+                               JsonNode *reply);
 /* hotplug_list_peripherals() - qom-list /machine/peripheral. */
 void hotplug_list_peripherals(Hotplug *hotplug, GAsyncReadyCallback callback, gpointer data);
 /* hotplug_remove_from_qemu() - device_del whose outcome only matters for the log. */

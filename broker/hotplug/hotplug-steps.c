@@ -505,6 +505,44 @@ on_ids_refreshed(GObject *source, GAsyncResult *result, gpointer user_data)
   hotplug_plan_run(task);
 }
 
+/*
+ * The port hostdevd chose was taken behind its back (a device added through
+ * another monitor): read the port map again and choose once more, keeping
+ * the ports of the request's devices that are not in QEMU yet.
+ */
+static void
+on_usb_ports_refreshed(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GTask *task = user_data;
+  Op *op = g_task_get_task_data(task);
+  AttachItem *item = hotplug_plan_running(task)->item;
+  GError *error = NULL;
+  GuestUsbPorts *ports = guest_usb_ports_query_finish(result, &error);
+
+  if (ports == NULL) {
+    hotplug_plan_step_done(task, error, FALSE);
+    return;
+  }
+  hotplug_forget_usb_ports(item->hotplug);
+  item->hotplug->usb_ports = ports;
+  for (guint i = 0; i < op->items->len; i++) {
+    const AttachItem *other = g_ptr_array_index(op->items, i);
+    const Hostdev *hostdev = other->hostdev;
+    if (other != item && hostdev->type == HOSTDEV_TYPE_USB && hostdev->usb_guest.port)
+      guest_usb_ports_take(ports, hostdev->usb_guest.bus, hostdev->usb_guest.port,
+                           hostdev->alias, NULL);
+  }
+  g_clear_pointer(&item->commands, g_ptr_array_unref);
+  if (!hotplug_place_usb(op, item, &error) ||
+      !(item->commands = qemu_device_plan(item->hostdev, &item->context, &error))) {
+    hotplug_plan_step_done(task, error, FALSE);
+    return;
+  }
+  g_message("%s: its USB port was taken meanwhile; bus %u port %s instead", item->hostdev->alias,
+            item->hostdev->usb_guest.bus, item->hostdev->usb_guest.port);
+  hotplug_plan_run(task);
+}
+
 static void
 on_device_added(GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -518,13 +556,19 @@ on_device_added(GObject *source, GAsyncResult *result, gpointer user_data)
     hotplug_plan_step_done(task, NULL, FALSE);
     return;
   }
-  /* the query that went out behind this device_add answers nothing useful now */
-  item->usb_query_generation++;
   if (step->command == 0 && !item->alias_given && !item->alias_retried &&
       g_str_has_prefix(error->message, "Duplicate device ID")) {
     item->alias_retried = TRUE;
     hotplug_journal_forget(item->hotplug, item->hostdev->alias);
     hotplug_list_peripherals(item->hotplug, on_ids_refreshed, task);
+    return;
+  }
+  /* QEMU 7.2: "usb port 1 (bus usb.0) not found (in use?)" */
+  if (item->ops->placed_on_usb_port && !item->usb_port_given && !item->usb_port_retried &&
+      item->hotplug->usb_ports && strstr(error->message, "usb port") &&
+      strstr(error->message, "not found")) {
+    item->usb_port_retried = TRUE;
+    guest_usb_ports_query_async(item->hotplug->qmp, NULL, on_usb_ports_refreshed, task);
     return;
   }
   g_autofree char *what = hostdev_describe_source(item->hostdev);
@@ -550,8 +594,6 @@ device_add_run(GTask *task, AttachStep *step)
   AttachItem *item = step->item;
   qmp_client_execute_async(item->hotplug->qmp, "device_add", step_command(item, step), -1,
                            device_add_timeout_ms(item), NULL, on_device_added, task);
-  if (item->ops->after_last_add_sent && step->command + 1 == item->commands->len)
-    item->ops->after_last_add_sent(task, item);
 }
 
 /*
@@ -667,108 +709,20 @@ const AttachStepKind hotplug_step_verify_listed = {
   .run = verify_listed_run, .describe = verify_listed_describe,
 };
 
-/* x-query-usb both confirms the device is on a USB bus and tells its guest address. */
-static void
-usb_confirm(GTask *task, AttachItem *item)
-{
-  JsonNode *value = item->usb_query;
-  const char *text = value && JSON_NODE_HOLDS_OBJECT(value)
-      ? json_object_get_string_member_with_default(json_node_get_object(value),
-                                                   "human-readable-text", "")
-      : NULL;
-  guint bus;
-  g_autofree char *port = NULL;
-
-  if (text == NULL) {
-    hotplug_plan_step_done(task, g_error_new(HOSTDEVD_ERROR, HOSTDEVD_ERROR_QEMU_ERROR,
-                                             "cannot confirm %s in QEMU: x-query-usb gave no "
-                                             "answer", item->hostdev->alias), FALSE);
-    return;
-  }
-  GError *error = NULL;
-  if (!guest_usb_address_parse(text, item->hostdev->alias, &bus, &port, &error)) {
-    g_prefix_error(&error, "QEMU accepted %s but its USB address cannot be trusted: ",
-                   item->hostdev->alias);
-    hotplug_plan_step_done(task, error, FALSE);
-    return;
-  }
-  if (!item->hostdev->usb_guest.present) {
-    item->hostdev->usb_guest.present = TRUE;
-    item->hostdev->usb_guest.bus = bus;
-    item->hostdev->usb_guest.port = g_steal_pointer(&port);
-  }
-  hotplug_plan_step_done(task, NULL, FALSE);
-}
-
-typedef struct {
-  GTask *task;
-  AttachItem *item;
-  guint generation;
-} UsbQuery;
-
-static void
-on_usb_queried(GObject *source, GAsyncResult *result, gpointer user_data)
-{
-  UsbQuery *query = user_data;
-  AttachItem *item = query->item;
-  g_autoptr(GError) error = NULL;
-  JsonNode *value = qmp_client_execute_finish(QMP_CLIENT(source), result, &error);
-
-  if (query->generation == item->usb_query_generation) {
-    item->usb_query = value;
-    item->usb_query_done = TRUE;
-    if (item->usb_added)
-      usb_confirm(query->task, item);
-  } else if (value) {
-    json_node_unref(value);
-  }
-  g_object_unref(query->task);
-  g_free(query);
-}
-
 /*
- * QEMU answers commands in order, so the query sent right behind the USB
- * device's device_add sees the device, without a second round trip.
+ * A USB device on the port hostdevd chose needs no confirmation: QEMU
+ * answers device_add only once the device is realized and plugged into
+ * that port, so its success is the proof (and the address is ours).  A
+ * QEMU without x-query-usb chose the port itself: the device is looked
+ * for in its device list, and its guest address stays unknown.
  */
-void
-hotplug_query_usb_behind_add(GTask *task, AttachItem *item)
+static gboolean
+usb_port_unknown(const AttachItem *item)
 {
-  if (!item->hotplug->has_x_query_usb)
-    return;
-  UsbQuery *query = g_new0(UsbQuery, 1);
-  query->task = g_object_ref(task);
-  query->item = item;
-  query->generation = ++item->usb_query_generation;
-  item->usb_query_done = FALSE;
-  g_clear_pointer(&item->usb_query, json_node_unref);
-  qmp_client_execute_async(item->hotplug->qmp, "x-query-usb", NULL, -1, 0, NULL,
-                           on_usb_queried, query);
-}
-
-/* The x-query-usb sent behind device_add confirms the device once both answered. */
-static void
-verify_usb_run(GTask *task, AttachStep *step)
-{
-  AttachItem *item = step->item;
-  if (!item->hotplug->has_x_query_usb) {
-    verify_listed_run(task, step);
-    return;
-  }
-  item->usb_added = TRUE;
-  if (item->usb_query_done)
-    usb_confirm(task, item);
-}
-
-static char *
-verify_usb_describe(const AttachItem *item, const AttachStep *step)
-{
-  if (!item->hotplug->has_x_query_usb)
-    return verify_listed_describe(item, step);
-  return g_strdup_printf("confirm '%s' is on a USB bus and read its guest port (x-query-usb, "
-                         "sent right behind device_add)", item->hostdev->alias);
+  return !item->hostdev->usb_guest.present || item->hostdev->usb_guest.port == NULL;
 }
 
 const AttachStepKind hotplug_step_verify_usb = {
-  .name = "verify", .phase = "verify",
-  .run = verify_usb_run, .describe = verify_usb_describe,
+  .name = "verify", .phase = "verify", .applies = usb_port_unknown,
+  .run = verify_listed_run, .describe = verify_listed_describe,
 };

@@ -14,6 +14,8 @@ attach_item_new(Hotplug *hotplug, Hostdev *hostdev)
   item->hostdev = hostdev;
   item->ops = hotplug_type_ops(hostdev->type);
   item->alias_given = hostdev->alias != NULL;
+  item->usb_bus_given = hostdev->type == HOSTDEV_TYPE_USB && hostdev->usb_guest.present;
+  item->usb_port_given = item->usb_bus_given && hostdev->usb_guest.port != NULL;
   item->prep = host_prep_new();
   return item;
 }
@@ -23,10 +25,9 @@ attach_item_free(AttachItem *item)
 {
   g_clear_pointer(&item->hostdev, hostdev_free);
   g_clear_pointer(&item->usb, host_usb_device_free);
+  g_clear_pointer(&item->mdev, mdev_device_free);
   g_clear_pointer(&item->prep, host_prep_free);
   g_free(item->usb_hostdevice);
-  if (item->usb_query)
-    json_node_unref(item->usb_query);
   g_clear_pointer(&item->commands, g_ptr_array_unref);
   g_clear_pointer(&item->joining, g_array_unref);
   g_free(item);
@@ -121,6 +122,9 @@ hotplug_op_return(GTask *task, JsonNode *value, GError *error)
     g_assert(g_queue_peek_head(&hotplug->queue) == task);
     g_queue_pop_head(&hotplug->queue);
   }
+  /* ports a dry run or a failed attach took are not in QEMU: read them again next time */
+  if (op->took_usb_ports && (error || op->dry_run))
+    hotplug_forget_usb_ports(hotplug);
   if (error)
     g_task_return_error(task, error);
   else
@@ -553,6 +557,12 @@ hotplug_release_device(Hotplug *hotplug, VmDevice *device, const char *why, GTas
 
   hotplug_device_enter_anyway(hotplug, device,
                               group_in_use ? VM_DEVICE_GROUP_WAITING : VM_DEVICE_RELEASING);
+  if (hotplug->usb_ports && device->hostdev->type == HOSTDEV_TYPE_USB &&
+      device->hostdev->usb_guest.present && device->hostdev->usb_guest.port) {
+    guest_usb_ports_release(hotplug->usb_ports, device->hostdev->usb_guest.bus,
+                            device->hostdev->usb_guest.port);
+    g_hash_table_add(hotplug->usb_ports_released, g_strdup(alias));
+  }
   /* QEMU removes a device, not its companions (the zpci of an s390x function) */
   StateEntry *entry = state_journal_find(hotplug->journal, alias);
   for (char **id = entry ? entry->qemu_ids : NULL; id && *id; id++)
@@ -842,7 +852,68 @@ hotplug_release_all_finish(Hotplug *hotplug, GAsyncResult *result, GError **erro
   return hotplug_drain_finish(hotplug, result, error);
 }
 
+void
+hotplug_forget_usb_ports(Hotplug *hotplug)
+{
+  g_clear_pointer(&hotplug->usb_ports, guest_usb_ports_free);
+  g_hash_table_remove_all(hotplug->usb_ports_released);
+}
+
 /* ---- events from QEMU ------------------------------------------------- */
+
+/* A DEVICE_DELETED waiting for QEMU's device list to agree. */
+typedef struct {
+  Hotplug *hotplug;
+  char *alias;
+  char *why;
+  GTask *then;           /* (nullable) the detach request it answers */
+  JsonNode *reply;       /* (nullable) its reply */
+} GoneCheck;
+
+static void
+on_gone_listed(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  GoneCheck *check = user_data;
+  Hotplug *hotplug = check->hotplug;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonNode) value = qmp_client_execute_finish(QMP_CLIENT(source), result, &error);
+  g_auto(GStrv) ids = value ? hotplug_peripheral_ids(value) : NULL;
+  VmDevice *device = vm_devices_find_alias(hotplug->devices, check->alias);
+
+  if (device && ids && !g_strv_contains((const char *const *)ids, check->alias)) {
+    hotplug_release_device(hotplug, device, check->why, check->then, check->reply);
+  } else {
+    if (device)
+      g_warning("%s: QEMU reported DEVICE_DELETED, but %s; it stays listed as %s and is not "
+                "given back to the host until QEMU no longer has it (a forged or early event?)",
+                check->alias, ids ? "still lists it among its devices"
+                                  : "its device list could not be read",
+                hotplug_device_state_listed(device->state));
+    if (check->then) {
+      if (check->reply && JSON_NODE_HOLDS_OBJECT(check->reply))
+        json_object_set_string_member(json_node_get_object(check->reply), "status", "pending");
+      hotplug_op_return(check->then, check->reply, NULL);
+    } else if (check->reply) {
+      json_node_unref(check->reply);
+    }
+  }
+  g_free(check->alias);
+  g_free(check->why);
+  g_free(check);
+}
+
+void
+hotplug_release_when_gone(Hotplug *hotplug, VmDevice *device, const char *why, GTask *then,
+                          JsonNode *reply)
+{
+  GoneCheck *check = g_new0(GoneCheck, 1);
+  check->hotplug = hotplug;
+  check->alias = g_strdup(device->hostdev->alias);
+  check->why = g_strdup(why);
+  check->then = then;
+  check->reply = reply;
+  hotplug_list_peripherals(hotplug, on_gone_listed, check);
+}
 
 static void
 on_qemu_event(QmpClient *qmp, const char *name, JsonObject *data, gint64 timestamp_us,
@@ -855,16 +926,20 @@ on_qemu_event(QmpClient *qmp, const char *name, JsonObject *data, gint64 timesta
     return;
   const char *alias = json_object_get_string_member_with_default(data, "device", NULL);
   VmDevice *device = alias ? vm_devices_find_alias(hotplug->devices, alias) : NULL;
+  /* a device hostdevd did not add left: the USB port map may have changed */
+  if (deleted && device == NULL && !(alias && g_hash_table_remove(hotplug->usb_ports_released,
+                                                                  alias)))
+    hotplug_forget_usb_ports(hotplug);
   /* A detach request that is still waiting handles its own events; a device
    * waiting for its USB device was removed from QEMU on purpose. */
   if (device == NULL || device->detach_waiting || device->state == VM_DEVICE_WAITING)
     return;
   if (deleted) {
-    hotplug_release_device(hotplug, device,
-                   device->state == VM_DEVICE_DETACHING
-                       ? "the guest finished the pending unplug"
-                       : "QEMU removed it (unplugged from inside the guest)",
-                   NULL, NULL);
+    hotplug_release_when_gone(hotplug, device,
+                              device->state == VM_DEVICE_DETACHING
+                                  ? "the guest finished the pending unplug"
+                                  : "QEMU removed it (unplugged from inside the guest)",
+                              NULL, NULL);
   } else if (device->state == VM_DEVICE_DETACHING) {
     g_autoptr(JsonObject) event = json_object_new();
     g_message("%s: the guest refused the pending unplug; it stays attached", alias);
@@ -894,6 +969,7 @@ hotplug_new(QmpClient *qmp, StateJournal *journal, const HotplugConfig *config,
   hotplug->failed = g_ptr_array_new_with_free_func((GDestroyNotify)release_free);
   hotplug->drain_waiters = g_ptr_array_new();
   hotplug->devices = vm_devices_new();
+  hotplug->usb_ports_released = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   hotplug->emit = emit;
   hotplug->emit_data = user_data;
   hotplug->metrics = hotplug_metrics_new();
@@ -910,6 +986,7 @@ hotplug_connect_qemu(Hotplug *hotplug, QmpClient *qmp, pid_t qemu_pid)
   hotplug->qmp = g_object_ref(qmp);
   hotplug->qemu = process_identity_of(qemu_pid);
   hotplug->features_known = FALSE;   /* this QEMU's are probed at its first attach */
+  hotplug_forget_usb_ports(hotplug);
   hotplug->event_handler = g_signal_connect(qmp, "event", G_CALLBACK(on_qemu_event), hotplug);
 }
 
@@ -936,6 +1013,8 @@ hotplug_free(Hotplug *hotplug)
     g_object_unref(hotplug->qmp);
   }
   vm_devices_free(hotplug->devices);
+  guest_usb_ports_free(hotplug->usb_ports);
+  g_hash_table_unref(hotplug->usb_ports_released);
   /* waiting and failed releases keep their journal records for the next hostdevd */
   g_ptr_array_set_free_func(hotplug->group_waiting, (GDestroyNotify)release_free);
   g_ptr_array_unref(hotplug->group_waiting);

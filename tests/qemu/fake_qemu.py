@@ -15,7 +15,7 @@ death hostdevd sees as QEMU's: several clients may connect (the test's own
 view, unlike a real -qmp socket), and `x-fake-set` changes the guest's
 behaviour from the test ("on-device-del", "busy-replies", "commands": what
 query-commands lists, unanswered by default), `x-fake-count` tells how often
-a command was received.
+a command was received, `x-fake-args` a device's device_add arguments.
 """
 import json
 import os
@@ -28,12 +28,14 @@ class FakeQemu:
     def __init__(self, path):
         self.path = path
         self.devices = {}                  # id -> device_add arguments
-        self.on_device_del = "delete"      # "delete", "delete-first", "silent", "guest-error"
+        self.on_device_del = "delete"      # "delete", "delete-first", "silent", "guest-error",
+        #                                    "forge" (says deleted, keeps the device)
         self.busy_replies = 0              # refuse this many device_del first
         self.commands = []                 # every command received, in order
         self.pending = set()               # ids whose unplug the guest has not finished
         self.fdsets = []
         self.usb_address = {}              # id -> (bus, port) x-query-usb shows instead
+        self.usb_controllers = {"usb": 4}  # qemu-xhci id -> its ports (p2 = p3)
         self.usb_extra_lines = []          # lines x-query-usb shows first (hostile products)
         self.command_list = None           # query-commands' answer; None: CommandNotFound
         self.lock = threading.RLock()
@@ -113,6 +115,7 @@ class FakeQemu:
             self._reply(request)
         elif command == "qom-list" and args.get("path") == "/machine/peripheral":
             self._reply(request, [{"name": "type", "type": "string"}] +
+                        [{"name": i, "type": "child<qemu-xhci>"} for i in self.usb_controllers] +
                         [{"name": i, "type": f"child<{d['driver']}>"} for i, d in self.devices.items()])
         elif command == "qom-list":
             self._reply(request, [{"name": "type", "type": "string"}])
@@ -120,6 +123,9 @@ class FakeQemu:
             self._reply(request, {"arch": "x86_64"})
         elif command == "qom-get" and args.get("path") == "/machine":
             self._reply(request, "pc-q35-7.2-machine")
+        elif (command == "qom-get" and args.get("property") in ("p2", "p3") and
+              args.get("path", "").rsplit("/", 1)[-1] in self.usb_controllers):
+            self._reply(request, self.usb_controllers[args["path"].rsplit("/", 1)[-1]])
         elif command == "device_add":
             if args["id"] in self.devices:
                 self._reply(request, error={"class": "GenericError",
@@ -129,8 +135,10 @@ class FakeQemu:
                 self._reply(request)
         elif command == "x-query-usb":
             lines = list(self.usb_extra_lines)
-            for n, i in enumerate(self.devices, 1):
-                bus, port = self.usb_address.get(i, (0, n))
+            buses = {f"{c}.0": n for n, c in enumerate(self.usb_controllers)}
+            for n, (i, d) in enumerate(self.devices.items(), 1):
+                bus, port = self.usb_address.get(
+                    i, (buses.get(d.get("bus"), 0), d.get("port", n)))
                 lines.append(f"  Device {bus}.0, Port {port}, Speed 12 Mb/s, "
                              f"Product USB Host Device, ID: {i}")
             self._reply(request, {"human-readable-text": "\n".join(lines) + "\n"})
@@ -148,6 +156,8 @@ class FakeQemu:
             self._reply(request, [{"fdset-id": f, "fds": []} for f in self.fdsets])
         elif command == "query-commands" and self.command_list is not None:
             self._reply(request, [{"name": name} for name in self.command_list])
+        elif command == "x-fake-args":
+            self._reply(request, self.devices.get(args["id"], {}))
         elif command == "x-fake-count":
             self._reply(request, self.count(args["command"]))
         elif command == "x-fake-set":
@@ -191,9 +201,17 @@ class FakeQemu:
             self._delete(device)
         elif self.on_device_del == "silent":
             self.pending.add(device)
+        elif self.on_device_del == "forge":
+            self.pending.add(device)
+            self.event("DEVICE_DELETED", device=device, path=f"/machine/peripheral/{device}")
         elif self.on_device_del == "guest-error":
             self.event("DEVICE_UNPLUG_GUEST_ERROR", device=device,
                        path=f"/machine/peripheral/{device}")
+
+    def forge_deleted(self, device):
+        """A lying QEMU: says the device left, and keeps it."""
+        with self.lock:
+            self.event("DEVICE_DELETED", device=device, path=f"/machine/peripheral/{device}")
 
     def delete(self, device):
         """The guest lets go: the device leaves, QEMU says so."""

@@ -74,6 +74,17 @@ class UsbBatch(Batch):
         self.assertEqual([d["alias"] for d in self.listing()], ["hostdev0", "hostdev1"])
         self.assertEqual(sorted(alias for alias, state in self.journal()),
                          ["hostdev0", "hostdev1"])
+        # each on its own port, the ones libvirt gives: QEMU's view agrees
+        for alias, port in (("hostdev0", "1"), ("hostdev1", "2")):
+            self.assertEqual(self.qmp.ok("qom-get", path=f"/machine/peripheral/{alias}",
+                                         property="port"), port)
+            self.assertRegex(self.qmp.ok("x-query-usb")["human-readable-text"],
+                             rf"Device 0\.\d+, Port {port}, .*ID: {alias}\n")
+        live = self.ctl("dumpxml", self.vm, check=True).stdout.split("</hostdev>")
+        self.assertIn("<address type='usb' bus='0' port='1'/>",
+                      next(x for x in live if "hostdev0" in x))
+        self.assertIn("<address type='usb' bus='0' port='2'/>",
+                      next(x for x in live if "hostdev1" in x))
 
     def test_a_devices_request_detaches_each_and_says_which_failed(self):
         request = devices(usb("0x0104"), usb("0x0105"))
@@ -148,10 +159,12 @@ class MixedBatch(Batch):
         result = self.attach(devices(pci("0x1", "no"), usb("0x0104")), "--dry-run", check=True)
         self.assertEqual(dry_run_steps(result.stdout),
                          ["claim", "vfio-bind", "guest-memory", "memlock",
-                          "device-add", "device-add", "verify", "verify"])
+                          "device-add", "device-add", "verify"])
         vfio, usb_host = [c["arguments"] for c in dry_run_qmp(result.stdout)]
         self.assertEqual((vfio["id"], vfio["bus"]), ("hostdev0", "pci.1"))
         self.assertEqual((usb_host["id"], usb_host["driver"]), ("hostdev1", "usb-host"))
+        # the USB device's port is chosen too; device_add's success proves it there
+        self.assertEqual((usb_host["bus"], usb_host["port"]), ("usb.0", "1"))
         self.assertEqual(self.journal(), [])
         self.assertEqual(self.claims(), [])
 

@@ -54,6 +54,32 @@ class WithFakeQemu(FakeQemuCase):
         self.assertIn("the guest finished the pending unplug", self.log())
         self.assertEqual(self.journal(), [])
 
+    def test_forged_device_deleted_releases_nothing(self):
+        # QEMU says the device left while its own device list still has it: the
+        # claim and the journal stay, the device stays the VM's, listed detaching
+        self.fake.on_device_del = "forge"
+        result = self.ctl("--json", "detach-device-alias", self.vm, "hostdev0", "--wait", "2",
+                          check=True)
+        self.assertEqual(json.loads(result.stdout)["return"]["status"], "pending")
+        self.assertIn("hostdev0", self.fake.devices)
+        self.assertEqual(self.listing(), {"hostdev0": "detaching"})
+        self.assertEqual(self.journal(), [("hostdev0", "detaching")])
+        self.assertIn("a forged or early event", self.log())
+        # nor does a forged event for an attached device, seen by the VM-wide handler
+        self.fake.forge_deleted("hostdev0")
+        time.sleep(0.5)
+        self.assertEqual(self.listing(), {"hostdev0": "detaching"})
+        # once QEMU really lets go, the device is given back
+        self.fake.delete("hostdev0")
+        wait_for(lambda: self.listing() == {}, 10, "the real DEVICE_DELETED to be handled")
+        self.assertEqual(self.journal(), [])
+
+    def test_forged_guest_unplug_releases_nothing(self):
+        self.fake.forge_deleted("hostdev0")
+        time.sleep(0.5)
+        self.assertEqual(self.listing(), {"hostdev0": "attached"})
+        self.assertEqual(self.journal(), [("hostdev0", "attached")])
+
     def test_guest_error_keeps_the_device(self):
         self.fake.on_device_del = "guest-error"
         result = self.ctl("detach-device-alias", self.vm, "hostdev0", check=False)
@@ -99,42 +125,58 @@ class WithFakeQemu(FakeQemuCase):
 
 
 class HostileUsbAnswers(FakeQemuCase):
-    """Issue 11, item 12: what QEMU says about a USB device's guest address is
-    checked before it is journaled; a refused answer rolls the attach back."""
+    """Issue 11, item 12, and issue 14: what QEMU says about the USB ports that
+    are taken (x-query-usb, read before hostdevd chooses a port) is checked; an
+    answer that cannot be trusted refuses the attach before anything is done."""
 
     def attach_refused(self, needle):
         result = self.ctl("--json", "attach-device", self.vm, self.write_xml("usb.xml", USB))
         self.assertEqual(result.returncode, 1, result.stdout)
         error = json.loads(result.stdout)["error"]
         self.assertEqual(error["class"], "QemuError", error)
-        self.assertIn(needle, self.log())
+        self.assertIn(needle, error["desc"])
         self.assertEqual(self.listing(), {})
         self.assertEqual(self.journal(), [])
         self.assertEqual(self.fake.devices, {})
 
-    def test_bus_out_of_range(self):
-        self.fake.usb_address["hostdev0"] = (70000, 1)
-        self.attach_refused("bus must be 0..65535")
+    def test_bus_without_controller(self):
+        self.fake.usb_extra_lines = ["  Device 7.1, Port 1, Speed 12 Mb/s, Product x"]
+        self.attach_refused("shows a device on USB bus 7")
 
     def test_port_too_deep(self):
-        self.fake.usb_address["hostdev0"] = (0, "1.2.3.4.5")
-        self.attach_refused("port '1.2.3.4.5', which hostdevd cannot record")
+        self.fake.usb_extra_lines = ["  Device 0.1, Port 1.2.3.4.5, Speed 12 Mb/s, Product x"]
+        self.attach_refused("port must be 1 to 4 numbers")
 
-    def test_product_string_poses_as_another_device(self):
-        self.fake.usb_extra_lines = [
-            "  Device 0.9, Port 9, Speed 12 Mb/s, Product evil, ID: hostdev0"]
-        self.attach_refused("more than one USB device with id 'hostdev0'")
+    def test_port_the_controller_lacks(self):
+        self.fake.usb_extra_lines = ["  Device 0.1, Port 9, Speed 12 Mb/s, Product x"]
+        self.attach_refused("has only 4 ports")
 
     def test_product_string_with_a_line_break(self):
         self.fake.usb_extra_lines = [
             "  Device 0.9, Port 9, Speed 12 Mb/s, Product evil", " Device 0.8, Port 8"]
         self.attach_refused("not a USB device")
 
-    def test_honest_answer_is_journaled(self):
-        self.fake.usb_address["hostdev0"] = (0, "3.1")
+    def test_product_string_posing_as_a_device_only_takes_a_port(self):
+        """A product string cannot hold a whole line; one that imitates an id makes
+        its own port look taken, nothing more: the device goes to the next one."""
+        self.fake.usb_extra_lines = [
+            "  Device 0.1, Port 1, Speed 12 Mb/s, Product evil, ID: hostdev0"]
+        self.ctl("attach-device", self.vm, self.write_xml("usb.xml", USB), check=True)
+        self.assertEqual(self.fake.devices["hostdev0"].get("port"), "2")
+
+    def test_chosen_port_is_journaled(self):
+        self.fake.usb_extra_lines = [
+            "  Device 0.1, Port 1, Speed 12 Mb/s, Product QEMU USB Tablet",
+            "  Device 0.2, Port 2, Speed 12 Mb/s, Product QEMU USB Hub",
+            "  Device 0.3, Port 2.1, Speed 12 Mb/s, Product QEMU USB Mouse",
+            "  Device 0.4, Port 3, Speed 12 Mb/s, Product QEMU USB Kbd",
+            "  Device 0.5, Port 4, Speed 12 Mb/s, Product QEMU USB Kbd"]
         self.ctl("attach-device", self.vm, self.write_xml("usb.xml", USB), check=True)
         self.assertEqual(self.listing(), {"hostdev0": "attached"})
-        self.assertIn("port='3.1'", self.ctl("dumpxml", self.vm, check=True).stdout)
+        self.assertEqual((self.fake.devices["hostdev0"].get("bus"),
+                          self.fake.devices["hostdev0"].get("port")), ("usb.0", "2.2"))
+        self.assertIn("port='2.2'", self.ctl("dumpxml", self.vm, check=True).stdout)
+        self.assertIn("hostdev0", [e[0] for e in self.journal()])
 
 
 TEST_HOOKS = os.environ.get("HOSTDEVD_TEST_HOOKS") == "1"

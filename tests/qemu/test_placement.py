@@ -47,6 +47,20 @@ class FixtureHost(HostdevdTestCase):
 
 class Q35Placement(FixtureHost):
 
+    def test_a_bridge_as_source_is_refused_as_such(self):
+        """Issue 14: 0000:03:00.0 is a PCI bridge (and 0000:00:05.0 the root port above
+        it); the refusal says so, before any IOMMU group is looked at, managed or not."""
+        for source, managed in (("bus='0x03' slot='0x00'", "yes"), ("bus='0x00' slot='0x05'", "no")):
+            xml = (f"<hostdev mode='subsystem' type='pci' managed='{managed}'><source>"
+                   f"<address domain='0x0000' {source} function='0x0'/></source></hostdev>")
+            result = self.ctl("--json", "attach-device", self.vm, self.write_xml("b.xml", xml),
+                              "--dry-run", check=False)
+            error = json.loads(result.stdout)["error"]
+            self.assertEqual(error["class"], "InvalidArgument", error)
+            self.assertRegex(error["desc"], r"^0000:0[03]:0[05]\.0 is a PCI bridge: bridges "
+                                            r"cannot be assigned")
+            self.assertNotIn("IOMMU", error["desc"])
+
     def test_lowest_free_root_port(self):
         self.assertEqual(self.plan(), [{"driver": "vfio-pci", "host": "0000:05:00.1",
                                         "id": "hostdev0", "bus": "pci.1", "addr": "0x0"}])

@@ -100,7 +100,8 @@ class Vm:
         return {d["alias"]: d["state"] for d in reply}
 
     def in_qemu(self):
-        return set(self.view.peripherals())
+        """The host devices in QEMU (its USB controller "usb" is always there)."""
+        return set(self.view.peripherals()) - {"usb"}
 
     def journal(self):
         directory = os.path.join(self.case.tmp, "state", f"{self.name}.journal")
@@ -174,6 +175,23 @@ class Sequences(unittest.TestCase):
         vm.ctl("attach-device", xml=KEYBOARD, check=True)
         self.assertEqual(vm.view.ok("x-fake-count", command="query-commands"), 1)
         self.assertEqual(vm.view.ok("x-fake-count", command="x-query-usb"), 1)
+
+    def test_usb_port_map_is_read_once_and_kept(self):
+        """Issue 14: the USB ports are read at the first attach and kept up to date by
+        hostdevd's own attaches and detaches; only a device hostdevd did not add leaving
+        makes the next attach read them again."""
+        vm = self.vm("vm1")
+        vm.ctl("attach-device", xml=ABSENT, check=True)
+        vm.ctl("detach-device-alias", "hostdev0", check=True)
+        vm.ctl("attach-device", xml=ABSENT, check=True)
+        self.assertEqual(vm.view.ok("x-fake-count", command="x-query-usb"), 1, vm.log())
+        # the port the detach gave back is the one the next attach takes
+        self.assertEqual(vm.view.ok("x-fake-args", id="hostdev0")["port"], "1")
+        vm.view.ok("device_add", driver="usb-tablet", id="tablet", bus="usb.0", port="2")
+        vm.view.ok("x-fake-delete", id="tablet")
+        vm.ctl("attach-device", xml=ABSENT.replace("0x0104", "0x0105"), check=True)
+        self.assertEqual(vm.view.ok("x-fake-count", command="x-query-usb"), 2, vm.log())
+        self.assertEqual(vm.view.ok("x-fake-args", id="hostdev1")["port"], "2")
 
     # -- stopping -------------------------------------------------------
 

@@ -80,6 +80,59 @@ class UsbHotplug(HostdevdTestCase):
         self.ctl("detach-device-alias", self.vm, "ua-token", check=True)
         self.assertNotIn("ua-token", self.qmp.peripherals())
 
+    def test_port_is_chosen_as_libvirt_does(self):
+        """Issue 14: the port is hostdevd's choice, libvirt's (the lowest free one of the
+        lowest controller, hubs only when a controller is full), named in device_add; QEMU's
+        own view shows the device there."""
+        def attach(product):
+            xml = OPTIONAL_USB.replace("0x0104", product)
+            out = self.ctl("--json", "attach-device", self.vm, self.write_xml("u.xml", xml),
+                           check=True).stdout
+            return json.loads(out)["return"]["alias"]
+
+        def qemu_port(alias):
+            return self.qmp.ok("qom-get", path=f"/machine/peripheral/{alias}", property="port")
+
+        # ports 1 and 3 taken behind hostdevd's back before it read the map: 2 is free
+        self.qmp.ok("device_add", driver="usb-tablet", id="tablet", bus="usb.0", port="1")
+        self.qmp.ok("device_add", driver="usb-hub", id="hub", bus="usb.0", port="3")
+        self.assertEqual(qemu_port(attach("0x0001")), "2")
+        self.assertEqual(qemu_port(attach("0x0002")), "4")
+        # the controller's 4 ports are full: the hub's first port, then its next
+        self.assertEqual(qemu_port(attach("0x0003")), "3.1")
+        self.assertEqual(qemu_port(attach("0x0004")), "3.2")
+        usb = self.qmp.ok("x-query-usb")["human-readable-text"]
+        self.assertRegex(usb, r"Port 3\.2, .*ID: hostdev3\n")
+        # a port that left is the first free one again
+        self.ctl("detach-device-alias", self.vm, "hostdev0", check=True)
+        self.assertEqual(qemu_port(attach("0x0005")), "2")
+        self.assertIn("<address type='usb' bus='0' port='2'/>",
+                      self.ctl("dumpxml", self.vm, check=True).stdout)
+
+    def test_a_port_taken_behind_hostdevds_back_is_stepped_over(self):
+        """hostdevd keeps the port map it read; a device another monitor put on the port
+        it would choose makes device_add fail, and hostdevd reads the map and chooses again."""
+        first = self.write_xml("a.xml", OPTIONAL_USB)
+        self.ctl("attach-device", self.vm, first, check=True)           # port 1, map read
+        self.qmp.ok("device_add", driver="usb-tablet", id="tablet", bus="usb.0", port="2")
+        second = self.write_xml("b.xml", OPTIONAL_USB.replace("0x0104", "0x0105"))
+        self.ctl("attach-device", self.vm, second, check=True)
+        self.assertEqual(self.qmp.ok("qom-get", path="/machine/peripheral/hostdev1",
+                                     property="port"), "3")
+        self.assertIn("its USB port was taken meanwhile", self.log())
+
+    def test_full_controller_is_refused_before_qemu(self):
+        for product in range(1, 5):
+            xml = OPTIONAL_USB.replace("0x0104", f"0x000{product}")
+            self.ctl("attach-device", self.vm, self.write_xml("u.xml", xml), check=True)
+        before = self.qmp.peripherals()
+        xml = OPTIONAL_USB.replace("0x0104", "0x0009")
+        result = self.ctl("attach-device", self.vm, self.write_xml("u.xml", xml))
+        self.assertEqual(result.returncode, 1)
+        self.assertIn("no free USB port in this VM: every port of its controllers "
+                      "(usb.0 (qemu-xhci, 4 ports))", result.stderr)
+        self.assertEqual(self.qmp.peripherals(), before)
+
     def test_aliases_follow_libvirt_and_skip_qemu_ids(self):
         path = self.write_xml("usb.xml", OPTIONAL_USB)
         # a device hostdevd did not add: libvirt would not know it either
@@ -105,10 +158,12 @@ class UsbHotplug(HostdevdTestCase):
         result = self.ctl("attach-device", self.vm, self.write_xml("u.xml", OPTIONAL_USB),
                           "--dry-run", check=True)
         [command] = dry_run_qmp(result.stdout)
-        # an absent optional device takes nothing from the host: QEMU's steps only
-        self.assertEqual(dry_run_steps(result.stdout), ["device-add", "verify"])
+        # an absent optional device takes nothing from the host: QEMU's steps only, and
+        # the port hostdevd chose needs no confirmation beyond device_add's success
+        self.assertEqual(dry_run_steps(result.stdout), ["device-add"])
         self.assertEqual(command, {"execute": "device_add", "arguments": {
-            "driver": "usb-host", "vendorid": 0x1d6b, "productid": 0x0104, "id": "hostdev0"}})
+            "driver": "usb-host", "vendorid": 0x1d6b, "productid": 0x0104, "id": "hostdev0",
+            "bus": "usb.0", "port": "1"}})
         self.assertEqual(self.qmp.peripherals(), before)
         self.assertEqual(json.loads(self.ctl("--json", "list", self.vm).stdout)["return"], [])
 
@@ -181,7 +236,7 @@ class UsbOnFixtureHost(HostdevdTestCase):
         result = self.ctl("attach-device", self.vm, self.write_xml("kbd.xml", xml), "--dry-run",
                           check=True)
         add_fd, device_add = dry_run_qmp(result.stdout)
-        self.assertEqual(dry_run_steps(result.stdout), ["claim", "pass-fd", "device-add", "verify"])
+        self.assertEqual(dry_run_steps(result.stdout), ["claim", "pass-fd", "device-add"])
         # the device node is opened by hostdevd and passed to QEMU: QEMU needs no /dev/bus/usb
         self.assertEqual(add_fd, {"execute": "add-fd", "arguments": {"opaque": "hostdevd:hostdev0"}})
         self.assertEqual(device_add["arguments"]["hostdevice"], "/dev/fdset/0")
@@ -249,8 +304,7 @@ class IdenticalUsbOnFixtureHost(HostdevdTestCase):
                 ("<hostdevd:device %s serial='TWIN-0002'/>" % SELECTOR_NS, 3)):
             with self.subTest(source=source):
                 result = self.attach_dry(source, check=True)
-                self.assertEqual(dry_run_steps(result.stdout),
-                                 ["claim", "pass-fd", "device-add", "verify"])
+                self.assertEqual(dry_run_steps(result.stdout), ["claim", "pass-fd", "device-add"])
                 # the claim step names the device it found
                 self.assertIn("at bus 1 device %d " % devnum, result.stdout)
                 _, device_add = dry_run_qmp(result.stdout)

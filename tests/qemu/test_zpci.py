@@ -52,9 +52,28 @@ class Zpci(HostdevdTestCase):
         used = self.zpci_in_qemu()
         uid = min(set(range(1, 100)) - {u for u, _, _ in used})
         fid = min(set(range(0, 100)) - {f for _, f, _ in used})
+        # issue 14: a slot on the zPCI host bus as libvirt gives it: net0 sits in slot 0,
+        # the virtio-rng QEMU placed itself in slot 1, so the first free one is 2
+        self.assertEqual(self.qmp.ok("qom-get", path="/machine/peripheral/net0",
+                                     property="addr"), 0)
         self.assertEqual(self.plan(), [
             {"driver": "zpci", "uid": uid, "fid": fid, "target": "hostdev0", "id": f"zpci{uid}"},
-            {"driver": "vfio-pci", "host": "0000:05:00.1", "id": "hostdev0"}])
+            {"driver": "vfio-pci", "host": "0000:05:00.1", "id": "hostdev0",
+             "bus": "pci.0", "addr": "0x2"}])
+
+    def test_a_slot_the_xml_names_is_used_or_refused(self):
+        plan = self.plan("<zpci uid='0x0010'/>").pop()
+        self.assertEqual((plan["bus"], plan["addr"]), ("pci.0", "0x2"))
+        xml = pci_xml().replace("</hostdev>", "<address type='pci' domain='0x0000' bus='0x00' "
+                                "slot='0x05' function='0x0'/></hostdev>")
+        result = self.ctl("attach-device", self.vm, self.write_xml("z.xml", xml), "--dry-run",
+                          check=True)
+        vfio = dry_run_qmp(result.stdout)[-1]["arguments"]
+        self.assertEqual((vfio["bus"], vfio["addr"]), ("pci.0", "0x5"))
+        taken = xml.replace("slot='0x05'", "slot='0x01'")
+        result = self.ctl("--json", "attach-device", self.vm, self.write_xml("z.xml", taken))
+        self.assertIn("slot='0x01'>: the slot is taken by /machine/peripheral-anon/device[0]",
+                      json.loads(result.stdout)["error"]["desc"])
 
     def test_explicit_ids_are_used(self):
         commands = self.plan("<zpci uid='0x0010' fid='0x00000020'/>")

@@ -89,7 +89,29 @@ static long try_setsid(void) { return syscall(SYS_setsid); }
 static long try_sched_setaffinity(void) { return syscall(SYS_sched_setaffinity, 1, 0, NULL); }
 static long try_mlockall(void) { return syscall(SYS_mlockall, 0); }
 
+/* The sandbox is locked with this as QEMU's user: chown may give to it or to root only. */
+static const SandboxOwner qemu_user = { 4242, 4343, 4444, 4545 };
+/* A path that does not exist: an allowed call fails with ENOENT and changes nothing. */
+#define NOWHERE "/nonexistent/hostdevd-probe"
+static long try_chown_to_other_user(void) { return syscall(SYS_chown, NOWHERE, 1000, 4343); }
+static long try_chown_to_other_group(void) { return syscall(SYS_chown, NOWHERE, 4242, 6); /* disk */ }
+static long try_fchownat_to_other_user(void) { return syscall(SYS_fchownat, AT_FDCWD, NOWHERE, 1000, -1, 0); }
+static long try_fchown_to_other_user(void) { return syscall(SYS_fchown, -1, 1000, -1); }
+static long try_lchown_to_other_user(void) { return syscall(SYS_lchown, NOWHERE, 1000, -1); }
+static long try_chmod_setuid(void) { return syscall(SYS_chmod, NOWHERE, 04777); }
+static long try_fchmodat_setgid(void) { return syscall(SYS_fchmodat, AT_FDCWD, NOWHERE, 02755); }
+static long try_fchmod_sticky(void) { return syscall(SYS_fchmod, -1, 01777); }
+
 /* Must pass the filter (the daemon's steady state depends on them). */
+static long enoent(long rc) { return rc == -1 && errno == ENOENT ? 0 : -1; }
+static long try_chown_to_qemu(void) { return enoent(syscall(SYS_chown, NOWHERE, 4242, 4343)); }
+static long try_fchownat_to_qemu(void) { return enoent(syscall(SYS_fchownat, AT_FDCWD, NOWHERE, 4242, 4343, 0)); }
+static long try_chown_back_to_root(void) { return enoent(syscall(SYS_chown, NOWHERE, 0, 0)); }
+static long try_chown_back_to_vfio_group(void) { return enoent(syscall(SYS_chown, NOWHERE, 0, 4444)); }
+static long try_chown_to_socket_group(void) { return enoent(syscall(SYS_chown, NOWHERE, -1, 4545)); }
+static long try_chown_group_only(void) { return enoent(syscall(SYS_fchownat, AT_FDCWD, NOWHERE, -1, 4343, 0)); }
+static long try_chmod_0600(void) { return enoent(syscall(SYS_chmod, NOWHERE, 0600)); }
+static long try_fchmodat_0660(void) { return enoent(syscall(SYS_fchmodat, AT_FDCWD, NOWHERE, 0660)); }
 static long try_getpid(void) { return syscall(SYS_getpid) > 0 ? 0 : -1; }
 static long try_socket_unix(void) { long fd = syscall(SYS_socket, AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0); return fd >= 0 ? close((int)fd) : -1; }
 static long try_socket_netlink(void) { long fd = syscall(SYS_socket, AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, 0 /* NETLINK_ROUTE */); return fd >= 0 ? close((int)fd) : -1; }
@@ -145,11 +167,16 @@ static const Case forbidden[] = {
   C(open_by_handle_at), C(mknod), C(swapon), C(acct), C(personality), C(iopl),
   C(kill_other), C(tgkill_other), C(prctl_dumpable), C(ioctl_tiocsti), C(prlimit_nofile),
   C(link), C(symlink), C(setsid), C(sched_setaffinity), C(mlockall),
+  C(chown_to_other_user), C(chown_to_other_group), C(fchownat_to_other_user),
+  C(fchown_to_other_user), C(lchown_to_other_user), C(chmod_setuid), C(fchmodat_setgid),
+  C(fchmod_sticky),
 };
 
 static const Case allowed[] = {
   C(getpid), C(socket_unix), C(socket_netlink), C(kill_probe), C(ioctl_fionread),
   C(prlimit_memlock), C(open_read), C(clone3_enosys), C(thread), C(usb_uevent_watch),
+  C(chown_to_qemu), C(fchownat_to_qemu), C(chown_back_to_root), C(chown_back_to_vfio_group),
+  C(chown_to_socket_group), C(chown_group_only), C(chmod_0600), C(fchmodat_0660),
 #undef C
 };
 
@@ -165,7 +192,7 @@ run_sandboxed(SandboxMode mode, TryFunc try)
   }
   if (pid == 0) {
     g_autoptr(GError) error = NULL;
-    if (!sandbox_drop_privileges(mode, &error) || !sandbox_lock(mode, &error)) {
+    if (!sandbox_drop_privileges(mode, &error) || !sandbox_lock(mode, &qemu_user, &error)) {
       fprintf(stderr, "sandbox: %s\n", error->message);
       _exit(100);
     }

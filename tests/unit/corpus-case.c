@@ -1,5 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "corpus-case.h"
+#include "guest-addr.h"
+#include "guest-usb.h"
 #include "hostdev.h"
 #include "qemu-device.h"
 
@@ -31,6 +33,96 @@ member_uint(JsonObject *object, const char *name, guint fallback)
   if (object == NULL || !json_object_has_member(object, name))
     return fallback;
   return (guint)json_object_get_int_member(object, name);
+}
+
+static void
+corpus_bus_free(GuestPciBus *bus)
+{
+  g_free(bus->id);
+  g_free(bus->model);
+  g_free(bus);
+}
+
+static GuestPciBus *
+corpus_bus(const char *id, const char *model, gint index, gboolean hotpluggable, guint first,
+           guint last)
+{
+  GuestPciBus *bus = g_new0(GuestPciBus, 1);
+  bus->id = g_strdup(id);
+  bus->model = g_strdup(model);
+  bus->index = index;
+  bus->hotpluggable = hotpluggable;
+  bus->first_slot = first;
+  bus->last_slot = last;
+  return bus;
+}
+
+/* The VM tests/libvirt/compare-libvirt.py defines around every case, as QEMU shows it:
+ * q35 with pcie-root and empty pcie-root-ports pci.1..pci.8; or s390x with its pci-root. */
+static GuestTopology *
+corpus_topology(gboolean s390x)
+{
+  GuestTopology *topology = g_new0(GuestTopology, 1);
+  topology->arch = g_strdup(s390x ? "s390x" : "x86_64");
+  topology->buses = g_ptr_array_new_with_free_func((GDestroyNotify)corpus_bus_free);
+  topology->zpci = g_ptr_array_new();
+  if (s390x) {
+    g_ptr_array_add(topology->buses, corpus_bus("pci.0", "pci-root", 0, TRUE, 1, 31));
+    return topology;
+  }
+  g_ptr_array_add(topology->buses, corpus_bus("pcie.0", "pcie-root", 0, FALSE, 0, 31));
+  for (gint index = 1; index <= 8; index++) {
+    g_autofree char *id = g_strdup_printf("pci.%d", index);
+    g_ptr_array_add(topology->buses, corpus_bus(id, "pcie-root-port", index, TRUE, 0, 0));
+  }
+  return topology;
+}
+
+/* ... and its USB controllers: qemu-xhci "usb" (index 0) and "usb1" (index 1), 4 ports each. */
+static GuestUsbPorts *
+corpus_usb_ports(void)
+{
+  GuestUsbPorts *ports = guest_usb_ports_new();
+  guest_usb_ports_add_controller(ports, 0, "usb", "qemu-xhci", 4, NULL);
+  guest_usb_ports_add_controller(ports, 1, "usb1", "qemu-xhci", 4, NULL);
+  return ports;
+}
+
+/*
+ * place_as_the_daemon_does() - a device the context gives no place and the
+ * XML no address gets the one hostdevd's allocators choose in the corpus
+ * VM, which compare-libvirt.py holds against libvirt's own choice.
+ */
+static gboolean
+place_as_the_daemon_does(Hostdev *hostdev, QemuDeviceContext *ctx, char **bus_id,
+                         GError **error)
+{
+  if (hostdev->type == HOSTDEV_TYPE_USB && hostdev->usb_guest.port == NULL) {
+    g_autoptr(GuestUsbPorts) ports = corpus_usb_ports();
+    guint bus;
+    g_autofree char *port = NULL;
+    if (!guest_usb_place(ports, hostdev->usb_guest.present, hostdev->usb_guest.bus, NULL,
+                         ctx->id, &bus, &port, error))
+      return FALSE;
+    hostdev->usb_guest.present = TRUE;
+    hostdev->usb_guest.bus = bus;
+    hostdev->usb_guest.port = g_steal_pointer(&port);
+    return TRUE;
+  }
+  if (hostdev->type == HOSTDEV_TYPE_USB || hostdev->pci_guest.present)
+    return TRUE;
+  g_autoptr(GuestTopology) topology = corpus_topology(ctx->s390x);
+  const GuestPciBus *bus = NULL;
+  PciAddress placed;
+  if (!guest_pci_place(topology, NULL, &placed, &bus, error))
+    return FALSE;
+  *bus_id = g_strdup(bus->id);
+  ctx->pci_bus_id = *bus_id;
+  ctx->pci_slot = placed.slot;
+  ctx->pci_function = placed.function;
+  hostdev->pci_guest.present = TRUE;
+  hostdev->pci_guest.addr = placed;
+  return TRUE;
 }
 
 CorpusResult *
@@ -92,6 +184,9 @@ corpus_case_run(const char *xml, gsize length, JsonObject *spec)
     }
   }
 
+  if (ctx.pci_bus_id == NULL && !place_as_the_daemon_does(hostdev, &ctx, &bus_id, &result->error))
+    return result;
+
   plan = qemu_device_plan(hostdev, &ctx, &result->error);
   if (plan == NULL)
     return result;
@@ -103,7 +198,7 @@ corpus_case_run(const char *xml, gsize length, JsonObject *spec)
   /* what an attach records before it formats the live XML */
   g_free(hostdev->alias);
   hostdev->alias = g_strdup(id);
-  if (ctx.pci_bus_id != NULL) {
+  if (ctx.pci_bus_id != NULL && context && json_object_has_member(context, "pci_bus")) {
     hostdev->pci_guest.present = TRUE;
     hostdev->pci_guest.addr = (PciAddress){ 0, member_uint(context, "pci_bus", 0),
                                             ctx.pci_slot, ctx.pci_function };

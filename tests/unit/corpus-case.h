@@ -8,7 +8,11 @@
  *       "id"              the QEMU id; default the XML's alias, else "hostdev0"
  *       "usb"             {"bus": B, "device": D}: the resolved host device
  *       "usb_hostdevice"  e.g. "/dev/fdset/3"
- *       "pci_bus", "slot", "function"   the guest place chosen (bus index)
+ *       "pci_bus", "slot", "function"   the guest place chosen (bus index);
+ *                         without it (and without a guest address in the
+ *                         XML) the daemon's allocators place the device in
+ *                         the VM compare-libvirt.py defines, as a USB
+ *                         device without a port always is
  *       "s390x"           true: the machine has zPCI
  *       "zpci"            {"uid": U, "fid": F}: what the caller assigns when
  *                         the XML leaves them out

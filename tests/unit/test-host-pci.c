@@ -304,6 +304,52 @@ test_out_of_range(Tree *tree, gconstpointer data)
   assert_error(error, HOSTDEVD_ERROR_INVALID_ARGUMENT, "out of range");
 }
 
+/* Issue 14: a bridge or PCIe port named as the source is refused as such. */
+static void
+test_bridge_refused(Tree *tree, gconstpointer data)
+{
+  const PciAddress root_port = { 0, 0, 5, 0 };
+  const PciAddress behind = { 0, 3, 0, 0 };
+  g_autoptr(GError) error = NULL;
+
+  /* 0000:03:00.0 (class 0x060400) sits below root port 0000:00:05.0 */
+  g_assert_false(host_pci_check_not_bridge(&behind, &error));
+  assert_error(error, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+               "0000:03:00.0 is a PCI bridge: bridges cannot be assigned");
+  g_clear_error(&error);
+  g_assert_false(host_pci_check_not_bridge(&root_port, &error));
+  assert_error(error, HOSTDEVD_ERROR_INVALID_ARGUMENT, "0000:00:05.0 is a PCI bridge");
+  g_clear_error(&error);
+
+  /* an endpoint passes; so does one whose class cannot be read (later checks say why) */
+  g_assert_true(host_pci_check_not_bridge(&e1000e, &error));
+  g_assert_no_error(error);
+  g_assert_true(host_pci_check_not_bridge(&missing, &error));
+  g_assert_no_error(error);
+
+}
+
+/* A bridge header in config space counts even under another class. */
+static void
+test_bridge_by_header(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *config = g_strnfill(64, '\0');
+
+  make_dir(tree->root, "sys/devices/pci0000:00/0000:00:03.0/0000:01:00.0");
+  make_dir(tree->root, "sys/bus/pci/devices");
+  make_link(tree->root, "sys/bus/pci/devices/0000:01:00.0",
+            "../../../devices/pci0000:00/0000:00:03.0/0000:01:00.0");
+  write_file(tree->root, "sys/devices/pci0000:00/0000:00:03.0/0000:01:00.0/class", "0x020000\n");
+  g_assert_true(host_pci_check_not_bridge(&e1000e, &error));
+  config[0x0e] = (char)0x81;   /* multifunction, type 1 */
+  g_autofree char *path = g_build_filename(tree->root,
+      "sys/devices/pci0000:00/0000:00:03.0/0000:01:00.0/config", NULL);
+  g_assert_true(g_file_set_contents(path, config, 64, NULL));
+  g_assert_false(host_pci_check_not_bridge(&e1000e, &error));
+  assert_error(error, HOSTDEVD_ERROR_INVALID_ARGUMENT, "0000:01:00.0 is a PCI bridge");
+}
+
 /* A host booted without intel_iommu=on: devices, drivers, no groups. */
 static void
 build_no_iommu_host(const char *root, gboolean empty_groups_dir)
@@ -386,10 +432,13 @@ main(int argc, char **argv)
   FIXTURE_TEST("no-vfio-node", test_no_vfio_node);
   FIXTURE_TEST("no-group", test_no_group);
   FIXTURE_TEST("out-of-range", test_out_of_range);
+  FIXTURE_TEST("bridge-refused", test_bridge_refused);
   g_test_add("/host-pci/built/no-iommu", Tree, GINT_TO_POINTER(FALSE),
              tree_setup_empty, test_no_iommu, tree_teardown);
   g_test_add("/host-pci/built/no-iommu-empty-groups", Tree, GINT_TO_POINTER(TRUE),
              tree_setup_empty, test_no_iommu, tree_teardown);
+  g_test_add("/host-pci/built/bridge-by-header", Tree, NULL,
+             tree_setup_empty, test_bridge_by_header, tree_teardown);
   g_test_add("/host-pci/built/read-link-name", Tree, NULL,
              tree_setup_empty, test_read_link_name, tree_teardown);
 

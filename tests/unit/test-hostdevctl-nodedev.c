@@ -321,6 +321,41 @@ test_detach_group_in_use(Tree *tree, gconstpointer data)
   g_assert_cmpstr(override, ==, "(null)");
 }
 
+/* Issue 11, item 2: detaching an mdev parent takes its mdevs away from their VM. */
+static void
+test_detach_parent_of_claimed_mdev(Tree *tree, gconstpointer data)
+{
+  const char *parent = "sys/devices/pci0000:00/0000:00:03.0/0000:01:00.0";
+  const char *uuid = "4b20d080-1b54-4048-85b3-a6a62d165c01";
+  g_autofree char *instance = g_strdup_printf("%s/%s", parent, uuid);
+  g_autofree char *type_link = g_strdup_printf("%s/mdev_type", instance);
+  g_autofree char *bus_link = g_strdup_printf("sys/bus/mdev/devices/%s", uuid);
+  g_autofree char *bus_target = g_strdup_printf("../../../devices/pci0000:00/0000:00:03.0/"
+                                                "0000:01:00.0/%s", uuid);
+  g_autofree char *err = NULL;
+  g_autofree char *driver = NULL;
+  g_autofree char *key = claims_key_mdev(uuid);
+  ClaimOwner vm1 = { getpid(), 0 };
+
+  fixture_write(tree->root, "sys/devices/pci0000:00/0000:00:03.0/0000:01:00.0/"
+                            "mdev_supported_types/nvidia-63/create", "");
+  fixture_link(tree->root, "sys/class/mdev_bus/0000:01:00.0",
+               "../../devices/pci0000:00/0000:00:03.0/0000:01:00.0");
+  fixture_mkdir(tree->root, instance);
+  fixture_link(tree->root, type_link, "../mdev_supported_types/nvidia-63");
+  fixture_mkdir(tree->root, "sys/bus/mdev/devices");
+  fixture_link(tree->root, bus_link, bus_target);
+  g_assert_true(claims_acquire(tree->runtime, "vm1", key, &vm1, NULL));
+
+  g_assert_cmpint(ctl(tree, NULL, &err, "nodedev-detach", "pci_0000_01_00_0", NULL), ==, 1);
+  g_assert_true(g_str_has_prefix(err, "error: PCI device 0000:01:00.0 is the parent of mediated "
+                                      "device 4b20d080-1b54-4048-85b3-a6a62d165c01, which is in "
+                                      "use by VM 'vm1' (hostdevd pid "));
+  g_assert_nonnull(strstr(err, "would take the mdev away; detach it from that VM first"));
+  driver = fixture_link_name(tree->root, "sys/bus/pci/devices/0000:01:00.0/driver");
+  g_assert_cmpstr(driver, ==, "e1000e");
+}
+
 static void
 test_reattach_group_in_use(Tree *tree, gconstpointer data)
 {
@@ -405,5 +440,6 @@ main(int argc, char **argv)
   TREE_TEST("mdev-checks", test_mdev_checks);
   TREE_TEST("reattach-group-in-use", test_reattach_group_in_use);
   TREE_TEST("detach-group-in-use", test_detach_group_in_use);
+  TREE_TEST("detach-parent-of-claimed-mdev", test_detach_parent_of_claimed_mdev);
   return g_test_run();
 }

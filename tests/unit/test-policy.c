@@ -50,6 +50,24 @@ usb(guint vendor, guint product)
   return facts;
 }
 
+/* An mdev of @type on the PCI device 0000:@bus:00.0 (@vendor:@device, a
+ * display controller), or with @bus -1 on a parent that is no PCI device. */
+static PolicyDeviceFacts
+mdev(const char *uuid, const char *type, int bus, guint vendor, guint device)
+{
+  PolicyDeviceFacts facts = {
+    .type = POLICY_DEVICE_MDEV, .mdev_uuid = uuid, .mdev_type = type,
+    .mdev_parent = bus < 0 ? "mtty" : "0000:01:00.0", .mdev_parent_is_pci = bus >= 0,
+  };
+  if (bus >= 0) {
+    facts.pci_bus = (guint)bus;
+    facts.pci_vendor = vendor;
+    facts.pci_device = device;
+    facts.pci_class = 0x030000;
+  }
+  return facts;
+}
+
 static void
 assert_rule(const char *rule, const char *needle)
 {
@@ -177,6 +195,105 @@ test_denies_accumulate(void)
   g_assert_false(policy_check_device(policy, "box", &tablet, 0, &rule));
   assert_rule(rule, "matches no entry of allow-usb=046d:* ([vm box]");
   g_assert_true(policy_check_device(policy, "vm1", &tablet, 0, &rule));
+}
+
+#define RANDOM_UUID "4b20d080-1b54-4048-85b3-a6a62d165c01"
+#define V3_UUID "faf779ad-fa2e-3c30-abe4-b1af0abfafdc"   /* mdev-create --vm vm1 */
+
+/* Issue 11, item 2: an mdev went past every device rule.  Its parent takes
+ * the PCI lists, its type the mdev-type lists. */
+static void
+test_mdev_parent_and_type(void)
+{
+  g_autoptr(Policy) deny_all = load("[defaults]\ndeny-pci-ids=*:*\n");
+  g_autoptr(Policy) policy = load("[defaults]\ndeny-mdev-types=i915-GVTg_V5_8\n"
+                                  "[vm gpu]\ndeny-mdev-types=nvidia-6?\ndeny-pci=0000:02:*\n"
+                                  "[vm picky]\nallow-pci-ids=10de:*\nallow-mdev-types=nvidia-63\n");
+  g_autoptr(Policy) builtin = policy_new_default(DAEMON_UID);
+  PolicyDeviceFacts grid = mdev(RANDOM_UUID, "nvidia-63", 1, 0x10de, 0x1bb3);
+  PolicyDeviceFacts grid_2q = mdev(RANDOM_UUID, "nvidia-64", 1, 0x10de, 0x1bb3);
+  PolicyDeviceFacts on_02 = mdev(RANDOM_UUID, "nvidia-63", 2, 0x10de, 0x1bb3);
+  PolicyDeviceFacts gvt = mdev(RANDOM_UUID, "i915-GVTg_V5_8", 1, 0x8086, 0x3e92);
+  PolicyDeviceFacts gvt_4 = mdev(RANDOM_UUID, "i915-GVTg_V5_4", 1, 0x8086, 0x3e92);
+  PolicyDeviceFacts sample = mdev(RANDOM_UUID, "mtty-2", -1, 0, 0);
+  const char *rule = NULL;
+
+  /* a denied parent denies its slices */
+  g_assert_false(policy_check_device(deny_all, "vm1", &grid, 0, &rule));
+  assert_rule(rule, "deny-pci-ids entry '*:*' ([defaults] of test.conf)");
+  g_assert_false(policy_check_device(policy, "gpu", &on_02, 0, &rule));
+  assert_rule(rule, "deny-pci entry '0000:02:*' ([vm gpu] of test.conf)");
+  /* a parent that is no PCI device cannot be checked against a PCI list: refused */
+  g_assert_false(policy_check_device(deny_all, "vm1", &sample, 0, &rule));
+  assert_rule(rule, "cannot be checked: the mediated device's parent mtty is not a PCI device");
+  g_assert_true(policy_check_device(builtin, "vm1", &sample, 0, &rule));
+
+  /* types: the denies of [defaults] and of the VM accumulate, matched without case */
+  g_assert_false(policy_check_device(policy, "gpu", &grid, 0, &rule));
+  assert_rule(rule, "deny-mdev-types entry 'nvidia-6?' ([vm gpu] of test.conf)");
+  g_assert_false(policy_check_device(policy, "gpu", &gvt, 0, &rule));
+  assert_rule(rule, "deny-mdev-types entry 'i915-gvtg_v5_8' ([defaults] of test.conf)");
+  g_assert_true(policy_check_device(policy, "gpu", &gvt_4, 0, &rule));
+  assert_rule(rule, "has no allow-pci, allow-pci-ids, allow-pci-classes or allow-mdev-types "
+                    "for VM 'gpu', so every mediated device not denied may be attached");
+
+  /* both allow groups in force must let it through: the parent's and the type's */
+  g_assert_true(policy_check_device(policy, "picky", &grid, 0, &rule));
+  assert_rule(rule, "allow-pci-ids entry '10de:*' ([vm picky] of test.conf) and "
+                    "allow-mdev-types entry 'nvidia-63'");
+  g_assert_false(policy_check_device(policy, "picky", &grid_2q, 0, &rule));
+  assert_rule(rule, "matches no entry of allow-mdev-types=nvidia-63 ([vm picky]");
+  g_assert_false(policy_check_device(policy, "picky", &gvt_4, 0, &rule));
+  assert_rule(rule, "matches no entry of allow-pci-ids=10de:* ([vm picky]");
+
+  g_autofree char *what = policy_describe_device(&grid);
+  g_assert_cmpstr(what, ==, "mediated device " RANDOM_UUID " of type nvidia-63 on PCI device "
+                  "0000:01:00.0 [10de:1bb3] class 0x030000");
+  g_autofree char *what_sample = policy_describe_device(&sample);
+  g_assert_cmpstr(what_sample, ==, "mediated device " RANDOM_UUID " of type mtty-2 on parent mtty");
+
+  assert_load_fails("[defaults]\ndeny-mdev-types=nvidia/63\n", "an mdev type pattern");
+  assert_load_fails("[defaults]\nallow-mdev-uuids=not-a-uuid\n", "an mdev UUID pattern");
+}
+
+/* The UUID `mdev-create --vm` derives names a VM's instance; another VM may
+ * not take it unless allow-mdev-uuids lists it.  max-devices counts mdevs. */
+static void
+test_mdev_uuid_owner(void)
+{
+  g_autoptr(Policy) builtin = policy_new_default(DAEMON_UID);
+  g_autoptr(Policy) policy = load("[defaults]\nmax-devices=0\n"
+                                  "[vm vm2]\nmax-devices=4\nallow-mdev-uuids=" V3_UUID "\n"
+                                  "[vm vm3]\nmax-devices=4\nallow-mdev-uuids=4b20d080-*\n");
+  PolicyDeviceFacts own = mdev(V3_UUID, "nvidia-63", 1, 0x10de, 0x1bb3);
+  PolicyDeviceFacts others = own;
+  PolicyDeviceFacts random_uuid = mdev(RANDOM_UUID, "nvidia-63", 1, 0x10de, 0x1bb3);
+  const char *rule = NULL;
+
+  own.mdev_uuid_derived = own.mdev_uuid_own = TRUE;
+  others.mdev_uuid_derived = TRUE;
+
+  g_assert_true(policy_check_device(builtin, "vm1", &own, 0, &rule));
+  g_assert_true(policy_check_device(builtin, "vm1", &random_uuid, 0, &rule));
+  g_assert_false(policy_check_device(builtin, "vm9", &others, 0, &rule));
+  assert_rule(rule, "mdev UUID " V3_UUID " is a version 3 UUID, the kind `hostdevctl "
+                    "mdev-create --vm` derives, but not one derived for VM 'vm9': it is "
+                    "another VM's instance; list it in allow-mdev-uuids to allow it");
+
+  /* max-devices=0 refuses an mdev like any device */
+  g_assert_false(policy_check_device(policy, "vm1", &own, 0, &rule));
+  assert_rule(rule, "max-devices=0 ([defaults] of test.conf)");
+
+  /* allowed by name; and with the key in force, only the VM's own and those listed */
+  g_assert_true(policy_check_device(policy, "vm2", &others, 0, &rule));
+  assert_rule(rule, "allow-mdev-uuids entry '" V3_UUID "' ([vm vm2] of test.conf)");
+  g_assert_false(policy_check_device(policy, "vm2", &random_uuid, 0, &rule));
+  assert_rule(rule, "mdev UUID " RANDOM_UUID " is not one derived for VM 'vm2' (`hostdevctl "
+                    "mdev-create --vm vm2`) and matches no entry of allow-mdev-uuids=");
+  g_assert_true(policy_check_device(policy, "vm2", &own, 0, &rule));
+  g_assert_true(policy_check_device(policy, "vm3", &random_uuid, 0, &rule));
+  g_assert_false(policy_check_device(policy, "vm3", &others, 0, &rule));
+  assert_rule(rule, "another VM's instance and matches no entry of allow-mdev-uuids=4b20d080-*");
 }
 
 /* Issue 11, item 14: nothing governed the MAC and VLAN a VF is given. */
@@ -462,5 +579,7 @@ main(int argc, char **argv)
   g_test_add_func("/policy/usb-hubs", test_usb_hubs);
   g_test_add_func("/policy/vf-network", test_vf_network);
   g_test_add_func("/policy/devices/denies-accumulate", test_denies_accumulate);
+  g_test_add_func("/policy/devices/mdev", test_mdev_parent_and_type);
+  g_test_add_func("/policy/devices/mdev-uuid-owner", test_mdev_uuid_owner);
   return g_test_run();
 }

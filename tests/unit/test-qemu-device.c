@@ -187,108 +187,6 @@ test_usb_bus_ids(void)
   g_assert_cmpstr(pci3, ==, "pci.3");
 }
 
-/* What QEMU 7.2's x-query-usb printed with a keyboard, a hub and a usb-host. */
-static const char query_usb[] =
-    "  Device 0.1, Port 1, Speed 480 Mb/s, Product QEMU USB Keyboard, ID: kbd0\n"
-    "  Device 0.2, Port 2, Speed 12 Mb/s, Product QEMU USB Hub, ID: hub\n"
-    "  Device 0.0, Port 2.1, Speed 1.5 Mb/s, Product USB Host Device, ID: hostdev0\n"
-    "  Device 1.0, Port 1, Speed 1.5 Mb/s, Product USB Host Device, ID: hostdev10\n";
-
-static void
-test_guest_usb_address(void)
-{
-  guint bus = 99;
-  g_autofree char *port = NULL;
-  g_assert_true(guest_usb_address_parse(query_usb, "hostdev0", &bus, &port, NULL));
-  g_assert_cmpuint(bus, ==, 0);
-  g_assert_cmpstr(port, ==, "2.1");
-
-  g_autofree char *port10 = NULL;
-  g_assert_true(guest_usb_address_parse(query_usb, "hostdev10", &bus, &port10, NULL));
-  g_assert_cmpuint(bus, ==, 1);
-  g_assert_cmpstr(port10, ==, "1");
-
-  char *none = NULL;
-  g_assert_false(guest_usb_address_parse(query_usb, "hostdev1", &bus, &none, NULL));
-  g_assert_false(guest_usb_address_parse("", "hostdev0", &bus, &none, NULL));
-  g_assert_false(guest_usb_address_parse("  Device x, Port 1, ID: hostdev0\n", "hostdev0",
-                                         &bus, &none, NULL));
-  g_assert_false(guest_usb_address_parse("  Device 0.1, Port .1, S, ID: hostdev0\n",
-                                         "hostdev0", &bus, &none, NULL));
-  g_assert_null(none);
-}
-
-static void
-assert_usb_refused(const char *text, const char *id, const char *needle)
-{
-  g_autoptr(GError) error = NULL;
-  guint bus = 99;
-  char *port = NULL;
-  g_assert_false(guest_usb_address_parse(text, id, &bus, &port, &error));
-  g_assert_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_QEMU_ERROR);
-  g_assert_null(port);
-  g_assert_cmpuint(bus, ==, 99);
-  if (strstr(error->message, needle) == NULL)
-    g_error("'%s' does not contain '%s'", error->message, needle);
-}
-
-/*
- * Issue 11, item 12: a hostile QEMU's guest address (bus 70000, port
- * 1.2.3.4.5) was journaled and made the entry unreadable after a restart;
- * and a USB device's own product string, printed by x-query-usb, could
- * pose as another device's line.
- */
-static void
-test_guest_usb_address_hostile(void)
-{
-  guint bus = 99;
-  g_autofree char *port = NULL;
-  g_autoptr(GError) error = NULL;
-
-  /* what the journal's parser reads back is what passes */
-  g_assert_true(guest_usb_address_parse(
-      "  Device 65535.127, Port 15.255.1.2, Speed 5000 Mb/s, Product P, ID: hostdev0\n",
-      "hostdev0", &bus, &port, &error));
-  g_assert_no_error(error);
-  g_assert_cmpuint(bus, ==, 65535);
-  g_assert_cmpstr(port, ==, "15.255.1.2");
-
-  assert_usb_refused("  Device 70000.1, Port 1, Speed 12 Mb/s, Product P, ID: hostdev0\n",
-                     "hostdev0", "bus must be 0..65535");
-  assert_usb_refused("  Device 0.1, Port 1.2.3.4.5, Speed 12 Mb/s, Product P, ID: hostdev0\n",
-                     "hostdev0", "port '1.2.3.4.5', which hostdevd cannot record");
-  assert_usb_refused("  Device 0.1, Port 0, Speed 12 Mb/s, Product P, ID: hostdev0\n",
-                     "hostdev0", "1 to 4 numbers 1..255");
-  assert_usb_refused("  Device 0.1, Port 256, Speed 12 Mb/s, Product P, ID: hostdev0\n",
-                     "hostdev0", "1 to 4 numbers 1..255");
-  assert_usb_refused("  Device 0.1, Port 1..2, Speed 12 Mb/s, Product P, ID: hostdev0\n",
-                     "hostdev0", "cannot record");
-  assert_usb_refused("  Device 0.200, Port 1, Speed 12 Mb/s, Product P, ID: hostdev0\n",
-                     "hostdev0", "not a USB device");
-
-  /* a device without an id whose product imitates hostdev0's id */
-  assert_usb_refused(
-      "  Device 0.3, Port 1, Speed 12 Mb/s, Product evil, ID: hostdev0\n"
-      "  Device 0.4, Port 2, Speed 12 Mb/s, Product USB Host Device, ID: hostdev0\n",
-      "hostdev0", "more than one USB device with id 'hostdev0'");
-  /* a product with a line break: the fragment is no device line */
-  assert_usb_refused(
-      "  Device 0.3, Port 2, Speed 12 Mb/s, Product x\n Device 0.9, Port 9, ID: hostdev0\n",
-      "hostdev0", "line 2");
-  assert_usb_refused("USB support not enabled\n", "hostdev0", "not a USB device");
-
-  /* a product naming another id on the device's own line: the id is the last one */
-  g_autofree char *evil_port = NULL;
-  const char *own = "  Device 0.3, Port 1, Speed 12 Mb/s, Product x, ID: hostdev9, ID: hostdev0\n"
-                    "  Device 0.4, Port 3, Speed 12 Mb/s, Product USB Host Device, ID: hostdev9\n";
-  g_assert_true(guest_usb_address_parse(own, "hostdev0", &bus, &evil_port, &error));
-  g_assert_cmpstr(evil_port, ==, "1");
-  g_autofree char *real_port = NULL;
-  g_assert_true(guest_usb_address_parse(own, "hostdev9", &bus, &real_port, &error));
-  g_assert_cmpstr(real_port, ==, "3");
-  g_assert_no_error(error);
-}
-
 static Hostdev *
 usb_with_alias(const char *alias, guint vendor)
 {
@@ -338,8 +236,6 @@ main(int argc, char **argv)
   g_test_add_func("/qemu-device/zpci", test_zpci);
   g_test_add_func("/qemu-device/mdev", test_mdev);
   g_test_add_func("/qemu-device/usb-bus-ids", test_usb_bus_ids);
-  g_test_add_func("/guest-addr/usb-from-query", test_guest_usb_address);
-  g_test_add_func("/guest-addr/usb-from-query/hostile", test_guest_usb_address_hostile);
   g_test_add_func("/vm-devices/next-alias", test_next_alias);
   return g_test_run();
 }

@@ -358,8 +358,11 @@ class L2:
               f"{(read(qemu_log, '') if qemu_log else '')[-1500:]}\nconsole: {self.serial_text()[-1500:]}")
 
     def guest_pci(self):
-        """The PCI functions the L2 guest OS last reported."""
-        lines = [l for l in self.serial_text().splitlines() if l.startswith("L2 PCI:")]
+        """The PCI functions the L2 guest OS last reported (on a whole line: the
+        console may be read while the guest is still writing the last one)."""
+        text = self.serial_text()
+        complete = text[:text.rfind("\n") + 1]
+        lines = [l for l in complete.splitlines() if l.startswith("L2 PCI:")]
         return lines[-1][len("L2 PCI:"):].split() if lines else None
 
     def quit(self, timeout=30):
