@@ -25,6 +25,7 @@
  */
 #include "hotplug-private.h"
 #include "claims.h"
+#include "guest-usb.h"
 #include "host-usb.h"
 #include "hotplug-follow.h"
 #include "usb-follow.h"
@@ -159,6 +160,11 @@ leave_finish(gpointer data)
   g_autoptr(GError) error = NULL;
 
   if (device && device->state == VM_DEVICE_WAITING) {
+    const Hostdev *hostdev = device->hostdev;
+    /* its guest port is free in QEMU now; it takes it again when it is back */
+    if (hotplug->usb_ports && hostdev->usb_guest.present && hostdev->usb_guest.port)
+      guest_usb_ports_release(hotplug->usb_ports, hostdev->usb_guest.bus,
+                              hostdev->usb_guest.port);
     release_claims(hotplug, device->prep);
     if (!hotplug_journal_device(hotplug, device->hostdev, STATE_ATTACHED,
                                 HOTPLUG_STEP_WAIT_FOR_DEVICE, NULL, device->prep, FALSE, &error))
