@@ -7,7 +7,8 @@
  * tell systemd we are ready → connect QMP (waiting, bounded, for QEMU to
  * create the socket) → check the peer, drop privileges, load the seccomp
  * filter → negotiate → reconcile the journal with QEMU →
- * listen on the control socket → main loop.  Ready comes before QEMU so
+ * listen on the control socket → watch the kernel's USB events (devices
+ * that follow re-enumeration, absent optional ones) → main loop.  Ready comes before QEMU so
  * that the unit can be ordered before the VM's: then systemd stops QEMU
  * first and hostdevd sees it go.
  *
@@ -26,11 +27,13 @@
 #include "hostdev.h"
 #include "hostdevd-error.h"
 #include "hotplug.h"
+#include "hotplug-follow.h"
 #include "hotplug-metrics.h"
 #include "policy.h"
 #include "qmp-client.h"
 #include "sandbox.h"
 #include "state.h"
+#include "usb-uevent.h"
 
 #include <errno.h>
 #include <glib-unix.h>
@@ -52,6 +55,8 @@ typedef struct {
   char *sandbox;
   SandboxMode sandbox_mode;   /* --sandbox, default on */
   char *policy_path;          /* --policy, default POLICY_DEFAULT_PATH if it exists */
+  char *optional_usb;         /* --optional-usb wait|qemu */
+  gboolean optional_usb_to_qemu;
   int qmp_wait_s;
   gboolean verbose;
 } Options;
@@ -70,6 +75,7 @@ typedef struct {
   StateJournal *journal;
   Policy *policy;
   ControlServer *control;
+  UsbUeventWatch *usb_watch;  /* the kernel's USB events, for devices that follow theirs */
 } Daemon;
 
 /* notify_systemd() - sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET. */
@@ -464,6 +470,34 @@ qmp_peer_allowed(pid_t pid, uid_t uid, gpointer user_data, GError **error)
   return FALSE;
 }
 
+static void
+on_usb_uevent(const UsbUevent *event, gpointer user_data)
+{
+  Daemon *daemon = user_data;
+  if (!daemon->releasing_all)
+    hotplug_follow_uevent(daemon->hotplug, event);
+}
+
+/*
+ * watch_usb_devices() - follow the kernel's USB events, so that a USB
+ * device that re-enumerates comes back to the VM and one that was not
+ * there yet is attached when it appears; then attach those that are there
+ * already (they came while no hostdevd ran).  Started after the sandbox is
+ * locked: the watcher's syscalls are in its allowlist.  Without it USB
+ * devices still attach, they just do not follow.
+ */
+static void
+watch_usb_devices(Daemon *daemon)
+{
+  g_autoptr(GError) error = NULL;
+
+  daemon->usb_watch = usb_uevent_watch_new(on_usb_uevent, daemon, &error);
+  if (daemon->usb_watch == NULL)
+    g_warning("%s; USB devices of the VM will not be attached again when they re-enumerate "
+              "or appear", error->message);
+  hotplug_follow_rescan(daemon->hotplug);
+}
+
 static void on_reconciled(GObject *source, GAsyncResult *result, gpointer user_data);
 static void on_qmp_connected(GObject *source, GAsyncResult *result, gpointer user_data);
 
@@ -538,6 +572,7 @@ on_reconciled(GObject *source, GAsyncResult *result, gpointer user_data)
     daemon_quit(daemon, EXIT_FAILURE);
     return;
   }
+  watch_usb_devices(daemon);
   notify_systemd("STATUS=serving");
 }
 
@@ -660,6 +695,10 @@ parse_options(Options *options, int *argc, char ***argv, GError **error)
     { "policy", 0, 0, G_OPTION_ARG_FILENAME, &options->policy_path,
       "Policy file (default: " POLICY_DEFAULT_PATH " if it exists)", "FILE" },
     { "qmp-wait", 0, 0, G_OPTION_ARG_INT, &options->qmp_wait_s, qmp_wait_help, "SECONDS" },
+    { "optional-usb", 0, 0, G_OPTION_ARG_STRING, &options->optional_usb,
+      "An absent startupPolicy='optional' USB device: wait (default: hostdevd attaches it "
+      "by descriptor when it appears) or qemu (QEMU waits by vendorid/productid and needs "
+      "/dev/bus/usb)", "MODE" },
     { "verbose", 'v', 0, G_OPTION_ARG_NONE, &options->verbose, "Log debug messages", NULL },
     { NULL },
   };
@@ -697,6 +736,15 @@ parse_options(Options *options, int *argc, char ***argv, GError **error)
                         "--qmp-wait must be 0 to 3600 seconds");
     return FALSE;
   }
+  if (options->optional_usb && g_strcmp0(options->optional_usb, "wait") != 0 &&
+      g_strcmp0(options->optional_usb, "qemu") != 0) {
+    g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                "--optional-usb must be 'wait' (hostdevd attaches the device when it appears) "
+                "or 'qemu' (QEMU waits for it by vendorid/productid), not '%s'",
+                options->optional_usb);
+    return FALSE;
+  }
+  options->optional_usb_to_qemu = g_strcmp0(options->optional_usb, "qemu") == 0;
   if (options->qemu_user && getpwnam(options->qemu_user) == NULL) {
     g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                 "--qemu-user '%s' is not a user of this host", options->qemu_user);
@@ -715,6 +763,7 @@ options_free(Options *options)
 {
   g_free(options->vm);
   g_free(options->qmp_path);
+  g_free(options->optional_usb);
   g_free(options->socket_path);
   g_free(options->state_dir);
   g_free(options->host_root);
@@ -794,6 +843,7 @@ main(int argc, char **argv)
     .qemu_uid = (uid_t)-1,
     .qemu_gid = (gid_t)-1,
     .policy = daemon.policy,
+    .optional_usb_to_qemu = options->optional_usb_to_qemu,
   };
   daemon.hotplug = hotplug_new(NULL, daemon.journal, &config, on_hotplug_event, &daemon);
   hotplug_release_orphans_async(daemon.hotplug, on_orphans_released, &daemon);
@@ -801,6 +851,7 @@ main(int argc, char **argv)
 
   notify_systemd("STOPPING=1");
   g_clear_pointer(&daemon.control, control_server_free);
+  g_clear_pointer(&daemon.usb_watch, usb_uevent_watch_free);
   g_clear_pointer(&daemon.hotplug, hotplug_free);
   if (daemon.qmp) {
     g_signal_handlers_disconnect_by_data(daemon.qmp, &daemon);

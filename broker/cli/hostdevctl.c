@@ -336,8 +336,13 @@ each_device(JsonObject *reply, gboolean (*print)(JsonObject *device))
 static gboolean
 print_attached(JsonObject *device)
 {
-  printf("Device attached successfully as %s\n",
-         json_object_get_string_member_with_default(device, "alias", "?"));
+  const char *alias = json_object_get_string_member_with_default(device, "alias", "?");
+  if (g_strcmp0(json_object_get_string_member_with_default(device, "state", NULL),
+                "waiting-for-device") == 0)
+    printf("Device %s is not on the host: it is the VM's, waiting, and is attached when it "
+           "appears\n", alias);
+  else
+    printf("Device attached successfully as %s\n", alias);
   return TRUE;
 }
 

@@ -15,10 +15,10 @@ static const ControlCommand commands[CONTROL_N_COMMANDS] = {
       { "dry-run", CONTROL_ARG_BOOLEAN, CONTROL_ARG_OPTIONAL,
         "check and plan only: change nothing, answer with the plan" },
     },
-    .returns = "{\"alias\", \"source\", \"xml\"} (a batch: {\"devices\": [...]}); dry run: "
+    .returns = "{\"alias\", \"source\", \"xml\", \"state\"?} (a batch: {\"devices\": [...]}); dry run: "
                "{\"plan\": [{\"step\", \"alias\", \"what\", \"qmp\"?}...], \"commands\": [...]}",
     .help = "attach host devices to the VM: all of a request's devices or none",
-    .events = { "DEVICE_ATTACHED" },
+    .events = { "DEVICE_ATTACHED", "DEVICE_WAITING" },
   },
   [CONTROL_COMMAND_DETACH_DEVICE] = {
     .id = CONTROL_COMMAND_DETACH_DEVICE, .name = "detach-device",
@@ -76,6 +76,9 @@ static const ControlEvent events[] = {
     "giving it back failed)" },
   { "DEVICE_DETACH_FAILED", "alias, reason",
     "the guest refused a pending unplug: the device stays attached" },
+  { "DEVICE_WAITING", "alias, source, reason",
+    "a USB device that follows its device is out of QEMU and waits for it to appear on the "
+    "host (it left, or one that appeared was refused); DEVICE_ATTACHED follows when it is back" },
 };
 
 static const char *const type_names[] = {

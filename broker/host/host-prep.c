@@ -53,6 +53,8 @@ host_prep_to_json(const HostPrep *prep, gboolean binding_in_flight)
   }
   if (prep->fdset_id >= 0)
     json_object_set_int_member(object, "fdset-id", prep->fdset_id);
+  if (prep->usb_follow)
+    json_object_set_boolean_member(object, "usb-follow", TRUE);
   if (prep->vf_saved)
     json_object_set_object_member(object, "vf-before", sriov_vf_config_to_json(&prep->vf_before));
   if (prep->memlock_saved) {
@@ -89,6 +91,7 @@ host_prep_from_json(JsonObject *object, GError **error)
       (prep->vfio = vfio_record_from_json(json_node_get_object(node), error)) == NULL)
     return NULL;
   prep->fdset_id = (gint)json_object_get_int_member_with_default(object, "fdset-id", -1);
+  prep->usb_follow = json_object_get_boolean_member_with_default(object, "usb-follow", FALSE);
   if ((node = json_object_get_member(object, "memlock-before")) && JSON_NODE_HOLDS_OBJECT(node)) {
     JsonObject *memlock = json_node_get_object(node);
     const char *soft = json_object_get_string_member_with_default(memlock, "soft", "");

@@ -25,6 +25,8 @@ typedef struct {
   GPtrArray *claims;          /* keys held (char *) */
   VfioRecord *vfio;           /* PCI: what binding did; NULL otherwise */
   gint fdset_id;              /* USB: QEMU fdset holding our descriptor, -1 none */
+  gboolean usb_follow;        /* USB: attached again when it re-enumerates (usb-follow.h);
+                               * journaled with the rest, but no host effect of its own */
   gboolean vf_saved;          /* <interface type='hostdev'>: the VF settings before */
   SriovVfConfig vf_before;
   gboolean memlock_saved;     /* QEMU's RLIMIT_MEMLOCK before hostdevd raised it for VFIO */

@@ -439,7 +439,7 @@ usb_xml(const UsbEntry *entry)
    * serial that cannot select (control characters) is left out */
   usb_selector_format_xml(out, 4, host_usb_port_path(entry->usb),
                           entry->usb->serial && usb_serial_check(entry->usb->serial, NULL)
-                            ? entry->usb->serial : NULL);
+                            ? entry->usb->serial : NULL, NULL);
   g_string_append(out, "  </capability>\n</device>\n");
   return g_string_free(out, FALSE);
 }

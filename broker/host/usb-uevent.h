@@ -17,8 +17,8 @@
  * "libudev" header) do not.  Everything in a message is untrusted until
  * the parser has checked it: size, NUL separation, keys, numbers, paths.
  *
- * Not wired into hostdevd yet: re-attaching a device after it
- * re-enumerates, and attaching one when it arrives, build on this.
+ * hostdevd feeds these to hotplug-follow.c: a USB device that
+ * re-enumerates is attached again, one that was absent when it appears.
  */
 #pragma once
 

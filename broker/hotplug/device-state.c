@@ -17,7 +17,8 @@ static const struct {
 } states[] = {
   [VM_DEVICE_ATTACHED] = {
     "attached", "attached", STATE_ATTACHED, "done",
-    TO(VM_DEVICE_DETACHING) | TO(VM_DEVICE_GROUP_WAITING) | TO(VM_DEVICE_RELEASING),
+    TO(VM_DEVICE_DETACHING) | TO(VM_DEVICE_GROUP_WAITING) | TO(VM_DEVICE_RELEASING) |
+    TO(VM_DEVICE_WAITING),
   },
   [VM_DEVICE_DETACHING] = {
     "detaching", "detaching", STATE_DETACHING, "device-del",
@@ -35,6 +36,13 @@ static const struct {
   [VM_DEVICE_RELEASE_FAILED] = {
     "failed to go back to the host", "detaching", STATE_DETACHING, "host-release",
     TO(VM_DEVICE_RELEASING),
+  },
+  /* recorded as attached, so that a hostdevd without this state gives the
+   * record up (QEMU does not hold it) instead of refusing the journal;
+   * its re-attach is a new attach, whose own record replaces this one */
+  [VM_DEVICE_WAITING] = {
+    "waiting for its USB device", "waiting-for-device", STATE_ATTACHED, HOTPLUG_STEP_WAIT_FOR_DEVICE,
+    TO(VM_DEVICE_DETACHING) | TO(VM_DEVICE_RELEASING),
   },
 };
 

@@ -35,6 +35,11 @@ attach_done(GTask *task)
 
   for (guint i = 0; i < op->items->len; i++) {
     AttachItem *item = g_ptr_array_index(op->items, i);
+    if (item->waits_for_device) {
+      json_array_add_element(devices, hotplug_follow_accept_waiting(
+          op->hotplug, g_steal_pointer(&item->hostdev), g_steal_pointer(&item->prep)));
+      continue;
+    }
     Hostdev *live = g_steal_pointer(&item->hostdev);
     g_autofree char *source = hostdev_describe_source(live);
     g_autoptr(GError) error = NULL;
@@ -200,7 +205,8 @@ plan_steps(Op *op)
 {
   for (guint i = 0; i < op->items->len; i++) {
     AttachItem *item = g_ptr_array_index(op->items, i);
-    for (const AttachStepKind *const *kind = item->ops->host_steps; *kind; kind++)
+    for (const AttachStepKind *const *kind = item->ops->host_steps;
+         *kind && !item->waits_for_device; kind++)
       hotplug_plan_add(op, *kind, item, 0);
   }
   /* a multifunction slot's functions 1-7 first, unseen by the guest; its
@@ -208,7 +214,7 @@ plan_steps(Op *op)
   for (guint pass = 0; pass < 2; pass++)
     for (guint i = 0; i < op->items->len; i++) {
       AttachItem *item = g_ptr_array_index(op->items, i);
-      if ((item->slot_leader == NULL) != pass)
+      if ((item->slot_leader == NULL) != pass || item->waits_for_device)
         continue;
       for (guint c = 0; c < item->commands->len; c++)
         hotplug_plan_add(op, c == 0 && item->zpci_reused ? &hotplug_step_zpci_reuse
@@ -216,7 +222,8 @@ plan_steps(Op *op)
     }
   for (guint i = 0; i < op->items->len; i++) {
     AttachItem *item = g_ptr_array_index(op->items, i);
-    hotplug_plan_add(op, item->ops->verify, item, 0);
+    if (!item->waits_for_device)
+      hotplug_plan_add(op, item->ops->verify, item, 0);
   }
   op->plan_finished = attach_done;
 }
@@ -333,6 +340,11 @@ static gboolean
 plan_device(Op *op, AttachItem *item, GError **error)
 {
   item->context = (QemuDeviceContext){ .id = item->hostdev->alias, .usb = item->usb };
+  /* nothing goes to QEMU until its device appears (hotplug-follow.c) */
+  if (item->waits_for_device) {
+    item->commands = g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
+    return TRUE;
+  }
   if (op->topology && item->ops->placed_on_pci_bus && !place_on_pci_bus(op, item, error))
     return FALSE;
   if (op->hotplug->usb_ports && item->ops->placed_on_usb_port &&
@@ -490,8 +502,9 @@ on_attach_topology(GObject *source, GAsyncResult *result, gpointer user_data)
 }
 
 /* Return: FALSE with @error when @hostdev clashes with what the VM already has. */
+/* @reattach: a followed device coming back; the journal record of its alias is its own */
 static gboolean
-check_not_attached(Hotplug *hotplug, const Hostdev *hostdev, GError **error)
+check_not_attached(Hotplug *hotplug, const Hostdev *hostdev, gboolean reattach, GError **error)
 {
   VmDevice *same_source = vm_devices_find_source(hotplug->devices, hostdev);
   if (same_source) {
@@ -519,7 +532,7 @@ check_not_attached(Hotplug *hotplug, const Hostdev *hostdev, GError **error)
                 leaving->hostdev->alias);
     return FALSE;
   }
-  if (hostdev->alias && state_journal_find(hotplug->journal, hostdev->alias)) {
+  if (!reattach && hostdev->alias && state_journal_find(hotplug->journal, hostdev->alias)) {
     g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_BUSY,
                 "alias '%s' still names a device that is being given back to the host; "
                 "choose another <alias name='ua-…'/> or try again later", hostdev->alias);
@@ -622,10 +635,11 @@ usb_resolve(AttachItem *item, GError **error)
 {
   g_autoptr(GError) local = NULL;
   item->usb = host_usb_resolve(item->hostdev, &local);
-  if (local) {
+  if (local && !hotplug_follow_may_wait(item, local)) {
     g_propagate_error(error, g_steal_pointer(&local));
     return FALSE;
   }
+  hotplug_follow_note_resolved(item);
   if (item->usb) {
     /* Keep where it was found, as libvirt does, so detach by address matches too. */
     item->hostdev->usb.has_address = TRUE;
@@ -830,8 +844,11 @@ check_request(Op *op, GError **error)
     GError *local = NULL;
     if (!check_not_repeated(op, i, error))
       return FALSE;
-    if (!check_not_attached(op->hotplug, item->hostdev, &local) ||
+    if (!check_not_attached(op->hotplug, item->hostdev, op->reattach, &local) ||
         !hotplug_policy_allows_xml(item, &local) || !item->ops->resolve(item, &local) ||
+        (op->reattach && item->usb == NULL &&
+         !(local = g_error_new(HOSTDEVD_ERROR, HOSTDEVD_ERROR_NOT_FOUND,
+                               "its USB device is not on the host (any more)"))) ||
         !hotplug_policy_allows(item, i, &local)) {
       name_device_of_request(op, i, local);
       g_propagate_error(error, local);
@@ -878,6 +895,19 @@ hotplug_attach_async(Hotplug *hotplug, const char *xml, gboolean dry_run,
   op->items = g_ptr_array_new_with_free_func((GDestroyNotify)attach_item_free);
   for (guint i = 0; i < devices->len; i++)
     g_ptr_array_add(op->items, attach_item_new(hotplug, g_ptr_array_steal_index(devices, i--)));
+  hotplug_op_submit(task, NULL);
+}
+
+void
+hotplug_reattach_async(Hotplug *hotplug, Hostdev *hostdev, GAsyncReadyCallback callback,
+                       gpointer user_data)
+{
+  GTask *task = hotplug_op_new(hotplug, attach_start, hotplug_attach_async, callback, user_data);
+  Op *op = g_task_get_task_data(task);
+
+  op->reattach = TRUE;
+  op->items = g_ptr_array_new_with_free_func((GDestroyNotify)attach_item_free);
+  g_ptr_array_add(op->items, attach_item_new(hotplug, hostdev));
   hotplug_op_submit(task, NULL);
 }
 

@@ -187,7 +187,7 @@ print_latency(GString *out, HotplugMetrics *metrics, const char *vm)
 }
 
 typedef struct {
-  guint counts[HOSTDEV_TYPE_MDEV + 1][VM_DEVICE_RELEASE_FAILED + 1];
+  guint counts[HOSTDEV_TYPE_MDEV + 1][VM_DEVICE_STATE_LAST + 1];
   guint pending;
 } DeviceCounts;
 
@@ -209,7 +209,7 @@ print_devices(GString *out, Hotplug *hotplug, const char *vm)
   header(out, "hostdevd_devices", "gauge",
          "The VM's devices by type and state (the states list-devices shows).");
   for (HostdevType type = HOSTDEV_TYPE_USB; type <= HOSTDEV_TYPE_MDEV; type++)
-    for (VmDeviceState state = VM_DEVICE_ATTACHED; state <= VM_DEVICE_RELEASE_FAILED; state++)
+    for (VmDeviceState state = VM_DEVICE_ATTACHED; state <= VM_DEVICE_STATE_LAST; state++)
       g_string_append_printf(out, "hostdevd_devices{vm=\"%s\",type=\"%s\",state=\"%s\"} %u\n",
                              vm, hostdev_type_name(type), hotplug_device_state_listed(state),
                              counts.counts[type][state]);

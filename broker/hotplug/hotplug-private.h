@@ -33,6 +33,7 @@ struct _Hotplug {
   uid_t qemu_uid;         /* who gets /dev/vfio/N; (uid_t)-1: leave it */
   gid_t qemu_gid;
   gboolean take_whole_group;
+  gboolean optional_usb_to_qemu; /* HotplugConfig's */
   const Policy *policy;
   VmDevices *devices;
   /* the devices out of QEMU, by their state (device-state.c); those in QEMU are in @devices */
@@ -124,6 +125,8 @@ struct _AttachItem {
   const char *journaled_step;    /* the step its journal record names now */
   gboolean keep_record;          /* an undo failed: the journal keeps the record */
   gboolean handed_over;          /* in QEMU until the guest lets go: its release undoes it */
+  gboolean waits_for_device;     /* an absent optional USB device: accepted as waiting,
+                                  * nothing planned (hotplug-follow.c attaches it later) */
 };
 
 AttachItem *attach_item_new(Hotplug *hotplug, Hostdev *hostdev);
@@ -136,6 +139,7 @@ struct _Op {
   GPtrArray *items;              /* AttachItem*: the devices of the request, in its order */
   gboolean batch;                /* the request was a <devices> element */
   gboolean dry_run;
+  gboolean reattach;             /* a followed USB device coming back (hotplug-follow.c) */
   gint64 phase_start;            /* monotonic µs: when the current phase began */
   JsonObject *timings;           /* milliseconds per attach phase, for the reply */
   GuestTopology *topology;       /* PCI (and dry runs) only */
@@ -172,6 +176,31 @@ gboolean hotplug_device_enter(Hotplug *hotplug, VmDevice *device, VmDeviceState 
 void hotplug_device_enter_anyway(Hotplug *hotplug, VmDevice *device, VmDeviceState state);
 /* Return: what list-devices shows as @state's "state". */
 const char *hotplug_device_state_listed(VmDeviceState state);
+/* The step a waiting device's record names (VM_DEVICE_WAITING, hotplug-follow.c). */
+#define HOTPLUG_STEP_WAIT_FOR_DEVICE "wait-for-device"
+
+/* USB devices that follow re-enumeration (hotplug-follow.c). */
+/* Return: (nullable): what list-devices shows as @device's "phase". */
+const char *hotplug_follow_phase(const VmDevice *device);
+/* hotplug_follow_note_resolved() - @item's USB device was looked up: whether it waits
+ * for its device (absent, optional), whether it is followed (journaled with its host
+ * record), and the names it is recognised by when it is back. */
+void hotplug_follow_note_resolved(AttachItem *item);
+/* Return: whether @item's look-up failure @error only means that its optional USB
+ * device is not there yet, so that it may wait for it (hostdevd waits, not QEMU). */
+gboolean hotplug_follow_may_wait(const AttachItem *item, const GError *error);
+/* hotplug_follow_accept_waiting() - @hostdev (absent, startupPolicy='optional') is the
+ * VM's from now on, waiting for its device: journaled, listed, DEVICE_WAITING.
+ * Return: (transfer full): the attach's reply for it, with "state". */
+JsonNode *hotplug_follow_accept_waiting(Hotplug *hotplug, Hostdev *hostdev, HostPrep *prep);
+/* hotplug_follow_resume() - a waiting @device read back from the journal: finish leaving
+ * QEMU (@in_qemu: QEMU still has its device) and give up its claims. */
+void hotplug_follow_resume(Hotplug *hotplug, VmDevice *device, gboolean in_qemu);
+/* hotplug_reattach_async() - attach the followed @hostdev (transfer full) again, as
+ * hotplug_attach_async() does, under its recorded alias (whose record it replaces) and
+ * only with a device found on the host. */
+void hotplug_reattach_async(Hotplug *hotplug, Hostdev *hostdev, GAsyncReadyCallback callback,
+                            gpointer user_data);
 
 /* What the policy says of an attach (attach-policy.c): FALSE with PolicyDenied
  * naming the rule.  hotplug_policy_allows_xml() - what the XML asks for, before

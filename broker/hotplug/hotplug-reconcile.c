@@ -127,6 +127,15 @@ replay_held(Hotplug *hotplug, Replay *replay, const char *const *ids, ReconcileC
   const char *alias = entry->alias;
   g_autoptr(GError) error = NULL;
 
+  /* a USB device waiting for its device is the VM's while this QEMU runs */
+  if (ids && entry->state == STATE_ATTACHED &&
+      g_strcmp0(entry->step, HOTPLUG_STEP_WAIT_FOR_DEVICE) == 0) {
+    gboolean in_qemu = replay->present;
+    g_message("%s: still waiting for its USB device", alias);
+    hotplug_follow_resume(hotplug, replay_register(hotplug, replay, VM_DEVICE_WAITING), in_qemu);
+    count->kept++;
+    return TRUE;
+  }
   if (!replay->present)
     return FALSE;
   if (replay->prep->memlock_saved && !hotplug->memlock_saved && entry->qemu.pid > 0) {

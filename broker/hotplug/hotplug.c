@@ -706,6 +706,7 @@ leaving_phase(const Release *release)
   case VM_DEVICE_RELEASING:
   case VM_DEVICE_ATTACHED:
   case VM_DEVICE_DETACHING:
+  case VM_DEVICE_WAITING:
     break;
   }
   return g_strdup("left QEMU; being given back to the host");
@@ -749,7 +750,7 @@ hotplug_foreach_device(Hotplug *hotplug, HotplugDeviceFunc func, gpointer user_d
   GPtrArray *leaving[] = { hotplug->group_waiting, hotplug->releasing, hotplug->failed };
 
   for (guint i = 0; i < all->len; i++)
-    func(g_ptr_array_index(all, i), NULL, user_data);
+    func(g_ptr_array_index(all, i), hotplug_follow_phase(g_ptr_array_index(all, i)), user_data);
   for (guint l = 0; l < G_N_ELEMENTS(leaving); l++)
     for (guint i = 0; i < leaving[l]->len; i++) {
       Release *release = g_ptr_array_index(leaving[l], i);
@@ -929,8 +930,9 @@ on_qemu_event(QmpClient *qmp, const char *name, JsonObject *data, gint64 timesta
   if (deleted && device == NULL && !(alias && g_hash_table_remove(hotplug->usb_ports_released,
                                                                   alias)))
     hotplug_forget_usb_ports(hotplug);
-  /* A detach request that is still waiting handles its own events. */
-  if (device == NULL || device->detach_waiting)
+  /* A detach request that is still waiting handles its own events; a device
+   * waiting for its USB device was removed from QEMU on purpose. */
+  if (device == NULL || device->detach_waiting || device->state == VM_DEVICE_WAITING)
     return;
   if (deleted) {
     hotplug_release_when_gone(hotplug, device,
@@ -959,6 +961,7 @@ hotplug_new(QmpClient *qmp, StateJournal *journal, const HotplugConfig *config,
   hotplug->qemu_uid = config->qemu_uid;
   hotplug->qemu_gid = config->qemu_gid;
   hotplug->policy = config->policy;
+  hotplug->optional_usb_to_qemu = config->optional_usb_to_qemu;
   hotplug->take_whole_group = config->policy &&
       policy_iommu_group_takeover_allowed(config->policy, config->vm, NULL);
   hotplug->group_waiting = g_ptr_array_new();

@@ -37,6 +37,9 @@ typedef struct {
   uid_t qemu_uid;            /* who gets /dev/vfio/N; (uid_t)-1 leaves the owner */
   gid_t qemu_gid;
   const Policy *policy;      /* borrowed: which devices the VM may receive */
+  /* an absent startupPolicy='optional' USB device goes to QEMU by vendorid/productid
+   * (QEMU opens it itself when it appears), instead of waiting in hostdevd */
+  gboolean optional_usb_to_qemu;
 } HotplugConfig;
 
 /* hotplug_new() - manage the devices of the VM behind @qmp (nullable: connected

@@ -23,7 +23,13 @@ typedef enum {
   VM_DEVICE_RELEASING,      /* out of QEMU; the host is getting it back */
   VM_DEVICE_RELEASE_FAILED, /* out of QEMU; giving it back failed: a detach or a restart
                              * tries again */
+  VM_DEVICE_WAITING,        /* a followed USB device left the host (or is not there yet):
+                             * out of QEMU, still the VM's, attached again when it
+                             * appears (hotplug-follow.c) */
 } VmDeviceState;
+
+/* The last state, for tables and counts that cover them all. */
+#define VM_DEVICE_STATE_LAST VM_DEVICE_WAITING
 
 typedef struct {
   Hostdev *hostdev;      /* the live definition: alias and guest address filled in */

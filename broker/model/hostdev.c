@@ -807,21 +807,27 @@ parse_usb_selector(xmlNode *selector, Hostdev *hostdev, GError **error)
 {
   g_autofree char *port = get_attr(selector, "port");
   g_autofree char *serial = get_attr(selector, "serial");
+  int follow = HOSTDEV_TRISTATE_ABSENT;
 
   for (xmlAttr *attr = selector->properties; attr != NULL; attr = attr->next) {
     if (attr->ns == NULL && (xmlStrEqual(attr->name, BAD_CAST "port") ||
-                             xmlStrEqual(attr->name, BAD_CAST "serial")))
+                             xmlStrEqual(attr->name, BAD_CAST "serial") ||
+                             xmlStrEqual(attr->name, BAD_CAST "follow")))
       continue;
     /* ours, so strict: a misspelt serial= must not go unnoticed */
     g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
                 SELECTOR_WHERE " %s='...'>: unknown attribute; it takes "
-                "port='...' and serial='...'", attr->name);
+                "port='...', serial='...' and follow='yes|no'", attr->name);
     return FALSE;
   }
-  if (port == NULL && serial == NULL) {
+  if (parse_enum(selector, SELECTOR_WHERE, "follow", yes_no_tristate_names,
+                 G_N_ELEMENTS(yes_no_tristate_names), &follow, error) < 0)
+    return FALSE;
+  hostdev->usb.follow = follow;
+  if (port == NULL && serial == NULL && follow == HOSTDEV_TRISTATE_ABSENT) {
     g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
                         SELECTOR_WHERE ">: give port='...' (e.g. '1-2.3'), "
-                        "serial='...', or both");
+                        "serial='...', follow='yes|no', or several");
     return FALSE;
   }
   if (port != NULL) {
@@ -1043,7 +1049,9 @@ format_usb_source(GString *out, const Hostdev *hostdev)
     g_string_append_printf(out, "    <address bus='%u' device='%u'/>\n",
                            hostdev->usb.bus, hostdev->usb.device);
   /* only when given: the live XML of plain libvirt input stays libvirt's */
-  usb_selector_format_xml(out, 4, hostdev->usb.port_path, hostdev->usb.serial);
+  usb_selector_format_xml(out, 4, hostdev->usb.port_path, hostdev->usb.serial,
+                          hostdev->usb.follow == HOSTDEV_TRISTATE_ABSENT ? NULL
+                          : hostdev->usb.follow == HOSTDEV_TRISTATE_ON ? "yes" : "no");
   g_string_append(out, "  </source>\n");
 }
 

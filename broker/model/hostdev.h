@@ -80,6 +80,9 @@ typedef struct {
     /* hostdevd's extension, <hostdevd:device port serial/> (usb-selector.h) */
     char *port_path;         /* "1-2.3", canonical; NULL when not given */
     char *serial;            /* NULL when not given */
+    /* <hostdevd:device follow='yes|no'/>: re-attach the device when it
+     * re-enumerates; ABSENT: yes unless named by <address/> (usb-follow.h) */
+    HostdevTristate follow;
     HostdevStartupPolicy startup_policy;
     HostdevGuestReset guest_reset;
   } usb;

@@ -124,9 +124,9 @@ usb_serial_quote(const char *serial)
 
 void
 usb_selector_format_xml(GString *out, guint indent, const char *port_path,
-                        const char *serial)
+                        const char *serial, const char *follow)
 {
-  if (port_path == NULL && serial == NULL)
+  if (port_path == NULL && serial == NULL && follow == NULL)
     return;
   g_string_append_printf(out, "%*s<" USB_SELECTOR_XML_PREFIX ":" USB_SELECTOR_XML_ELEMENT
                          " xmlns:" USB_SELECTOR_XML_PREFIX "='" USB_SELECTOR_XML_NS "'",
@@ -139,5 +139,7 @@ usb_selector_format_xml(GString *out, guint indent, const char *port_path,
     g_autofree char *escaped = g_markup_escape_text(serial, -1);
     g_string_append_printf(out, " serial='%s'", escaped);
   }
+  if (follow != NULL)
+    g_string_append_printf(out, " follow='%s'", follow);
   g_string_append(out, "/>\n");
 }

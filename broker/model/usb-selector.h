@@ -85,10 +85,11 @@ char *usb_serial_quote(const char *serial);
  * @indent: spaces before it
  * @port_path: (nullable): canonical port path
  * @serial: (nullable): the serial, escaped here for XML
- * Appends nothing when both are NULL.  The element declares its
+ * @follow: (nullable): follow='yes' or 'no' (hostdevd-follow), or NULL
+ * Appends nothing when all three are NULL.  The element declares its
  * namespace itself, so the line can be pasted into any <source>.
  */
 void usb_selector_format_xml(GString *out, guint indent, const char *port_path,
-                             const char *serial);
+                             const char *serial, const char *follow);
 
 G_END_DECLS

@@ -191,6 +191,10 @@ class HostdevdTestCase(unittest.TestCase):
     qemu_binary = QEMU
     machine = "q35"        # q35 gets a qemu-xhci "usb" and pcie-root-ports pci.1..pci.4
     hostdevd_prefix = []   # a command that execs hostdevd (same process), e.g. in a namespace
+    # --optional-usb: "qemu" gives an absent startupPolicy='optional' USB device to
+    # QEMU by vendorid/productid, the cheap way most tests get a real usb-host device
+    # without USB hardware; None: hostdevd's default (it waits for the device itself)
+    optional_usb = "qemu"
 
     def setUp(self):
         self.tmp = tempfile.mkdtemp(prefix="hostdevd-test-")
@@ -246,6 +250,8 @@ class HostdevdTestCase(unittest.TestCase):
                 "--sandbox", SANDBOX, "--qmp-wait", "20"]
         if self.host_root:
             argv += ["--host-root", self.host_root]
+        if self.optional_usb:
+            argv += ["--optional-usb", self.optional_usb]
         argv += list(extra)
         self.daemon_log = os.path.join(self.tmp, "hostdevd.log")
         log = open(self.daemon_log, "ab")

@@ -331,5 +331,153 @@ class IdenticalUsbOnFixtureHost(HostdevdTestCase):
         self.assertIn("<source><hostdevd:device prot='...'>: unknown attribute", result.stderr)
 
 
+class OptionalUsbWaitsInHostdevd(HostdevdTestCase):
+    """hostdevd's default for an absent startupPolicy='optional' USB device
+    (issue 12): the VM's, listed and journaled as waiting, nothing in QEMU
+    (which never needs /dev/bus/usb); kept across a restart; detached like
+    any device."""
+
+    optional_usb = None
+
+    def test_absent_optional_device_waits_in_hostdevd(self):
+        before = self.qmp.peripherals()
+        client = self.control()
+        client.send_raw(json.dumps({"execute": "attach-device", "id": 1,
+                                    "arguments": {"xml": OPTIONAL_USB}}).encode() + b"\n")
+        events = []
+        reply = client.read()
+        while "event" in reply:
+            events.append(reply)
+            reply = client.read()
+        self.assertEqual(reply["return"]["alias"], "hostdev0", reply)
+        self.assertEqual(reply["return"]["state"], "waiting-for-device")
+        self.assertEqual([e["event"] for e in events], ["DEVICE_WAITING"])
+        event = events[0]
+        self.assertEqual(event["data"]["alias"], "hostdev0")
+        self.assertIn("startupPolicy='optional'", event["data"]["reason"])
+        # QEMU got nothing: no usb-host waiting by vendorid/productid, no fdset
+        self.assertEqual(self.qmp.peripherals(), before)
+        self.assertEqual(self.qmp.ok("query-fdsets"), [])
+        self.assertEqual(self.claims(), [])
+
+        def listed():
+            return [(d["alias"], d["state"], "phase" in d) for d in
+                    json.loads(self.ctl("--json", "list", self.vm, check=True).stdout)["return"]]
+        self.assertEqual(listed(), [("hostdev0", "waiting-for-device", True)])
+        text = self.ctl("attach-device", self.vm, self.write_xml("again.xml", OPTIONAL_USB),
+                        check=False)
+        self.assertIn("already attached to this VM as hostdev0", text.stderr)
+        metrics = json.loads(self.ctl("--json", "metrics", self.vm, check=True).stdout)
+        self.assertIn('hostdevd_devices{vm="testvm",type="usb",state="waiting-for-device"} 1',
+                      metrics["return"]["text"])
+
+        # the journal keeps it: a restarted hostdevd still has it waiting
+        self.assertEqual(self.journal(), [("hostdev0", "attached")])
+        self.daemon.terminate()
+        self.daemon.wait(timeout=30)
+        self.daemon = self.start_hostdevd()
+        self.assertEqual(listed(), [("hostdev0", "waiting-for-device", True)])
+        self.assertEqual(self.qmp.peripherals(), before)
+        self.assertIn("still waiting for its USB device", self.log())
+
+        # detached like any device: nothing of it stays
+        detached = self.ctl("detach-device-alias", self.vm, "hostdev0", check=True)
+        self.assertIn("detached", detached.stdout)
+        self.assertEqual(listed(), [])
+        self.assertEqual(self.journal(), [])
+        self.assertEqual(self.qmp.peripherals(), before)
+
+    def test_a_device_chosen_by_port_path_may_wait_too(self):
+        # hostdevd checks every name when it appears; QEMU could only have
+        # waited by vendor/product and taken a twin, so this used to be refused
+        xml = ("<hostdev mode='subsystem' type='usb'><source startupPolicy='optional'>"
+               "<vendor id='0x1d6b'/><product id='0x0104'/>"
+               "<hostdevd:device xmlns:hostdevd='urn:hostdevd:hostdev:1' port='9-9.9'/>"
+               "</source></hostdev>")
+        reply = json.loads(self.ctl("--json", "attach-device", self.vm,
+                                    self.write_xml("p.xml", xml), check=True).stdout)
+        self.assertEqual(reply["return"]["state"], "waiting-for-device")
+        self.assertIn("port='9-9.9'", reply["return"]["xml"])
+        self.assertNotIn("child<usb-host>", self.qmp.peripherals().values())
+
+    def test_hostdevctl_says_it_waits(self):
+        result = self.ctl("attach-device", self.vm, self.write_xml("o.xml", OPTIONAL_USB),
+                          check=True)
+        self.assertIn("hostdev0 is not on the host", result.stdout)
+
+
+class WaitingUsbOnFixtureHost(HostdevdTestCase):
+    """A waiting USB device whose device appears is attached only if it still
+    passes the policy: the fixture's keyboard (0627:0001, serial
+    '68284-0000:00:07.0-1') is chosen by serial, absent at attach (its sysfs
+    entry moved away), back before a restart of hostdevd (which looks for
+    waiting devices at start-up), and denied by the policy then."""
+
+    optional_usb = None
+    SERIAL = "68284-0000:00:07.0-1"
+
+    def setUp(self):
+        import tempfile
+        tmp = tempfile.mkdtemp(prefix="hostdevd-root-")
+        self.addCleanup(lambda: subprocess.run(["rm", "-rf", tmp]))
+        self.host_root = extract_fixture(os.path.join(tmp, "root"))
+        self.keyboard = os.path.join(self.host_root, "sys", "bus", "usb", "devices", "1-1")
+        self.hidden = os.path.join(tmp, "1-1.away")
+        os.rename(self.keyboard, self.hidden)
+        super().setUp()
+
+    def restart(self, policy_text=None):
+        extra = ()
+        if policy_text is not None:
+            policy = os.path.join(self.tmp, "policy.conf")
+            with open(policy, "w") as f:
+                f.write(policy_text)
+            os.chmod(policy, 0o644)
+            extra = ("--policy", policy)
+        self.daemon.terminate()
+        self.daemon.wait(timeout=30)
+        self.daemon = self.start_hostdevd(extra=extra)
+
+    def listed(self):
+        return [(d["alias"], d["state"]) for d in
+                json.loads(self.ctl("--json", "list", self.vm, check=True).stdout)["return"]]
+
+    def test_policy_refuses_the_device_that_appears(self):
+        xml = ("<hostdev mode='subsystem' type='usb'><source startupPolicy='optional'>"
+               "<hostdevd:device xmlns:hostdevd='urn:hostdevd:hostdev:1' serial='%s'/>"
+               "</source></hostdev>" % self.SERIAL)
+        reply = json.loads(self.ctl("--json", "attach-device", self.vm,
+                                    self.write_xml("k.xml", xml), check=True).stdout)
+        self.assertEqual(reply["return"]["state"], "waiting-for-device")
+        before = self.qmp.peripherals()
+
+        # the keyboard is back, but the policy no longer lets it into this VM
+        os.rename(self.hidden, self.keyboard)
+        self.restart("[defaults]\ndeny-usb=0627:0001\n")
+        wait_for(lambda: "was not attached" in self.log(), 20,
+                 "hostdevd to look at the keyboard and refuse it")
+        self.assertIn("deny-usb", self.log())
+        self.assertEqual(self.listed(), [("hostdev0", "waiting-for-device")])
+        self.assertEqual(self.qmp.peripherals(), before)
+        self.assertEqual(self.qmp.ok("query-fdsets"), [])
+        self.assertEqual(self.claims(), [])
+        self.assertEqual(self.journal(), [("hostdev0", "attached")])
+
+    def test_a_device_that_cannot_be_opened_leaves_it_waiting(self):
+        xml = ("<hostdev mode='subsystem' type='usb'><source startupPolicy='optional'>"
+               "<vendor id='0x0627'/><product id='0x0001'/></source></hostdev>")
+        self.ctl("attach-device", self.vm, self.write_xml("k.xml", xml), check=True)
+        os.rename(self.hidden, self.keyboard)
+        # found in the fixture's sysfs, but it has no device node to open
+        self.restart()
+        wait_for(lambda: "was not attached" in self.log(), 20,
+                 "hostdevd to try the keyboard")
+        self.assertIn("/dev/bus/usb/001/002", self.log())
+        self.assertEqual(self.listed(), [("hostdev0", "waiting-for-device")])
+        self.assertEqual(self.claims(), [])
+        self.assertNotIn("child<usb-host>", self.qmp.peripherals().values())
+
+
+
 if __name__ == "__main__":
     main()

@@ -149,6 +149,25 @@ test_changes_the_lifecycle_lacks(Fixture *fixture, gconstpointer data)
   enter_refused(fixture, VM_DEVICE_GROUP_WAITING);
 }
 
+/* A followed USB device whose device left: recorded as waiting (a record an older
+ * hostdevd reads as attached, and gives up), listed as such, counted by the
+ * metrics; it leaves by a detach or a release, and never turns "attached" again
+ * (its re-attach is a new attach). */
+static void
+test_waiting_for_device(Fixture *fixture, gconstpointer data)
+{
+  enter_ok(fixture, VM_DEVICE_WAITING, "attached/wait-for-device");
+  g_assert_cmpstr(hotplug_device_state_listed(fixture->device->state), ==, "waiting-for-device");
+  g_assert_nonnull(hotplug_follow_phase(fixture->device));
+  g_autofree char *metrics = hotplug_metrics_text(fixture->hotplug);
+  g_assert_nonnull(strstr(metrics, "hostdevd_devices{vm=\"vm1\",type=\"usb\","
+                                   "state=\"waiting-for-device\"} 1\n"));
+  enter_refused(fixture, VM_DEVICE_ATTACHED);
+  enter_refused(fixture, VM_DEVICE_GROUP_WAITING);
+  enter_refused(fixture, VM_DEVICE_RELEASE_FAILED);
+  enter_ok(fixture, VM_DEVICE_DETACHING, "detaching/device-del");
+}
+
 /* A device that took nothing from the host has nothing to record for its release. */
 static void
 test_nothing_taken_nothing_recorded(Fixture *fixture, gconstpointer data)
@@ -170,6 +189,8 @@ main(int argc, char **argv)
              test_group_waiter, fixture_tear_down);
   g_test_add("/device-state/changes-the-lifecycle-lacks", Fixture, GINT_TO_POINTER(TRUE),
              fixture_set_up, test_changes_the_lifecycle_lacks, fixture_tear_down);
+  g_test_add("/device-state/waiting-for-device", Fixture, GINT_TO_POINTER(TRUE),
+             fixture_set_up, test_waiting_for_device, fixture_tear_down);
   g_test_add("/device-state/nothing-taken-nothing-recorded", Fixture, GINT_TO_POINTER(FALSE),
              fixture_set_up, test_nothing_taken_nothing_recorded, fixture_tear_down);
   return g_test_run();

@@ -1560,3 +1560,197 @@ def multifunction_slot(ctx):
                  "the guest to report both functions gone", interval=0.5)
     except Failure as e:
         ctx.expect(False, str(e))
+
+
+# -- 17 ---------------------------------------------------------------------
+
+class UsbAway:
+    """USB device @name made to leave L1's host and come back as a new
+    enumeration: its hub port powered off and on (the port's `disable`
+    attribute), or, where the emulated hub ignores port power, its xHCI
+    controller unbound and bound again (every device of the bus re-enumerates)."""
+
+    def __init__(self, ctx, name):
+        self.ctx = ctx
+        self.name = name
+        self.port = os.path.realpath(f"{l1lib.SYS_USB}/{name}/port")
+        bus = l1lib.read(f"{l1lib.SYS_USB}/{name}/busnum")
+        self.controller = os.path.basename(os.path.dirname(os.path.realpath(f"{l1lib.SYS_USB}/usb{bus}")))
+        self.method = None
+
+    def gone(self):
+        return not os.path.exists(f"{l1lib.SYS_USB}/{self.name}")
+
+    def take(self):
+        self.ctx.log(f"taking {self.name} away (port {self.port}, controller {self.controller})")
+        if os.path.exists(f"{self.port}/disable"):
+            l1lib.sysfs_write(f"{self.port}/disable", "1")
+            try:
+                wait_for(self.gone, 5, f"{self.name} to leave when its port is disabled")
+                self.method = "port disable"
+                return
+            except Failure:
+                self.ctx.log("the port's disable attribute did not remove the device")
+                l1lib.sysfs_write(f"{self.port}/disable", "0")
+        l1lib.sysfs_write("/sys/bus/pci/drivers/xhci_hcd/unbind", self.controller)
+        wait_for(self.gone, 10, f"{self.name} to leave when its controller is unbound")
+        self.method = "xHCI unbind/bind"
+
+    def bring_back(self):
+        """Return: the monotonic time the device was back in sysfs."""
+        if self.method == "port disable":
+            l1lib.sysfs_write(f"{self.port}/disable", "0")
+        else:
+            l1lib.sysfs_write("/sys/bus/pci/drivers/xhci_hcd/bind", self.controller)
+        wait_for(lambda: l1lib.usb_find(*KBD) == [self.name], 20,
+                 f"{self.name} to come back ({self.method})", interval=0.05)
+        return time.monotonic()
+
+
+def follow_latencies(daemon):
+    """The re-attach latencies hostdevd logged, uevent to device_add returned, in ms."""
+    found = []
+    for line in daemon.log_of_this_run().splitlines():
+        if "back in the VM, " in line and "uevent to device_add returned: " in line:
+            found.append(float(line.split("uevent to device_add returned: ")[1].split(" ms")[0]))
+    return found
+
+
+def qemu_usb_port(l2, alias):
+    """The guest USB port QEMU has @alias at (x-query-usb), or None."""
+    text = l2.qmp.ok("x-query-usb")["human-readable-text"]
+    for line in text.splitlines():
+        if line.rstrip().endswith(f"ID: {alias}") and ", Port " in line:
+            return line.split(", Port ")[1].split(",")[0]
+    return None
+
+
+def wait_latencies(daemon, count):
+    """hostdevd logs the latency once the re-attach is verified, a moment after
+    QEMU has the device: wait for the @count-th line."""
+    try:
+        wait_for(lambda: len(follow_latencies(daemon)) >= count, 10,
+                 f"hostdevd to log re-attach number {count}")
+    except Failure:
+        pass
+    return follow_latencies(daemon)
+
+
+def usb_port_of(ctx, vm, alias):
+    for device in ctx.listed(vm):
+        if device["alias"] == alias:
+            guest = ET.fromstring(device["xml"]).find("address[@type='usb']")
+            return device["state"], None if guest is None else (guest.get("bus"), guest.get("port"))
+    return None, None
+
+
+@scenario(17, "USB keyboard followed through re-enumeration: back in L2 with a new descriptor at the same "
+              "port and alias; an optional keyboard absent at attach is attached when it appears")
+def usb_follow(ctx):
+    names = l1lib.usb_find(*KBD)
+    check(len(names) == 1, f"precondition: one USB device {KBD[0]}:{KBD[1]} expected in L1, found {names}")
+    name = names[0]
+    vm = "vm17"
+    l2 = ctx.paused_l2(vm)
+    # QEMU 7.2 closes the descriptors remove-fd drops only while the VM runs
+    l2.qmp.ok("cont")
+    daemon = ctx.start_hostdevd(l2)
+    xml = ctx.file("kbd.xml", l1lib.usb_xml(*KBD))
+    results = {}
+
+    ctx.step("attach by vendor/product")
+    attach_ok(ctx, vm, xml, "attach of the USB keyboard")
+    usb = l2.qmp.usb_host_devices()
+    check(len(usb) == 1, f"L2 should have one usb-host device, has {l2.qmp.peripherals()}")
+    alias = next(iter(usb))
+    fdset_before = l2.qmp.prop(alias, "hostdevice")
+    port_before = qemu_usb_port(l2, alias)
+    state, guest_before = usb_port_of(ctx, vm, alias)
+    bus_dev_before = l1lib.usb_node(name)
+    ctx.log(f"{alias}: hostdevice={fdset_before} port={port_before} live address {guest_before}, "
+            f"L1 bus/device {bus_dev_before[:2]}")
+    check(state == "attached" and guest_before and guest_before[1],
+          f"the live XML should place {alias} at a guest port: {state} {guest_before}")
+
+    ctx.step("the keyboard re-enumerates in L1: hostdevd keeps it waiting, QEMU's stale device goes")
+    away = UsbAway(ctx, name)
+    away.take()
+    ctx.log(f"re-enumerated by {away.method}")
+    results["method"] = away.method
+    try:
+        l2.qmp.wait_event("DEVICE_DELETED", 10, device=alias)
+    except Failure as e:
+        ctx.expect(False, f"hostdevd did not remove the stale usb-host: {e}")
+    try:
+        wait_for(lambda: usb_port_of(ctx, vm, alias)[0] == "waiting-for-device", 10,
+                 f"{alias} to be listed as waiting-for-device")
+    except Failure as e:
+        ctx.expect(False, str(e))
+    fdsets = l2.qmp.ok("query-fdsets")
+    ctx.expect(all(not f["fds"] for f in fdsets), f"the old descriptor is still in QEMU: {fdsets}")
+
+    ctx.step("the keyboard is back: attached again with a new descriptor, same port and alias")
+    t_back = away.bring_back()
+    ctx.log(f"L1 bus/device now {l1lib.usb_node(name)[:2]}")
+    try:
+        wait_for(lambda: alias in l2.qmp.usb_host_devices(), 10,
+                 f"{alias} to be back in L2", interval=0.05)
+        results["reattach_seen_by_test_s"] = round(time.monotonic() - t_back, 3)
+        ctx.log(f"{alias} back in L2 {time.monotonic() - t_back:.2f} s after the keyboard was back in sysfs")
+    except Failure as e:
+        raise Failure(f"{e}; hostdevd's log ends:\n" + "\n".join(daemon.log_of_this_run().splitlines()[-15:]))
+    fdset_after = l2.qmp.prop(alias, "hostdevice")
+    ctx.expect(str(fdset_after).startswith("/dev/fdset/") and fdset_after != fdset_before,
+               f"expected a new descriptor: hostdevice was {fdset_before}, is {fdset_after}")
+    ctx.expect(port_before is not None and qemu_usb_port(l2, alias) == port_before,
+               f"guest port changed: {port_before} -> {qemu_usb_port(l2, alias)}")
+    state, guest_after = usb_port_of(ctx, vm, alias)
+    ctx.expect(state == "attached" and guest_after == guest_before,
+               f"listed {state} at {guest_after}, expected attached at {guest_before}")
+    text = l2.qmp.ok("x-query-usb")["human-readable-text"]
+    ctx.expect("QEMU USB Keyboard" in text and f"ID: {alias}" in text,
+               f"x-query-usb on L2 does not show the keyboard as {alias}: {text.strip()}")
+    latencies = wait_latencies(daemon, 1)
+    ctx.log(f"hostdevd's re-attach latencies (uevent to device_add returned): {latencies} ms")
+    ctx.expect(len(latencies) == 1, f"hostdevd should have logged one re-attach: {latencies}")
+    results["reattach_ms"] = latencies[:1]
+
+    ctx.step("detach; the keyboard goes back to usbhid")
+    detach(ctx, vm, xml, 5, "detached", "detach of the followed keyboard")
+    try:
+        wait_for(lambda: all(d == "usbhid" for d in l1lib.usb_interface_drivers(name).values()), 15,
+                 "usbhid to take the keyboard back")
+    except Failure:
+        ctx.expect(False, f"L1's usbhid did not get the keyboard back: {l1lib.usb_interface_drivers(name)}")
+
+    ctx.step("an optional keyboard that is not there: accepted as waiting, attached when it appears")
+    away = UsbAway(ctx, name)
+    away.take()
+    optional = ctx.file("optional.xml", l1lib.usb_xml(*KBD).replace("<source>", "<source startupPolicy='optional'>"))
+    _, reply = ctx.ctl_json("attach-device", vm, optional, check_ok=True, what="attach of the absent keyboard")
+    waiting = (reply or {}).get("return") or {}
+    ctx.expect(waiting.get("state") == "waiting-for-device", f"the reply should say waiting: {reply}")
+    alias = waiting.get("alias")
+    ctx.expect(l2.qmp.usb_host_devices() == {}, f"QEMU has a usb-host already: {l2.qmp.peripherals()}")
+    t_back = away.bring_back()
+    try:
+        wait_for(lambda: alias in l2.qmp.usb_host_devices(), 10, f"{alias} to be attached", interval=0.05)
+        results["arrival_seen_by_test_s"] = round(time.monotonic() - t_back, 3)
+    except Failure as e:
+        raise Failure(f"{e}; hostdevd's log ends:\n" + "\n".join(daemon.log_of_this_run().splitlines()[-15:]))
+    hostdevice = l2.qmp.prop(alias, "hostdevice")
+    ctx.expect(str(hostdevice).startswith("/dev/fdset/"),
+               f"the arrived keyboard should be passed as a descriptor, hostdevice={hostdevice!r}")
+    latencies = wait_latencies(daemon, 2)
+    ctx.log(f"hostdevd's latencies so far: {latencies} ms")
+    ctx.expect(len(latencies) == 2, f"hostdevd should have logged the arrival: {latencies}")
+    results["arrival_ms"] = latencies[1:2]
+    detach(ctx, vm, optional, 5, "detached", "detach of the arrived keyboard")
+    try:
+        wait_for(lambda: all(d == "usbhid" for d in l1lib.usb_interface_drivers(name).values()), 15,
+                 "usbhid to take the keyboard back")
+    except Failure:
+        ctx.expect(False, f"L1's usbhid did not get the keyboard back: {l1lib.usb_interface_drivers(name)}")
+    with open(os.path.join(l1lib.LOGS, "usb-follow.json"), "w") as f:
+        json.dump(results, f)
+    ctx.log(f"results: {results}")
