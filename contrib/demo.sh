@@ -4,8 +4,10 @@
 # hot-plug a USB host device into the VM and out again with hostdevctl.
 #
 # The device is named by vendor/product with startupPolicy='optional', so
-# no real USB device of this machine is taken away from it: QEMU holds the
-# slot and would pick the device up if it were plugged in.
+# no real USB device of this machine is taken away from it: with
+# --optional-usb qemu, QEMU holds the slot and would pick the device up if
+# it were plugged in (by default hostdevd would list it as waiting for the
+# device and attach it by descriptor when it appears).
 set -eu
 cd "$(dirname "$0")/.."
 sh contrib/install-deps.sh
@@ -33,8 +35,8 @@ qemu-system-x86_64 -machine q35,accel=tcg -m 128 -nodefaults -display none -S \
   </dev/null >"$work/qemu.log" 2>&1 &
 qemu_pid=$!
 
-echo "== starting hostdevd --vm demo --qmp $work/demo.qmp"
-./build/broker/hostdevd --vm demo --qmp "$work/demo.qmp" 2>"$work/hostdevd.log" &
+echo "== starting hostdevd --vm demo --qmp $work/demo.qmp --optional-usb qemu"
+./build/broker/hostdevd --vm demo --qmp "$work/demo.qmp" --optional-usb qemu 2>"$work/hostdevd.log" &
 daemon_pid=$!
 i=0
 until [ -S "$work/demo.sock" ]; do
