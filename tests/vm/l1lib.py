@@ -213,15 +213,26 @@ class Qmp:
     """A synchronous QMP client; events are kept until waited for."""
 
     def __init__(self, path, timeout=30):
-        wait_for(lambda: os.path.exists(path), timeout, f"QMP socket {path}")
-        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        self.sock.settimeout(timeout)
-        self.sock.connect(path)
+        # the socket file appears at QEMU's bind(), a connection is taken only
+        # after its listen(): on a slow L1 a connect can fall in between
+        self.sock = wait_for(lambda: self._connect(path, timeout), timeout, f"QMP socket {path}")
         self.file = self.sock.makefile("rwb")
         self.events = []
         greeting = self._read()
         check("QMP" in greeting, f"not a QMP greeting: {greeting}")
         self.ok("qmp_capabilities")
+
+    @staticmethod
+    def _connect(path, timeout):
+        """A connected socket, or None while QEMU does not listen yet."""
+        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        sock.settimeout(timeout)
+        try:
+            sock.connect(path)
+            return sock
+        except (FileNotFoundError, ConnectionRefusedError):
+            sock.close()
+            return None
 
     def _read(self):
         line = self.file.readline()
