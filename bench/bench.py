@@ -44,6 +44,9 @@ USB_LIBVIRT = """<controller type='usb' index='0' model='qemu-xhci' ports='15'/>
     <hub type='usb'><address type='usb' bus='0' port='15'/></hub>"""
 
 VENDOR, PRODUCT = 0x1d6b, 0x0104            # no host has it: startupPolicy='optional'
+# Where hostdevd and libvirt put the first USB device of that layout (the lowest
+# free port of the first controller); the trace step checks it.
+USB_PLACE = ("usb.0", "1")
 SCALE_VENDOR, SCALE_PRODUCT = 0x5a00, 0x0100  # + index, 32 distinct devices
 
 MODES = {
@@ -145,6 +148,7 @@ class QmpProxy:
 
     def __init__(self, listen_path, qemu_path):
         self.commands = []
+        self.device_add_places = []   # (bus, port) of each device_add
         self.qemu_path = qemu_path
         self.server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.server.bind(listen_path)
@@ -177,9 +181,15 @@ class QmpProxy:
                     *lines, pending = pending.split(b"\n")
                     for line in lines:
                         try:
-                            self.commands.append(json.loads(line).get("execute", "?"))
+                            message = json.loads(line)
                         except ValueError:
                             self.commands.append("?")
+                            continue
+                        self.commands.append(message.get("execute", "?"))
+                        if message.get("execute") == "device_add":
+                            arguments = message.get("arguments", {})
+                            self.device_add_places.append((arguments.get("bus"),
+                                                           arguments.get("port")))
                 sink.sendall(data)
         except OSError:
             pass
@@ -394,6 +404,9 @@ class Bench:
                 marks.append(len(proxy.commands))
             client.close()
             self.stop_hostdevd(daemon)
+            if proxy.device_add_places[-1] != USB_PLACE:
+                raise BenchError(f"hostdevd placed the device at {proxy.device_add_places[-1]}, "
+                                 f"not {USB_PLACE}: the raw baseline must ask for the same port")
             self.results["trace"] = {"first_attach": proxy.commands[marks[0]:marks[1]],
                                      "attach": proxy.commands[marks[2]:marks[3]],
                                      "detach": proxy.commands[marks[3]:marks[4]]}
@@ -405,10 +418,11 @@ class Bench:
         """Attach and detach through hostdevd vs raw device_add/device_del, op by op."""
         n = self.mode["cycles"]
         h_attach, h_detach, r_attach, r_detach = [], [], [], []
-        parts = {"qom-list": [], "x-query-usb": [], "device_add": []}
+        parts = {"qom-get": [], "x-query-usb": [], "device_add": []}
         attach_h = f"attach {VENDOR:#x} {PRODUCT:#x}"
         detach_h = f"detach {VENDOR:#x} {PRODUCT:#x}"
-        attach_r = f"attach hostdev0 {VENDOR:#x} {PRODUCT:#x}"
+        # the same device_add hostdevd sends, on the port it (and libvirt) chooses
+        attach_r = f"attach hostdev0 {VENDOR:#x} {PRODUCT:#x} {' '.join(USB_PLACE)}"
         for _ in range(5):   # warm-up, not counted
             self.ctl.op(attach_h), self.raw.op(attach_r)
             self.ctl.op(detach_h), self.raw.op("detach hostdev0")
@@ -417,8 +431,8 @@ class Bench:
         def raw_attach():
             r_attach.append(self.raw.op(attach_r)[0])
             # What each other QMP round trip hostdevd makes costs on its own, device plugged.
-            parts["qom-list"].append(
-                self.raw.op('exec qom-list {"path":"/machine/peripheral"}')[0])
+            parts["qom-get"].append(self.raw.op(
+                'exec qom-get {"path":"/machine/peripheral/hostdev0","property":"type"}')[0])
             parts["x-query-usb"].append(self.raw.op("exec x-query-usb")[0])
 
         def hostdevd_op(line, kind, into):
@@ -1125,8 +1139,8 @@ def report(results, quick):
         p = o["qmp_parts"]
         lines.append(
             f"- Each of those round trips on its own (raw client, same run): device_add "
-            f"{ms(p['device_add']):.2f} ms, qom-list /machine/peripheral "
-            f"{ms(p['qom-list']):.2f} ms, x-query-usb {ms(p['x-query-usb']):.2f} ms. "
+            f"{ms(p['device_add']):.2f} ms, qom-get of the device's type "
+            f"{ms(p['qom-get']):.2f} ms, x-query-usb {ms(p['x-query-usb']):.2f} ms. "
             f"hostdevd attach − raw attach = {ms(o['hostdevd_attach'] - o['raw_attach']):.2f} ms; "
             f"hostdevd's own CPU time (user + kernel, all threads, from /proc/PID/task/*/schedstat) "
             f"is {ms(o['daemon_cpu_attach']):.2f} ms per attach and "

@@ -6,7 +6,7 @@
  * may still be in use by QEMU).  No checks, no bookkeeping, no GLib.
  *
  *   raw-qmp QMP_SOCKET serve              commands on stdin, one per line:
- *                                           attach ID VENDOR PRODUCT
+ *                                           attach ID VENDOR PRODUCT [BUS PORT]
  *                                           detach ID
  *                                           exec COMMAND [ARGUMENTS-JSON]
  *                                           quit
@@ -86,14 +86,19 @@ qmp_connect(Qmp *qmp, const char *path)
     bench_die("qmp_capabilities failed: %s", qmp->error);
 }
 
-/* Return: 1 when QEMU added the device. */
+/* @bus, @port: (nullable): the guest port, as hostdevd and libvirt name it; QEMU
+ * picks one when not given.  Return: 1 when QEMU added the device. */
 static int
-raw_attach(Qmp *qmp, const char *id, unsigned vendor, unsigned product)
+raw_attach(Qmp *qmp, const char *id, unsigned vendor, unsigned product, const char *bus,
+           const char *port)
 {
-  char arguments[256];
+  char arguments[384];
+  char place[160] = "";
+  if (bus && port)
+    snprintf(place, sizeof place, ",\"bus\":\"%s\",\"port\":\"%s\"", bus, port);
   snprintf(arguments, sizeof arguments,
-           "{\"driver\":\"usb-host\",\"vendorid\":%u,\"productid\":%u,\"id\":\"%s\"}",
-           vendor, product, id);
+           "{\"driver\":\"usb-host\",\"vendorid\":%u,\"productid\":%u,\"id\":\"%s\"%s}",
+           vendor, product, id, place);
   return qmp_command(qmp, "device_add", arguments);
 }
 
@@ -135,13 +140,15 @@ serve(Qmp *qmp)
   char line[1024];
 
   while (fgets(line, sizeof line, stdin)) {
-    char id[128];
-    int vendor, product;
+    char id[128], bus[64], port[64];
+    int vendor, product, fields;
     uint64_t start;
 
-    if (sscanf(line, "attach %127s %i %i", id, &vendor, &product) == 3) {
+    if ((fields = sscanf(line, "attach %127s %i %i %63s %63s", id, &vendor, &product, bus,
+                         port)) >= 3) {
       start = bench_now_ns();
-      int ok = raw_attach(qmp, id, (unsigned)vendor, (unsigned)product);
+      int ok = raw_attach(qmp, id, (unsigned)vendor, (unsigned)product,
+                          fields == 5 ? bus : NULL, fields == 5 ? port : NULL);
       answer(ok, bench_now_ns() - start, qmp->error);
     } else if (sscanf(line, "detach %127s", id) == 1) {
       start = bench_now_ns();
@@ -172,7 +179,7 @@ cycles(Qmp *qmp, unsigned n, unsigned vendor, unsigned product)
 
   for (unsigned i = 0; i < n; i++) {
     uint64_t start = bench_now_ns();
-    if (!raw_attach(qmp, "hostdev0", vendor, product))
+    if (!raw_attach(qmp, "hostdev0", vendor, product, NULL, NULL))
       bench_die("device_add failed: %s", qmp->error);
     uint64_t middle = bench_now_ns();
     if (!raw_detach(qmp, "hostdev0"))

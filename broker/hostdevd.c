@@ -190,22 +190,31 @@ audit_request(const Request *request, JsonNode *value, GError *error)
     audit_device(request, g_ptr_array_index(devices, i), error);
 }
 
+/*
+ * The client is answered first; the metrics and the audit records of a
+ * long-running request follow (they record what happened, and are no part
+ * of the answer the client waits for).  Takes over the caller's reference
+ * to @task, which keeps the request alive until then.
+ */
 static void
 return_node_from_result(GTask *task, JsonNode *value, GError *error)
 {
+  g_autoptr(GTask) owned = task;
   Request *request = g_task_get_task_data(task);
-  if (request->command->long_running) {
-    double seconds = (g_get_monotonic_time() - request->arrived) / (double)G_USEC_PER_SEC;
-    hotplug_request_done(request->daemon->hotplug, request->command->name, seconds,
-                         error ? control_error_class(error)
-                         : request->dry_run ? "dry-run" : "ok");
-    audit_request(request, value, error);
-  }
+  g_autoptr(JsonNode) audited = value ? json_node_ref(value) : NULL;
+  g_autoptr(GError) audited_error = error ? g_error_copy(error) : NULL;
+
   if (error)
     g_task_return_error(task, error);
   else
     g_task_return_pointer(task, value, (GDestroyNotify)json_node_unref);
-  g_object_unref(task);
+  if (!request->command->long_running)
+    return;
+  double seconds = (g_get_monotonic_time() - request->arrived) / (double)G_USEC_PER_SEC;
+  hotplug_request_done(request->daemon->hotplug, request->command->name, seconds,
+                       audited_error ? control_error_class(audited_error)
+                       : request->dry_run ? "dry-run" : "ok");
+  audit_request(request, audited, audited_error);
 }
 
 static void

@@ -6,17 +6,18 @@
 #define READ_CHUNK 16384
 
 /*
- * The reader itself is refcounted separately from its owner's view of it:
- * an outstanding g_input_stream_read_async() holds a reference, so that
- * line_reader_free() from inside a callback (or while a read is pending)
- * only marks it stopped and cancels, and the memory goes when the read
- * completes.
+ * The stream is watched by one pollable source for as long as the reader
+ * reads: no allocation, no task and no main-loop wakeup per read.  The
+ * reader is refcounted apart from its owner's view of it: a dispatch holds
+ * a reference, so that line_reader_free() from inside a callback only
+ * marks it stopped and destroys the source, and the memory goes when the
+ * dispatch returns.
  */
 struct _LineReader {
   gint refcount;
   gboolean stopped;
   GInputStream *stream;
-  GCancellable *cancellable;
+  GSource *source;         /* while reading: the stream is readable */
   gsize max_line;
   GByteArray *pending;     /* bytes of the current, incomplete line */
   gboolean discarding;     /* inside an oversized line, skipping to '\n' */
@@ -32,7 +33,6 @@ line_reader_unref(LineReader *reader)
   if (!g_atomic_int_dec_and_test(&reader->refcount))
     return;
   g_object_unref(reader->stream);
-  g_object_unref(reader->cancellable);
   g_byte_array_unref(reader->pending);
   g_free(reader);
 }
@@ -42,11 +42,12 @@ line_reader_new(GInputStream *stream, gsize max_line,
                 LineReaderLineFunc on_line, LineReaderEndFunc on_end,
                 gpointer user_data)
 {
+  g_return_val_if_fail(G_IS_POLLABLE_INPUT_STREAM(stream) &&
+                       g_pollable_input_stream_can_poll(G_POLLABLE_INPUT_STREAM(stream)), NULL);
   LineReader *reader = g_new0(LineReader, 1);
 
   reader->refcount = 1;
   reader->stream = g_object_ref(stream);
-  reader->cancellable = g_cancellable_new();
   reader->max_line = max_line;
   reader->pending = g_byte_array_new();
   reader->on_line = on_line;
@@ -61,7 +62,10 @@ line_reader_free(LineReader *reader)
   if (reader == NULL)
     return;
   reader->stopped = TRUE;
-  g_cancellable_cancel(reader->cancellable);
+  if (reader->source) {
+    g_source_destroy(reader->source);
+    g_clear_pointer(&reader->source, g_source_unref);
+  }
   line_reader_unref(reader);
 }
 
@@ -111,38 +115,42 @@ consume(LineReader *reader, const guint8 *data, gsize length)
   return TRUE;
 }
 
-static void read_next(LineReader *reader);
-
-static void
-on_read(GObject *source, GAsyncResult *result, gpointer user_data)
+/* The stream is readable: one read, split into lines at once. */
+static gboolean
+on_readable(GObject *stream, gpointer user_data)
 {
   LineReader *reader = user_data;
   g_autoptr(GError) error = NULL;
-  gssize n = g_input_stream_read_finish(G_INPUT_STREAM(source), result, &error);
+  gssize n = g_pollable_input_stream_read_nonblocking(G_POLLABLE_INPUT_STREAM(stream),
+                                                      reader->chunk, sizeof reader->chunk,
+                                                      NULL, &error);
+  gboolean more = TRUE;
 
-  if (reader->stopped) {
-    line_reader_unref(reader);
-    return;
-  }
-  if (n > 0 && consume(reader, reader->chunk, (gsize)n)) {
-    read_next(reader);
-  } else if (n <= 0) {
+  if (n < 0 && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+    return G_SOURCE_CONTINUE;
+  g_atomic_int_inc(&reader->refcount);    /* the callbacks may free the reader */
+  if (n > 0) {
+    more = consume(reader, reader->chunk, (gsize)n);
+  } else {
     reader->stopped = TRUE;
     reader->on_end(error, reader->user_data);
   }
+  more = more && !reader->stopped;
+  if (!more && reader->source)
+    g_clear_pointer(&reader->source, g_source_unref);   /* returning REMOVE destroys it */
   line_reader_unref(reader);
-}
-
-static void
-read_next(LineReader *reader)
-{
-  g_atomic_int_inc(&reader->refcount);
-  g_input_stream_read_async(reader->stream, reader->chunk, sizeof reader->chunk,
-                            G_PRIORITY_DEFAULT, reader->cancellable, on_read, reader);
+  return more ? G_SOURCE_CONTINUE : G_SOURCE_REMOVE;
 }
 
 void
 line_reader_start(LineReader *reader)
 {
-  read_next(reader);
+  if (reader->stopped || reader->source)
+    return;
+  reader->source = g_pollable_input_stream_create_source(G_POLLABLE_INPUT_STREAM(reader->stream),
+                                                          NULL);
+  g_source_set_callback(reader->source, G_SOURCE_FUNC(on_readable), reader, NULL);
+  /* no main-loop wakeup per read: see qmp-client.c (nested loops are not supported) */
+  g_source_set_can_recurse(reader->source, TRUE);
+  g_source_attach(reader->source, g_main_context_get_thread_default());
 }

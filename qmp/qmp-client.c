@@ -17,11 +17,14 @@
  * queued message with SCM_RIGHTS attached to its first byte, so it can
  * never overtake or be overtaken by other commands.
  *
+ * Input is read from one socket source, attached while the connection is
+ * open: no allocation, no task and no main-loop wakeup per read.
+ *
  * Lifetime: every pending command, event waiter and the handshake is a
  * GTask whose source object is the client, so the client lives as long as
- * someone waits on it.  The background read holds only a weak reference:
- * dropping the last user reference closes the connection instead of
- * keeping it open forever.
+ * someone waits on it.  The read source holds no reference: dropping the
+ * last user reference closes the connection (and destroys the source)
+ * instead of keeping it open forever.
  */
 #define G_LOG_DOMAIN "hostdevd-qmp"
 
@@ -52,16 +55,6 @@ typedef enum {
   QMP_STATE_NEGOTIATING,  /* qmp_capabilities sent */
   QMP_STATE_READY,
 } QmpState;
-
-/*
- * The buffer an in-flight read fills.  It is reference counted apart from
- * the client because a cancelled read may still complete after the client
- * is gone.
- */
-typedef struct {
-  GWeakRef client;
-  guint8 data[QMP_READ_CHUNK];
-} QmpReadBuffer;
 
 typedef struct {
   char *data;
@@ -98,7 +91,6 @@ struct _QmpClient {
   GMainContext *context;
   GSocketConnection *connection;
   GSocket *socket;
-  GInputStream *input;
 
   QmpState state;
   gboolean closed;
@@ -106,9 +98,8 @@ struct _QmpClient {
   pid_t peer_pid;
   uid_t peer_uid;
 
-  QmpReadBuffer *read_buffer;
-  GCancellable *read_cancellable;
-  gboolean reading;
+  GSource *read_source;      /* while open: the socket is readable */
+  guint8 read_chunk[QMP_READ_CHUNK];
   GByteArray *inbuf;
   gsize scan_pos;            /* inbuf before this holds no '\n' */
   gsize max_message;
@@ -214,22 +205,6 @@ object_member_int(JsonObject *object, const char *name, gint64 *out)
     return FALSE;
   *out = json_node_get_int(node);
   return TRUE;
-}
-
-/* ---- the read buffer ---------------------------------------------------- */
-
-static void
-read_buffer_clear(gpointer data)
-{
-  QmpReadBuffer *buffer = data;
-
-  g_weak_ref_clear(&buffer->client);
-}
-
-static void
-read_buffer_release(QmpReadBuffer *buffer)
-{
-  g_rc_box_release_full(buffer, read_buffer_clear);
 }
 
 /* ---- outgoing messages -------------------------------------------------- */
@@ -552,7 +527,7 @@ qmp_client_shutdown(QmpClient *self, const GError *reason, gboolean emit)
   guard = g_object_ref(self);
   self->closed = TRUE;
 
-  g_cancellable_cancel(self->read_cancellable);
+  source_destroy(&self->read_source);
   source_destroy(&self->write_source);
   g_queue_clear_full(&self->out_queue, (GDestroyNotify) out_message_free);
   if (self->connection &&
@@ -899,22 +874,18 @@ qmp_client_process_input(QmpClient *self)
                              self->max_message);
 }
 
-static void qmp_client_start_reading(QmpClient *self);
-
-static void
-on_read_done(GObject *source, GAsyncResult *result, gpointer user_data)
+/* The socket is readable: one read, handled at once; the source stays for the next. */
+static gboolean
+on_readable(GSocket *socket, GIOCondition condition, gpointer user_data)
 {
-  QmpReadBuffer *buffer = user_data;
+  /* handling the input may drop the caller's last reference */
+  g_autoptr(QmpClient) self = g_object_ref(user_data);
   g_autoptr(GError) error = NULL;
-  gssize n = g_input_stream_read_finish(G_INPUT_STREAM(source), result, &error);
-  g_autoptr(QmpClient) self = g_weak_ref_get(&buffer->client);
+  gssize n = g_socket_receive_with_blocking(socket, (gchar *)self->read_chunk,
+                                            sizeof self->read_chunk, FALSE, NULL, &error);
 
-  if (self == NULL || self->closed) {
-    read_buffer_release(buffer);
-    return;
-  }
-  self->reading = FALSE;
-
+  if (n < 0 && g_error_matches(error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK))
+    return G_SOURCE_CONTINUE;
   if (n < 0) {
     g_autoptr(GError) reason = g_error_new(QMP_ERROR, QMP_ERROR_DISCONNECTED,
                                            "Could not read from QEMU: %s",
@@ -926,27 +897,25 @@ on_read_done(GObject *source, GAsyncResult *result, gpointer user_data)
                                                    "QEMU closed the QMP connection");
     qmp_client_shutdown(self, reason, TRUE);
   } else {
-    g_byte_array_append(self->inbuf, buffer->data, (guint) n);
+    g_byte_array_append(self->inbuf, self->read_chunk, (guint) n);
     qmp_client_process_input(self);
-    qmp_client_start_reading(self);
   }
-  read_buffer_release(buffer);
+  return self->closed ? G_SOURCE_REMOVE : G_SOURCE_CONTINUE;
 }
 
-/* qmp_client_start_reading() - keep one read in flight while open. */
+/* qmp_client_start_reading() - watch the socket while open. */
 static void
 qmp_client_start_reading(QmpClient *self)
 {
-  if (self->closed || self->reading)
+  if (self->closed || self->read_source)
     return;
-  self->reading = TRUE;
-  /* the read completes in the context its call was made from */
-  g_main_context_push_thread_default(self->context);
-  g_input_stream_read_async(self->input, self->read_buffer->data,
-                            sizeof(self->read_buffer->data), G_PRIORITY_DEFAULT,
-                            self->read_cancellable, on_read_done,
-                            g_rc_box_acquire(self->read_buffer));
-  g_main_context_pop_thread_default(self->context);
+  self->read_source = g_socket_create_source(self->socket, G_IO_IN | G_IO_HUP | G_IO_ERR,
+                                             NULL);
+  /* hostdevd runs no nested main loop: without blocking the source while it
+   * dispatches, GLib need not take its fd out of the poll set and put it back
+   * (each a main-loop wakeup) on every read */
+  g_source_set_can_recurse(self->read_source, TRUE);
+  attach_source(self, self->read_source, G_SOURCE_FUNC(on_readable), self);
 }
 
 /* ---- GObject ------------------------------------------------------------ */
@@ -963,11 +932,6 @@ qmp_client_dispose(GObject *object)
                                                    "The QMP client was released");
     qmp_client_shutdown(self, reason, FALSE);
   }
-  if (self->read_buffer) {
-    g_weak_ref_set(&self->read_buffer->client, NULL);
-    g_clear_pointer(&self->read_buffer, read_buffer_release);
-  }
-  g_clear_object(&self->input);
   g_clear_object(&self->socket);
   g_clear_object(&self->connection);
 
@@ -981,7 +945,6 @@ qmp_client_finalize(GObject *object)
 
   g_clear_pointer(&self->pending, g_hash_table_unref);
   g_clear_pointer(&self->inbuf, g_byte_array_unref);
-  g_clear_object(&self->read_cancellable);
   g_clear_pointer(&self->context, g_main_context_unref);
   g_free(self->qemu_version);
 
@@ -1017,9 +980,6 @@ qmp_client_init(QmpClient *self)
   self->next_id = 1;
   self->capabilities_id = -1;
   self->inbuf = g_byte_array_new();
-  self->read_cancellable = g_cancellable_new();
-  self->read_buffer = g_rc_box_new0(QmpReadBuffer);
-  g_weak_ref_init(&self->read_buffer->client, self);
   self->pending = g_hash_table_new(g_int64_hash, g_int64_equal);
   g_queue_init(&self->out_queue);
   g_queue_init(&self->waiters);
@@ -1039,7 +999,6 @@ qmp_client_new_for_connection(GSocketConnection *connection)
   self = g_object_new(QMP_TYPE_CLIENT, NULL);
   self->connection = g_object_ref(connection);
   self->socket = g_object_ref(g_socket_connection_get_socket(connection));
-  self->input = g_object_ref(g_io_stream_get_input_stream(G_IO_STREAM(connection)));
 
   credentials = g_socket_get_credentials(self->socket, &error);
   if (credentials) {

@@ -11,13 +11,12 @@
  * that the engine (hotplug-plan.c) then runs; and what differs by type.
  */
 
-/* @timings: (nullable): milliseconds per phase, reported so that slow steps can be told apart */
+/* @xml: the live XML, formatted once for the journal and the reply
+ * @timings: (nullable): milliseconds per phase, reported so that slow steps can be told apart */
 static JsonNode *
-attach_reply(const Hostdev *hostdev, JsonObject *timings)
+attach_reply(const Hostdev *hostdev, const char *source, const char *xml, JsonObject *timings)
 {
   g_autoptr(JsonObject) reply = json_object_new();
-  g_autofree char *xml = hostdev_format_xml(hostdev);
-  g_autofree char *source = hostdev_describe_source(hostdev);
   json_object_set_string_member(reply, "alias", hostdev->alias);
   json_object_set_string_member(reply, "source", source);
   json_object_set_string_member(reply, "xml", xml);
@@ -26,31 +25,58 @@ attach_reply(const Hostdev *hostdev, JsonObject *timings)
   return json_node_init_object(json_node_alloc(), reply);
 }
 
+/*
+ * Once the client has its answer: each attached device is logged, its
+ * record becomes "attached", and the other clients hear of it.  A crash before the record
+ * is written loses nothing: the record says QEMU was asked to add the
+ * device, and a restart that finds it in QEMU finishes the attach.
+ */
+static void
+attach_recorded(GTask *task)
+{
+  Op *op = g_task_get_task_data(task);
+  Hotplug *hotplug = op->hotplug;
+
+  for (guint i = 0; i < op->attached->len; i++) {
+    JsonObject *reply = g_ptr_array_index(op->attached, i);
+    const char *alias = json_object_get_string_member(reply, "alias");
+    VmDevice *device = vm_devices_find_alias(hotplug->devices, alias);
+    g_autoptr(GError) error = NULL;
+
+    g_message("%s (%s) attached", alias, json_object_get_string_member(reply, "source"));
+    if (device && device->state == VM_DEVICE_ATTACHED &&
+        !hotplug_journal_device_xml(hotplug, device->hostdev,
+                                    json_object_get_string_member(reply, "xml"),
+                                    STATE_ATTACHED, "done", NULL, device->prep, FALSE, &error))
+      g_warning("%s", error->message);
+    hotplug_emit(hotplug, "DEVICE_ATTACHED", reply);
+  }
+}
+
 /* Every step is done: the devices are the VM's. */
 static void
 attach_done(GTask *task)
 {
   Op *op = g_task_get_task_data(task);
+  Hotplug *hotplug = op->hotplug;
   JsonArray *devices = json_array_new();
 
+  op->attached = g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
+  op->after_return = attach_recorded;
   for (guint i = 0; i < op->items->len; i++) {
     AttachItem *item = g_ptr_array_index(op->items, i);
     if (item->waits_for_device) {
       json_array_add_element(devices, hotplug_follow_accept_waiting(
-          op->hotplug, g_steal_pointer(&item->hostdev), g_steal_pointer(&item->prep)));
+          hotplug, g_steal_pointer(&item->hostdev), g_steal_pointer(&item->prep)));
       continue;
     }
     Hostdev *live = g_steal_pointer(&item->hostdev);
     g_autofree char *source = hostdev_describe_source(live);
-    g_autoptr(GError) error = NULL;
+    g_autofree char *xml = hostdev_format_xml(live);
 
-    if (!hotplug_journal_device(op->hotplug, live, STATE_ATTACHED, "done", item->commands,
-                                item->prep, FALSE, &error))
-      g_warning("%s", error->message);
-    vm_devices_add(op->hotplug->devices, live, g_steal_pointer(&item->prep));
-    g_message("%s (%s) attached", live->alias, source);
-    JsonNode *reply = attach_reply(live, op->batch ? NULL : op->timings);
-    hotplug_emit(op->hotplug, "DEVICE_ATTACHED", json_node_get_object(reply));
+    vm_devices_add(hotplug->devices, live, g_steal_pointer(&item->prep));
+    JsonNode *reply = attach_reply(live, source, xml, op->batch ? NULL : op->timings);
+    g_ptr_array_add(op->attached, json_object_ref(json_node_get_object(reply)));
     json_array_add_element(devices, reply);
   }
   if (!op->batch) {

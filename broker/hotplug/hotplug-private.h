@@ -150,6 +150,9 @@ struct _Op {
   guint undo_from;               /* the steps before it took effect */
   GError *failure;               /* what the attach fails with once undone */
   OpStartFunc plan_finished;     /* runs once every step is done */
+  OpStartFunc after_return;      /* (nullable) once the client has its answer, before the
+                                  * next operation starts: records of what happened */
+  GPtrArray *attached;           /* JsonObject: each attached device's reply, for after_return */
   /* detach */
   Hostdev *hostdev;              /* the device named by XML */
   char *alias;                   /* the device being detached */
@@ -284,14 +287,29 @@ void hotplug_emit(Hotplug *hotplug, const char *name, JsonObject *data);
 int hotplug_qemu_failure_code(const GError *error);
 /* Return: (transfer full): the ids in a qom-list /machine/peripheral reply. */
 GStrv hotplug_peripheral_ids(JsonNode *qom_list);
-/* hotplug_release_when_gone() - QEMU reported @device deleted: check its own
- * device list first, and give the device back (hotplug_release_device())
- * only when QEMU no longer lists it.  Otherwise it stays as it is, and
- * @then (when given) is answered with @reply's status "pending". */
+/* hotplug_release_when_gone() - QEMU reported @device deleted: ask QEMU
+ * whether it still has it first, and give the device back
+ * (hotplug_release_device()) only when it says it has not.  Otherwise it
+ * stays as it is, and @then (when given) is answered with @reply's status
+ * "pending"; a device another path released meanwhile answers @reply as is. */
 void hotplug_release_when_gone(Hotplug *hotplug, VmDevice *device, const char *why, GTask *then,
                                JsonNode *reply);
 /* hotplug_list_peripherals() - qom-list /machine/peripheral. */
 void hotplug_list_peripherals(Hotplug *hotplug, GAsyncReadyCallback callback, gpointer data);
+
+/* Whether QEMU has a device, by its own answer. */
+typedef enum {
+  HOTPLUG_PRESENT,
+  HOTPLUG_ABSENT,
+  HOTPLUG_PRESENCE_UNKNOWN,   /* QEMU's answer could not be read: assume nothing */
+} HotplugPresence;
+
+/* hotplug_query_present() - ask QEMU whether /machine/peripheral/@alias exists;
+ * finish with hotplug_query_present_finish() (@error set only when unknown). */
+void hotplug_query_present(Hotplug *hotplug, const char *alias, GAsyncReadyCallback callback,
+                           gpointer data);
+HotplugPresence hotplug_query_present_finish(GAsyncResult *result, GObject *source,
+                                             GError **error);
 /* hotplug_remove_from_qemu() - device_del whose outcome only matters for the log. */
 void hotplug_remove_from_qemu(Hotplug *hotplug, const char *id);
 /* HotplugContinue - what to do once an asynchronous step is over. */
@@ -305,6 +323,11 @@ void hotplug_remove_fdset(Hotplug *hotplug, HostPrep *prep, HotplugContinue then
 gboolean hotplug_journal_device(Hotplug *hotplug, const Hostdev *hostdev, StateDeviceState state,
                                 const char *step, GPtrArray *commands, const HostPrep *prep,
                                 gboolean binding_in_flight, GError **error);
+/* hotplug_journal_device_xml() - the same with @hostdev's live XML already formatted */
+gboolean hotplug_journal_device_xml(Hotplug *hotplug, const Hostdev *hostdev, const char *xml,
+                                    StateDeviceState state, const char *step,
+                                    GPtrArray *commands, const HostPrep *prep,
+                                    gboolean binding_in_flight, GError **error);
 /* hotplug_journal_forget() - drop @alias's journal entry (a failure is logged). */
 void hotplug_journal_forget(Hotplug *hotplug, const char *alias);
 

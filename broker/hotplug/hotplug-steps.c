@@ -678,12 +678,10 @@ on_listed(GObject *source, GAsyncResult *result, gpointer user_data)
   GTask *task = user_data;
   AttachItem *item = hotplug_plan_running(task)->item;
   g_autoptr(GError) error = NULL;
-  g_autoptr(JsonNode) value = qmp_client_execute_finish(QMP_CLIENT(source), result, &error);
-  g_auto(GStrv) ids = value ? hotplug_peripheral_ids(value) : NULL;
 
-  if (ids == NULL || !g_strv_contains((const char *const *)ids, item->hostdev->alias)) {
+  if (hotplug_query_present_finish(result, source, &error) != HOTPLUG_PRESENT) {
     hotplug_plan_step_done(task, g_error_new(HOSTDEVD_ERROR, HOSTDEVD_ERROR_QEMU_ERROR,
-                                             "QEMU accepted %s but does not list it "
+                                             "QEMU accepted %s but does not have it "
                                              "afterwards%s%s", item->hostdev->alias,
                                              error ? ": " : "", error ? error->message : ""),
                            FALSE);
@@ -695,13 +693,13 @@ on_listed(GObject *source, GAsyncResult *result, gpointer user_data)
 static void
 verify_listed_run(GTask *task, AttachStep *step)
 {
-  hotplug_list_peripherals(task_op(task)->hotplug, on_listed, task);
+  hotplug_query_present(task_op(task)->hotplug, step->item->hostdev->alias, on_listed, task);
 }
 
 static char *
 verify_listed_describe(const AttachItem *item, const AttachStep *step)
 {
-  return g_strdup_printf("confirm QEMU lists '%s' among its devices", item->hostdev->alias);
+  return g_strdup_printf("confirm QEMU has '%s' among its devices", item->hostdev->alias);
 }
 
 const AttachStepKind hotplug_step_verify_listed = {

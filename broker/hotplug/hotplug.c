@@ -37,6 +37,7 @@ static void
 op_free(Op *op)
 {
   g_clear_pointer(&op->items, g_ptr_array_unref);
+  g_clear_pointer(&op->attached, g_ptr_array_unref);
   g_clear_pointer(&op->hostdev, hostdev_free);
   g_clear_pointer(&op->topology, guest_topology_free);
   if (op->timings)
@@ -129,6 +130,8 @@ hotplug_op_return(GTask *task, JsonNode *value, GError *error)
     g_task_return_error(task, error);
   else
     g_task_return_pointer(task, value, (GDestroyNotify)json_node_unref);
+  if (op->after_return)
+    op->after_return(task);
   g_object_unref(task);
   if (!dequeued)
     queue_start_head(hotplug);
@@ -210,6 +213,41 @@ hotplug_list_peripherals(Hotplug *hotplug, GAsyncReadyCallback callback, gpointe
   qmp_client_execute_async(hotplug->qmp, "qom-list", args, -1, 0, NULL, callback, data);
 }
 
+/*
+ * One device, not the whole list: QEMU answers with the type of
+ * /machine/peripheral/@alias, or DeviceNotFound once it is gone.  The
+ * answer's size does not grow with the number of devices the VM has.
+ */
+void
+hotplug_query_present(Hotplug *hotplug, const char *alias, GAsyncReadyCallback callback,
+                      gpointer data)
+{
+  g_autoptr(JsonObject) args = json_object_new();
+  g_autofree char *path = g_strconcat("/machine/peripheral/", alias, NULL);
+  json_object_set_string_member(args, "path", path);
+  json_object_set_string_member(args, "property", "type");
+  qmp_client_execute_async(hotplug->qmp, "qom-get", args, -1, 0, NULL, callback, data);
+}
+
+HotplugPresence
+hotplug_query_present_finish(GAsyncResult *result, GObject *source, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  g_autoptr(JsonNode) value = qmp_client_execute_finish(QMP_CLIENT(source), result, &local);
+
+  if (g_error_matches(local, QMP_ERROR, QMP_ERROR_DEVICE_NOT_FOUND))
+    return HOTPLUG_ABSENT;
+  if (value && JSON_NODE_HOLDS_VALUE(value) &&
+      json_node_get_value_type(value) == G_TYPE_STRING)
+    return HOTPLUG_PRESENT;
+  if (local)
+    g_propagate_error(error, g_steal_pointer(&local));
+  else
+    g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_QEMU_ERROR,
+                        "QEMU answered the device's type with something not a string");
+  return HOTPLUG_PRESENCE_UNKNOWN;
+}
+
 static void
 on_device_del_logged(GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -252,6 +290,15 @@ hotplug_journal_device(Hotplug *hotplug, const Hostdev *hostdev, StateDeviceStat
                gboolean binding_in_flight, GError **error)
 {
   g_autofree char *xml = hostdev_format_xml(hostdev);
+  return hotplug_journal_device_xml(hotplug, hostdev, xml, state, step, commands, prep,
+                                    binding_in_flight, error);
+}
+
+gboolean
+hotplug_journal_device_xml(Hotplug *hotplug, const Hostdev *hostdev, const char *xml,
+                           StateDeviceState state, const char *step, GPtrArray *commands,
+                           const HostPrep *prep, gboolean binding_in_flight, GError **error)
+{
   g_auto(GStrv) ids = commands ? command_ids(commands) : NULL;
   g_autoptr(JsonObject) host = prep ? host_prep_to_json(prep, binding_in_flight) : NULL;
   return state_journal_record(hotplug->journal, hostdev->alias, state, step, xml,
@@ -861,7 +908,7 @@ hotplug_forget_usb_ports(Hotplug *hotplug)
 
 /* ---- events from QEMU ------------------------------------------------- */
 
-/* A DEVICE_DELETED waiting for QEMU's device list to agree. */
+/* A DEVICE_DELETED waiting for QEMU's own view to agree. */
 typedef struct {
   Hotplug *hotplug;
   char *alias;
@@ -871,23 +918,27 @@ typedef struct {
 } GoneCheck;
 
 static void
-on_gone_listed(GObject *source, GAsyncResult *result, gpointer user_data)
+on_gone_checked(GObject *source, GAsyncResult *result, gpointer user_data)
 {
   GoneCheck *check = user_data;
   Hotplug *hotplug = check->hotplug;
   g_autoptr(GError) error = NULL;
-  g_autoptr(JsonNode) value = qmp_client_execute_finish(QMP_CLIENT(source), result, &error);
-  g_auto(GStrv) ids = value ? hotplug_peripheral_ids(value) : NULL;
+  HotplugPresence presence = hotplug_query_present_finish(result, source, &error);
   VmDevice *device = vm_devices_find_alias(hotplug->devices, check->alias);
 
-  if (device && ids && !g_strv_contains((const char *const *)ids, check->alias)) {
+  if (device)
+    device->gone_check = FALSE;
+  if (device && presence == HOTPLUG_ABSENT) {
     hotplug_release_device(hotplug, device, check->why, check->then, check->reply);
+  } else if (device == NULL && check->then) {
+    /* released meanwhile by another path: gone all the same */
+    hotplug_op_return(check->then, check->reply, NULL);
   } else {
     if (device)
       g_warning("%s: QEMU reported DEVICE_DELETED, but %s; it stays listed as %s and is not "
                 "given back to the host until QEMU no longer has it (a forged or early event?)",
-                check->alias, ids ? "still lists it among its devices"
-                                  : "its device list could not be read",
+                check->alias, presence == HOTPLUG_PRESENT
+                                  ? "still has it" : "whether it still has it is unknown",
                 hotplug_device_state_listed(device->state));
     if (check->then) {
       if (check->reply && JSON_NODE_HOLDS_OBJECT(check->reply))
@@ -912,7 +963,8 @@ hotplug_release_when_gone(Hotplug *hotplug, VmDevice *device, const char *why, G
   check->why = g_strdup(why);
   check->then = then;
   check->reply = reply;
-  hotplug_list_peripherals(hotplug, on_gone_listed, check);
+  device->gone_check = TRUE;   /* the VM-wide handler leaves this event to us */
+  hotplug_query_present(hotplug, check->alias, on_gone_checked, check);
 }
 
 static void
@@ -932,7 +984,8 @@ on_qemu_event(QmpClient *qmp, const char *name, JsonObject *data, gint64 timesta
     hotplug_forget_usb_ports(hotplug);
   /* A detach request that is still waiting handles its own events; a device
    * waiting for its USB device was removed from QEMU on purpose. */
-  if (device == NULL || device->detach_waiting || device->state == VM_DEVICE_WAITING)
+  if (device == NULL || device->detach_waiting || device->gone_check ||
+      device->state == VM_DEVICE_WAITING)
     return;
   if (deleted) {
     hotplug_release_when_gone(hotplug, device,

@@ -8,7 +8,9 @@
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <string.h>
+#include <linux/magic.h>
 #include <sys/stat.h>
+#include <sys/vfs.h>
 #include <unistd.h>
 
 /* An entry is a few kilobytes; anything this big is not one of ours. */
@@ -31,6 +33,8 @@ struct _StateJournal {
   char *path;           /* for messages: DIR/VM.journal */
   char *vm;
   int dir_fd;           /* the journal directory */
+  gboolean in_memory;   /* on tmpfs/ramfs: written data is as durable as it gets
+                         * without fsync (it survives hostdevd, never the host) */
   GPtrArray *entries;   /* StateEntry* */
 };
 
@@ -305,6 +309,9 @@ open_directory(StateJournal *journal, GError **error)
                                : g_strerror(saved));
     return FALSE;
   }
+  struct statfs fs;
+  journal->in_memory = fstatfs(journal->dir_fd, &fs) == 0 &&
+                       (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC);
   /* its files say what to give back to the host: only hostdevd's user may change them */
   if (fstat(journal->dir_fd, &st) != 0 || st.st_uid != geteuid() ||
       (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
@@ -388,7 +395,8 @@ maybe_crash(const char *step)
 static void
 fsync_dir(StateJournal *journal)
 {
-  fsync(journal->dir_fd);
+  if (!journal->in_memory)
+    fsync(journal->dir_fd);
 }
 
 /* write_all() - @length bytes of @data to @fd. Return: 0 or an errno. */
@@ -418,7 +426,7 @@ replace_file(StateJournal *journal, const char *name, const char *data, gsize le
   if (fd < 0)
     return errno;
   int saved = write_all(fd, data, length);
-  if (saved == 0 && fsync(fd) != 0)
+  if (saved == 0 && !journal->in_memory && fsync(fd) != 0)
     saved = errno;
   if (close(fd) != 0 && saved == 0)
     saved = errno;

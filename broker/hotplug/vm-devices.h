@@ -35,6 +35,7 @@ typedef struct {
   Hostdev *hostdev;      /* the live definition: alias and guest address filled in */
   VmDeviceState state;
   gboolean detach_waiting; /* a detach request is waiting for DEVICE_DELETED */
+  gboolean gone_check;     /* a DEVICE_DELETED is being checked against QEMU's view */
   HostPrep *prep;        /* what was done to the host for it (owned) */
 } VmDevice;
 

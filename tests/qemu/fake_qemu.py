@@ -121,6 +121,16 @@ class FakeQemu:
             self._reply(request, [{"name": "type", "type": "string"}])
         elif command == "query-target":
             self._reply(request, {"arch": "x86_64"})
+        elif (command == "qom-get" and args.get("property") == "type" and
+              args.get("path", "").startswith("/machine/peripheral/")):
+            name = args["path"][len("/machine/peripheral/"):]
+            if name in self.devices:
+                self._reply(request, self.devices[name]["driver"])
+            elif name in self.usb_controllers:
+                self._reply(request, "qemu-xhci")
+            else:
+                self._reply(request, error={"class": "DeviceNotFound",
+                                            "desc": f"Device '{args['path']}' not found"})
         elif command == "qom-get" and args.get("path") == "/machine":
             self._reply(request, "pc-q35-7.2-machine")
         elif (command == "qom-get" and args.get("property") in ("p2", "p3") and

@@ -156,7 +156,7 @@ class Sequences(unittest.TestCase):
         follows it: without x-query-usb the device is confirmed from QEMU's device list."""
         vm = Vm(self, "vm1")
         vm.start_qemu()
-        vm.view.ok("x-fake-set", commands=["qmp_capabilities", "query-commands", "qom-list",
+        vm.view.ok("x-fake-set", commands=["qmp_capabilities", "query-commands", "qom-list", "qom-get",
                                            "device_add", "device_del", "add-fd", "remove-fd",
                                            "query-fdsets"])
         vm.start_hostdevd()
