@@ -470,6 +470,7 @@ release_finish(Release *release, const GError *error)
 }
 
 static void release_host_after_fdset(gpointer data);
+static void on_usb_revoked(GObject *source, GAsyncResult *result, gpointer user_data);
 
 static gboolean
 on_release_retry(gpointer data)
@@ -518,6 +519,22 @@ release_host_after_fdset(gpointer data)
     g_warning("%s: its host device is left as it is, without undoing anything: %s holds "
               "it now", release->device->hostdev->alias, holder);
     release_finish(release, NULL);
+    return;
+  }
+  hotplug_revoke_usb_async(release->hotplug, release->device, on_usb_revoked, release);
+}
+
+/* A USB device's descriptors are revoked (usb-revoke.h): undo the host preparation. */
+static void
+on_usb_revoked(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Release *release = user_data;
+  HostPrep *prep = release->device->prep;
+  g_autoptr(GError) error = NULL;
+
+  if (!hotplug_revoke_usb_finish(result, &error)) {
+    release->attempts++;
+    release_finish(release, error);
     return;
   }
   /* after QEMU exited, host drivers are probed only once its process is gone */
