@@ -31,6 +31,8 @@ struct _Hotplug {
   char *vm;
   char *runtime_dir;      /* host-wide claims live here */
   uid_t qemu_uid;         /* who gets /dev/vfio/N; (uid_t)-1: leave it */
+  char *qemu_arch;        /* the architecture QEMU's executable emulates (qemu-arch.h); NULL unknown */
+  char *qemu_arch_how;    /* where that came from, for messages */
   gid_t qemu_gid;
   gboolean take_whole_group;
   gboolean optional_usb_to_qemu; /* HotplugConfig's */

@@ -1002,9 +1002,27 @@ hotplug_connect_qemu(Hotplug *hotplug, QmpClient *qmp, pid_t qemu_pid)
   g_return_if_fail(hotplug->qmp == NULL);
   hotplug->qmp = g_object_ref(qmp);
   hotplug->qemu = process_identity_of(qemu_pid);
+  /* zpci devices left in another QEMU process went with it */
+  GPtrArray *left = state_journal_zpci_left(hotplug->journal);
+  for (guint i = left->len; i > 0; i--) {
+    const StateZpci *zpci = g_ptr_array_index(left, i - 1);
+    g_autoptr(GError) error = NULL;
+    if (!process_identity_equal(&zpci->qemu, &hotplug->qemu) &&
+        !state_journal_forget_zpci_left(hotplug->journal, zpci->id, &error))
+      g_warning("%s", error->message);
+  }
   hotplug->features_known = FALSE;   /* this QEMU's are probed at its first attach */
   hotplug_forget_usb_ports(hotplug);
   hotplug->event_handler = g_signal_connect(qmp, "event", G_CALLBACK(on_qemu_event), hotplug);
+}
+
+void
+hotplug_set_qemu_arch(Hotplug *hotplug, const char *arch, const char *how)
+{
+  g_free(hotplug->qemu_arch);
+  g_free(hotplug->qemu_arch_how);
+  hotplug->qemu_arch = g_strdup(arch);
+  hotplug->qemu_arch_how = g_strdup(how);
 }
 
 void
@@ -1030,6 +1048,8 @@ hotplug_free(Hotplug *hotplug)
     g_object_unref(hotplug->qmp);
   }
   vm_devices_free(hotplug->devices);
+  g_free(hotplug->qemu_arch);
+  g_free(hotplug->qemu_arch_how);
   guest_usb_ports_free(hotplug->usb_ports);
   g_hash_table_unref(hotplug->usb_ports_released);
   /* waiting and failed releases keep their journal records for the next hostdevd */
