@@ -30,6 +30,7 @@
 #include "hotplug-follow.h"
 #include "hotplug-metrics.h"
 #include "policy.h"
+#include "qemu-arch.h"
 #include "qmp-client.h"
 #include "sandbox.h"
 #include "state.h"
@@ -56,6 +57,7 @@ typedef struct {
   SandboxMode sandbox_mode;   /* --sandbox, default on */
   char *policy_path;          /* --policy, default POLICY_DEFAULT_PATH if it exists */
   char *optional_usb;         /* --optional-usb wait|qemu */
+  char *qemu_arch;            /* --qemu-arch: what QEMU emulates; default: its executable says */
   gboolean optional_usb_to_qemu;
   int qmp_wait_s;
   gboolean verbose;
@@ -76,6 +78,8 @@ typedef struct {
   Policy *policy;
   ControlServer *control;
   UsbUeventWatch *usb_watch;  /* the kernel's USB events, for devices that follow theirs */
+  char *qemu_arch;            /* --qemu-arch, or what the QMP peer's executable emulates; NULL unknown */
+  char *qemu_arch_how;        /* where qemu_arch came from, for messages */
 } Daemon;
 
 /* notify_systemd() - sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET. */
@@ -446,6 +450,37 @@ sandbox_before_qemu_speaks(Daemon *daemon, uid_t peer, GError **error)
 }
 
 /*
+ * learn_qemu_arch() - what the QMP peer @pid emulates: --qemu-arch, else
+ * its executable (qemu-arch.h), read now, before privileges go (another
+ * user's /proc/PID/exe needs them).  Never from QEMU's QMP answers: those
+ * are only checked against it.  Unknown is allowed, with a warning: QEMU's
+ * answer then counts only when it is not s390x (guest_topology_check_arch()).
+ */
+static void
+learn_qemu_arch(Daemon *daemon, pid_t pid)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *how = NULL;
+  const char *arch;
+
+  if (daemon->options.qemu_arch) {
+    daemon->qemu_arch = g_strdup(daemon->options.qemu_arch);
+    daemon->qemu_arch_how = g_strdup("--qemu-arch");
+    return;
+  }
+  arch = pid > 0 ? qemu_arch_of_process(pid, &how, &error) : NULL;
+  if (arch == NULL) {
+    g_warning("%s; hostdevd does not know which architecture QEMU emulates, and acts on "
+              "QEMU's own answer only when it is not s390x (for s390x, start hostdevd with "
+              "--qemu-arch s390x)", error ? error->message : "the QMP peer's pid is unknown");
+    return;
+  }
+  daemon->qemu_arch = g_strdup(arch);
+  daemon->qemu_arch_how = g_strdup_printf("QEMU's executable %s", how);
+  g_message("QEMU (pid %d) emulates %s, as its executable %s says", (int)pid, arch, how);
+}
+
+/*
  * qmp_peer_allowed() - whoever listens on --qmp is given /dev/vfio/N, USB
  * descriptors and a memlock raise, so it must be QEMU's user: root (also a
  * QEMU that listened before dropping to -runas's user), the user hostdevd
@@ -459,8 +494,10 @@ qmp_peer_allowed(pid_t pid, uid_t uid, gpointer user_data, GError **error)
   struct passwd *pw = name ? getpwnam(name) : NULL;
   g_autofree char *expected = NULL;
 
-  if (uid != (uid_t)-1 && (uid == 0 || uid == getuid() || (pw && uid == pw->pw_uid)))
+  if (uid != (uid_t)-1 && (uid == 0 || uid == getuid() || (pw && uid == pw->pw_uid))) {
+    learn_qemu_arch(daemon, pid);
     return sandbox_before_qemu_speaks(daemon, uid, error);
+  }
   if (pw)
     expected = g_strdup_printf("uid %u (--qemu-user %s) or root", (unsigned)pw->pw_uid, name);
   else if (getuid() != 0)
@@ -551,6 +588,7 @@ on_qmp_connected(GObject *source, GAsyncResult *result, gpointer user_data)
   gid_t gid;
   qemu_user(daemon, qmp_client_get_peer_uid(daemon->qmp), &uid, &gid);
   hotplug_set_qemu_user(daemon->hotplug, uid, gid);
+  hotplug_set_qemu_arch(daemon->hotplug, daemon->qemu_arch, daemon->qemu_arch_how);
   hotplug_connect_qemu(daemon->hotplug, daemon->qmp, qmp_client_get_peer_pid(daemon->qmp));
   g_signal_connect(daemon->qmp, "closed", G_CALLBACK(on_qmp_closed), daemon);
   hotplug_reconcile_async(daemon->hotplug, on_reconciled, daemon);
@@ -688,6 +726,9 @@ static gboolean
 parse_options(Options *options, int *argc, char ***argv, GError **error)
 {
   g_autofree char *qmp_wait_help = g_strdup("Seconds to wait for the QMP socket (default 30)");
+  g_autofree char *qemu_arch_help = g_strdup_printf(
+      "Architecture QEMU emulates: %s (default: the QMP peer's executable says)",
+      qemu_arch_known_names());
   GOptionEntry entries[] = {
     { "vm", 0, 0, G_OPTION_ARG_STRING, &options->vm, "Name of the VM (required)", "NAME" },
     { "qmp", 0, 0, G_OPTION_ARG_FILENAME, &options->qmp_path, "QEMU's QMP socket (required)", "PATH" },
@@ -708,6 +749,7 @@ parse_options(Options *options, int *argc, char ***argv, GError **error)
       "An absent startupPolicy='optional' USB device: wait (default: hostdevd attaches it "
       "by descriptor when it appears) or qemu (QEMU waits by vendorid/productid and needs "
       "/dev/bus/usb)", "MODE" },
+    { "qemu-arch", 0, 0, G_OPTION_ARG_STRING, &options->qemu_arch, qemu_arch_help, "ARCH" },
     { "verbose", 'v', 0, G_OPTION_ARG_NONE, &options->verbose, "Log debug messages", NULL },
     { NULL },
   };
@@ -754,6 +796,12 @@ parse_options(Options *options, int *argc, char ***argv, GError **error)
     return FALSE;
   }
   options->optional_usb_to_qemu = g_strcmp0(options->optional_usb, "qemu") == 0;
+  if (options->qemu_arch && !qemu_arch_is_known(options->qemu_arch)) {
+    g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
+                "--qemu-arch '%s' is not an architecture hostdevd knows: use one of %s "
+                "(the X of qemu-system-X)", options->qemu_arch, qemu_arch_known_names());
+    return FALSE;
+  }
   if (options->qemu_user && getpwnam(options->qemu_user) == NULL) {
     g_set_error(error, G_OPTION_ERROR, G_OPTION_ERROR_BAD_VALUE,
                 "--qemu-user '%s' is not a user of this host", options->qemu_user);
@@ -773,6 +821,7 @@ options_free(Options *options)
   g_free(options->vm);
   g_free(options->qmp_path);
   g_free(options->optional_usb);
+  g_free(options->qemu_arch);
   g_free(options->socket_path);
   g_free(options->state_dir);
   g_free(options->host_root);
@@ -870,6 +919,8 @@ main(int argc, char **argv)
   g_clear_pointer(&daemon.policy, policy_free);
   g_clear_pointer(&daemon.journal, state_journal_free);
   g_main_loop_unref(daemon.loop);
+  g_free(daemon.qemu_arch);
+  g_free(daemon.qemu_arch_how);
   options_free(options);
   return daemon.exit_status;
 }

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "guest-topology.h"
 #include "hostdevd-error.h"
+#include "hostdev.h"
 
 #include <string.h>
 
@@ -353,6 +354,28 @@ discovery_finish(GTask *task)
   g_object_unref(task);
 }
 
+/*
+ * checked_id() - a device id QEMU reported, kept only when it is an alias
+ * hostdevd itself could have given (hostdev_alias_is_valid()): such an id
+ * may become an alias and a journal file name.  QEMU is untrusted input.
+ * @what, @whose: what it is, for the warning
+ * Return: (transfer full) (nullable): @id, or NULL (ignored, with a warning).
+ */
+static char *
+checked_id(const char *id, const char *what, const char *whose)
+{
+  if (id == NULL || hostdev_alias_is_valid(id))
+    return g_strdup(id);
+  g_autofree char *shown = g_strndup(id, 64);
+  g_autofree char *escaped = g_strescape(shown, NULL);
+  g_autofree char *owner = g_strescape(whose ? whose : "(QEMU's own)", NULL);
+  g_warning("QEMU reports \"%s%s\" as %s %s, which is not a device id hostdevd gives "
+            "(a letter, then letters, digits, '_' or '-', at most %d): ignored, "
+            "it is never reused", escaped, strlen(id) > 64 ? "..." : "", what, owner,
+            HOSTDEV_ALIAS_MAX);
+  return NULL;
+}
+
 static void
 on_zpci_properties(GTask *task)
 {
@@ -373,7 +396,7 @@ on_zpci_properties(GTask *task)
         zpci->fid = (guint)value;
       break;
     case Q_ZPCI_TARGET:
-      zpci->target = g_strdup(reply_string(query));
+      zpci->target = checked_id(reply_string(query), "the target of zpci", zpci->id);
       break;
     case Q_TARGET:
     case Q_MACHINE_TYPE:
@@ -408,7 +431,7 @@ on_zpci_links(GTask *task)
     const char *path = g_ptr_array_index(paths, i);
     GuestZpci *zpci = g_new0(GuestZpci, 1);
     if (g_str_has_prefix(path, "/machine/peripheral/"))
-      zpci->id = g_strdup(path + strlen("/machine/peripheral/"));
+      zpci->id = checked_id(path + strlen("/machine/peripheral/"), "the id of zpci at", path);
     g_ptr_array_add(discovery->topology->zpci, zpci);
     round_add(&discovery->round, Q_ZPCI_UID, zpci, "qom-get", path, "uid");
     round_add(&discovery->round, Q_ZPCI_FID, zpci, "qom-get", path, "fid");
@@ -641,4 +664,31 @@ gboolean
 guest_topology_has_zpci(const GuestTopology *topology)
 {
   return g_strcmp0(topology->arch, "s390x") == 0;
+}
+
+gboolean
+guest_topology_check_arch(GuestTopology *topology, const char *expected, const char *how,
+                          GError **error)
+{
+  g_autofree char *said = g_strescape(topology->arch ? topology->arch : "", NULL);
+
+  if (expected == NULL && g_strcmp0(topology->arch, "s390x") != 0)
+    return TRUE;
+  if (expected == NULL) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_QEMU_ERROR,
+                "QEMU says it emulates s390x, but hostdevd could not read its executable to "
+                "confirm it (see the warning at start-up): start hostdevd with --qemu-arch "
+                "s390x if that QEMU is qemu-system-s390x");
+    return FALSE;
+  }
+  if (g_strcmp0(topology->arch, expected) != 0) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_QEMU_ERROR,
+                "QEMU answers query-target with \"%.32s\", but %s emulates %s: refusing to "
+                "act on a QEMU that misreports itself (a compromised QEMU, or a wrong "
+                "--qemu-arch)", said, how ? how : "its executable", expected);
+    return FALSE;
+  }
+  g_free(topology->arch);
+  topology->arch = g_strdup(expected);
+  return TRUE;
 }

@@ -33,7 +33,8 @@ typedef struct {
 } GuestZpci;
 
 typedef struct {
-  char *arch;           /* query-target: "x86_64", "s390x", ... */
+  char *arch;           /* "x86_64", "s390x", ...: query-target's until
+                         * guest_topology_check_arch() puts the executable's */
   GPtrArray *buses;     /* GuestPciBus*, ordered by index, then id */
   GPtrArray *zpci;      /* GuestZpci*, every zPCI function QEMU knows (s390x only) */
   GStrv ids;            /* ids of all user-created devices */
@@ -56,6 +57,19 @@ GuestTopology *guest_topology_query_finish(GAsyncResult *result, GError **error)
 
 /* Return: (nullable): the bus with libvirt controller index @index. */
 GuestPciBus *guest_topology_find_bus(const GuestTopology *topology, guint index);
+
+/**
+ * guest_topology_check_arch() - cross-check QEMU's query-target with the
+ * architecture its executable names (qemu-arch.h)
+ * @expected: (nullable): from the executable or --qemu-arch; NULL: unknown
+ * @how: (nullable): where @expected came from, for the message
+ * They must agree, and @expected is kept.  Unknown, QEMU's answer is kept
+ * only when it is not s390x: QEMU's word may narrow what hostdevd does,
+ * never make it read and reuse zPCI identifiers.
+ * Return: FALSE with a QemuError saying what disagrees and what to do.
+ */
+gboolean guest_topology_check_arch(GuestTopology *topology, const char *expected,
+                                   const char *how, GError **error);
 
 /* Return: whether the machine has zPCI (s390x). */
 gboolean guest_topology_has_zpci(const GuestTopology *topology);

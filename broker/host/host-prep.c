@@ -4,6 +4,7 @@
 #include "host-pci.h"
 #include "hostdevd-error.h"
 #include "mdev.h"
+#include "usb-revoke.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -24,6 +25,7 @@ host_prep_free(HostPrep *prep)
     return;
   g_ptr_array_unref(prep->claims);
   g_clear_pointer(&prep->vfio, vfio_record_unref);
+  g_free(prep->usb_port_disabled);
   g_free(prep->claims_runtime_dir);
   g_free(prep->claims_vm);
   claim_origin_free(prep->inherited_origin);
@@ -34,7 +36,7 @@ gboolean
 host_prep_is_empty(const HostPrep *prep)
 {
   return prep == NULL || (prep->claims->len == 0 && prep->vfio == NULL && prep->fdset_id < 0 &&
-                          !prep->vf_saved && !prep->memlock_saved);
+                          prep->usb_port_disabled == NULL && !prep->vf_saved && !prep->memlock_saved);
 }
 
 JsonObject *
@@ -55,6 +57,8 @@ host_prep_to_json(const HostPrep *prep, gboolean binding_in_flight)
     json_object_set_int_member(object, "fdset-id", prep->fdset_id);
   if (prep->usb_follow)
     json_object_set_boolean_member(object, "usb-follow", TRUE);
+  if (prep->usb_port_disabled)
+    json_object_set_string_member(object, "usb-port-disabled", prep->usb_port_disabled);
   if (prep->vf_saved)
     json_object_set_object_member(object, "vf-before", sriov_vf_config_to_json(&prep->vf_before));
   if (prep->memlock_saved) {
@@ -92,6 +96,13 @@ host_prep_from_json(JsonObject *object, GError **error)
     return NULL;
   prep->fdset_id = (gint)json_object_get_int_member_with_default(object, "fdset-id", -1);
   prep->usb_follow = json_object_get_boolean_member_with_default(object, "usb-follow", FALSE);
+  const char *port = json_object_get_string_member_with_default(object, "usb-port-disabled", NULL);
+  if (port && !usb_revoke_port_is_valid(port)) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "journal: usb-port-disabled is not a USB hub port under /sys/devices");
+    return NULL;
+  }
+  prep->usb_port_disabled = g_strdup(port);
   if ((node = json_object_get_member(object, "memlock-before")) && JSON_NODE_HOLDS_OBJECT(node)) {
     JsonObject *memlock = json_node_get_object(node);
     const char *soft = json_object_get_string_member_with_default(memlock, "soft", "");
@@ -417,6 +428,13 @@ host_prep_release_async(HostPrep *prep, const char *runtime_dir, const char *vm,
   release->vm = g_strdup(vm);
   g_task_set_task_data(task, release, (GDestroyNotify)release_free);
 
+  if (prep->usb_port_disabled) {
+    GError *error = NULL;
+    if (usb_revoke_port_enable(prep->usb_port_disabled, &error))
+      g_clear_pointer(&prep->usb_port_disabled, g_free);
+    else
+      keep_first(release, error);
+  }
   if (prep->vf_saved && prep->vfio) {
     SriovVfLink link = { 0 };
     GError *error = NULL;

@@ -27,6 +27,9 @@ typedef struct {
   gint fdset_id;              /* USB: QEMU fdset holding our descriptor, -1 none */
   gboolean usb_follow;        /* USB: attached again when it re-enumerates (usb-follow.h);
                                * journaled with the rest, but no host effect of its own */
+  char *usb_port_disabled;    /* USB: the hub port disabled to revoke QEMU's descriptors
+                               * (usb-revoke.h), relative to the host root; journaled
+                               * before the write, so any undo enables it again */
   gboolean vf_saved;          /* <interface type='hostdev'>: the VF settings before */
   SriovVfConfig vf_before;
   gboolean memlock_saved;     /* QEMU's RLIMIT_MEMLOCK before hostdevd raised it for VFIO */
@@ -125,7 +128,8 @@ gboolean host_prep_vf_save(HostPrep *prep, const Hostdev *hostdev, GError **erro
 gboolean host_prep_vf_apply(const HostPrep *prep, const Hostdev *hostdev, GError **error);
 
 /**
- * host_prep_release_async() - undo everything, newest first: the VF's
+ * host_prep_release_async() - undo everything, newest first: a USB hub port
+ * left disabled (usb_port_disabled) enabled again, the VF's
  * settings, the binding (waiting, bounded, while QEMU lets go: the kernel
  * blocks the unbind until then), the claims.  Call it only once QEMU no
  * longer holds the device, or never had it.

@@ -74,6 +74,15 @@ attach_done(GTask *task)
     g_autofree char *source = hostdev_describe_source(live);
     g_autofree char *xml = hostdev_format_xml(live);
 
+    g_autoptr(GError) error = NULL;
+
+    /* a reused zpci is the device's now: its record (journaled before
+     * device_add, with the zpci among its QEMU devices) covers it */
+    if (item->zpci_reused && item->commands->len > 1 &&
+        !state_journal_forget_zpci_left(hotplug->journal,
+                                        json_object_get_string_member_with_default(
+                                            g_ptr_array_index(item->commands, 0), "id", NULL), &error))
+      g_warning("%s", error->message);
     vm_devices_add(hotplug->devices, live, g_steal_pointer(&item->prep));
     JsonNode *reply = attach_reply(live, source, xml, op->batch ? NULL : op->timings);
     g_ptr_array_add(op->attached, json_object_ref(json_node_get_object(reply)));
@@ -150,12 +159,14 @@ dry_run_reply(GTask *task)
 
 /*
  * stranded_zpci() - a zpci device of ours that lost its target
- * Return: (nullable): one that @hostdev can take over: its target id is
- * free, and it agrees with the alias (when @alias_given) and the uid/fid
- * the XML asks for.
+ * Return: (nullable): one that @hostdev can take over: hostdevd's journal
+ * records leaving it (same id, uid, fid, target, in this QEMU process), its
+ * target id is free, and it agrees with the alias (when @alias_given) and
+ * the uid/fid the XML asks for.  QEMU's word alone makes nothing ours.
  */
 static GuestZpci *
-stranded_zpci(const GuestTopology *topology, const Hostdev *hostdev, gboolean alias_given)
+stranded_zpci(Hotplug *hotplug, const GuestTopology *topology, const Hostdev *hostdev,
+              gboolean alias_given)
 {
   for (guint i = 0; i < topology->zpci->len; i++) {
     GuestZpci *zpci = g_ptr_array_index(topology->zpci, i);
@@ -166,6 +177,12 @@ stranded_zpci(const GuestTopology *topology, const Hostdev *hostdev, gboolean al
         (hostdev->zpci.has_uid && hostdev->zpci.uid != zpci->uid) ||
         (hostdev->zpci.has_fid && hostdev->zpci.fid != zpci->fid))
       continue;
+    if (state_journal_find_zpci_left(hotplug->journal, zpci->id, zpci->uid, zpci->fid,
+                                     zpci->target, &hotplug->qemu) == NULL) {
+      g_message("zpci '%s' (uid %u fid %u) has no target in QEMU, but hostdevd's journal does "
+                "not record leaving it there: not reused", zpci->id, zpci->uid, zpci->fid);
+      continue;
+    }
     return zpci;
   }
   return NULL;
@@ -295,7 +312,7 @@ place_on_pci_bus(Op *op, AttachItem *item, GError **error)
     taken->occupant[placed.slot] = g_strdup(hostdev->alias);
   if (!item->context.s390x)
     return TRUE;
-  GuestZpci *reuse = stranded_zpci(topology, hostdev, item->alias_given);
+  GuestZpci *reuse = stranded_zpci(op->hotplug, topology, hostdev, item->alias_given);
   guint uid, fid;
   if (reuse) {
     g_free(hostdev->alias);
@@ -520,7 +537,9 @@ on_attach_topology(GObject *source, GAsyncResult *result, gpointer user_data)
   GError *error = NULL;
 
   op->topology = guest_topology_query_finish(result, &error);
-  if (op->topology == NULL) {
+  if (op->topology == NULL ||
+      !guest_topology_check_arch(op->topology, op->hotplug->qemu_arch, op->hotplug->qemu_arch_how,
+                                 &error)) {
     hotplug_op_return(task, NULL, error);
     return;
   }

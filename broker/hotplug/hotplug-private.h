@@ -31,6 +31,8 @@ struct _Hotplug {
   char *vm;
   char *runtime_dir;      /* host-wide claims live here */
   uid_t qemu_uid;         /* who gets /dev/vfio/N; (uid_t)-1: leave it */
+  char *qemu_arch;        /* the architecture QEMU's executable emulates (qemu-arch.h); NULL unknown */
+  char *qemu_arch_how;    /* where that came from, for messages */
   gid_t qemu_gid;
   gboolean take_whole_group;
   gboolean optional_usb_to_qemu; /* HotplugConfig's */
@@ -181,6 +183,8 @@ void hotplug_device_enter_anyway(Hotplug *hotplug, VmDevice *device, VmDeviceSta
 const char *hotplug_device_state_listed(VmDeviceState state);
 /* The step a waiting device's record names (VM_DEVICE_WAITING, hotplug-follow.c). */
 #define HOTPLUG_STEP_WAIT_FOR_DEVICE "wait-for-device"
+/* the journal step of a release about to disable a USB device's hub port */
+#define HOTPLUG_STEP_USB_REVOKE "usb-revoke"
 
 /* USB devices that follow re-enumeration (hotplug-follow.c). */
 /* Return: (nullable): what list-devices shows as @device's "phase". */
@@ -330,6 +334,14 @@ gboolean hotplug_journal_device_xml(Hotplug *hotplug, const Hostdev *hostdev, co
                                     gboolean binding_in_flight, GError **error);
 /* hotplug_journal_forget() - drop @alias's journal entry (a failure is logged). */
 void hotplug_journal_forget(Hotplug *hotplug, const char *alias);
+
+/* hotplug_revoke_usb_async() - before USB @device goes back to the host, make every
+ * descriptor of it that QEMU may have kept useless, and wait (bounded) until the
+ * host has it again (hotplug-usb-revoke.c); done at once for any other device.
+ * _finish(): FALSE with @error: not revoked, so not to be given back. */
+void hotplug_revoke_usb_async(Hotplug *hotplug, VmDevice *device, GAsyncReadyCallback callback,
+                              gpointer user_data);
+gboolean hotplug_revoke_usb_finish(GAsyncResult *result, GError **error);
 
 /* hotplug_release_device() - QEMU no longer holds @device: give it back to
  * the host, forget it, then finish @then (nullable) with @reply. */

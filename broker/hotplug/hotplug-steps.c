@@ -612,9 +612,17 @@ device_add_undo(GTask *task, AttachStep *step)
   gboolean target = step->command + 1 == item->commands->len;
 
   if (!target && g_strcmp0(command_member(item, step, "driver"), "zpci") == 0) {
+    /* journaled, so that only this zpci is ever taken over (stranded_zpci()) */
+    StateZpci left = { .id = (char *)id, .uid = item->hostdev->zpci.uid,
+                       .fid = item->hostdev->zpci.fid,
+                       .target = (char *)command_member(item, step, "target"),
+                       .qemu = hotplug->qemu };
+    g_autoptr(GError) error = NULL;
+    if (!state_journal_note_zpci_left(hotplug->journal, &left, &error))
+      g_warning("%s; it will not be reused", error->message);
     g_message("%s stays in QEMU without its target %s: QEMU 7.2 crashes removing a zpci "
               "device whose target never existed; the next attach reuses it", id,
-              command_member(item, step, "target"));
+              left.target);
     hotplug_plan_undo_next(task);
     return;
   }

@@ -517,6 +517,7 @@ release_finish(Release *release, const GError *error)
 }
 
 static void release_host_after_fdset(gpointer data);
+static void on_usb_revoked(GObject *source, GAsyncResult *result, gpointer user_data);
 
 static gboolean
 on_release_retry(gpointer data)
@@ -565,6 +566,22 @@ release_host_after_fdset(gpointer data)
     g_warning("%s: its host device is left as it is, without undoing anything: %s holds "
               "it now", release->device->hostdev->alias, holder);
     release_finish(release, NULL);
+    return;
+  }
+  hotplug_revoke_usb_async(release->hotplug, release->device, on_usb_revoked, release);
+}
+
+/* A USB device's descriptors are revoked (usb-revoke.h): undo the host preparation. */
+static void
+on_usb_revoked(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  Release *release = user_data;
+  HostPrep *prep = release->device->prep;
+  g_autoptr(GError) error = NULL;
+
+  if (!hotplug_revoke_usb_finish(result, &error)) {
+    release->attempts++;
+    release_finish(release, error);
     return;
   }
   /* after QEMU exited, host drivers are probed only once its process is gone */
@@ -1038,9 +1055,27 @@ hotplug_connect_qemu(Hotplug *hotplug, QmpClient *qmp, pid_t qemu_pid)
   g_return_if_fail(hotplug->qmp == NULL);
   hotplug->qmp = g_object_ref(qmp);
   hotplug->qemu = process_identity_of(qemu_pid);
+  /* zpci devices left in another QEMU process went with it */
+  GPtrArray *left = state_journal_zpci_left(hotplug->journal);
+  for (guint i = left->len; i > 0; i--) {
+    const StateZpci *zpci = g_ptr_array_index(left, i - 1);
+    g_autoptr(GError) error = NULL;
+    if (!process_identity_equal(&zpci->qemu, &hotplug->qemu) &&
+        !state_journal_forget_zpci_left(hotplug->journal, zpci->id, &error))
+      g_warning("%s", error->message);
+  }
   hotplug->features_known = FALSE;   /* this QEMU's are probed at its first attach */
   hotplug_forget_usb_ports(hotplug);
   hotplug->event_handler = g_signal_connect(qmp, "event", G_CALLBACK(on_qemu_event), hotplug);
+}
+
+void
+hotplug_set_qemu_arch(Hotplug *hotplug, const char *arch, const char *how)
+{
+  g_free(hotplug->qemu_arch);
+  g_free(hotplug->qemu_arch_how);
+  hotplug->qemu_arch = g_strdup(arch);
+  hotplug->qemu_arch_how = g_strdup(how);
 }
 
 void
@@ -1066,6 +1101,8 @@ hotplug_free(Hotplug *hotplug)
     g_object_unref(hotplug->qmp);
   }
   vm_devices_free(hotplug->devices);
+  g_free(hotplug->qemu_arch);
+  g_free(hotplug->qemu_arch_how);
   guest_usb_ports_free(hotplug->usb_ports);
   g_hash_table_unref(hotplug->usb_ports_released);
   /* waiting and failed releases keep their journal records for the next hostdevd */

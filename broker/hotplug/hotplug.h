@@ -50,6 +50,11 @@ Hotplug *hotplug_new(QmpClient *qmp, StateJournal *journal, const HotplugConfig 
 /* hotplug_connect_qemu() - the VM's QEMU is @qmp, run by process @qemu_pid. */
 void hotplug_connect_qemu(Hotplug *hotplug, QmpClient *qmp, pid_t qemu_pid);
 
+/* hotplug_set_qemu_arch() - the architecture QEMU's executable (or --qemu-arch,
+ * described by @how) says it emulates; NULL: unknown.  query-target is only
+ * checked against it (guest_topology_check_arch()). */
+void hotplug_set_qemu_arch(Hotplug *hotplug, const char *arch, const char *how);
+
 /* hotplug_set_qemu_user() - who gets /dev/vfio/N from now on ((uid_t)-1: leave the owner). */
 void hotplug_set_qemu_user(Hotplug *hotplug, uid_t uid, gid_t gid);
 

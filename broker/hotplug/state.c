@@ -36,6 +36,7 @@ struct _StateJournal {
   gboolean in_memory;   /* on tmpfs/ramfs: written data is as durable as it gets
                          * without fsync (it survives hostdevd, never the host) */
   GPtrArray *entries;   /* StateEntry* */
+  GPtrArray *zpci_left; /* StateZpci* */
 };
 
 static const char *const state_names[] = {
@@ -98,6 +99,8 @@ state_journal_free(StateJournal *journal)
     close(journal->dir_fd);
   if (journal->entries)
     g_ptr_array_unref(journal->entries);
+  if (journal->zpci_left)
+    g_ptr_array_unref(journal->zpci_left);
   g_free(journal);
 }
 
@@ -273,6 +276,58 @@ load_entry(StateJournal *journal, const char *name)
   g_ptr_array_add(journal->entries, entry);
 }
 
+static void
+zpci_free(StateZpci *zpci)
+{
+  g_free(zpci->id);
+  g_free(zpci->target);
+  g_free(zpci);
+}
+
+/* Read one ID.zpci record; one that is damaged or names what hostdevd never
+ * writes is kept aside (ID.zpci.corrupt), and so is never reused. */
+static void
+load_zpci(StateJournal *journal, const char *name)
+{
+  g_autofree char *contents = NULL;
+  gsize length = 0;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonParser) parser = json_parser_new_immutable();
+  StateZpci *zpci = NULL;
+
+  if ((contents = read_entry_file(journal, name, &length, &error)) != NULL &&
+      json_parser_load_from_data(parser, contents, (gssize)length, &error)) {
+    JsonNode *root = json_parser_get_root(parser);
+    JsonObject *object = root && JSON_NODE_HOLDS_OBJECT(root) ? json_node_get_object(root) : NULL;
+    const char *id = object ? json_object_get_string_member_with_default(object, "id", NULL) : NULL;
+    const char *target = object ? json_object_get_string_member_with_default(object, "target",
+                                                                             NULL) : NULL;
+    gint64 uid = object ? json_object_get_int_member_with_default(object, "uid", -1) : -1;
+    gint64 fid = object ? json_object_get_int_member_with_default(object, "fid", -1) : -1;
+    g_autofree char *expected = id ? g_strconcat(id, ".zpci", NULL) : NULL;
+    JsonNode *qemu = object ? json_object_get_member(object, "qemu") : NULL;
+    if (state_alias_is_safe(id) && state_alias_is_safe(target) && g_str_equal(name, expected) &&
+        uid >= 1 && uid <= 0xffff && fid >= 0 && fid <= 0xffffffff && qemu &&
+        JSON_NODE_HOLDS_OBJECT(qemu)) {
+      zpci = g_new0(StateZpci, 1);
+      zpci->id = g_strdup(id);
+      zpci->target = g_strdup(target);
+      zpci->uid = (guint)uid;
+      zpci->fid = (guint)fid;
+      zpci->qemu = process_identity_from_json(json_node_get_object(qemu));
+    }
+  }
+  if (zpci == NULL) {
+    g_autofree char *aside = g_strconcat(name, ".corrupt", NULL);
+    g_warning("journal record %s/%s of a zpci left in QEMU is damaged (%s); kept as %s and "
+              "never reused", journal->path, name, error ? error->message : "unexpected layout",
+              aside);
+    renameat(journal->dir_fd, name, journal->dir_fd, aside);
+    return;
+  }
+  g_ptr_array_add(journal->zpci_left, zpci);
+}
+
 static gint
 compare_names(gconstpointer a, gconstpointer b)
 {
@@ -344,12 +399,18 @@ load(StateJournal *journal, GError **error)
   g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
   struct dirent *item;
   while ((item = readdir(dir)) != NULL)
-    if (g_str_has_suffix(item->d_name, ".json") && item->d_name[0] != '.')
+    if ((g_str_has_suffix(item->d_name, ".json") || g_str_has_suffix(item->d_name, ".zpci")) &&
+        item->d_name[0] != '.')
       g_ptr_array_add(names, g_strdup(item->d_name));
   closedir(dir);
   g_ptr_array_sort(names, compare_names);
-  for (guint i = 0; i < names->len; i++)
-    load_entry(journal, g_ptr_array_index(names, i));
+  for (guint i = 0; i < names->len; i++) {
+    const char *name = g_ptr_array_index(names, i);
+    if (g_str_has_suffix(name, ".zpci"))
+      load_zpci(journal, name);
+    else
+      load_entry(journal, name);
+  }
   return TRUE;
 }
 
@@ -363,6 +424,7 @@ state_journal_open(const char *dir, const char *vm, GError **error)
   journal->path = g_strdup_printf("%s/%s.journal", dir, vm);
   journal->dir_fd = -1;
   journal->entries = g_ptr_array_new_with_free_func((GDestroyNotify)entry_free);
+  journal->zpci_left = g_ptr_array_new_with_free_func((GDestroyNotify)zpci_free);
   if (!load(journal, error))
     return NULL;
   return g_steal_pointer(&journal);
@@ -529,5 +591,87 @@ state_journal_forget(StateJournal *journal, const char *alias, GError **error)
   fsync_dir(journal);
   g_ptr_array_remove(journal->entries, entry);
   maybe_crash("forgotten");
+  return TRUE;
+}
+
+GPtrArray *
+state_journal_zpci_left(StateJournal *journal)
+{
+  return journal->zpci_left;
+}
+
+const StateZpci *
+state_journal_find_zpci_left(StateJournal *journal, const char *id, guint uid, guint fid,
+                             const char *target, const ProcessIdentity *qemu)
+{
+  for (guint i = 0; i < journal->zpci_left->len; i++) {
+    const StateZpci *zpci = g_ptr_array_index(journal->zpci_left, i);
+    if (g_strcmp0(zpci->id, id) == 0 && zpci->uid == uid && zpci->fid == fid &&
+        g_strcmp0(zpci->target, target) == 0 && process_identity_equal(&zpci->qemu, qemu))
+      return zpci;
+  }
+  return NULL;
+}
+
+gboolean
+state_journal_note_zpci_left(StateJournal *journal, const StateZpci *zpci, GError **error)
+{
+  if (!state_alias_is_safe(zpci->id) || !state_alias_is_safe(zpci->target)) {
+    g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                        "a zpci left in QEMU is journaled only with a valid id and target");
+    return FALSE;
+  }
+  g_autoptr(JsonObject) root = json_object_new();
+  json_object_set_int_member(root, "version", JOURNAL_VERSION);
+  json_object_set_int_member(root, "min-reader-version", JOURNAL_MIN_READER_VERSION);
+  json_object_set_string_member(root, "vm", journal->vm);
+  json_object_set_string_member(root, "id", zpci->id);
+  json_object_set_int_member(root, "uid", zpci->uid);
+  json_object_set_int_member(root, "fid", zpci->fid);
+  json_object_set_string_member(root, "target", zpci->target);
+  json_object_set_object_member(root, "qemu", process_identity_to_json(&zpci->qemu));
+  g_autoptr(JsonNode) node = json_node_init_object(json_node_alloc(), root);
+  g_autoptr(JsonGenerator) generator = json_generator_new();
+  json_generator_set_root(generator, node);
+  gsize length;
+  g_autofree char *data = json_generator_to_data(generator, &length);
+  g_autofree char *name = g_strconcat(zpci->id, ".zpci", NULL);
+  int saved = replace_file(journal, name, data, length);
+  if (saved != 0) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                "cannot write the journal %s/%s: %s", journal->path, name, g_strerror(saved));
+    return FALSE;
+  }
+  fsync_dir(journal);
+  for (guint i = 0; i < journal->zpci_left->len; i++)   /* an older record of that id: replaced */
+    if (g_strcmp0(((StateZpci *)g_ptr_array_index(journal->zpci_left, i))->id, zpci->id) == 0)
+      g_ptr_array_remove_index(journal->zpci_left, i--);
+  StateZpci *copy = g_new0(StateZpci, 1);
+  *copy = *zpci;
+  copy->id = g_strdup(zpci->id);
+  copy->target = g_strdup(zpci->target);
+  g_ptr_array_add(journal->zpci_left, copy);
+  return TRUE;
+}
+
+gboolean
+state_journal_forget_zpci_left(StateJournal *journal, const char *id, GError **error)
+{
+  for (guint i = 0; i < journal->zpci_left->len; i++) {
+    StateZpci *zpci = g_ptr_array_index(journal->zpci_left, i);
+    if (g_strcmp0(zpci->id, id) != 0)
+      continue;
+    g_autofree char *name = g_strconcat(id, ".zpci", NULL);
+    if (unlinkat(journal->dir_fd, name, 0) != 0 && errno != ENOENT) {
+      int saved = errno;
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                  "cannot remove the journal record %s/%s: %s", journal->path, name,
+                  g_strerror(saved));
+      return FALSE;
+    }
+    fsync_dir(journal);
+    g_ptr_array_remove_index(journal->zpci_left, i);
+    return TRUE;
+  }
   return TRUE;
 }

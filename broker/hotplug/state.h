@@ -75,6 +75,38 @@ gboolean state_journal_record(StateJournal *journal, const char *alias, StateDev
 /* state_journal_forget() - drop @alias's entry durably. */
 gboolean state_journal_forget(StateJournal *journal, const char *alias, GError **error);
 
+/*
+ * A zpci device hostdevd added whose target never arrived stays in QEMU
+ * (QEMU 7.2 crashes removing it) and is reused by the next attach.  Only
+ * one the journal records may be reused: STATE_DIR/VM.journal/ID.zpci
+ * names it with the uid, fid and target hostdevd gave it and the QEMU
+ * process it was left in; QEMU's own word that a zpci is free is not
+ * enough (a guest may own its QEMU).
+ */
+typedef struct {
+  char *id;          /* "zpci5" */
+  guint uid;
+  guint fid;
+  char *target;      /* the alias it was added for */
+  ProcessIdentity qemu;
+} StateZpci;
+
+/* Return: (transfer none) (element-type StateZpci): the zpci devices left in QEMU. */
+GPtrArray *state_journal_zpci_left(StateJournal *journal);
+
+/* Return: (nullable) (transfer none): the record of zpci @id left in QEMU process @qemu
+ * with these @uid, @fid and @target, if the journal has one. */
+const StateZpci *state_journal_find_zpci_left(StateJournal *journal, const char *id, guint uid,
+                                              guint fid, const char *target,
+                                              const ProcessIdentity *qemu);
+
+/* state_journal_note_zpci_left() - record durably that @zpci stays in QEMU. */
+gboolean state_journal_note_zpci_left(StateJournal *journal, const StateZpci *zpci,
+                                      GError **error);
+
+/* state_journal_forget_zpci_left() - drop the record of zpci @id (none: TRUE). */
+gboolean state_journal_forget_zpci_left(StateJournal *journal, const char *id, GError **error);
+
 /* Longest alias the journal takes: a file name, with room for the suffixes of its temporaries. */
 #define STATE_ALIAS_MAX 200
 

@@ -1291,6 +1291,14 @@ typedef enum {
 #define ALIAS_CHARS \
   "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_-"
 
+gboolean
+hostdev_alias_is_valid(const char *alias)
+{
+  gsize length = alias ? strlen(alias) : 0;
+  return length > 0 && length <= HOSTDEV_ALIAS_MAX && g_ascii_isalpha(alias[0]) &&
+         strspn(alias, ALIAS_CHARS) == length;
+}
+
 static gboolean
 parse_alias(xmlNode *hostdev_node, ParseMode mode, Hostdev *hostdev,
             GError **error)
@@ -1316,11 +1324,12 @@ parse_alias(xmlNode *hostdev_node, ParseMode mode, Hostdev *hostdev,
     }
     break;
   case PARSE_LIVE:
-    if (!chars_ok || !g_ascii_isalpha(name[0])) {
+    if (!hostdev_alias_is_valid(name)) {
       g_autofree char *shown = message_value(name);
       g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
                   "<alias name='%s'>: an alias must start with a letter and "
-                  "contain only letters, digits, '_' and '-'", shown);
+                  "contain only letters, digits, '_' and '-' (at most %d)", shown,
+                  HOSTDEV_ALIAS_MAX);
       return FALSE;
     }
     break;

@@ -245,4 +245,12 @@ char *pci_address_format(const PciAddress *addr);
  * untouched and @error is HOSTDEVD_ERROR_INVALID_ARGUMENT. */
 gboolean pci_address_parse(const char *text, PciAddress *addr, GError **error);
 
+/* Longest alias hostdevd takes (a journal file name, with room for its suffixes). */
+#define HOSTDEV_ALIAS_MAX 200
+
+/* Return: whether @alias is an alias hostdevd accepts: 1-HOSTDEV_ALIAS_MAX of
+ * letters, digits, '_' and '-', starting with a letter (libvirt's live aliases).
+ * Every device id read from QEMU passes it before hostdevd uses it. */
+gboolean hostdev_alias_is_valid(const char *alias);
+
 G_END_DECLS

@@ -24,6 +24,9 @@ import threading
 import time
 
 
+ZPCI_BUS = "/machine/s390-pcihost/s390-pcibus.0"
+
+
 class FakeQemu:
     def __init__(self, path):
         self.path = path
@@ -38,6 +41,9 @@ class FakeQemu:
         self.usb_controllers = {"usb": 4}  # qemu-xhci id -> its ports (p2 = p3)
         self.usb_extra_lines = []          # lines x-query-usb shows first (hostile products)
         self.command_list = None           # query-commands' answer; None: CommandNotFound
+        self.arch = "x86_64"               # what query-target says (s390x: a zPCI host bus too)
+        self.zpci = {}                     # s390x: zpci id -> {"uid", "fid", "target"} QOM shows
+        self.refuse_driver = None          # device_add of this driver fails (a target QEMU cannot add)
         self.lock = threading.RLock()
         self.conn = None                   # the first client (hostdevd)
         self.conns = []
@@ -116,11 +122,22 @@ class FakeQemu:
         elif command == "qom-list" and args.get("path") == "/machine/peripheral":
             self._reply(request, [{"name": "type", "type": "string"}] +
                         [{"name": i, "type": "child<qemu-xhci>"} for i in self.usb_controllers] +
-                        [{"name": i, "type": f"child<{d['driver']}>"} for i, d in self.devices.items()])
+                        [{"name": i, "type": f"child<{d['driver']}>"} for i, d in self.devices.items()
+                         if i not in self.zpci] +
+                        [{"name": i, "type": "child<zpci>"} for i in self.zpci])
+        elif command == "qom-list" and args.get("path") == ZPCI_BUS:
+            self._reply(request, [{"name": "type", "type": "string"}] +
+                        [{"name": f"child[{n}]", "type": "link<zpci>"} for n in range(len(self.zpci))])
+        elif command == "qom-get" and args.get("path") == ZPCI_BUS:
+            n = int(args["property"][len("child["):-1])
+            self._reply(request, f"/machine/peripheral/{list(self.zpci)[n]}")
+        elif (command == "qom-get" and args.get("property") in ("uid", "fid", "target") and
+              args.get("path", "").rsplit("/", 1)[-1] in self.zpci):
+            self._reply(request, self.zpci[args["path"].rsplit("/", 1)[-1]][args["property"]])
         elif command == "qom-list":
             self._reply(request, [{"name": "type", "type": "string"}])
         elif command == "query-target":
-            self._reply(request, {"arch": "x86_64"})
+            self._reply(request, {"arch": self.arch})
         elif (command == "qom-get" and args.get("property") == "type" and
               args.get("path", "").startswith("/machine/peripheral/")):
             name = args["path"][len("/machine/peripheral/"):]
@@ -132,16 +149,22 @@ class FakeQemu:
                 self._reply(request, error={"class": "DeviceNotFound",
                                             "desc": f"Device '{args['path']}' not found"})
         elif command == "qom-get" and args.get("path") == "/machine":
-            self._reply(request, "pc-q35-7.2-machine")
+            self._reply(request, "s390-ccw-virtio-7.2-machine" if self.arch == "s390x"
+                        else "pc-q35-7.2-machine")
         elif (command == "qom-get" and args.get("property") in ("p2", "p3") and
               args.get("path", "").rsplit("/", 1)[-1] in self.usb_controllers):
             self._reply(request, self.usb_controllers[args["path"].rsplit("/", 1)[-1]])
         elif command == "device_add":
-            if args["id"] in self.devices:
+            if args.get("driver") == self.refuse_driver:
+                self._reply(request, error={"class": "GenericError",
+                                            "desc": f"vfio {args.get('host')}: no such host device"})
+            elif args["id"] in self.devices:
                 self._reply(request, error={"class": "GenericError",
                                             "desc": f"Duplicate device ID '{args['id']}'"})
             else:
                 self.devices[args["id"]] = args
+                if args.get("driver") == "zpci":
+                    self.zpci[args["id"]] = {k: args.get(k) for k in ("uid", "fid", "target")}
                 self._reply(request)
         elif command == "x-query-usb":
             lines = list(self.usb_extra_lines)
@@ -164,6 +187,8 @@ class FakeQemu:
             self._reply(request)
         elif command == "query-fdsets":
             self._reply(request, [{"fdset-id": f, "fds": []} for f in self.fdsets])
+        elif command == "query-memory-size-summary":
+            self._reply(request, {"base-memory": 128 << 20})
         elif command == "query-commands" and self.command_list is not None:
             self._reply(request, [{"name": name} for name in self.command_list])
         elif command == "x-fake-args":
@@ -230,6 +255,7 @@ class FakeQemu:
 
     def _delete(self, device):
         self.devices.pop(device, None)
+        self.zpci.pop(device, None)
         self.pending.discard(device)
         self.event("DEVICE_DELETED", device=device, path=f"/machine/peripheral/{device}")
 

@@ -319,6 +319,17 @@ class HostdevdTestCase(unittest.TestCase):
         return client
 
 
+def add_usb_port_disable(destination):
+    """Every USB hub port of the snapshot gets the "disable" attribute Linux
+    6.1 has (the snapshot left write-mostly attributes out): hostdevd writes
+    it to revoke a released device's descriptors (issue 11, finding 6)."""
+    for top, dirs, _ in os.walk(os.path.join(destination, "sys", "devices")):
+        for name in dirs:
+            if "-port" in name and name.rsplit("-port", 1)[1].isdigit():
+                with open(os.path.join(top, name, "disable"), "w") as f:
+                    f.write("0\n")
+
+
 def extract_fixture(destination, viable_group_12=False):
     """The real sysfs snapshot of a Linux 6.1 guest with an emulated IOMMU.
 
@@ -331,6 +342,7 @@ def extract_fixture(destination, viable_group_12=False):
         tar.extractall(destination)
     os.makedirs(os.path.join(destination, "dev", "vfio"), exist_ok=True)
     open(os.path.join(destination, "dev", "vfio", "12"), "w").close()
+    add_usb_port_disable(destination)
     # the host's memory bounds the guest RAM QEMU may claim to have (memlock)
     os.makedirs(os.path.join(destination, "proc"), exist_ok=True)
     shutil.copyfile("/proc/meminfo", os.path.join(destination, "proc", "meminfo"))

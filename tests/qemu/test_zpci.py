@@ -7,6 +7,7 @@ The VM starts with zpci uid 1 / fid 0 for a virtio-net device and one
 virtio-rng device whose zPCI ids QEMU picks itself.
 """
 import json
+import os
 import shutil
 import tempfile
 
@@ -106,6 +107,15 @@ class Zpci(HostdevdTestCase):
         self.assertEqual(len(after), len(before) + 1, after)
         self.assertIn("hostdev0", [target for _, _, target in after])
         self.assertIn("reusing zpci", self.log())
+        # issue 11, finding 3: the architecture is the executable's, and the zpci
+        # left in QEMU is reused because hostdevd's journal records leaving it
+        self.assertIn("emulates s390x, as its executable", self.log())
+        journal = os.path.join(self.tmp, "state", f"{self.vm}.journal")
+        left = [name for name in os.listdir(journal) if name.endswith(".zpci")]
+        self.assertEqual(len(left), 1, left)
+        record = json.load(open(os.path.join(journal, left[0])))
+        self.assertEqual(record["target"], "hostdev0")
+        self.assertIn((record["uid"], record["fid"], "hostdev0"), after)
         self.assertEqual(self.qmp.ok("query-status")["status"], "prelaunch")
         self.assertEqual(json.loads(self.ctl("--json", "list", self.vm).stdout)["return"], [])
 

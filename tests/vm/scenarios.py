@@ -1754,3 +1754,199 @@ def usb_follow(ctx):
     with open(os.path.join(l1lib.LOGS, "usb-follow.json"), "w") as f:
         json.dump(results, f)
     ctx.log(f"results: {results}")
+
+
+# -- 18 ---------------------------------------------------------------------
+
+# usbfs ioctls (linux/usbdevice_fs.h, x86_64 encodings)
+USBDEVFS_CONTROL = 0xC0185500      # _IOWR('U', 0, struct usbdevfs_ctrltransfer)
+USBDEVFS_CONNECTINFO = 0x40085511  # _IOW('U', 17, struct usbdevfs_connectinfo)
+USBDEVFS_RESET = 0x5514            # _IO('U', 20)
+
+
+def usbfs_probe(fd):
+    """What a holder of usbfs descriptor @fd can still do: {"connectinfo":
+    "ok" or the errno name, "get_descriptor": the same} (a GET_DESCRIPTOR
+    control transfer for the device descriptor, the cheapest real I/O)."""
+    import ctypes
+    import errno
+    import fcntl
+    import struct
+    result = {}
+    try:
+        fcntl.ioctl(fd, USBDEVFS_CONNECTINFO, bytearray(8))
+        result["connectinfo"] = "ok"
+    except OSError as e:
+        result["connectinfo"] = errno.errorcode.get(e.errno, str(e.errno))
+    data = ctypes.create_string_buffer(18)
+    # bRequestType IN|standard|device, GET_DESCRIPTOR, wValue DEVICE<<8, 18 bytes, 1000 ms
+    transfer = bytearray(struct.pack("=BBHHHIxxxxQ", 0x80, 6, 0x0100, 0, 18, 1000, ctypes.addressof(data)))
+    try:
+        fcntl.ioctl(fd, USBDEVFS_CONTROL, transfer)
+        result["get_descriptor"] = "ok" if data.raw[1] == 1 else f"odd reply {data.raw.hex()}"
+    except OSError as e:
+        result["get_descriptor"] = errno.errorcode.get(e.errno, str(e.errno))
+    return result
+
+
+def usb_sysfs_name_of(bus, dev):
+    for name in sorted(os.listdir(l1lib.SYS_USB)):
+        if ":" in name or name.startswith("usb"):
+            continue
+        if l1lib.read(f"{l1lib.SYS_USB}/{name}/busnum") == str(bus) and \
+           l1lib.read(f"{l1lib.SYS_USB}/{name}/devnum") == str(dev):
+            return name
+    return None
+
+
+def usb_back_on_usbhid(name, timeout=20):
+    wait_for(lambda: os.path.exists(f"{l1lib.SYS_USB}/{name}") and l1lib.usb_interface_drivers(name)
+             and all(d == "usbhid" for d in l1lib.usb_interface_drivers(name).values()), timeout,
+             f"{name} to be back on usbhid")
+
+
+def measure_usbfs_revocation(ctx, name):
+    """Which host-side action makes an open usbfs descriptor of USB device
+    @name useless on this kernel: de-authorising it, USBDEVFS_RESET, or
+    disabling and re-enabling its hub port.  Return: {method: probe result}."""
+    results = {}
+    port = os.path.realpath(f"{l1lib.SYS_USB}/{name}/port")
+
+    def deauthorize():
+        l1lib.sysfs_write(f"{l1lib.SYS_USB}/{name}/authorized", "0")
+        l1lib.sysfs_write(f"{l1lib.SYS_USB}/{name}/authorized", "1")
+
+    def reset():
+        import fcntl
+        other = os.open(l1lib.usb_node(name)[2], os.O_RDWR)
+        try:
+            fcntl.ioctl(other, USBDEVFS_RESET, 0)
+        finally:
+            os.close(other)
+
+    def port_cycle():
+        l1lib.sysfs_write(f"{port}/disable", "1")
+        wait_for(lambda: not os.path.exists(f"{l1lib.SYS_USB}/{name}"), 5, f"{name} to leave")
+        l1lib.sysfs_write(f"{port}/disable", "0")
+
+    for method, action in (("authorized 0 then 1", deauthorize), ("USBDEVFS_RESET", reset),
+                           ("hub port disable then enable", port_cycle)):
+        usb_back_on_usbhid(name)
+        bus, dev, node = l1lib.usb_node(name)
+        fd = os.open(node, os.O_RDWR)
+        held = os.dup(fd)
+        os.close(fd)
+        try:
+            before = usbfs_probe(held)
+            try:
+                action()
+                error = None
+            except Exception as e:  # noqa: BLE001 - a measurement: record what failed
+                error = str(e)
+            time.sleep(1)
+            after = usbfs_probe(held)
+        finally:
+            os.close(held)
+        try:
+            usb_back_on_usbhid(name)
+            back = "usbhid"
+        except Failure as e:
+            back = str(e)
+        results[method] = {"before": before, "after": after, "error": error,
+                           "bus/dev before": [bus, dev],
+                           "bus/dev after": list(l1lib.usb_node(name)[:2]) if os.path.exists(
+                               f"{l1lib.SYS_USB}/{name}") else None, "host driver after": back}
+        ctx.log(f"{method}: a held dup before {before}, after {after}"
+                f"{'; ' + error if error else ''}; back: {back}")
+    return results
+
+
+@scenario(18, "a released USB device's descriptor is revoked: a process holding a dup of QEMU's usbfs fd "
+              "can no longer talk to it; the keyboard is back on usbhid and the claim free")
+def usb_revoke(ctx):
+    names = l1lib.usb_find(*KBD)
+    check(names, f"precondition: a USB device {KBD[0]}:{KBD[1]} expected in L1, found none")
+    name = names[0]
+    ctx.step("measure: which host action makes an open usbfs descriptor useless on this kernel")
+    measured = measure_usbfs_revocation(ctx, name)
+    with open(os.path.join(l1lib.LOGS, "usb-revoke-measure.json"), "w") as f:
+        json.dump(measured, f, indent=1)
+
+    ctx.step("attach the keyboard: QEMU gets a usbfs descriptor; a process of L1 takes a dup of it")
+    check(measured["hub port disable then enable"]["after"]["connectinfo"] == "ENODEV",
+          f"disabling the hub port no longer revokes descriptors on this kernel: {measured}")
+    usb_back_on_usbhid(name)
+    bus, dev, node = l1lib.usb_node(name)
+    vm = "vm18"
+    l2 = ctx.paused_l2(vm)
+    # QEMU 7.2 closes the descriptors remove-fd drops only while the VM runs
+    l2.qmp.ok("cont")
+    daemon = ctx.start_hostdevd(l2)
+    xml = ctx.file("kbd.xml", l1lib.usb_xml(*KBD).replace(
+        "  </source>", f"    <hostdevd:device xmlns:hostdevd='urn:hostdevd:hostdev:1' port='{name}'/>\n"
+                       "  </source>"))
+    attach_ok(ctx, vm, xml, "attach of the USB keyboard")
+    usb = l2.qmp.usb_host_devices()
+    check(len(usb) == 1, f"L2 should have one usb-host device, has {l2.qmp.peripherals()}")
+    alias = next(iter(usb))
+    held = dup_of_qemu_descriptor(l2.pid, node)
+    try:
+        before = usbfs_probe(held)
+        ctx.log(f"the dup of QEMU's descriptor of {node} before the release: {before}")
+        check(before == {"connectinfo": "ok", "get_descriptor": "ok"},
+              f"the dup of QEMU's descriptor should work while attached: {before}")
+
+        ctx.step("detach: after the release the dup can no longer talk to the keyboard")
+        detach(ctx, vm, xml, 5, "detached", "detach of the USB keyboard")
+        after = usbfs_probe(held)
+        ctx.log(f"the dup after the release: {after}")
+        ctx.expect(after == {"connectinfo": "ENODEV", "get_descriptor": "ENODEV"},
+                   f"a descriptor QEMU kept still reaches the device after its release: {after}")
+    finally:
+        os.close(held)
+    ctx.expect("revoking QEMU's descriptors" in daemon.log_of_this_run(),
+               "hostdevd's log does not say it revoked the descriptors")
+
+    ctx.step("the keyboard is back on usbhid (enumerated anew), the claim is free, nothing follows it back")
+    try:
+        usb_back_on_usbhid(name)
+    except Failure:
+        ctx.expect(False, f"L1's usbhid did not get the keyboard back: {l1lib.usb_interface_drivers(name)}")
+    ctx.log(f"L1 bus/device now {l1lib.usb_node(name)[:2]} (was {bus}, {dev})")
+    ctx.expect(not any(k.startswith("usb") for k in claims(ctx)), f"a USB claim is left: {claims(ctx)}")
+    ctx.expect(journal_entries(ctx, vm) == [], f"journal entries left: {journal_entries(ctx, vm)}")
+    time.sleep(2)
+    ctx.expect(l2.qmp.usb_host_devices() == {},
+               f"the released keyboard came back into L2: {l2.qmp.peripherals()}")
+    ctx.expect(ctx.listed(vm) == [], f"hostdevd still lists devices: {ctx.listed(vm)}")
+
+    ctx.step("the claim is free: the keyboard attaches again, and detaches")
+    attach_ok(ctx, vm, xml, "attach after the release")
+    detach(ctx, vm, xml, 5, "detached", "second detach")
+    try:
+        usb_back_on_usbhid(name)
+    except Failure:
+        ctx.expect(False, f"L1's usbhid did not get the keyboard back: {l1lib.usb_interface_drivers(name)}")
+
+
+def dup_of_qemu_descriptor(pid, node):
+    """A descriptor of this process that is a dup of the one QEMU @pid holds
+    on @node (pidfd_getfd(2): the same open file, as a kept dup would be)."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    SYS_pidfd_getfd = 438
+    for fd in sorted(os.listdir(f"/proc/{pid}/fd"), key=int):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target == node:
+            pidfd = os.pidfd_open(pid)
+            try:
+                got = libc.syscall(SYS_pidfd_getfd, pidfd, int(fd), 0)
+            finally:
+                os.close(pidfd)
+            if got < 0:
+                raise Failure(f"pidfd_getfd of QEMU's fd {fd} ({node}): {os.strerror(ctypes.get_errno())}")
+            return got
+    raise Failure(f"QEMU (PID {pid}) holds no descriptor of {node}")
