@@ -650,11 +650,15 @@ def pci_xml(bdf, managed=True):
             f"</hostdev>\n")
 
 
-def usb_xml(vendor, product):
+def usb_xml(vendor, product, port=None):
+    """A USB hostdev by vendor/product and, with @port, by port path too."""
+    selector = ("" if port is None else
+                f"    <hostdevd:device xmlns:hostdevd='urn:hostdevd:hostdev:1' port='{port}'/>\n")
     return ("<hostdev mode='subsystem' type='usb' managed='yes'>\n"
             "  <source>\n"
             f"    <vendor id='0x{vendor}'/>\n"
             f"    <product id='0x{product}'/>\n"
+            f"{selector}"
             "  </source>\n"
             "</hostdev>\n")
 

@@ -12,7 +12,9 @@ L1's emulated host devices (see vmtest.py's L1 command line):
   0000:03:00.0 + 04:01.0 + 04:02.0
                             pcie-pci-bridge with two e1000: ONE group
   0000:05:00.0 + 05:00.1    multifunction e1000e without ACS: ONE group
-  USB 1-1                   usb-kbd 0627:0001 on qemu-xhci (usbhid)
+  USB 1-1.1 and 1-1.2       two identical usb-kbd 0627:0001 (usbhid) on a usb-hub
+                            (per-port power) at 1-1 of qemu-xhci: vendor/product
+                            alone is ambiguous, the port path tells them apart
 
 A scenario whose hostdevd feature does not exist yet fails and says which
 step and what was expected; it never skips.
@@ -37,6 +39,7 @@ E1000_B = "0000:04:02.0"
 MF0 = "0000:05:00.0"
 MF1 = "0000:05:00.1"
 KBD = ("0627", "0001")
+KBD_PORTS = ("1-1.1", "1-1.2")
 
 # The policy file of scenario 4 (hostdevd --policy FILE, see the README's
 # "Policy"): VM vm4 may take a whole multi-device IOMMU group, bound and
@@ -411,11 +414,13 @@ def sriov_vf(ctx):
 
 # -- 6 ----------------------------------------------------------------------
 
-@scenario(6, "USB keyboard by vendor/product, handed over as an fd; in L2, detached at once, usbhid has it back")
+@scenario(6, "USB keyboard: vendor/product alone refused as ambiguous (both ports named); by port path, "
+             "handed over as an fd; in L2, detached at once, usbhid has it back")
 def usb_keyboard_fd(ctx):
     names = l1lib.usb_find(*KBD)
-    check(len(names) == 1, f"precondition: one USB device {KBD[0]}:{KBD[1]} expected in L1, found {names}")
-    name = names[0]
+    check(names == list(KBD_PORTS), f"precondition: USB devices {KBD[0]}:{KBD[1]} at {KBD_PORTS} "
+                                    f"expected in L1, found {names}")
+    name = KBD_PORTS[0]
     interfaces = l1lib.usb_interface_drivers(name)
     check(interfaces and all(d == "usbhid" for d in interfaces.values()),
           f"precondition: {name}'s interfaces should be on usbhid: {interfaces}")
@@ -423,9 +428,18 @@ def usb_keyboard_fd(ctx):
     node_before = os.stat(node)
     l2 = ctx.paused_l2("vm6")
     ctx.start_hostdevd(l2)
-    xml = ctx.file("kbd.xml", l1lib.usb_xml(*KBD))
 
-    ctx.step("attach by vendor/product")
+    ctx.step("vendor/product alone matches two keyboards: refused, both candidates named")
+    ambiguous = ctx.file("kbd-any.xml", l1lib.usb_xml(*KBD))
+    result, reply = ctx.ctl_json("attach-device", "vm6", ambiguous, check_ok=False)
+    desc = error_of(reply).get("desc", "")
+    ctx.expect(result.returncode != 0 and all(port in desc for port in KBD_PORTS),
+               f"an ambiguous vendor/product should be refused naming {KBD_PORTS}: "
+               f"exit {result.returncode}, {reply}")
+    ctx.expect(l2.qmp.usb_host_devices() == {}, f"QEMU got a usb-host anyway: {l2.qmp.peripherals()}")
+    xml = ctx.file("kbd.xml", l1lib.usb_xml(*KBD, port=name))
+
+    ctx.step(f"attach by vendor/product and port {name}")
     attach_ok(ctx, "vm6", xml, "attach of the USB keyboard")
     usb = l2.qmp.usb_host_devices()
     check(len(usb) == 1, f"L2 should have one usb-host device, has {l2.qmp.peripherals()}")
@@ -1602,7 +1616,7 @@ class UsbAway:
             l1lib.sysfs_write(f"{self.port}/disable", "0")
         else:
             l1lib.sysfs_write("/sys/bus/pci/drivers/xhci_hcd/bind", self.controller)
-        wait_for(lambda: l1lib.usb_find(*KBD) == [self.name], 20,
+        wait_for(lambda: self.name in l1lib.usb_find(*KBD), 20,
                  f"{self.name} to come back ({self.method})", interval=0.05)
         return time.monotonic()
 
@@ -1648,17 +1662,18 @@ def usb_port_of(ctx, vm, alias):
               "port and alias; an optional keyboard absent at attach is attached when it appears")
 def usb_follow(ctx):
     names = l1lib.usb_find(*KBD)
-    check(len(names) == 1, f"precondition: one USB device {KBD[0]}:{KBD[1]} expected in L1, found {names}")
-    name = names[0]
+    check(names == list(KBD_PORTS), f"precondition: USB devices {KBD[0]}:{KBD[1]} at {KBD_PORTS} "
+                                    f"expected in L1, found {names}")
+    name = KBD_PORTS[0]
     vm = "vm17"
     l2 = ctx.paused_l2(vm)
     # QEMU 7.2 closes the descriptors remove-fd drops only while the VM runs
     l2.qmp.ok("cont")
     daemon = ctx.start_hostdevd(l2)
-    xml = ctx.file("kbd.xml", l1lib.usb_xml(*KBD))
+    xml = ctx.file("kbd.xml", l1lib.usb_xml(*KBD, port=name))
     results = {}
 
-    ctx.step("attach by vendor/product")
+    ctx.step(f"attach by vendor/product and port {name}")
     attach_ok(ctx, vm, xml, "attach of the USB keyboard")
     usb = l2.qmp.usb_host_devices()
     check(len(usb) == 1, f"L2 should have one usb-host device, has {l2.qmp.peripherals()}")
@@ -1726,7 +1741,7 @@ def usb_follow(ctx):
     ctx.step("an optional keyboard that is not there: accepted as waiting, attached when it appears")
     away = UsbAway(ctx, name)
     away.take()
-    optional = ctx.file("optional.xml", l1lib.usb_xml(*KBD).replace("<source>", "<source startupPolicy='optional'>"))
+    optional = ctx.file("optional.xml", l1lib.usb_xml(*KBD, port=name).replace("<source>", "<source startupPolicy='optional'>"))
     _, reply = ctx.ctl_json("attach-device", vm, optional, check_ok=True, what="attach of the absent keyboard")
     waiting = (reply or {}).get("return") or {}
     ctx.expect(waiting.get("state") == "waiting-for-device", f"the reply should say waiting: {reply}")
@@ -1754,3 +1769,138 @@ def usb_follow(ctx):
     with open(os.path.join(l1lib.LOGS, "usb-follow.json"), "w") as f:
         json.dump(results, f)
     ctx.log(f"results: {results}")
+
+
+# -- 19 ---------------------------------------------------------------------
+
+def usb_nodes_held(pid):
+    """The (bus, device) of every USB device node process @pid has open, from
+    /proc/PID/fd: the host's view of what a QEMU holds, whatever hostdevd says."""
+    held = set()
+    fds = f"/proc/{pid}/fd"
+    for fd in os.listdir(fds):
+        try:
+            st = os.stat(f"{fds}/{fd}")
+        except OSError:
+            continue            # closed meanwhile
+        if (st.st_mode & 0o170000) == 0o020000 and os.major(st.st_rdev) == 189:
+            # usbdev minor: (bus - 1) * 128 + (device - 1)
+            minor = os.minor(st.st_rdev)
+            held.add((minor // 128 + 1, minor % 128 + 1))
+    return held
+
+
+@scenario(19, "two identical USB keyboards, one per L2 by port path: each followed through re-enumeration "
+              "back to its own L2 (QEMU's open node = its port's bus/device), never swapped")
+def usb_identical_follow(ctx):
+    names = l1lib.usb_find(*KBD)
+    check(names == list(KBD_PORTS), f"precondition: USB devices {KBD[0]}:{KBD[1]} at {KBD_PORTS} "
+                                    f"expected in L1, found {names}")
+    vms = {"vm19a": KBD_PORTS[0], "vm19b": KBD_PORTS[1]}
+    l2s, daemons, xmls, aliases = {}, {}, {}, {}
+    for vm, port in vms.items():
+        l2s[vm] = ctx.paused_l2(vm)
+        # QEMU 7.2 closes the descriptors remove-fd drops only while the VM runs
+        l2s[vm].qmp.ok("cont")
+        daemons[vm] = ctx.start_hostdevd(l2s[vm])
+        xmls[vm] = ctx.file(f"kbd-{vm}.xml", l1lib.usb_xml(*KBD, port=port))
+
+    def check_own(when):
+        """Each L2 has one usb-host, shown as the keyboard by x-query-usb, and
+        its QEMU holds exactly the node of its own port's current bus/device."""
+        for vm, port in vms.items():
+            l2 = l2s[vm]
+            usb = l2.qmp.usb_host_devices()
+            check(list(usb) == [aliases[vm]], f"{when}: {vm} should have only {aliases[vm]}, "
+                                              f"QEMU has {l2.qmp.peripherals()}")
+            text = l2.qmp.ok("x-query-usb")["human-readable-text"]
+            ctx.expect("QEMU USB Keyboard" in text and f"ID: {aliases[vm]}" in text,
+                       f"{when}: x-query-usb of {vm} does not show the keyboard as {aliases[vm]}: {text.strip()}")
+            bus, dev, _ = l1lib.usb_node(port)
+            try:
+                wait_for(lambda: usb_nodes_held(l2.pid) == {(bus, dev)}, 5,
+                         f"{vm}'s QEMU to hold only {port}'s node")
+            except Failure:
+                pass
+            held = usb_nodes_held(l2.pid)
+            ctx.log(f"{when}: {vm} {aliases[vm]} port {port} = L1 bus {bus} device {dev}; "
+                    f"QEMU holds {sorted(held)}, hostdevice={l2.qmp.prop(aliases[vm], 'hostdevice')}")
+            check(held == {(bus, dev)},
+                  f"{when}: {vm}'s QEMU should hold the node of {port} (bus {bus} device {dev}) "
+                  f"and no other USB device, it holds {sorted(held)}"
+                  + (" (swapped)" if held and held != {(bus, dev)} else ""))
+
+    def wait_back(vm, since):
+        try:
+            wait_for(lambda: aliases[vm] in l2s[vm].qmp.usb_host_devices(), 10,
+                     f"{aliases[vm]} to be back in {vm}", interval=0.05)
+        except Failure as e:
+            raise Failure(f"{e}; hostdevd's log ends:\n"
+                          + "\n".join(daemons[vm].log_of_this_run().splitlines()[-15:]))
+        ctx.log(f"{vm}: back {time.monotonic() - since:.2f} s after its keyboard was back in sysfs")
+
+    ctx.step("each VM gets one keyboard by port path")
+    for vm, port in vms.items():
+        attach_ok(ctx, vm, xmls[vm], f"attach of the keyboard at {port} to {vm}")
+        usb = l2s[vm].qmp.usb_host_devices()
+        check(len(usb) == 1, f"{vm} should have one usb-host device, has {l2s[vm].qmp.peripherals()}")
+        aliases[vm] = next(iter(usb))
+    check_own("attached")
+
+    ctx.step(f"{KBD_PORTS[0]} re-enumerates: back in vm19a; vm19b's keyboard is not touched")
+    untouched = l2s["vm19b"].qmp.prop(aliases["vm19b"], "hostdevice")
+    node_b = l1lib.usb_node(KBD_PORTS[1])[:2]
+    away = UsbAway(ctx, KBD_PORTS[0])
+    away.take()
+    ctx.log(f"re-enumerated by {away.method}")
+    try:
+        l2s["vm19a"].qmp.wait_event("DEVICE_DELETED", 10, device=aliases["vm19a"])
+    except Failure as e:
+        ctx.expect(False, f"hostdevd of vm19a did not remove the stale usb-host: {e}")
+    wait_back("vm19a", away.bring_back())
+    check_own(f"after {KBD_PORTS[0]} re-enumerated")
+    if away.method == "port disable":
+        ctx.expect(l2s["vm19b"].qmp.prop(aliases["vm19b"], "hostdevice") == untouched
+                   and l1lib.usb_node(KBD_PORTS[1])[:2] == node_b,
+                   f"vm19b's keyboard should not have been touched by {KBD_PORTS[0]}'s re-enumeration")
+
+    ctx.step("both re-enumerate at once and come back in reverse order: each to its own VM")
+    away = {vm: UsbAway(ctx, port) for vm, port in vms.items()}
+    before = {vm: l1lib.usb_node(port)[:2] for vm, port in vms.items()}
+    for vm in vms:
+        if not away[vm].gone():
+            away[vm].take()
+    for vm in vms:
+        try:
+            l2s[vm].qmp.wait_event("DEVICE_DELETED", 10, device=aliases[vm])
+        except Failure as e:
+            ctx.expect(False, f"hostdevd of {vm} did not remove the stale usb-host: {e}")
+        try:
+            wait_for(lambda: usb_port_of(ctx, vm, aliases[vm])[0] == "waiting-for-device", 10,
+                     f"{aliases[vm]} of {vm} to be listed as waiting-for-device")
+        except Failure as e:
+            ctx.expect(False, str(e))
+    back = {}
+    for vm in reversed(list(vms)):
+        if away[vm].method is not None:
+            back[vm] = away[vm].bring_back()
+    for vm in vms:
+        wait_back(vm, back.get(vm, time.monotonic()))
+    check_own("after both re-enumerated")
+    for vm, port in vms.items():
+        ctx.expect(l1lib.usb_node(port)[:2] != before[vm],
+                   f"{port} kept bus/device {before[vm]}: it did not re-enumerate")
+        latencies = wait_latencies(daemons[vm], 2 if vm == "vm19a" else 1)
+        ctx.log(f"{vm}: re-attach latencies (uevent to device_add returned) {latencies} ms")
+
+    ctx.step("detach both; usbhid has both keyboards back")
+    for vm, port in vms.items():
+        detach(ctx, vm, xmls[vm], 5, "detached", f"detach of the keyboard at {port} from {vm}")
+    for port in KBD_PORTS:
+        try:
+            wait_for(lambda: all(d == "usbhid" for d in l1lib.usb_interface_drivers(port).values()), 15,
+                     f"usbhid to take {port} back")
+        except Failure:
+            ctx.expect(False, f"L1's usbhid did not get {port} back: {l1lib.usb_interface_drivers(port)}")
+    for vm in vms:
+        ctx.expect(not usb_nodes_held(l2s[vm].pid), f"{vm}'s QEMU still holds {sorted(usb_nodes_held(l2s[vm].pid))}")
