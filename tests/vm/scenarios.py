@@ -1621,13 +1621,24 @@ class UsbAway:
         return time.monotonic()
 
 
-def follow_latencies(daemon):
-    """The re-attach latencies hostdevd logged, uevent to device_add returned, in ms."""
+def follow_phases(daemon):
+    """Each re-attach hostdevd logged: {"ms": uevent to device_add returned,
+    "lookup_ms", "attach_ms"} (the two parts, when logged)."""
     found = []
     for line in daemon.log_of_this_run().splitlines():
         if "back in the VM, " in line and "uevent to device_add returned: " in line:
-            found.append(float(line.split("uevent to device_add returned: ")[1].split(" ms")[0]))
+            text = line.split("uevent to device_add returned: ")[1]
+            entry = {"ms": float(text.split(" ms")[0])}
+            for key, label in (("lookup_ms", "look-up "), ("attach_ms", "attach ")):
+                if label in text:
+                    entry[key] = float(text.split(label)[1].split(" ms")[0])
+            found.append(entry)
     return found
+
+
+def follow_latencies(daemon):
+    """The re-attach latencies hostdevd logged, uevent to device_add returned, in ms."""
+    return [entry["ms"] for entry in follow_phases(daemon)]
 
 
 def qemu_usb_port(l2, alias):
@@ -1766,6 +1777,11 @@ def usb_follow(ctx):
                  "usbhid to take the keyboard back")
     except Failure:
         ctx.expect(False, f"L1's usbhid did not get the keyboard back: {l1lib.usb_interface_drivers(name)}")
+    # for bench/bench.py's generated README table (usb_follow_latency)
+    phases = follow_phases(daemon)
+    results.update(device=f"usb-kbd {KBD[0]}:{KBD[1]} at port {name} of a usb-hub in L1, "
+                          f"running L2 without a guest",
+                   kernel=os.uname().release, reattach=phases[0:1], arrival=phases[1:2])
     with open(os.path.join(l1lib.LOGS, "usb-follow.json"), "w") as f:
         json.dump(results, f)
     ctx.log(f"results: {results}")
