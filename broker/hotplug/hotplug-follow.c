@@ -262,7 +262,6 @@ on_reattached(GObject *source, GAsyncResult *result, gpointer user_data)
     vm_device_free(waiting);
   } else {
     /* the attach undid itself (and may have dropped the record): waiting again */
-    g_autoptr(GError) journal_error = NULL;
     g_autofree char *reason = g_strdup_printf("a matching device appeared but was not "
                                               "attached: %s", error->message);
     Hostdev *hostdev = waiting->hostdev;
@@ -270,11 +269,11 @@ on_reattached(GObject *source, GAsyncResult *result, gpointer user_data)
     waiting->hostdev = NULL;
     waiting->prep = NULL;
     vm_device_free(waiting);
+    /* back in the registry as the attach left it (out of QEMU), then waiting: its
+     * record is written again first (the failed attach may have dropped it); nothing
+     * on the host follows, so a journal that cannot be written does not stop it */
     VmDevice *device = vm_devices_add(hotplug->devices, hostdev, prep);
-    device->state = VM_DEVICE_WAITING;
-    if (!hotplug_journal_device(hotplug, hostdev, STATE_ATTACHED, HOTPLUG_STEP_WAIT_FOR_DEVICE,
-                                NULL, prep, FALSE, &journal_error))
-      g_warning("%s: %s", hostdev->alias, journal_error->message);
+    hotplug_device_enter_anyway(hotplug, device, VM_DEVICE_WAITING);
     g_warning("%s: %s", hostdev->alias, reason);
     emit_waiting(hotplug, hostdev, reason);
   }
