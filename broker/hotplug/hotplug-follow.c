@@ -106,6 +106,32 @@ hotplug_follow_note_resolved(AttachItem *item)
     hostdev->usb.port_path = g_strdup(host_usb_port_path(item->usb));
 }
 
+/* @device's guest port (if it has one yet) stays its own in @ports while it waits. */
+static void
+reserve_port(GuestUsbPorts *ports, const VmDevice *device)
+{
+  const Hostdev *hostdev = device->hostdev;
+  g_autoptr(GError) error = NULL;
+
+  if (!hostdev->usb_guest.present || hostdev->usb_guest.port == NULL)
+    return;
+  if (!guest_usb_ports_take(ports, hostdev->usb_guest.bus, hostdev->usb_guest.port,
+                            hostdev->alias, &error))
+    g_warning("%s: cannot keep its USB port for it while it waits (%s); when it is back it "
+              "waits for the port to be free", hostdev->alias, error->message);
+}
+
+void
+hotplug_follow_reserve_usb_ports(Hotplug *hotplug, GuestUsbPorts *ports)
+{
+  GPtrArray *all = vm_devices_get_all(hotplug->devices);
+  for (guint i = 0; i < all->len; i++) {
+    const VmDevice *device = g_ptr_array_index(all, i);
+    if (device->state == VM_DEVICE_WAITING)
+      reserve_port(ports, device);
+  }
+}
+
 JsonNode *
 hotplug_follow_accept_waiting(Hotplug *hotplug, Hostdev *hostdev, HostPrep *prep)
 {
@@ -119,6 +145,8 @@ hotplug_follow_accept_waiting(Hotplug *hotplug, Hostdev *hostdev, HostPrep *prep
     g_warning("%s: %s", hostdev->alias, error->message);
   VmDevice *device = vm_devices_add(hotplug->devices, hostdev, prep);
   device->state = VM_DEVICE_WAITING;
+  if (hotplug->usb_ports)
+    reserve_port(hotplug->usb_ports, device);
   g_message("%s (%s) is not on the host: waiting for it (startupPolicy='optional')",
             hostdev->alias, source);
   emit_waiting(hotplug, hostdev, "not on the host yet (startupPolicy='optional')");
@@ -160,11 +188,10 @@ leave_finish(gpointer data)
   g_autoptr(GError) error = NULL;
 
   if (device && device->state == VM_DEVICE_WAITING) {
-    const Hostdev *hostdev = device->hostdev;
-    /* its guest port is free in QEMU now; it takes it again when it is back */
-    if (hotplug->usb_ports && hostdev->usb_guest.present && hostdev->usb_guest.port)
-      guest_usb_ports_release(hotplug->usb_ports, hostdev->usb_guest.bus,
-                              hostdev->usb_guest.port);
+    /* its guest port, free in QEMU now, stays its own in the port map (and in every
+     * map read later, hotplug_follow_reserve_usb_ports()): it takes it again when back */
+    if (hotplug->usb_ports)
+      reserve_port(hotplug->usb_ports, device);
     release_claims(hotplug, device->prep);
     if (!hotplug_journal_device(hotplug, device->hostdev, STATE_ATTACHED,
                                 HOTPLUG_STEP_WAIT_FOR_DEVICE, NULL, device->prep, FALSE, &error))

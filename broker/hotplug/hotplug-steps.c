@@ -525,6 +525,7 @@ on_usb_ports_refreshed(GObject *source, GAsyncResult *result, gpointer user_data
   }
   hotplug_forget_usb_ports(item->hotplug);
   item->hotplug->usb_ports = ports;
+  hotplug_follow_reserve_usb_ports(item->hotplug, ports);
   for (guint i = 0; i < op->items->len; i++) {
     const AttachItem *other = g_ptr_array_index(op->items, i);
     const Hostdev *hostdev = other->hostdev;
