@@ -221,19 +221,44 @@ leave_qemu(Hotplug *hotplug, VmDevice *device, gboolean in_qemu, const char *rea
   hotplug_remove_fdset(hotplug, device->prep, leave_finish, leave);
 }
 
+/* The attached followed device the removal @event is about, or NULL. */
+static VmDevice *
+find_leaving(Hotplug *hotplug, const UsbUevent *event)
+{
+  GPtrArray *all = vm_devices_get_all(hotplug->devices);
+  for (guint i = 0; i < all->len; i++) {
+    VmDevice *device = g_ptr_array_index(all, i);
+    if (device->state == VM_DEVICE_ATTACHED && device->prep && device->prep->usb_follow &&
+        usb_follow_is_leaving(device->hostdev, event))
+      return device;
+  }
+  return NULL;
+}
+
+/*
+ * A removal is looked at in its turn in the queue, not when it comes: an
+ * attach of the same device may be running (or queued), its device opened
+ * and handed to QEMU but not yet the VM's; once it is, the removal finds it.
+ */
 static void
 leave_start(GTask *task)
 {
   Op *op = g_task_get_task_data(task);
   Hotplug *hotplug = op->hotplug;
-  VmDevice *device = vm_devices_find_alias(hotplug->devices, op->alias);
+  FollowWork *work = g_object_get_data(G_OBJECT(task), "follow-work");
+  const UsbUevent *event = &work->event;
+  VmDevice *device = find_leaving(hotplug, event);
   g_autoptr(GError) error = NULL;
 
-  /* detached, or being detached, since the event came: nothing to follow */
-  if (device == NULL || device->state != VM_DEVICE_ATTACHED) {
+  /* not one of ours, detached, or being detached: nothing to follow */
+  if (device == NULL) {
     hotplug_op_return(task, NULL, NULL);
     return;
   }
+  g_autofree char *reason = g_strdup_printf("its USB device left the host (%s removed, bus %u "
+                                            "device %u)", event->port_path ? event->port_path : "?",
+                                            event->bus, event->device);
+  g_message("%s: %s", device->hostdev->alias, reason);
   /* the stale address goes: the device is found by its other names when it is back */
   Hostdev *hostdev = device->hostdev;
   guint bus = hostdev->usb.bus, number = hostdev->usb.device;
@@ -244,11 +269,11 @@ leave_start(GTask *task)
     hostdev->usb.bus = bus;
     hostdev->usb.device = number;
     g_warning("%s left the host, but it cannot wait for it: %s; it stays in QEMU (dead) "
-              "until detached", op->alias, error->message);
+              "until detached", hostdev->alias, error->message);
     hotplug_op_return(task, NULL, NULL);
     return;
   }
-  leave_qemu(hotplug, device, TRUE, g_object_get_data(G_OBJECT(task), "follow-reason"), task);
+  leave_qemu(hotplug, device, TRUE, reason, task);
 }
 
 void
@@ -383,11 +408,11 @@ follow_work_new(Hotplug *hotplug, const UsbUevent *event)
   return work;
 }
 
+/* queue_follow_op() - @start runs in its turn, on a copy of @event (NULL: a rescan). */
 static void
-queue_arrival(Hotplug *hotplug, const UsbUevent *event)
+queue_follow_op(Hotplug *hotplug, OpStartFunc start, const UsbUevent *event)
 {
-  GTask *task = hotplug_op_new(hotplug, arrive_start, hotplug_follow_uevent, on_follow_done,
-                               NULL);
+  GTask *task = hotplug_op_new(hotplug, start, hotplug_follow_uevent, on_follow_done, NULL);
   g_object_set_data_full(G_OBJECT(task), "follow-work", follow_work_new(hotplug, event),
                          (GDestroyNotify)follow_work_free);
   hotplug_op_submit(task, NULL);
@@ -415,30 +440,15 @@ hotplug_follow_uevent(Hotplug *hotplug, const UsbUevent *event)
   if (!hotplug_qemu_connected(hotplug))
     return;
   switch (event->action) {
-  case USB_UEVENT_REMOVE: {
-    GPtrArray *all = vm_devices_get_all(hotplug->devices);
-    for (guint i = 0; i < all->len; i++) {
-      VmDevice *device = g_ptr_array_index(all, i);
-      if (device->state != VM_DEVICE_ATTACHED || device->prep == NULL ||
-          !device->prep->usb_follow || !usb_follow_is_leaving(device->hostdev, event))
-        continue;
-      GTask *task = hotplug_op_new(hotplug, leave_start, hotplug_follow_uevent, on_follow_done,
-                                   NULL);
-      Op *op = g_task_get_task_data(task);
-      char *reason = g_strdup_printf("its USB device left the host (%s removed, bus %u "
-                                     "device %u)", event->port_path ? event->port_path : "?",
-                                     event->bus, event->device);
-      op->alias = g_strdup(device->hostdev->alias);
-      g_object_set_data_full(G_OBJECT(task), "follow-reason", reason, g_free);
-      g_message("%s: %s", op->alias, reason);
-      hotplug_op_submit(task, NULL);
-    }
+  case USB_UEVENT_REMOVE:
+    /* an attach in flight may be about to make the device the VM's */
+    if (has_waiting(hotplug, TRUE) || !g_queue_is_empty(&hotplug->queue))
+      queue_follow_op(hotplug, leave_start, event);
     break;
-  }
   case USB_UEVENT_ADD:
     /* looked at in its turn, after any removal queued before it */
     if (has_waiting(hotplug, TRUE))
-      queue_arrival(hotplug, event);
+      queue_follow_op(hotplug, arrive_start, event);
     break;
   case USB_UEVENT_LOST:
     /* what happened meanwhile is only in sysfs now */
@@ -456,5 +466,5 @@ void
 hotplug_follow_rescan(Hotplug *hotplug)
 {
   if (hotplug_qemu_connected(hotplug) && has_waiting(hotplug, FALSE))
-    queue_arrival(hotplug, NULL);
+    queue_follow_op(hotplug, arrive_start, NULL);
 }

@@ -1909,9 +1909,74 @@ def usb_identical_follow(ctx):
         latencies = wait_latencies(daemons[vm], 2 if vm == "vm19a" else 1)
         ctx.log(f"{vm}: re-attach latencies (uevent to device_add returned) {latencies} ms")
 
-    ctx.step("detach both; usbhid has both keyboards back")
-    for vm, port in vms.items():
-        detach(ctx, vm, xmls[vm], 5, "detached", f"detach of the keyboard at {port} from {vm}")
+    ctx.step(f"{KBD_PORTS[0]} leaves while its attach to vm19a is still in flight: followed all the same")
+    detach(ctx, "vm19a", xmls["vm19a"], 5, "detached", f"detach of {KBD_PORTS[0]} from vm19a")
+    hold_ms = 2000
+    if os.environ.get("HOSTDEVD_TEST_HOOKS") != "1":
+        ctx.log("NOT RUN: this step needs hostdevd built with -Dtest_hooks=true "
+                "(HOSTDEVD_TEST_HOLD_AFTER_DEVICE_ADD_MS)")
+        restart_hostdevd(ctx, daemons, l2s, "vm19a")
+        attach_ok(ctx, "vm19a", xmls["vm19a"], f"attach of {KBD_PORTS[0]} to vm19a")
+    else:
+        restart_hostdevd(ctx, daemons, l2s, "vm19a", {"HOSTDEVD_TEST_HOLD_AFTER_DEVICE_ADD_MS": str(hold_ms)})
+        attach = ctx.spawn([ctx.config["hostdevctl"], "--json", "attach-device", "vm19a", xmls["vm19a"]],
+                           env=ctx.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           stdin=subprocess.DEVNULL)
+        wait_for(lambda: "holding the attach" in daemons["vm19a"].log_of_this_run(), 30,
+                 "hostdevd to hold the attach after device_add")
+        check(aliases["vm19a"] in l2s["vm19a"].qmp.usb_host_devices(),
+              f"device_add returned, so QEMU should have {aliases['vm19a']}: {l2s['vm19a'].qmp.peripherals()}")
+        away = UsbAway(ctx, KBD_PORTS[0])
+        away.take()
+        ctx.log(f"{KBD_PORTS[0]} taken away ({away.method}) while the attach is held")
+        out, err = attach.communicate(timeout=60)
+        ctx.log(f"attach: exit {attach.returncode} {out.decode().strip()} {err.decode().strip()}")
+        check(attach.returncode == 0, f"the held attach should finish: {err.decode().strip()}")
+        try:
+            l2s["vm19a"].qmp.wait_event("DEVICE_DELETED", 15, device=aliases["vm19a"])
+            wait_for(lambda: usb_port_of(ctx, "vm19a", aliases["vm19a"])[0] == "waiting-for-device", 10,
+                     f"{aliases['vm19a']} to be listed as waiting-for-device")
+        except Failure as e:
+            raise Failure(f"the removal during the attach was not followed: {e}; listed "
+                          f"{usb_port_of(ctx, 'vm19a', aliases['vm19a'])}; hostdevd's log ends:\n"
+                          + "\n".join(daemons["vm19a"].log_of_this_run().splitlines()[-12:]))
+        ctx.expect(not usb_nodes_held(l2s["vm19a"].pid),
+                   f"vm19a's QEMU still holds {sorted(usb_nodes_held(l2s['vm19a'].pid))}")
+        wait_back("vm19a", away.bring_back())
+        check_own(f"after {KBD_PORTS[0]} left during its attach and came back")
+        restart_hostdevd(ctx, daemons, l2s, "vm19a")
+
+    ctx.step(f"hostdevd restarted while vm19a waits for {KBD_PORTS[0]}: {KBD_PORTS[1]} attached to vm19a "
+             f"meanwhile takes another guest port; {KBD_PORTS[0]} comes back to its own")
+    detach(ctx, "vm19b", xmls["vm19b"], 5, "detached", f"detach of {KBD_PORTS[1]} from vm19b")
+    port_a = qemu_usb_port(l2s["vm19a"], aliases["vm19a"])
+    away = UsbAway(ctx, KBD_PORTS[0])
+    away.take()
+    wait_for(lambda: usb_port_of(ctx, "vm19a", aliases["vm19a"])[0] == "waiting-for-device", 10,
+             f"{aliases['vm19a']} to be listed as waiting-for-device")
+    restart_hostdevd(ctx, daemons, l2s, "vm19a")
+    ctx.expect(usb_port_of(ctx, "vm19a", aliases["vm19a"])[0] == "waiting-for-device",
+               f"after the restart {aliases['vm19a']} should still wait: {usb_port_of(ctx, 'vm19a', aliases['vm19a'])}")
+    second = ctx.file("kbd-vm19a-second.xml", l1lib.usb_xml(*KBD, port=KBD_PORTS[1]))
+    _, reply = ctx.ctl_json("attach-device", "vm19a", second, check_ok=True,
+                            what=f"attach of {KBD_PORTS[1]} to vm19a while {KBD_PORTS[0]} waits")
+    alias_b = reply["return"]["alias"]
+    port_b = qemu_usb_port(l2s["vm19a"], alias_b)
+    ctx.log(f"vm19a: {aliases['vm19a']} waits for guest port {port_a}; {alias_b} got port {port_b}")
+    check(port_b is not None and port_b != port_a,
+          f"{alias_b} took guest port {port_b}, the port {aliases['vm19a']} waits for ({port_a})")
+    wait_back("vm19a", away.bring_back())
+    ctx.expect(qemu_usb_port(l2s["vm19a"], aliases["vm19a"]) == port_a,
+               f"{aliases['vm19a']} came back at guest port {qemu_usb_port(l2s['vm19a'], aliases['vm19a'])}, "
+               f"not its own {port_a}")
+    want = {l1lib.usb_node(port)[:2] for port in KBD_PORTS}
+    ctx.expect(usb_nodes_held(l2s["vm19a"].pid) == want,
+               f"vm19a's QEMU should hold both keyboards {sorted(want)}, "
+               f"it holds {sorted(usb_nodes_held(l2s['vm19a'].pid))}")
+
+    ctx.step("detach both from vm19a; usbhid has both keyboards back")
+    detach(ctx, "vm19a", xmls["vm19a"], 5, "detached", f"detach of {KBD_PORTS[0]} from vm19a")
+    detach(ctx, "vm19a", second, 5, "detached", f"detach of {KBD_PORTS[1]} from vm19a")
     for port in KBD_PORTS:
         try:
             wait_for(lambda: all(d == "usbhid" for d in l1lib.usb_interface_drivers(port).values()), 15,
@@ -1920,3 +1985,11 @@ def usb_identical_follow(ctx):
             ctx.expect(False, f"L1's usbhid did not get {port} back: {l1lib.usb_interface_drivers(port)}")
     for vm in vms:
         ctx.expect(not usb_nodes_held(l2s[vm].pid), f"{vm}'s QEMU still holds {sorted(usb_nodes_held(l2s[vm].pid))}")
+
+
+def restart_hostdevd(ctx, daemons, l2s, vm, env=None):
+    """Stop @vm's hostdevd (SIGTERM: devices stay with the VM) and start it again."""
+    daemons[vm].signal(signal.SIGTERM)
+    status = daemons[vm].wait_exit(30)
+    ctx.expect(status == 0, f"hostdevd of {vm} exited with {status} on SIGTERM")
+    daemons[vm] = ctx.start_hostdevd(l2s[vm], env=env)
