@@ -373,6 +373,7 @@ class Bench:
         if not self.args.no_libvirt:
             self.section("libvirt", self.libvirt)
         self.results["vfio"] = self.vfio_phases()
+        self.results["usb_follow"] = self.usb_follow_latency()
 
     def section(self, name, function):
         if self.args.only and name not in self.args.only:
@@ -788,6 +789,64 @@ class Bench:
                                "pass that file with `bench/run.sh --vfio-phases FILE`"}
         return {"skipped": "not measured: needs the nested VM of tests/vm (real kernel VFIO)"}
 
+    def usb_follow_latency(self):
+        """Issue #12: a followed USB device back in the VM, from the kernel's add
+        uevent to device_add returned, on a real kernel.
+
+        tests/vm scenario 17 re-enumerates a keyboard in L1 attached to an L2
+        (and then lets an optional one arrive), takes hostdevd's own figures
+        from its log and writes them as JSON {"reattach": [{"ms", "lookup_ms",
+        "attach_ms"}], "arrival": [...], "method", "device", "kernel"} into its
+        logs.  `--usb-follow FILE` (or BENCH_USB_FOLLOW=FILE) picks another file.
+        """
+        path = self.args.usb_follow or os.environ.get("BENCH_USB_FOLLOW")
+        written = os.path.join(SOURCE, "build", "tests", "vm", "work", "share", "logs",
+                               "usb-follow.json")
+        if not path and os.path.exists(written):
+            path = written
+        if not path:
+            return {"skipped": "not measured in this run: tests/vm scenario 17 (nested VM, real "
+                               "kernel USB) writes the figures; run it, or pass its file with "
+                               "`bench/run.sh --usb-follow FILE`"}
+        try:
+            with open(path) as f:
+                data = json.load(f)
+            cases = {case: data[case][0] for case in ("reattach", "arrival") if data.get(case)}
+            if not cases:
+                raise KeyError("reattach/arrival (written by an older scenario 17?)")
+            return {"cases": cases, "method": data.get("method", "?"), "device": data.get("device", "?"),
+                    "kernel": data.get("kernel", "?"), "file": path,
+                    "seen_by_test_s": {"reattach": data.get("reattach_seen_by_test_s"),
+                                       "arrival": data.get("arrival_seen_by_test_s")}}
+        except (OSError, ValueError, KeyError, IndexError, TypeError) as error:
+            return {"skipped": f"could not read {path}: {error}"}
+
+
+def usb_follow_report(u):
+    """The README lines of Bench.usb_follow_latency's result @u."""
+    if "cases" not in u:
+        return ["", f"USB follow latency (issue #12): {u.get('skipped', '?')}."]
+    titles = {"reattach": "re-enumerated while attached",
+              "arrival": "optional device absent at attach, appearing"}
+
+    def ms(value):
+        return "–" if value is None else f"{value:.1f}"
+    lines = ["", f"**USB device back in the VM** ({u['device']}, re-enumerated by {u['method']}; "
+                 f"Linux {u['kernel']}, "
+                 f"nested TCG; from `{os.path.basename(u['file'])}`, measured by tests/vm scenario 17)",
+             "", "| from the kernel's add uevent | to device_add returned, ms | look-up, ms | attach, ms "
+                 "| in QEMU as the test saw it, s |",
+             "|---|---:|---:|---:|---:|"]
+    for case, entry in u["cases"].items():
+        seen = u["seen_by_test_s"].get(case)
+        lines.append(f"| {titles.get(case, case)} | {ms(entry.get('ms'))} | {ms(entry.get('lookup_ms'))} "
+                     f"| {ms(entry.get('attach_ms'))} | {'–' if seen is None else f'{seen:.2f}'} |")
+    lines += ["", "The look-up is hostdevd reading the new device in sysfs; it waits for the kernel's "
+                  "own driver probe (usbhid) to release the device's lock before the string "
+                  "attributes (serial) can be read. The last column is from the device back in "
+                  "sysfs (as the test polls it) to the usb-host listed by QEMU."]
+    return lines
+
 
 def libvirt_unavailable():
     if VIRSH is None:
@@ -1182,6 +1241,7 @@ def report(results, quick):
         lines += [f"| {name} | {value:.2f} |" for name, value in v["phases"].items()]
     else:
         lines += ["", f"Real VFIO phases (issue #8 item 6): {v.get('skipped', '?')}."]
+    lines += usb_follow_report(results.get("usb_follow", {}))
     for name, error in failed.items():
         if name != "libvirt":
             lines.append(f"\nSection '{name}' failed: {error}")
@@ -1217,6 +1277,8 @@ def main():
                              "table then shows what was measured")
     parser.add_argument("--vfio-phases", metavar="FILE",
                         help="per-phase times of a managed VFIO attach measured by tests/vm")
+    parser.add_argument("--usb-follow", metavar="FILE",
+                        help="USB follow latencies measured by tests/vm scenario 17 (usb-follow.json)")
     parser.add_argument("--state-on-disk", action="store_true",
                         help="hostdevd's journal in the work directory instead of a tmpfs")
     args = parser.parse_args()

@@ -203,6 +203,16 @@ guest_usb_ports_release(GuestUsbPorts *ports, guint index, const char *port)
     g_clear_pointer(&hub->occupant[slot], g_free);
 }
 
+void
+guest_usb_ports_give_back(GuestUsbPorts *ports, guint index, const char *port,
+                          const char *occupant)
+{
+  guint slot;
+  GuestUsbHub *hub = find_port(ports, index, port, &slot, NULL);
+  if (hub && hub->below[slot] == NULL && g_strcmp0(hub->occupant[slot], occupant) == 0)
+    g_clear_pointer(&hub->occupant[slot], g_free);
+}
+
 /* Return: whether a free port was found under @hub at depth @level; @path gets it. */
 static gboolean
 find_free(GuestUsbHub *hub, guint level, guint path[GUEST_USB_MAX_DEPTH])

@@ -52,6 +52,9 @@ gboolean guest_usb_ports_take(GuestUsbPorts *ports, guint index, const char *por
 /* guest_usb_ports_release() - @port of bus @index is free again (no-op when unknown). */
 void guest_usb_ports_release(GuestUsbPorts *ports, guint index, const char *port);
 
+/* guest_usb_ports_give_back() - @port of bus @index is free again if @occupant holds it. */
+void guest_usb_ports_give_back(GuestUsbPorts *ports, guint index, const char *port,
+                               const char *occupant);
 /* Return: (nullable): the controller with libvirt index @index. */
 const GuestUsbBus *guest_usb_ports_find_bus(const GuestUsbPorts *ports, guint index);
 

@@ -76,9 +76,12 @@ enter(Hotplug *hotplug, VmDevice *device, VmDeviceState state, gboolean strict, 
   gboolean nothing_to_record = state == VM_DEVICE_RELEASING && host_prep_is_empty(device->prep);
   gboolean recorded = states[from].journal == states[state].journal &&
                       g_str_equal(states[from].step, states[state].step);
+  /* a waiting device's record is all a restart has of it, the attach it came back
+   * from may have dropped it: its host part (usb-follow, claims) is written too */
+  const HostPrep *prep = state == VM_DEVICE_WAITING ? device->prep : NULL;
   if (!nothing_to_record && !recorded &&
       !hotplug_journal_device(hotplug, device->hostdev, states[state].journal,
-                              states[state].step, NULL, NULL, FALSE, &local)) {
+                              states[state].step, NULL, prep, FALSE, &local)) {
     if (strict) {
       g_propagate_error(error, g_steal_pointer(&local));
       return FALSE;

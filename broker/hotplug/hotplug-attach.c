@@ -349,6 +349,10 @@ hotplug_place_usb(Op *op, AttachItem *item, GError **error)
   guint bus;
   g_autofree char *port = NULL;
 
+  /* a followed device coming back: the port kept for it while it waited is its own */
+  if (op->reattach && item->usb_port_given)
+    guest_usb_ports_give_back(op->hotplug->usb_ports, hostdev->usb_guest.bus,
+                              hostdev->usb_guest.port, hostdev->alias);
   if (!guest_usb_place(op->hotplug->usb_ports, item->usb_bus_given, hostdev->usb_guest.bus,
                        item->usb_port_given ? hostdev->usb_guest.port : NULL, hostdev->alias,
                        &bus, &port, error))
@@ -811,6 +815,7 @@ on_usb_ports(GObject *source, GAsyncResult *result, gpointer user_data)
   /* an operation that ran meanwhile may have read them too */
   hotplug_forget_usb_ports(op->hotplug);
   op->hotplug->usb_ports = ports;
+  hotplug_follow_reserve_usb_ports(op->hotplug, ports);
   attach_placed_on_usb(task);
 }
 

@@ -106,6 +106,32 @@ hotplug_follow_note_resolved(AttachItem *item)
     hostdev->usb.port_path = g_strdup(host_usb_port_path(item->usb));
 }
 
+/* @device's guest port (if it has one yet) stays its own in @ports while it waits. */
+static void
+reserve_port(GuestUsbPorts *ports, const VmDevice *device)
+{
+  const Hostdev *hostdev = device->hostdev;
+  g_autoptr(GError) error = NULL;
+
+  if (!hostdev->usb_guest.present || hostdev->usb_guest.port == NULL)
+    return;
+  if (!guest_usb_ports_take(ports, hostdev->usb_guest.bus, hostdev->usb_guest.port,
+                            hostdev->alias, &error))
+    g_warning("%s: cannot keep its USB port for it while it waits (%s); when it is back it "
+              "waits for the port to be free", hostdev->alias, error->message);
+}
+
+void
+hotplug_follow_reserve_usb_ports(Hotplug *hotplug, GuestUsbPorts *ports)
+{
+  GPtrArray *all = vm_devices_get_all(hotplug->devices);
+  for (guint i = 0; i < all->len; i++) {
+    const VmDevice *device = g_ptr_array_index(all, i);
+    if (device->state == VM_DEVICE_WAITING)
+      reserve_port(ports, device);
+  }
+}
+
 JsonNode *
 hotplug_follow_accept_waiting(Hotplug *hotplug, Hostdev *hostdev, HostPrep *prep)
 {
@@ -119,6 +145,8 @@ hotplug_follow_accept_waiting(Hotplug *hotplug, Hostdev *hostdev, HostPrep *prep
     g_warning("%s: %s", hostdev->alias, error->message);
   VmDevice *device = vm_devices_add(hotplug->devices, hostdev, prep);
   device->state = VM_DEVICE_WAITING;
+  if (hotplug->usb_ports)
+    reserve_port(hotplug->usb_ports, device);
   g_message("%s (%s) is not on the host: waiting for it (startupPolicy='optional')",
             hostdev->alias, source);
   emit_waiting(hotplug, hostdev, "not on the host yet (startupPolicy='optional')");
@@ -160,11 +188,10 @@ leave_finish(gpointer data)
   g_autoptr(GError) error = NULL;
 
   if (device && device->state == VM_DEVICE_WAITING) {
-    const Hostdev *hostdev = device->hostdev;
-    /* its guest port is free in QEMU now; it takes it again when it is back */
-    if (hotplug->usb_ports && hostdev->usb_guest.present && hostdev->usb_guest.port)
-      guest_usb_ports_release(hotplug->usb_ports, hostdev->usb_guest.bus,
-                              hostdev->usb_guest.port);
+    /* its guest port, free in QEMU now, stays its own in the port map (and in every
+     * map read later, hotplug_follow_reserve_usb_ports()): it takes it again when back */
+    if (hotplug->usb_ports)
+      reserve_port(hotplug->usb_ports, device);
     release_claims(hotplug, device->prep);
     if (!hotplug_journal_device(hotplug, device->hostdev, STATE_ATTACHED,
                                 HOTPLUG_STEP_WAIT_FOR_DEVICE, NULL, device->prep, FALSE, &error))
@@ -194,19 +221,44 @@ leave_qemu(Hotplug *hotplug, VmDevice *device, gboolean in_qemu, const char *rea
   hotplug_remove_fdset(hotplug, device->prep, leave_finish, leave);
 }
 
+/* The attached followed device the removal @event is about, or NULL. */
+static VmDevice *
+find_leaving(Hotplug *hotplug, const UsbUevent *event)
+{
+  GPtrArray *all = vm_devices_get_all(hotplug->devices);
+  for (guint i = 0; i < all->len; i++) {
+    VmDevice *device = g_ptr_array_index(all, i);
+    if (device->state == VM_DEVICE_ATTACHED && device->prep && device->prep->usb_follow &&
+        usb_follow_is_leaving(device->hostdev, event))
+      return device;
+  }
+  return NULL;
+}
+
+/*
+ * A removal is looked at in its turn in the queue, not when it comes: an
+ * attach of the same device may be running (or queued), its device opened
+ * and handed to QEMU but not yet the VM's; once it is, the removal finds it.
+ */
 static void
 leave_start(GTask *task)
 {
   Op *op = g_task_get_task_data(task);
   Hotplug *hotplug = op->hotplug;
-  VmDevice *device = vm_devices_find_alias(hotplug->devices, op->alias);
+  FollowWork *work = g_object_get_data(G_OBJECT(task), "follow-work");
+  const UsbUevent *event = &work->event;
+  VmDevice *device = find_leaving(hotplug, event);
   g_autoptr(GError) error = NULL;
 
-  /* detached, or being detached, since the event came: nothing to follow */
-  if (device == NULL || device->state != VM_DEVICE_ATTACHED) {
+  /* not one of ours, detached, or being detached: nothing to follow */
+  if (device == NULL) {
     hotplug_op_return(task, NULL, NULL);
     return;
   }
+  g_autofree char *reason = g_strdup_printf("its USB device left the host (%s removed, bus %u "
+                                            "device %u)", event->port_path ? event->port_path : "?",
+                                            event->bus, event->device);
+  g_message("%s: %s", device->hostdev->alias, reason);
   /* the stale address goes: the device is found by its other names when it is back */
   Hostdev *hostdev = device->hostdev;
   guint bus = hostdev->usb.bus, number = hostdev->usb.device;
@@ -217,11 +269,11 @@ leave_start(GTask *task)
     hostdev->usb.bus = bus;
     hostdev->usb.device = number;
     g_warning("%s left the host, but it cannot wait for it: %s; it stays in QEMU (dead) "
-              "until detached", op->alias, error->message);
+              "until detached", hostdev->alias, error->message);
     hotplug_op_return(task, NULL, NULL);
     return;
   }
-  leave_qemu(hotplug, device, TRUE, g_object_get_data(G_OBJECT(task), "follow-reason"), task);
+  leave_qemu(hotplug, device, TRUE, reason, task);
 }
 
 void
@@ -262,7 +314,6 @@ on_reattached(GObject *source, GAsyncResult *result, gpointer user_data)
     vm_device_free(waiting);
   } else {
     /* the attach undid itself (and may have dropped the record): waiting again */
-    g_autoptr(GError) journal_error = NULL;
     g_autofree char *reason = g_strdup_printf("a matching device appeared but was not "
                                               "attached: %s", error->message);
     Hostdev *hostdev = waiting->hostdev;
@@ -270,11 +321,11 @@ on_reattached(GObject *source, GAsyncResult *result, gpointer user_data)
     waiting->hostdev = NULL;
     waiting->prep = NULL;
     vm_device_free(waiting);
+    /* back in the registry as the attach left it (out of QEMU), then waiting: its
+     * record is written again first (the failed attach may have dropped it); nothing
+     * on the host follows, so a journal that cannot be written does not stop it */
     VmDevice *device = vm_devices_add(hotplug->devices, hostdev, prep);
-    device->state = VM_DEVICE_WAITING;
-    if (!hotplug_journal_device(hotplug, hostdev, STATE_ATTACHED, HOTPLUG_STEP_WAIT_FOR_DEVICE,
-                                NULL, prep, FALSE, &journal_error))
-      g_warning("%s: %s", hostdev->alias, journal_error->message);
+    hotplug_device_enter_anyway(hotplug, device, VM_DEVICE_WAITING);
     g_warning("%s: %s", hostdev->alias, reason);
     emit_waiting(hotplug, hostdev, reason);
   }
@@ -357,11 +408,11 @@ follow_work_new(Hotplug *hotplug, const UsbUevent *event)
   return work;
 }
 
+/* queue_follow_op() - @start runs in its turn, on a copy of @event (NULL: a rescan). */
 static void
-queue_arrival(Hotplug *hotplug, const UsbUevent *event)
+queue_follow_op(Hotplug *hotplug, OpStartFunc start, const UsbUevent *event)
 {
-  GTask *task = hotplug_op_new(hotplug, arrive_start, hotplug_follow_uevent, on_follow_done,
-                               NULL);
+  GTask *task = hotplug_op_new(hotplug, start, hotplug_follow_uevent, on_follow_done, NULL);
   g_object_set_data_full(G_OBJECT(task), "follow-work", follow_work_new(hotplug, event),
                          (GDestroyNotify)follow_work_free);
   hotplug_op_submit(task, NULL);
@@ -389,30 +440,15 @@ hotplug_follow_uevent(Hotplug *hotplug, const UsbUevent *event)
   if (!hotplug_qemu_connected(hotplug))
     return;
   switch (event->action) {
-  case USB_UEVENT_REMOVE: {
-    GPtrArray *all = vm_devices_get_all(hotplug->devices);
-    for (guint i = 0; i < all->len; i++) {
-      VmDevice *device = g_ptr_array_index(all, i);
-      if (device->state != VM_DEVICE_ATTACHED || device->prep == NULL ||
-          !device->prep->usb_follow || !usb_follow_is_leaving(device->hostdev, event))
-        continue;
-      GTask *task = hotplug_op_new(hotplug, leave_start, hotplug_follow_uevent, on_follow_done,
-                                   NULL);
-      Op *op = g_task_get_task_data(task);
-      char *reason = g_strdup_printf("its USB device left the host (%s removed, bus %u "
-                                     "device %u)", event->port_path ? event->port_path : "?",
-                                     event->bus, event->device);
-      op->alias = g_strdup(device->hostdev->alias);
-      g_object_set_data_full(G_OBJECT(task), "follow-reason", reason, g_free);
-      g_message("%s: %s", op->alias, reason);
-      hotplug_op_submit(task, NULL);
-    }
+  case USB_UEVENT_REMOVE:
+    /* an attach in flight may be about to make the device the VM's */
+    if (has_waiting(hotplug, TRUE) || !g_queue_is_empty(&hotplug->queue))
+      queue_follow_op(hotplug, leave_start, event);
     break;
-  }
   case USB_UEVENT_ADD:
     /* looked at in its turn, after any removal queued before it */
     if (has_waiting(hotplug, TRUE))
-      queue_arrival(hotplug, event);
+      queue_follow_op(hotplug, arrive_start, event);
     break;
   case USB_UEVENT_LOST:
     /* what happened meanwhile is only in sysfs now */
@@ -430,5 +466,5 @@ void
 hotplug_follow_rescan(Hotplug *hotplug)
 {
   if (hotplug_qemu_connected(hotplug) && has_waiting(hotplug, FALSE))
-    queue_arrival(hotplug, NULL);
+    queue_follow_op(hotplug, arrive_start, NULL);
 }

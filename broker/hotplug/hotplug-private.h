@@ -200,6 +200,9 @@ gboolean hotplug_follow_may_wait(const AttachItem *item, const GError *error);
  * VM's from now on, waiting for its device: journaled, listed, DEVICE_WAITING.
  * Return: (transfer full): the attach's reply for it, with "state". */
 JsonNode *hotplug_follow_accept_waiting(Hotplug *hotplug, Hostdev *hostdev, HostPrep *prep);
+/* hotplug_follow_reserve_usb_ports() - the USB port map @ports (just read from QEMU,
+ * which does not show them) keeps the guest ports of the waiting devices for them. */
+void hotplug_follow_reserve_usb_ports(Hotplug *hotplug, GuestUsbPorts *ports);
 /* hotplug_follow_resume() - a waiting @device read back from the journal: finish leaving
  * QEMU (@in_qemu: QEMU still has its device) and give up its claims. */
 void hotplug_follow_resume(Hotplug *hotplug, VmDevice *device, gboolean in_qemu);

@@ -525,6 +525,7 @@ on_usb_ports_refreshed(GObject *source, GAsyncResult *result, gpointer user_data
   }
   hotplug_forget_usb_ports(item->hotplug);
   item->hotplug->usb_ports = ports;
+  hotplug_follow_reserve_usb_ports(item->hotplug, ports);
   for (guint i = 0; i < op->items->len; i++) {
     const AttachItem *other = g_ptr_array_index(op->items, i);
     const Hostdev *hostdev = other->hostdev;
@@ -543,6 +544,40 @@ on_usb_ports_refreshed(GObject *source, GAsyncResult *result, gpointer user_data
   hotplug_plan_run(task);
 }
 
+#ifdef HOSTDEVD_TEST_HOOKS
+static gboolean
+on_hold_over(gpointer user_data)
+{
+  hotplug_plan_step_done(user_data, NULL, FALSE);
+  return G_SOURCE_REMOVE;
+}
+
+/*
+ * hold_after_device_add() - a test hook, compiled in only with meson
+ * -Dtest_hooks=true: HOSTDEVD_TEST_HOLD_AFTER_DEVICE_ADD_MS=N keeps an attach
+ * N ms between QEMU's device_add returning and the device becoming the VM's,
+ * the main loop running, so that a test can make the host device leave in
+ * that window.  Return: whether it holds (it finishes the step later).
+ */
+static gboolean
+hold_after_device_add(GTask *task)
+{
+  guint64 ms = 0;
+  const char *hold = g_getenv("HOSTDEVD_TEST_HOLD_AFTER_DEVICE_ADD_MS");
+  if (hold == NULL || !g_ascii_string_to_unsigned(hold, 10, 1, 60000, &ms, NULL))
+    return FALSE;
+  g_message("HOSTDEVD_TEST_HOLD_AFTER_DEVICE_ADD_MS=%s: holding the attach", hold);
+  g_timeout_add((guint)ms, on_hold_over, task);
+  return TRUE;
+}
+#else
+static gboolean
+hold_after_device_add(GTask *task)
+{
+  return FALSE;
+}
+#endif
+
 static void
 on_device_added(GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -553,7 +588,8 @@ on_device_added(GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr(JsonNode) value = qmp_client_execute_finish(QMP_CLIENT(source), result, &error);
 
   if (error == NULL) {
-    hotplug_plan_step_done(task, NULL, FALSE);
+    if (!hold_after_device_add(task))
+      hotplug_plan_step_done(task, NULL, FALSE);
     return;
   }
   if (step->command == 0 && !item->alias_given && !item->alias_retried &&

@@ -406,6 +406,61 @@ class OptionalUsbWaitsInHostdevd(HostdevdTestCase):
         self.assertIn("hostdev0 is not on the host", result.stdout)
 
 
+class WaitingDeviceKeepsItsPort(HostdevdTestCase):
+    """A waiting USB device's guest port stays its own, also in the port map
+    a restarted hostdevd reads from QEMU (where the port looks free): another
+    USB device attached meanwhile goes elsewhere (issue 12)."""
+
+    optional_usb = None
+
+    def test_restart_keeps_the_waiting_devices_port(self):
+        waiting = ("<hostdev mode='subsystem' type='usb'><source startupPolicy='optional'>"
+                   "<vendor id='0x1d6b'/><product id='0x0104'/>"
+                   "<hostdevd:device xmlns:hostdevd='urn:hostdevd:hostdev:1' port='9-9.9'/>"
+                   "</source><address type='usb' bus='0' port='1'/></hostdev>")
+        reply = json.loads(self.ctl("--json", "attach-device", self.vm,
+                                    self.write_xml("w.xml", waiting), check=True).stdout)
+        self.assertEqual(reply["return"]["state"], "waiting-for-device")
+        self.assertIn("<address type='usb' bus='0' port='1'/>", reply["return"]["xml"])
+
+        # restarted: the waiting device comes back from the journal; this hostdevd
+        # gives absent optional devices to QEMU, so the next one is a real usb-host
+        self.daemon.terminate()
+        self.daemon.wait(timeout=30)
+        self.optional_usb = "qemu"
+        self.daemon = self.start_hostdevd()
+        self.assertIn("still waiting for its USB device", self.log())
+        other = OPTIONAL_USB.replace("0x0104", "0x0105")
+        reply = json.loads(self.ctl("--json", "attach-device", self.vm,
+                                    self.write_xml("o.xml", other), check=True).stdout)
+        alias = reply["return"]["alias"]
+        self.assertNotEqual(alias, "hostdev0")
+        # QEMU's own view: the new usb-host sits on another port than the waiting one's
+        self.assertEqual(self.qmp.peripherals().get(alias), "child<usb-host>")
+        port = self.qmp.ok("qom-get", path=f"/machine/peripheral/{alias}", property="port")
+        self.assertEqual(port, "2", reply)
+        self.assertIn("<address type='usb' bus='0' port='2'/>", reply["return"]["xml"])
+        listed = {d["alias"]: d for d in
+                  json.loads(self.ctl("--json", "list", self.vm, check=True).stdout)["return"]}
+        self.assertEqual(listed["hostdev0"]["state"], "waiting-for-device")
+        self.assertIn("<address type='usb' bus='0' port='1'/>", listed["hostdev0"]["xml"])
+
+        # a port named in the XML is refused while the waiting device holds it
+        named = other.replace("0x0105", "0x0106").replace(
+            "</source>", "</source><address type='usb' bus='0' port='1'/>")
+        result = self.ctl("--json", "attach-device", self.vm, self.write_xml("n.xml", named),
+                          check=False)
+        error = json.loads(result.stdout)["error"]
+        self.assertEqual(error["class"], "Busy")
+        self.assertIn("taken by hostdev0", error["desc"])
+
+        # detached, it gives the port back
+        self.ctl("detach-device-alias", self.vm, "hostdev0", check=True)
+        reply = json.loads(self.ctl("--json", "attach-device", self.vm,
+                                    self.write_xml("n.xml", named), check=True).stdout)
+        self.assertIn("<address type='usb' bus='0' port='1'/>", reply["return"]["xml"])
+
+
 class WaitingUsbOnFixtureHost(HostdevdTestCase):
     """A waiting USB device whose device appears is attached only if it still
     passes the policy: the fixture's keyboard (0627:0001, serial

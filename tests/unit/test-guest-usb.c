@@ -114,6 +114,23 @@ test_hubs(void)
                  "a hub there with only 8 ports");
 }
 
+/* A port kept for a waiting device is given back only by that device. */
+static void
+test_give_back_only_by_holder(void)
+{
+  g_autoptr(GuestUsbPorts) ports = guest_usb_ports_new();
+
+  g_assert_true(guest_usb_ports_add_controller(ports, 0, "usb", "qemu-xhci", 4, NULL));
+  g_assert_true(guest_usb_ports_take(ports, 0, "1", "hostdev0", NULL));
+  guest_usb_ports_give_back(ports, 0, "1", "hostdev1");
+  assert_placed(ports, FALSE, 0, NULL, 0, "2");
+  guest_usb_ports_give_back(ports, 0, "1", "hostdev0");
+  assert_placed(ports, FALSE, 0, NULL, 0, "1");
+  /* unknown ports and buses are no-ops */
+  guest_usb_ports_give_back(ports, 0, "9", "hostdev0");
+  guest_usb_ports_give_back(ports, 3, "1", "hostdev0");
+}
+
 /* libvirt looks no deeper than port paths of 4 numbers. */
 static void
 test_hub_depth(void)
@@ -257,6 +274,7 @@ main(int argc, char **argv)
   g_test_add_func("/guest-usb/controllers-in-index-order", test_controllers_in_index_order);
   g_test_add_func("/guest-usb/explicit-port", test_explicit_port);
   g_test_add_func("/guest-usb/hubs", test_hubs);
+  g_test_add_func("/guest-usb/give-back-only-by-holder", test_give_back_only_by_holder);
   g_test_add_func("/guest-usb/hub-depth", test_hub_depth);
   g_test_add_func("/guest-usb/full-and-none", test_full_and_none);
   g_test_add_func("/guest-usb/controller-models", test_controller_models);

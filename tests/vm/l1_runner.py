@@ -58,7 +58,7 @@ def preflight():
     hostdevd."""
     def settled():
         return all(l1lib.pci_driver(bdf) == driver for bdf, (_, _, driver) in EXPECTED_PCI.items()) \
-            and l1lib.usb_find("0627", "0001")
+            and len(l1lib.usb_find("0627", "0001")) == 2
     try:
         l1lib.wait_for(settled, 30, "L1's drivers to bind", interval=0.2)
     except Failure:
@@ -68,8 +68,9 @@ def preflight():
         got = l1lib.pci_ids(bdf) + (l1lib.pci_driver(bdf),)
         if got != (vendor, device, driver):
             problems.append(f"{bdf}: expected {vendor}:{device} on {driver}, found {got}")
-    if not l1lib.usb_find("0627", "0001"):
-        problems.append("no USB device 0627:0001 (the usb-kbd)")
+    if l1lib.usb_find("0627", "0001") != ["1-1.1", "1-1.2"]:
+        problems.append(f"expected the two usb-kbd 0627:0001 at 1-1.1 and 1-1.2 (behind a usb-hub), "
+                        f"found {l1lib.usb_find('0627', '0001')}")
     if not os.path.exists("/dev/vfio/vfio"):
         problems.append("no /dev/vfio/vfio: the vfio modules did not load")
     if not os.listdir("/sys/kernel/iommu_groups"):

@@ -539,9 +539,10 @@ class Ctx:
         env = dict(os.environ, HOSTDEVD_RUNTIME_DIR=self.runtime)
         return env
 
-    def start_hostdevd(self, l2, extra=(), vm=None, wait_socket=True, qmp_wait=30):
-        """hostdevd for @l2's QMP socket; Return: once its control socket is
-        there, or at once when not @wait_socket (QEMU may not run yet)."""
+    def start_hostdevd(self, l2, extra=(), vm=None, wait_socket=True, qmp_wait=30, env=None):
+        """hostdevd for @l2's QMP socket (@env: more environment variables);
+        Return: once its control socket is there, or at once when not
+        @wait_socket (QEMU may not run yet)."""
         vm = vm or l2.name
         state = os.path.join(self.dir, f"state-{vm}")
         socket_path = os.path.join(self.runtime, f"{vm}.sock")
@@ -555,7 +556,7 @@ class Ctx:
         log.write(f"---- {' '.join(argv)}\n".encode())
         log.flush()
         process = self.spawn(argv, stdout=log, stderr=subprocess.STDOUT,
-                             stdin=subprocess.DEVNULL, env=self.env())
+                             stdin=subprocess.DEVNULL, env=dict(self.env(), **(env or {})))
         daemon = Hostdevd(self, vm, process, log_path, socket_path)
         if not wait_socket:
             return daemon
@@ -650,11 +651,15 @@ def pci_xml(bdf, managed=True):
             f"</hostdev>\n")
 
 
-def usb_xml(vendor, product):
+def usb_xml(vendor, product, port=None):
+    """A USB hostdev by vendor/product and, with @port, by port path too."""
+    selector = ("" if port is None else
+                f"    <hostdevd:device xmlns:hostdevd='urn:hostdevd:hostdev:1' port='{port}'/>\n")
     return ("<hostdev mode='subsystem' type='usb' managed='yes'>\n"
             "  <source>\n"
             f"    <vendor id='0x{vendor}'/>\n"
             f"    <product id='0x{product}'/>\n"
+            f"{selector}"
             "  </source>\n"
             "</hostdev>\n")
 

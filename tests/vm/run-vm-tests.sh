@@ -21,4 +21,10 @@ export HOSTDEVD="$build/broker/hostdevd"
 export HOSTDEVCTL="$build/broker/hostdevctl"
 export HOSTDEVD_VM_WORKDIR="$build/tests/vm/work"
 export PYTHONDONTWRITEBYTECODE=1
+# the steps that need -Dtest_hooks=true run when the binary has them
+if grep -q HOSTDEVD_TEST_HOLD_AFTER_DEVICE_ADD_MS "$HOSTDEVD"; then
+  export HOSTDEVD_TEST_HOOKS=1
+else
+  export HOSTDEVD_TEST_HOOKS=0
+fi
 exec python3 tests/vm/vmtest.py "$@"

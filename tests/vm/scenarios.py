@@ -12,7 +12,9 @@ L1's emulated host devices (see vmtest.py's L1 command line):
   0000:03:00.0 + 04:01.0 + 04:02.0
                             pcie-pci-bridge with two e1000: ONE group
   0000:05:00.0 + 05:00.1    multifunction e1000e without ACS: ONE group
-  USB 1-1                   usb-kbd 0627:0001 on qemu-xhci (usbhid)
+  USB 1-1.1 and 1-1.2       two identical usb-kbd 0627:0001 (usbhid) on a usb-hub
+                            (per-port power) at 1-1 of qemu-xhci: vendor/product
+                            alone is ambiguous, the port path tells them apart
 
 A scenario whose hostdevd feature does not exist yet fails and says which
 step and what was expected; it never skips.
@@ -37,6 +39,7 @@ E1000_B = "0000:04:02.0"
 MF0 = "0000:05:00.0"
 MF1 = "0000:05:00.1"
 KBD = ("0627", "0001")
+KBD_PORTS = ("1-1.1", "1-1.2")
 
 # The policy file of scenario 4 (hostdevd --policy FILE, see the README's
 # "Policy"): VM vm4 may take a whole multi-device IOMMU group, bound and
@@ -411,11 +414,13 @@ def sriov_vf(ctx):
 
 # -- 6 ----------------------------------------------------------------------
 
-@scenario(6, "USB keyboard by vendor/product, handed over as an fd; in L2, detached at once, usbhid has it back")
+@scenario(6, "USB keyboard: vendor/product alone refused as ambiguous (both ports named); by port path, "
+             "handed over as an fd; in L2, detached at once, usbhid has it back")
 def usb_keyboard_fd(ctx):
     names = l1lib.usb_find(*KBD)
-    check(len(names) == 1, f"precondition: one USB device {KBD[0]}:{KBD[1]} expected in L1, found {names}")
-    name = names[0]
+    check(names == list(KBD_PORTS), f"precondition: USB devices {KBD[0]}:{KBD[1]} at {KBD_PORTS} "
+                                    f"expected in L1, found {names}")
+    name = KBD_PORTS[0]
     interfaces = l1lib.usb_interface_drivers(name)
     check(interfaces and all(d == "usbhid" for d in interfaces.values()),
           f"precondition: {name}'s interfaces should be on usbhid: {interfaces}")
@@ -423,9 +428,18 @@ def usb_keyboard_fd(ctx):
     node_before = os.stat(node)
     l2 = ctx.paused_l2("vm6")
     ctx.start_hostdevd(l2)
-    xml = ctx.file("kbd.xml", l1lib.usb_xml(*KBD))
 
-    ctx.step("attach by vendor/product")
+    ctx.step("vendor/product alone matches two keyboards: refused, both candidates named")
+    ambiguous = ctx.file("kbd-any.xml", l1lib.usb_xml(*KBD))
+    result, reply = ctx.ctl_json("attach-device", "vm6", ambiguous, check_ok=False)
+    desc = error_of(reply).get("desc", "")
+    ctx.expect(result.returncode != 0 and all(port in desc for port in KBD_PORTS),
+               f"an ambiguous vendor/product should be refused naming {KBD_PORTS}: "
+               f"exit {result.returncode}, {reply}")
+    ctx.expect(l2.qmp.usb_host_devices() == {}, f"QEMU got a usb-host anyway: {l2.qmp.peripherals()}")
+    xml = ctx.file("kbd.xml", l1lib.usb_xml(*KBD, port=name))
+
+    ctx.step(f"attach by vendor/product and port {name}")
     attach_ok(ctx, "vm6", xml, "attach of the USB keyboard")
     usb = l2.qmp.usb_host_devices()
     check(len(usb) == 1, f"L2 should have one usb-host device, has {l2.qmp.peripherals()}")
@@ -1602,18 +1616,29 @@ class UsbAway:
             l1lib.sysfs_write(f"{self.port}/disable", "0")
         else:
             l1lib.sysfs_write("/sys/bus/pci/drivers/xhci_hcd/bind", self.controller)
-        wait_for(lambda: l1lib.usb_find(*KBD) == [self.name], 20,
+        wait_for(lambda: self.name in l1lib.usb_find(*KBD), 20,
                  f"{self.name} to come back ({self.method})", interval=0.05)
         return time.monotonic()
 
 
-def follow_latencies(daemon):
-    """The re-attach latencies hostdevd logged, uevent to device_add returned, in ms."""
+def follow_phases(daemon):
+    """Each re-attach hostdevd logged: {"ms": uevent to device_add returned,
+    "lookup_ms", "attach_ms"} (the two parts, when logged)."""
     found = []
     for line in daemon.log_of_this_run().splitlines():
         if "back in the VM, " in line and "uevent to device_add returned: " in line:
-            found.append(float(line.split("uevent to device_add returned: ")[1].split(" ms")[0]))
+            text = line.split("uevent to device_add returned: ")[1]
+            entry = {"ms": float(text.split(" ms")[0])}
+            for key, label in (("lookup_ms", "look-up "), ("attach_ms", "attach ")):
+                if label in text:
+                    entry[key] = float(text.split(label)[1].split(" ms")[0])
+            found.append(entry)
     return found
+
+
+def follow_latencies(daemon):
+    """The re-attach latencies hostdevd logged, uevent to device_add returned, in ms."""
+    return [entry["ms"] for entry in follow_phases(daemon)]
 
 
 def qemu_usb_port(l2, alias):
@@ -1648,17 +1673,18 @@ def usb_port_of(ctx, vm, alias):
               "port and alias; an optional keyboard absent at attach is attached when it appears")
 def usb_follow(ctx):
     names = l1lib.usb_find(*KBD)
-    check(len(names) == 1, f"precondition: one USB device {KBD[0]}:{KBD[1]} expected in L1, found {names}")
-    name = names[0]
+    check(names == list(KBD_PORTS), f"precondition: USB devices {KBD[0]}:{KBD[1]} at {KBD_PORTS} "
+                                    f"expected in L1, found {names}")
+    name = KBD_PORTS[0]
     vm = "vm17"
     l2 = ctx.paused_l2(vm)
     # QEMU 7.2 closes the descriptors remove-fd drops only while the VM runs
     l2.qmp.ok("cont")
     daemon = ctx.start_hostdevd(l2)
-    xml = ctx.file("kbd.xml", l1lib.usb_xml(*KBD))
+    xml = ctx.file("kbd.xml", l1lib.usb_xml(*KBD, port=name))
     results = {}
 
-    ctx.step("attach by vendor/product")
+    ctx.step(f"attach by vendor/product and port {name}")
     attach_ok(ctx, vm, xml, "attach of the USB keyboard")
     usb = l2.qmp.usb_host_devices()
     check(len(usb) == 1, f"L2 should have one usb-host device, has {l2.qmp.peripherals()}")
@@ -1726,7 +1752,7 @@ def usb_follow(ctx):
     ctx.step("an optional keyboard that is not there: accepted as waiting, attached when it appears")
     away = UsbAway(ctx, name)
     away.take()
-    optional = ctx.file("optional.xml", l1lib.usb_xml(*KBD).replace("<source>", "<source startupPolicy='optional'>"))
+    optional = ctx.file("optional.xml", l1lib.usb_xml(*KBD, port=name).replace("<source>", "<source startupPolicy='optional'>"))
     _, reply = ctx.ctl_json("attach-device", vm, optional, check_ok=True, what="attach of the absent keyboard")
     waiting = (reply or {}).get("return") or {}
     ctx.expect(waiting.get("state") == "waiting-for-device", f"the reply should say waiting: {reply}")
@@ -1751,6 +1777,11 @@ def usb_follow(ctx):
                  "usbhid to take the keyboard back")
     except Failure:
         ctx.expect(False, f"L1's usbhid did not get the keyboard back: {l1lib.usb_interface_drivers(name)}")
+    # for bench/bench.py's generated README table (usb_follow_latency)
+    phases = follow_phases(daemon)
+    results.update(device=f"usb-kbd {KBD[0]}:{KBD[1]} at port {name} of a usb-hub in L1, "
+                          f"running L2 without a guest",
+                   kernel=os.uname().release, reattach=phases[0:1], arrival=phases[1:2])
     with open(os.path.join(l1lib.LOGS, "usb-follow.json"), "w") as f:
         json.dump(results, f)
     ctx.log(f"results: {results}")
@@ -1950,3 +1981,211 @@ def dup_of_qemu_descriptor(pid, node):
                 raise Failure(f"pidfd_getfd of QEMU's fd {fd} ({node}): {os.strerror(ctypes.get_errno())}")
             return got
     raise Failure(f"QEMU (PID {pid}) holds no descriptor of {node}")
+
+
+# -- 19 ---------------------------------------------------------------------
+
+def usb_nodes_held(pid):
+    """The (bus, device) of every USB device node process @pid has open, from
+    /proc/PID/fd: the host's view of what a QEMU holds, whatever hostdevd says."""
+    held = set()
+    fds = f"/proc/{pid}/fd"
+    for fd in os.listdir(fds):
+        try:
+            st = os.stat(f"{fds}/{fd}")
+        except OSError:
+            continue            # closed meanwhile
+        if (st.st_mode & 0o170000) == 0o020000 and os.major(st.st_rdev) == 189:
+            # usbdev minor: (bus - 1) * 128 + (device - 1)
+            minor = os.minor(st.st_rdev)
+            held.add((minor // 128 + 1, minor % 128 + 1))
+    return held
+
+
+@scenario(19, "two identical USB keyboards, one per L2 by port path: each followed through re-enumeration "
+              "back to its own L2 (QEMU's open node = its port's bus/device), never swapped")
+def usb_identical_follow(ctx):
+    names = l1lib.usb_find(*KBD)
+    check(names == list(KBD_PORTS), f"precondition: USB devices {KBD[0]}:{KBD[1]} at {KBD_PORTS} "
+                                    f"expected in L1, found {names}")
+    vms = {"vm19a": KBD_PORTS[0], "vm19b": KBD_PORTS[1]}
+    l2s, daemons, xmls, aliases = {}, {}, {}, {}
+    for vm, port in vms.items():
+        l2s[vm] = ctx.paused_l2(vm)
+        # QEMU 7.2 closes the descriptors remove-fd drops only while the VM runs
+        l2s[vm].qmp.ok("cont")
+        daemons[vm] = ctx.start_hostdevd(l2s[vm])
+        xmls[vm] = ctx.file(f"kbd-{vm}.xml", l1lib.usb_xml(*KBD, port=port))
+
+    def check_own(when):
+        """Each L2 has one usb-host, shown as the keyboard by x-query-usb, and
+        its QEMU holds exactly the node of its own port's current bus/device."""
+        for vm, port in vms.items():
+            l2 = l2s[vm]
+            usb = l2.qmp.usb_host_devices()
+            check(list(usb) == [aliases[vm]], f"{when}: {vm} should have only {aliases[vm]}, "
+                                              f"QEMU has {l2.qmp.peripherals()}")
+            text = l2.qmp.ok("x-query-usb")["human-readable-text"]
+            ctx.expect("QEMU USB Keyboard" in text and f"ID: {aliases[vm]}" in text,
+                       f"{when}: x-query-usb of {vm} does not show the keyboard as {aliases[vm]}: {text.strip()}")
+            bus, dev, _ = l1lib.usb_node(port)
+            try:
+                wait_for(lambda: usb_nodes_held(l2.pid) == {(bus, dev)}, 5,
+                         f"{vm}'s QEMU to hold only {port}'s node")
+            except Failure:
+                pass
+            held = usb_nodes_held(l2.pid)
+            ctx.log(f"{when}: {vm} {aliases[vm]} port {port} = L1 bus {bus} device {dev}; "
+                    f"QEMU holds {sorted(held)}, hostdevice={l2.qmp.prop(aliases[vm], 'hostdevice')}")
+            check(held == {(bus, dev)},
+                  f"{when}: {vm}'s QEMU should hold the node of {port} (bus {bus} device {dev}) "
+                  f"and no other USB device, it holds {sorted(held)}"
+                  + (" (swapped)" if held and held != {(bus, dev)} else ""))
+
+    def wait_back(vm, since):
+        try:
+            wait_for(lambda: aliases[vm] in l2s[vm].qmp.usb_host_devices(), 10,
+                     f"{aliases[vm]} to be back in {vm}", interval=0.05)
+        except Failure as e:
+            raise Failure(f"{e}; hostdevd's log ends:\n"
+                          + "\n".join(daemons[vm].log_of_this_run().splitlines()[-15:]))
+        ctx.log(f"{vm}: back {time.monotonic() - since:.2f} s after its keyboard was back in sysfs")
+
+    ctx.step("each VM gets one keyboard by port path")
+    for vm, port in vms.items():
+        attach_ok(ctx, vm, xmls[vm], f"attach of the keyboard at {port} to {vm}")
+        usb = l2s[vm].qmp.usb_host_devices()
+        check(len(usb) == 1, f"{vm} should have one usb-host device, has {l2s[vm].qmp.peripherals()}")
+        aliases[vm] = next(iter(usb))
+    check_own("attached")
+
+    ctx.step(f"{KBD_PORTS[0]} re-enumerates: back in vm19a; vm19b's keyboard is not touched")
+    untouched = l2s["vm19b"].qmp.prop(aliases["vm19b"], "hostdevice")
+    node_b = l1lib.usb_node(KBD_PORTS[1])[:2]
+    away = UsbAway(ctx, KBD_PORTS[0])
+    away.take()
+    ctx.log(f"re-enumerated by {away.method}")
+    try:
+        l2s["vm19a"].qmp.wait_event("DEVICE_DELETED", 10, device=aliases["vm19a"])
+    except Failure as e:
+        ctx.expect(False, f"hostdevd of vm19a did not remove the stale usb-host: {e}")
+    wait_back("vm19a", away.bring_back())
+    check_own(f"after {KBD_PORTS[0]} re-enumerated")
+    if away.method == "port disable":
+        ctx.expect(l2s["vm19b"].qmp.prop(aliases["vm19b"], "hostdevice") == untouched
+                   and l1lib.usb_node(KBD_PORTS[1])[:2] == node_b,
+                   f"vm19b's keyboard should not have been touched by {KBD_PORTS[0]}'s re-enumeration")
+
+    ctx.step("both re-enumerate at once and come back in reverse order: each to its own VM")
+    away = {vm: UsbAway(ctx, port) for vm, port in vms.items()}
+    before = {vm: l1lib.usb_node(port)[:2] for vm, port in vms.items()}
+    for vm in vms:
+        if not away[vm].gone():
+            away[vm].take()
+    for vm in vms:
+        try:
+            l2s[vm].qmp.wait_event("DEVICE_DELETED", 10, device=aliases[vm])
+        except Failure as e:
+            ctx.expect(False, f"hostdevd of {vm} did not remove the stale usb-host: {e}")
+        try:
+            wait_for(lambda: usb_port_of(ctx, vm, aliases[vm])[0] == "waiting-for-device", 10,
+                     f"{aliases[vm]} of {vm} to be listed as waiting-for-device")
+        except Failure as e:
+            ctx.expect(False, str(e))
+    back = {}
+    for vm in reversed(list(vms)):
+        if away[vm].method is not None:
+            back[vm] = away[vm].bring_back()
+    for vm in vms:
+        wait_back(vm, back.get(vm, time.monotonic()))
+    check_own("after both re-enumerated")
+    for vm, port in vms.items():
+        ctx.expect(l1lib.usb_node(port)[:2] != before[vm],
+                   f"{port} kept bus/device {before[vm]}: it did not re-enumerate")
+        latencies = wait_latencies(daemons[vm], 2 if vm == "vm19a" else 1)
+        ctx.log(f"{vm}: re-attach latencies (uevent to device_add returned) {latencies} ms")
+
+    ctx.step(f"{KBD_PORTS[0]} leaves while its attach to vm19a is still in flight: followed all the same")
+    detach(ctx, "vm19a", xmls["vm19a"], 5, "detached", f"detach of {KBD_PORTS[0]} from vm19a")
+    hold_ms = 2000
+    if os.environ.get("HOSTDEVD_TEST_HOOKS") != "1":
+        ctx.log("NOT RUN: this step needs hostdevd built with -Dtest_hooks=true "
+                "(HOSTDEVD_TEST_HOLD_AFTER_DEVICE_ADD_MS)")
+        restart_hostdevd(ctx, daemons, l2s, "vm19a")
+        attach_ok(ctx, "vm19a", xmls["vm19a"], f"attach of {KBD_PORTS[0]} to vm19a")
+    else:
+        restart_hostdevd(ctx, daemons, l2s, "vm19a", {"HOSTDEVD_TEST_HOLD_AFTER_DEVICE_ADD_MS": str(hold_ms)})
+        attach = ctx.spawn([ctx.config["hostdevctl"], "--json", "attach-device", "vm19a", xmls["vm19a"]],
+                           env=ctx.env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                           stdin=subprocess.DEVNULL)
+        wait_for(lambda: "holding the attach" in daemons["vm19a"].log_of_this_run(), 30,
+                 "hostdevd to hold the attach after device_add")
+        check(aliases["vm19a"] in l2s["vm19a"].qmp.usb_host_devices(),
+              f"device_add returned, so QEMU should have {aliases['vm19a']}: {l2s['vm19a'].qmp.peripherals()}")
+        away = UsbAway(ctx, KBD_PORTS[0])
+        away.take()
+        ctx.log(f"{KBD_PORTS[0]} taken away ({away.method}) while the attach is held")
+        out, err = attach.communicate(timeout=60)
+        ctx.log(f"attach: exit {attach.returncode} {out.decode().strip()} {err.decode().strip()}")
+        check(attach.returncode == 0, f"the held attach should finish: {err.decode().strip()}")
+        try:
+            l2s["vm19a"].qmp.wait_event("DEVICE_DELETED", 15, device=aliases["vm19a"])
+            wait_for(lambda: usb_port_of(ctx, "vm19a", aliases["vm19a"])[0] == "waiting-for-device", 10,
+                     f"{aliases['vm19a']} to be listed as waiting-for-device")
+        except Failure as e:
+            raise Failure(f"the removal during the attach was not followed: {e}; listed "
+                          f"{usb_port_of(ctx, 'vm19a', aliases['vm19a'])}; hostdevd's log ends:\n"
+                          + "\n".join(daemons["vm19a"].log_of_this_run().splitlines()[-12:]))
+        ctx.expect(not usb_nodes_held(l2s["vm19a"].pid),
+                   f"vm19a's QEMU still holds {sorted(usb_nodes_held(l2s['vm19a'].pid))}")
+        wait_back("vm19a", away.bring_back())
+        check_own(f"after {KBD_PORTS[0]} left during its attach and came back")
+        restart_hostdevd(ctx, daemons, l2s, "vm19a")
+
+    ctx.step(f"hostdevd restarted while vm19a waits for {KBD_PORTS[0]}: {KBD_PORTS[1]} attached to vm19a "
+             f"meanwhile takes another guest port; {KBD_PORTS[0]} comes back to its own")
+    detach(ctx, "vm19b", xmls["vm19b"], 5, "detached", f"detach of {KBD_PORTS[1]} from vm19b")
+    port_a = qemu_usb_port(l2s["vm19a"], aliases["vm19a"])
+    away = UsbAway(ctx, KBD_PORTS[0])
+    away.take()
+    wait_for(lambda: usb_port_of(ctx, "vm19a", aliases["vm19a"])[0] == "waiting-for-device", 10,
+             f"{aliases['vm19a']} to be listed as waiting-for-device")
+    restart_hostdevd(ctx, daemons, l2s, "vm19a")
+    ctx.expect(usb_port_of(ctx, "vm19a", aliases["vm19a"])[0] == "waiting-for-device",
+               f"after the restart {aliases['vm19a']} should still wait: {usb_port_of(ctx, 'vm19a', aliases['vm19a'])}")
+    second = ctx.file("kbd-vm19a-second.xml", l1lib.usb_xml(*KBD, port=KBD_PORTS[1]))
+    _, reply = ctx.ctl_json("attach-device", "vm19a", second, check_ok=True,
+                            what=f"attach of {KBD_PORTS[1]} to vm19a while {KBD_PORTS[0]} waits")
+    alias_b = reply["return"]["alias"]
+    port_b = qemu_usb_port(l2s["vm19a"], alias_b)
+    ctx.log(f"vm19a: {aliases['vm19a']} waits for guest port {port_a}; {alias_b} got port {port_b}")
+    check(port_b is not None and port_b != port_a,
+          f"{alias_b} took guest port {port_b}, the port {aliases['vm19a']} waits for ({port_a})")
+    wait_back("vm19a", away.bring_back())
+    ctx.expect(qemu_usb_port(l2s["vm19a"], aliases["vm19a"]) == port_a,
+               f"{aliases['vm19a']} came back at guest port {qemu_usb_port(l2s['vm19a'], aliases['vm19a'])}, "
+               f"not its own {port_a}")
+    want = {l1lib.usb_node(port)[:2] for port in KBD_PORTS}
+    ctx.expect(usb_nodes_held(l2s["vm19a"].pid) == want,
+               f"vm19a's QEMU should hold both keyboards {sorted(want)}, "
+               f"it holds {sorted(usb_nodes_held(l2s['vm19a'].pid))}")
+
+    ctx.step("detach both from vm19a; usbhid has both keyboards back")
+    detach(ctx, "vm19a", xmls["vm19a"], 5, "detached", f"detach of {KBD_PORTS[0]} from vm19a")
+    detach(ctx, "vm19a", second, 5, "detached", f"detach of {KBD_PORTS[1]} from vm19a")
+    for port in KBD_PORTS:
+        try:
+            wait_for(lambda: all(d == "usbhid" for d in l1lib.usb_interface_drivers(port).values()), 15,
+                     f"usbhid to take {port} back")
+        except Failure:
+            ctx.expect(False, f"L1's usbhid did not get {port} back: {l1lib.usb_interface_drivers(port)}")
+    for vm in vms:
+        ctx.expect(not usb_nodes_held(l2s[vm].pid), f"{vm}'s QEMU still holds {sorted(usb_nodes_held(l2s[vm].pid))}")
+
+
+def restart_hostdevd(ctx, daemons, l2s, vm, env=None):
+    """Stop @vm's hostdevd (SIGTERM: devices stay with the VM) and start it again."""
+    daemons[vm].signal(signal.SIGTERM)
+    status = daemons[vm].wait_exit(30)
+    ctx.expect(status == 0, f"hostdevd of {vm} exited with {status} on SIGTERM")
+    daemons[vm] = ctx.start_hostdevd(l2s[vm], env=env)

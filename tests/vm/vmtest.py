@@ -67,7 +67,14 @@ L1_DEVICES = [
     "-device", "e1000e,bus=rp4,addr=0.0,multifunction=on",
     "-device", "e1000e,bus=rp4,addr=0.1",
     "-device", "qemu-xhci,id=xhci",
-    "-device", "usb-kbd,bus=xhci.0",
+    # two identical keyboards (same vendor/product) at fixed ports of a hub
+    # that switches each port's power (Linux's port `disable` re-enumerates
+    # one of them; xHCI root ports ignore port power), so their port paths
+    # are 1-1.1 and 1-1.2 on every boot; the same serial too, so only the
+    # port tells them apart
+    "-device", "usb-hub,bus=xhci.0,port=1,ports=2,port-power=on",
+    "-device", "usb-kbd,bus=xhci.0,port=1.1,serial=twin",
+    "-device", "usb-kbd,bus=xhci.0,port=1.2,serial=twin",
 ]
 
 # Paths L1's chroot does not show from the host (fresh mounts there).
