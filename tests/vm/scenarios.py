@@ -2230,8 +2230,9 @@ def libvirt_pci_compare(ctx):
                              f"{bdf} back on e1000e after {tool}'s detach", interval=0.02)
                     total = (time.monotonic() - started) * 1000.0
                 writes = kernel.take()
-                # the tool's other QMP commands in this operation (libvirt's ids are
-                # "libvirt-N", hostdevd's numbers): how many, and QEMU's time on them
+                # the tool's QMP commands in this operation, device_add/device_del
+                # included (libvirt's ids are "libvirt-N", hostdevd's numbers): how
+                # many, and QEMU's dispatch-to-answer time on them
                 ours = [(i, a, b) for i, a, b in trace.commands()
                         if (isinstance(i, str) and i.startswith("libvirt-")) == (tool == "libvirt")
                         and not isinstance(i, bool) and i != ""]
