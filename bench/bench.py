@@ -374,6 +374,7 @@ class Bench:
             self.section("libvirt", self.libvirt)
         self.results["vfio"] = self.vfio_phases()
         self.results["usb_follow"] = self.usb_follow_latency()
+        self.results["vfio_libvirt"] = self.vfio_libvirt()
 
     def section(self, name, function):
         if self.args.only and name not in self.args.only:
@@ -846,6 +847,34 @@ def usb_follow_report(u):
                   "attributes (serial) can be read. The last column is from the device back in "
                   "sysfs (as the test polls it) to the usb-host listed by QEMU."]
     return lines
+    def vfio_libvirt(self):
+        """Issue 14: a managed PCI attach/detach through hostdevd against libvirt 9.0
+        on a real kernel, from tests/vm scenario 20 (vfio-libvirt.json there):
+        both tools put the same e1000e into the same booted L2, interleaved; the
+        kernel's bind/unbind writes (ftrace) and QEMU's device_add / device_del →
+        DEVICE_DELETED (QEMU's trace events) are measured alike for both and
+        subtracted from each total to give each tool's own share.
+        `bench/run.sh --vfio-libvirt FILE` or BENCH_VFIO_LIBVIRT=FILE names the file."""
+        path = self.args.vfio_libvirt or os.environ.get("BENCH_VFIO_LIBVIRT")
+        written = os.path.join(SOURCE, "build", "tests", "vm", "work", "share", "logs",
+                               "vfio-libvirt.json")
+        if not path and os.path.exists(written):
+            path = written
+        if not path:
+            return {"skipped": "not measured in this run: tests/vm scenario 20 writes it "
+                               "(HOSTDEVD_VM_SCENARIOS=20 meson test --suite vm); pass that "
+                               "file with `bench/run.sh --vfio-libvirt FILE`"}
+        try:
+            with open(path) as f:
+                data = json.load(f)
+            for tool in ("hostdevd", "libvirt"):
+                for op in ("attach", "detach"):
+                    for part in ("total", "kernel", "qemu", "own"):
+                        float(data["median"][tool][op][part])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            return {"skipped": f"could not read {path}: {error}"}
+        data["file"] = path
+        return data
 
 
 def libvirt_unavailable():
@@ -1242,10 +1271,66 @@ def report(results, quick):
     else:
         lines += ["", f"Real VFIO phases (issue #8 item 6): {v.get('skipped', '?')}."]
     lines += usb_follow_report(results.get("usb_follow", {}))
+    lines += vfio_libvirt_report(results.get("vfio_libvirt", {}))
     for name, error in failed.items():
         if name != "libvirt":
             lines.append(f"\nSection '{name}' failed: {error}")
     return "\n".join(lines)
+
+
+def vfio_libvirt_report(v):
+    """The nested managed-PCI comparison with libvirt (tests/vm scenario 20)."""
+    if "median" not in v:
+        return ["", f"Managed PCI attach against libvirt on a real kernel: "
+                    f"{v.get('skipped', 'not measured')}."]
+    m = v["median"]
+    h, lv = m["hostdevd"], m["libvirt"]
+    lines = ["", f"**Managed PCI attach/detach against libvirt on a real kernel** ({v['device']}; "
+                 f"Linux {v['kernel']} in a TCG VM with an emulated IOMMU; libvirt {v['libvirt']}, QEMU "
+                 f"driver embedded in one `virsh -t` shell; from `{os.path.basename(v['file'])}`, "
+                 f"tests/vm scenario 20)",
+             "",
+             f"Both tools attach and detach the same device in the same L2 (libvirt's domain; "
+             f"hostdevd on a second QMP monitor of its QEMU), {v['warmup']} warm-up and "
+             f"{v['rounds']} measured cycles each, interleaved, medians. Total: request to reply "
+             f"(virsh's own time in its shell; a connected control-socket client for hostdevd), "
+             f"checked afterwards in sysfs (vfio-pci / e1000e) and in QEMU (query-pci). Kernel: the "
+             f"sysfs driver_override / unbind / drivers_probe writes, timed by ftrace. QEMU: "
+             f"device_add dispatch to answer, device_del dispatch to DEVICE_DELETED, from QEMU's "
+             f"own trace events. Own share = total − kernel − QEMU, per cycle; each row is the "
+             f"median of its own column.",
+             "",
+             "| ms | hostdevd | libvirt | libvirt / hostdevd |",
+             "|---|---:|---:|---:|"]
+    for op in ("attach", "detach"):
+        for part, label in (("total", f"{op}: total"), ("kernel", f"{op}: kernel bind/unbind writes"),
+                            ("qemu", f"{op}: QEMU " + ("device_add" if op == "attach"
+                                                        else "device_del → DEVICE_DELETED")),
+                            ("own", f"{op}: **own share**")):
+            a, b = h[op][part], lv[op][part]
+            ratio = f"{b / a:.1f}×" if a > 0 else "—"
+            lines.append(f"| {label} | {a:.1f} | {b:.1f} | {ratio} |")
+    cycles = v.get("cycles", {})
+    if all(c.get("attach", {}).get("qmp_commands") is not None
+           for runs in cycles.values() for c in runs) and cycles:
+        for op in ("attach", "detach"):
+            count = {t: median([c[op]["qmp_commands"] for c in runs]) for t, runs in cycles.items()}
+            lines.append(f"| {op}: QMP commands the tool sends (QEMU's trace) | "
+                         f"{count['hostdevd']:.0f} | {count['libvirt']:.0f} | |")
+    for op in ("attach", "detach"):
+        a, b = h[op]["own"], lv[op]["own"]
+        lines.append(f"| target: hostdevd's own {op} share well under libvirt's | "
+                     f"{a:.1f} | {b:.1f} | {verdict(a < 0.5 * b)} |")
+    lines.append(f"| target: hostdevd's own attach share under the kernel's bind writes | "
+                 f"{h['attach']['own']:.1f} | kernel: {h['attach']['kernel']:.1f} | "
+                 f"{verdict(h['attach']['own'] < h['attach']['kernel'])} |")
+    phases = h.get("attach_phases")
+    if phases:
+        lines += ["", "hostdevd's attach phases (ms, its own records, median): "
+                  + ", ".join(f"{k} {val:.1f}" for k, val in phases.items() if val is not None)
+                  + ". The detach's QEMU part is mostly the guest: QEMU sends DEVICE_DELETED once "
+                    "the guest's pciehp has released the slot."]
+    return lines
 
 
 def write_readme(text):
@@ -1279,6 +1364,9 @@ def main():
                         help="per-phase times of a managed VFIO attach measured by tests/vm")
     parser.add_argument("--usb-follow", metavar="FILE",
                         help="USB follow latencies measured by tests/vm scenario 17 (usb-follow.json)")
+    parser.add_argument("--vfio-libvirt", metavar="FILE",
+                        help="managed PCI attach/detach, hostdevd against libvirt, measured by "
+                             "tests/vm scenario 20")
     parser.add_argument("--state-on-disk", action="store_true",
                         help="hostdevd's journal in the work directory instead of a tmpfs")
     args = parser.parse_args()

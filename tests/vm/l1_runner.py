@@ -376,7 +376,8 @@ def run_one(n, baseline, pool):
     kernel_before = len(kernel_log())
     booted = n in l1lib.GUEST_OF
     say(f"scenario {n} started: {scenarios.SCENARIOS[n].title}")
-    limit = TIME_LIMIT["booted" if booted else "default"]
+    limit = getattr(scenarios.SCENARIOS[n], "time_limit", None) \
+        or TIME_LIMIT["booted" if booted else "default"]
     status, timed_out = run_forked(n, limit)
     seconds = time.monotonic() - t0
     child_file = os.path.join(l1lib.RESULTS, f"{n}.child.json")
