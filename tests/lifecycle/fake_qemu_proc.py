@@ -234,6 +234,9 @@ class FakeQemu:
             self.reply(request, error={"class": "DeviceNotFound",
                                        "desc": f"Device '{path}' not found"})
             return
+        # every QOM object has its type (hostdevd asks whether a device exists by it)
+        values["type"] = ("qemu-xhci" if name == "usb" else "pcie-root-port" if name in ROOT_PORTS
+                          else self.devices[name]["driver"])
         if prop not in values:
             self.reply(request, error=self.generic(f"Property '{prop}' not found"))
             return
