@@ -769,12 +769,7 @@ class Bench:
         into its results directory.  `bench/run.sh --vfio-phases FILE` (or
         BENCH_VFIO_PHASES=FILE) puts that file's figures into this report.
         """
-        path = self.args.vfio_phases or os.environ.get("BENCH_VFIO_PHASES")
-        # what the nested-VM suite of the plain build wrote last (meson test --suite vm)
-        written = os.path.join(SOURCE, "build", "tests", "vm", "work", "share", "logs",
-                               "vfio-phases.json")
-        if not path and os.path.exists(written):
-            path = written
+        path = vm_results_file(self.args.vfio_phases, "BENCH_VFIO_PHASES", "vfio-phases.json")
         if path:
             try:
                 with open(path) as f:
@@ -800,11 +795,7 @@ class Bench:
         "attach_ms"}], "arrival": [...], "method", "device", "kernel"} into its
         logs.  `--usb-follow FILE` (or BENCH_USB_FOLLOW=FILE) picks another file.
         """
-        path = self.args.usb_follow or os.environ.get("BENCH_USB_FOLLOW")
-        written = os.path.join(SOURCE, "build", "tests", "vm", "work", "share", "logs",
-                               "usb-follow.json")
-        if not path and os.path.exists(written):
-            path = written
+        path = vm_results_file(self.args.usb_follow, "BENCH_USB_FOLLOW", "usb-follow.json")
         if not path:
             return {"skipped": "not measured in this run: tests/vm scenario 17 (nested VM, real "
                                "kernel USB) writes the figures; run it, or pass its file with "
@@ -855,11 +846,7 @@ def usb_follow_report(u):
         DEVICE_DELETED (QEMU's trace events) are measured alike for both and
         subtracted from each total to give each tool's own share.
         `bench/run.sh --vfio-libvirt FILE` or BENCH_VFIO_LIBVIRT=FILE names the file."""
-        path = self.args.vfio_libvirt or os.environ.get("BENCH_VFIO_LIBVIRT")
-        written = os.path.join(SOURCE, "build", "tests", "vm", "work", "share", "logs",
-                               "vfio-libvirt.json")
-        if not path and os.path.exists(written):
-            path = written
+        path = vm_results_file(self.args.vfio_libvirt, "BENCH_VFIO_LIBVIRT", "vfio-libvirt.json")
         if not path:
             return {"skipped": "not measured in this run: tests/vm scenario 20 writes it "
                                "(HOSTDEVD_VM_SCENARIOS=20 meson test --suite vm); pass that "
@@ -875,6 +862,17 @@ def usb_follow_report(u):
             return {"skipped": f"could not read {path}: {error}"}
         data["file"] = path
         return data
+
+
+def vm_results_file(option, variable, name):
+    """Return: the results file @name of tests/vm to report: the one the option or
+    environment @variable names, else what the nested-VM suite of the plain build
+    wrote last (meson test --suite vm), else None."""
+    path = option or os.environ.get(variable)
+    written = os.path.join(SOURCE, "build", "tests", "vm", "work", "share", "logs", name)
+    if not path and os.path.exists(written):
+        path = written
+    return path
 
 
 def libvirt_unavailable():

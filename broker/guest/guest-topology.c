@@ -14,6 +14,13 @@
  *      query-pci on an i440fx machine (its root bus holds built-in devices
  *      that are in no peripheral list), the zPCI bus's children on s390x;
  *   3. on s390x, uid/fid/target of every zPCI function.
+ *
+ * What cannot change while a device exists (its parent bus and address,
+ * whether a root port takes hot-plug), and what cannot change while the
+ * connection lasts (the target and machine type), is kept with the QMP
+ * connection (TopologyCache) and asked again only when QEMU reports the
+ * device deleted: an attach then costs the two qom-list calls, not three
+ * commands per device of the VM.
  */
 
 /* What a controller model gives to hot-plug, as libvirt models them. */
@@ -101,10 +108,84 @@ typedef struct {
   char *type;           /* QOM type */
   char *parent_bus;
   gint devfn;           /* -1 unknown */
+  gint hotplug;         /* a root port's "hotplug": -1 not asked */
+  gboolean known;       /* taken from the cache, not asked */
 } Device;
+
+/* ---- what is known of one QMP connection ------------------------------ */
+
+typedef struct {
+  char *type;
+  char *parent_bus;
+  gint devfn;
+  gint hotplug;
+} KnownDevice;
+
+typedef struct {
+  char *arch;           /* query-target's answer */
+  char *machine_type;
+  GHashTable *devices;  /* QOM path -> KnownDevice* */
+  guint deletions;      /* DEVICE_DELETED events seen */
+} TopologyCache;
+
+#define TOPOLOGY_CACHE_KEY "hostdevd-guest-topology"
+
+static void
+known_device_free(KnownDevice *known)
+{
+  g_free(known->type);
+  g_free(known->parent_bus);
+  g_free(known);
+}
+
+static void
+topology_cache_free(TopologyCache *cache)
+{
+  g_free(cache->arch);
+  g_free(cache->machine_type);
+  g_hash_table_unref(cache->devices);
+  g_free(cache);
+}
+
+/* A device QEMU deleted is asked about again, whatever takes its path or id next. */
+static void
+on_cache_event(QmpClient *qmp, const char *name, JsonObject *data, gint64 timestamp_us,
+               gpointer user_data)
+{
+  TopologyCache *cache = user_data;
+  if (g_strcmp0(name, "DEVICE_DELETED") != 0)
+    return;
+  cache->deletions++;
+  const char *path = json_object_get_string_member_with_default(data, "path", NULL);
+  const char *id = json_object_get_string_member_with_default(data, "device", NULL);
+  if (path)
+    g_hash_table_remove(cache->devices, path);
+  if (id) {
+    g_autofree char *by_id = g_strconcat("/machine/peripheral/", id, NULL);
+    g_hash_table_remove(cache->devices, by_id);
+  }
+}
+
+/* Return: (transfer none): what is known of @qmp's QEMU, kept as long as the connection. */
+static TopologyCache *
+topology_cache_of(QmpClient *qmp)
+{
+  TopologyCache *cache = g_object_get_data(G_OBJECT(qmp), TOPOLOGY_CACHE_KEY);
+  if (cache)
+    return cache;
+  cache = g_new0(TopologyCache, 1);
+  cache->devices = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                         (GDestroyNotify)known_device_free);
+  g_object_set_data_full(G_OBJECT(qmp), TOPOLOGY_CACHE_KEY, cache,
+                         (GDestroyNotify)topology_cache_free);
+  g_signal_connect(qmp, "event", G_CALLBACK(on_cache_event), cache);
+  return cache;
+}
 
 typedef struct {
   QmpClient *qmp;
+  TopologyCache *cache;
+  guint deletions;      /* the cache's count when the discovery began */
   GuestTopology *topology;
   GPtrArray *devices;   /* Device* */
   char *machine_type;
@@ -442,6 +523,57 @@ on_zpci_links(GTask *task)
 
 #define ZPCI_BUS "/machine/s390-pcihost/s390-pcibus.0"
 
+/* a root port started with hotplug=off takes no hot-plugged device */
+static void
+root_port_hotplug(GuestTopology *topology, const Device *device)
+{
+  if (device->hotplug != 0)
+    return;
+  for (guint b = 0; b < topology->buses->len; b++) {
+    GuestPciBus *bus = g_ptr_array_index(topology->buses, b);
+    if (g_strcmp0(bus->id, device->id) == 0)
+      bus->hotpluggable = FALSE;
+  }
+}
+
+/*
+ * What QEMU answered of each device goes into the cache, unless a device
+ * was deleted while the answers came in: an answer read before that event
+ * would be stored after it, for a path that may then be another device's.
+ */
+static void
+remember_devices(Discovery *discovery)
+{
+  if (discovery->cache->deletions != discovery->deletions)
+    return;
+  for (guint i = 0; i < discovery->devices->len; i++) {
+    Device *device = g_ptr_array_index(discovery->devices, i);
+    if (device->known || device->parent_bus == NULL)
+      continue;
+    KnownDevice *known = g_new0(KnownDevice, 1);
+    known->type = g_strdup(device->type);
+    known->parent_bus = g_strdup(device->parent_bus);
+    known->devfn = device->devfn;
+    known->hotplug = device->hotplug;
+    g_hash_table_replace(discovery->cache->devices, g_strdup(device->path), known);
+  }
+}
+
+/* Return: whether @device was filled in from the cache (its type unchanged). */
+static gboolean
+recall_device(Discovery *discovery, Device *device)
+{
+  KnownDevice *known = g_hash_table_lookup(discovery->cache->devices, device->path);
+  if (known == NULL || g_strcmp0(known->type, device->type) != 0)
+    return FALSE;
+  device->parent_bus = g_strdup(known->parent_bus);
+  device->devfn = known->devfn;
+  device->hotplug = known->hotplug;
+  device->known = TRUE;
+  root_port_hotplug(discovery->topology, device);
+  return TRUE;
+}
+
 static void
 on_round_two(GTask *task)
 {
@@ -463,15 +595,10 @@ on_round_two(GTask *task)
         device->devfn = (gint)value;
       break;
     case Q_HOTPLUG:
-      /* a root port started with hotplug=off takes no hot-plugged device */
       if (query->reply && JSON_NODE_HOLDS_VALUE(query->reply) &&
-          json_node_get_value_type(query->reply) == G_TYPE_BOOLEAN &&
-          !json_node_get_boolean(query->reply)) {
-        for (guint b = 0; b < topology->buses->len; b++) {
-          GuestPciBus *bus = g_ptr_array_index(topology->buses, b);
-          if (g_strcmp0(bus->id, device->id) == 0)
-            bus->hotpluggable = FALSE;
-        }
+          json_node_get_value_type(query->reply) == G_TYPE_BOOLEAN) {
+        device->hotplug = json_node_get_boolean(query->reply);
+        root_port_hotplug(topology, device);
       }
       break;
     case Q_QUERY_PCI:
@@ -522,6 +649,7 @@ on_round_two(GTask *task)
     }
   }
 
+  remember_devices(discovery);
   round_next(discovery);
   for (guint i = 0; i < zpci_links->len; i++)
     round_add(&discovery->round, Q_ZPCI_LINK, NULL, "qom-get", ZPCI_BUS,
@@ -545,6 +673,7 @@ collect_devices(Discovery *discovery, const Query *query, const char *prefix, gb
     device->id = with_ids ? g_strdup(name) : NULL;
     device->type = g_strndup(type + 6, strlen(type) - 7);
     device->devfn = -1;
+    device->hotplug = -1;
     g_ptr_array_add(discovery->devices, device);
   }
 }
@@ -562,11 +691,12 @@ on_round_one(GTask *task)
     case Q_TARGET:
       if (!round_check(task, query))
         return;
-      topology->arch = g_strdup(json_object_get_string_member_with_default(
-          json_node_get_object(query->reply), "arch", "unknown"));
+      if (JSON_NODE_HOLDS_OBJECT(query->reply))
+        discovery->cache->arch = g_strdup(json_object_get_string_member_with_default(
+            json_node_get_object(query->reply), "arch", NULL));
       break;
     case Q_MACHINE_TYPE:
-      discovery->machine_type = g_strdup(reply_string(query));
+      discovery->cache->machine_type = g_strdup(reply_string(query));
       break;
     case Q_LIST_PERIPHERAL:
       if (!round_check(task, query))
@@ -590,6 +720,8 @@ on_round_one(GTask *task)
     }
   }
 
+  topology->arch = g_strdup(discovery->cache->arch ? discovery->cache->arch : "unknown");
+  discovery->machine_type = g_strdup(discovery->cache->machine_type);
   /* the root bus: pcie.0 of q35 takes no hot-plug; pci.0 of i440fx does (ACPI) */
   gboolean i440fx = discovery->machine_type && g_str_has_prefix(discovery->machine_type, "pc-i440fx");
   if (discovery->machine_type && g_str_has_prefix(discovery->machine_type, "pc-q35"))
@@ -608,6 +740,8 @@ on_round_one(GTask *task)
       g_ptr_array_add(topology->buses,
                       guest_pci_bus_new(device->id, device->type, controller_index(device->id), TRUE,
                               model->first_slot, model->last_slot));
+    if (recall_device(discovery, device))
+      continue;
     round_add(&discovery->round, Q_PARENT_BUS, device, "qom-get", device->path, "parent_bus");
     round_add(&discovery->round, Q_ADDR, device, "qom-get", device->path, "addr");
     if (model && model->last_slot == 0 && device->id)
@@ -629,6 +763,8 @@ guest_topology_query_async(QmpClient *qmp, GCancellable *cancellable,
 
   g_task_set_source_tag(task, guest_topology_query_async);
   discovery->qmp = g_object_ref(qmp);
+  discovery->cache = topology_cache_of(qmp);
+  discovery->deletions = discovery->cache->deletions;
   discovery->devices = g_ptr_array_new_with_free_func((GDestroyNotify)device_free);
   discovery->topology = g_new0(GuestTopology, 1);
   discovery->topology->buses = g_ptr_array_new_with_free_func((GDestroyNotify)guest_pci_bus_free);
@@ -636,8 +772,10 @@ guest_topology_query_async(QmpClient *qmp, GCancellable *cancellable,
   g_task_set_task_data(task, discovery, (GDestroyNotify)discovery_free);
 
   round_next(discovery);
-  round_add(&discovery->round, Q_TARGET, NULL, "query-target", NULL, NULL);
-  round_add(&discovery->round, Q_MACHINE_TYPE, NULL, "qom-get", "/machine", "type");
+  if (discovery->cache->arch == NULL)
+    round_add(&discovery->round, Q_TARGET, NULL, "query-target", NULL, NULL);
+  if (discovery->cache->machine_type == NULL)
+    round_add(&discovery->round, Q_MACHINE_TYPE, NULL, "qom-get", "/machine", "type");
   round_add(&discovery->round, Q_LIST_PERIPHERAL, NULL, "qom-list", "/machine/peripheral", NULL);
   round_add(&discovery->round, Q_LIST_ANON, NULL, "qom-list", "/machine/peripheral-anon", NULL);
   round_run(task, on_round_one);

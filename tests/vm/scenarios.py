@@ -2399,23 +2399,12 @@ class ControlClient:
     keeps its driver): the time of a request is write to reply."""
 
     def __init__(self, path):
-        self.sock = wait_for(lambda: self._connect(path), 30, f"hostdevd's control socket {path}")
+        self.sock = wait_for(lambda: l1lib.Qmp._connect(path, 180), 30,
+                             f"hostdevd's control socket {path}")
         self.file = self.sock.makefile("rwb")
         greeting = json.loads(self.file.readline() or b"{}")
         check("hostdevd" in greeting, f"no hostdevd greeting on {path}: {greeting}")
         self.id = 0
-
-    @staticmethod
-    def _connect(path):
-        import socket
-        sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        sock.settimeout(180)
-        try:
-            sock.connect(path)
-            return sock
-        except (FileNotFoundError, ConnectionRefusedError):
-            sock.close()
-            return None
 
     def execute(self, command, **arguments):
         """Return: (ms, the reply)."""
