@@ -25,31 +25,18 @@ attach_reply(const Hostdev *hostdev, const char *source, const char *xml, JsonOb
   return json_node_init_object(json_node_alloc(), reply);
 }
 
-/*
- * Once the client has its answer: each attached device is logged, its
- * record becomes "attached", and the other clients hear of it.  A crash before the record
- * is written loses nothing: the record says QEMU was asked to add the
- * device, and a restart that finds it in QEMU finishes the attach.
- */
+/* Once the client has its answer: each attached device is logged and the
+ * other clients hear of it. */
 static void
-attach_recorded(GTask *task)
+attach_announced(GTask *task)
 {
   Op *op = g_task_get_task_data(task);
-  Hotplug *hotplug = op->hotplug;
 
   for (guint i = 0; i < op->attached->len; i++) {
     JsonObject *reply = g_ptr_array_index(op->attached, i);
-    const char *alias = json_object_get_string_member(reply, "alias");
-    VmDevice *device = vm_devices_find_alias(hotplug->devices, alias);
-    g_autoptr(GError) error = NULL;
-
-    g_message("%s (%s) attached", alias, json_object_get_string_member(reply, "source"));
-    if (device && device->state == VM_DEVICE_ATTACHED &&
-        !hotplug_journal_device_xml(hotplug, device->hostdev,
-                                    json_object_get_string_member(reply, "xml"),
-                                    STATE_ATTACHED, "done", NULL, device->prep, FALSE, &error))
-      g_warning("%s", error->message);
-    hotplug_emit(hotplug, "DEVICE_ATTACHED", reply);
+    g_message("%s (%s) attached", json_object_get_string_member(reply, "alias"),
+              json_object_get_string_member(reply, "source"));
+    hotplug_emit(op->hotplug, "DEVICE_ATTACHED", reply);
   }
 }
 
@@ -62,7 +49,7 @@ attach_done(GTask *task)
   JsonArray *devices = json_array_new();
 
   op->attached = g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
-  op->after_return = attach_recorded;
+  op->after_return = attach_announced;
   for (guint i = 0; i < op->items->len; i++) {
     AttachItem *item = g_ptr_array_index(op->items, i);
     if (item->waits_for_device) {
@@ -73,11 +60,14 @@ attach_done(GTask *task)
     Hostdev *live = g_steal_pointer(&item->hostdev);
     g_autofree char *source = hostdev_describe_source(live);
     g_autofree char *xml = hostdev_format_xml(live);
-
     g_autoptr(GError) error = NULL;
 
-    /* a reused zpci is the device's now: its record (journaled before
-     * device_add, with the zpci among its QEMU devices) covers it */
+    /* journaled before the answer: what a client is told is on record */
+    if (!hotplug_journal_device_xml(hotplug, live, xml, STATE_ATTACHED, "done", item->commands,
+                                    item->prep, FALSE, &error))
+      g_warning("%s", error->message);
+    g_clear_error(&error);
+    /* a reused zpci is the device's now: its record names it among its QEMU devices */
     if (item->zpci_reused && item->commands->len > 1 &&
         !state_journal_forget_zpci_left(hotplug->journal,
                                         json_object_get_string_member_with_default(
@@ -265,7 +255,7 @@ plan_steps(Op *op)
     }
   for (guint i = 0; i < op->items->len; i++) {
     AttachItem *item = g_ptr_array_index(op->items, i);
-    if (!item->waits_for_device)
+    if (!item->waits_for_device && item->ops->verify)
       hotplug_plan_add(op, item->ops->verify, item, 0);
   }
   op->plan_finished = attach_done;
@@ -778,7 +768,9 @@ static const HotplugTypeOps type_ops[] = {
     .resolve = pci_precheck,
     .policy_facts = pci_policy_facts,
     .host_steps = pci_host_steps,
-    .verify = &hotplug_step_verify_listed,
+    /* none: hostdevd chose its bus and address, and QEMU answers device_add
+     * only once the device is realized and plugged there (as for USB on a
+     * chosen port); asking again would only cost a round trip */
   },
   [HOSTDEV_TYPE_MDEV] = {
     .unplug_needs_guest = TRUE,
@@ -787,7 +779,6 @@ static const HotplugTypeOps type_ops[] = {
     .resolve = mdev_resolve,
     .policy_facts = mdev_policy_facts,
     .host_steps = mdev_host_steps,
-    .verify = &hotplug_step_verify_listed,
   },
 };
 

@@ -86,7 +86,8 @@ typedef struct {
   /* the attach's steps before QEMU's device_add, in order (NULL-terminated);
    * each says itself whether a request needs it */
   const AttachStepKind *const *host_steps;
-  /* what confirms the device in QEMU once every device_add was accepted */
+  /* (nullable) what confirms the device in QEMU once every device_add was
+   * accepted; none where device_add's success is the proof */
   const AttachStepKind *verify;
 } HotplugTypeOps;
 
@@ -235,7 +236,6 @@ extern const AttachStepKind hotplug_step_memlock;
 extern const AttachStepKind hotplug_step_pass_fd;
 extern const AttachStepKind hotplug_step_device_add;
 extern const AttachStepKind hotplug_step_zpci_reuse;
-extern const AttachStepKind hotplug_step_verify_listed;
 extern const AttachStepKind hotplug_step_verify_usb;
 
 /* hotplug_rename_device() - QEMU has a device by the alias hostdevd chose for

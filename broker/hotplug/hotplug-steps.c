@@ -746,11 +746,6 @@ verify_listed_describe(const AttachItem *item, const AttachStep *step)
   return g_strdup_printf("confirm QEMU has '%s' among its devices", item->hostdev->alias);
 }
 
-const AttachStepKind hotplug_step_verify_listed = {
-  .name = "verify", .phase = "verify",
-  .run = verify_listed_run, .describe = verify_listed_describe,
-};
-
 /*
  * A USB device on the port hostdevd chose needs no confirmation: QEMU
  * answers device_add only once the device is realized and plugged into
