@@ -814,30 +814,6 @@ class Bench:
             return {"skipped": f"could not read {path}: {error}"}
 
 
-def usb_follow_report(u):
-    """The README lines of Bench.usb_follow_latency's result @u."""
-    if "cases" not in u:
-        return ["", f"USB follow latency (issue #12): {u.get('skipped', '?')}."]
-    titles = {"reattach": "re-enumerated while attached",
-              "arrival": "optional device absent at attach, appearing"}
-
-    def ms(value):
-        return "–" if value is None else f"{value:.1f}"
-    lines = ["", f"**USB device back in the VM** ({u['device']}, re-enumerated by {u['method']}; "
-                 f"Linux {u['kernel']}, "
-                 f"nested TCG; from `{os.path.basename(u['file'])}`, measured by tests/vm scenario 17)",
-             "", "| from the kernel's add uevent | to device_add returned, ms | look-up, ms | attach, ms "
-                 "| in QEMU as the test saw it, s |",
-             "|---|---:|---:|---:|---:|"]
-    for case, entry in u["cases"].items():
-        seen = u["seen_by_test_s"].get(case)
-        lines.append(f"| {titles.get(case, case)} | {ms(entry.get('ms'))} | {ms(entry.get('lookup_ms'))} "
-                     f"| {ms(entry.get('attach_ms'))} | {'–' if seen is None else f'{seen:.2f}'} |")
-    lines += ["", "The look-up is hostdevd reading the new device in sysfs; it waits for the kernel's "
-                  "own driver probe (usbhid) to release the device's lock before the string "
-                  "attributes (serial) can be read. The last column is from the device back in "
-                  "sysfs (as the test polls it) to the usb-host listed by QEMU."]
-    return lines
     def vfio_libvirt(self):
         """Issue 14: a managed PCI attach/detach through hostdevd against libvirt 9.0
         on a real kernel, from tests/vm scenario 20 (vfio-libvirt.json there):
@@ -1274,6 +1250,32 @@ def report(results, quick):
         if name != "libvirt":
             lines.append(f"\nSection '{name}' failed: {error}")
     return "\n".join(lines)
+
+
+def usb_follow_report(u):
+    """The README lines of Bench.usb_follow_latency's result @u."""
+    if "cases" not in u:
+        return ["", f"USB follow latency (issue #12): {u.get('skipped', '?')}."]
+    titles = {"reattach": "re-enumerated while attached",
+              "arrival": "optional device absent at attach, appearing"}
+
+    def ms(value):
+        return "–" if value is None else f"{value:.1f}"
+    lines = ["", f"**USB device back in the VM** ({u['device']}, re-enumerated by {u['method']}; "
+                 f"Linux {u['kernel']}, "
+                 f"nested TCG; from `{os.path.basename(u['file'])}`, measured by tests/vm scenario 17)",
+             "", "| from the kernel's add uevent | to device_add returned, ms | look-up, ms | attach, ms "
+                 "| in QEMU as the test saw it, s |",
+             "|---|---:|---:|---:|---:|"]
+    for case, entry in u["cases"].items():
+        seen = u["seen_by_test_s"].get(case)
+        lines.append(f"| {titles.get(case, case)} | {ms(entry.get('ms'))} | {ms(entry.get('lookup_ms'))} "
+                     f"| {ms(entry.get('attach_ms'))} | {'–' if seen is None else f'{seen:.2f}'} |")
+    lines += ["", "The look-up is hostdevd reading the new device in sysfs; it waits for the kernel's "
+                  "own driver probe (usbhid) to release the device's lock before the string "
+                  "attributes (serial) can be read. The last column is from the device back in "
+                  "sysfs (as the test polls it) to the usb-host listed by QEMU."]
+    return lines
 
 
 def vfio_libvirt_report(v):
