@@ -1578,6 +1578,16 @@ def multifunction_slot(ctx):
 
 # -- 17 ---------------------------------------------------------------------
 
+def usb_port_dir(name):
+    """The sysfs directory of the hub port USB device @name is plugged in.  The
+    device's `port` link appears a moment after the device itself (a device
+    just re-enumerated, e.g. by hostdevd's revoke on release, may lack it):
+    a path through the device would vanish with the device."""
+    link = f"{l1lib.SYS_USB}/{name}/port"
+    wait_for(lambda: os.path.islink(link), 10, f"{name}'s port link in sysfs")
+    return os.path.realpath(link)
+
+
 class UsbAway:
     """USB device @name made to leave L1's host and come back as a new
     enumeration: its hub port powered off and on (the port's `disable`
@@ -1587,7 +1597,7 @@ class UsbAway:
     def __init__(self, ctx, name):
         self.ctx = ctx
         self.name = name
-        self.port = os.path.realpath(f"{l1lib.SYS_USB}/{name}/port")
+        self.port = usb_port_dir(name)
         bus = l1lib.read(f"{l1lib.SYS_USB}/{name}/busnum")
         self.controller = os.path.basename(os.path.dirname(os.path.realpath(f"{l1lib.SYS_USB}/usb{bus}")))
         self.method = None
@@ -1841,7 +1851,7 @@ def measure_usbfs_revocation(ctx, name):
     @name useless on this kernel: de-authorising it, USBDEVFS_RESET, or
     disabling and re-enabling its hub port.  Return: {method: probe result}."""
     results = {}
-    port = os.path.realpath(f"{l1lib.SYS_USB}/{name}/port")
+    port = usb_port_dir(name)
 
     def deauthorize():
         l1lib.sysfs_write(f"{l1lib.SYS_USB}/{name}/authorized", "0")
