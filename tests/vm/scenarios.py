@@ -2351,30 +2351,27 @@ class QemuTraceLog:
                     return seconds
         return None
 
-    def commands(self):
-        """[(request id, dispatched, answered)] of the QMP commands since the mark."""
-        events = self.since_mark()
-        found = []
+    @staticmethod
+    def _dispatched(events):
+        """(index, seconds, request id) of each QMP command dispatched in @events."""
         for index, (seconds, name, args) in enumerate(events):
             if name != "monitor_qmp_cmd_in_band" or not args.strip():
                 continue
             try:
-                request_id = json.loads(args)
+                yield index, seconds, json.loads(args)
             except ValueError:
                 continue
-            found.append((request_id, seconds, self._answer_time(events, index, request_id)))
-        return found
+
+    def commands(self):
+        """[(request id, dispatched, answered)] of the QMP commands since the mark."""
+        events = self.since_mark()
+        return [(request_id, seconds, self._answer_time(events, index, request_id))
+                for index, seconds, request_id in self._dispatched(events)]
 
     def device_add_ms(self, bdf):
         """ms from dispatching the device_add of vfio-pci @bdf to its answer."""
         events = self.since_mark()
-        for index, (seconds, name, args) in enumerate(events):
-            if name != "monitor_qmp_cmd_in_band" or not args.strip():
-                continue
-            try:
-                request_id = json.loads(args)
-            except ValueError:
-                continue
+        for index, seconds, request_id in self._dispatched(events):
             answered = self._answer_time(events, index, request_id)
             realized = [a for s, n, a in events[index + 1:]
                         if n == "vfio_realize" and bdf in a and (answered is None or s <= answered)]
