@@ -15,6 +15,7 @@
 #define G_LOG_DOMAIN "hostdevd"
 
 #include "claims.h"
+#include "file-replace.h"
 #include "process-identity.h"
 #include "hostdevd-error.h"
 
@@ -321,8 +322,10 @@ parse_origin(JsonObject *object)
   return g_steal_pointer(&origin);
 }
 
+/* @own_vm: (nullable): a claim of this VM is the caller's own, its liveness
+ * is not read (broker_alive, qemu_alive and stale stay FALSE) */
 static Claim *
-parse_claim(const char *key, const char *text, gsize length)
+parse_claim(const char *key, const char *text, gsize length, const char *own_vm)
 {
   g_autoptr(JsonParser) parser = json_parser_new_immutable();
   g_autoptr(Claim) claim = g_new0(Claim, 1);
@@ -363,7 +366,8 @@ parse_claim(const char *key, const char *text, gsize length)
       g_warning("the claim on %s has a damaged origin; the device's original driver "
                 "is not known from it", key);
   }
-  claim_check_liveness(claim);
+  if (g_strcmp0(claim->vm, own_vm) != 0)
+    claim_check_liveness(claim);
   return g_steal_pointer(&claim);
 }
 
@@ -371,7 +375,7 @@ parse_claim(const char *key, const char *text, gsize length)
  * (@error unset) or it cannot be read (@error set).  An unparsable file
  * is treated as stale. */
 static Claim *
-read_claim(const char *dir, const char *key, GError **error)
+read_claim(const char *dir, const char *key, const char *own_vm, GError **error)
 {
   g_autofree char *path = g_build_filename(dir, key, NULL);
   g_autofree char *text = NULL;
@@ -386,7 +390,7 @@ read_claim(const char *dir, const char *key, GError **error)
                 "cannot read the claim %s: %s", path, local_error->message);
     return NULL;
   }
-  if (length > CLAIM_MAX_SIZE || (claim = parse_claim(key, text, length)) == NULL) {
+  if (length > CLAIM_MAX_SIZE || (claim = parse_claim(key, text, length, own_vm)) == NULL) {
     claim = g_new0(Claim, 1);
     claim->key = g_strdup(key);
     claim->vm = g_strdup("?");
@@ -430,7 +434,6 @@ write_claim(const char *dir, const Claim *claim, GError **error)
   g_autoptr(JsonBuilder) builder = json_builder_new();
   g_autoptr(JsonGenerator) generator = json_generator_new();
   g_autoptr(JsonNode) root = NULL;
-  g_autoptr(GError) local_error = NULL;
   g_autofree char *text = NULL;
 
   json_builder_begin_object(builder);
@@ -455,11 +458,17 @@ write_claim(const char *dir, const Claim *claim, GError **error)
   json_generator_set_root(generator, root);
   text = json_generator_to_data(generator, NULL);
 
-  /* g_file_set_contents writes a temporary file and renames it */
-  if (!g_file_set_contents_full(path, text, -1, G_FILE_SET_CONTENTS_CONSISTENT,
-                                0600, &local_error)) {
+  /* replaced whole: a crash half-way must not leave a claim that reads as damaged, which
+   * counts as stale; fsync only where it adds anything (the runtime directory is a tmpfs) */
+  int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  int saved = dir_fd < 0 ? errno
+                         : file_replace_at(dir_fd, claim->key, text, strlen(text),
+                                           file_dir_in_memory(dir_fd));
+  if (dir_fd >= 0)
+    close(dir_fd);
+  if (saved != 0) {
     g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
-                "cannot write the claim %s: %s", path, local_error->message);
+                "cannot write the claim %s: %s", path, g_strerror(saved));
     return FALSE;
   }
   return TRUE;
@@ -503,38 +512,14 @@ gboolean
 claims_acquire_full(const char *runtime_dir, const char *vm, const char *key,
                     const ClaimOwner *owner, ClaimOrigin **inherited, GError **error)
 {
-  g_autofree char *dir = NULL;
-  g_autoptr(Claim) claim = NULL;
-  g_autoptr(GError) local_error = NULL;
-  Claim mine = { 0 };
-  gboolean ok;
-  int lock;
+  const char *const keys[] = { key, NULL };
+  return claims_acquire_all(runtime_dir, vm, keys, owner, inherited, error);
+}
 
-  if (inherited != NULL)
-    *inherited = NULL;
-  if (!check_arguments(vm, key, error))
-    return FALSE;
-  if (owner == NULL || owner->broker <= 0 || owner->qemu < 0) {
-    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
-                "a claim needs the pid of the hostdevd holding it");
-    return FALSE;
-  }
-  lock = lock_claims(runtime_dir, error);
-  if (lock < 0)
-    return FALSE;
-  dir = claims_dir(runtime_dir);
-
-  claim = read_claim(dir, key, &local_error);
-  if (local_error != NULL) {
-    unlock_claims(lock);
-    g_propagate_error(error, g_steal_pointer(&local_error));
-    return FALSE;
-  }
-  if (claim != NULL && strcmp(claim->vm, vm) != 0 && !claim->stale) {
-    unlock_claims(lock);
-    set_busy_error(error, claim);
-    return FALSE;
-  }
+/* Log what taking @claim (nullable: there was none) for @vm means, when it is news. */
+static void
+note_taking(const char *vm, const char *key, const Claim *claim, const ClaimOwner *owner)
+{
   if (claim != NULL && strcmp(claim->vm, vm) != 0) {
     g_autofree char *what = claims_describe_key(key);
     g_autofree char *holder = claims_describe_holder(claim);
@@ -552,22 +537,85 @@ claims_acquire_full(const char *runtime_dir, const char *vm, const char *key,
               "(were %d and %d)", what, vm, (int)owner->broker, (int)owner->qemu,
               (int)claim->pid, (int)claim->qemu_pid);
   }
-  mine.key = (char *)key;
-  mine.vm = (char *)vm;
-  mine.pid = owner->broker;
-  mine.start_time = process_start_time(owner->broker);
-  mine.qemu_pid = owner->qemu;
-  mine.qemu_start_time = owner->qemu > 0 ? process_start_time(owner->qemu) : 0;
-  /* the same VM's live claim goes on: it has held the device since then */
-  mine.since = claim != NULL && !claim->stale && strcmp(claim->vm, vm) == 0
-               ? claim->since : g_get_real_time() / G_USEC_PER_SEC;
-  /* the origin goes on, whoever held the claim: the device may still be
-   * as that holder left it */
-  mine.origin = claim != NULL ? claim->origin : NULL;
-  ok = write_claim(dir, &mine, error);
+}
+
+gboolean
+claims_acquire_all(const char *runtime_dir, const char *vm, const char *const *keys,
+                   const ClaimOwner *owner, ClaimOrigin **inherited, GError **error)
+{
+  g_autofree char *dir = NULL;
+  g_autoptr(GPtrArray) found = g_ptr_array_new_with_free_func((GDestroyNotify)claim_free);
+  gboolean ok = TRUE;
+  int lock;
+
+  if (inherited != NULL)
+    *inherited = NULL;
+  for (guint i = 0; keys[i]; i++)
+    if (!check_arguments(vm, keys[i], error))
+      return FALSE;
+  if (owner == NULL || owner->broker <= 0 || owner->qemu < 0) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "a claim needs the pid of the hostdevd holding it");
+    return FALSE;
+  }
+  lock = lock_claims(runtime_dir, error);
+  if (lock < 0)
+    return FALSE;
+  dir = claims_dir(runtime_dir);
+
+  /* every key is looked at before any is written: all or none */
+  for (guint i = 0; keys[i]; i++) {
+    g_autoptr(GError) local_error = NULL;
+    Claim *claim = read_claim(dir, keys[i], vm, &local_error);
+    if (local_error != NULL) {
+      unlock_claims(lock);
+      g_propagate_error(error, g_steal_pointer(&local_error));
+      return FALSE;
+    }
+    if (claim != NULL && strcmp(claim->vm, vm) != 0 && !claim->stale) {
+      unlock_claims(lock);
+      set_busy_error(error, claim);
+      claim_free(claim);
+      return FALSE;
+    }
+    g_ptr_array_add(found, claim);
+  }
+  guint64 start_time = owner->broker_start_time ? owner->broker_start_time
+                                                : process_start_time(owner->broker);
+  guint64 qemu_start_time = owner->qemu <= 0 ? 0
+                            : owner->qemu_start_time ? owner->qemu_start_time
+                                                     : process_start_time(owner->qemu);
+  guint written = 0;
+  for (guint i = 0; keys[i] && ok; i++) {
+    Claim *claim = g_ptr_array_index(found, i);
+    Claim mine = { 0 };
+    note_taking(vm, keys[i], claim, owner);
+    mine.key = (char *)keys[i];
+    mine.vm = (char *)vm;
+    mine.pid = owner->broker;
+    mine.start_time = start_time;
+    mine.qemu_pid = owner->qemu;
+    mine.qemu_start_time = qemu_start_time;
+    /* the same VM's live claim goes on: it has held the device since then */
+    mine.since = claim != NULL && !claim->stale && strcmp(claim->vm, vm) == 0
+                 ? claim->since : g_get_real_time() / G_USEC_PER_SEC;
+    /* the origin goes on, whoever held the claim: the device may still be
+     * as that holder left it */
+    mine.origin = claim != NULL ? claim->origin : NULL;
+    ok = write_claim(dir, &mine, error);
+    written += ok;
+  }
+  /* one could not be written: the others go back to what they were */
+  for (guint i = 0; !ok && i < written; i++) {
+    const Claim *was = g_ptr_array_index(found, i);
+    g_autofree char *path = g_build_filename(dir, keys[i], NULL);
+    if (was ? !write_claim(dir, was, NULL) : unlink(path) != 0)
+      g_warning("the claim %s could not be put back as it was", path);
+  }
   unlock_claims(lock);
-  if (ok && inherited != NULL && claim != NULL)
-    *inherited = g_steal_pointer(&claim->origin);
+  Claim *first = found->len ? g_ptr_array_index(found, 0) : NULL;
+  if (ok && inherited != NULL && first != NULL)
+    *inherited = g_steal_pointer(&first->origin);
   return ok;
 }
 
@@ -594,7 +642,8 @@ claims_set_origin(const char *runtime_dir, const char *vm, const char *key,
   if (lock < 0)
     return FALSE;
   dir = claims_dir(runtime_dir);
-  claim = read_claim(dir, key, &local_error);
+  /* liveness read even for @vm's own claim: a holder that is gone records nothing */
+  claim = read_claim(dir, key, NULL, &local_error);
   if (local_error != NULL) {
     unlock_claims(lock);
     g_propagate_error(error, g_steal_pointer(&local_error));
@@ -623,47 +672,62 @@ claims_set_origin(const char *runtime_dir, const char *vm, const char *key,
   return ok;
 }
 
-gboolean
-claims_release(const char *runtime_dir, const char *vm, const char *key,
-               GError **error)
+/* Drop @vm's claim on @key, under the lock. */
+static gboolean
+release_locked(const char *dir, const char *vm, const char *key, GError **error)
 {
-  g_autofree char *dir = NULL;
-  g_autofree char *path = NULL;
-  g_autoptr(Claim) claim = NULL;
   g_autoptr(GError) local_error = NULL;
-  int lock;
+  g_autoptr(Claim) claim = read_claim(dir, key, vm, &local_error);
 
-  if (!check_arguments(vm, key, error))
-    return FALSE;
-  lock = lock_claims(runtime_dir, error);
-  if (lock < 0)
-    return FALSE;
-  dir = claims_dir(runtime_dir);
-  claim = read_claim(dir, key, &local_error);
   if (local_error != NULL) {
-    unlock_claims(lock);
     g_propagate_error(error, g_steal_pointer(&local_error));
     return FALSE;
   }
-  if (claim == NULL) {
-    unlock_claims(lock);
+  if (claim == NULL)
     return TRUE;
-  }
   if (strcmp(claim->vm, vm) != 0 && !claim->stale) {
-    unlock_claims(lock);
     set_busy_error(error, claim);
     return FALSE;
   }
-  path = g_build_filename(dir, key, NULL);
+  g_autofree char *path = g_build_filename(dir, key, NULL);
   if (g_unlink(path) < 0 && errno != ENOENT) {
     int saved = errno;
-    unlock_claims(lock);
     g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
                 "cannot remove the claim %s: %s", path, g_strerror(saved));
     return FALSE;
   }
-  unlock_claims(lock);
   return TRUE;
+}
+
+gboolean
+claims_release(const char *runtime_dir, const char *vm, const char *key,
+               GError **error)
+{
+  const char *const keys[] = { key, NULL };
+  return claims_release_keys(runtime_dir, vm, keys, error);
+}
+
+gboolean
+claims_release_keys(const char *runtime_dir, const char *vm, const char *const *keys,
+                    GError **error)
+{
+  g_autofree char *dir = claims_dir(runtime_dir);
+  gboolean ok = TRUE;
+  int lock;
+
+  for (guint i = 0; keys[i]; i++)
+    if (!check_arguments(vm, keys[i], error))
+      return FALSE;
+  if (keys[0] == NULL)
+    return TRUE;
+  lock = lock_claims(runtime_dir, error);
+  if (lock < 0)
+    return FALSE;
+  /* each goes on its own: one that cannot be released keeps none of the others */
+  for (guint i = 0; keys[i]; i++)
+    ok &= release_locked(dir, vm, keys[i], ok ? error : NULL);
+  unlock_claims(lock);
+  return ok;
 }
 
 static gint
@@ -693,7 +757,7 @@ list_locked(const char *dir, const char *vm, GError **error)
 
     if (!claims_key_is_valid(entry))
       continue; /* .lock, temporary files */
-    claim = read_claim(dir, entry, NULL);
+    claim = read_claim(dir, entry, NULL, NULL);
     if (claim == NULL)
       continue;
     if (vm != NULL && strcmp(claim->vm, vm) != 0) {
@@ -756,5 +820,14 @@ claims_lookup(const char *runtime_dir, const char *key, GError **error)
                 "invalid claim key: 1-64 of a-z 0-9 _");
     return NULL;
   }
-  return read_claim(dir, key, error);
+  return read_claim(dir, key, NULL, error);
+}
+
+Claim *
+claims_lookup_held_elsewhere(const char *runtime_dir, const char *key, const char *vm)
+{
+  g_autofree char *dir = claims_dir(runtime_dir);
+  g_autoptr(Claim) claim = claims_key_is_valid(key) ? read_claim(dir, key, vm, NULL) : NULL;
+  return claim && !claim->stale && g_strcmp0(claim->vm, vm) != 0 ? g_steal_pointer(&claim)
+                                                                  : NULL;
 }

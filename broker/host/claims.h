@@ -29,6 +29,10 @@ G_BEGIN_DECLS
 typedef struct {
   pid_t broker;       /* the hostdevd, normally getpid() */
   pid_t qemu;         /* its QEMU (the QMP peer), 0 unknown */
+  /* their start times (clock ticks since boot) when the caller knows them
+   * already; 0: read from /proc */
+  guint64 broker_start_time;
+  guint64 qemu_start_time;
 } ClaimOwner;
 
 /* How the host had a device before its first holder changed anything. */
@@ -102,6 +106,16 @@ gboolean claims_acquire_full(const char *runtime_dir, const char *vm, const char
                              GError **error);
 
 /**
+ * claims_acquire_all() - claims_acquire_full() of every key of @keys
+ * (NULL-terminated) at once, under one lock: all are granted, or none is
+ * written (the first one another VM holds is the Busy error)
+ * @inherited: (out) (optional) (transfer full): the origin the first
+ *   key's claim carried, as claims_acquire_full() says
+ */
+gboolean claims_acquire_all(const char *runtime_dir, const char *vm, const char *const *keys,
+                            const ClaimOwner *owner, ClaimOrigin **inherited, GError **error);
+
+/**
  * claims_set_origin() - record @origin in @vm's claim on @key, under the
  * claims lock
  * Only while the claim is @vm's and live: Busy when another VM holds it,
@@ -119,6 +133,14 @@ gboolean claims_set_origin(const char *runtime_dir, const char *vm, const char *
 gboolean claims_release(const char *runtime_dir, const char *vm, const char *key,
                         GError **error);
 
+/**
+ * claims_release_keys() - claims_release() of every key of @keys
+ * (NULL-terminated) under one lock; each goes on its own, and the first
+ * that cannot be released is the error
+ */
+gboolean claims_release_keys(const char *runtime_dir, const char *vm, const char *const *keys,
+                             GError **error);
+
 /* claims_release_all() - drop every claim of @vm (QEMU exited).
  * Return: the number of claims dropped, or -1 with @error. */
 int claims_release_all(const char *runtime_dir, const char *vm, GError **error);
@@ -129,6 +151,14 @@ int claims_release_all(const char *runtime_dir, const char *vm, GError **error);
  * (@error unset) or unreadable (@error set).
  */
 Claim *claims_lookup(const char *runtime_dir, const char *key, GError **error);
+
+/**
+ * claims_lookup_held_elsewhere() - the live claim on @key of a VM other
+ * than @vm; @vm's own claim is not looked into further
+ * Return: (transfer full) (nullable): that claim; NULL when @key is @vm's,
+ * unclaimed, stale or unreadable.
+ */
+Claim *claims_lookup_held_elsewhere(const char *runtime_dir, const char *key, const char *vm);
 
 /**
  * claims_list() - every claim on the host, for reconcile and listings

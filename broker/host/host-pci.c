@@ -16,7 +16,9 @@
 #include "host-root.h"
 #include "hostdevd-error.h"
 
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 /* The parser enforces these too; checked again because the address is
  * about to become a path. */
@@ -306,13 +308,14 @@ static gint
 read_header_type(const char *bdf)
 {
   g_autofree char *path = host_path("sys/bus/pci/devices/%s/config", bdf);
-  g_autofree char *config = NULL;
-  gsize length = 0;
+  guint8 header = 0;
+  /* the one byte: every byte of config space read is a config cycle on the device */
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  ssize_t got = fd < 0 ? -1 : pread(fd, &header, 1, 0x0e);
 
-  /* an unprivileged reader still gets the first 64 bytes */
-  if (!g_file_get_contents(path, &config, &length, NULL) || length <= 0x0e)
-    return -1;
-  return (guint8)config[0x0e] & 0x7f;
+  if (fd >= 0)
+    close(fd);
+  return got == 1 ? header & 0x7f : -1;
 }
 
 gboolean
@@ -449,6 +452,15 @@ read_net(HostPciDevice *device)
   while (dir && (entry = g_dir_read_name(dir)) != NULL)
     g_ptr_array_add(device->net, g_strdup(entry));
   g_ptr_array_sort(device->net, compare_strings);
+}
+
+gboolean
+host_pci_read_ids(const PciAddress *addr, guint *vendor, guint *device, guint *class_code)
+{
+  g_autofree char *name = pci_address_format(addr);
+  return read_hex_attr(name, "vendor", 0xffff, vendor) &&
+         read_hex_attr(name, "device", 0xffff, device) &&
+         read_hex_attr(name, "class", 0xffffff, class_code);
 }
 
 HostPciDevice *

@@ -71,6 +71,13 @@ void host_pci_device_free(HostPciDevice *device);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(HostPciDevice, host_pci_device_free)
 
 /**
+ * host_pci_read_ids() - @addr's vendor, device and class alone (what a
+ * policy decides on), three sysfs reads instead of the inventory's dozens
+ * Return: FALSE when the device is gone or its ids cannot be read.
+ */
+gboolean host_pci_read_ids(const PciAddress *addr, guint *vendor, guint *device, guint *class_code);
+
+/**
  * host_pci_device_read() - everything the inventory shows of @addr
  * Return: (transfer full): the device, or NULL with NotFound (no such
  * device) or HostError (its ids cannot be read).

@@ -123,21 +123,31 @@ host_prep_from_json(JsonObject *object, GError **error)
   return g_steal_pointer(&prep);
 }
 
-/* @inherited: (out) (optional): the origin the claim carried */
+/* @keys: (transfer full): claimed together, all or none
+ * @inherited: (out) (optional): the origin the first key's claim carried */
 static gboolean
-claim_one(HostPrep *prep, const char *runtime_dir, const char *vm, const ClaimOwner *owner,
-          char *key /* transfer full */, ClaimOrigin **inherited, GError **error)
+claim_all(HostPrep *prep, const char *runtime_dir, const char *vm, const ClaimOwner *owner,
+          GStrv keys, ClaimOrigin **inherited, GError **error)
 {
-  if (!claims_acquire_full(runtime_dir, vm, key, owner, inherited, error)) {
-    g_free(key);
+  g_auto(GStrv) owned = keys;
+  if (!claims_acquire_all(runtime_dir, vm, (const char *const *)keys, owner, inherited, error))
     return FALSE;
-  }
-  g_ptr_array_add(prep->claims, key);
+  for (guint i = 0; keys[i]; i++)
+    g_ptr_array_add(prep->claims, g_steal_pointer(&keys[i]));
   g_free(prep->claims_runtime_dir);
   prep->claims_runtime_dir = g_strdup(runtime_dir);
   g_free(prep->claims_vm);
   prep->claims_vm = g_strdup(vm);
   return TRUE;
+}
+
+static gboolean
+claim_one(HostPrep *prep, const char *runtime_dir, const char *vm, const ClaimOwner *owner,
+          char *key /* transfer full */, GError **error)
+{
+  GStrv keys = g_new0(char *, 2);
+  keys[0] = key;
+  return claim_all(prep, runtime_dir, vm, owner, keys, NULL, error);
 }
 
 gboolean
@@ -150,21 +160,25 @@ host_prep_claim(HostPrep *prep, const char *runtime_dir, const char *vm,
     /* an absent optional device is QEMU's to find; nothing of the host is held */
     return usb == NULL ||
            claim_one(prep, runtime_dir, vm, owner, claims_key_usb(usb->bus, usb->device),
-                     NULL, error);
+                     error);
   case HOSTDEV_TYPE_PCI: {
     g_autoptr(GError) no_group = NULL;
     int group = host_pci_get_iommu_group(&hostdev->pci_source, &no_group);
+    /* the device and its IOMMU group (one group never spans two VMs), at once */
+    GStrv keys = g_new0(char *, 3);
+    keys[0] = claims_key_pci(&hostdev->pci_source);
+    keys[1] = group < 0 ? NULL : claims_key_iommu_group(group);
+    g_autoptr(GError) busy = NULL;
     g_clear_pointer(&prep->inherited_origin, claim_origin_free);
     /* a parent and its mdevs exclude each other; each side looks at the other after
      * taking its own claim, so of two racing attaches at least one sees the other */
-    if (!claim_one(prep, runtime_dir, vm, owner, claims_key_pci(&hostdev->pci_source),
-                   &prep->inherited_origin, error) ||
-        !mdev_check_children_unclaimed(&hostdev->pci_source, runtime_dir, error))
-      return FALSE;
-    /* one IOMMU group never spans two VMs */
-    return group < 0 ||
-           claim_one(prep, runtime_dir, vm, owner, claims_key_iommu_group(group), NULL,
-                     error);
+    if (claim_all(prep, runtime_dir, vm, owner, keys, &prep->inherited_origin, &busy))
+      return mdev_check_children_unclaimed(&hostdev->pci_source, runtime_dir, error);
+    /* a mediated device of it in use says best why its group is taken */
+    if (!g_error_matches(busy, HOSTDEVD_ERROR, HOSTDEVD_ERROR_BUSY) ||
+        mdev_check_children_unclaimed(&hostdev->pci_source, runtime_dir, error))
+      g_propagate_error(error, g_steal_pointer(&busy));
+    return FALSE;
   }
   case HOSTDEV_TYPE_MDEV: {
     /* the kernel opens a mediated device once, but a claim says who has
@@ -175,7 +189,7 @@ host_prep_claim(HostPrep *prep, const char *runtime_dir, const char *vm,
                   "'%s' is not an mdev UUID", hostdev->mdev.uuid);
       return FALSE;
     }
-    return claim_one(prep, runtime_dir, vm, owner, key, NULL, error) &&
+    return claim_one(prep, runtime_dir, vm, owner, key, error) &&
            mdev_check_parent_unclaimed(hostdev->mdev.uuid, runtime_dir, error);
   }
   }
@@ -200,8 +214,6 @@ host_prep_vfio_begin(HostPrep *prep, const Hostdev *hostdev, const VfioRecord *s
   gboolean claimed = prep->claims_runtime_dir != NULL && holds_claim(prep, key);
   g_autoptr(ClaimOrigin) origin = NULL;
 
-  if (!vfio_check_iommu(error))
-    return FALSE;
   if (claimed && prep->inherited_origin != NULL) {
     prep->vfio = vfio_record_new_from_origin(&hostdev->pci_source, hostdev->managed,
                                              prep->inherited_origin, error);
@@ -371,13 +383,14 @@ static void
 release_claims_and_return(GTask *task)
 {
   Release *release = g_task_get_task_data(task);
-  for (guint i = 0; i < release->prep->claims->len; i++) {
-    GError *error = NULL;
-    if (!claims_release(release->runtime_dir, release->vm,
-                        g_ptr_array_index(release->prep->claims, i), &error))
-      keep_first(release, error);
-  }
-  g_ptr_array_set_size(release->prep->claims, 0);
+  GPtrArray *claims = release->prep->claims;
+  GError *error = NULL;
+
+  g_ptr_array_add(claims, NULL);
+  if (!claims_release_keys(release->runtime_dir, release->vm, (const char *const *)claims->pdata,
+                           &error))
+    keep_first(release, error);
+  g_ptr_array_set_size(claims, 0);
   if (release->first_error)
     g_task_return_error(task, g_steal_pointer(&release->first_error));
   else

@@ -78,8 +78,8 @@ gboolean host_prep_claim(HostPrep *prep, const char *runtime_dir, const char *vm
                          const HostUsbDevice *usb, GError **error);
 
 /**
- * host_prep_vfio_begin() - the IOMMU checks and the record of the
- * device's original state, touching nothing
+ * host_prep_vfio_begin() - the record of the device's original state,
+ * touching nothing (vfio_check_iommu() is the caller's, once per attach)
  * Once host_prep_claim() holds the device: when its claim carried an
  * origin, the record is built from it (vfio_record_new_from_origin(): what
  * a holder that is gone left done counts as done, so the undo restores the

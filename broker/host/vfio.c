@@ -340,18 +340,21 @@ host_exists(const char *rel)
   return g_file_test(path, G_FILE_TEST_EXISTS);
 }
 
-/* Return: whether the kernel command line has @word as one parameter. */
+/* Return: whether the kernel command line has one of @words (NULL-terminated) as a parameter. */
 static gboolean
-cmdline_has(const char *word)
+cmdline_has_any(const char *const *words)
 {
   g_autofree char *path = host_path("proc/cmdline");
   g_autofree char *text = host_read_attr(path, NULL);
-  g_auto(GStrv) words = NULL;
+  g_auto(GStrv) parameters = NULL;
 
   if (text == NULL)
     return FALSE;
-  words = g_strsplit_set(text, " \t\n", -1);
-  return g_strv_contains((const char *const *)words, word);
+  parameters = g_strsplit_set(text, " \t\n", -1);
+  for (guint i = 0; words[i]; i++)
+    if (g_strv_contains((const char *const *)parameters, words[i]))
+      return TRUE;
+  return FALSE;
 }
 
 static gboolean
@@ -363,7 +366,7 @@ set_no_iommu_error(GError **error)
   if (host_exists("sys/firmware/acpi/tables/DMAR")) {
     what = "the firmware describes an Intel VT-d IOMMU (ACPI DMAR table), "
            "but the kernel has not enabled it";
-    why = cmdline_has("intel_iommu=off") || cmdline_has("iommu=off")
+    why = cmdline_has_any((const char *const[]){ "intel_iommu=off", "iommu=off", NULL })
           ? "remove intel_iommu=off / iommu=off from the kernel command line"
           : "add intel_iommu=on to the kernel command line (e.g. "
             "GRUB_CMDLINE_LINUX in /etc/default/grub, then update-grub) and reboot";
@@ -392,7 +395,7 @@ interrupt_remapping_missing(void)
   g_autoptr(GDir) dir = NULL;
   const char *unit;
 
-  if (cmdline_has("intremap=off") || cmdline_has("nointremap"))
+  if (cmdline_has_any((const char *const[]){ "intremap=off", "nointremap", NULL }))
     return g_strdup("the kernel command line turns interrupt remapping off "
                     "(intremap=off); remove it");
 

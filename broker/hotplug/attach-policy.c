@@ -90,18 +90,19 @@ vf_network_allowed(const AttachItem *item, GError **error)
 void
 hotplug_pci_policy_facts(const PciAddress *addr, PolicyDeviceFacts *facts)
 {
-  g_autoptr(HostPciDevice) pci = host_pci_device_read(addr, NULL);
+  guint vendor, device, class_code;
   facts->type = POLICY_DEVICE_PCI;
   facts->pci_domain = addr->domain;
   facts->pci_bus = addr->bus;
   facts->pci_slot = addr->slot;
   facts->pci_function = addr->function;
-  if (pci) {
-    g_autofree char *path = host_path("sys/bus/pci/devices/%s/boot_vga", pci->name);
+  if (host_pci_read_ids(addr, &vendor, &device, &class_code)) {
+    g_autofree char *name = pci_address_format(addr);
+    g_autofree char *path = host_path("sys/bus/pci/devices/%s/boot_vga", name);
     g_autofree char *boot_vga = host_read_attr(path, NULL);
-    facts->pci_vendor = pci->vendor;
-    facts->pci_device = pci->device;
-    facts->pci_class = pci->class_code;
+    facts->pci_vendor = vendor;
+    facts->pci_device = device;
+    facts->pci_class = class_code;
     facts->boot_vga = g_strcmp0(boot_vga, "1") == 0;
   }
 }

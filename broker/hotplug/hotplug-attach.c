@@ -626,7 +626,7 @@ pci_precheck(AttachItem *item, GError **error)
   /* before the IOMMU group is looked at: a bridge's group is about the devices behind it */
   if (!host_pci_check_not_bridge(&hostdev->pci_source, error))
     return FALSE;
-  if (!host_prep_vfio_begin(item->prep, hostdev, NULL, error))
+  if (!vfio_check_iommu(error) || !host_prep_vfio_begin(item->prep, hostdev, NULL, error))
     return FALSE;
   if (!hostdev->managed && !host_pci_check_assignable(&hostdev->pci_source, FALSE, error))
     return FALSE;
@@ -723,9 +723,9 @@ mdev_policy_facts(const AttachItem *item, PolicyDeviceFacts *facts)
   PciAddress parent;
 
   if (mdev->parent && pci_address_parse(mdev->parent, &parent, NULL)) {
-    g_autoptr(HostPciDevice) pci = host_pci_device_read(&parent, NULL);
+    guint vendor, device, class_code;
     hotplug_pci_policy_facts(&parent, facts);
-    facts->mdev_parent_is_pci = pci != NULL;
+    facts->mdev_parent_is_pci = host_pci_read_ids(&parent, &vendor, &device, &class_code);
     facts->boot_vga = FALSE;   /* a slice leaves the host its display */
   }
   facts->type = POLICY_DEVICE_MDEV;
@@ -840,9 +840,10 @@ attach_placed_on_usb(GTask *task)
   gboolean placed = op->dry_run;
   for (guint i = 0; i < op->items->len; i++)
     placed |= ((AttachItem *)g_ptr_array_index(op->items, i))->ops->placed_on_pci_bus;
-  if (placed)
+  if (placed) {
     guest_topology_query_async(op->hotplug->qmp, NULL, on_attach_topology, task);
-  else
+    hotplug_ask_guest_memory(task);
+  } else
     attach_plan(task);
 }
 

@@ -26,6 +26,7 @@ G_BEGIN_DECLS
 struct _Hotplug {
   QmpClient *qmp;         /* NULL until hotplug_connect_qemu() */
   ProcessIdentity qemu;   /* the QEMU process behind @qmp, recorded with every device */
+  ProcessIdentity self;   /* this hostdevd, as its claims name it */
   gboolean qemu_exited;   /* releases wait for its process to be gone before probing drivers */
   StateJournal *journal;  /* borrowed: the daemon owns it */
   char *vm;
@@ -147,6 +148,12 @@ struct _Op {
   JsonObject *timings;           /* milliseconds per attach phase, for the reply */
   GuestTopology *topology;       /* PCI (and dry runs) only */
   gboolean took_usb_ports;       /* hotplug->usb_ports counts this request's devices */
+  /* the guest's RAM (query-memory-size-summary), asked with the topology so
+   * that the guest-memory step finds it answered (hotplug-steps.c) */
+  gboolean guest_memory_asked;
+  JsonNode *guest_memory;        /* its answer, once in */
+  GError *guest_memory_error;    /* or why there is none */
+  GTask *guest_memory_waiter;    /* (nullable) the guest-memory step, waiting for it */
   /* the plan (hotplug-plan.h) */
   GArray *plan;                  /* AttachStep, in order */
   guint next;                    /* the first step not run yet */
@@ -232,6 +239,9 @@ extern const AttachStepKind hotplug_step_claim;
 extern const AttachStepKind hotplug_step_vfio_bind;
 extern const AttachStepKind hotplug_step_vf_program;
 extern const AttachStepKind hotplug_step_guest_memory;
+/* hotplug_ask_guest_memory() - ask QEMU for the guest's RAM now, if a device of
+ * @task's request pins it, so that the answer is in before the plan needs it. */
+void hotplug_ask_guest_memory(GTask *task);
 extern const AttachStepKind hotplug_step_memlock;
 extern const AttachStepKind hotplug_step_pass_fd;
 extern const AttachStepKind hotplug_step_device_add;
@@ -284,6 +294,8 @@ gboolean hotplug_retry_failed_release(Hotplug *hotplug, const Hostdev *hostdev,
  * @prep that another live VM holds now, or NULL. */
 char *hotplug_held_elsewhere(Hotplug *hotplug, const HostPrep *prep);
 
+/* Return: this hostdevd and its QEMU, as a claim names them. */
+ClaimOwner hotplug_claim_owner(const Hotplug *hotplug);
 /* hotplug_claim_again() - take @key for this VM again, as this hostdevd and its QEMU. */
 gboolean hotplug_claim_again(Hotplug *hotplug, const char *key, GError **error);
 

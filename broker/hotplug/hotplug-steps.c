@@ -53,9 +53,10 @@ claim_run(GTask *task, AttachStep *step)
 
   /* a refused claim may follow ones that were granted (the device's, then its group's):
    * the undo gives back what @prep holds */
-  if (!host_prep_claim(item->prep, hotplug->runtime_dir, hotplug->vm,
-                       &(ClaimOwner){ getpid(), hotplug->qemu.pid }, item->hostdev, item->usb,
-                       &error)) {
+  ClaimOwner owner = hotplug_claim_owner(hotplug);
+
+  if (!host_prep_claim(item->prep, hotplug->runtime_dir, hotplug->vm, &owner, item->hostdev,
+                       item->usb, &error)) {
     hotplug_plan_step_done(task, error, TRUE);
     return;
   }
@@ -249,24 +250,22 @@ vfio_device_count(const Op *op)
   return count;
 }
 
+/* The guest's RAM @value (or @error) sizes what QEMU may lock for the running step's device. */
 static void
-on_memory_size(GObject *source, GAsyncResult *result, gpointer user_data)
+guest_memory_sized(GTask *task, JsonNode *value, const GError *error)
 {
-  GTask *task = user_data;
   AttachItem *item = hotplug_plan_running(task)->item;
   Hotplug *hotplug = item->hotplug;
-  GError *error = NULL;
-  g_autoptr(JsonNode) value = qmp_client_execute_finish(QMP_CLIENT(source), result, &error);
+  GError *local = NULL;
   pid_t qemu = qmp_client_get_peer_pid(hotplug->qmp);
   guint64 soft = 0, hard = 0;
 
   if (value == NULL || !JSON_NODE_HOLDS_OBJECT(value)) {
-    GError *failure = g_error_new(HOSTDEVD_ERROR, HOSTDEVD_ERROR_QEMU_ERROR,
-                                  "cannot learn the guest's memory size "
-                                  "(query-memory-size-summary): %s",
-                                  error ? error->message : "no answer");
-    g_clear_error(&error);
-    hotplug_plan_step_done(task, failure, FALSE);
+    hotplug_plan_step_done(task, g_error_new(HOSTDEVD_ERROR, HOSTDEVD_ERROR_QEMU_ERROR,
+                                             "cannot learn the guest's memory size "
+                                             "(query-memory-size-summary): %s",
+                                             error ? error->message : "no answer"),
+                           FALSE);
     return;
   }
   JsonObject *sizes = json_node_get_object(value);
@@ -278,8 +277,8 @@ on_memory_size(GObject *source, GAsyncResult *result, gpointer user_data)
                     memlock_guest_has_viommu((const char *const *)op->topology->types);
   guint64 needed = 0;
   /* what QEMU reports is bounded before it becomes a limit */
-  if (!memlock_needed_for_reported_guest(ram, vfio_device_count(op), viommu, &needed, &error)) {
-    hotplug_plan_step_done(task, error, FALSE);
+  if (!memlock_needed_for_reported_guest(ram, vfio_device_count(op), viommu, &needed, &local)) {
+    hotplug_plan_step_done(task, local, FALSE);
     return;
   }
   gboolean enough = qemu <= 0 || (memlock_get(qemu, &soft, &hard, NULL) && soft >= needed) ||
@@ -301,10 +300,51 @@ on_memory_size(GObject *source, GAsyncResult *result, gpointer user_data)
 }
 
 static void
+on_memory_size(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(GTask) task = user_data;
+  Op *op = task_op(task);
+
+  op->guest_memory = qmp_client_execute_finish(QMP_CLIENT(source), result,
+                                               &op->guest_memory_error);
+  if (op->guest_memory_waiter) {
+    op->guest_memory_waiter = NULL;
+    guest_memory_sized(task, op->guest_memory, op->guest_memory_error);
+  }
+}
+
+static gboolean
+request_pins_guest_memory(const Op *op)
+{
+  for (guint i = 0; i < op->items->len; i++)
+    if (((AttachItem *)g_ptr_array_index(op->items, i))->ops->pins_guest_memory)
+      return TRUE;
+  return FALSE;
+}
+
+/*
+ * Asked while the topology is (one more command in the same exchange with
+ * QEMU), and answered long before the host preparation ends: the plan then
+ * does not wait a round trip for it.  The answer is the same as when asked
+ * at the step: only memory hot-plug changes it, and that can race either.
+ */
+void
+hotplug_ask_guest_memory(GTask *task)
+{
+  Op *op = task_op(task);
+  if (op->dry_run || op->guest_memory_asked || !op->hotplug->has_memory_size_summary ||
+      !request_pins_guest_memory(op))
+    return;
+  op->guest_memory_asked = TRUE;
+  qmp_client_execute_async(op->hotplug->qmp, "query-memory-size-summary", NULL, -1, 0, NULL,
+                           on_memory_size, g_object_ref(task));
+}
+
+static void
 guest_memory_run(GTask *task, AttachStep *step)
 {
-  AttachItem *item = step->item;
-  if (!item->hotplug->has_memory_size_summary) {
+  Op *op = task_op(task);
+  if (!step->item->hotplug->has_memory_size_summary) {
     hotplug_plan_step_done(task, g_error_new(HOSTDEVD_ERROR, HOSTDEVD_ERROR_QEMU_ERROR,
                                              "this QEMU has no query-memory-size-summary: "
                                              "hostdevd cannot size the locked-memory limit "
@@ -312,8 +352,11 @@ guest_memory_run(GTask *task, AttachStep *step)
                            FALSE);
     return;
   }
-  qmp_client_execute_async(item->hotplug->qmp, "query-memory-size-summary", NULL, -1, 0, NULL,
-                           on_memory_size, task);
+  hotplug_ask_guest_memory(task);
+  if (op->guest_memory || op->guest_memory_error)
+    guest_memory_sized(task, op->guest_memory, op->guest_memory_error);
+  else
+    op->guest_memory_waiter = task;
 }
 
 static char *

@@ -40,6 +40,8 @@ op_free(Op *op)
   g_clear_pointer(&op->attached, g_ptr_array_unref);
   g_clear_pointer(&op->hostdev, hostdev_free);
   g_clear_pointer(&op->topology, guest_topology_free);
+  g_clear_pointer(&op->guest_memory, json_node_unref);
+  g_clear_error(&op->guest_memory_error);
   if (op->timings)
     json_object_unref(op->timings);
   if (op->plan)
@@ -59,11 +61,19 @@ hotplug_qemu_connected(Hotplug *hotplug)
   return hotplug->qmp && qmp_client_is_connected(hotplug->qmp);
 }
 
+ClaimOwner
+hotplug_claim_owner(const Hotplug *hotplug)
+{
+  return (ClaimOwner){ .broker = hotplug->self.pid, .qemu = hotplug->qemu.pid,
+                       .broker_start_time = hotplug->self.start_time,
+                       .qemu_start_time = hotplug->qemu.start_time };
+}
+
 gboolean
 hotplug_claim_again(Hotplug *hotplug, const char *key, GError **error)
 {
-  return claims_acquire(hotplug->runtime_dir, hotplug->vm, key,
-                        &(ClaimOwner){ getpid(), hotplug->qemu.pid }, error);
+  ClaimOwner owner = hotplug_claim_owner(hotplug);
+  return claims_acquire(hotplug->runtime_dir, hotplug->vm, key, &owner, error);
 }
 
 char *
@@ -71,9 +81,9 @@ hotplug_held_elsewhere(Hotplug *hotplug, const HostPrep *prep)
 {
   for (guint i = 0; prep && i < prep->claims->len; i++) {
     const char *key = g_ptr_array_index(prep->claims, i);
-    g_autoptr(GError) error = NULL;
-    g_autoptr(Claim) claim = claims_lookup(hotplug->runtime_dir, key, &error);
-    if (claim && !claim->stale && g_strcmp0(claim->vm, hotplug->vm) != 0)
+    g_autoptr(Claim) claim = claims_lookup_held_elsewhere(hotplug->runtime_dir, key,
+                                                          hotplug->vm);
+    if (claim)
       return g_strdup_printf("%s (VM '%s')", key, claim->vm);
   }
   return NULL;
@@ -484,8 +494,12 @@ release_finish(Release *release, const GError *error)
               "`hostdevctl detach-device-alias VM %s` tries again", alias, source,
               release->attempts, error->message, alias);
   } else {
-    g_message("%s (%s) released: %s", alias, source, release->why);
     hotplug_journal_forget(hotplug, alias);
+    /* the client waiting for this detach is answered first, as an attach's is: the log
+     * line, the event and its audit records tell others what it already knows */
+    if (release->then)
+      hotplug_op_return(g_steal_pointer(&release->then), g_steal_pointer(&release->reply), NULL);
+    g_message("%s (%s) released: %s", alias, source, release->why);
   }
   g_autoptr(JsonObject) data = json_object_new();
   json_object_set_string_member(data, "alias", alias);
@@ -1025,6 +1039,7 @@ hotplug_new(QmpClient *qmp, StateJournal *journal, const HotplugConfig *config,
             HotplugEventFunc emit, gpointer user_data)
 {
   Hotplug *hotplug = g_new0(Hotplug, 1);
+  hotplug->self = process_identity_of(getpid());
   hotplug->journal = journal;
   hotplug->vm = g_strdup(config->vm);
   hotplug->runtime_dir = g_strdup(config->runtime_dir);

@@ -263,11 +263,13 @@ class AuditTrail(HostdevdTestCase):
         self.assertNotIn("hostdev0", self.qmp.peripherals())
         records = self.records()
         summary = [(r["HOSTDEVD_EVENT"], r["HOSTDEVD_ALIAS"], r["HOSTDEVD_RESULT"]) for r in records]
+        # a detach is answered first, then recorded: its request's record comes before
+        # that of the release the answer already reported
         self.assertEqual(summary, [
             ("attach", "hostdev0", "ok"),
             ("attach-failed", "", "Busy"),
-            ("released", "hostdev0", "ok"),
             ("detach", "hostdev0", "detached"),
+            ("released", "hostdev0", "ok"),
             ("detach-failed", "hostdev0", "NotFound"),
         ])
         for record in records:
@@ -275,7 +277,7 @@ class AuditTrail(HostdevdTestCase):
             self.assertEqual(record["HOSTDEVD_VM"], self.vm)
             self.assertEqual(record["SYSLOG_IDENTIFIER"], "hostdevd")
             self.assertIn(f"VM '{self.vm}'", record["MESSAGE"])
-        attach, busy, released, detach, missing = records
+        attach, busy, detach, released, missing = records
         for record in (attach, busy, released, detach):
             self.assertEqual(record["HOSTDEVD_SOURCE"], "USB device 1d6b:0104", record)
         for record in (attach, busy, detach, missing):

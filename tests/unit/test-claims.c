@@ -295,6 +295,68 @@ test_acquire_busy_release(Runtime *rt, gconstpointer data)
   g_assert_no_error(error);
 }
 
+/* A device and its IOMMU group are claimed together: both or neither. */
+static void
+test_acquire_all_or_none(Runtime *rt, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  const char *const both[] = { "pci_0000_01_00_0", "iommu_group_9", NULL };
+  pid_t qemu = live_child();
+  ClaimOwner owner = { getpid(), qemu, process_start_time(getpid()), process_start_time(qemu) };
+
+  /* another VM holds the group: the device's claim is not written either */
+  g_assert_true(claims_acquire(rt->dir, "vm2", "iommu_group_9", &(ClaimOwner){ getpid(), 0 },
+                               &error));
+  g_assert_false(claims_acquire_all(rt->dir, "vm1", both, &owner, NULL, &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_BUSY, "IOMMU group 9 is in use by VM 'vm2'");
+  g_clear_error(&error);
+  g_autoptr(Claim) none = claims_lookup(rt->dir, "pci_0000_01_00_0", &error);
+  g_assert_no_error(error);
+  g_assert_null(none);
+
+  /* once the group is free, both at once, with the start times the caller knew */
+  g_assert_true(claims_release(rt->dir, "vm2", "iommu_group_9", &error));
+  g_assert_true(claims_acquire_all(rt->dir, "vm1", both, &owner, NULL, &error));
+  g_assert_no_error(error);
+  for (guint i = 0; both[i]; i++) {
+    g_autoptr(Claim) claim = claims_lookup(rt->dir, both[i], &error);
+    g_assert_no_error(error);
+    g_assert_cmpstr(claim->vm, ==, "vm1");
+    g_assert_cmpuint(claim->start_time, ==, owner.broker_start_time);
+    g_assert_cmpint(claim->qemu_pid, ==, qemu);
+    g_assert_cmpuint(claim->qemu_start_time, ==, owner.qemu_start_time);
+    g_assert_false(claim->stale);
+    /* the owner's own claim is not held elsewhere; another VM sees it held */
+    g_assert_null(claims_lookup_held_elsewhere(rt->dir, both[i], "vm1"));
+    g_autoptr(Claim) other = claims_lookup_held_elsewhere(rt->dir, both[i], "vm2");
+    g_assert_nonnull(other);
+    g_assert_cmpstr(other->vm, ==, "vm1");
+  }
+  /* no temporary file is left beside them */
+  g_autofree char *claims = g_build_filename(rt->dir, "claims", NULL);
+  g_autoptr(GDir) listing = g_dir_open(claims, 0, &error);
+  g_assert_no_error(error);
+  for (const char *name; (name = g_dir_read_name(listing)) != NULL;)
+    g_assert_true(g_str_equal(name, ".lock") || claims_key_is_valid(name));
+
+  /* released together; one another VM holds is refused and kept, the others go */
+  const char *const three[] = { "pci_0000_01_00_0", "usb_1_2", "iommu_group_9", NULL };
+  g_assert_true(claims_acquire(rt->dir, "vm2", "usb_1_2", &(ClaimOwner){ getpid(), 0 }, &error));
+  g_assert_false(claims_release_keys(rt->dir, "vm1", three, &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_BUSY, "USB device at bus 1 device 2 is in use by "
+                                                    "VM 'vm2'");
+  g_clear_error(&error);
+  for (guint i = 0; three[i]; i++) {
+    g_autoptr(Claim) claim = claims_lookup(rt->dir, three[i], &error);
+    g_assert_no_error(error);
+    if (g_str_equal(three[i], "usb_1_2"))
+      g_assert_cmpstr(claim->vm, ==, "vm2");
+    else
+      g_assert_null(claim);
+  }
+  kill_child(qemu);
+}
+
 static void
 test_stale(Runtime *rt, gconstpointer data)
 {
@@ -609,6 +671,7 @@ main(int argc, char **argv)
   RT_TEST("old-format", test_old_format);
   RT_TEST("process-alive", test_process_alive);
   RT_TEST("acquire-busy-release", test_acquire_busy_release);
+  RT_TEST("acquire-all-or-none", test_acquire_all_or_none);
   RT_TEST("stale", test_stale);
   RT_TEST("recycled-pid", test_recycled_pid);
   RT_TEST("damaged", test_damaged);
