@@ -375,6 +375,7 @@ class Bench:
         self.results["vfio"] = self.vfio_phases()
         self.results["usb_follow"] = self.usb_follow_latency()
         self.results["vfio_libvirt"] = self.vfio_libvirt()
+        self.results["batch_pci"] = self.batch_pci()
 
     def section(self, name, function):
         if self.args.only and name not in self.args.only:
@@ -839,6 +840,29 @@ class Bench:
         data["file"] = path
         return data
 
+    def batch_pci(self):
+        """Issue 13: one <devices> request of N managed PCI devices (each alone in its
+        IOMMU group) against the same devices as N requests, on a real kernel, from
+        tests/vm scenario 21 (batch-pci.json there): interleaved rounds into one
+        booted L2, each attach timed request to reply through a kept control-socket
+        connection, with hostdevd's phase timings.  `bench/run.sh --batch-pci FILE`
+        or BENCH_BATCH_PCI=FILE names the file."""
+        path = vm_results_file(self.args.batch_pci, "BENCH_BATCH_PCI", "batch-pci.json")
+        if not path:
+            return {"skipped": "not measured in this run: tests/vm scenario 21 writes it "
+                               "(tests/vm/run-vm-tests.sh 21); pass that file with "
+                               "`bench/run.sh --batch-pci FILE`"}
+        try:
+            with open(path) as f:
+                data = json.load(f)
+            for kind in ("batch", "singles"):
+                float(data["median_attach_ms"][kind])
+            len(data["devices"])
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            return {"skipped": f"could not read {path}: {error}"}
+        data["file"] = path
+        return data
+
 
 def vm_results_file(option, variable, name):
     """Return: the results file @name of tests/vm to report: the one the option or
@@ -1086,6 +1110,7 @@ def report(results, quick):
         lines.append(f"| attach of {k} devices in one `<devices>` request vs {k} requests | "
                      f"{ms(v['batch']):.2f} ms | {ms(v['singles']):.2f} ms | "
                      f"{v['batch'] / v['singles']:.2f}× | < 1× | {verdict(v['batch'] < v['singles'])} |")
+    lines += batch_pci_row(results.get("batch_pci") or {})
     s = results.get("startup")
     if s:
         lines.append(f"| start-up: exec → control socket ready (sd_notify READY), {s['n']} runs "
@@ -1246,6 +1271,7 @@ def report(results, quick):
         lines += ["", f"Real VFIO phases (issue #8 item 6): {v.get('skipped', '?')}."]
     lines += usb_follow_report(results.get("usb_follow", {}))
     lines += vfio_libvirt_report(results.get("vfio_libvirt", {}))
+    lines += batch_pci_report(results.get("batch_pci", {}))
     for name, error in failed.items():
         if name != "libvirt":
             lines.append(f"\nSection '{name}' failed: {error}")
@@ -1275,6 +1301,46 @@ def usb_follow_report(u):
                   "own driver probe (usbhid) to release the device's lock before the string "
                   "attributes (serial) can be read. The last column is from the device back in "
                   "sysfs (as the test polls it) to the usb-host listed by QEMU."]
+    return lines
+
+
+def batch_pci_row(b):
+    """The main table's row of the nested batch of managed PCI devices (tests/vm scenario 21)."""
+    if "median_attach_ms" not in b:
+        return []
+    n, m = len(b["devices"]), b["median_attach_ms"]
+    ratio = m["batch"] / m["singles"]
+    return [f"| attach of {n} managed PCI devices in one `<devices>` request vs {n} requests, "
+            f"nested (real kernel VFIO, booted L2; tests/vm scenario 21) | {m['batch']:.1f} ms | "
+            f"{m['singles']:.1f} ms | {ratio:.2f}× | < 1× | {verdict(ratio < 1)} |"]
+
+
+def batch_pci_report(b):
+    """Where the time of the nested batch of managed PCI devices went (tests/vm scenario 21)."""
+    if "median_attach_ms" not in b:
+        return ["", f"Batch of managed PCI devices on a real kernel: {b.get('skipped', 'not measured')}."]
+    phases = b["median_phases_ms"]
+    names = [n for n in phases["batch"] if n in phases["singles"]]
+    m = b["median_attach_ms"]
+    lines = ["", f"**A batch of managed PCI devices on a real kernel** ({', '.join(b['devices'])}, "
+                 f"each alone in its IOMMU group, managed='yes'; {b['guest']}; Linux {b['kernel']}; "
+                 f"from `{os.path.basename(b['file'])}`, tests/vm scenario 21)",
+             "",
+             f"One `<devices>` request of the {len(b['devices'])} devices against one request per "
+             f"device, {b['warmup']} warm-up and {b['rounds']} measured rounds, interleaved, into "
+             f"the same L2, each attach timed from request to reply on a kept control-socket "
+             f"connection and checked in sysfs and QEMU, detached between rounds; medians, the "
+             f"singles' phases summed over the devices. The bindings "
+             f"{'run together (one run of the plan)' if b.get('binds_together') else 'ran one after the other'}.",
+             "",
+             "| ms | one request | one per device | ratio |",
+             "|---|---:|---:|---:|",
+             f"| attach, request to reply | {m['batch']:.1f} | {m['singles']:.1f} | "
+             f"{m['batch'] / m['singles']:.2f}× |"]
+    for name in names:
+        one, each = phases["batch"][name], phases["singles"][name]
+        lines.append(f"| phase {name} | {one:.1f} | {each:.1f} | "
+                     f"{one / each:.2f}× |" if each else f"| phase {name} | {one:.1f} | {each:.1f} | |")
     return lines
 
 
@@ -1367,6 +1433,9 @@ def main():
     parser.add_argument("--vfio-libvirt", metavar="FILE",
                         help="managed PCI attach/detach, hostdevd against libvirt, measured by "
                              "tests/vm scenario 20")
+    parser.add_argument("--batch-pci", metavar="FILE",
+                        help="a batch of managed PCI devices against single requests, measured "
+                             "by tests/vm scenario 21 (batch-pci.json)")
     parser.add_argument("--state-on-disk", action="store_true",
                         help="hostdevd's journal in the work directory instead of a tmpfs")
     args = parser.parse_args()

@@ -304,15 +304,38 @@ read_document(const char *file)
   return g_steal_pointer(&contents);
 }
 
-/* A dry run's plan: each step as a "# step: what" line, then the QMP it sends. */
+/* Return: (transfer full): " [what]" naming the steps of @step's @member
+ * ("together", "after"), or "" when it has none. */
+static char *
+step_numbers(JsonObject *step, const char *member, const char *what)
+{
+  JsonArray *numbers = json_object_has_member(step, member)
+      ? json_object_get_array_member(step, member) : NULL;
+  if (numbers == NULL || json_array_get_length(numbers) == 0)
+    return g_strdup("");
+  GString *text = g_string_new(NULL);
+  guint count = json_array_get_length(numbers);
+  g_string_append_printf(text, " [%s step%s", what, count == 1 ? "" : "s");
+  for (guint i = 0; i < count; i++)
+    g_string_append_printf(text, "%s%" G_GINT64_FORMAT, i == 0 ? " " : ", ",
+                           json_array_get_int_element(numbers, i));
+  g_string_append_c(text, ']');
+  return g_string_free(text, FALSE);
+}
+
+/* A dry run's plan: each step as a "# step: what" line (saying which steps
+ * run at the same time, and which of those it waits for), then the QMP it
+ * sends. */
 static void
 print_plan(JsonObject *reply)
 {
   JsonArray *plan = json_object_get_array_member(reply, "plan");
   for (guint i = 0; plan && i < json_array_get_length(plan); i++) {
     JsonObject *step = json_array_get_object_element(plan, i);
-    printf("# %s: %s\n", json_object_get_string_member_with_default(step, "step", "?"),
-           json_object_get_string_member_with_default(step, "what", ""));
+    g_autofree char *together = step_numbers(step, "together", "runs together with");
+    g_autofree char *after = step_numbers(step, "after", "after");
+    printf("# %s: %s%s%s\n", json_object_get_string_member_with_default(step, "step", "?"),
+           json_object_get_string_member_with_default(step, "what", ""), together, after);
     if (json_object_has_member(step, "qmp"))
       print_json_line(json_object_get_object_member(step, "qmp"));
   }

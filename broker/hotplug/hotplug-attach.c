@@ -229,18 +229,47 @@ hotplug_rename_device(GTask *task, AttachItem *item, const char *const *qemu_ids
   return item->commands != NULL;
 }
 
-/* The steps of the attach, in order: every device's host preparation (an
- * IOMMU group held whole by the request is all on vfio-pci before QEMU
- * opens it), QEMU's commands (a multifunction slot's function 0 last), the
- * verifications. */
+/*
+ * The host steps planned stage by stage over the request's devices (as
+ * libvirt prepares an array of devices: step 1 for all, then step 2 for
+ * all): every claim first, so that a device another VM holds fails the
+ * request before anything is bound; then every VFIO binding, one run that
+ * the engine starts together (one IOMMU group's members in order).  The
+ * other host steps follow device by device.
+ */
+static const AttachStepKind *const request_wide_steps[] = {
+  &hotplug_step_claim, &hotplug_step_vfio_bind, NULL,
+};
+
+/* Return: whether @kind is one of @kinds (NULL-terminated). */
+static gboolean
+kind_in(const AttachStepKind *const *kinds, const AttachStepKind *kind)
+{
+  for (; *kinds; kinds++)
+    if (*kinds == kind)
+      return TRUE;
+  return FALSE;
+}
+
+/* The steps of the attach, in order: the host preparation (request-wide
+ * stages, then each device's other steps; an IOMMU group held whole by the
+ * request is all on vfio-pci before QEMU opens it), QEMU's commands (a
+ * multifunction slot's function 0 last), the verifications. */
 static void
 plan_steps(Op *op)
 {
+  for (const AttachStepKind *const *stage = request_wide_steps; *stage; stage++)
+    for (guint i = 0; i < op->items->len; i++) {
+      AttachItem *item = g_ptr_array_index(op->items, i);
+      if (!item->waits_for_device && kind_in(item->ops->host_steps, *stage))
+        hotplug_plan_add(op, *stage, item, 0);
+    }
   for (guint i = 0; i < op->items->len; i++) {
     AttachItem *item = g_ptr_array_index(op->items, i);
     for (const AttachStepKind *const *kind = item->ops->host_steps;
          *kind && !item->waits_for_device; kind++)
-      hotplug_plan_add(op, *kind, item, 0);
+      if (!kind_in(request_wide_steps, *kind))
+        hotplug_plan_add(op, *kind, item, 0);
   }
   /* a multifunction slot's functions 1-7 first, unseen by the guest; its
    * function 0 last, which announces the whole slot */

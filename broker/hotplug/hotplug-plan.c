@@ -24,12 +24,18 @@ hotplug_plan_add(Op *op, const AttachStepKind *kind, AttachItem *item, guint com
   g_array_append_val(op->plan, step);
 }
 
+static AttachStep *
+plan_step(const Op *op, guint index)
+{
+  return &g_array_index(op->plan, AttachStep, index);
+}
+
 AttachStep *
 hotplug_plan_running(GTask *task)
 {
   Op *op = g_task_get_task_data(task);
-  g_assert(op->plan && op->next < op->plan->len);
-  return &g_array_index(op->plan, AttachStep, op->next);
+  g_assert(op->plan && op->next < op->plan->len && op->run_end == 0);
+  return plan_step(op, op->next);
 }
 
 AttachStep *
@@ -37,7 +43,7 @@ hotplug_plan_undoing(GTask *task)
 {
   Op *op = g_task_get_task_data(task);
   g_assert(op->plan && op->undo_from < op->plan->len);
-  return &g_array_index(op->plan, AttachStep, op->undo_from);
+  return plan_step(op, op->undo_from);
 }
 
 /* Journal @step unless its device's record names it already. */
@@ -56,6 +62,103 @@ plan_journal(Op *op, const AttachStep *step, GError **error)
   return TRUE;
 }
 
+/* What comes before @step takes effect: its read-only preparation, then its journal entry. */
+static gboolean
+plan_step_ready(Op *op, AttachStep *step, GError **error)
+{
+  return (step->kind->prepare == NULL || step->kind->prepare(step->item, error)) &&
+         plan_journal(op, step, error);
+}
+
+/* Return: the end of the run of steps of the (concurrent) kind of the step at @from. */
+static guint
+run_end(const Op *op, guint from)
+{
+  const AttachStepKind *kind = plan_step(op, from)->kind;
+  guint end = from + 1;
+
+  while (end < op->plan->len && plan_step(op, end)->kind == kind)
+    end++;
+  return end;
+}
+
+/* Return: whether the step at @index must be run after the one at @earlier of its run. */
+static gboolean
+serialized_with(const Op *op, guint earlier, guint index)
+{
+  const AttachStep *step = plan_step(op, index);
+  return step->kind->serialize_key &&
+         step->kind->serialize_key(step) == step->kind->serialize_key(plan_step(op, earlier));
+}
+
+/* Return: whether the step at @index waits for a step before it in its run, not over yet. */
+static gboolean
+waits_for_earlier(const Op *op, guint index)
+{
+  for (guint i = op->next; i < index; i++) {
+    AttachStepState state = plan_step(op, i)->state;
+    if ((state == ATTACH_STEP_PENDING || state == ATTACH_STEP_RUNNING) &&
+        serialized_with(op, i, index))
+      return TRUE;
+  }
+  return FALSE;
+}
+
+static void undo_begin(GTask *task);
+
+/* The concurrent run is over, every step of it: the undo, or the plan goes on. */
+static void
+run_joined(GTask *task)
+{
+  Op *op = g_task_get_task_data(task);
+  guint end = op->run_end;
+
+  op->run_end = 0;
+  if (op->failure) {
+    op->undo_from = end;
+    undo_begin(task);
+    return;
+  }
+  op->next = end;
+  hotplug_plan_run(task);
+}
+
+/*
+ * run_together() - start every step of the concurrent run that may start
+ * now (none once one failed), each journaled first; when none is running
+ * any more, the run is over.  A step that ends at once, inside its run(),
+ * only counts as over: this loop goes on, and the steps that waited for it
+ * come after it in the run.
+ */
+static void
+run_together(GTask *task)
+{
+  Op *op = g_task_get_task_data(task);
+
+  op->launching = TRUE;
+  for (guint i = op->next; i < op->run_end && op->failure == NULL; i++) {
+    AttachStep *step = plan_step(op, i);
+    GError *error = NULL;
+
+    if (step->state != ATTACH_STEP_PENDING || waits_for_earlier(op, i))
+      continue;
+    if (step->kind->needed && !step->kind->needed(step->item)) {
+      step->state = ATTACH_STEP_SKIPPED;
+      continue;
+    }
+    step->state = ATTACH_STEP_RUNNING;
+    op->running++;
+    if (!plan_step_ready(op, step, &error)) {
+      hotplug_plan_step_over(task, step, error, FALSE);
+      continue;
+    }
+    step->kind->run(task, step);
+  }
+  op->launching = FALSE;
+  if (op->running == 0)
+    run_joined(task);
+}
+
 void
 hotplug_plan_run(GTask *task)
 {
@@ -63,14 +166,20 @@ hotplug_plan_run(GTask *task)
   GError *error = NULL;
 
   while (op->plan && op->next < op->plan->len) {
-    AttachStep *step = &g_array_index(op->plan, AttachStep, op->next);
+    AttachStep *step = plan_step(op, op->next);
     const AttachStepKind *kind = step->kind;
+    if (kind->concurrent) {
+      op->run_end = run_end(op, op->next);
+      run_together(task);
+      return;
+    }
     if (kind->needed && !kind->needed(step->item)) {
+      step->state = ATTACH_STEP_SKIPPED;
       op->next++;
       continue;
     }
-    if ((kind->prepare && !kind->prepare(step->item, &error)) ||
-        !plan_journal(op, step, &error)) {
+    step->state = ATTACH_STEP_RUNNING;
+    if (!plan_step_ready(op, step, &error)) {
       hotplug_plan_step_done(task, error, FALSE);
       return;
     }
@@ -81,25 +190,61 @@ hotplug_plan_run(GTask *task)
 }
 
 static void plan_undo(GTask *task);
+static void failure_append(Op *op, const char *what);
 
 void
 hotplug_plan_step_done(GTask *task, GError *error, gboolean took_effect)
 {
-  Op *op = g_task_get_task_data(task);
-  const AttachStep *step = &g_array_index(op->plan, AttachStep, op->next);
+  hotplug_plan_step_over(task, hotplug_plan_running(task), error, took_effect);
+}
 
-  if (error == NULL || took_effect)
-    op->undo_from = ++op->next;
-  if (error == NULL) {
-    if (step->kind->phase)
-      hotplug_plan_phase_mark(op, step->kind->phase);
-    hotplug_plan_run(task);
+void
+hotplug_plan_step_over(GTask *task, AttachStep *step, GError *error, gboolean took_effect)
+{
+  Op *op = g_task_get_task_data(task);
+  gboolean together = op->run_end != 0;
+
+  g_assert(step->state == ATTACH_STEP_RUNNING);
+  step->state = error == NULL || took_effect ? ATTACH_STEP_DONE : ATTACH_STEP_FAILED_CLEAN;
+  if (error == NULL && step->kind->phase)
+    hotplug_plan_phase_mark(op, step->kind->phase);
+  if (error && op->failure == NULL) {
+    g_message("%s: attach failed at step '%s' (%s)%s", step->item->hostdev->alias,
+              step->kind->name, error->message,
+              together && op->running > 1 ? "; the steps running with it finish first" : "");
+    op->failure = error;
+  } else if (error) {
+    /* another step of the run failed first: the attach's error tells of both */
+    g_message("%s: step '%s' failed too (%s)", step->item->hostdev->alias, step->kind->name,
+              error->message);
+    failure_append(op, error->message);
+    g_error_free(error);
+  }
+  if (together) {
+    op->running--;
+    if (!op->launching)
+      run_together(task);
     return;
   }
-  g_message("%s: attach failed at step '%s' (%s); undoing %u step%s that took effect",
-            step->item->hostdev->alias, step->kind->name, error->message, op->undo_from,
-            op->undo_from == 1 ? "" : "s");
-  op->failure = error;
+  if (op->failure) {
+    op->undo_from = op->next + 1;
+    undo_begin(task);
+    return;
+  }
+  op->next++;
+  hotplug_plan_run(task);
+}
+
+/* Every step below undo_from that took effect is undone, newest first. */
+static void
+undo_begin(GTask *task)
+{
+  Op *op = g_task_get_task_data(task);
+  guint count = 0;
+
+  for (guint i = 0; i < op->undo_from; i++)
+    count += plan_step(op, i)->state == ATTACH_STEP_DONE;
+  g_message("attach failed: undoing %u step%s that took effect", count, count == 1 ? "" : "s");
   plan_undo(task);
 }
 
@@ -109,8 +254,8 @@ plan_undo(GTask *task)
   Op *op = g_task_get_task_data(task);
 
   while (op->undo_from > 0) {
-    AttachStep *step = &g_array_index(op->plan, AttachStep, --op->undo_from);
-    if (step->kind->undo && !step->item->handed_over) {
+    AttachStep *step = plan_step(op, --op->undo_from);
+    if (step->state == ATTACH_STEP_DONE && step->kind->undo && !step->item->handed_over) {
       step->kind->undo(task, step);
       return;
     }
@@ -166,20 +311,53 @@ hotplug_qmp_command(const char *execute, JsonObject *arguments)
   return command;
 }
 
+/* The steps of @step's concurrent run [@from, @end) that run at the same time as
+ * the one at @index ("together") and those it waits for ("after"), by number from 1. */
+static void
+describe_run(const Op *op, guint from, guint end, guint index, JsonObject *entry)
+{
+  JsonArray *together = json_array_new();
+  JsonArray *after = json_array_new();
+
+  for (guint i = from; i < end; i++) {
+    if (i == index)
+      continue;
+    if (!serialized_with(op, MIN(i, index), MAX(i, index)))
+      json_array_add_int_element(together, i + 1);
+    else if (i < index)
+      json_array_add_int_element(after, i + 1);
+  }
+  if (json_array_get_length(together) > 0)
+    json_object_set_array_member(entry, "together", together);
+  else
+    json_array_unref(together);
+  if (json_array_get_length(after) > 0)
+    json_object_set_array_member(entry, "after", after);
+  else
+    json_array_unref(after);
+}
+
 JsonNode *
 hotplug_plan_describe(const Op *op)
 {
   g_autoptr(JsonObject) reply = json_object_new();
   JsonArray *plan = json_array_new();
   JsonArray *commands = json_array_new();
+  guint from = 0, end = 0;
 
   for (guint i = 0; op->plan && i < op->plan->len; i++) {
     const AttachStep *step = &g_array_index(op->plan, AttachStep, i);
     JsonObject *entry = json_object_new();
+    if (i >= end) {
+      from = i;
+      end = step->kind->concurrent ? run_end(op, i) : i + 1;
+    }
     g_autofree char *what = step->kind->describe(step->item, step);
     json_object_set_string_member(entry, "step", step->kind->name);
     json_object_set_string_member(entry, "alias", step->item->hostdev->alias);
     json_object_set_string_member(entry, "what", what);
+    if (end - from > 1)
+      describe_run(op, from, end, i, entry);
     JsonObject *qmp = step->kind->qmp ? step->kind->qmp(step->item, step) : NULL;
     if (qmp) {
       json_array_add_object_element(commands, json_object_ref(qmp));

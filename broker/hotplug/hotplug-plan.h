@@ -11,6 +11,15 @@
  * engine journals each step that changes something before it takes
  * effect, runs it, and on a failure undoes every step that took effect,
  * newest first, before the reply; a dry run prints the same list.
+ *
+ * Steps run one after the other, except a run of consecutive steps of a
+ * kind marked concurrent (the VFIO bindings of a request's devices, whose
+ * sysfs work happens in worker threads): those start together, each once
+ * the steps of the run it must follow (serialize_key: the same IOMMU
+ * group) are over, each journaled just before it starts; the step after
+ * the run waits until every one of them is over.  When one fails, no more
+ * of the run start, those running are waited for, and only then the undo
+ * begins: nothing is undone while a thread still works on the host.
  */
 #pragma once
 
@@ -23,6 +32,14 @@ typedef struct _Op Op;
 typedef struct _AttachItem AttachItem;
 typedef struct _AttachStep AttachStep;
 
+typedef enum {
+  ATTACH_STEP_PENDING,       /* not started */
+  ATTACH_STEP_RUNNING,
+  ATTACH_STEP_SKIPPED,       /* its needed() said there was nothing to do */
+  ATTACH_STEP_DONE,          /* over, and took effect (or may have) */
+  ATTACH_STEP_FAILED_CLEAN,  /* failed without effect: nothing to undo */
+} AttachStepState;
+
 typedef struct {
   const char *name;          /* the journal's step, and the dry run's */
   const char *phase;         /* (nullable) the reply's timing the step counts to */
@@ -34,7 +51,15 @@ typedef struct {
   gboolean (*needed)(const AttachItem *item);
   /* (nullable) read-only, before the journal: gather what the journal must hold */
   gboolean (*prepare)(AttachItem *item, GError **error);
-  /* the effect; ends with hotplug_plan_step_done() */
+  /* consecutive steps of this kind run together (its run() only starts the
+   * work, e.g. in a thread, and the work touches nothing another device's
+   * step of the kind touches, serialize_key aside) */
+  gboolean concurrent;
+  /* (nullable) concurrent kinds: steps of one run with the same key run one
+   * after the other, in plan order (the members of one IOMMU group) */
+  gint (*serialize_key)(const AttachStep *step);
+  /* the effect; ends with hotplug_plan_step_done(), or for a concurrent
+   * kind with hotplug_plan_step_over() */
   void (*run)(GTask *task, AttachStep *step);
   /* (nullable) take the effect back; ends with hotplug_plan_undo_next(), or
    * with hotplug_plan_undo_hand_over() when a later event finishes the
@@ -50,12 +75,13 @@ struct _AttachStep {
   const AttachStepKind *kind;
   AttachItem *item;          /* the device of the request it is for */
   guint command;             /* device_add steps: which of the device's commands */
+  AttachStepState state;     /* the engine's */
 };
 
 /* hotplug_plan_add() - append a step of @kind for @item (when it applies). */
 void hotplug_plan_add(Op *op, const AttachStepKind *kind, AttachItem *item, guint command);
 
-/* Return: (transfer none): the step running now. */
+/* Return: (transfer none): the step running now (not one of a concurrent run). */
 AttachStep *hotplug_plan_running(GTask *task);
 /* Return: (transfer none): the step being undone now. */
 AttachStep *hotplug_plan_undoing(GTask *task);
@@ -73,6 +99,11 @@ void hotplug_plan_run(GTask *task);
  */
 void hotplug_plan_step_done(GTask *task, GError *error, gboolean took_effect);
 
+/* hotplug_plan_step_over() - @step is over, as hotplug_plan_step_done()
+ * says; the way a step of a concurrent kind ends (others may run with it). */
+void hotplug_plan_step_over(GTask *task, AttachStep *step, GError *error,
+                            gboolean took_effect);
+
 /* hotplug_plan_undo_next() - an undo is over: undo the step before it. */
 void hotplug_plan_undo_next(GTask *task);
 
@@ -87,7 +118,9 @@ void hotplug_plan_add_failure(GTask *task, AttachItem *item, const char *what,
                               const GError *error);
 
 /* Return: (transfer full): the dry run's reply: {"plan": [{"step", "alias",
- * "what", "qmp"?}...], "commands": [the QMP commands in order]}. */
+ * "what", "qmp"?, "together"?, "after"?}...], "commands": [the QMP commands
+ * in order]}; "together" lists the numbers (from 1) of the steps that run
+ * at the same time as this one, "after" those of its run it waits for. */
 JsonNode *hotplug_plan_describe(const Op *op);
 
 /* Return: (transfer full): {"execute": @execute, "arguments": @arguments (when given)}. */

@@ -156,7 +156,10 @@ struct _Op {
   GTask *guest_memory_waiter;    /* (nullable) the guest-memory step, waiting for it */
   /* the plan (hotplug-plan.h) */
   GArray *plan;                  /* AttachStep, in order */
-  guint next;                    /* the first step not run yet */
+  guint next;                    /* the first step not run yet (of a concurrent run: its first) */
+  guint run_end;                 /* a concurrent run is under way: its end, else 0 */
+  guint running;                 /* steps of that run running now */
+  gboolean launching;            /* starting the run's steps: one that ends at once waits */
   guint undo_from;               /* the steps before it took effect */
   GError *failure;               /* what the attach fails with once undone */
   OpStartFunc plan_finished;     /* runs once every step is done */

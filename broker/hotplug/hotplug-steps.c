@@ -134,22 +134,43 @@ vfio_bind_prepare(AttachItem *item, GError **error)
          hotplug_policy_allows_companions(item, item->prep->vfio, error);
 }
 
+/* A binding under way: the step it is, of which attach. */
+typedef struct {
+  GTask *task;
+  AttachStep *step;
+} BindCall;
+
 static void
 on_vfio_bound(GObject *source, GAsyncResult *result, gpointer user_data)
 {
+  g_autofree BindCall *call = user_data;
   GError *error = NULL;
   /* a failed binding undid itself; the claim's undo gives the rest back */
-  hotplug_plan_step_done(user_data, host_prep_vfio_bind_finish(result, &error) ? NULL : error,
-                         FALSE);
+  hotplug_plan_step_over(call->task, call->step,
+                         host_prep_vfio_bind_finish(result, &error) ? NULL : error, FALSE);
 }
 
+/* The sysfs work runs in a worker thread on the step's own VfioRecord: the
+ * bindings of devices in other IOMMU groups run beside it (the kernel
+ * serializes each device's driver changes), those of its group wait. */
 static void
 vfio_bind_run(GTask *task, AttachStep *step)
 {
   AttachItem *item = step->item;
   Hotplug *hotplug = item->hotplug;
+  BindCall *call = g_new(BindCall, 1);
+  *call = (BindCall){ .task = task, .step = step };
   host_prep_vfio_bind_async(item->prep, hotplug->take_whole_group, hotplug->qemu_uid,
-                            hotplug->qemu_gid, group_sibling(item), on_vfio_bound, task);
+                            hotplug->qemu_gid, group_sibling(item), on_vfio_bound, call);
+}
+
+/* One IOMMU group's members (and the companions a whole-group takeover
+ * binds) are bound one after the other: they share /dev/vfio/N and the
+ * group's viability. */
+static gint
+vfio_bind_group(const AttachStep *step)
+{
+  return step->item->prep->vfio->group;
 }
 
 static char *
@@ -171,6 +192,7 @@ vfio_bind_describe(const AttachItem *item, const AttachStep *step)
 
 const AttachStepKind hotplug_step_vfio_bind = {
   .name = "vfio-bind", .phase = "bind", .journaled = TRUE, .binding_in_flight = TRUE,
+  .concurrent = TRUE, .serialize_key = vfio_bind_group,
   .applies = has_vfio_record, .prepare = vfio_bind_prepare, .run = vfio_bind_run,
   .describe = vfio_bind_describe,
 };

@@ -12,9 +12,15 @@ host has (startupPolicy='optional') are added for real.
 import json
 import os
 import shutil
+import socket
+import subprocess
 import tempfile
+import unittest
 
-from harness import dry_run_qmp, dry_run_steps, HostdevdTestCase, extract_fixture, main
+from harness import dry_run_qmp, dry_run_steps, HostdevdTestCase, extract_fixture, main, wait_for
+
+FAKE_KERNEL = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "lifecycle",
+                           "fake_kernel.py")
 
 
 def usb(product, extra=""):
@@ -211,6 +217,177 @@ class WholeGroupInOneRequest(Batch):
         self.assertEqual(error["class"], "HostError")
         self.assertIn("device 2 of <devices> (PCI device 0000:05:00.1)", error["desc"])
         self.assertIn("0000:05:00.0 [8086:10d3] on driver e1000e", error["desc"])
+
+
+# IOMMU groups 9 (the e1000e), 13 (a VF without driver) and 11 (two e1000
+# behind a PCIe-to-PCI bridge, which needs no driver), all managed: four
+# bindings, those of group 11 one after the other.
+SOLO, VF, PAIR_A, PAIR_B = "0000:01:00.0", "0000:02:00.1", "0000:04:01.0", "0000:04:02.0"
+UNRELATED = (SOLO, VF, PAIR_A, PAIR_B)
+
+
+def pci_at(bdf):
+    domain, bus, rest = bdf.split(":")
+    slot, function = rest.split(".")
+    return (f"<hostdev mode='subsystem' type='pci' managed='yes'><source>"
+            f"<address domain='0x{domain}' bus='0x{bus}' slot='0x{slot}' function='0x{function}'/>"
+            f"</source></hostdev>")
+
+
+def fuse_usable():
+    if os.geteuid() != 0 or not os.path.exists("/dev/fuse"):
+        return False
+    probe = subprocess.run(["/usr/bin/python3", "-c", "import sys; sys.path.append("
+                            "'/usr/lib/python3/dist-packages'); import fuse"], capture_output=True)
+    return probe.returncode == 0
+
+
+class KernelControl:
+    """The fake kernel's control socket: JSON lines, one request at a time."""
+
+    def __init__(self, path):
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.settimeout(30)
+        self.sock.connect(path)
+        self.file = self.sock.makefile("rwb")
+
+    def call(self, **request):
+        self.file.write((json.dumps(request) + "\n").encode())
+        self.file.flush()
+        return json.loads(self.file.readline())
+
+    def close(self):
+        self.file.close()
+        self.sock.close()
+
+
+@unittest.skipUnless(fuse_usable(), "needs root, /dev/fuse and python3-fuse (the fake kernel)")
+class ParallelBinds(Batch):
+    """Managed PCI devices of unrelated IOMMU groups in one request, on the
+    fake kernel of the lifecycle runs (tests/lifecycle/fake_kernel.py): a
+    FUSE sysfs where driver_override, unbind and drivers_probe act as the
+    kernel's do, every write logged in order, faults (slow or failing
+    writes) on demand.  QEMU is real; it cannot open the devices here, so
+    an attach that gets as far as device_add is undone, which is as much a
+    rollback to check as a failed binding is."""
+
+    def setUp(self):
+        tree = tempfile.mkdtemp(prefix="hostdevd-tree-")
+        self.addCleanup(shutil.rmtree, tree, True)
+        extract_fixture(tree)
+        mount = tempfile.mkdtemp(prefix="hostdevd-fuse-")
+        control = os.path.join(tree, "kernel.sock")
+        kernel = subprocess.Popen(["/usr/bin/python3", FAKE_KERNEL, "--tree", tree,
+                                   "--mount", mount, "--control", control],
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        self.addCleanup(self._stop_kernel, kernel, mount)
+        wait_for(lambda: (os.path.exists(control) and os.path.isdir(os.path.join(mount, "sys")))
+                 or kernel.poll() is not None, 30, "the fake kernel's mount")
+        self.assertIsNone(kernel.poll(), "the fake kernel exited")
+        self.kernel = KernelControl(control)
+        self.addCleanup(self.kernel.close)
+        self.host_root = mount
+        HostdevdTestCase.setUp(self)
+
+    @staticmethod
+    def _stop_kernel(kernel, mount):
+        kernel.terminate()
+        try:
+            kernel.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            kernel.kill()
+            kernel.wait()
+        with open("/proc/self/mountinfo") as f:
+            if any(line.split()[4] == mount for line in f):
+                subprocess.run(["umount", "-l", mount], capture_output=True)
+        os.rmdir(mount)
+
+    def host(self):
+        return {bdf: (d["driver"], d["override"])
+                for bdf, d in self.kernel.call(op="state")["pci"].items() if bdf in UNRELATED}
+
+    def kernel_log(self):
+        return self.kernel.call(op="log")["log"]
+
+    @staticmethod
+    def first(log, text):
+        """The index of the first entry of the fake kernel's @log holding @text."""
+        return next((i for i, entry in enumerate(log) if text in entry), None)
+
+    def assert_given_back(self, before):
+        self.assertEqual(self.host(), before)
+        state = self.kernel.call(op="state")
+        self.assertEqual(sorted(state["nodes"]), ["12", "vfio"],
+                         "only the fixture's own group 12 is on vfio-pci")
+        self.assertEqual(state["violations"], [])
+        self.assertEqual(self.claims(), [])
+        self.assertEqual(self.journal(), [])
+        self.assertEqual(self.listing(), [])
+
+    def test_the_plan_binds_unrelated_groups_together(self):
+        result = self.attach(devices(*map(pci_at, UNRELATED)), "--dry-run", check=True)
+        self.assertEqual(dry_run_steps(result.stdout),
+                         ["claim"] * 4 + ["vfio-bind"] * 4 + ["guest-memory", "memlock"] * 4 +
+                         ["device-add"] * 4)
+        binds = [line for line in result.stdout.splitlines() if line.startswith("# vfio-bind")]
+        self.assertTrue(binds[0].startswith(f"# vfio-bind: unbind {SOLO} from e1000e"), binds[0])
+        self.assertTrue(binds[0].endswith("[runs together with steps 6, 7, 8]"), binds[0])
+        self.assertTrue(binds[1].endswith("[runs together with steps 5, 7, 8]"), binds[1])
+        self.assertTrue(binds[2].endswith("[runs together with steps 5, 6]"), binds[2])
+        # one IOMMU group's members one after the other
+        self.assertTrue(binds[3].endswith("[runs together with steps 5, 6] [after step 7]"),
+                        binds[3])
+        plan = json.loads(self.ctl("--json", "attach-device", self.vm,
+                                   self.write_xml("batch.xml", devices(*map(pci_at, UNRELATED))),
+                                   "--dry-run").stdout)["return"]["plan"]
+        self.assertEqual([(s.get("together"), s.get("after")) for s in plan[4:8]],
+                         [([6, 7, 8], None), ([5, 7, 8], None), ([5, 6], None), ([5, 6], [7])])
+        self.assertEqual(self.kernel_log(), [], "a dry run writes nothing")
+
+    def test_bindings_of_other_groups_run_while_one_is_slow(self):
+        """The e1000e's first write takes 1.5 s: the other groups' devices are
+        on vfio-pci before it; group 11's second member starts only once its
+        first is bound.  QEMU then cannot open the devices: all are given back."""
+        before = self.host()
+        self.kernel.call(op="fault", fault={"match": f"{SOLO}/driver_override", "delay": 1.5,
+                                            "count": 1})
+        error = self.error(devices(*map(pci_at, UNRELATED)))
+        self.assertEqual(error["class"], "QemuError", error)
+        log = self.kernel_log()
+        bound = {bdf: self.first(log, f"bind {bdf} vfio-pci") for bdf in UNRELATED}
+        self.assertNotIn(None, bound.values(), log)
+        for other in (VF, PAIR_A, PAIR_B):
+            self.assertLess(bound[other], bound[SOLO],
+                            f"{other} was bound only after the slow {SOLO}: {log}")
+        self.assertLess(bound[PAIR_A], self.first(log, f"{PAIR_B}/driver_override"),
+                        f"{PAIR_B} of the same group started before {PAIR_A} was bound: {log}")
+        self.assertIn("undoing", self.log())
+        self.assert_given_back(before)
+
+    def test_a_failed_binding_waits_for_the_others_then_all_are_undone(self):
+        """The VF's driver_override cannot be written (EIO) while the e1000e's
+        binding is slow: no more bindings start (group 11's second member
+        never does), the undo waits until the e1000e's thread is done, then
+        every device that was bound goes back."""
+        before = self.host()
+        self.kernel.call(op="fault", fault={"match": f"{SOLO}/driver_override", "delay": 1.5,
+                                            "count": 1})
+        self.kernel.call(op="fault", fault={"match": f"{VF}/driver_override", "errno": 5,
+                                            "count": 1})
+        error = self.error(devices(*map(pci_at, UNRELATED)))
+        self.assertEqual(error["class"], "HostError", error)
+        self.assertIn(f"cannot set driver_override=vfio-pci on PCI device {VF}", error["desc"])
+        log = self.kernel_log()
+        self.assertIsNone(self.first(log, PAIR_B), f"{PAIR_B} was touched: {log}")
+        solo_bound = self.first(log, f"bind {SOLO} vfio-pci")
+        self.assertIsNotNone(solo_bound, log)
+        # nothing was undone while the e1000e's binding was still writing
+        undo = [i for i, entry in enumerate(log) if entry.startswith("unbind ") and "vfio-pci" in entry]
+        self.assertTrue(undo, f"nothing was unbound from vfio-pci: {log}")
+        self.assertGreater(min(undo), solo_bound, log)
+        self.assertIsNotNone(self.first(log, f"unbind {PAIR_A} vfio-pci"), log)
+        self.assertGreater(self.first(log, f"unbind {SOLO} vfio-pci"), solo_bound, log)
+        self.assert_given_back(before)
 
 
 if __name__ == "__main__":

@@ -696,7 +696,8 @@ BOOTED_GUESTS = {
     # the limit itself.
     "l2nobody": {"ram": 128, "user": 65534, "memlock": 65536},
 }
-GUEST_OF = {1: "l2root", 5: "l2root", 3: "l2nobody", 12: "l2root", 14: "l2root", 16: "l2root"}
+GUEST_OF = {1: "l2root", 5: "l2root", 3: "l2nobody", 12: "l2root", 14: "l2root", 16: "l2root",
+            21: "l2root"}
 
 
 def pool_info(guest):

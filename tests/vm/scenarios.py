@@ -2764,3 +2764,296 @@ def libvirt_pci_compare(ctx):
 # the L2 boots under libvirt here (two to six minutes in nested TCG, with the
 # runner's guests booting beside it), then 2 × 6 cycles of about 5 s
 SCENARIOS[20].time_limit = 900
+
+
+# -- 21 ---------------------------------------------------------------------
+
+# Scenario 21: a <devices> request of unrelated devices (the e1000e, an
+# SR-IOV VF, the USB keyboard) is all or nothing on a real kernel, and one
+# request of N managed PCI devices against the same devices as N requests.
+# Everything is judged from L1's sysfs, the claims, the journal and the test's
+# own QMP connection to the L2, not from hostdevd's replies.
+
+BATCH_ROUNDS = 3                # measured rounds, each a batch and N singles, interleaved
+BATCH_WARMUP = 1
+BATCH_GUEST_USB_PORT = "1"      # the port the failing request's keyboard asks for
+
+
+def usb_xml_at_guest_port(vendor, product, port_path, guest_port):
+    """The keyboard at @port_path, asking for guest USB port @guest_port of bus 0."""
+    return l1lib.usb_xml(vendor, product, port=port_path).replace(
+        "</hostdev>", f"  <address type='usb' bus='0' port='{guest_port}'/>\n</hostdev>")
+
+
+def qemu_pci_ids(qmp):
+    """The qdev ids of every function QEMU's query-pci shows."""
+    found = set()
+
+    def walk(devices):
+        for d in devices:
+            if d.get("qdev_id"):
+                found.add(d["qdev_id"])
+            bridge = d.get("pci_bridge")
+            if bridge:
+                walk(bridge.get("devices", []))
+    for root in qmp.ok("query-pci"):
+        walk(root.get("devices", []))
+    return found
+
+
+def usb_on_usbhid(name):
+    drivers = l1lib.usb_interface_drivers(name)
+    return bool(drivers) and all(d == "usbhid" for d in drivers.values())
+
+
+def expect_batch_gone(ctx, l2, vm, before, kbd, why):
+    """Nothing of the request left: each PCI device back on its driver with
+    its driver_override, the keyboard on usbhid, no claim, no journal
+    record, the groups' /dev/vfio nodes gone or root's; and in QEMU (the
+    test's QMP) no vfio-pci, no usb-host, no new PCI function."""
+    for bdf, (driver, override) in before["pci"].items():
+        expect_back(ctx, bdf, driver, override, why)
+    try:
+        wait_for(lambda: usb_on_usbhid(kbd), 20, "usbhid to have the keyboard")
+    except Failure:
+        ctx.expect(False, f"{why}: the keyboard's interfaces are on "
+                          f"{l1lib.usb_interface_drivers(kbd)}, not usbhid")
+    try:
+        wait_for(lambda: not journal_entries(ctx, vm), 20, f"{vm}'s journal to empty")
+    except Failure:
+        ctx.expect(False, f"{why}: {vm}'s journal still holds {journal_entries(ctx, vm)}")
+    left = claims(ctx)
+    ctx.expect(not left, f"{why}: claims left: {sorted(left)}")
+    for bdf in before["pci"]:
+        group = l1lib.pci_group(bdf)
+        node = l1lib.vfio_node_stat(group)
+        ctx.expect(node is None or (node["uid"], node["gid"]) == (0, 0),
+                   f"{why}: /dev/vfio/{group} belongs to {node}")
+    ctx.expect(l2.qmp.vfio_devices() == {} and l2.qmp.usb_host_devices() == {},
+               f"{why}: QEMU still has {l2.qmp.peripherals()}")
+    ctx.expect(qemu_pci_ids(l2.qmp) == before["qemu_pci"],
+               f"{why}: QEMU's query-pci shows {sorted(qemu_pci_ids(l2.qmp))}, before the "
+               f"request {sorted(before['qemu_pci'])}")
+    usb_text = l2.qmp.ok("x-query-usb")["human-readable-text"]
+    ctx.expect("QEMU USB Keyboard" not in usb_text, f"{why}: x-query-usb shows the keyboard: "
+                                                    f"{usb_text.strip()}")
+
+
+def wait_all_back(ctx, before, why):
+    for bdf, (driver, override) in before.items():
+        check(expect_back(ctx, bdf, driver, override, why), f"{why}: {bdf} did not come back")
+
+
+def measure_batch_against_singles(ctx, l2, daemon, bdfs):
+    """Interleaved rounds into the same L2: one <devices> request of @bdfs and
+    the same devices as one request each (attach timed request to reply,
+    through one kept control connection; detach between them, checked).
+    Return: the results for batch-pci.json."""
+    before = {bdf: host_state(bdf) for bdf in bdfs}
+    batch_xml = "<devices>\n" + "".join(l1lib.pci_xml(b) for b in bdfs) + "</devices>\n"
+    single_xml = {bdf: l1lib.pci_xml(bdf) for bdf in bdfs}
+    control = ControlClient(daemon.socket)
+    runs = {"batch": [], "singles": []}
+
+    def check_in(why):
+        ctx.expect(all(l1lib.pci_driver(b) == "vfio-pci" for b in bdfs),
+                   f"{why}: not all on vfio-pci: {[host_state(b) for b in bdfs]}")
+        check(sorted(l2.qmp.vfio_devices().values()) == sorted(bdfs),
+              f"{why}: QEMU has {l2.qmp.vfio_devices()}, expected {bdfs}")
+
+    def detach(xml, leaving, why):
+        ms, reply = control.execute("detach-device", xml=xml, wait=60)
+        check("return" in reply, f"{why}: detach failed: {reply}")
+        wait_for(lambda: not set(leaving) & set(l2.qmp.vfio_devices().values()), 60,
+                 f"{why}: QEMU to let go of {leaving}")
+        wait_all_back(ctx, {bdf: before[bdf] for bdf in leaving}, why)
+        return ms
+
+    def batch(why):
+        ms, reply = control.execute("attach-device", xml=batch_xml)
+        check("return" in reply, f"{why}: the batch failed: {reply}")
+        check_in(why)
+        return {"attach_ms": ms, "phases": reply["return"].get("timings") or {},
+                "detach_ms": detach(batch_xml, bdfs, why)}
+
+    def singles(why):
+        total, phases, detached = 0.0, {}, 0.0
+        for bdf in bdfs:
+            ms, reply = control.execute("attach-device", xml=single_xml[bdf])
+            check("return" in reply, f"{why}: attaching {bdf} failed: {reply}")
+            total += ms
+            for name, value in (reply["return"].get("timings") or {}).items():
+                phases[name] = phases.get(name, 0.0) + value
+        check_in(why)
+        for bdf in bdfs:
+            detached += detach(single_xml[bdf], [bdf], why)
+        return {"attach_ms": total, "phases": phases, "detach_ms": detached}
+
+    try:
+        for n in range(BATCH_WARMUP + BATCH_ROUNDS):
+            order = ("batch", "singles") if n % 2 == 0 else ("singles", "batch")
+            for kind in order:
+                why = f"round {n} ({'warm-up' if n < BATCH_WARMUP else 'measured'}), {kind}"
+                ctx.step(why)
+                result = batch(why) if kind == "batch" else singles(why)
+                ctx.log(f"{why}: {json.dumps(result)}")
+                if n >= BATCH_WARMUP:
+                    runs[kind].append(result)
+    finally:
+        control.close()
+    median = {kind: lv_median([r["attach_ms"] for r in runs[kind]]) for kind in runs}
+    phases = {kind: {name: lv_median([r["phases"].get(name, 0.0) for r in runs[kind]])
+                     for name in runs[kind][0]["phases"]} for kind in runs}
+    return {"devices": bdfs, "rounds": BATCH_ROUNDS, "warmup": BATCH_WARMUP,
+            "median_attach_ms": median, "ratio": median["batch"] / median["singles"],
+            "median_phases_ms": phases, "runs": runs}
+
+
+@scenario(21, "a <devices> batch of unrelated devices (e1000e, SR-IOV VF, USB keyboard) into a booted L2: "
+              "the last one failing leaves nothing on the host or in QEMU; then attached and detached "
+              "whole; one batch of the managed PCI devices timed against single requests "
+              "(batch-pci.json)")
+def batch_unrelated_devices(ctx):
+    vm = "vm21"
+    pf_sys = f"{l1lib.SYS_PCI}/{NVME_PF}"
+    kbd = KBD_PORTS[0]
+    require_host_driver(E1000E, "e1000e")
+    require_host_driver(NVME_PF, "nvme")
+    check(l1lib.read(f"{pf_sys}/sriov_numvfs") == "0", "precondition: no VF of the NVMe PF enabled")
+    check(usb_on_usbhid(kbd), f"precondition: the keyboard at {kbd} should be on usbhid")
+    l2 = ctx.booted_l2()
+    try:
+        ctx.step("nodedev-set-numvfs 2: two VFs")
+        ctx.ctl("nodedev-set-numvfs", nodedev_name(NVME_PF), "2", check_ok=True)
+        vfs = [f"0000:02:00.{f}" for f in (1, 2)]
+        for vf in vfs:
+            wait_for(lambda: l1lib.pci_exists(vf), 10, f"VF {vf}")
+        groups = {bdf: l1lib.pci_group(bdf) for bdf in [E1000E, *vfs]}
+        ctx.log(f"IOMMU groups: {groups}")
+        check(l1lib.group_members(groups[NVME_VF]) == [NVME_VF],
+              f"the VF {NVME_VF} should be alone in its group: {l1lib.group_members(groups[NVME_VF])}")
+        guest_before = wait_for(l2.guest_pci, 30, "the L2 guest's PCI list")
+        daemon = ctx.start_hostdevd(l2, vm=vm)
+        before = {"pci": {bdf: host_state(bdf) for bdf in (E1000E, NVME_VF)},
+                  "qemu_pci": qemu_pci_ids(l2.qmp)}
+        ctx.log(f"before: {before}")
+
+        failing = ctx.file("batch-failing.xml", "<devices>\n" + l1lib.pci_xml(E1000E) +
+                           l1lib.pci_xml(NVME_VF) +
+                           usb_xml_at_guest_port(*KBD, kbd, BATCH_GUEST_USB_PORT) + "</devices>\n")
+        result, plan = ctx.ctl_json("attach-device", vm, failing, "--dry-run", check_ok=True,
+                                    what="dry run of the batch")
+        steps = [s["step"] for s in plan["return"]["plan"]]
+        ctx.log(f"plan: {steps}")
+        ctx.expect(steps[-1] == "device-add" and "usb-host" in plan["return"]["plan"][-1]["what"],
+                   f"the keyboard's device_add should be the plan's last step: {steps}")
+
+        # hostdevd reads the VM's USB ports at its first USB attach (a dry run's
+        # reading is dropped) and keeps them up to date from then on
+        ctx.step(f"hostdevd learns the VM's USB ports: the keyboard at {kbd} alone, in and out")
+        alone = ctx.file("kbd.xml", l1lib.usb_xml(*KBD, port=kbd))
+        attach_ok(ctx, vm, alone, "attach of the keyboard alone")
+        detach(ctx, vm, alone, 10, "detached", "detach of the keyboard alone")
+        wait_for(lambda: usb_on_usbhid(kbd), 20, "usbhid to have the keyboard back")
+
+        ctx.step(f"guest USB port {BATCH_GUEST_USB_PORT} taken behind hostdevd's back "
+                 "(a usb-tablet through the test's QMP)")
+        l2.qmp.ok("device_add", driver="usb-tablet", bus="usb.0", port=BATCH_GUEST_USB_PORT,
+                  id="s21blocker")
+
+        ctx.step("the batch, whose last device QEMU refuses: nothing of it stays")
+        result, reply = ctx.ctl_json("attach-device", vm, failing, check_ok=False,
+                                     what="the batch with the keyboard's port taken")
+        desc = error_of(reply).get("desc", "")
+        ctx.log(f"error: {desc}")
+        ctx.expect("usb-host" in desc, f"the error should be QEMU's refusal of the usb-host: {reply}")
+        log = daemon.log_of_this_run()
+        ctx.expect("device-add" in log and "undoing" in log,
+                   "hostdevd's log should show the attach failing at a device-add and undone")
+        # the PCI devices QEMU accepted leave once the guest lets go of them
+        try:
+            wait_for(lambda: not l2.qmp.vfio_devices(), 60, "QEMU to let go of the PCI devices")
+        except Failure as e:
+            ctx.expect(False, str(e))
+        l2.qmp.ok("device_del", id="s21blocker")
+        l2.qmp.wait_event("DEVICE_DELETED", 10, device="s21blocker")
+        expect_batch_gone(ctx, l2, vm, before, kbd, "after the failed batch")
+        wait_for(lambda: ctx.listed(vm) == [], 20, "hostdevd to list nothing")
+        try:
+            wait_for(lambda: set(l2.guest_pci() or []) == set(guest_before), 30,
+                     "the guest to report the devices gone", interval=0.5)
+        except Failure as e:
+            ctx.expect(False, str(e))
+
+        ctx.step("the same batch without the taken port: every device in the VM")
+        whole = ctx.file("batch.xml", "<devices>\n" + l1lib.pci_xml(E1000E) +
+                         l1lib.pci_xml(NVME_VF) + l1lib.usb_xml(*KBD, port=kbd) + "</devices>\n")
+        _, reply = ctx.ctl_json("attach-device", vm, whole, check_ok=True, what="the batch")
+        ctx.log(f"timings: {reply['return'].get('timings')}")
+        for bdf in (E1000E, NVME_VF):
+            check(l1lib.pci_driver(bdf) == "vfio-pci", f"{bdf} is on {l1lib.pci_driver(bdf)}")
+        check(sorted(l2.qmp.vfio_devices().values()) == sorted([E1000E, NVME_VF]),
+              f"QEMU should have both PCI devices: {l2.qmp.vfio_devices()}")
+        check(len(l2.qmp.usb_host_devices()) == 1, f"QEMU has no usb-host: {l2.qmp.peripherals()}")
+        ctx.expect("QEMU USB Keyboard" in l2.qmp.ok("x-query-usb")["human-readable-text"],
+                   "x-query-usb does not show the keyboard")
+        try:
+            wait_for(lambda: len(set(l2.guest_pci() or []) - set(guest_before)) == 2, 60,
+                     "the guest to report the two new PCI functions", interval=0.5)
+        except Failure as e:
+            ctx.expect(False, f"{e} (guest reports {l2.guest_pci()})")
+
+        ctx.step("detach the batch: everything back")
+        _, reply = ctx.ctl_json("detach-device", vm, whole, "--wait", "60", check_ok=True,
+                                what="detach of the batch", timeout=180)
+        statuses = [d.get("status") for d in ((reply or {}).get("return") or {}).get("devices", [])]
+        ctx.expect(statuses == ["detached"] * 3, f"each device of the batch should be detached: {reply}")
+        try:
+            wait_for(lambda: not l2.qmp.vfio_devices() and not l2.qmp.usb_host_devices(), 60,
+                     "QEMU to let go of the devices")
+        except Failure as e:
+            ctx.expect(False, str(e))
+        expect_batch_gone(ctx, l2, vm, before, kbd, "after the batch's detach")
+        try:
+            wait_for(lambda: set(l2.guest_pci() or []) == set(guest_before), 30,
+                     "the guest to report the devices gone", interval=0.5)
+        except Failure as e:
+            ctx.expect(False, str(e))
+
+        ctx.step("one request of the independent managed PCI devices against one request each")
+        measured = [bdf for bdf in (E1000E, *vfs) if l1lib.group_members(groups[bdf]) == [bdf]]
+        ctx.log(f"devices alone in their IOMMU groups: {measured}")
+        check(len(measured) >= 2, f"at least two devices alone in their groups: {groups}")
+        batch_xml = ctx.file("measured.xml", "<devices>\n" +
+                             "".join(l1lib.pci_xml(b) for b in measured) + "</devices>\n")
+        _, plan = ctx.ctl_json("attach-device", vm, batch_xml, "--dry-run", check_ok=True,
+                               what="dry run of the measured batch")
+        binds = [s for s in plan["return"]["plan"] if s["step"] == "vfio-bind"]
+        parallel = len(binds) == len(measured) and all(s.get("together") for s in binds)
+        ctx.log(f"the plan binds them {'together' if parallel else 'one after the other'}: "
+                f"{json.dumps(binds)}")
+        quiet_pool(ctx, 300)
+        results = measure_batch_against_singles(ctx, l2, daemon, measured)
+        results.update({"kernel": os.uname().release, "binds_together": parallel,
+                        "hostdevd": ctx.config["hostdevd"],
+                        "guest": "booted L2 guest (q35, 128 MiB, TCG)"})
+        with open(os.path.join(l1lib.LOGS, "batch-pci.json"), "w") as f:
+            json.dump(results, f, indent=1)
+        ctx.log(f"median attach ms {results['median_attach_ms']}, ratio {results['ratio']:.3f}, "
+                f"phases {results['median_phases_ms']}")
+    finally:
+        unplug_directly(ctx, l2, list(l2.connect().vfio_devices()))
+        for alias in list(l2.qmp.usb_host_devices()) + ["s21blocker"]:
+            if alias in l2.qmp.peripherals():
+                l2.qmp.command("device_del", id=alias)
+        if l1lib.read(f"{pf_sys}/sriov_numvfs") != "0":
+            ctx.step("nodedev-set-numvfs 0")
+            wait_for(lambda: all(l1lib.pci_driver(vf) != "vfio-pci"
+                                 for vf in ("0000:02:00.1", "0000:02:00.2")
+                                 if l1lib.pci_exists(vf)), 60, "the VFs off vfio-pci")
+            ctx.ctl("nodedev-set-numvfs", nodedev_name(NVME_PF), "0", check_ok=True)
+            wait_for(lambda: not l1lib.pci_exists(NVME_VF), 10, "the VFs to disappear")
+
+
+# a booted guest, up to 7 cycles of three devices (about 10 s each) and the rest
+SCENARIOS[21].time_limit = 900
