@@ -338,6 +338,26 @@ class World:
                 f.write(device_xml(dev, managed))
         return path
 
+    def batch_xml_file(self, devs, managed):
+        """A <devices> request of @devs (g0 and g1 together: one multifunction slot)."""
+        path = os.path.join(self.tmp, f"{'+'.join(devs)}-{managed}.xml")
+        if not os.path.exists(path):
+            with open(path, "w") as f:
+                f.write("<devices>\n" + "".join(device_xml(dev, managed) + "\n" for dev in devs)
+                        + "</devices>\n")
+        return path
+
+    def kept(self, name, devs):
+        """Return: those of @devs that VM @name keeps: in its QEMU and not on their way
+        out (hostdevd lists them, not as detaching)."""
+        reply = self.ctl("--json", "list", name)
+        try:
+            listing = {d["alias"]: d.get("state") for d in json.loads(reply.stdout)["return"]}
+        except (ValueError, KeyError, TypeError):
+            listing = {}
+        return {dev for dev in devs
+                if (alias := self.alias_of(name, dev)) and listing.get(alias) != "detaching"}
+
     # -- what the host and QEMU say ---------------------------------------
 
     def journal(self, name):
