@@ -265,12 +265,15 @@ find_replay(GPtrArray *replays, const char *alias, guint *index)
  * still there is undone: the ones QEMU holds leave it now, newest first
  * (their replays are done with), the others are marked for the second
  * pass to give back.  The request's record goes once every record it
- * names is in hand here; one left for later (another QEMU's, unreadable)
- * keeps it, so that a later replay still undoes that device.
+ * names is in hand here (or unreadable: left for a person, never acted
+ * on); one left for a later replay (another QEMU's, or this QEMU's while
+ * only a dead one's records are replayed) keeps it, so that the later
+ * replay still undoes that device.  A request record left behind would
+ * otherwise outlive its aliases, which a new device may take.
  */
 static void
-undo_unanswered_requests(Hotplug *hotplug, GPtrArray *replays, const char *const *ids,
-                         ReconcileCount *count)
+undo_unanswered_requests(Hotplug *hotplug, GPtrArray *replays, GHashTable *unreadable,
+                         const char *const *ids, ReconcileCount *count)
 {
   GPtrArray *requests = state_journal_requests(hotplug->journal);
 
@@ -291,8 +294,9 @@ undo_unanswered_requests(Hotplug *hotplug, GPtrArray *replays, const char *const
       const char *alias = request->aliases[i];
       Replay *replay = find_replay(replays, alias, &index);
       if (replay == NULL) {
-        /* gone already, or not acted on (another VM's now, another QEMU's, unreadable) */
-        whole &= state_journal_find(hotplug->journal, alias) == NULL;
+        /* gone already (another VM's now: dropped), unreadable, or left for later */
+        whole &= state_journal_find(hotplug->journal, alias) == NULL ||
+                 g_hash_table_contains(unreadable, alias);
         continue;
       }
       replay->undo = TRUE;
@@ -328,6 +332,7 @@ reconcile_records(Hotplug *hotplug, const char *const *ids, ReplayFilter filter)
 {
   GPtrArray *entries = state_journal_entries(hotplug->journal);
   g_autoptr(GPtrArray) replays = g_ptr_array_new_with_free_func((GDestroyNotify)replay_free);
+  g_autoptr(GHashTable) unreadable = g_hash_table_new(g_str_hash, g_str_equal);
   ReconcileCount count = { 0 };
 
   for (guint i = 0; i < entries->len; i++) {
@@ -343,6 +348,8 @@ reconcile_records(Hotplug *hotplug, const char *const *ids, ReplayFilter filter)
     Replay *replay = replay_load(hotplug, entry, ids);
     if (replay)
       g_ptr_array_add(replays, replay);
+    else
+      g_hash_table_add(unreadable, entry->alias);
   }
   /* ownership first: a record of a device another live VM holds now is never acted on */
   for (guint i = 0; i < replays->len;) {
@@ -358,7 +365,7 @@ reconcile_records(Hotplug *hotplug, const char *const *ids, ReplayFilter filter)
     count.dropped++;
     g_ptr_array_remove_index(replays, i);
   }
-  undo_unanswered_requests(hotplug, replays, ids, &count);
+  undo_unanswered_requests(hotplug, replays, unreadable, ids, &count);
   /* what QEMU still holds is registered before anything is given back */
   for (guint i = 0; i < replays->len;) {
     if (replay_held(hotplug, g_ptr_array_index(replays, i), ids, &count))

@@ -198,6 +198,23 @@ class BatchCrash(HostdevdTestCase):
         self.assertEqual(self.journal_files(), ["hostdev0.json", f"{request}.corrupt"])
         self.assertIn("hostdev0", self.qmp.peripherals())
 
+    def test_an_unreadable_device_record_does_not_keep_the_request(self):
+        """A device record hostdevd cannot read is left for a person and never acted on;
+        the rest of the request is undone all the same, and the request record goes (it
+        would otherwise outlive aliases a new device may take)."""
+        self.crash_during(THREE_USB, "hostdev2:attaching:device-add")
+        path = os.path.join(self.journal_dir(), "hostdev2.json")
+        with open(path) as f:
+            record = json.load(f)
+        record["xml"] = "<hostdev"
+        with open(path, "w") as f:
+            json.dump(record, f)
+        self.restart()
+        wait_for(lambda: self.journal_files() == ["hostdev2.json"] and self.listing() == [], 15,
+                 "the readable devices of the request to be undone")
+        self.assertIn("journal entry hostdev2 is unreadable", self.log())
+        self.assertEqual(self.qemu_view(), self.qemu_before, self.log())
+
     # -- the keyboard and the PCI function: host state --------------------------
 
     def crash_mixed(self, step, claims_at_crash):
