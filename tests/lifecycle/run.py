@@ -114,9 +114,13 @@ def generate(seed, steps):
             match = rng.choice(["driver_override", "unbind", "drivers_probe", None] +
                                # QEMU slow to answer: a crash between two devices of a request
                                (["device_add"] * 2 if inner["op"] == "batch" else []))
-            sequence.append({"op": "crash-during", "vm": vm, "action": inner,
-                             "sig": rng.choice(["KILL", "KILL", "TERM"]),
-                             "slow": match, "after": round(rng.uniform(0.0, 0.3), 3)})
+            crash = {"op": "crash-during", "vm": vm, "action": inner,
+                     "sig": rng.choice(["KILL", "KILL", "TERM"]),
+                     "slow": match, "after": round(rng.uniform(0.0, 0.3), 3)}
+            if match == "device_add" and rng.random() < 0.6:
+                # the kill once this many devices of the request are in QEMU
+                crash["in-qemu"] = rng.randint(1, len(inner["devs"]))
+            sequence.append(crash)
         elif kind == "fault":
             vm = rng.choice(running)
             fault = rng.choice([{"match": "drivers_probe", "errno": 5},
@@ -234,7 +238,13 @@ class Runner:
             client = w.ctl_async(*self.action_argv(inner))
             if slow_write:
                 w.kcall({"op": "wait-write", "timeout": 2})
-            time.sleep(step["after"] * (3 if step["slow"] == "device_add" else 1))
+            if step.get("in-qemu"):
+                # QEMU holds the answer of the device_add that made it so: hostdevd is
+                # still in the request when it is killed
+                self.wait_in_qemu(step["vm"], [d for d in inner["devs"] if d not in before],
+                                  step["in-qemu"])
+            else:
+                time.sleep(step["after"] * (3 if step["slow"] == "device_add" else 1))
             w.vms[step["vm"]].expect_exit = True
             status = w.signal_daemon(step["vm"], SIGNALS[step["sig"]])
             try:
@@ -247,7 +257,7 @@ class Runner:
             kept = ""
             if inner["op"] == "batch":
                 kept = self.check_all_or_nothing(step["vm"], inner["devs"], before,
-                                                  client.returncode)
+                                                  client.returncode, step.get("in-qemu"))
             return f"hostdevd exited {status} (client {client.returncode}){kept}"
         if op == "fault":
             if self.vm_state(step["action"]["vm"]) != "running":
@@ -309,9 +319,19 @@ class Runner:
             return f"{result.returncode} {(result.stderr or result.stdout).strip()[:160]}"
         raise ValueError(f"unknown step {op}")
 
-    def check_all_or_nothing(self, vm, devs, before, client_status):
+    def wait_in_qemu(self, vm, devs, count):
+        """Wait (bounded) until @count of @devs are in @vm's QEMU."""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            held = {self.world.alias_of(vm, dev) for dev in devs} - {None}
+            if len(held) >= min(count, len(devs)):
+                return
+            time.sleep(0.01)
+
+    def check_all_or_nothing(self, vm, devs, before, client_status, in_qemu=None):
         """A <devices> request interrupted by a crash: once the restarted hostdevd has
-        settled, the VM keeps every device of it it did not have before, or none."""
+        settled, the VM keeps every device of it it did not have before, or none; none
+        when it was killed while some of them were not in QEMU yet (@in_qemu fewer)."""
         new = [dev for dev in devs if dev not in before]
         deadline = time.monotonic() + 10
         while True:
@@ -324,6 +344,10 @@ class Runner:
                             f"of {', '.join(devs)} (client exit {client_status}), {vm} keeps "
                             f"{', '.join(sorted(kept))} but not "
                             f"{', '.join(sorted(set(new) - kept))}")
+        if in_qemu and in_qemu < len(new) and kept and client_status != 0:
+            raise Violation(f"half-batch: hostdevd was killed while only {in_qemu} of the "
+                            f"new devices {', '.join(new)} of a <devices> request were in "
+                            f"QEMU, yet after the restart {vm} keeps them all")
         if client_status == 0 and len(kept) != len(new):
             raise Violation(f"half-batch: the <devices> request of {', '.join(devs)} succeeded "
                             f"but {vm} does not keep {', '.join(sorted(set(new) - kept))}")

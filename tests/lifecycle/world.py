@@ -327,7 +327,9 @@ class World:
     def alias_of(self, name, dev):
         d = DEVICES[dev]
         for device_id, device in self.qemu_devices(name).items():
-            if device.get("host") == d.get("bdf") or device.get("usb") == d.get("key"):
+            # a PCI device has no "usb", a USB device no "host": compare only what each has
+            if ("host" in device and device["host"] == d.get("bdf")) or \
+                    ("usb" in device and device["usb"] == d.get("key")):
                 return device_id
         return None
 
