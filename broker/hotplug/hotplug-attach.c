@@ -226,7 +226,8 @@ hotplug_rename_device(GTask *task, AttachItem *item, const char *const *qemu_ids
   item->context.id = item->hostdev->alias;
   g_clear_pointer(&item->commands, g_ptr_array_unref);
   item->commands = qemu_device_plan(item->hostdev, &item->context, error);
-  return item->commands != NULL;
+  /* the request's record names the new alias before the device's record does */
+  return item->commands != NULL && hotplug_request_begin(g_task_get_task_data(task), error);
 }
 
 /*
@@ -548,6 +549,8 @@ attach_plan(GTask *task)
   hotplug_plan_phase_mark(op, "checks");
   if (op->dry_run)
     dry_run_reply(task);
+  else if (!hotplug_request_begin(op, &error))
+    hotplug_op_return(task, NULL, error);
   else
     hotplug_plan_run(task);
 }

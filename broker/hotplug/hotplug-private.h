@@ -163,6 +163,8 @@ struct _Op {
   guint undo_from;               /* the steps before it took effect */
   GError *failure;               /* what the attach fails with once undone */
   OpStartFunc plan_finished;     /* runs once every step is done */
+  char *request;                 /* (nullable) the id of its journal record as a whole
+                                  * (several devices: hotplug-request.c) */
   OpStartFunc after_return;      /* (nullable) once the client has its answer, before the
                                   * next operation starts: records of what happened */
   GPtrArray *attached;           /* JsonObject: each attached device's reply, for after_return */
@@ -250,6 +252,13 @@ extern const AttachStepKind hotplug_step_pass_fd;
 extern const AttachStepKind hotplug_step_device_add;
 extern const AttachStepKind hotplug_step_zpci_reuse;
 extern const AttachStepKind hotplug_step_verify_usb;
+
+/* An attach of several devices, journaled as one request (hotplug-request.c). */
+/* hotplug_request_begin() - before the first step takes effect, and again whenever an
+ * alias changes: journal @op's devices as one request (nothing for a single device). */
+gboolean hotplug_request_begin(Op *op, GError **error);
+/* hotplug_request_end() - just before the answer: the request's outcome is final. */
+void hotplug_request_end(Op *op);
 
 /* hotplug_rename_device() - QEMU has a device by the alias hostdevd chose for
  * @item: choose again, avoiding @qemu_ids, and rebuild its commands. */

@@ -12,6 +12,13 @@
  * sibling still uses waits for that sibling instead of being unbound under
  * it.  A device recorded for another QEMU process is not in this one, even
  * when this QEMU has a device of the same id.
+ *
+ * A <devices> request whose record (state.h, StateRequest) is still there
+ * never got its answer: every device of it is undone, even one recorded as
+ * attached and held by QEMU, newest first as the request's own rollback
+ * does (a multifunction slot's function 0 before its other functions).
+ * Only the devices still this VM's are touched: the ownership check comes
+ * first for them too.
  */
 #include "hotplug-private.h"
 #include "claims.h"
@@ -31,6 +38,7 @@ typedef struct {
   Hostdev *hostdev;
   HostPrep *prep;
   gboolean present;       /* the connected QEMU holds the device */
+  gboolean undo;          /* part of a request without an answer: undone whatever its state */
 } Replay;
 
 static void
@@ -116,6 +124,44 @@ replay_register(Hotplug *hotplug, Replay *replay, VmDeviceState state)
   return device;
 }
 
+static void
+replay_note_memlock(Hotplug *hotplug, const Replay *replay)
+{
+  if (replay->prep->memlock_saved && !hotplug->memlock_saved && replay->entry->qemu.pid > 0) {
+    /* only the QEMU whose limit was raised gets its own limit back */
+    hotplug->memlock_saved = TRUE;
+    hotplug->memlock_soft = replay->prep->memlock_soft;
+    hotplug->memlock_hard = replay->prep->memlock_hard;
+  }
+}
+
+/*
+ * replay_unplug() - QEMU holds @replay's device, which is to leave: it is
+ * listed (and journaled) as detaching and QEMU is asked to remove its
+ * devices, newest first; QEMU's DEVICE_DELETED then gives it back to the
+ * host, as it does for an unplug the guest finishes late.
+ * Return: FALSE with @error when the journal could not say so (QEMU is asked all the same).
+ */
+static gboolean
+replay_unplug(Hotplug *hotplug, Replay *replay, const char *const *ids, GError **error)
+{
+  StateEntry *entry = replay->entry;
+  g_auto(GStrv) qemu_ids = g_strdupv(entry->qemu_ids);
+  g_autoptr(GError) local = NULL;
+
+  VmDevice *device = replay_register(hotplug, replay, VM_DEVICE_DETACHING);
+  gboolean journaled = hotplug_journal_device(hotplug, device->hostdev, STATE_DETACHING,
+                                              "device-del", NULL, NULL, FALSE, &local);
+  if (!journaled) {
+    g_warning("%s", local->message);
+    g_propagate_error(error, g_steal_pointer(&local));
+  }
+  for (guint i = g_strv_length(qemu_ids); i-- > 0;)
+    if (g_strv_contains(ids, qemu_ids[i]))
+      hotplug_remove_from_qemu(hotplug, qemu_ids[i]);
+  return journaled;
+}
+
 /*
  * replay_held() - first pass: a device this QEMU still holds stays listed.
  * Return: whether @replay was taken care of.
@@ -127,6 +173,8 @@ replay_held(Hotplug *hotplug, Replay *replay, const char *const *ids, ReconcileC
   const char *alias = entry->alias;
   g_autoptr(GError) error = NULL;
 
+  if (replay->undo)
+    return FALSE;   /* what QEMU holds of it is leaving already: the second pass gives it back */
   /* a USB device waiting for its device is the VM's while this QEMU runs */
   if (ids && entry->state == STATE_ATTACHED &&
       g_strcmp0(entry->step, HOTPLUG_STEP_WAIT_FOR_DEVICE) == 0) {
@@ -138,12 +186,7 @@ replay_held(Hotplug *hotplug, Replay *replay, const char *const *ids, ReconcileC
   }
   if (!replay->present)
     return FALSE;
-  if (replay->prep->memlock_saved && !hotplug->memlock_saved && entry->qemu.pid > 0) {
-    /* only the QEMU whose limit was raised gets its own limit back */
-    hotplug->memlock_saved = TRUE;
-    hotplug->memlock_soft = replay->prep->memlock_soft;
-    hotplug->memlock_hard = replay->prep->memlock_hard;
-  }
+  replay_note_memlock(hotplug, replay);
   switch (entry->state) {
   case STATE_ATTACHED:
     replay_register(hotplug, replay, VM_DEVICE_ATTACHED);
@@ -164,13 +207,7 @@ replay_held(Hotplug *hotplug, Replay *replay, const char *const *ids, ReconcileC
     /* the guest may hold it: give it back only when QEMU reports it gone */
     g_message("%s: undoing an attach interrupted at step '%s'; the guest must let it go first",
               alias, entry->step);
-    VmDevice *device = replay_register(hotplug, replay, VM_DEVICE_DETACHING);
-    if (!hotplug_journal_device(hotplug, device->hostdev, STATE_DETACHING, "device-del", NULL,
-                                NULL, FALSE, &error))
-      g_warning("%s", error->message);
-    for (guint i = g_strv_length(entry->qemu_ids); i-- > 0;)
-      if (g_strv_contains(ids, entry->qemu_ids[i]))
-        hotplug_remove_from_qemu(hotplug, entry->qemu_ids[i]);
+    replay_unplug(hotplug, replay, ids, NULL);
     count->undone++;
     return TRUE;
   case STATE_DETACHING:
@@ -191,7 +228,7 @@ replay_gone(Hotplug *hotplug, Replay *replay, ReconcileCount *count)
   StateEntry *entry = replay->entry;
   g_autofree char *alias = g_strdup(entry->alias);
 
-  switch (entry->state) {
+  switch (replay->undo ? STATE_ATTACHING : entry->state) {
   case STATE_ATTACHED:
     g_message("%s left the VM while hostdevd was not running", alias);
     count->finished++;
@@ -210,6 +247,82 @@ replay_gone(Hotplug *hotplug, Replay *replay, ReconcileCount *count)
   hotplug_release_device(hotplug, device, "reconciled after a restart", NULL, NULL);
 }
 
+static Replay *
+find_replay(GPtrArray *replays, const char *alias, guint *index)
+{
+  for (guint i = 0; i < replays->len; i++) {
+    Replay *replay = g_ptr_array_index(replays, i);
+    if (g_strcmp0(replay->entry->alias, alias) == 0) {
+      *index = i;
+      return replay;
+    }
+  }
+  return NULL;
+}
+
+/*
+ * undo_unanswered_requests() - every device of a request whose record is
+ * still there is undone: the ones QEMU holds leave it now, newest first
+ * (their replays are done with), the others are marked for the second
+ * pass to give back.  The request's record goes once every record it
+ * names is in hand here (or unreadable: left for a person, never acted
+ * on); one left for a later replay (another QEMU's, or this QEMU's while
+ * only a dead one's records are replayed) keeps it, so that the later
+ * replay still undoes that device.  A request record left behind would
+ * otherwise outlive its aliases, which a new device may take.
+ */
+static void
+undo_unanswered_requests(Hotplug *hotplug, GPtrArray *replays, GHashTable *unreadable,
+                         const char *const *ids, ReconcileCount *count)
+{
+  GPtrArray *requests = state_journal_requests(hotplug->journal);
+
+  for (guint r = 0; r < requests->len;) {
+    const StateRequest *request = g_ptr_array_index(requests, r);
+    g_autofree char *id = g_strdup(request->id);
+    g_autofree char *names = g_strjoinv(", ", request->aliases);
+    gboolean whole = TRUE;
+    gboolean any = FALSE;
+    guint index;
+
+    for (char **alias = request->aliases; *alias; alias++)
+      any |= find_replay(replays, *alias, &index) != NULL;
+    if (any)
+      g_message("the <devices> request of %s was interrupted before its answer: undoing every "
+                "device of it", names);
+    for (guint i = g_strv_length(request->aliases); i-- > 0;) {
+      const char *alias = request->aliases[i];
+      Replay *replay = find_replay(replays, alias, &index);
+      if (replay == NULL) {
+        /* gone already (another VM's now: dropped), unreadable, or left for later */
+        whole &= state_journal_find(hotplug->journal, alias) == NULL ||
+                 g_hash_table_contains(unreadable, alias);
+        continue;
+      }
+      replay->undo = TRUE;
+      if (!replay->present)
+        continue;
+      g_message("%s: undoing it although QEMU accepted it (%s at step '%s'); %s", alias,
+                state_device_state_name(replay->entry->state), replay->entry->step,
+                hotplug_type_ops(replay->hostdev->type)->unplug_needs_guest
+                    ? "the guest must let it go first" : "QEMU removes it at once");
+      replay_note_memlock(hotplug, replay);
+      whole &= replay_unplug(hotplug, replay, ids, NULL);
+      count->undone++;
+      g_ptr_array_remove_index(replays, index);
+    }
+    g_autoptr(GError) error = NULL;
+    if (!whole) {
+      if (any)
+        g_message("the record of request %s stays until every device of it is undone", id);
+      r++;
+    } else if (!state_journal_forget_request(hotplug->journal, id, &error)) {
+      g_warning("%s", error->message);
+      r++;
+    }
+  }
+}
+
 /*
  * reconcile_records() - replay the records @filter selects
  * @ids: (nullable): the ids of QEMU's devices; NULL when no QEMU runs
@@ -219,6 +332,7 @@ reconcile_records(Hotplug *hotplug, const char *const *ids, ReplayFilter filter)
 {
   GPtrArray *entries = state_journal_entries(hotplug->journal);
   g_autoptr(GPtrArray) replays = g_ptr_array_new_with_free_func((GDestroyNotify)replay_free);
+  g_autoptr(GHashTable) unreadable = g_hash_table_new(g_str_hash, g_str_equal);
   ReconcileCount count = { 0 };
 
   for (guint i = 0; i < entries->len; i++) {
@@ -234,6 +348,8 @@ reconcile_records(Hotplug *hotplug, const char *const *ids, ReplayFilter filter)
     Replay *replay = replay_load(hotplug, entry, ids);
     if (replay)
       g_ptr_array_add(replays, replay);
+    else
+      g_hash_table_add(unreadable, entry->alias);
   }
   /* ownership first: a record of a device another live VM holds now is never acted on */
   for (guint i = 0; i < replays->len;) {
@@ -249,6 +365,7 @@ reconcile_records(Hotplug *hotplug, const char *const *ids, ReplayFilter filter)
     count.dropped++;
     g_ptr_array_remove_index(replays, i);
   }
+  undo_unanswered_requests(hotplug, replays, unreadable, ids, &count);
   /* what QEMU still holds is registered before anything is given back */
   for (guint i = 0; i < replays->len;) {
     if (replay_held(hotplug, g_ptr_array_index(replays, i), ids, &count))

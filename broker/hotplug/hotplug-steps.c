@@ -481,8 +481,16 @@ on_fd_added(GObject *source, GAsyncResult *result, gpointer user_data)
   }
   item->prep->fdset_id = (gint)json_object_get_int_member_with_default(json_node_get_object(value),
                                                                      "fdset-id", -1);
-  hotplug_plan_step_done(task, hotplug_replan_with_fdset(item, item->prep->fdset_id, &error)
-                                   ? NULL : error, TRUE);
+  /* alone, the device's next step journals the fdset at once; in a request of several
+   * devices the others' steps come first, and a crash then must find it on record */
+  if (!hotplug_replan_with_fdset(item, item->prep->fdset_id, &error) ||
+      (task_op(task)->request &&
+       !hotplug_journal_device(item->hotplug, item->hostdev, STATE_ATTACHING, "pass-fd",
+                               item->commands, item->prep, FALSE, &error))) {
+    hotplug_plan_step_done(task, error, TRUE);
+    return;
+  }
+  hotplug_plan_step_done(task, NULL, FALSE);
 }
 
 /* The device node is opened here, so QEMU needs no access to /dev/bus/usb at all. */

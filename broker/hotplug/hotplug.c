@@ -48,6 +48,7 @@ op_free(Op *op)
     g_array_unref(op->plan);
   g_clear_error(&op->failure);
   g_clear_object(&op->wait_cancel);
+  g_free(op->request);
   g_free(op->alias);
   g_free(op->source);
   g_strfreev(op->slot);
@@ -133,6 +134,8 @@ hotplug_op_return(GTask *task, JsonNode *value, GError *error)
     g_assert(g_queue_peek_head(&hotplug->queue) == task);
     g_queue_pop_head(&hotplug->queue);
   }
+  /* the request is over, kept or undone: a crash from now on leaves its devices as they are */
+  hotplug_request_end(op);
   /* ports a dry run or a failed attach took are not in QEMU: read them again next time */
   if (op->took_usb_ports && (error || op->dry_run))
     hotplug_forget_usb_ports(hotplug);

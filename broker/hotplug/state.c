@@ -37,6 +37,7 @@ struct _StateJournal {
                          * without fsync (it survives hostdevd, never the host) */
   GPtrArray *entries;   /* StateEntry* */
   GPtrArray *zpci_left; /* StateZpci* */
+  GPtrArray *requests;  /* StateRequest*: requests of several devices without an answer */
 };
 
 static const char *const state_names[] = {
@@ -101,6 +102,8 @@ state_journal_free(StateJournal *journal)
     g_ptr_array_unref(journal->entries);
   if (journal->zpci_left)
     g_ptr_array_unref(journal->zpci_left);
+  if (journal->requests)
+    g_ptr_array_unref(journal->requests);
   g_free(journal);
 }
 
@@ -328,6 +331,71 @@ load_zpci(StateJournal *journal, const char *name)
   g_ptr_array_add(journal->zpci_left, zpci);
 }
 
+static void
+request_free(StateRequest *request)
+{
+  g_free(request->id);
+  g_strfreev(request->aliases);
+  g_free(request);
+}
+
+/* Return: (transfer full) (nullable): @object's request, when its id, its file
+ * @name and every alias are ones hostdevd writes (two or more aliases). */
+static StateRequest *
+request_from_json(JsonObject *object, const char *name)
+{
+  const char *id = json_object_get_string_member_with_default(object, "id", NULL);
+  JsonNode *node = json_object_get_member(object, "aliases");
+  g_autofree char *expected = id ? g_strconcat(id, ".request", NULL) : NULL;
+
+  if (!state_alias_is_safe(id) || !g_str_equal(name, expected) || node == NULL ||
+      !JSON_NODE_HOLDS_ARRAY(node) || json_array_get_length(json_node_get_array(node)) < 2)
+    return NULL;
+  JsonArray *array = json_node_get_array(node);
+  for (guint i = 0; i < json_array_get_length(array); i++) {
+    JsonNode *alias = json_array_get_element(array, i);
+    if (!JSON_NODE_HOLDS_VALUE(alias) || json_node_get_value_type(alias) != G_TYPE_STRING ||
+        !state_alias_is_safe(json_node_get_string(alias)))
+      return NULL;
+  }
+  StateRequest *request = g_new0(StateRequest, 1);
+  request->id = g_strdup(id);
+  request->aliases = string_array(object, "aliases");
+  return request;
+}
+
+/* Read one ID.request record; a damaged one is kept aside (ID.request.corrupt) and its
+ * devices' records are then finished or undone each on its own, with a warning. */
+static void
+load_request(StateJournal *journal, const char *name)
+{
+  g_autofree char *contents = NULL;
+  gsize length = 0;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(JsonParser) parser = json_parser_new_immutable();
+  StateRequest *request = NULL;
+
+  if ((contents = read_entry_file(journal, name, &length, &error)) != NULL &&
+      json_parser_load_from_data(parser, contents, (gssize)length, &error)) {
+    JsonNode *root = json_parser_get_root(parser);
+    JsonObject *object = root && JSON_NODE_HOLDS_OBJECT(root) ? json_node_get_object(root) : NULL;
+    gint64 min_reader = object ? json_object_get_int_member_with_default(
+                                     object, "min-reader-version", 0) : 0;
+    if (min_reader >= 1 && min_reader <= JOURNAL_VERSION)
+      request = request_from_json(object, name);
+  }
+  if (request == NULL) {
+    g_autofree char *aside = g_strconcat(name, ".corrupt", NULL);
+    g_warning("journal record %s/%s of a <devices> request without an answer is damaged (%s); "
+              "kept as %s: the devices of that request are finished or undone each on its "
+              "own, as their own records say, not as one request", journal->path, name,
+              error ? error->message : "unexpected layout", aside);
+    renameat(journal->dir_fd, name, journal->dir_fd, aside);
+    return;
+  }
+  g_ptr_array_add(journal->requests, request);
+}
+
 static gint
 compare_names(gconstpointer a, gconstpointer b)
 {
@@ -399,8 +467,8 @@ load(StateJournal *journal, GError **error)
   g_autoptr(GPtrArray) names = g_ptr_array_new_with_free_func(g_free);
   struct dirent *item;
   while ((item = readdir(dir)) != NULL)
-    if ((g_str_has_suffix(item->d_name, ".json") || g_str_has_suffix(item->d_name, ".zpci")) &&
-        item->d_name[0] != '.')
+    if ((g_str_has_suffix(item->d_name, ".json") || g_str_has_suffix(item->d_name, ".zpci") ||
+         g_str_has_suffix(item->d_name, ".request")) && item->d_name[0] != '.')
       g_ptr_array_add(names, g_strdup(item->d_name));
   closedir(dir);
   g_ptr_array_sort(names, compare_names);
@@ -408,6 +476,8 @@ load(StateJournal *journal, GError **error)
     const char *name = g_ptr_array_index(names, i);
     if (g_str_has_suffix(name, ".zpci"))
       load_zpci(journal, name);
+    else if (g_str_has_suffix(name, ".request"))
+      load_request(journal, name);
     else
       load_entry(journal, name);
   }
@@ -425,6 +495,7 @@ state_journal_open(const char *dir, const char *vm, GError **error)
   journal->dir_fd = -1;
   journal->entries = g_ptr_array_new_with_free_func((GDestroyNotify)entry_free);
   journal->zpci_left = g_ptr_array_new_with_free_func((GDestroyNotify)zpci_free);
+  journal->requests = g_ptr_array_new_with_free_func((GDestroyNotify)request_free);
   if (!load(journal, error))
     return NULL;
   return g_steal_pointer(&journal);
@@ -433,22 +504,24 @@ state_journal_open(const char *dir, const char *vm, GError **error)
 /*
  * maybe_crash() - a test hook, compiled in only with meson -Dtest_hooks=true:
  * the environment variable HOSTDEVD_TEST_CRASH_AT=STEP kills hostdevd right
- * after STEP is journaled.  A shipped hostdevd has no such code: nothing in
- * its environment can make it die half-way.
+ * after STEP is journaled, for any device; ALIAS:STEP only for the device
+ * ALIAS (a step of the second device of a request).  A shipped hostdevd has
+ * no such code: nothing in its environment can make it die half-way.
  */
 #ifdef HOSTDEVD_TEST_HOOKS
 static void
-maybe_crash(const char *step)
+maybe_crash(const char *alias, const char *step)
 {
   const char *crash_at = g_getenv("HOSTDEVD_TEST_CRASH_AT");
-  if (crash_at && g_strcmp0(crash_at, step) == 0) {
-    g_message("HOSTDEVD_TEST_CRASH_AT=%s: killing myself", step);
+  g_autofree char *qualified = alias ? g_strconcat(alias, ":", step, NULL) : NULL;
+  if (crash_at && (g_strcmp0(crash_at, step) == 0 || g_strcmp0(crash_at, qualified) == 0)) {
+    g_message("HOSTDEVD_TEST_CRASH_AT=%s: killing myself", crash_at);
     raise(SIGKILL);
   }
 }
 #else
 static void
-maybe_crash(const char *step)
+maybe_crash(const char *alias, const char *step)
 {
 }
 #endif
@@ -569,7 +642,7 @@ state_journal_record(StateJournal *journal, const char *alias, StateDeviceState 
   if (!save(journal, entry, error))
     return FALSE;
   g_autofree char *crash_step = g_strdup_printf("%s:%s", state_device_state_name(state), step);
-  maybe_crash(crash_step);
+  maybe_crash(alias, crash_step);
   return TRUE;
 }
 
@@ -590,7 +663,7 @@ state_journal_forget(StateJournal *journal, const char *alias, GError **error)
   }
   fsync_dir(journal);
   g_ptr_array_remove(journal->entries, entry);
-  maybe_crash("forgotten");
+  maybe_crash(alias, "forgotten");
   return TRUE;
 }
 
@@ -613,6 +686,44 @@ state_journal_find_zpci_left(StateJournal *journal, const char *id, guint uid, g
   return NULL;
 }
 
+/* write_record() - @name in the journal directory becomes @root, with the format
+ * version and the VM, durably. */
+static gboolean
+write_record(StateJournal *journal, const char *name, JsonObject *root, GError **error)
+{
+  json_object_set_int_member(root, "version", JOURNAL_VERSION);
+  json_object_set_int_member(root, "min-reader-version", JOURNAL_MIN_READER_VERSION);
+  json_object_set_string_member(root, "vm", journal->vm);
+  g_autoptr(JsonNode) node = json_node_init_object(json_node_alloc(), root);
+  g_autoptr(JsonGenerator) generator = json_generator_new();
+  json_generator_set_root(generator, node);
+  gsize length;
+  g_autofree char *data = json_generator_to_data(generator, &length);
+  int saved = replace_file(journal, name, data, length);
+  if (saved != 0) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                "cannot write the journal %s/%s: %s", journal->path, name, g_strerror(saved));
+    return FALSE;
+  }
+  fsync_dir(journal);
+  return TRUE;
+}
+
+/* remove_record() - @name leaves the journal directory durably (absent: TRUE). */
+static gboolean
+remove_record(StateJournal *journal, const char *name, GError **error)
+{
+  if (unlinkat(journal->dir_fd, name, 0) != 0 && errno != ENOENT) {
+    int saved = errno;
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                "cannot remove the journal record %s/%s: %s", journal->path, name,
+                g_strerror(saved));
+    return FALSE;
+  }
+  fsync_dir(journal);
+  return TRUE;
+}
+
 gboolean
 state_journal_note_zpci_left(StateJournal *journal, const StateZpci *zpci, GError **error)
 {
@@ -622,27 +733,14 @@ state_journal_note_zpci_left(StateJournal *journal, const StateZpci *zpci, GErro
     return FALSE;
   }
   g_autoptr(JsonObject) root = json_object_new();
-  json_object_set_int_member(root, "version", JOURNAL_VERSION);
-  json_object_set_int_member(root, "min-reader-version", JOURNAL_MIN_READER_VERSION);
-  json_object_set_string_member(root, "vm", journal->vm);
   json_object_set_string_member(root, "id", zpci->id);
   json_object_set_int_member(root, "uid", zpci->uid);
   json_object_set_int_member(root, "fid", zpci->fid);
   json_object_set_string_member(root, "target", zpci->target);
   json_object_set_object_member(root, "qemu", process_identity_to_json(&zpci->qemu));
-  g_autoptr(JsonNode) node = json_node_init_object(json_node_alloc(), root);
-  g_autoptr(JsonGenerator) generator = json_generator_new();
-  json_generator_set_root(generator, node);
-  gsize length;
-  g_autofree char *data = json_generator_to_data(generator, &length);
   g_autofree char *name = g_strconcat(zpci->id, ".zpci", NULL);
-  int saved = replace_file(journal, name, data, length);
-  if (saved != 0) {
-    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
-                "cannot write the journal %s/%s: %s", journal->path, name, g_strerror(saved));
+  if (!write_record(journal, name, root, error))
     return FALSE;
-  }
-  fsync_dir(journal);
   for (guint i = 0; i < journal->zpci_left->len; i++)   /* an older record of that id: replaced */
     if (g_strcmp0(((StateZpci *)g_ptr_array_index(journal->zpci_left, i))->id, zpci->id) == 0)
       g_ptr_array_remove_index(journal->zpci_left, i--);
@@ -662,16 +760,79 @@ state_journal_forget_zpci_left(StateJournal *journal, const char *id, GError **e
     if (g_strcmp0(zpci->id, id) != 0)
       continue;
     g_autofree char *name = g_strconcat(id, ".zpci", NULL);
-    if (unlinkat(journal->dir_fd, name, 0) != 0 && errno != ENOENT) {
-      int saved = errno;
-      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
-                  "cannot remove the journal record %s/%s: %s", journal->path, name,
-                  g_strerror(saved));
+    if (!remove_record(journal, name, error))
       return FALSE;
-    }
-    fsync_dir(journal);
     g_ptr_array_remove_index(journal->zpci_left, i);
     return TRUE;
   }
+  return TRUE;
+}
+
+GPtrArray *
+state_journal_requests(StateJournal *journal)
+{
+  return journal->requests;
+}
+
+static StateRequest *
+find_request(StateJournal *journal, const char *id, guint *index)
+{
+  for (guint i = 0; i < journal->requests->len; i++) {
+    StateRequest *request = g_ptr_array_index(journal->requests, i);
+    if (g_strcmp0(request->id, id) == 0) {
+      *index = i;
+      return request;
+    }
+  }
+  return NULL;
+}
+
+gboolean
+state_journal_note_request(StateJournal *journal, const char *id, const char *const *aliases,
+                           GError **error)
+{
+  g_autoptr(JsonObject) root = json_object_new();
+  JsonArray *array = json_array_new();
+  gboolean safe = state_alias_is_safe(id) && aliases && g_strv_length((char **)aliases) >= 2;
+
+  for (const char *const *alias = aliases; safe && *alias; alias++) {
+    safe = state_alias_is_safe(*alias);
+    json_array_add_string_element(array, *alias);
+  }
+  json_object_set_array_member(root, "aliases", array);
+  if (!safe) {
+    g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                        "a request is journaled only with a valid id and two or more valid "
+                        "aliases");
+    return FALSE;
+  }
+  json_object_set_string_member(root, "id", id);
+  g_autofree char *name = g_strconcat(id, ".request", NULL);
+  if (!write_record(journal, name, root, error))
+    return FALSE;
+  guint index;
+  StateRequest *request = find_request(journal, id, &index);
+  if (request == NULL) {
+    request = g_new0(StateRequest, 1);
+    request->id = g_strdup(id);
+    g_ptr_array_add(journal->requests, request);
+  }
+  g_strfreev(request->aliases);
+  request->aliases = g_strdupv((char **)aliases);
+  maybe_crash(NULL, "request:noted");
+  return TRUE;
+}
+
+gboolean
+state_journal_forget_request(StateJournal *journal, const char *id, GError **error)
+{
+  guint index;
+  if (find_request(journal, id, &index) == NULL)
+    return TRUE;
+  g_autofree char *name = g_strconcat(id, ".request", NULL);
+  if (!remove_record(journal, name, error))
+    return FALSE;
+  g_ptr_array_remove_index(journal->requests, index);
+  maybe_crash(NULL, "request:forgotten");
   return TRUE;
 }

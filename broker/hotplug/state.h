@@ -107,6 +107,33 @@ gboolean state_journal_note_zpci_left(StateJournal *journal, const StateZpci *zp
 /* state_journal_forget_zpci_left() - drop the record of zpci @id (none: TRUE). */
 gboolean state_journal_forget_zpci_left(StateJournal *journal, const char *id, GError **error);
 
+/*
+ * A <devices> request attaches every device or none.  Its devices' records
+ * alone cannot say so after a crash (each would be finished or undone on
+ * its own), so a request of several devices is journaled as a whole too:
+ * STATE_DIR/VM.journal/ID.request names the alias of every device of it,
+ * in the order they go into QEMU.  It is written before the request's
+ * first step takes effect and removed just before its answer: a record
+ * still there after a crash means an answer never went out, and every
+ * device it names is undone.  A request of one device needs none (its
+ * device's record is the whole request).
+ */
+typedef struct {
+  char *id;          /* the file's name without ".request" */
+  GStrv aliases;     /* in the order their devices go into QEMU */
+} StateRequest;
+
+/* Return: (transfer none) (element-type StateRequest): the requests without an answer. */
+GPtrArray *state_journal_requests(StateJournal *journal);
+
+/* state_journal_note_request() - record durably (replacing a record of the same @id)
+ * that the request @id holds the devices @aliases. */
+gboolean state_journal_note_request(StateJournal *journal, const char *id,
+                                    const char *const *aliases, GError **error);
+
+/* state_journal_forget_request() - drop the record of request @id durably (none: TRUE). */
+gboolean state_journal_forget_request(StateJournal *journal, const char *id, GError **error);
+
 /* Longest alias the journal takes: a file name, with room for the suffixes of its temporaries. */
 #define STATE_ALIAS_MAX 200
 

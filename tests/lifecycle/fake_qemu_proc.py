@@ -11,13 +11,20 @@ received with SCM_RIGHTS), device_add of vfio-pci and usb-host (opening the
 device in the fake kernel, so that an unbind blocks while QEMU holds it),
 x-query-usb and device_del with a scripted guest: cooperating, slow,
 refusing (DEVICE_UNPLUG_GUEST_ERROR), busy ("guest is busy", then
-cooperating), or silent.  A second device_del while an unplug is pending
+cooperating), or silent.  A root port's slot takes several functions as
+QEMU's PCIe hot-plug does: functions 1-7 first (the guest is not told; a
+device_del removes one at once), function 0 last with multifunction=on
+(the guest is told of the whole slot, and an unplug of any function asks
+the guest to let the whole slot go).  A second device_del while an unplug is pending
 gets QEMU 7.2's "Device X is already in the process of unplug".  The
 kernel's VFIO request (someone unbinds a device this QEMU holds) is an
 unplug request, as in QEMU's vfio_req_notifier_handler.
 
 The runner drives it on --control (JSON lines): {"op": "guest", "mode":
-..., "delay": s, "busy": n}, {"op": "devices"}.  SIGTERM: SHUTDOWN event,
+..., "delay": s, "busy": n, "add-delay": s}, {"op": "devices"}; "add-delay"
+holds each device_add's answer that long after the device is in (a slow
+realize), so that a crash of hostdevd can come between two devices of one
+request.  SIGTERM: SHUTDOWN event,
 exit 0; SIGKILL: just gone; either way the kernel connection closes and the
 fake kernel releases the devices after its exit delay.
 """
@@ -74,7 +81,7 @@ class FakeQemu:
         self.fdsets = {}           # id -> [fd]
         self.next_fdset = 0
         self.pending_fds = []
-        self.guest = {"mode": "cooperate", "delay": 0.1, "busy": 0}
+        self.guest = {"mode": "cooperate", "delay": 0.1, "busy": 0, "add-delay": 0}
         self.conn = None
         self.send_lock = threading.Lock()
         self.kernel = KernelClient(args.kernel, args.vm, self.on_kernel_event)
@@ -227,7 +234,7 @@ class FakeQemu:
             device = self.devices[name]
             if device["driver"] == "vfio-pci":
                 values = {"parent_bus": f"/machine/peripheral/{device['bus']}/{device['bus']}",
-                          "addr": 0}
+                          "addr": device["function"]}
             else:
                 values = {"parent_bus": "/machine/peripheral/usb/usb.0"}
         else:
@@ -258,11 +265,17 @@ class FakeQemu:
             if bus not in ROOT_PORTS:
                 self.reply(request, error=self.generic(f"Bus '{bus}' not found"))
                 return
+            function = self.function_of(args.get("addr"))
             for other_id, other in self.devices.items():
-                if other.get("bus") == bus:
+                if other.get("bus") != bus:
+                    continue
+                # QEMU: no function of an announced slot, no function twice, and function 0
+                # of a slot with other functions only as a multifunction device
+                if other["function"] in (0, function) or \
+                        (function == 0 and not args.get("multifunction")):
                     self.reply(request, error=self.generic(
-                        f"PCI: slot 0 function 0 not available for vfio-pci, in use by "
-                        f"{other['driver']},id={other_id}"))
+                        f"PCI: slot 0 function {function} not available for vfio-pci, in use "
+                        f"by {other['driver']},id={other_id}"))
                     return
             host = args.get("host")
             error = self.kernel.call({"op": "open-vfio", "bdf": host})["error"]
@@ -270,8 +283,8 @@ class FakeQemu:
                 self.reply(request, error=self.generic(error))
                 return
             self.devices[device_id] = {"driver": driver, "host": host, "bus": bus,
-                                       "pending": False}
-            self.reply(request)
+                                       "function": function, "pending": False}
+            self.reply_added(request)
         elif driver == "usb-host":
             hostdevice = args.get("hostdevice", "")
             if not hostdevice.startswith("/dev/fdset/"):
@@ -291,9 +304,15 @@ class FakeQemu:
                 self.reply(request, error=self.generic(error))
                 return
             self.devices[device_id] = {"driver": driver, "usb": key, "pending": False}
-            self.reply(request)
+            self.reply_added(request)
         else:
             self.reply(request, error=self.generic(f"'{driver}' is not a valid device model name"))
+
+    def reply_added(self, request):
+        if self.guest["add-delay"]:
+            self.later(self.guest["add-delay"], lambda: self.reply(request))
+        else:
+            self.reply(request)
 
     def qmp_device_del(self, request, args):
         device_id = args.get("id")
@@ -302,11 +321,16 @@ class FakeQemu:
             self.reply(request, error={"class": "DeviceNotFound",
                                        "desc": f"Device '{device_id}' not found"})
             return
-        if device["driver"] == "usb-host":
-            # USB unplug is immediate: the event comes before the reply
+        slot_zero = self.function_zero(device)
+        if device["driver"] == "usb-host" or (slot_zero is None and device["function"]):
+            # USB unplug is immediate, and so is that of a function the guest was never
+            # told of (its slot has no function 0): the event comes before the reply
             self.remove(device_id)
             self.reply(request)
             return
+        if slot_zero is not None and slot_zero != device_id:
+            # the guest is asked to let the whole slot go (QEMU pushes the slot's button)
+            device_id, device = slot_zero, self.devices[slot_zero]
         if device["pending"]:
             self.reply(request, error=self.generic(
                 f"Device {device_id} is already in the process of unplug"))
@@ -338,7 +362,30 @@ class FakeQemu:
                                    path=f"/machine/peripheral/{device_id}")
             self.later(0.1, refuse)
             return
-        self.later(delay, lambda: self.remove(device_id))
+        self.later(delay, lambda: self.remove_slot(device_id))
+
+    def remove_slot(self, device_id):
+        """The guest let go of @device_id: with its function 0, the whole slot goes."""
+        with self.lock:
+            device = self.devices.get(device_id)
+            others = [i for i, d in self.devices.items()
+                      if device and d.get("bus") == device.get("bus") and i != device_id] \
+                if device and device.get("function") == 0 else []
+        for other in others:
+            self.remove(other)
+        self.remove(device_id)
+
+    @staticmethod
+    def function_of(addr):
+        """The function of a device_add's "addr" ("0x0", "0x0.0x1"; slot 0 only)."""
+        return int(str(addr or "0").split(".")[1], 16) if "." in str(addr or "") else 0
+
+    def function_zero(self, device):
+        """Return: the id of function 0 of @device's slot, None without one."""
+        if device["driver"] != "vfio-pci":
+            return None
+        return next((i for i, d in self.devices.items()
+                     if d.get("bus") == device["bus"] and d["function"] == 0), None)
 
     @staticmethod
     def later(delay, function):
@@ -385,7 +432,8 @@ class FakeQemu:
                 if request["op"] == "guest":
                     self.guest = {"mode": request.get("mode", "cooperate"),
                                   "delay": request.get("delay", 0.1),
-                                  "busy": request.get("busy", 0)}
+                                  "busy": request.get("busy", 0),
+                                  "add-delay": request.get("add-delay", 0)}
                     reply = {}
                 elif request["op"] == "devices":
                     reply = {"devices": json.loads(json.dumps(self.devices))}

@@ -50,7 +50,15 @@ def generate(seed, steps):
     likely = {}   # dev -> vm that probably holds it, so detaches mostly name real devices
 
     def action(vm):
-        kind = rng.choices(["attach", "detach", "detach2"], [5, 4, 1])[0]
+        kind = rng.choices(["attach", "detach", "detach2", "batch"], [5, 4, 1, 1.5])[0]
+        if kind == "batch":
+            # two or three devices in one request; g0 and g1 together make one
+            # multifunction slot
+            devs = sorted(rng.sample(ALL, rng.choice([2, 2, 3])), key=ALL.index)
+            for dev in devs:
+                likely.setdefault(dev, vm)
+            return {"op": "batch", "vm": vm, "devs": devs,
+                    "managed": "no" if rng.random() < 0.2 else "yes"}
         mine = [d for d, v in likely.items() if v == vm]
         if kind != "attach" and mine and rng.random() < 0.85:
             dev = rng.choice(mine)
@@ -103,10 +111,16 @@ def generate(seed, steps):
         elif kind == "crash-during":
             vm = rng.choice(running)
             inner = action(vm)
-            match = rng.choice(["driver_override", "unbind", "drivers_probe", None])
-            sequence.append({"op": "crash-during", "vm": vm, "action": inner,
-                             "sig": rng.choice(["KILL", "KILL", "TERM"]),
-                             "slow": match, "after": round(rng.uniform(0.0, 0.3), 3)})
+            match = rng.choice(["driver_override", "unbind", "drivers_probe", None] +
+                               # QEMU slow to answer: a crash between two devices of a request
+                               (["device_add"] * 2 if inner["op"] == "batch" else []))
+            crash = {"op": "crash-during", "vm": vm, "action": inner,
+                     "sig": rng.choice(["KILL", "KILL", "TERM"]),
+                     "slow": match, "after": round(rng.uniform(0.0, 0.3), 3)}
+            if match == "device_add" and rng.random() < 0.6:
+                # the kill once this many devices of the request are in QEMU
+                crash["in-qemu"] = rng.randint(1, len(inner["devs"]))
+            sequence.append(crash)
         elif kind == "fault":
             vm = rng.choice(running)
             fault = rng.choice([{"match": "drivers_probe", "errno": 5},
@@ -162,6 +176,8 @@ class Runner:
 
     def action_argv(self, step):
         w = self.world
+        if step["op"] == "batch":
+            return ["attach-device", step["vm"], w.batch_xml_file(step["devs"], step["managed"])]
         vm, dev = step["vm"], step["dev"]
         if step["op"] == "attach":
             return ["attach-device", vm, w.xml_file(dev, step["managed"])]
@@ -190,7 +206,7 @@ class Runner:
         """Run one step; Return: a line saying what happened."""
         w = self.world
         op = step["op"]
-        if op in ("attach", "detach", "detach2"):
+        if op in ("attach", "detach", "detach2", "batch"):
             return self.run_action(step)
         if op == "kill":
             if self.vm_state(step["vm"]) != "running":
@@ -204,17 +220,31 @@ class Runner:
             if self.vm_state(step["vm"]) != "running":
                 return "skipped"
             inner = step["action"]
-            if step["slow"]:
-                w.kcall({"op": "fault", "fault": {"match": step["slow"], "delay": 1.0,
+            slow_write = step["slow"] if step["slow"] != "device_add" else None
+            if inner["op"] == "batch":
+                # a guest that refuses to let go keeps what it was given, also in-process;
+                # a QEMU slow to answer device_add lets the crash come between two devices
+                w.qemu_call(step["vm"], {"op": "guest", "mode": "cooperate",
+                                         "add-delay": 0.25 if step["slow"] == "device_add"
+                                         else 0})
+                before = w.kept(step["vm"], inner["devs"])
+            if slow_write:
+                w.kcall({"op": "fault", "fault": {"match": slow_write, "delay": 1.0,
                                                   "count": 1}})
             if inner["op"] == "detach":
                 self.apply_guest(inner)
             if inner["op"] == "detach2":
                 inner = dict(inner, op="detach", wait=0.3)
             client = w.ctl_async(*self.action_argv(inner))
-            if step["slow"]:
+            if slow_write:
                 w.kcall({"op": "wait-write", "timeout": 2})
-            time.sleep(step["after"])
+            if step.get("in-qemu"):
+                # QEMU holds the answer of the device_add that made it so: hostdevd is
+                # still in the request when it is killed
+                self.wait_in_qemu(step["vm"], [d for d in inner["devs"] if d not in before],
+                                  step["in-qemu"])
+            else:
+                time.sleep(step["after"] * (3 if step["slow"] == "device_add" else 1))
             w.vms[step["vm"]].expect_exit = True
             status = w.signal_daemon(step["vm"], SIGNALS[step["sig"]])
             try:
@@ -222,8 +252,13 @@ class Runner:
             except Exception:
                 client.kill()
             w.kcall({"op": "clear-faults"})
+            w.qemu_call(step["vm"], {"op": "guest", "mode": "cooperate"})
             w.start_hostdevd(step["vm"])
-            return f"hostdevd exited {status} (client {client.returncode})"
+            kept = ""
+            if inner["op"] == "batch":
+                kept = self.check_all_or_nothing(step["vm"], inner["devs"], before,
+                                                  client.returncode, step.get("in-qemu"))
+            return f"hostdevd exited {status} (client {client.returncode}){kept}"
         if op == "fault":
             if self.vm_state(step["action"]["vm"]) != "running":
                 return "skipped"
@@ -283,6 +318,41 @@ class Runner:
                                            "override": after["override"]}
             return f"{result.returncode} {(result.stderr or result.stdout).strip()[:160]}"
         raise ValueError(f"unknown step {op}")
+
+    def wait_in_qemu(self, vm, devs, count):
+        """Wait (bounded) until @count of @devs are in @vm's QEMU."""
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            held = {self.world.alias_of(vm, dev) for dev in devs} - {None}
+            if len(held) >= min(count, len(devs)):
+                return
+            time.sleep(0.01)
+
+    def check_all_or_nothing(self, vm, devs, before, client_status, in_qemu=None):
+        """A <devices> request interrupted by a crash: once the restarted hostdevd has
+        settled, the VM keeps every device of it it did not have before, or none; none
+        when it was killed while some of them were not in QEMU yet (@in_qemu fewer)."""
+        new = [dev for dev in devs if dev not in before]
+        deadline = time.monotonic() + 10
+        while True:
+            kept = self.world.kept(vm, new)
+            if len(kept) in (0, len(new)) or time.monotonic() > deadline:
+                break
+            time.sleep(0.1)
+        if 0 < len(kept) < len(new):
+            raise Violation(f"half-batch: after a crash in the middle of the <devices> request "
+                            f"of {', '.join(devs)} (client exit {client_status}), {vm} keeps "
+                            f"{', '.join(sorted(kept))} but not "
+                            f"{', '.join(sorted(set(new) - kept))}")
+        if in_qemu and in_qemu < len(new) and kept and client_status != 0:
+            raise Violation(f"half-batch: hostdevd was killed while only {in_qemu} of the "
+                            f"new devices {', '.join(new)} of a <devices> request were in "
+                            f"QEMU, yet after the restart {vm} keeps them all")
+        if client_status == 0 and len(kept) != len(new):
+            raise Violation(f"half-batch: the <devices> request of {', '.join(devs)} succeeded "
+                            f"but {vm} does not keep {', '.join(sorted(set(new) - kept))}")
+        return f"; of the request's new devices {vm} keeps {'all' if kept else 'none'}" \
+            if new else "; the VM had every device of the request already"
 
     def finish(self):
         """Bring every VM back (a new hostdevd replays its journal) for a last check."""

@@ -327,7 +327,9 @@ class World:
     def alias_of(self, name, dev):
         d = DEVICES[dev]
         for device_id, device in self.qemu_devices(name).items():
-            if device.get("host") == d.get("bdf") or device.get("usb") == d.get("key"):
+            # a PCI device has no "usb", a USB device no "host": compare only what each has
+            if ("host" in device and device["host"] == d.get("bdf")) or \
+                    ("usb" in device and device["usb"] == d.get("key")):
                 return device_id
         return None
 
@@ -337,6 +339,26 @@ class World:
             with open(path, "w") as f:
                 f.write(device_xml(dev, managed))
         return path
+
+    def batch_xml_file(self, devs, managed):
+        """A <devices> request of @devs (g0 and g1 together: one multifunction slot)."""
+        path = os.path.join(self.tmp, f"{'+'.join(devs)}-{managed}.xml")
+        if not os.path.exists(path):
+            with open(path, "w") as f:
+                f.write("<devices>\n" + "".join(device_xml(dev, managed) + "\n" for dev in devs)
+                        + "</devices>\n")
+        return path
+
+    def kept(self, name, devs):
+        """Return: those of @devs that VM @name keeps: in its QEMU and not on their way
+        out (hostdevd lists them, not as detaching)."""
+        reply = self.ctl("--json", "list", name)
+        try:
+            listing = {d["alias"]: d.get("state") for d in json.loads(reply.stdout)["return"]}
+        except (ValueError, KeyError, TypeError):
+            listing = {}
+        return {dev for dev in devs
+                if (alias := self.alias_of(name, dev)) and listing.get(alias) != "detaching"}
 
     # -- what the host and QEMU say ---------------------------------------
 

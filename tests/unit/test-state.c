@@ -204,6 +204,77 @@ test_unsafe_alias(Tree *tree, gconstpointer data)
   g_assert_cmpuint(count_files(tree->outside), ==, 0);
 }
 
+/* A request of several devices: recorded, read back, forgotten; its aliases are file
+ * names of the journal, so only safe ones, and at least two (one device needs none). */
+static void
+test_request_round_trip(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_build_filename(tree->root, "vm1.journal", NULL);
+  const char *aliases[] = { "hostdev1", "hostdev0", NULL };
+  const char *one[] = { "hostdev0", NULL };
+  const char *unsafe[] = { "hostdev0", "../outside/x", NULL };
+  {
+    g_autoptr(StateJournal) journal = state_journal_open(tree->root, "vm1", &error);
+    g_assert_no_error(error);
+    g_assert_true(state_journal_note_request(journal, "request-1", aliases, &error));
+    g_assert_no_error(error);
+    g_assert_false(state_journal_note_request(journal, "request-2", one, &error));
+    g_assert_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT);
+    g_clear_error(&error);
+    g_assert_false(state_journal_note_request(journal, "request-3", unsafe, &error));
+    g_assert_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT);
+    g_clear_error(&error);
+  }
+  g_assert_true(exists(dir, "request-1.request"));
+  g_assert_cmpuint(count_files(dir), ==, 1);
+  g_assert_cmpuint(count_files(tree->outside), ==, 0);
+
+  g_autoptr(StateJournal) again = state_journal_open(tree->root, "vm1", &error);
+  g_assert_no_error(error);
+  GPtrArray *requests = state_journal_requests(again);
+  g_assert_cmpuint(requests->len, ==, 1);
+  const StateRequest *request = g_ptr_array_index(requests, 0);
+  g_assert_cmpstr(request->id, ==, "request-1");
+  g_assert_true(g_strv_equal((const char *const *)request->aliases, aliases));
+  g_assert_cmpuint(state_journal_entries(again)->len, ==, 0);
+  g_assert_true(state_journal_forget_request(again, "request-1", &error));
+  g_assert_no_error(error);
+  g_assert_cmpuint(requests->len, ==, 0);
+  g_assert_cmpuint(count_files(dir), ==, 0);
+}
+
+/* A request record hostdevd cannot read is set aside with a warning saying that its
+ * devices are then handled each on its own. */
+static void
+test_damaged_request_is_set_aside(Tree *tree, gconstpointer data)
+{
+  g_autofree char *dir = g_build_filename(tree->root, "vm1.journal", NULL);
+  g_autofree char *path = g_build_filename(dir, "request-1.request", NULL);
+  g_autofree char *other = g_build_filename(dir, "request-2.request", NULL);
+  g_assert_cmpint(g_mkdir(dir, 0700), ==, 0);
+  g_assert_true(g_file_set_contents(path, "{\"version\": 2, \"aliases\": [", -1, NULL));
+  /* whole JSON, but naming another file's id */
+  g_assert_true(g_file_set_contents(other, "{\"version\": 2, \"min-reader-version\": 1, "
+                                    "\"id\": \"request-1\", \"aliases\": [\"a\", \"b\"]}",
+                                    -1, NULL));
+  if (g_test_subprocess()) {
+    g_autoptr(GError) error = NULL;
+    g_log_set_always_fatal(G_LOG_FATAL_MASK);
+    g_autoptr(StateJournal) journal = state_journal_open(tree->root, "vm1", &error);
+    g_assert_no_error(error);
+    g_assert_cmpuint(state_journal_requests(journal)->len, ==, 0);
+    g_assert_true(exists(dir, "request-1.request.corrupt"));
+    g_assert_true(exists(dir, "request-2.request.corrupt"));
+    g_assert_false(exists(dir, "request-1.request"));
+    return;
+  }
+  g_test_trap_subprocess(NULL, 0, G_TEST_SUBPROCESS_DEFAULT);
+  g_test_trap_assert_passed();
+  g_test_trap_assert_stderr("*request-1.request of a <devices> request without an answer is "
+                            "damaged*finished or undone each on its own*");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -215,5 +286,7 @@ main(int argc, char **argv)
   ADD("/state/open-directory", test_open_directory_is_refused);
   ADD("/state/entry-links", test_entry_links_are_not_read);
   ADD("/state/unsafe-alias", test_unsafe_alias);
+  ADD("/state/request-round-trip", test_request_round_trip);
+  ADD("/state/damaged-request", test_damaged_request_is_set_aside);
   return g_test_run();
 }
