@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "state.h"
 #include "hostdevd-error.h"
+#include "file-replace.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -8,9 +9,7 @@
 #include <glib/gstdio.h>
 #include <signal.h>
 #include <string.h>
-#include <linux/magic.h>
 #include <sys/stat.h>
-#include <sys/vfs.h>
 #include <unistd.h>
 
 /* An entry is a few kilobytes; anything this big is not one of ours. */
@@ -432,9 +431,7 @@ open_directory(StateJournal *journal, GError **error)
                                : g_strerror(saved));
     return FALSE;
   }
-  struct statfs fs;
-  journal->in_memory = fstatfs(journal->dir_fd, &fs) == 0 &&
-                       (fs.f_type == TMPFS_MAGIC || fs.f_type == RAMFS_MAGIC);
+  journal->in_memory = file_dir_in_memory(journal->dir_fd);
   /* its files say what to give back to the host: only hostdevd's user may change them */
   if (fstat(journal->dir_fd, &st) != 0 || st.st_uid != geteuid() ||
       (st.st_mode & (S_IWGRP | S_IWOTH)) != 0) {
@@ -534,71 +531,19 @@ fsync_dir(StateJournal *journal)
     fsync(journal->dir_fd);
 }
 
-/* write_all() - @length bytes of @data to @fd. Return: 0 or an errno. */
-static int
-write_all(int fd, const char *data, gsize length)
-{
-  while (length > 0) {
-    ssize_t n = write(fd, data, length);
-    if (n < 0 && errno == EINTR)
-      continue;
-    if (n < 0)
-      return errno;
-    data += n;
-    length -= (gsize)n;
-  }
-  return 0;
-}
-
-/* replace_file() - @name's contents become @data: a temporary file in the
- * journal directory, fsync, rename over @name.  Return: 0 or an errno. */
-static int
-replace_file(StateJournal *journal, const char *name, const char *data, gsize length)
-{
-  g_autofree char *temporary = g_strconcat(".", name, ".tmp", NULL);
-  int fd = openat(journal->dir_fd, temporary,
-                  O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, 0600);
-  if (fd < 0)
-    return errno;
-  int saved = write_all(fd, data, length);
-  if (saved == 0 && !journal->in_memory && fsync(fd) != 0)
-    saved = errno;
-  if (close(fd) != 0 && saved == 0)
-    saved = errno;
-  if (saved == 0 && renameat(journal->dir_fd, temporary, journal->dir_fd, name) != 0)
-    saved = errno;
-  if (saved != 0)
-    unlinkat(journal->dir_fd, temporary, 0);
-  return saved;
-}
-
 /*
  * save() - replace @entry's own file: one small file per device keeps the
  * cost of a step the same however many devices the VM has.
  */
+static gboolean write_record(StateJournal *journal, const char *name, JsonObject *root,
+                             GError **error);
+
 static gboolean
 save(StateJournal *journal, const StateEntry *entry, GError **error)
 {
-  g_autoptr(JsonObject) root = entry_to_json(entry);
-  json_object_set_int_member(root, "version", JOURNAL_VERSION);
-  json_object_set_int_member(root, "min-reader-version", JOURNAL_MIN_READER_VERSION);
-  json_object_set_string_member(root, "vm", journal->vm);
-  g_autoptr(JsonNode) node = json_node_init_object(json_node_alloc(), root);
-  g_autoptr(JsonGenerator) generator = json_generator_new();
-  json_generator_set_root(generator, node);
-  gsize length;
-  g_autofree char *data = json_generator_to_data(generator, &length);
   g_autofree char *name = entry_name(entry->alias);
-  int saved = replace_file(journal, name, data, length);
-
-  if (saved != 0) {
-    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
-                "cannot write the journal %s/%s: %s; nothing was changed", journal->path, name,
-                g_strerror(saved));
-    return FALSE;
-  }
-  fsync_dir(journal);
-  return TRUE;
+  g_autoptr(JsonObject) root = entry_to_json(entry);
+  return write_record(journal, name, root, error);
 }
 
 gboolean
@@ -699,13 +644,13 @@ write_record(StateJournal *journal, const char *name, JsonObject *root, GError *
   json_generator_set_root(generator, node);
   gsize length;
   g_autofree char *data = json_generator_to_data(generator, &length);
-  int saved = replace_file(journal, name, data, length);
+  int saved = file_replace_at(journal->dir_fd, name, data, length, journal->in_memory);
   if (saved != 0) {
     g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
-                "cannot write the journal %s/%s: %s", journal->path, name, g_strerror(saved));
+                "cannot write the journal %s/%s: %s; nothing was changed", journal->path, name,
+                g_strerror(saved));
     return FALSE;
   }
-  fsync_dir(journal);
   return TRUE;
 }
 

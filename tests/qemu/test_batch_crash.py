@@ -217,13 +217,14 @@ class BatchCrash(HostdevdTestCase):
 
     # -- the keyboard and the PCI function: host state --------------------------
 
-    def crash_mixed(self, step, claims_at_crash):
+    def crash_mixed(self, step, claims_at_crash, fdsets_at_crash):
         self.crash_during(MIXED, step)
         self.assertEqual(self.claims(), claims_at_crash)
-        # the keyboard's descriptor went to QEMU: its record says which fd set to drop
-        self.assertEqual([s["fdset-id"] for s in self.qmp.ok("query-fdsets")], [0])
+        # once the keyboard's descriptor went to QEMU, its record says which fd set to drop
+        self.assertEqual([s["fdset-id"] for s in self.qmp.ok("query-fdsets")], fdsets_at_crash)
         with open(os.path.join(self.journal_dir(), "hostdev1.json")) as f:
-            self.assertEqual(json.load(f)["host"].get("fdset-id"), 0)
+            self.assertEqual(json.load(f)["host"].get("fdset-id", -1),
+                             fdsets_at_crash[0] if fdsets_at_crash else -1)
         self.restart()
         self.assert_nothing_remains()
         self.assertIn("undoing every device of it", self.log())
@@ -238,10 +239,12 @@ class BatchCrash(HostdevdTestCase):
         """The absent USB device is in QEMU, the keyboard and the PCI function are
         claimed and the keyboard's descriptor is in QEMU (an fd set)."""
         self.crash_mixed("hostdev1:attaching:device-add",
-                         ["iommu_group_12", "pci_0000_05_00_1", "usb_1_2"])
+                         ["iommu_group_12", "pci_0000_05_00_1", "usb_1_2"], [0])
 
     def test_mixed_crash_before_the_pci_claim(self):
-        self.crash_mixed("hostdev2:attaching:claim", ["usb_1_2"])
+        """Every claim comes first in a request: the keyboard is claimed, its descriptor
+        not yet in QEMU."""
+        self.crash_mixed("hostdev2:attaching:claim", ["usb_1_2"], [])
 
     def test_a_device_another_vm_claimed_meanwhile_is_left_to_it(self):
         """Between the crash and the restart another VM's hostdevd took the keyboard's

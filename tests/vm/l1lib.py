@@ -269,8 +269,15 @@ class Qmp:
         """{id: host BDF} of the vfio-pci devices QEMU has."""
         found = {}
         for name, kind in self.peripherals().items():
-            if kind == "vfio-pci":
-                found[name] = self.ok("qom-get", path=f"/machine/peripheral/{name}", property="host")
+            if kind != "vfio-pci":
+                continue
+            reply = self.command("qom-get", path=f"/machine/peripheral/{name}", property="host")
+            # listed a moment ago, gone since (a guest's unplug finishing): not there any more
+            if reply.get("error", {}).get("class") == "DeviceNotFound":
+                continue
+            if "error" in reply:
+                raise Failure(f"QMP qom-get of {name}'s host failed: {reply['error'].get('desc')}")
+            found[name] = reply["return"]
         return found
 
     def usb_host_devices(self):
