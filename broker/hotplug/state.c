@@ -607,8 +607,9 @@ state_journal_forget(StateJournal *journal, const char *alias, GError **error)
     return FALSE;
   }
   fsync_dir(journal);
-  g_ptr_array_remove(journal->entries, entry);
+  /* before the entry goes: @alias may be its own */
   maybe_crash(alias, "forgotten");
+  g_ptr_array_remove(journal->entries, entry);
   return TRUE;
 }
 
