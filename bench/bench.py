@@ -770,21 +770,13 @@ class Bench:
         into its results directory.  `bench/run.sh --vfio-phases FILE` (or
         BENCH_VFIO_PHASES=FILE) puts that file's figures into this report.
         """
-        path = vm_results_file(self.args.vfio_phases, "BENCH_VFIO_PHASES", "vfio-phases.json")
-        if path:
-            try:
-                with open(path) as f:
-                    data = json.load(f)
-                return {"phases": data["phases"], "device": data.get("device", "?"),
-                        "kernel": data.get("kernel", "?"), "file": path}
-            except (OSError, ValueError, KeyError) as error:
-                return {"skipped": f"could not read {path}: {error}"}
-        vm_suite = os.path.join(SOURCE, "tests", "vm", "vmtest.py")
-        if os.path.exists(vm_suite):
-            return {"skipped": "not measured in this run: the phases come from a tests/vm "
-                               "scenario (nested VM, real kernel VFIO) that writes them as JSON; "
-                               "pass that file with `bench/run.sh --vfio-phases FILE`"}
-        return {"skipped": "not measured: needs the nested VM of tests/vm (real kernel VFIO)"}
+        return vm_results(
+            self.args.vfio_phases, "BENCH_VFIO_PHASES", "vfio-phases.json",
+            "not measured in this run: the phases come from a tests/vm scenario (nested VM, "
+            "real kernel VFIO) that writes them as JSON; pass that file with "
+            "`bench/run.sh --vfio-phases FILE`",
+            lambda data: {"phases": data["phases"], "device": data.get("device", "?"),
+                          "kernel": data.get("kernel", "?")})
 
     def usb_follow_latency(self):
         """Issue #12: a followed USB device back in the VM, from the kernel's add
@@ -796,23 +788,19 @@ class Bench:
         "attach_ms"}], "arrival": [...], "method", "device", "kernel"} into its
         logs.  `--usb-follow FILE` (or BENCH_USB_FOLLOW=FILE) picks another file.
         """
-        path = vm_results_file(self.args.usb_follow, "BENCH_USB_FOLLOW", "usb-follow.json")
-        if not path:
-            return {"skipped": "not measured in this run: tests/vm scenario 17 (nested VM, real "
-                               "kernel USB) writes the figures; run it, or pass its file with "
-                               "`bench/run.sh --usb-follow FILE`"}
-        try:
-            with open(path) as f:
-                data = json.load(f)
+        def read(data):
             cases = {case: data[case][0] for case in ("reattach", "arrival") if data.get(case)}
             if not cases:
                 raise KeyError("reattach/arrival (written by an older scenario 17?)")
             return {"cases": cases, "method": data.get("method", "?"), "device": data.get("device", "?"),
-                    "kernel": data.get("kernel", "?"), "file": path,
+                    "kernel": data.get("kernel", "?"),
                     "seen_by_test_s": {"reattach": data.get("reattach_seen_by_test_s"),
                                        "arrival": data.get("arrival_seen_by_test_s")}}
-        except (OSError, ValueError, KeyError, IndexError, TypeError) as error:
-            return {"skipped": f"could not read {path}: {error}"}
+
+        return vm_results(
+            self.args.usb_follow, "BENCH_USB_FOLLOW", "usb-follow.json",
+            "not measured in this run: tests/vm scenario 17 (nested VM, real kernel USB) writes "
+            "the figures; run it, or pass its file with `bench/run.sh --usb-follow FILE`", read)
 
 
     def vfio_libvirt(self):
@@ -823,22 +811,17 @@ class Bench:
         DEVICE_DELETED (QEMU's trace events) are measured alike for both and
         subtracted from each total to give each tool's own share.
         `bench/run.sh --vfio-libvirt FILE` or BENCH_VFIO_LIBVIRT=FILE names the file."""
-        path = vm_results_file(self.args.vfio_libvirt, "BENCH_VFIO_LIBVIRT", "vfio-libvirt.json")
-        if not path:
-            return {"skipped": "not measured in this run: tests/vm scenario 20 writes it "
-                               "(HOSTDEVD_VM_SCENARIOS=20 meson test --suite vm); pass that "
-                               "file with `bench/run.sh --vfio-libvirt FILE`"}
-        try:
-            with open(path) as f:
-                data = json.load(f)
+        def read(data):
             for tool in ("hostdevd", "libvirt"):
                 for op in ("attach", "detach"):
                     for part in ("total", "kernel", "qemu", "own"):
                         float(data["median"][tool][op][part])
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            return {"skipped": f"could not read {path}: {error}"}
-        data["file"] = path
-        return data
+            return data
+
+        return vm_results(
+            self.args.vfio_libvirt, "BENCH_VFIO_LIBVIRT", "vfio-libvirt.json",
+            "not measured in this run: tests/vm scenario 20 writes it (HOSTDEVD_VM_SCENARIOS=20 "
+            "meson test --suite vm); pass that file with `bench/run.sh --vfio-libvirt FILE`", read)
 
     def batch_pci(self):
         """Issue 13: one <devices> request of N managed PCI devices (each alone in its
@@ -847,21 +830,32 @@ class Bench:
         booted L2, each attach timed request to reply through a kept control-socket
         connection, with hostdevd's phase timings.  `bench/run.sh --batch-pci FILE`
         or BENCH_BATCH_PCI=FILE names the file."""
-        path = vm_results_file(self.args.batch_pci, "BENCH_BATCH_PCI", "batch-pci.json")
-        if not path:
-            return {"skipped": "not measured in this run: tests/vm scenario 21 writes it "
-                               "(tests/vm/run-vm-tests.sh 21); pass that file with "
-                               "`bench/run.sh --batch-pci FILE`"}
-        try:
-            with open(path) as f:
-                data = json.load(f)
+        def read(data):
             for kind in ("batch", "singles"):
                 float(data["median_attach_ms"][kind])
             len(data["devices"])
-        except (OSError, ValueError, KeyError, TypeError) as error:
-            return {"skipped": f"could not read {path}: {error}"}
-        data["file"] = path
-        return data
+            return data
+
+        return vm_results(
+            self.args.batch_pci, "BENCH_BATCH_PCI", "batch-pci.json",
+            "not measured in this run: tests/vm scenario 21 writes it (tests/vm/run-vm-tests.sh "
+            "21); pass that file with `bench/run.sh --batch-pci FILE`", read)
+
+
+def vm_results(option, variable, name, missing, read):
+    """Return: what @read takes from the tests/vm results file @name (see
+    vm_results_file()), with the file's path; {"skipped": why} when there is
+    none (@missing says what would write it) or it cannot be read."""
+    path = vm_results_file(option, variable, name)
+    if not path:
+        return {"skipped": missing}
+    try:
+        with open(path) as f:
+            result = read(json.load(f))
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as error:
+        return {"skipped": f"could not read {path}: {error}"}
+    result["file"] = path
+    return result
 
 
 def vm_results_file(option, variable, name):
