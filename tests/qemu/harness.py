@@ -213,15 +213,21 @@ class HostdevdTestCase(unittest.TestCase):
         self.processes.append(process)
         return process
 
+    @staticmethod
+    def stop(process):
+        """SIGTERM @process, SIGKILL it if it is still there 10 s later; reaped either way."""
+        if process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
     def _cleanup(self):
         for process in reversed(self.processes):
-            if process.poll() is None:
-                process.terminate()
-                try:
-                    process.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait()
+            self.stop(process)
         for name in ("hostdevd.log", "qemu.log"):
             path = os.path.join(self.tmp, name)
             if os.path.exists(path) and os.environ.get("HOSTDEVD_TEST_VERBOSE"):

@@ -291,12 +291,7 @@ class ParallelBinds(Batch):
 
     @staticmethod
     def _stop_kernel(kernel, mount):
-        kernel.terminate()
-        try:
-            kernel.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            kernel.kill()
-            kernel.wait()
+        HostdevdTestCase.stop(kernel)
         with open("/proc/self/mountinfo") as f:
             if any(line.split()[4] == mount for line in f):
                 subprocess.run(["umount", "-l", mount], capture_output=True)
