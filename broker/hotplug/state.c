@@ -537,6 +537,7 @@ fsync_dir(StateJournal *journal)
  */
 static gboolean write_record(StateJournal *journal, const char *name, JsonObject *root,
                              GError **error);
+static gboolean remove_record(StateJournal *journal, const char *name, GError **error);
 
 static gboolean
 save(StateJournal *journal, const StateEntry *entry, GError **error)
@@ -598,15 +599,14 @@ state_journal_forget(StateJournal *journal, const char *alias, GError **error)
   if (entry == NULL)
     return TRUE;
   g_autofree char *name = entry_name(alias);
-  if (!state_alias_is_safe(alias) ||
-      (unlinkat(journal->dir_fd, name, 0) != 0 && errno != ENOENT)) {
-    int saved = state_alias_is_safe(alias) ? errno : EINVAL;
+  if (!state_alias_is_safe(alias)) {
     g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
                 "cannot remove the journal entry %s/%s: %s", journal->path, name,
-                g_strerror(saved));
+                g_strerror(EINVAL));
     return FALSE;
   }
-  fsync_dir(journal);
+  if (!remove_record(journal, name, error))
+    return FALSE;
   /* before the entry goes: @alias may be its own */
   maybe_crash(alias, "forgotten");
   g_ptr_array_remove(journal->entries, entry);
