@@ -21,6 +21,14 @@
  * connection (TopologyCache) and asked again only when QEMU reports the
  * device deleted: an attach then costs the two qom-list calls, not three
  * commands per device of the VM.
+ *
+ * The device list of round 1 is kept too (TopologyCache.listed), for a
+ * caller that may use it (guest_topology_query_async()'s @reuse): QEMU's
+ * DEVICE_DELETED events take devices out of it and hostdevd's own
+ * device_add puts them in (guest_topology_note_added()).  A device added
+ * through another monitor is in no event: a device_add placed from a
+ * remembered list that clashes with one is placed again from a fresh list
+ * (hotplug-steps.c), and guest_topology_forget() drops the list.
  */
 
 /* What a controller model gives to hot-plug, as libvirt models them. */
@@ -126,6 +134,7 @@ typedef struct {
   char *machine_type;
   GHashTable *devices;  /* QOM path -> KnownDevice* */
   guint deletions;      /* DEVICE_DELETED events seen */
+  GPtrArray *listed;    /* (nullable) Device*: round 1's list, kept up to date since */
 } TopologyCache;
 
 #define TOPOLOGY_CACHE_KEY "hostdevd-guest-topology"
@@ -144,6 +153,8 @@ topology_cache_free(TopologyCache *cache)
   g_free(cache->arch);
   g_free(cache->machine_type);
   g_hash_table_unref(cache->devices);
+  if (cache->listed)
+    g_ptr_array_unref(cache->listed);
   g_free(cache);
 }
 
@@ -158,11 +169,15 @@ on_cache_event(QmpClient *qmp, const char *name, JsonObject *data, gint64 timest
   cache->deletions++;
   const char *path = json_object_get_string_member_with_default(data, "path", NULL);
   const char *id = json_object_get_string_member_with_default(data, "device", NULL);
+  g_autofree char *by_id = id ? g_strconcat("/machine/peripheral/", id, NULL) : NULL;
   if (path)
     g_hash_table_remove(cache->devices, path);
-  if (id) {
-    g_autofree char *by_id = g_strconcat("/machine/peripheral/", id, NULL);
+  if (by_id)
     g_hash_table_remove(cache->devices, by_id);
+  for (guint i = cache->listed ? cache->listed->len : 0; i-- > 0;) {
+    const Device *device = g_ptr_array_index(cache->listed, i);
+    if (g_strcmp0(device->path, path) == 0 || g_strcmp0(device->path, by_id) == 0)
+      g_ptr_array_remove_index(cache->listed, i);
   }
 }
 
@@ -186,6 +201,7 @@ typedef struct {
   QmpClient *qmp;
   TopologyCache *cache;
   guint deletions;      /* the cache's count when the discovery began */
+  gboolean keep_list;   /* round 1's list may become the cache's */
   GuestTopology *topology;
   GPtrArray *devices;   /* Device* */
   char *machine_type;
@@ -200,6 +216,31 @@ device_free(Device *device)
   g_free(device->type);
   g_free(device->parent_bus);
   g_free(device);
+}
+
+/* Return: a device as a qom-list names it: its parent bus and address not known yet. */
+static Device *
+device_new(const char *path, const char *id, const char *type)
+{
+  Device *device = g_new0(Device, 1);
+  device->path = g_strdup(path);
+  device->id = g_strdup(id);
+  device->type = g_strdup(type);
+  device->devfn = -1;
+  device->hotplug = -1;
+  return device;
+}
+
+/* Return: (transfer full): what qom-list said of each of @devices. */
+static GPtrArray *
+devices_as_listed(GPtrArray *devices)
+{
+  GPtrArray *copy = g_ptr_array_new_full(devices->len, (GDestroyNotify)device_free);
+  for (guint i = 0; i < devices->len; i++) {
+    const Device *device = g_ptr_array_index(devices, i);
+    g_ptr_array_add(copy, device_new(device->path, device->id, device->type));
+  }
+  return copy;
 }
 
 static void
@@ -430,6 +471,12 @@ discovery_finish(GTask *task)
   }
   topology->ids = g_strv_builder_end(ids);
   topology->types = g_strv_builder_end(types);
+  /* not on s390x: its zPCI functions are read again anyway, and a clash there is not retried */
+  if (discovery->keep_list && discovery->cache->deletions == discovery->deletions &&
+      !guest_topology_has_zpci(topology)) {
+    g_clear_pointer(&discovery->cache->listed, g_ptr_array_unref);
+    discovery->cache->listed = devices_as_listed(discovery->devices);
+  }
   g_task_return_pointer(task, g_steal_pointer(&discovery->topology),
                         (GDestroyNotify)guest_topology_free);
   g_object_unref(task);
@@ -668,21 +715,18 @@ collect_devices(Discovery *discovery, const Query *query, const char *prefix, gb
     const char *type = json_object_get_string_member_with_default(entry, "type", "");
     if (name == NULL || !g_str_has_prefix(type, "child<") || !g_str_has_suffix(type, ">"))
       continue;
-    Device *device = g_new0(Device, 1);
-    device->path = g_strdup_printf("%s/%s", prefix, name);
-    device->id = with_ids ? g_strdup(name) : NULL;
-    device->type = g_strndup(type + 6, strlen(type) - 7);
-    device->devfn = -1;
-    device->hotplug = -1;
-    g_ptr_array_add(discovery->devices, device);
+    g_autofree char *path = g_strdup_printf("%s/%s", prefix, name);
+    g_autofree char *child_type = g_strndup(type + 6, strlen(type) - 7);
+    g_ptr_array_add(discovery->devices, device_new(path, with_ids ? name : NULL, child_type));
   }
 }
+
+static void ask_round_two(GTask *task);
 
 static void
 on_round_one(GTask *task)
 {
   Discovery *discovery = g_task_get_task_data(task);
-  GuestTopology *topology = discovery->topology;
   GPtrArray *queries = discovery->round.queries;
 
   for (guint i = 0; i < queries->len; i++) {
@@ -719,6 +763,15 @@ on_round_one(GTask *task)
       break;
     }
   }
+  ask_round_two(task);
+}
+
+/* Round 2: from the list of devices, the buses; what is not known of each device. */
+static void
+ask_round_two(GTask *task)
+{
+  Discovery *discovery = g_task_get_task_data(task);
+  GuestTopology *topology = discovery->topology;
 
   topology->arch = g_strdup(discovery->cache->arch ? discovery->cache->arch : "unknown");
   discovery->machine_type = g_strdup(discovery->cache->machine_type);
@@ -755,7 +808,7 @@ on_round_one(GTask *task)
 }
 
 void
-guest_topology_query_async(QmpClient *qmp, GCancellable *cancellable,
+guest_topology_query_async(QmpClient *qmp, gboolean reuse, GCancellable *cancellable,
                            GAsyncReadyCallback callback, gpointer user_data)
 {
   GTask *task = g_task_new(NULL, cancellable, callback, user_data);
@@ -772,6 +825,15 @@ guest_topology_query_async(QmpClient *qmp, GCancellable *cancellable,
   g_task_set_task_data(task, discovery, (GDestroyNotify)discovery_free);
 
   round_next(discovery);
+  TopologyCache *cache = discovery->cache;
+  if (reuse && cache->listed && cache->arch && cache->machine_type) {
+    g_ptr_array_unref(discovery->devices);
+    discovery->devices = devices_as_listed(cache->listed);
+    discovery->topology->remembered = TRUE;
+    ask_round_two(task);
+    return;
+  }
+  discovery->keep_list = TRUE;
   if (discovery->cache->arch == NULL)
     round_add(&discovery->round, Q_TARGET, NULL, "query-target", NULL, NULL);
   if (discovery->cache->machine_type == NULL)
@@ -829,4 +891,24 @@ guest_topology_check_arch(GuestTopology *topology, const char *expected, const c
   g_free(topology->arch);
   topology->arch = g_strdup(expected);
   return TRUE;
+}
+
+void
+guest_topology_note_added(QmpClient *qmp, const char *id, const char *type)
+{
+  TopologyCache *cache = topology_cache_of(qmp);
+  g_autofree char *path = g_strconcat("/machine/peripheral/", id, NULL);
+
+  if (cache->listed == NULL)
+    return;
+  for (guint i = cache->listed->len; i-- > 0;)
+    if (g_strcmp0(((Device *)g_ptr_array_index(cache->listed, i))->path, path) == 0)
+      g_ptr_array_remove_index(cache->listed, i);
+  g_ptr_array_add(cache->listed, device_new(path, id, type));
+}
+
+void
+guest_topology_forget(QmpClient *qmp)
+{
+  g_clear_pointer(&topology_cache_of(qmp)->listed, g_ptr_array_unref);
 }

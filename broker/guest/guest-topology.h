@@ -39,6 +39,8 @@ typedef struct {
   GPtrArray *zpci;      /* GuestZpci*, every zPCI function QEMU knows (s390x only) */
   GStrv ids;            /* ids of all user-created devices */
   GStrv types;          /* QOM types of all user-created devices, named or not */
+  gboolean remembered;  /* the device list was not asked again: a device added through
+                         * another monitor since may be missing */
 } GuestTopology;
 
 /* guest_pci_bus_new() - a bus with no slot taken; slots @first_slot..@last_slot hold devices. */
@@ -49,11 +51,25 @@ void guest_pci_bus_free(GuestPciBus *bus);
 void guest_topology_free(GuestTopology *topology);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(GuestTopology, guest_topology_free)
 
-/* guest_topology_query_async() - ask QEMU (a few rounds of parallel QOM queries). */
-void guest_topology_query_async(QmpClient *qmp, GCancellable *cancellable,
+/**
+ * guest_topology_query_async() - ask QEMU (a few rounds of parallel QOM queries)
+ * @reuse: the device list of the last answer may serve again, kept up to date
+ *   by QEMU's DEVICE_DELETED events and guest_topology_note_added() (no QMP
+ *   round trip at all when every device is known); the result says so
+ *   (GuestTopology.remembered).  FALSE: everything is asked again.
+ */
+void guest_topology_query_async(QmpClient *qmp, gboolean reuse, GCancellable *cancellable,
                                 GAsyncReadyCallback callback, gpointer user_data);
 /* Return: (transfer full): the topology, or NULL with @error set. */
 GuestTopology *guest_topology_query_finish(GAsyncResult *result, GError **error);
+
+/* guest_topology_note_added() - @qmp's QEMU took device @id of QOM type @type
+ * (a device_add hostdevd sent answered OK): a remembered list names it now. */
+void guest_topology_note_added(QmpClient *qmp, const char *id, const char *type);
+
+/* guest_topology_forget() - the remembered device list may be wrong (a device_add
+ * failed or may still complete, or clashed with a device hostdevd did not add). */
+void guest_topology_forget(QmpClient *qmp);
 
 /* Return: (nullable): the bus with libvirt controller index @index. */
 GuestPciBus *guest_topology_find_bus(const GuestTopology *topology, guint index);

@@ -619,9 +619,17 @@ claims_acquire_all(const char *runtime_dir, const char *vm, const char *const *k
   return ok;
 }
 
+/* Return: whether @owner, as far as it knows its start time, wrote @claim: then it is live. */
+static gboolean
+claim_written_by(const Claim *claim, const ClaimOwner *owner)
+{
+  return owner != NULL && owner->broker_start_time != 0 && claim->pid == owner->broker &&
+         claim->start_time == owner->broker_start_time;
+}
+
 gboolean
-claims_set_origin(const char *runtime_dir, const char *vm, const char *key,
-                  const ClaimOrigin *origin, GError **error)
+claims_set_origin(const char *runtime_dir, const char *vm, const ClaimOwner *owner,
+                  const char *key, const ClaimOrigin *origin, GError **error)
 {
   g_autofree char *dir = NULL;
   g_autoptr(Claim) claim = NULL;
@@ -642,13 +650,16 @@ claims_set_origin(const char *runtime_dir, const char *vm, const char *key,
   if (lock < 0)
     return FALSE;
   dir = claims_dir(runtime_dir);
-  /* liveness read even for @vm's own claim: a holder that is gone records nothing */
-  claim = read_claim(dir, key, NULL, &local_error);
+  /* liveness read even for @vm's own claim, unless the caller wrote it: a
+   * holder that is gone records nothing */
+  claim = read_claim(dir, key, vm, &local_error);
   if (local_error != NULL) {
     unlock_claims(lock);
     g_propagate_error(error, g_steal_pointer(&local_error));
     return FALSE;
   }
+  if (claim != NULL && !claim_written_by(claim, owner))
+    claim_check_liveness(claim);
   if (claim == NULL || strcmp(claim->vm, vm) != 0 || claim->stale) {
     g_autofree char *what = claims_describe_key(key);
 

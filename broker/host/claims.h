@@ -118,12 +118,15 @@ gboolean claims_acquire_all(const char *runtime_dir, const char *vm, const char 
 /**
  * claims_set_origin() - record @origin in @vm's claim on @key, under the
  * claims lock
+ * @owner: (nullable): the caller, as it claimed: a claim it wrote itself is
+ *   known live without reading /proc
  * Only while the claim is @vm's and live: Busy when another VM holds it,
- * NotFound when nobody does (or only a stale claim is left).  An origin already recorded is kept (the first reading
- * is the original one), and TRUE returned.
+ * NotFound when nobody does (or only a stale claim is left).  An origin
+ * already recorded is kept (the first reading is the original one), and
+ * TRUE returned.
  */
-gboolean claims_set_origin(const char *runtime_dir, const char *vm, const char *key,
-                           const ClaimOrigin *origin, GError **error);
+gboolean claims_set_origin(const char *runtime_dir, const char *vm, const ClaimOwner *owner,
+                           const char *key, const ClaimOrigin *origin, GError **error);
 
 /**
  * claims_release() - drop @vm's claim on @key

@@ -138,6 +138,7 @@ claim_all(HostPrep *prep, const char *runtime_dir, const char *vm, const ClaimOw
   prep->claims_runtime_dir = g_strdup(runtime_dir);
   g_free(prep->claims_vm);
   prep->claims_vm = g_strdup(vm);
+  prep->claims_owner = owner ? *owner : (ClaimOwner){ 0 };
   return TRUE;
 }
 
@@ -229,7 +230,8 @@ host_prep_vfio_begin(HostPrep *prep, const Hostdev *hostdev, const VfioRecord *s
   const VfioRecord *companion = sibling ? vfio_record_find_companion(sibling, &hostdev->pci_source)
                                         : NULL;
   origin = vfio_record_origin(companion ? companion : prep->vfio);
-  if (!claims_set_origin(prep->claims_runtime_dir, prep->claims_vm, key, origin, error)) {
+  if (!claims_set_origin(prep->claims_runtime_dir, prep->claims_vm, &prep->claims_owner, key,
+                         origin, error)) {
     g_clear_pointer(&prep->vfio, vfio_record_unref);
     return FALSE;
   }

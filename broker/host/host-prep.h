@@ -41,6 +41,7 @@ typedef struct {
    * own), NULL none; host_prep_vfio_begin() builds the record from it */
   char *claims_runtime_dir;
   char *claims_vm;
+  ClaimOwner claims_owner;      /* who claimed: a claim it wrote is known live */
   ClaimOrigin *inherited_origin;
 } HostPrep;
 

@@ -292,8 +292,8 @@ plan_steps(Op *op)
 }
 
 /* The PCI slot (and zPCI ids) of @item: the lowest free ones, or those its XML asks for. */
-static gboolean
-place_on_pci_bus(Op *op, AttachItem *item, GError **error)
+gboolean
+hotplug_place_pci(Op *op, AttachItem *item, GError **error)
 {
   Hostdev *hostdev = item->hostdev;
   GuestTopology *topology = op->topology;
@@ -412,7 +412,7 @@ plan_device(Op *op, AttachItem *item, GError **error)
     item->commands = g_ptr_array_new_with_free_func((GDestroyNotify)json_object_unref);
     return TRUE;
   }
-  if (op->topology && item->ops->placed_on_pci_bus && !place_on_pci_bus(op, item, error))
+  if (op->topology && item->ops->placed_on_pci_bus && !hotplug_place_pci(op, item, error))
     return FALSE;
   if (op->hotplug->usb_ports && item->ops->placed_on_usb_port &&
       !hotplug_place_usb(op, item, error))
@@ -873,8 +873,13 @@ attach_placed_on_usb(GTask *task)
   for (guint i = 0; i < op->items->len; i++)
     placed |= ((AttachItem *)g_ptr_array_index(op->items, i))->ops->placed_on_pci_bus;
   if (placed) {
-    guest_topology_query_async(op->hotplug->qmp, NULL, on_attach_topology, task);
+    /* one device placed from the device list QEMU last gave (kept up to date
+     * since) costs no round trip; a clash with a device added behind
+     * hostdevd's back is placed again from a fresh list (hotplug-steps.c).
+     * A dry run and a request of several devices ask QEMU. */
+    gboolean reuse = !op->dry_run && op->items->len == 1;
     hotplug_ask_guest_memory(task);
+    guest_topology_query_async(op->hotplug->qmp, reuse, NULL, on_attach_topology, task);
   } else
     attach_plan(task);
 }

@@ -95,6 +95,10 @@ typedef struct {
 /* hotplug_forget_usb_ports() - the USB port map is no longer trusted: read it at the next use. */
 void hotplug_forget_usb_ports(Hotplug *hotplug);
 
+/* hotplug_place_pci() - @item's guest PCI address (and zPCI ids), chosen from op->topology
+ * (libvirt's rules), or the one its XML names, checked. */
+gboolean hotplug_place_pci(Op *op, AttachItem *item, GError **error);
+
 /* hotplug_place_usb() - @item's USB port, chosen from hotplug->usb_ports (libvirt's rules). */
 gboolean hotplug_place_usb(Op *op, AttachItem *item, GError **error);
 
@@ -116,6 +120,8 @@ struct _AttachItem {
   gboolean usb_bus_given;        /* the XML names the USB controller */
   gboolean usb_port_given;       /* the XML names the USB port */
   gboolean usb_port_retried;     /* a port taken behind hostdevd's back was stepped over once */
+  gboolean pci_addr_given;       /* the XML names the guest PCI address */
+  gboolean pci_slot_retried;     /* a slot taken behind hostdevd's back was stepped over once */
   char *usb_hostdevice;          /* "/dev/fdset/N" once the USB descriptor is passed */
   QemuDeviceContext context;     /* the decisions the commands are built from */
   HostPrep *prep;                /* what was done to the host so far */

@@ -617,6 +617,91 @@ on_usb_ports_refreshed(GObject *source, GAsyncResult *result, gpointer user_data
   hotplug_plan_run(task);
 }
 
+/* Fail the device-add @step with what QEMU said (@error). */
+static void
+device_add_failed(GTask *task, const AttachStep *step, const GError *error)
+{
+  AttachItem *item = step->item;
+  g_autofree char *what = hostdev_describe_source(item->hostdev);
+  /* a timed-out device_add may still complete: it is undone as if it had */
+  hotplug_plan_step_done(task, g_error_new(HOSTDEVD_ERROR, hotplug_qemu_failure_code(error),
+                                           "QEMU could not add %s for %s: %s",
+                                           command_member(item, step, "driver"), what,
+                                           error->message),
+                         g_error_matches(error, QMP_ERROR, QMP_ERROR_TIMEOUT));
+}
+
+typedef struct {
+  GTask *task;
+  GError *clash;        /* what QEMU said of the slot */
+  char *bus;            /* where it was placed */
+  guint slot;
+} SlotRetry;
+
+static void
+slot_retry_free(SlotRetry *retry)
+{
+  g_error_free(retry->clash);
+  g_free(retry->bus);
+  g_free(retry);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SlotRetry, slot_retry_free)
+
+/*
+ * The slot placed from a remembered device list was taken behind
+ * hostdevd's back (a device added through another monitor): read the list
+ * again and place the device once more; a slot the XML names is checked
+ * again, and refused as taken.  Placed where it was, the clash was not the
+ * list's: QEMU's answer stands.
+ */
+static void
+on_pci_topology_refreshed(GObject *source, GAsyncResult *result, gpointer user_data)
+{
+  g_autoptr(SlotRetry) retry = user_data;
+  GTask *task = retry->task;
+  Op *op = g_task_get_task_data(task);
+  const AttachStep *step = hotplug_plan_running(task);
+  AttachItem *item = step->item;
+  GError *error = NULL;
+  GuestTopology *topology = guest_topology_query_finish(result, &error);
+
+  if (topology == NULL ||
+      !guest_topology_check_arch(topology, op->hotplug->qemu_arch, op->hotplug->qemu_arch_how,
+                                 &error)) {
+    guest_topology_free(topology);
+    hotplug_plan_step_done(task, error, FALSE);
+    return;
+  }
+  guest_topology_free(op->topology);
+  op->topology = topology;
+  item->hostdev->pci_guest.present = item->pci_addr_given;   /* a named one is checked again */
+  item->context = (QemuDeviceContext){ .id = item->hostdev->alias, .usb = item->usb };
+  g_clear_pointer(&item->commands, g_ptr_array_unref);
+  if (!hotplug_place_pci(op, item, &error) ||
+      !(item->commands = qemu_device_plan(item->hostdev, &item->context, &error))) {
+    hotplug_plan_step_done(task, error, FALSE);
+    return;
+  }
+  if (g_strcmp0(item->context.pci_bus_id, retry->bus) == 0 && item->context.pci_slot == retry->slot) {
+    device_add_failed(task, step, retry->clash);
+    return;
+  }
+  g_message("%s: its guest slot (%s slot %u) was taken meanwhile; %s slot %u instead",
+            item->hostdev->alias, retry->bus, retry->slot, item->context.pci_bus_id,
+            item->context.pci_slot);
+  item->journaled_step = NULL;   /* the record names the new address first */
+  hotplug_plan_run(task);
+}
+
+/* Return: whether @error is QEMU refusing the guest slot a remembered device list gave. */
+static gboolean
+slot_taken_behind_our_back(const Op *op, const AttachItem *item, const GError *error)
+{
+  /* QEMU 7.2: "PCI: slot 1 function 0 not available for vfio-pci, in use by e1000e,id=x" */
+  return item->ops->placed_on_pci_bus && !item->pci_slot_retried &&
+         op->topology && op->topology->remembered && g_str_has_prefix(error->message, "PCI: ");
+}
+
 #ifdef HOSTDEVD_TEST_HOOKS
 static gboolean
 on_hold_over(gpointer user_data)
@@ -661,8 +746,22 @@ on_device_added(GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr(JsonNode) value = qmp_client_execute_finish(QMP_CLIENT(source), result, &error);
 
   if (error == NULL) {
+    guest_topology_note_added(item->hotplug->qmp, command_member(item, step, "id"),
+                              command_member(item, step, "driver"));
     if (!hold_after_device_add(task))
       hotplug_plan_step_done(task, NULL, FALSE);
+    return;
+  }
+  /* QEMU's devices may not be what hostdevd remembers: asked again next time */
+  guest_topology_forget(item->hotplug->qmp);
+  if (slot_taken_behind_our_back(task_op(task), item, error)) {
+    SlotRetry *retry = g_new0(SlotRetry, 1);
+    item->pci_slot_retried = TRUE;
+    retry->task = task;
+    retry->clash = g_steal_pointer(&error);
+    retry->bus = g_strdup(item->context.pci_bus_id);
+    retry->slot = item->context.pci_slot;
+    guest_topology_query_async(item->hotplug->qmp, FALSE, NULL, on_pci_topology_refreshed, retry);
     return;
   }
   if (step->command == 0 && !item->alias_given && !item->alias_retried &&
@@ -680,13 +779,7 @@ on_device_added(GObject *source, GAsyncResult *result, gpointer user_data)
     guest_usb_ports_query_async(item->hotplug->qmp, NULL, on_usb_ports_refreshed, task);
     return;
   }
-  g_autofree char *what = hostdev_describe_source(item->hostdev);
-  /* a timed-out device_add may still complete: it is undone as if it had */
-  hotplug_plan_step_done(task, g_error_new(HOSTDEVD_ERROR, hotplug_qemu_failure_code(error),
-                                           "QEMU could not add %s for %s: %s",
-                                           command_member(item, step, "driver"), what,
-                                           error->message),
-                         g_error_matches(error, QMP_ERROR, QMP_ERROR_TIMEOUT));
+  device_add_failed(task, step, error);
 }
 
 /* Return: how long QEMU gets for @item's device_add: longer the more RAM it pins. */

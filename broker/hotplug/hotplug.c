@@ -16,6 +16,7 @@ attach_item_new(Hotplug *hotplug, Hostdev *hostdev)
   item->alias_given = hostdev->alias != NULL;
   item->usb_bus_given = hostdev->type == HOSTDEV_TYPE_USB && hostdev->usb_guest.present;
   item->usb_port_given = item->usb_bus_given && hostdev->usb_guest.port != NULL;
+  item->pci_addr_given = hostdev->pci_guest.present;
   item->prep = host_prep_new();
   return item;
 }

@@ -121,6 +121,35 @@ class Q35Placement(FixtureHost):
         self.assertEqual(error["class"], "Busy")
         self.assertIn("-device pcie-root-port,id=pci.5,chassis=5", error["desc"])
 
+    def test_a_slot_taken_since_the_last_look_is_stepped_over(self):
+        """Issue 14: one device is placed from the device list QEMU last gave (no round
+        trip); a device added since through another monitor makes QEMU refuse that slot,
+        and hostdevd reads the list again and places it once more."""
+        self.assertEqual(self.plan()[0]["bus"], "pci.1")      # a dry run reads the list
+        self.occupy("pci.1", "nic1")                          # behind hostdevd's back
+        before = self.qmp.peripherals()
+        error = self.refused("")
+        # QEMU refused pci.1; the second try, on pci.2, is refused for the device
+        # itself (no VFIO on this machine), not for its slot
+        self.assertEqual(error["class"], "QemuError", error)
+        self.assertNotIn("not available", error["desc"])
+        self.assertIn("hostdev0: its guest slot (pci.1 slot 0) was taken meanwhile; "
+                      "pci.2 slot 0 instead", self.log())
+        self.assertEqual(self.qmp.peripherals(), before)
+        self.assertEqual(self.journal(), [])
+        self.assertEqual(self.claims(), [])
+
+    def test_a_named_slot_taken_since_the_last_look_is_refused_as_taken(self):
+        self.plan()
+        self.occupy("pci.2", "nic2")
+        before = self.qmp.peripherals()
+        error = self.refused("<address type='pci' domain='0x0000' bus='0x02' slot='0x00' "
+                             "function='0x0'/>")
+        self.assertEqual(error["class"], "Busy", error)
+        self.assertIn("taken by nic2", error["desc"])
+        self.assertEqual(self.qmp.peripherals(), before)
+        self.assertEqual(self.journal(), [])
+
     def test_attach_failure_in_qemu_rolls_back(self):
         before = self.qmp.peripherals()
         error = self.refused("")

@@ -537,10 +537,10 @@ test_origin_inherited(Runtime *rt, gconstpointer data)
                                     &inherited, &error));
   g_assert_no_error(error);
   g_assert_null(inherited);
-  g_assert_true(claims_set_origin(rt->dir, "vm1", key, &e1000e, &error));
+  g_assert_true(claims_set_origin(rt->dir, "vm1", NULL, key, &e1000e, &error));
   g_assert_no_error(error);
   /* the first reading is the original one */
-  g_assert_true(claims_set_origin(rt->dir, "vm1", key, &later, &error));
+  g_assert_true(claims_set_origin(rt->dir, "vm1", NULL, key, &later, &error));
   kept = origin_of(rt, key);
   g_assert_cmpstr(kept->driver, ==, "e1000e");
   g_assert_cmpstr(kept->override, ==, "e1000e");
@@ -549,7 +549,7 @@ test_origin_inherited(Runtime *rt, gconstpointer data)
   g_clear_pointer(&kept, claim_origin_free);
 
   /* another VM neither records nor inherits while the holder lives */
-  g_assert_false(claims_set_origin(rt->dir, "vm2", key, &later, &error));
+  g_assert_false(claims_set_origin(rt->dir, "vm2", NULL, key, &later, &error));
   assert_hostdevd_error(error, HOSTDEVD_ERROR_BUSY, "is in use by VM 'vm1'");
   g_clear_error(&error);
   g_assert_false(claims_acquire_full(rt->dir, "vm2", key, &(ClaimOwner){ getpid(), 0 },
@@ -560,7 +560,7 @@ test_origin_inherited(Runtime *rt, gconstpointer data)
   /* VM1's hostdevd and QEMU die without releasing: the claim is stale */
   kill_child(broker);
   kill_child(qemu);
-  g_assert_false(claims_set_origin(rt->dir, "vm1", key, &later, &error));
+  g_assert_false(claims_set_origin(rt->dir, "vm1", NULL, key, &later, &error));
   assert_hostdevd_error(error, HOSTDEVD_ERROR_NOT_FOUND, "not claimed by VM 'vm1' any more");
   g_clear_error(&error);
 
@@ -595,6 +595,36 @@ test_origin_inherited(Runtime *rt, gconstpointer data)
   g_assert_null(kept);
 }
 
+/*
+ * A claim the caller wrote itself (its pid and start time, as it claimed)
+ * is known live: the origin is recorded without reading /proc.  Anyone
+ * else's word, even the same VM's, is checked: a holder that is gone
+ * records nothing.
+ */
+static void
+test_origin_own_claim(Runtime *rt, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ClaimOrigin) kept = NULL;
+  const char *key = "pci_0000_01_00_0";
+  ClaimOrigin e1000e = { (char *)"e1000e", (char *)"e1000e", FALSE, 0, 0, 0 };
+  /* a start time no process has: only the claim's own writer vouches for it */
+  ClaimOwner writer = { dead_pid(), 0, 4242, 0 };
+  ClaimOwner other = { getpid(), 0, 4243, 0 };
+
+  g_assert_true(claims_acquire(rt->dir, "vm1", key, &writer, &error));
+  g_assert_no_error(error);
+  g_assert_false(claims_set_origin(rt->dir, "vm1", &other, key, &e1000e, &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_NOT_FOUND, "not claimed by VM 'vm1' any more");
+  g_clear_error(&error);
+  g_assert_false(claims_set_origin(rt->dir, "vm1", NULL, key, &e1000e, &error));
+  g_clear_error(&error);
+  g_assert_true(claims_set_origin(rt->dir, "vm1", &writer, key, &e1000e, &error));
+  g_assert_no_error(error);
+  kept = origin_of(rt, key);
+  g_assert_cmpstr(kept->driver, ==, "e1000e");
+}
+
 /* An origin with the device unbound and no driver_override, and no node. */
 static void
 test_origin_none(Runtime *rt, gconstpointer data)
@@ -605,16 +635,16 @@ test_origin_none(Runtime *rt, gconstpointer data)
   ClaimOrigin bad = { (char *)"../e1000e", NULL, FALSE, 0, 0, 0 };
   pid_t broker = live_child();
 
-  g_assert_false(claims_set_origin(rt->dir, "vm1", "pci_0000_01_00_0", &unbound, &error));
+  g_assert_false(claims_set_origin(rt->dir, "vm1", NULL, "pci_0000_01_00_0", &unbound, &error));
   assert_hostdevd_error(error, HOSTDEVD_ERROR_NOT_FOUND, "PCI device 0000:01:00.0 is not "
                         "claimed by VM 'vm1' any more");
   g_clear_error(&error);
   g_assert_true(claims_acquire(rt->dir, "vm1", "pci_0000_01_00_0", &(ClaimOwner){ broker, 0 },
                                &error));
-  g_assert_false(claims_set_origin(rt->dir, "vm1", "pci_0000_01_00_0", &bad, &error));
+  g_assert_false(claims_set_origin(rt->dir, "vm1", NULL, "pci_0000_01_00_0", &bad, &error));
   assert_hostdevd_error(error, HOSTDEVD_ERROR_INVALID_ARGUMENT, "driver names");
   g_clear_error(&error);
-  g_assert_true(claims_set_origin(rt->dir, "vm1", "pci_0000_01_00_0", &unbound, &error));
+  g_assert_true(claims_set_origin(rt->dir, "vm1", NULL, "pci_0000_01_00_0", &unbound, &error));
   kill_child(broker);
   g_assert_true(claims_acquire_full(rt->dir, "vm2", "pci_0000_01_00_0",
                                     &(ClaimOwner){ getpid(), 0 }, &inherited, &error));
@@ -679,6 +709,7 @@ main(int argc, char **argv)
   RT_TEST("invalid", test_invalid);
   RT_TEST("race", test_race);
   RT_TEST("origin/inherited", test_origin_inherited);
+  RT_TEST("origin/own-claim", test_origin_own_claim);
   RT_TEST("origin/none", test_origin_none);
   RT_TEST("origin/old-and-damaged", test_origin_old_and_damaged);
   return g_test_run();

@@ -176,7 +176,7 @@ def managed_attach_booted_guest(ctx):
     l2 = ctx.booted_l2()
     guest_before = wait_for(l2.guest_pci, 30, "the L2 guest's PCI list")
     ctx.log(f"guest PCI before: {guest_before}")
-    ctx.start_hostdevd(l2, vm="vm1")
+    daemon = ctx.start_hostdevd(l2, vm="vm1")
     xml = ctx.file("e1000e.xml", l1lib.pci_xml(bdf, managed=True))
 
     ctx.step("attach-device, managed='yes'")
@@ -225,6 +225,30 @@ def managed_attach_booted_guest(ctx):
     ctx.step("e1000e rebound, its interface back")
     check_given_back(ctx, bdf, "e1000e", "after the detach")
     ctx.expect(ctx.listed("vm1") == [], f"hostdevctl list vm1 still lists devices: {ctx.listed('vm1')}")
+
+    # Issue 14: hostdevd places one device from the device list QEMU last gave
+    # it, kept up to date by DEVICE_DELETED; a device added through another
+    # monitor is in no event, and QEMU's refusal of its slot sends hostdevd
+    # back to QEMU's list once.
+    ctx.step("the root port hostdevd used is taken behind its back; the next attach steps over it")
+    port = parent_bus.rstrip("/").split("/")[-1]
+    l2.qmp.ok("device_add", driver="pci-testdev", bus=port, id="foreign0")
+    expect_guest_sees(ctx, l2, guest_before, 1, "the L2 guest to report the foreign device")
+    ctx.ctl_json("attach-device", "vm1", xml, check_ok=True,
+                 what="managed attach of the e1000e with its last root port taken")
+    alias = vfio_alias(ctx, l2, bdf, "after the second attach-device")
+    second_port = l2.qmp.prop(alias, "parent_bus").rstrip("/").split("/")[-1]
+    check(second_port != port, f"{alias} went to {second_port}, the port the foreign device holds")
+    check(l2.qmp.prop("foreign0", "parent_bus").rstrip("/").split("/")[-1] == port,
+          f"the foreign device left {port}")
+    ctx.expect(f"was taken meanwhile; {second_port} slot 0 instead" in daemon.log_of_this_run(),
+               "hostdevd did not log stepping over the taken root port")
+    expect_guest_sees(ctx, l2, guest_before, 2, "the L2 guest to report both devices")
+    detach(ctx, "vm1", xml, 60, "detached", "detach of the e1000e from its second root port")
+    l2.qmp.wait_event("DEVICE_DELETED", 10, device=alias)
+    check_given_back(ctx, bdf, "e1000e", "after the second detach")
+    l2.qmp.ok("device_del", id="foreign0")
+    l2.qmp.wait_event("DEVICE_DELETED", 30, device="foreign0")
 
 
 # -- 2 ----------------------------------------------------------------------
