@@ -39,6 +39,7 @@
 #include <errno.h>
 #include <glib-unix.h>
 #include <glib/gstdio.h>
+#include <locale.h>
 #include <pwd.h>
 #include <stdlib.h>
 #include <string.h>
@@ -851,6 +852,10 @@ main(int argc, char **argv)
   g_autoptr(GError) error = NULL;
 
   sandbox_early();   /* before anything opens a descriptor */
+  /* Only the character set: with a UTF-8 locale, GLib writes a message to
+   * stderr as it is instead of converting every line through iconv.  The
+   * rest (numbers, strerror texts) stays "C": clients and logs read them. */
+  setlocale(LC_CTYPE, "");
   if (!parse_options(options, &argc, &argv, &error)) {
     g_printerr("hostdevd: %s\n", error->message);
     options_free(options);
