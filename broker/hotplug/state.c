@@ -587,8 +587,10 @@ state_journal_record(StateJournal *journal, const char *alias, StateDeviceState 
     entry->qemu = *qemu;
   if (!save(journal, entry, error))
     return FALSE;
+#ifdef HOSTDEVD_TEST_HOOKS   /* a shipped hostdevd does not format what it never compares */
   g_autofree char *crash_step = g_strdup_printf("%s:%s", state_device_state_name(state), step);
   maybe_crash(alias, crash_step);
+#endif
   return TRUE;
 }
 
