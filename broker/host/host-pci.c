@@ -612,7 +612,13 @@ host_pci_iommu_group_members(int group, GError **error)
 gboolean
 host_pci_device_is_bridge(const HostPciDevice *device)
 {
-  guint base_sub = device->class_code >> 8;
+  return host_pci_class_is_bridge(device->class_code);
+}
+
+gboolean
+host_pci_class_is_bridge(guint class_code)
+{
+  guint base_sub = class_code >> 8;
 
   /* 0x0604 PCI-to-PCI (also every PCIe root and downstream port),
    * 0x0609 semi-transparent PCI-to-PCI */

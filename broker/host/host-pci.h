@@ -100,6 +100,8 @@ GArray *host_pci_iommu_group_members(int group, GError **error);
 /* Return: whether @device is a PCI-to-PCI bridge or a PCIe port, which an
  * IOMMU group may hold on any driver: VFIO does not assign them. */
 gboolean host_pci_device_is_bridge(const HostPciDevice *device);
+/* Return: whether PCI class code @class_code (0xCCSSPP) is a bridge's. */
+gboolean host_pci_class_is_bridge(guint class_code);
 
 /* Return: 0, -1 or 1 like strcmp, by domain, bus, slot, function. */
 int pci_address_compare(const PciAddress *a, const PciAddress *b);

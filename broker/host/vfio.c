@@ -417,14 +417,23 @@ interrupt_remapping_missing(void)
   return NULL;
 }
 
+/*
+ * Whether the IOMMU is on and remaps interrupts is settled at boot (the
+ * firmware, the kernel command line): once found so under a host root, it
+ * is not read again for every attach.  What can change while the host runs
+ * (the VFIO modules) is looked at every time.
+ */
+static char *iommu_known_on_under;   /* the host root it was found under */
+
 gboolean
 vfio_check_iommu(GError **error)
 {
   g_autofree char *missing_ir = NULL;
   g_autofree char *unsafe_path = NULL;
   g_autofree char *unsafe = NULL;
+  gboolean known_on = g_strcmp0(iommu_known_on_under, host_root_get()) == 0;
 
-  if (!dir_has_entries("sys/kernel/iommu_groups"))
+  if (!known_on && !dir_has_entries("sys/kernel/iommu_groups"))
     return set_no_iommu_error(error);
 
   if (!host_exists("sys/bus/pci/drivers/vfio-pci")) {
@@ -443,9 +452,14 @@ vfio_check_iommu(GError **error)
     return FALSE;
   }
 
-  missing_ir = interrupt_remapping_missing();
-  if (missing_ir == NULL)
+  if (known_on)
     return TRUE;
+  missing_ir = interrupt_remapping_missing();
+  if (missing_ir == NULL) {
+    g_free(iommu_known_on_under);
+    iommu_known_on_under = g_strdup(host_root_get());
+    return TRUE;
+  }
   unsafe_path = host_path("sys/module/vfio_iommu_type1/parameters/allow_unsafe_interrupts");
   unsafe = host_read_attr(unsafe_path, NULL);
   if (g_strcmp0(unsafe, "Y") == 0 || g_strcmp0(unsafe, "1") == 0) {
@@ -465,16 +479,16 @@ vfio_check_iommu(GError **error)
   return FALSE;
 }
 
-/* Return: whether @device may sit in a group QEMU uses, on its driver. */
+/* Return: whether a device of class @class_code may sit in a group QEMU uses, on @driver. */
 static gboolean
-member_is_harmless(const HostPciDevice *device)
+member_is_harmless(guint class_code, const char *driver)
 {
-  if (host_pci_device_is_bridge(device))
+  if (host_pci_class_is_bridge(class_code))
     return TRUE;
-  return device->driver == NULL ||
-         strcmp(device->driver, "vfio-pci") == 0 ||
-         strcmp(device->driver, "pci-stub") == 0 ||
-         strcmp(device->driver, "pcieport") == 0;
+  return driver == NULL ||
+         strcmp(driver, "vfio-pci") == 0 ||
+         strcmp(driver, "pci-stub") == 0 ||
+         strcmp(driver, "pcieport") == 0;
 }
 
 /* Return: (transfer full) (element-type HostPciDevice): the endpoints of
@@ -501,18 +515,25 @@ group_offenders(int group, const PciAddress *except_self, const GArray *joining,
     const PciAddress *member = &g_array_index(members, PciAddress, i);
     g_autoptr(HostPciDevice) device = NULL;
     g_autoptr(GError) local_error = NULL;
+    g_autofree char *driver = NULL;
+    guint vendor, device_id, class_code;
 
     if ((except_self && pci_address_compare(member, except_self) == 0) ||
         address_in(joining, member))
       continue;
-    device = host_pci_device_read(member, &local_error);
+    /* its class and driver decide; the whole record only names an offender */
+    driver = host_pci_get_driver(member, &local_error);
+    if (local_error == NULL && host_pci_read_ids(member, &vendor, &device_id, &class_code) &&
+        member_is_harmless(class_code, driver))
+      continue;
+    if (local_error == NULL)
+      device = host_pci_device_read(member, &local_error);
     if (device == NULL) {
       g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
                   "cannot check IOMMU group %d: %s", group, local_error->message);
       return NULL;
     }
-    if (!member_is_harmless(device))
-      g_ptr_array_add(offenders, g_steal_pointer(&device));
+    g_ptr_array_add(offenders, g_steal_pointer(&device));
   }
   return g_steal_pointer(&offenders);
 }

@@ -97,13 +97,16 @@ hotplug_pci_policy_facts(const PciAddress *addr, PolicyDeviceFacts *facts)
   facts->pci_slot = addr->slot;
   facts->pci_function = addr->function;
   if (host_pci_read_ids(addr, &vendor, &device, &class_code)) {
-    g_autofree char *name = pci_address_format(addr);
-    g_autofree char *path = host_path("sys/bus/pci/devices/%s/boot_vga", name);
-    g_autofree char *boot_vga = host_read_attr(path, NULL);
     facts->pci_vendor = vendor;
     facts->pci_device = device;
     facts->pci_class = class_code;
-    facts->boot_vga = g_strcmp0(boot_vga, "1") == 0;
+    /* the kernel gives boot_vga to display controllers (class 0x03) alone */
+    if ((class_code >> 16) == 0x03) {
+      g_autofree char *name = pci_address_format(addr);
+      g_autofree char *path = host_path("sys/bus/pci/devices/%s/boot_vga", name);
+      g_autofree char *boot_vga = host_read_attr(path, NULL);
+      facts->boot_vga = g_strcmp0(boot_vga, "1") == 0;
+    }
   }
 }
 

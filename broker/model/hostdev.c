@@ -2034,11 +2034,33 @@ hostdev_format_mac(const Hostdev *hostdev)
                          m[0], m[1], m[2], m[3], m[4], m[5]);
 }
 
+/* Append the low @digits hex digits of @value to @out. */
+static char *
+put_hex(char *out, guint value, guint digits)
+{
+  static const char hex[] = "0123456789abcdef";
+  for (guint i = digits; i-- > 0;)
+    *out++ = hex[(value >> (4 * i)) & 0xf];
+  return out;
+}
+
 char *
 pci_address_format(const PciAddress *addr)
 {
-  return g_strdup_printf("%04x:%02x:%02x.%x",
-                         addr->domain, addr->bus, addr->slot, addr->function);
+  /* "%04x:%02x:%02x.%x" without printf: an attach formats addresses dozens of times */
+  if (addr->domain > 0xffff || addr->bus > 0xff || addr->slot > 0xff || addr->function > 0xf)
+    return g_strdup_printf("%04x:%02x:%02x.%x",
+                           addr->domain, addr->bus, addr->slot, addr->function);
+  char *text = g_malloc(sizeof "dddd:bb:ss.f");
+  char *out = put_hex(text, addr->domain, 4);
+  *out++ = ':';
+  out = put_hex(out, addr->bus, 2);
+  *out++ = ':';
+  out = put_hex(out, addr->slot, 2);
+  *out++ = '.';
+  out = put_hex(out, addr->function, 1);
+  *out = '\0';
+  return text;
 }
 
 /* Return: whether @text is 1..@max_digits hex digits; the value in @out. */
