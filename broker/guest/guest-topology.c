@@ -894,11 +894,20 @@ guest_topology_check_arch(GuestTopology *topology, const char *expected, const c
 }
 
 void
-guest_topology_note_added(QmpClient *qmp, const char *id, const char *type)
+guest_topology_note_added(QmpClient *qmp, const char *id, const char *type, const char *pci_bus,
+                          gint devfn)
 {
   TopologyCache *cache = topology_cache_of(qmp);
   g_autofree char *path = g_strconcat("/machine/peripheral/", id, NULL);
+  KnownDevice *known = g_new0(KnownDevice, 1);
 
+  /* what qom-get of its parent_bus and addr would say; of the bus's QOM path
+   * only the last component, the bus id, is ever read (bus_for_qom_path()) */
+  known->type = g_strdup(type);
+  known->parent_bus = g_strconcat("/", pci_bus ? pci_bus : "", NULL);
+  known->devfn = pci_bus ? devfn : -1;
+  known->hotplug = -1;
+  g_hash_table_replace(cache->devices, g_strdup(path), known);
   if (cache->listed == NULL)
     return;
   for (guint i = cache->listed->len; i-- > 0;)

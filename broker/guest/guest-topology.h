@@ -64,8 +64,11 @@ void guest_topology_query_async(QmpClient *qmp, gboolean reuse, GCancellable *ca
 GuestTopology *guest_topology_query_finish(GAsyncResult *result, GError **error);
 
 /* guest_topology_note_added() - @qmp's QEMU took device @id of QOM type @type
- * (a device_add hostdevd sent answered OK): a remembered list names it now. */
-void guest_topology_note_added(QmpClient *qmp, const char *id, const char *type);
+ * (a device_add hostdevd sent answered OK), on PCI bus @pci_bus at @devfn
+ * (NULL, -1: on no PCI bus): a remembered list names it now, and no
+ * discovery asks QEMU where it sits. */
+void guest_topology_note_added(QmpClient *qmp, const char *id, const char *type,
+                               const char *pci_bus, gint devfn);
 
 /* guest_topology_forget() - the remembered device list may be wrong (a device_add
  * failed or may still complete, or clashed with a device hostdevd did not add). */

@@ -746,8 +746,13 @@ on_device_added(GObject *source, GAsyncResult *result, gpointer user_data)
   g_autoptr(JsonNode) value = qmp_client_execute_finish(QMP_CLIENT(source), result, &error);
 
   if (error == NULL) {
+    /* a command naming a PCI bus and address places the item's own device there */
+    gboolean on_pci = command_member(item, step, "addr") && item->context.pci_bus_id;
     guest_topology_note_added(item->hotplug->qmp, command_member(item, step, "id"),
-                              command_member(item, step, "driver"));
+                              command_member(item, step, "driver"),
+                              on_pci ? command_member(item, step, "bus") : NULL,
+                              on_pci ? (gint)(item->context.pci_slot << 3 |
+                                              item->context.pci_function) : -1);
     if (!hold_after_device_add(task))
       hotplug_plan_step_done(task, NULL, FALSE);
     return;

@@ -193,6 +193,46 @@ class Q35WithBridgeAndHotplugOff(FixtureHost):
         self.assertIn("does not take hot-plugged devices", error["desc"])
 
 
+class RememberedDeviceList(FixtureHost):
+    """Issue 14: one device is placed from the device list QEMU last gave hostdevd,
+    kept up to date since, without asking QEMU again; judged from QEMU's own trace of
+    every QMP command it received."""
+    qemu_extra = ["-trace", "handle_qmp_command"]
+
+    def received(self):
+        """The commands QEMU's trace shows, in order (both monitors)."""
+        commands = []
+        with open(os.path.join(self.tmp, "qemu.log"), errors="replace") as f:
+            for line in f:
+                _, sep, request = line.partition("handle_qmp_command")
+                _, sep, request = request.partition("req: ") if sep else ("", "", "")
+                if sep:
+                    commands.append(json.loads(request)["execute"])
+        return commands
+
+    def attach_usb(self):
+        xml = ("<hostdev mode='subsystem' type='usb'><source startupPolicy='optional'>"
+               "<vendor id='0x1d6b'/><product id='0x0104'/></source></hostdev>")
+        self.ctl("attach-device", self.vm, self.write_xml("usb.xml", xml), check=True)
+
+    def sent_for_attach(self):
+        """What QEMU received during one PCI attach (refused: no VFIO here), up to its device_add."""
+        start = len(self.received())
+        error = self.refused("")
+        self.assertIn("QEMU could not add vfio-pci", error["desc"])
+        sent = self.received()[start:]
+        return sent[:sent.index("device_add") + 1]
+
+    def test_the_list_serves_again_until_a_device_add_fails(self):
+        self.plan()                          # a dry run asks QEMU (and never reuses)
+        self.attach_usb()                    # hostdevd's own device joins the list
+        self.assertEqual(self.sent_for_attach(), ["query-memory-size-summary", "device_add"])
+        # the failed device_add may have left anything: asked again in full
+        sent = self.sent_for_attach()
+        self.assertIn("qom-list", sent)
+        self.assertEqual(sent[-1], "device_add")
+
+
 class I440fxPlacement(FixtureHost):
     machine = "pc"
 
