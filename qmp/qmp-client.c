@@ -30,6 +30,7 @@
 
 #include "qmp-client.h"
 #include "json-guard.h"
+#include "json-text.h"
 
 #include <gio/gunixfdlist.h>
 #include <gio/gunixfdmessage.h>
@@ -603,7 +604,7 @@ qmp_client_handle_greeting(QmpClient *self, JsonObject *message)
 
   if (greeting == NULL) {
     g_autoptr(JsonNode) node = json_node_init_object(json_node_alloc(), message);
-    g_autofree char *text = json_to_string(node, FALSE);
+    g_autofree char *text = json_text_from_node(node, NULL);
     g_autofree char *snippet = text_snippet(text, strlen(text));
 
     qmp_client_fail_protocol(self,
@@ -1141,7 +1142,7 @@ qmp_client_send_command(QmpClient *self, const char *command,
                                   json_object_ref(arguments));
   json_object_set_int_member(request, "id", pc->id);
   root = json_node_init_object(json_node_alloc(), request);
-  text = json_to_string(root, FALSE);
+  text = json_text_from_node(root, NULL);
 
   msg = g_new0(QmpOutMessage, 1);
   msg->len = strlen(text) + 1;

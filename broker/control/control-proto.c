@@ -3,6 +3,7 @@
 #include "control-proto.h"
 #include "hostdevd-error.h"
 #include "json-guard.h"
+#include "json-text.h"
 #include "qmp-client.h"
 
 #include <math.h>
@@ -225,9 +226,7 @@ control_error_class(const GError *error)
 char *
 control_json_to_line(JsonNode *node)
 {
-  g_autoptr(JsonGenerator) generator = json_generator_new();
-  json_generator_set_root(generator, node);
-  return json_generator_to_data(generator, NULL);
+  return json_text_from_node(node, NULL);
 }
 
 /* Return: (transfer full): @object with "id" added, as one line. */

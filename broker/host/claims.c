@@ -16,6 +16,7 @@
 
 #include "claims.h"
 #include "file-replace.h"
+#include "json-text.h"
 #include "process-identity.h"
 #include "hostdevd-error.h"
 
@@ -432,7 +433,6 @@ write_claim(const char *dir, const Claim *claim, GError **error)
 {
   g_autofree char *path = g_build_filename(dir, claim->key, NULL);
   g_autoptr(JsonBuilder) builder = json_builder_new();
-  g_autoptr(JsonGenerator) generator = json_generator_new();
   g_autoptr(JsonNode) root = NULL;
   g_autofree char *text = NULL;
 
@@ -455,8 +455,7 @@ write_claim(const char *dir, const Claim *claim, GError **error)
     add_origin(builder, claim->origin);
   json_builder_end_object(builder);
   root = json_builder_get_root(builder);
-  json_generator_set_root(generator, root);
-  text = json_generator_to_data(generator, NULL);
+  text = json_text_from_node(root, NULL);
 
   /* replaced whole: a crash half-way must not leave a claim that reads as damaged, which
    * counts as stale; fsync only where it adds anything (the runtime directory is a tmpfs) */

@@ -2,6 +2,7 @@
 #include "state.h"
 #include "hostdevd-error.h"
 #include "file-replace.h"
+#include "json-text.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -642,11 +643,8 @@ write_record(StateJournal *journal, const char *name, JsonObject *root, GError *
   json_object_set_int_member(root, "version", JOURNAL_VERSION);
   json_object_set_int_member(root, "min-reader-version", JOURNAL_MIN_READER_VERSION);
   json_object_set_string_member(root, "vm", journal->vm);
-  g_autoptr(JsonNode) node = json_node_init_object(json_node_alloc(), root);
-  g_autoptr(JsonGenerator) generator = json_generator_new();
-  json_generator_set_root(generator, node);
   gsize length;
-  g_autofree char *data = json_generator_to_data(generator, &length);
+  g_autofree char *data = json_text_from_object(root, &length);
   int saved = file_replace_at(journal->dir_fd, name, data, length, journal->in_memory);
   if (saved != 0) {
     g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
