@@ -455,6 +455,13 @@ read_net(HostPciDevice *device)
 }
 
 gboolean
+host_pci_read_class(const PciAddress *addr, guint *class_code)
+{
+  g_autofree char *name = pci_address_format(addr);
+  return read_hex_attr(name, "class", 0xffffff, class_code);
+}
+
+gboolean
 host_pci_read_ids(const PciAddress *addr, guint *vendor, guint *device, guint *class_code)
 {
   g_autofree char *name = pci_address_format(addr);

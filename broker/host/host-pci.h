@@ -76,6 +76,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(HostPciDevice, host_pci_device_free)
  * Return: FALSE when the device is gone or its ids cannot be read.
  */
 gboolean host_pci_read_ids(const PciAddress *addr, guint *vendor, guint *device, guint *class_code);
+/* host_pci_read_class() - @addr's class code (0xCCSSPP) alone: FALSE when it cannot be read. */
+gboolean host_pci_read_class(const PciAddress *addr, guint *class_code);
 
 /**
  * host_pci_device_read() - everything the inventory shows of @addr

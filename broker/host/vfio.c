@@ -516,14 +516,14 @@ group_offenders(int group, const PciAddress *except_self, const GArray *joining,
     g_autoptr(HostPciDevice) device = NULL;
     g_autoptr(GError) local_error = NULL;
     g_autofree char *driver = NULL;
-    guint vendor, device_id, class_code;
+    guint class_code;
 
     if ((except_self && pci_address_compare(member, except_self) == 0) ||
         address_in(joining, member))
       continue;
     /* its class and driver decide; the whole record only names an offender */
     driver = host_pci_get_driver(member, &local_error);
-    if (local_error == NULL && host_pci_read_ids(member, &vendor, &device_id, &class_code) &&
+    if (local_error == NULL && host_pci_read_class(member, &class_code) &&
         member_is_harmless(class_code, driver))
       continue;
     if (local_error == NULL)
