@@ -17,7 +17,9 @@ member of the group is held; chown/chmod of /dev/vfio/N are kept.
 A control socket (JSON lines) serves the fake QEMUs (open/close a VFIO
 device or a USB device; a connection that closes is a process that exited:
 its devices are released after --exit-delay) and the runner (state, faults:
-slow, failing writes, a probe that binds nothing; violations seen).
+slow, failing or held writes, a probe that binds nothing; violations seen).
+A held write waits until the runner releases its name ("release"), so a
+test orders events across hostdevd's threads without guessing a delay.
 
 Usage: fake_kernel.py --tree DIR --mount DIR --control SOCKET
 """
@@ -85,6 +87,7 @@ class Kernel:
         self.faults = []
         self.violations = []
         self.writes_in_progress = 0
+        self.released = set()    # names of held writes the runner let go
         self.exit_delay = 0.3
         self.log = []
 
@@ -278,6 +281,22 @@ class Kernel:
                 return dict(fault)
         return None
 
+    HOLD_LIMIT = 60   # a held write never outlives a runner that forgot it
+
+    def stall(self, fault):
+        """A slow write sleeps its delay; a held one waits for its release."""
+        with self.lock:
+            self.writes_in_progress += 1
+            self.cond.notify_all()
+        if fault.get("delay"):
+            time.sleep(fault["delay"])
+        with self.lock:
+            deadline = time.monotonic() + self.HOLD_LIMIT
+            while fault.get("hold") and fault["hold"] not in self.released \
+                    and time.monotonic() < deadline:
+                self.cond.wait(0.1)
+            self.writes_in_progress -= 1
+
     def write(self, path, data):
         """Return: 0 or an errno."""
         with self.lock:
@@ -288,13 +307,8 @@ class Kernel:
                 return errno.EISDIR
             fault = self.take_fault(real)
             self.log.append(f"write {real} {data.strip()!r}")
-        if fault and fault.get("delay"):
-            with self.lock:
-                self.writes_in_progress += 1
-                self.cond.notify_all()
-            time.sleep(fault["delay"])
-            with self.lock:
-                self.writes_in_progress -= 1
+        if fault and (fault.get("delay") or fault.get("hold")):
+            self.stall(fault)
         if fault and fault.get("errno"):
             return fault["errno"]
         value = data.decode(errors="replace").strip()
@@ -428,6 +442,11 @@ class Kernel:
         if op == "fault":
             with self.lock:
                 self.faults.append(request["fault"])
+            return {}
+        if op == "release":
+            with self.lock:
+                self.released.add(request["name"])
+                self.cond.notify_all()
             return {}
         if op == "clear-faults":
             with self.lock:

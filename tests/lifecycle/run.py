@@ -529,7 +529,8 @@ def main():
         t0 = time.monotonic()
         log = out if args.verbose or args.replay else None
         if log and args.tap:
-            log = lambda line: out(f"# {line}")  # noqa: E731 - TAP diagnostics
+            # TAP diagnostics: a batch's reply spans lines, each one a "# " line
+            log = lambda text: out("\n".join(f"# {line}" for line in text.splitlines() or [""]))  # noqa: E731
         failure, steps_run = run_scenario(scenario, args, log)
         run_time += time.monotonic() - t0
         sequences += 1

@@ -9,12 +9,14 @@ device for real: a batch holding one shows its plan in --dry-run, and a real
 attach shows that every device already added is taken back.  USB devices no
 host has (startupPolicy='optional') are added for real.
 """
+import concurrent.futures
 import json
 import os
 import shutil
 import socket
 import subprocess
 import tempfile
+import time
 import unittest
 
 from harness import dry_run_qmp, dry_run_steps, HostdevdTestCase, extract_fixture, main, wait_for
@@ -339,21 +341,44 @@ class ParallelBinds(Batch):
                          [([6, 7, 8], None), ([5, 7, 8], None), ([5, 6], None), ([5, 6], [7])])
         self.assertEqual(self.kernel_log(), [], "a dry run writes nothing")
 
-    def test_bindings_of_other_groups_run_while_one_is_slow(self):
-        """The e1000e's first write takes 1.5 s: the other groups' devices are
-        on vfio-pci before it; group 11's second member starts only once its
-        first is bound.  QEMU then cannot open the devices: all are given back."""
-        before = self.host()
-        self.kernel.call(op="fault", fault={"match": f"{SOLO}/driver_override", "delay": 1.5,
+    def hold(self, bdf, name):
+        """@bdf's driver_override write waits until release(@name); a test
+        that fails on the way lets it go at cleanup."""
+        self.kernel.call(op="fault", fault={"match": f"{bdf}/driver_override", "hold": name,
                                             "count": 1})
-        error = self.error(devices(*map(pci_at, UNRELATED)))
+        self.addCleanup(self.release, name)
+
+    def release(self, name):
+        self.kernel.call(op="release", name=name)
+
+    def error_later(self, xml):
+        """The attach of @xml runs while the test goes on; result() is its error."""
+        pool = concurrent.futures.ThreadPoolExecutor(1)
+        self.addCleanup(pool.shutdown)
+        return pool.submit(self.error, xml)
+
+    def wait_kernel(self, text):
+        return wait_for(lambda: self.first(self.kernel_log(), text) is not None, 60,
+                        f"'{text}' in the fake kernel's log")
+
+    def test_bindings_of_other_groups_run_while_one_is_slow(self):
+        """The e1000e's first write is held until the last of the others is
+        bound: they do not wait for it; group 11's second member starts only
+        once its first is bound.  QEMU then cannot open the devices: all are
+        given back."""
+        before = self.host()
+        self.hold(SOLO, "solo")
+        attach = self.error_later(devices(*map(pci_at, UNRELATED)))
+        self.wait_kernel(f"bind {PAIR_B} vfio-pci")
+        self.release("solo")
+        error = attach.result(timeout=120)
         self.assertEqual(error["class"], "QemuError", error)
         log = self.kernel_log()
         bound = {bdf: self.first(log, f"bind {bdf} vfio-pci") for bdf in UNRELATED}
         self.assertNotIn(None, bound.values(), log)
         for other in (VF, PAIR_A, PAIR_B):
             self.assertLess(bound[other], bound[SOLO],
-                            f"{other} was bound only after the slow {SOLO}: {log}")
+                            f"{other} was bound only after the held {SOLO}: {log}")
         self.assertLess(bound[PAIR_A], self.first(log, f"{PAIR_B}/driver_override"),
                         f"{PAIR_B} of the same group started before {PAIR_A} was bound: {log}")
         self.assertIn("undoing", self.log())
@@ -361,15 +386,25 @@ class ParallelBinds(Batch):
 
     def test_a_failed_binding_waits_for_the_others_then_all_are_undone(self):
         """The VF's driver_override cannot be written (EIO) while the e1000e's
-        binding is slow: no more bindings start (group 11's second member
-        never does), the undo waits until the e1000e's thread is done, then
-        every device that was bound goes back."""
+        and group 11's first member's writes are held: no more bindings start
+        (group 11's second member never does), and once both are let go the
+        undo still waits until the e1000e's thread is done, then every device
+        that was bound goes back."""
         before = self.host()
-        self.kernel.call(op="fault", fault={"match": f"{SOLO}/driver_override", "delay": 1.5,
-                                            "count": 1})
+        self.hold(SOLO, "solo")
+        self.hold(PAIR_A, "pair")
         self.kernel.call(op="fault", fault={"match": f"{VF}/driver_override", "errno": 5,
                                             "count": 1})
-        error = self.error(devices(*map(pci_at, UNRELATED)))
+        attach = self.error_later(devices(*map(pci_at, UNRELATED)))
+        wait_for(lambda: "attach failed at step 'vfio-bind'" in self.log(), 60,
+                 "hostdevd to see the VF's binding fail")
+        self.release("pair")
+        self.wait_kernel(f"bind {PAIR_A} vfio-pci")
+        # the undo must not start on group 11's binding alone: give it the
+        # time to show that it wrongly would, then let the e1000e go
+        time.sleep(0.5)
+        self.release("solo")
+        error = attach.result(timeout=120)
         self.assertEqual(error["class"], "HostError", error)
         self.assertIn(f"cannot set driver_override=vfio-pci on PCI device {VF}", error["desc"])
         log = self.kernel_log()
