@@ -213,6 +213,7 @@ class Bench:
         self.hostdevctl = os.path.join(self.build, "broker", "hostdevctl")
         self.ctl_client = os.path.join(self.build, "bench", "ctl-client")
         self.raw_qmp = os.path.join(self.build, "bench", "raw-qmp")
+        self.qmp_relay = os.path.join(self.build, "bench", "qmp-relay")
         self.tmp = tempfile.mkdtemp(prefix="hostdevd-bench-")
         # hostdevd's journal lives in /run/hostdevd by default, a tmpfs on systemd hosts:
         # keep it on a tmpfs here too, or every attach pays a disk fsync the default does not.
@@ -358,6 +359,12 @@ class Bench:
         self.results["memory_idle"] = proc_status(self.daemon.pid)
         self.ctl = ServeClient(self, [self.ctl_client, self.sock, "serve"], "ctl-client")
         self.raw = ServeClient(self, [self.raw_qmp, self.qmp_b, "serve"], "raw-qmp")
+        # the same client through a process that only forwards bytes: what being
+        # a process between client and QEMU costs, before any work of a broker
+        self.qemu_c, (qmp_c,) = self.start_qemu("qemu-c")
+        relay_path = os.path.join(self.tmp, "relay.qmp")
+        self.spawn([self.qmp_relay, relay_path, qmp_c])
+        self.relayed = ServeClient(self, [self.raw_qmp, relay_path, "serve"], "raw-qmp via relay")
 
         self.section("trace", self.trace)
         self.section("overhead", self.overhead)
@@ -426,9 +433,11 @@ class Bench:
         detach_h = f"detach {VENDOR:#x} {PRODUCT:#x}"
         # the same device_add hostdevd sends, on the port it (and libvirt) chooses
         attach_r = f"attach hostdev0 {VENDOR:#x} {PRODUCT:#x} {' '.join(USB_PLACE)}"
+        relay_attach, relay_detach = [], []
         for _ in range(5):   # warm-up, not counted
-            self.ctl.op(attach_h), self.raw.op(attach_r)
+            self.ctl.op(attach_h), self.raw.op(attach_r), self.relayed.op(attach_r)
             self.ctl.op(detach_h), self.raw.op("detach hostdev0")
+            self.relayed.op("detach hostdev0")
         cpu = {"attach": 0, "detach": 0}
 
         def raw_attach():
@@ -443,20 +452,22 @@ class Bench:
             into.append(self.ctl.op(line)[0])
             cpu[kind] += cpu_ns(self.daemon.pid) - before
 
+        sides = [
+            (lambda: hostdevd_op(attach_h, "attach", h_attach),
+             lambda: hostdevd_op(detach_h, "detach", h_detach)),
+            (raw_attach, lambda: r_detach.append(self.raw.op("detach hostdev0")[0])),
+            (lambda: relay_attach.append(self.relayed.op(attach_r)[0]),
+             lambda: relay_detach.append(self.relayed.op("detach hostdev0")[0])),
+        ]
         cpu_daemon = cpu_ns(self.daemon.pid)
         cpu_qemu_a = cpu_ns(self.qemu_a.pid)
         for i in range(n):
-            # Alternate who goes first so that neither always follows the other.
-            if i % 2 == 0:
-                hostdevd_op(attach_h, "attach", h_attach)
-                raw_attach()
-                hostdevd_op(detach_h, "detach", h_detach)
-                r_detach.append(self.raw.op("detach hostdev0")[0])
-            else:
-                raw_attach()
-                hostdevd_op(attach_h, "attach", h_attach)
-                r_detach.append(self.raw.op("detach hostdev0")[0])
-                hostdevd_op(detach_h, "detach", h_detach)
+            # Rotate who goes first so that none always follows another.
+            order = sides[i % 3:] + sides[:i % 3]
+            for attach, _ in order:
+                attach()
+            for _, detach in order:
+                detach()
         cpu_daemon = cpu_ns(self.daemon.pid) - cpu_daemon
         cpu_qemu_a = cpu_ns(self.qemu_a.pid) - cpu_qemu_a
         # The floor of any request through hostdevd: one control-socket round trip, no QMP.
@@ -466,6 +477,7 @@ class Bench:
             "n": n,
             "hostdevd_attach": median(h_attach), "raw_attach": median(r_attach),
             "hostdevd_detach": median(h_detach), "raw_detach": median(r_detach),
+            "relay_attach": median(relay_attach), "relay_detach": median(relay_detach),
             "daemon_cpu_per_cycle": cpu_daemon / n, "qemu_cpu_per_cycle": cpu_qemu_a / n,
             "daemon_cpu_attach": cpu["attach"] / n, "daemon_cpu_detach": cpu["detach"] / n,
             "control_round_trip": median(floor),
@@ -1078,7 +1090,9 @@ def report(results, quick):
         "interleaved operation by operation (QEMU paused, TCG, one xHCI with three hubs). "
         "Baseline: `bench/raw-qmp`, a minimal C QMP client sending `device_add` / "
         "`device_del` + waiting for `DEVICE_DELETED` to an identical QEMU; hostdevd is "
-        "driven by `bench/ctl-client`, its C twin on the control socket.",
+        "driven by `bench/ctl-client`, its C twin on the control socket. The floor rows "
+        "put `bench/qmp-relay` between the baseline client and a third identical QEMU: "
+        "the cost of any process in the path, before any work of a broker.",
         "",
         "| measurement | hostdevd | baseline | ratio | target | |",
         "|---|---:|---:|---:|---|---|",
@@ -1092,6 +1106,12 @@ def report(results, quick):
                      f"{ms(o['raw_attach']):.2f} ms | {ra:.2f}× | ≤ 1.25× | {verdict(ra <= 1.25)} |")
         lines.append(f"| detach (until QEMU's DEVICE_DELETED) | {ms(o['hostdevd_detach']):.2f} ms | "
                      f"{ms(o['raw_detach']):.2f} ms | {rd:.2f}× | ≤ 1.1× | {verdict(rd <= 1.1)} |")
+        if "relay_attach" in o:
+            for op in ("attach", "detach"):
+                lines.append(f"| floor: {op} through `bench/qmp-relay`, a process that only "
+                             f"forwards bytes | {ms(o[f'relay_{op}']):.2f} ms | "
+                             f"{ms(o[f'raw_{op}']):.2f} ms | "
+                             f"{o[f'relay_{op}'] / o[f'raw_{op}']:.2f}× | — | |")
     c = results.get("hostdevctl")
     if c:
         lines.append(f"| attach with `hostdevctl` (a process per request), {c['n']} | "

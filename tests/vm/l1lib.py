@@ -344,7 +344,7 @@ class L2:
             qemu += ["-device", f"pcie-root-port,id=pci.{index},chassis={index}"]
         if booted:
             qemu += ["-kernel", config["l2_kernel"], "-initrd", config["l2_initrd"],
-                     "-append", "console=ttyS0 quiet panic=-1 cryptomgr.notests",
+                     "-append", "console=ttyS0 quiet panic=-1 cryptomgr.notests no_timer_check",
                      "-serial", f"file:{directory}/{name}.serial", "-no-reboot"]
         elif not running:
             qemu += ["-S"]

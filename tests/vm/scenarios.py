@@ -2545,7 +2545,7 @@ def lv_domain_xml(ctx, directory):
     <type arch='x86_64' machine='q35'>hvm</type>
     <kernel>{cfg['l2_kernel']}</kernel>
     <initrd>{cfg['l2_initrd']}</initrd>
-    <cmdline>console=ttyS0 quiet panic=-1 cryptomgr.notests</cmdline>
+    <cmdline>console=ttyS0 quiet panic=-1 cryptomgr.notests no_timer_check</cmdline>
   </os>
   <features><acpi/><apic/></features>
   <on_reboot>destroy</on_reboot>
