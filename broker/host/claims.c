@@ -213,29 +213,48 @@ claims_dir(const char *runtime_dir)
   return g_build_filename(runtime_dir, CLAIMS_SUBDIR, NULL);
 }
 
-/* Return: an fd holding the exclusive lock of the claims directory, or -1
- * with HostError. */
+/* The claims directory, held under its exclusive lock.  The directory
+ * itself is opened on the first write under the lock, once however many
+ * claims are written. */
+typedef struct {
+  int lock_fd;
+  int dir_fd;          /* -1 until the first write */
+  gboolean in_memory;  /* the directory is on tmpfs: no fsync */
+  char *dir;
+} ClaimsLock;
+
 static int
+open_lock_file(const char *path)
+{
+  return open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+}
+
+/* Return: (transfer full): the claims directory under its exclusive lock, or
+ * NULL with HostError.  The directory is created only when its lock file
+ * cannot be opened for want of it. */
+static ClaimsLock *
 lock_claims(const char *runtime_dir, GError **error)
 {
   g_autofree char *dir = claims_dir(runtime_dir);
   g_autofree char *lock_path = g_build_filename(dir, ".lock", NULL);
-  int fd;
+  int fd = open_lock_file(lock_path);
 
-  if (g_mkdir_with_parents(dir, 0700) < 0) {
-    int saved = errno;
-    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
-                "cannot create the claims directory %s: %s; hostdevd needs a "
-                "writable runtime directory (RuntimeDirectory=hostdevd)",
-                dir, g_strerror(saved));
-    return -1;
+  if (fd < 0 && errno == ENOENT) {
+    if (g_mkdir_with_parents(dir, 0700) < 0) {
+      int saved = errno;
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                  "cannot create the claims directory %s: %s; hostdevd needs a "
+                  "writable runtime directory (RuntimeDirectory=hostdevd)",
+                  dir, g_strerror(saved));
+      return NULL;
+    }
+    fd = open_lock_file(lock_path);
   }
-  fd = open(lock_path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
   if (fd < 0) {
     int saved = errno;
     g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
                 "cannot open %s: %s", lock_path, g_strerror(saved));
-    return -1;
+    return NULL;
   }
   while (flock(fd, LOCK_EX) < 0) {
     int saved = errno;
@@ -244,17 +263,28 @@ lock_claims(const char *runtime_dir, GError **error)
     close(fd);
     g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
                 "cannot lock %s: %s", lock_path, g_strerror(saved));
-    return -1;
+    return NULL;
   }
-  return fd;
+  ClaimsLock *lock = g_new0(ClaimsLock, 1);
+  lock->lock_fd = fd;
+  lock->dir_fd = -1;
+  lock->dir = g_steal_pointer(&dir);
+  return lock;
 }
 
 static void
-unlock_claims(int fd)
+unlock_claims(ClaimsLock *lock)
 {
-  if (fd >= 0)
-    close(fd); /* drops the flock */
+  if (lock == NULL)
+    return;
+  if (lock->dir_fd >= 0)
+    close(lock->dir_fd);
+  close(lock->lock_fd); /* drops the flock */
+  g_free(lock->dir);
+  g_free(lock);
 }
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ClaimsLock, unlock_claims)
 
 /* Driver names come back from a file anyone with root may edit: accept
  * what the kernel could have written, nothing that builds other paths. */
@@ -427,11 +457,10 @@ add_origin(JsonBuilder *builder, const ClaimOrigin *origin)
   json_builder_end_object(builder);
 }
 
-/* Write @claim (all but its liveness) to its file, atomically. */
+/* Write @claim (all but its liveness) to its file in @lock's directory, atomically. */
 static gboolean
-write_claim(const char *dir, const Claim *claim, GError **error)
+write_claim(ClaimsLock *lock, const Claim *claim, GError **error)
 {
-  g_autofree char *path = g_build_filename(dir, claim->key, NULL);
   g_autoptr(JsonBuilder) builder = json_builder_new();
   g_autoptr(JsonNode) root = NULL;
   g_autofree char *text = NULL;
@@ -459,15 +488,16 @@ write_claim(const char *dir, const Claim *claim, GError **error)
 
   /* replaced whole: a crash half-way must not leave a claim that reads as damaged, which
    * counts as stale; fsync only where it adds anything (the runtime directory is a tmpfs) */
-  int dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  int saved = dir_fd < 0 ? errno
-                         : file_replace_at(dir_fd, claim->key, text, strlen(text),
-                                           file_dir_in_memory(dir_fd));
-  if (dir_fd >= 0)
-    close(dir_fd);
+  if (lock->dir_fd < 0) {
+    lock->dir_fd = open(lock->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    lock->in_memory = lock->dir_fd >= 0 && file_dir_in_memory(lock->dir_fd);
+  }
+  int saved = lock->dir_fd < 0 ? errno
+                               : file_replace_at(lock->dir_fd, claim->key, text, strlen(text),
+                                                 lock->in_memory);
   if (saved != 0) {
     g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
-                "cannot write the claim %s: %s", path, g_strerror(saved));
+                "cannot write the claim %s/%s: %s", lock->dir, claim->key, g_strerror(saved));
     return FALSE;
   }
   return TRUE;
@@ -542,10 +572,8 @@ gboolean
 claims_acquire_all(const char *runtime_dir, const char *vm, const char *const *keys,
                    const ClaimOwner *owner, ClaimOrigin **inherited, GError **error)
 {
-  g_autofree char *dir = NULL;
   g_autoptr(GPtrArray) found = g_ptr_array_new_with_free_func((GDestroyNotify)claim_free);
   gboolean ok = TRUE;
-  int lock;
 
   if (inherited != NULL)
     *inherited = NULL;
@@ -557,22 +585,19 @@ claims_acquire_all(const char *runtime_dir, const char *vm, const char *const *k
                 "a claim needs the pid of the hostdevd holding it");
     return FALSE;
   }
-  lock = lock_claims(runtime_dir, error);
-  if (lock < 0)
+  g_autoptr(ClaimsLock) lock = lock_claims(runtime_dir, error);
+  if (lock == NULL)
     return FALSE;
-  dir = claims_dir(runtime_dir);
 
   /* every key is looked at before any is written: all or none */
   for (guint i = 0; keys[i]; i++) {
     g_autoptr(GError) local_error = NULL;
-    Claim *claim = read_claim(dir, keys[i], vm, &local_error);
+    Claim *claim = read_claim(lock->dir, keys[i], vm, &local_error);
     if (local_error != NULL) {
-      unlock_claims(lock);
       g_propagate_error(error, g_steal_pointer(&local_error));
       return FALSE;
     }
     if (claim != NULL && strcmp(claim->vm, vm) != 0 && !claim->stale) {
-      unlock_claims(lock);
       set_busy_error(error, claim);
       claim_free(claim);
       return FALSE;
@@ -601,17 +626,16 @@ claims_acquire_all(const char *runtime_dir, const char *vm, const char *const *k
     /* the origin goes on, whoever held the claim: the device may still be
      * as that holder left it */
     mine.origin = claim != NULL ? claim->origin : NULL;
-    ok = write_claim(dir, &mine, error);
+    ok = write_claim(lock, &mine, error);
     written += ok;
   }
   /* one could not be written: the others go back to what they were */
   for (guint i = 0; !ok && i < written; i++) {
     const Claim *was = g_ptr_array_index(found, i);
-    g_autofree char *path = g_build_filename(dir, keys[i], NULL);
-    if (was ? !write_claim(dir, was, NULL) : unlink(path) != 0)
+    g_autofree char *path = g_build_filename(lock->dir, keys[i], NULL);
+    if (was ? !write_claim(lock, was, NULL) : unlink(path) != 0)
       g_warning("the claim %s could not be put back as it was", path);
   }
-  unlock_claims(lock);
   Claim *first = found->len ? g_ptr_array_index(found, 0) : NULL;
   if (ok && inherited != NULL && first != NULL)
     *inherited = g_steal_pointer(&first->origin);
@@ -630,11 +654,8 @@ gboolean
 claims_set_origin(const char *runtime_dir, const char *vm, const ClaimOwner *owner,
                   const char *key, const ClaimOrigin *origin, GError **error)
 {
-  g_autofree char *dir = NULL;
   g_autoptr(Claim) claim = NULL;
   g_autoptr(GError) local_error = NULL;
-  gboolean ok;
-  int lock;
 
   if (!check_arguments(vm, key, error))
     return FALSE;
@@ -645,15 +666,13 @@ claims_set_origin(const char *runtime_dir, const char *vm, const ClaimOwner *own
                 "a device's origin needs driver names of 1-64 of A-Z a-z 0-9 . _ -");
     return FALSE;
   }
-  lock = lock_claims(runtime_dir, error);
-  if (lock < 0)
+  g_autoptr(ClaimsLock) lock = lock_claims(runtime_dir, error);
+  if (lock == NULL)
     return FALSE;
-  dir = claims_dir(runtime_dir);
   /* liveness read even for @vm's own claim, unless the caller wrote it: a
    * holder that is gone records nothing */
-  claim = read_claim(dir, key, vm, &local_error);
+  claim = read_claim(lock->dir, key, vm, &local_error);
   if (local_error != NULL) {
-    unlock_claims(lock);
     g_propagate_error(error, g_steal_pointer(&local_error));
     return FALSE;
   }
@@ -662,7 +681,6 @@ claims_set_origin(const char *runtime_dir, const char *vm, const ClaimOwner *own
   if (claim == NULL || strcmp(claim->vm, vm) != 0 || claim->stale) {
     g_autofree char *what = claims_describe_key(key);
 
-    unlock_claims(lock);
     if (claim == NULL || claim->stale)
       g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_NOT_FOUND,
                   "%s is not claimed by VM '%s' any more, so its original state cannot "
@@ -671,15 +689,11 @@ claims_set_origin(const char *runtime_dir, const char *vm, const ClaimOwner *own
       set_busy_error(error, claim);
     return FALSE;
   }
-  if (claim->origin != NULL) {
-    unlock_claims(lock);
+  if (claim->origin != NULL)
     return TRUE;
-  }
   /* rewritten as read, holder and start times unchanged, with the origin */
   claim->origin = claim_origin_copy(origin);
-  ok = write_claim(dir, claim, error);
-  unlock_claims(lock);
-  return ok;
+  return write_claim(lock, claim, error);
 }
 
 /* Drop @vm's claim on @key, under the lock. */
@@ -721,22 +735,19 @@ gboolean
 claims_release_keys(const char *runtime_dir, const char *vm, const char *const *keys,
                     GError **error)
 {
-  g_autofree char *dir = claims_dir(runtime_dir);
   gboolean ok = TRUE;
-  int lock;
 
   for (guint i = 0; keys[i]; i++)
     if (!check_arguments(vm, keys[i], error))
       return FALSE;
   if (keys[0] == NULL)
     return TRUE;
-  lock = lock_claims(runtime_dir, error);
-  if (lock < 0)
+  g_autoptr(ClaimsLock) lock = lock_claims(runtime_dir, error);
+  if (lock == NULL)
     return FALSE;
   /* each goes on its own: one that cannot be released keeps none of the others */
   for (guint i = 0; keys[i]; i++)
-    ok &= release_locked(dir, vm, keys[i], ok ? error : NULL);
-  unlock_claims(lock);
+    ok &= release_locked(lock->dir, vm, keys[i], ok ? error : NULL);
   return ok;
 }
 
@@ -791,9 +802,7 @@ claims_list(const char *runtime_dir, const char *vm, GError **error)
 int
 claims_release_all(const char *runtime_dir, const char *vm, GError **error)
 {
-  g_autofree char *dir = claims_dir(runtime_dir);
   g_autoptr(GPtrArray) claims = NULL;
-  int lock;
   int released = 0;
 
   if (!vm_name_is_valid(vm)) {
@@ -801,22 +810,19 @@ claims_release_all(const char *runtime_dir, const char *vm, GError **error)
                 "invalid VM name for a claim: 1-64 of A-Z a-z 0-9 . _ -");
     return -1;
   }
-  lock = lock_claims(runtime_dir, error);
-  if (lock < 0)
+  g_autoptr(ClaimsLock) lock = lock_claims(runtime_dir, error);
+  if (lock == NULL)
     return -1;
-  claims = list_locked(dir, vm, error);
-  if (claims == NULL) {
-    unlock_claims(lock);
+  claims = list_locked(lock->dir, vm, error);
+  if (claims == NULL)
     return -1;
-  }
   for (guint i = 0; i < claims->len; i++) {
     const Claim *claim = claims->pdata[i];
-    g_autofree char *path = g_build_filename(dir, claim->key, NULL);
+    g_autofree char *path = g_build_filename(lock->dir, claim->key, NULL);
 
     if (g_unlink(path) == 0)
       released++;
   }
-  unlock_claims(lock);
   return released;
 }
 
