@@ -140,3 +140,64 @@ json_text_from_object(JsonObject *object, gsize *length)
   g_autoptr(JsonNode) node = json_node_init_object(json_node_alloc(), object);
   return json_text_from_node(node, length);
 }
+
+void
+json_text_object_begin(GString *out)
+{
+  g_string_append_c(out, '{');
+}
+
+void
+json_text_object_end(GString *out)
+{
+  g_string_append_c(out, '}');
+}
+
+void
+json_text_member_name(GString *out, const char *name)
+{
+  /* every member but an object's first follows a comma */
+  if (out->len > 0 && out->str[out->len - 1] != '{')
+    g_string_append_c(out, ',');
+  append_string(out, name);
+  g_string_append_c(out, ':');
+}
+
+void
+json_text_member_string(GString *out, const char *name, const char *value)
+{
+  json_text_member_name(out, name);
+  if (value)
+    append_string(out, value);
+  else
+    g_string_append(out, "null");
+}
+
+void
+json_text_member_int(GString *out, const char *name, gint64 value)
+{
+  json_text_member_name(out, name);
+  append_int(out, value);
+}
+
+void
+json_text_member_strv(GString *out, const char *name, const char *const *values)
+{
+  json_text_member_name(out, name);
+  g_string_append_c(out, '[');
+  for (guint i = 0; values && values[i]; i++) {
+    if (i > 0)
+      g_string_append_c(out, ',');
+    append_string(out, values[i]);
+  }
+  g_string_append_c(out, ']');
+}
+
+void
+json_text_member_object(GString *out, const char *name, JsonObject *object)
+{
+  g_autoptr(JsonNode) node = json_node_init_object(json_node_alloc(), object);
+
+  json_text_member_name(out, name);
+  json_text_append(out, node);
+}

@@ -24,4 +24,21 @@ char *json_text_from_node(JsonNode *node, gsize *length);
 /* Return: (transfer full): @object as compact JSON; its length in @length (optional). */
 char *json_text_from_object(JsonObject *object, gsize *length);
 
+/*
+ * An object written member by member, in the order of the calls, with no
+ * tree built: json_text_object_begin(), json_text_member_*() for each
+ * member, json_text_object_end().  The text is what json_text_append()
+ * writes for a JsonObject whose members were set in the same order.
+ */
+void json_text_object_begin(GString *out);
+void json_text_object_end(GString *out);
+/* the name of the member whose value comes next (e.g. an object begun here) */
+void json_text_member_name(GString *out, const char *name);
+/* @value NULL: null, as json_object_set_string_member() stores it */
+void json_text_member_string(GString *out, const char *name, const char *value);
+void json_text_member_int(GString *out, const char *name, gint64 value);
+/* @values NULL: an empty array */
+void json_text_member_strv(GString *out, const char *name, const char *const *values);
+void json_text_member_object(GString *out, const char *name, JsonObject *object);
+
 G_END_DECLS

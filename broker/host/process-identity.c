@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "process-identity.h"
+#include "json-text.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -83,6 +84,15 @@ process_identity_to_json(const ProcessIdentity *identity)
   json_object_set_int_member(object, "pid", identity->pid);
   json_object_set_int_member(object, "start-time", (gint64)identity->start_time);
   return object;
+}
+
+void
+process_identity_append_json(GString *out, const ProcessIdentity *identity)
+{
+  json_text_object_begin(out);
+  json_text_member_int(out, "pid", identity->pid);
+  json_text_member_int(out, "start-time", (gint64)identity->start_time);
+  json_text_object_end(out);
 }
 
 ProcessIdentity

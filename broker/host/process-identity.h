@@ -35,6 +35,8 @@ gboolean process_identity_equal(const ProcessIdentity *a, const ProcessIdentity 
 
 /* Return: (transfer full): {"pid", "start-time"}. */
 JsonObject *process_identity_to_json(const ProcessIdentity *identity);
+/* process_identity_append_json() - the same object as text, appended to @out (json-text.h) */
+void process_identity_append_json(GString *out, const ProcessIdentity *identity);
 
 /* process_identity_from_json() - read {"pid", "start-time"}; anything else gives an unknown identity. */
 ProcessIdentity process_identity_from_json(JsonObject *object);

@@ -40,6 +40,37 @@ attach_announced(GTask *task)
   }
 }
 
+/* @item's "attached" record and live XML, made ready unless they are. */
+static void
+draft_attached(Hotplug *hotplug, AttachItem *item)
+{
+  if (item->attached_record != NULL)
+    return;
+  item->attached_xml = hostdev_format_xml(item->hostdev);
+  item->attached_record = hotplug_journal_draft(hotplug, item->hostdev, item->attached_xml,
+                                                STATE_ATTACHED, "done", item->commands,
+                                                item->prep, FALSE);
+}
+
+/* The plan's last step, a device_add, waits for QEMU: every device's record
+ * is formatted meanwhile.  A device_add sent again (a slot, port or alias
+ * QEMU refused) drafts them again: the device may have changed.  Should a
+ * record be written all the same before the answer, state_journal_commit()
+ * applies its draft afresh. */
+static void
+attach_last_step_sent(GTask *task)
+{
+  Op *op = g_task_get_task_data(task);
+
+  for (guint i = 0; i < op->items->len; i++) {
+    AttachItem *item = g_ptr_array_index(op->items, i);
+    g_clear_pointer(&item->attached_record, state_draft_free);
+    g_clear_pointer(&item->attached_xml, g_free);
+    if (!item->waits_for_device)
+      draft_attached(op->hotplug, item);
+  }
+}
+
 /* Every step is done: the devices are the VM's. */
 static void
 attach_done(GTask *task)
@@ -57,14 +88,14 @@ attach_done(GTask *task)
           hotplug, g_steal_pointer(&item->hostdev), g_steal_pointer(&item->prep)));
       continue;
     }
+    draft_attached(hotplug, item);
     Hostdev *live = g_steal_pointer(&item->hostdev);
     g_autofree char *source = hostdev_describe_source(live);
-    g_autofree char *xml = hostdev_format_xml(live);
+    g_autofree char *xml = g_steal_pointer(&item->attached_xml);
     g_autoptr(GError) error = NULL;
 
     /* journaled before the answer: what a client is told is on record */
-    if (!hotplug_journal_device_xml(hotplug, live, xml, STATE_ATTACHED, "done", item->commands,
-                                    item->prep, FALSE, &error))
+    if (!state_journal_commit(hotplug->journal, g_steal_pointer(&item->attached_record), &error))
       g_warning("%s", error->message);
     g_clear_error(&error);
     /* a reused zpci is the device's now: its record names it among its QEMU devices */
@@ -289,6 +320,7 @@ plan_steps(Op *op)
       hotplug_plan_add(op, item->ops->verify, item, 0);
   }
   op->plan_finished = attach_done;
+  op->last_step_sent = attach_last_step_sent;
 }
 
 /* The PCI slot (and zPCI ids) of @item: the lowest free ones, or those its XML asks for. */

@@ -137,6 +137,10 @@ struct _AttachItem {
   gboolean handed_over;          /* in QEMU until the guest lets go: its release undoes it */
   gboolean waits_for_device;     /* an absent optional USB device: accepted as waiting,
                                   * nothing planned (hotplug-follow.c attaches it later) */
+  /* its "attached" record and live XML, made ready while QEMU works on the
+   * plan's last step (hotplug-attach.c): the answer then waits for a write only */
+  StateDraft *attached_record;
+  char *attached_xml;
 };
 
 AttachItem *attach_item_new(Hotplug *hotplug, Hostdev *hostdev);
@@ -169,6 +173,8 @@ struct _Op {
   guint undo_from;               /* the steps before it took effect */
   GError *failure;               /* what the attach fails with once undone */
   OpStartFunc plan_finished;     /* runs once every step is done */
+  OpStartFunc last_step_sent;    /* (nullable) the plan's last step waits for QEMU's answer:
+                                  * what plan_finished needs is made ready meanwhile */
   char *request;                 /* (nullable) the id of its journal record as a whole
                                   * (several devices: hotplug-request.c) */
   OpStartFunc after_return;      /* (nullable) once the client has its answer, before the
@@ -360,11 +366,11 @@ void hotplug_remove_fdset(Hotplug *hotplug, HostPrep *prep, HotplugContinue then
 gboolean hotplug_journal_device(Hotplug *hotplug, const Hostdev *hostdev, StateDeviceState state,
                                 const char *step, GPtrArray *commands, const HostPrep *prep,
                                 gboolean binding_in_flight, GError **error);
-/* hotplug_journal_device_xml() - the same with @hostdev's live XML already formatted */
-gboolean hotplug_journal_device_xml(Hotplug *hotplug, const Hostdev *hostdev, const char *xml,
-                                    StateDeviceState state, const char *step,
-                                    GPtrArray *commands, const HostPrep *prep,
-                                    gboolean binding_in_flight, GError **error);
+/* hotplug_journal_draft() - the same record, with @hostdev's live XML already
+ * formatted, made ready to be written later (state_journal_commit()). */
+StateDraft *hotplug_journal_draft(Hotplug *hotplug, const Hostdev *hostdev, const char *xml,
+                                  StateDeviceState state, const char *step, GPtrArray *commands,
+                                  const HostPrep *prep, gboolean binding_in_flight);
 /* hotplug_journal_forget() - drop @alias's journal entry (a failure is logged). */
 void hotplug_journal_forget(Hotplug *hotplug, const char *alias);
 

@@ -799,8 +799,12 @@ static void
 device_add_run(GTask *task, AttachStep *step)
 {
   AttachItem *item = step->item;
+  Op *op = task_op(task);
   qmp_client_execute_async(item->hotplug->qmp, "device_add", step_command(item, step), -1,
                            device_add_timeout_ms(item), NULL, on_device_added, task);
+  /* its answer comes from another main-loop iteration: QEMU works meanwhile */
+  if (op->last_step_sent && op->next + 1 == op->plan->len)
+    op->last_step_sent(task);
 }
 
 /*

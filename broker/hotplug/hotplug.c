@@ -31,6 +31,8 @@ attach_item_free(AttachItem *item)
   g_free(item->usb_hostdevice);
   g_clear_pointer(&item->commands, g_ptr_array_unref);
   g_clear_pointer(&item->joining, g_array_unref);
+  g_clear_pointer(&item->attached_record, state_draft_free);
+  g_free(item->attached_xml);
   g_free(item);
 }
 
@@ -304,20 +306,22 @@ hotplug_journal_device(Hotplug *hotplug, const Hostdev *hostdev, StateDeviceStat
                gboolean binding_in_flight, GError **error)
 {
   g_autofree char *xml = hostdev_format_xml(hostdev);
-  return hotplug_journal_device_xml(hotplug, hostdev, xml, state, step, commands, prep,
-                                    binding_in_flight, error);
+  return state_journal_commit(hotplug->journal,
+                              hotplug_journal_draft(hotplug, hostdev, xml, state, step, commands,
+                                                    prep, binding_in_flight),
+                              error);
 }
 
-gboolean
-hotplug_journal_device_xml(Hotplug *hotplug, const Hostdev *hostdev, const char *xml,
-                           StateDeviceState state, const char *step, GPtrArray *commands,
-                           const HostPrep *prep, gboolean binding_in_flight, GError **error)
+StateDraft *
+hotplug_journal_draft(Hotplug *hotplug, const Hostdev *hostdev, const char *xml,
+                      StateDeviceState state, const char *step, GPtrArray *commands,
+                      const HostPrep *prep, gboolean binding_in_flight)
 {
   g_auto(GStrv) ids = commands ? command_ids(commands) : NULL;
   g_autoptr(JsonObject) host = prep ? host_prep_to_json(prep, binding_in_flight) : NULL;
-  return state_journal_record(hotplug->journal, hostdev->alias, state, step, xml,
-                              (const char *const *)ids, host,
-                              hotplug->qemu.pid > 0 ? &hotplug->qemu : NULL, error);
+  return state_journal_draft(hotplug->journal, hostdev->alias, state, step, xml,
+                             (const char *const *)ids, host,
+                             hotplug->qemu.pid > 0 ? &hotplug->qemu : NULL);
 }
 
 void

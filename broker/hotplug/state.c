@@ -168,24 +168,31 @@ entry_from_json(JsonObject *object, GError **error)
   return entry;
 }
 
-static JsonObject *
-entry_to_json(const StateEntry *entry)
+/* Return: (transfer full): @entry's record as written, member by member (no tree):
+ * the entry, then the format version and the VM; its length in @length. */
+static char *
+entry_text(const StateJournal *journal, const StateEntry *entry, gsize *length)
 {
-  JsonObject *object = json_object_new();
-  JsonArray *ids = json_array_new();
+  GString *out = g_string_sized_new(512);
 
-  json_object_set_string_member(object, "alias", entry->alias);
-  json_object_set_string_member(object, "state", state_device_state_name(entry->state));
-  json_object_set_string_member(object, "step", entry->step);
-  json_object_set_string_member(object, "xml", entry->xml);
-  for (char **id = entry->qemu_ids; id && *id; id++)
-    json_array_add_string_element(ids, *id);
-  json_object_set_array_member(object, "qemu-ids", ids);
+  json_text_object_begin(out);
+  json_text_member_string(out, "alias", entry->alias);
+  json_text_member_string(out, "state", state_device_state_name(entry->state));
+  json_text_member_string(out, "step", entry->step);
+  json_text_member_string(out, "xml", entry->xml);
+  json_text_member_strv(out, "qemu-ids", (const char *const *)entry->qemu_ids);
   if (entry->host)
-    json_object_set_object_member(object, "host", json_object_ref(entry->host));
-  if (entry->qemu.pid > 0)
-    json_object_set_object_member(object, "qemu", process_identity_to_json(&entry->qemu));
-  return object;
+    json_text_member_object(out, "host", entry->host);
+  if (entry->qemu.pid > 0) {
+    json_text_member_name(out, "qemu");
+    process_identity_append_json(out, &entry->qemu);
+  }
+  json_text_member_int(out, "version", JOURNAL_VERSION);
+  json_text_member_int(out, "min-reader-version", JOURNAL_MIN_READER_VERSION);
+  json_text_member_string(out, "vm", journal->vm);
+  json_text_object_end(out);
+  *length = out->len;
+  return g_string_free(out, FALSE);
 }
 
 /* Return: (transfer full): the name of @alias's file in the journal directory. */
@@ -532,20 +539,121 @@ fsync_dir(StateJournal *journal)
     fsync(journal->dir_fd);
 }
 
-/*
- * save() - replace @entry's own file: one small file per device keeps the
- * cost of a step the same however many devices the VM has.
- */
 static gboolean write_record(StateJournal *journal, const char *name, JsonObject *root,
                              GError **error);
 static gboolean remove_record(StateJournal *journal, const char *name, GError **error);
 
-static gboolean
-save(StateJournal *journal, const StateEntry *entry, GError **error)
+/* A device's record replaces its own file: one small file per device keeps
+ * the cost of a step the same however many devices the VM has. */
+struct _StateDraft {
+  StateEntry entry;      /* the entry as the record has it */
+  guint64 base;          /* the journal entry's revision it was drafted on (0: none yet) */
+  gboolean has_xml, has_ids, has_host, has_qemu;   /* what the caller gave, not kept */
+  char *name;            /* the entry's file */
+  char *text;
+  gsize length;
+};
+
+void
+state_draft_free(StateDraft *draft)
 {
-  g_autofree char *name = entry_name(entry->alias);
-  g_autoptr(JsonObject) root = entry_to_json(entry);
-  return write_record(journal, name, root, error);
+  if (draft == NULL)
+    return;
+  g_free(draft->entry.alias);
+  g_free(draft->entry.step);
+  g_free(draft->entry.xml);
+  g_strfreev(draft->entry.qemu_ids);
+  if (draft->entry.host)
+    json_object_unref(draft->entry.host);
+  g_free(draft->name);
+  g_free(draft->text);
+  g_free(draft);
+}
+
+StateDraft *
+state_journal_draft(StateJournal *journal, const char *alias, StateDeviceState state,
+                    const char *step, const char *xml, const char *const *qemu_ids,
+                    JsonObject *host, const ProcessIdentity *qemu)
+{
+  const StateEntry *was = state_journal_find(journal, alias);
+  StateDraft *draft = g_new0(StateDraft, 1);
+  StateEntry *entry = &draft->entry;
+
+  draft->base = was ? was->revision : 0;
+  draft->has_xml = xml != NULL;
+  draft->has_ids = qemu_ids != NULL;
+  draft->has_host = host != NULL;
+  draft->has_qemu = qemu != NULL;
+  entry->alias = g_strdup(alias);
+  entry->state = state;
+  entry->step = g_strdup(step);
+  entry->xml = g_strdup(xml ? xml : was ? was->xml : "");
+  entry->qemu_ids = qemu_ids ? g_strdupv((char **)qemu_ids)
+                    : was ? g_strdupv(was->qemu_ids) : g_new0(char *, 1);
+  entry->host = host ? json_object_ref(host)
+                : was && was->host ? json_object_ref(was->host) : NULL;
+  if (qemu)
+    entry->qemu = *qemu;
+  else if (was)
+    entry->qemu = was->qemu;
+
+  draft->text = entry_text(journal, entry, &draft->length);
+  draft->name = entry_name(alias);
+  return draft;
+}
+
+gboolean
+state_journal_commit(StateJournal *journal, StateDraft *draft, GError **error)
+{
+  g_autoptr(StateDraft) owned = draft;
+  StateEntry *entry = state_journal_find(journal, draft->entry.alias);
+
+  if (!state_alias_is_safe(draft->entry.alias)) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "alias '%s' cannot be journaled: an alias is 1-%d of A-Z a-z 0-9 _ -",
+                draft->entry.alias, STATE_ALIAS_MAX);
+    return FALSE;
+  }
+  if ((entry ? entry->revision : 0) != draft->base) {
+    /* written since: what the caller gave, applied to the entry as it is now */
+    StateEntry *given = &draft->entry;
+    owned = state_journal_draft(journal, given->alias, given->state, given->step,
+                                draft->has_xml ? given->xml : NULL,
+                                draft->has_ids ? (const char *const *)given->qemu_ids : NULL,
+                                draft->has_host ? given->host : NULL,
+                                draft->has_qemu ? &given->qemu : NULL);
+    state_draft_free(draft);
+    draft = owned;
+  }
+  int saved = file_replace_at(journal->dir_fd, draft->name, draft->text, draft->length,
+                              journal->in_memory);
+  if (saved != 0) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                "cannot write the journal %s/%s: %s; nothing was changed", journal->path,
+                draft->name, g_strerror(saved));
+    return FALSE;
+  }
+  if (entry == NULL) {
+    entry = g_new0(StateEntry, 1);
+    g_ptr_array_add(journal->entries, entry);
+  } else {
+    g_free(entry->alias);
+    g_free(entry->step);
+    g_free(entry->xml);
+    g_strfreev(entry->qemu_ids);
+    if (entry->host)
+      json_object_unref(entry->host);
+  }
+  guint64 revision = entry->revision + 1;
+  *entry = draft->entry;   /* the draft's strings are the entry's now */
+  entry->revision = revision;
+  memset(&draft->entry, 0, sizeof draft->entry);
+#ifdef HOSTDEVD_TEST_HOOKS   /* a shipped hostdevd does not format what it never compares */
+  g_autofree char *crash_step = g_strdup_printf("%s:%s", state_device_state_name(entry->state),
+                                                entry->step);
+  maybe_crash(entry->alias, crash_step);
+#endif
+  return TRUE;
 }
 
 gboolean
@@ -553,46 +661,14 @@ state_journal_record(StateJournal *journal, const char *alias, StateDeviceState 
                      const char *step, const char *xml, const char *const *qemu_ids,
                      JsonObject *host, const ProcessIdentity *qemu, GError **error)
 {
-  StateEntry *entry = state_journal_find(journal, alias);
-
   if (!state_alias_is_safe(alias)) {
     g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
                 "alias '%s' cannot be journaled: an alias is 1-%d of A-Z a-z 0-9 _ -", alias,
                 STATE_ALIAS_MAX);
     return FALSE;
   }
-  if (entry == NULL) {
-    entry = g_new0(StateEntry, 1);
-    entry->alias = g_strdup(alias);
-    entry->qemu_ids = g_new0(char *, 1);
-    entry->xml = g_strdup("");
-    g_ptr_array_add(journal->entries, entry);
-  }
-  entry->state = state;
-  g_free(entry->step);
-  entry->step = g_strdup(step);
-  if (xml) {
-    g_free(entry->xml);
-    entry->xml = g_strdup(xml);
-  }
-  if (qemu_ids) {
-    g_strfreev(entry->qemu_ids);
-    entry->qemu_ids = g_strdupv((char **)qemu_ids);
-  }
-  if (host) {
-    if (entry->host)
-      json_object_unref(entry->host);
-    entry->host = json_object_ref(host);
-  }
-  if (qemu)
-    entry->qemu = *qemu;
-  if (!save(journal, entry, error))
-    return FALSE;
-#ifdef HOSTDEVD_TEST_HOOKS   /* a shipped hostdevd does not format what it never compares */
-  g_autofree char *crash_step = g_strdup_printf("%s:%s", state_device_state_name(state), step);
-  maybe_crash(alias, crash_step);
-#endif
-  return TRUE;
+  return state_journal_commit(journal, state_journal_draft(journal, alias, state, step, xml,
+                                                           qemu_ids, host, qemu), error);
 }
 
 gboolean

@@ -40,6 +40,7 @@ typedef struct {
   GStrv qemu_ids;    /* every QEMU device it consists of, in the order added (zpci first) */
   JsonObject *host;  /* what host preparation did, to undo it; NULL when nothing */
   ProcessIdentity qemu; /* the QEMU process the device was given to (pid 0: unknown) */
+  guint64 revision;  /* bumped by every write of the entry (state_journal_commit()) */
 } StateEntry;
 
 typedef struct _StateJournal StateJournal;
@@ -71,6 +72,26 @@ StateEntry *state_journal_find(StateJournal *journal, const char *alias);
 gboolean state_journal_record(StateJournal *journal, const char *alias, StateDeviceState state,
                               const char *step, const char *xml, const char *const *qemu_ids,
                               JsonObject *host, const ProcessIdentity *qemu, GError **error);
+
+/*
+ * A record made ready ahead of the moment it is due: formatted while QEMU
+ * works on a step, written once the step's answer comes, so that the
+ * answer reaches the client without waiting for the record to be formatted.
+ * The draft holds the entry as it will be; if the entry was written in
+ * between, state_journal_commit() applies the same arguments afresh.
+ */
+typedef struct _StateDraft StateDraft;
+
+/* state_journal_draft() - state_journal_record()'s arguments, made ready; nothing is written. */
+StateDraft *state_journal_draft(StateJournal *journal, const char *alias, StateDeviceState state,
+                                const char *step, const char *xml, const char *const *qemu_ids,
+                                JsonObject *host, const ProcessIdentity *qemu);
+
+/* state_journal_commit() - write @draft as state_journal_record() would; @draft is consumed. */
+gboolean state_journal_commit(StateJournal *journal, StateDraft *draft, GError **error);
+
+void state_draft_free(StateDraft *draft);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(StateDraft, state_draft_free)
 
 /* state_journal_forget() - drop @alias's entry durably. */
 gboolean state_journal_forget(StateJournal *journal, const char *alias, GError **error);

@@ -307,6 +307,11 @@ class HostdevdTestCase(unittest.TestCase):
             entries.append((entry["alias"], entry["state"]))
         return entries
 
+    def record(self, alias):
+        """The journal record of @alias (STATE/VM.journal/ALIAS.json), parsed."""
+        with open(os.path.join(self.tmp, "state", f"{self.vm}.journal", f"{alias}.json")) as f:
+            return json.load(f)
+
     def claims(self):
         """The host-wide claims held in this test's runtime directory."""
         directory = os.path.join(self.tmp, "claims")

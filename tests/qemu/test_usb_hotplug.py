@@ -116,10 +116,15 @@ class UsbHotplug(HostdevdTestCase):
         self.ctl("attach-device", self.vm, first, check=True)           # port 1, map read
         self.qmp.ok("device_add", driver="usb-tablet", id="tablet", bus="usb.0", port="2")
         second = self.write_xml("b.xml", OPTIONAL_USB.replace("0x0104", "0x0105"))
-        self.ctl("attach-device", self.vm, second, check=True)
+        reply = json.loads(self.ctl("--json", "attach-device", self.vm, second,
+                                    check=True).stdout)["return"]
         self.assertEqual(self.qmp.ok("qom-get", path="/machine/peripheral/hostdev1",
                                      property="port"), "3")
         self.assertIn("its USB port was taken meanwhile", self.log())
+        # the answer and the record name the port of the second try, not of the first
+        # (the record is made ready while QEMU works on the device_add, once per try)
+        self.assertIn("port='3'", reply["xml"])
+        self.assertEqual(self.record("hostdev1")["xml"], reply["xml"])
 
     def test_full_controller_is_refused_before_qemu(self):
         for product in range(1, 5):
@@ -144,6 +149,9 @@ class UsbHotplug(HostdevdTestCase):
         [dry] = dry_run_qmp(self.ctl("attach-device", self.vm, other, "--dry-run", check=True).stdout)
         self.assertEqual(dry["arguments"]["id"], "hostdev4")
         self.assertIn("as hostdev4", self.ctl("attach-device", self.vm, other, check=True).stdout)
+        # recorded under the alias of the second try, with its XML
+        self.assertEqual(sorted(self.journal()), [("hostdev0", "attached"), ("hostdev4", "attached")])
+        self.assertIn("<alias name='hostdev4'/>", self.record("hostdev4")["xml"])
 
     def test_same_device_twice_is_busy(self):
         path = self.write_xml("usb.xml", OPTIONAL_USB)

@@ -76,6 +76,61 @@ test_member_order(void)
   g_assert_cmpstr(text, ==, expected);
 }
 
+/* An object written member by member is the text of the same object built as a tree. */
+static void
+test_members_without_a_tree(void)
+{
+  const char *const ids[] = { "zpci0", "host\"dev\n0", NULL };
+  const char *const none[] = { NULL };
+  g_autoptr(JsonObject) inner = json_object_new();
+  g_autoptr(JsonObject) tree = json_object_new();
+  g_autoptr(GString) out = g_string_new(NULL);
+
+  json_object_set_string_member(inner, "driver", "e1000e");
+  json_object_set_null_member(inner, "override");
+  json_object_set_string_member(tree, "alias", "hostdev0");
+  json_object_set_string_member(tree, "step", NULL);
+  json_object_set_string_member(tree, "xml", "<hostdev mode='subsystem'>\n\t\x01</hostdev>\n");
+  JsonArray *array = json_array_new();
+  for (guint i = 0; ids[i]; i++)
+    json_array_add_string_element(array, ids[i]);
+  json_object_set_array_member(tree, "qemu-ids", array);
+  json_object_set_array_member(tree, "empty", json_array_new());
+  json_object_set_array_member(tree, "absent", json_array_new());
+  json_object_set_object_member(tree, "host", json_object_ref(inner));
+  JsonObject *nested = json_object_new();
+  json_object_set_int_member(nested, "pid", G_MAXINT64);
+  json_object_set_int_member(nested, "start-time", -1);
+  json_object_set_object_member(tree, "qemu", nested);
+  json_object_set_object_member(tree, "{", json_object_new());
+  json_object_set_int_member(tree, "version", 2);
+
+  json_text_object_begin(out);
+  json_text_member_string(out, "alias", "hostdev0");
+  json_text_member_string(out, "step", NULL);
+  json_text_member_string(out, "xml", "<hostdev mode='subsystem'>\n\t\x01</hostdev>\n");
+  json_text_member_strv(out, "qemu-ids", ids);
+  json_text_member_strv(out, "empty", none);
+  json_text_member_strv(out, "absent", NULL);
+  json_text_member_object(out, "host", inner);
+  json_text_member_name(out, "qemu");
+  json_text_object_begin(out);
+  json_text_member_int(out, "pid", G_MAXINT64);
+  json_text_member_int(out, "start-time", -1);
+  json_text_object_end(out);
+  json_text_member_name(out, "{");   /* a name that looks like an object's start */
+  json_text_object_begin(out);
+  json_text_object_end(out);
+  json_text_member_int(out, "version", 2);
+  json_text_object_end(out);
+
+  g_autofree char *expected = json_text_from_object(tree, NULL);
+  g_assert_cmpstr(out->str, ==, expected);
+  g_autoptr(JsonNode) node = json_node_init_object(json_node_alloc(), tree);
+  g_autofree char *by_json_glib = generated(node);
+  g_assert_cmpstr(out->str, ==, by_json_glib);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -83,5 +138,6 @@ main(int argc, char **argv)
   g_test_add_func("/json-text/as-json-glib-writes-it", test_as_json_glib_writes_it);
   g_test_add_func("/json-text/control-characters", test_control_characters);
   g_test_add_func("/json-text/member-order", test_member_order);
+  g_test_add_func("/json-text/members-without-a-tree", test_members_without_a_tree);
   return g_test_run();
 }

@@ -97,6 +97,91 @@ test_round_trip(Tree *tree, gconstpointer data)
   g_assert_cmpstr(entry->xml, ==, "<hostdev/>");
 }
 
+static char *
+file_text(const char *dir, const char *name)
+{
+  g_autofree char *path = g_build_filename(dir, name, NULL);
+  char *text = NULL;
+  g_assert_true(g_file_get_contents(path, &text, NULL, NULL));
+  return text;
+}
+
+/* A draft writes nothing until committed, then exactly what state_journal_record() writes. */
+static void
+test_draft_is_the_record(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_build_filename(tree->root, "vm1.journal", NULL);
+  g_autoptr(StateJournal) journal = state_journal_open(tree->root, "vm1", &error);
+  const char *ids[] = { "hostdev0", NULL };
+  ProcessIdentity qemu = { .pid = 4242, .start_time = 77 };
+
+  g_assert_no_error(error);
+  g_assert_true(state_journal_record(journal, "hostdev0", STATE_ATTACHING, "device-add",
+                                     "<hostdev/>", ids, NULL, &qemu, &error));
+  g_autofree char *recorded = file_text(dir, "hostdev0.json");
+  g_assert_true(state_journal_record(journal, "hostdev0", STATE_ATTACHED, "done", NULL, NULL,
+                                     NULL, NULL, &error));
+  g_autofree char *direct = file_text(dir, "hostdev0.json");
+  g_assert_true(state_journal_forget(journal, "hostdev0", &error));
+
+  g_assert_true(state_journal_record(journal, "hostdev0", STATE_ATTACHING, "device-add",
+                                     "<hostdev/>", ids, NULL, &qemu, &error));
+  StateDraft *draft = state_journal_draft(journal, "hostdev0", STATE_ATTACHED, "done", NULL,
+                                          NULL, NULL, NULL);
+  g_autofree char *unchanged = file_text(dir, "hostdev0.json");
+  g_assert_cmpstr(unchanged, ==, recorded);
+  g_assert_cmpint(state_journal_find(journal, "hostdev0")->state, ==, STATE_ATTACHING);
+  g_assert_true(state_journal_commit(journal, draft, &error));
+  g_assert_no_error(error);
+  g_autofree char *committed = file_text(dir, "hostdev0.json");
+  g_assert_cmpstr(committed, ==, direct);
+  StateEntry *entry = state_journal_find(journal, "hostdev0");
+  g_assert_cmpint(entry->state, ==, STATE_ATTACHED);
+  g_assert_cmpint(entry->qemu.pid, ==, 4242);
+  g_assert_cmpuint(state_journal_entries(journal)->len, ==, 1);
+}
+
+/* The entry written between draft and commit: the draft's arguments go onto it as it
+ * is then, keeping what was written meanwhile and the draft did not name. */
+static void
+test_draft_on_a_changed_entry(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(StateJournal) journal = state_journal_open(tree->root, "vm1", &error);
+  const char *first[] = { "hostdev0", NULL };
+  const char *later[] = { "zpci0", "hostdev0", NULL };
+
+  g_assert_no_error(error);
+  g_assert_true(state_journal_record(journal, "hostdev0", STATE_ATTACHING, "claim",
+                                     "<hostdev/>", first, NULL, NULL, &error));
+  StateDraft *draft = state_journal_draft(journal, "hostdev0", STATE_ATTACHED, "done",
+                                          "<hostdev alias='new'/>", NULL, NULL, NULL);
+  g_assert_true(state_journal_record(journal, "hostdev0", STATE_ATTACHING, "device-add", NULL,
+                                     later, NULL, NULL, &error));
+  g_assert_true(state_journal_commit(journal, draft, &error));
+  g_assert_no_error(error);
+
+  StateEntry *entry = state_journal_find(journal, "hostdev0");
+  g_assert_cmpint(entry->state, ==, STATE_ATTACHED);
+  g_assert_cmpstr(entry->step, ==, "done");
+  g_assert_cmpstr(entry->xml, ==, "<hostdev alias='new'/>");
+  g_assert_cmpstrv(entry->qemu_ids, later);
+  g_autoptr(StateJournal) again = state_journal_open(tree->root, "vm1", &error);
+  g_assert_no_error(error);
+  g_assert_cmpstrv(state_journal_find(again, "hostdev0")->qemu_ids, later);
+  g_assert_cmpstr(state_journal_find(again, "hostdev0")->step, ==, "done");
+
+  /* forgotten in between: written as a record made now would be */
+  draft = state_journal_draft(journal, "hostdev0", STATE_ATTACHED, "done", NULL, NULL, NULL,
+                              NULL);
+  g_assert_true(state_journal_forget(journal, "hostdev0", &error));
+  g_assert_true(state_journal_commit(journal, draft, &error));
+  entry = state_journal_find(journal, "hostdev0");
+  g_assert_cmpstr(entry->xml, ==, "");
+  g_assert_cmpuint(g_strv_length(entry->qemu_ids), ==, 0);
+}
+
 /*
  * Issue 11, item 3: journal paths were rebuilt from DIR/VM.journal for every
  * write, so replacing that path with a link sent the next write - and the
@@ -281,6 +366,8 @@ main(int argc, char **argv)
   g_test_init(&argc, &argv, NULL);
 #define ADD(path, func) g_test_add(path, Tree, NULL, tree_setup, func, tree_teardown)
   ADD("/state/round-trip", test_round_trip);
+  ADD("/state/draft-is-the-record", test_draft_is_the_record);
+  ADD("/state/draft-on-a-changed-entry", test_draft_on_a_changed_entry);
   ADD("/state/path-replaced-by-link", test_path_replaced_by_link);
   ADD("/state/link-at-open", test_link_at_open_is_refused);
   ADD("/state/open-directory", test_open_directory_is_refused);
