@@ -21,10 +21,13 @@ kernel's VFIO request (someone unbinds a device this QEMU holds) is an
 unplug request, as in QEMU's vfio_req_notifier_handler.
 
 The runner drives it on --control (JSON lines): {"op": "guest", "mode":
-..., "delay": s, "busy": n, "add-delay": s}, {"op": "devices"}; "add-delay"
-holds each device_add's answer that long after the device is in (a slow
-realize), so that a crash of hostdevd can come between two devices of one
-request.  SIGTERM: SHUTDOWN event,
+..., "delay": s, "busy": n, "add-delay": s, "hold-add": n}, {"op": "devices"};
+"add-delay" holds each device_add's answer that long after the device is in
+(a slow realize), so that a crash of hostdevd can come between two devices
+of one request; "hold-add": n never answers the n-th device_add (counted
+from this "guest" op on) and those after it, once the device is in: the
+runner kills hostdevd while it waits for that answer, with exactly n devices
+in, whatever the machine's speed.  SIGTERM: SHUTDOWN event,
 exit 0; SIGKILL: just gone; either way the kernel connection closes and the
 fake kernel releases the devices after its exit delay.
 """
@@ -81,7 +84,9 @@ class FakeQemu:
         self.fdsets = {}           # id -> [fd]
         self.next_fdset = 0
         self.pending_fds = []
-        self.guest = {"mode": "cooperate", "delay": 0.1, "busy": 0, "add-delay": 0}
+        self.guest = {"mode": "cooperate", "delay": 0.1, "busy": 0, "add-delay": 0,
+                      "hold-add": 0}
+        self.adds = 0              # device_adds done since the last "guest" op
         self.conn = None
         self.send_lock = threading.Lock()
         self.kernel = KernelClient(args.kernel, args.vm, self.on_kernel_event)
@@ -309,6 +314,10 @@ class FakeQemu:
             self.reply(request, error=self.generic(f"'{driver}' is not a valid device model name"))
 
     def reply_added(self, request):
+        self.adds += 1
+        if self.guest["hold-add"] and self.adds >= self.guest["hold-add"]:
+            self.trace(f"holding the answer of device_add number {self.adds}")
+            return
         if self.guest["add-delay"]:
             self.later(self.guest["add-delay"], lambda: self.reply(request))
         else:
@@ -433,7 +442,9 @@ class FakeQemu:
                     self.guest = {"mode": request.get("mode", "cooperate"),
                                   "delay": request.get("delay", 0.1),
                                   "busy": request.get("busy", 0),
-                                  "add-delay": request.get("add-delay", 0)}
+                                  "add-delay": request.get("add-delay", 0),
+                                  "hold-add": request.get("hold-add", 0)}
+                    self.adds = 0
                     reply = {}
                 elif request["op"] == "devices":
                     reply = {"devices": json.loads(json.dumps(self.devices))}

@@ -223,11 +223,15 @@ class Runner:
             slow_write = step["slow"] if step["slow"] != "device_add" else None
             if inner["op"] == "batch":
                 # a guest that refuses to let go keeps what it was given, also in-process;
-                # a QEMU slow to answer device_add lets the crash come between two devices
+                # a QEMU slow to answer device_add lets the crash come between two devices;
+                # with "in-qemu", QEMU never answers the device_add that puts that many of
+                # the request's new devices in: hostdevd is surely still in the request
+                before = w.kept(step["vm"], inner["devs"])
+                new = [d for d in inner["devs"] if d not in before]
                 w.qemu_call(step["vm"], {"op": "guest", "mode": "cooperate",
                                          "add-delay": 0.25 if step["slow"] == "device_add"
-                                         else 0})
-                before = w.kept(step["vm"], inner["devs"])
+                                         else 0,
+                                         "hold-add": min(step.get("in-qemu") or 0, len(new))})
             if slow_write:
                 w.kcall({"op": "fault", "fault": {"match": slow_write, "delay": 1.0,
                                                   "count": 1}})
@@ -237,12 +241,11 @@ class Runner:
                 inner = dict(inner, op="detach", wait=0.3)
             client = w.ctl_async(*self.action_argv(inner))
             if slow_write:
-                w.kcall({"op": "wait-write", "timeout": 2})
+                self.wait_write(client)
             if step.get("in-qemu"):
                 # QEMU holds the answer of the device_add that made it so: hostdevd is
                 # still in the request when it is killed
-                self.wait_in_qemu(step["vm"], [d for d in inner["devs"] if d not in before],
-                                  step["in-qemu"])
+                self.wait_in_qemu(step["vm"], new, step["in-qemu"], client)
             else:
                 time.sleep(step["after"] * (3 if step["slow"] == "device_add" else 1))
             w.vms[step["vm"]].expect_exit = True
@@ -319,12 +322,21 @@ class Runner:
             return f"{result.returncode} {(result.stderr or result.stdout).strip()[:160]}"
         raise ValueError(f"unknown step {op}")
 
-    def wait_in_qemu(self, vm, devs, count):
-        """Wait (bounded) until @count of @devs are in @vm's QEMU."""
-        deadline = time.monotonic() + 5
+    def wait_write(self, client, timeout=60):
+        """Wait (bounded) until a slowed sysfs write is in progress, or until the request
+        of @client (a process) is over without one (it was refused before any write)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline and client.poll() is None:
+            if self.world.kcall({"op": "wait-write", "timeout": 0.5})["in-progress"]:
+                return
+
+    def wait_in_qemu(self, vm, devs, count, client, timeout=60):
+        """Wait (bounded) until @count of @devs are in @vm's QEMU, or until the request
+        of @client (a process) is over without that (it failed before)."""
+        deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             held = {self.world.alias_of(vm, dev) for dev in devs} - {None}
-            if len(held) >= min(count, len(devs)):
+            if len(held) >= min(count, len(devs)) or client.poll() is not None:
                 return
             time.sleep(0.01)
 
@@ -333,7 +345,7 @@ class Runner:
         settled, the VM keeps every device of it it did not have before, or none; none
         when it was killed while some of them were not in QEMU yet (@in_qemu fewer)."""
         new = [dev for dev in devs if dev not in before]
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while True:
             kept = self.world.kept(vm, new)
             if len(kept) in (0, len(new)) or time.monotonic() > deadline:
@@ -468,8 +480,9 @@ def main():
                         help="stop starting new seeds after this long")
     parser.add_argument("--replay", action="append",
                         help="run the sequence saved in this JSON file (may be repeated)")
-    parser.add_argument("--settle", type=float, default=6.0,
-                        help="how long to wait for the system to settle after a step (6 s)")
+    parser.add_argument("--settle", type=float, default=30.0,
+                        help="how long, at most, to wait for the system to settle after a "
+                             "step (30 s; a step ends as soon as it has)")
     parser.add_argument("--shrink-runs", type=int, default=30,
                         help="at most this many runs to shrink one failure (30)")
     parser.add_argument("--shrink-seconds", type=float, default=240,

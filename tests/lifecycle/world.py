@@ -76,7 +76,7 @@ class LineClient:
     """JSON lines over a Unix socket, one request at a time."""
 
     def __init__(self, path, timeout=30):
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + 60
         while True:   # the socket file exists a moment before its server listens
             self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             self.sock.settimeout(timeout)
@@ -236,7 +236,7 @@ class World:
                               "--kernel", os.path.join(self.tmp, "kernel.sock"),
                               "--log", os.path.join(self.logs, f"{name}.qemu-trace")],
                              f"{name}.qemu.log")
-        if not wait_for(lambda: os.path.exists(control) or vm.qemu.poll() is not None, 20):
+        if not wait_for(lambda: os.path.exists(control) or vm.qemu.poll() is not None, 60):
             raise RuntimeError(f"fake QEMU {name} did not start")
         vm.control = LineClient(control)
         self.start_hostdevd(name)
@@ -279,9 +279,9 @@ class World:
         vm.daemon.send_signal(sig)
         if wait:
             try:
-                return vm.daemon.wait(timeout=15)
+                return vm.daemon.wait(timeout=60)
             except subprocess.TimeoutExpired:
-                raise Violation(f"stuck: hostdevd of {name} did not exit within 15 s of "
+                raise Violation(f"stuck: hostdevd of {name} did not exit within 60 s of "
                                 f"signal {sig}")
         return None
 
@@ -557,7 +557,7 @@ class World:
                                           f"{vm.daemon.poll()} after its QEMU went away"))
         return problems
 
-    def settle(self, timeout=10.0):
+    def settle(self, timeout=30.0):
         """Wait (bounded) for the invariants to hold; Return: the problems left."""
         deadline = time.monotonic() + timeout
         while True:

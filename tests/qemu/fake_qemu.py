@@ -15,7 +15,9 @@ death hostdevd sees as QEMU's: several clients may connect (the test's own
 view, unlike a real -qmp socket), and `x-fake-set` changes the guest's
 behaviour from the test ("on-device-del", "busy-replies", "commands": what
 query-commands lists, unanswered by default), `x-fake-count` tells how often
-a command was received, `x-fake-args` a device's device_add arguments.
+a command was received, `x-fake-args` a device's device_add arguments,
+`x-fake-delete` lets a device go (its DEVICE_DELETED is sent before the
+reply, as QEMU does for a USB device).
 """
 import json
 import os
@@ -109,8 +111,9 @@ class FakeQemu:
         self._send(message, self._current)
 
     def _handle(self, request, conn=None):
-        self._current = conn or self.conn
+        # under the lock: another client's request must not redirect this one's reply
         with self.lock:
+            self._current = conn or self.conn
             self._dispatch(request)
 
     def _dispatch(self, request):
@@ -204,8 +207,10 @@ class FakeQemu:
                 self.busy_replies = args["busy-replies"]
             self._reply(request)
         elif command == "x-fake-delete":
-            self._reply(request)
+            # the event first: it is on hostdevd's connection before the test goes on,
+            # so a request the test sends next cannot overtake it
             self._delete(args["id"])
+            self._reply(request)
         else:
             self._reply(request, error={"class": "CommandNotFound",
                                         "desc": f"The command {command} has not been found"})

@@ -108,11 +108,11 @@ class BatchCrash(HostdevdTestCase):
     def crash_during(self, xml, step, extra_env=None):
         """Attach @xml with hostdevd set to die right after journaling @step."""
         self.daemon.terminate()
-        self.daemon.wait(timeout=10)
+        self.daemon.wait(timeout=60)
         daemon = self.start_hostdevd(env={"HOSTDEVD_TEST_CRASH_AT": step, **(extra_env or {})})
         result = self.ctl("attach-device", self.vm, self.write_xml("batch.xml", xml))
         self.assertNotEqual(result.returncode, 0, result.stdout)
-        self.assertEqual(daemon.wait(timeout=20), -signal.SIGKILL, self.log())
+        self.assertEqual(daemon.wait(timeout=60), -signal.SIGKILL, self.log())
         self.assertIn(f"HOSTDEVD_TEST_CRASH_AT={step}: killing myself", self.log())
 
     def restart(self):
@@ -121,7 +121,7 @@ class BatchCrash(HostdevdTestCase):
     def assert_nothing_remains(self):
         """QEMU, the host and the journal are as before the request, and hostdevd lists
         nothing (no device waits for the guest either: USB leaves QEMU at once)."""
-        wait_for(lambda: self.journal_files() == [] and self.listing() == [], 15,
+        wait_for(lambda: self.journal_files() == [] and self.listing() == [], 60,
                  "every device of the request to be undone")
         self.assertEqual(self.qemu_view(), self.qemu_before, self.log())
         self.assertEqual(self.claims(), [], self.log())
@@ -171,7 +171,7 @@ class BatchCrash(HostdevdTestCase):
         keeps every device, as one device's attach is kept once recorded attached."""
         self.crash_during(THREE_USB, "request:forgotten")
         self.restart()
-        wait_for(lambda: len(self.listing()) == 3, 10, "the devices to be listed")
+        wait_for(lambda: len(self.listing()) == 3, 60, "the devices to be listed")
         self.assert_all_attached(["hostdev0", "hostdev1", "hostdev2"])
         self.assertTrue(all(d["state"] == "attached" for d in self.listing()))
 
@@ -190,7 +190,7 @@ class BatchCrash(HostdevdTestCase):
         with open(os.path.join(self.journal_dir(), request), "w") as f:
             f.write("{\"version\": 2, \"min-reader-version\": 1, \"aliases\": [")
         self.restart()
-        wait_for(lambda: [d["alias"] for d in self.listing()] == ["hostdev0"], 10,
+        wait_for(lambda: [d["alias"] for d in self.listing()] == ["hostdev0"], 60,
                  "the first device to be finished on its own")
         self.assertIn(f"{request} of a <devices> request without an answer is damaged",
                       self.log())
@@ -210,7 +210,7 @@ class BatchCrash(HostdevdTestCase):
         with open(path, "w") as f:
             json.dump(record, f)
         self.restart()
-        wait_for(lambda: self.journal_files() == ["hostdev2.json"] and self.listing() == [], 15,
+        wait_for(lambda: self.journal_files() == ["hostdev2.json"] and self.listing() == [], 60,
                  "the readable devices of the request to be undone")
         self.assertIn("journal entry hostdev2 is unreadable", self.log())
         self.assertEqual(self.qemu_view(), self.qemu_before, self.log())
@@ -263,7 +263,7 @@ class BatchCrash(HostdevdTestCase):
         with open(path, "w") as f:
             json.dump(claim, f)
         self.restart()
-        wait_for(lambda: self.journal_files() == [] and self.listing() == [], 15,
+        wait_for(lambda: self.journal_files() == [] and self.listing() == [], 60,
                  "the request to be undone")
         self.assertIn("hostdev1: dropping its journal record without touching the device: "
                       "usb_1_2 (VM 'othervm') holds it now", self.log())

@@ -221,7 +221,7 @@ class ClaimedByAnotherVm(MdevCase):
                                  socket_path, "--state-dir", os.path.join(other, "state"),
                                  "--host-root", self.host_root, "--qmp-wait", "20"],
                                 stdout=log, stderr=subprocess.STDOUT, env=env)
-        wait_for(lambda: self._answers(socket_path) or daemon.poll() is not None, 30,
+        wait_for(lambda: self._answers(socket_path) or daemon.poll() is not None, 60,
                  "othervm's hostdevd")
         return qemu, daemon, socket_path
 
@@ -234,7 +234,7 @@ class ClaimedByAnotherVm(MdevCase):
             pass    # killed by the hook, the claim held
         finally:
             client.close()
-        daemon.wait(timeout=10)
+        daemon.wait(timeout=60)
         key = "mdev_" + RANDOM_UUID.replace("-", "_")
         self.assertIn(key, self.claims())
         self.assertIsNone(qemu.poll())

@@ -5,7 +5,6 @@ import json
 import os
 import signal
 import subprocess
-import time
 
 from harness import dry_run_qmp, dry_run_steps, HostdevdTestCase, extract_fixture, main, wait_for
 
@@ -17,6 +16,29 @@ OPTIONAL_USB = """<hostdev mode='subsystem' type='usb' managed='yes'>
   </source>
 </hostdev>
 """
+
+
+def unix_socket_connected(pid):
+    """Whether process @pid holds a connected Unix stream socket (/proc/net/unix)."""
+    inodes = set()
+    try:
+        for fd in os.listdir(f"/proc/{pid}/fd"):
+            try:
+                target = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except OSError:
+                continue
+            if target.startswith("socket:["):
+                inodes.add(target[len("socket:["):-1])
+    except OSError:
+        return False
+    with open("/proc/net/unix") as f:
+        next(f)
+        for line in f:
+            # Num RefCount Protocol Flags Type St Inode [Path]; St 03: connected
+            fields = line.split()
+            if len(fields) >= 7 and fields[6] in inodes and fields[5] == "03":
+                return True
+    return False
 
 
 class UsbHotplug(HostdevdTestCase):
@@ -178,9 +200,15 @@ class UsbHotplug(HostdevdTestCase):
     def test_events(self):
         watcher = self.spawn(
             ["env", f"HOSTDEVD_RUNTIME_DIR={self.tmp}", os.environ.get("HOSTDEVCTL", "hostdevctl"),
-             "events", self.vm, "--loop", "--timeout", "20"],
+             "events", self.vm, "--loop", "--timeout", "60"],
             stdout=subprocess.PIPE, text=True)
-        time.sleep(0.5)   # let the watcher connect before the first event
+        # The watcher must be a client before the first event, or it misses it.  Once
+        # its connect() returned, its connection is ahead of the attach's in the control
+        # socket's accept queue: hostdevd accepts (and adds to the clients every event
+        # goes to) in that order, so no delay is guessed here.
+        wait_for(lambda: unix_socket_connected(watcher.pid) or watcher.poll() is not None, 60,
+                 "the event watcher to connect")
+        self.assertIsNone(watcher.poll(), "the event watcher exited")
         path = self.write_xml("usb.xml", OPTIONAL_USB)
         self.ctl("attach-device", self.vm, path, check=True)
         self.ctl("detach-device", self.vm, path, check=True)
@@ -197,13 +225,13 @@ class UsbHotplug(HostdevdTestCase):
         self.ctl("attach-device", self.vm, path, check=True)
         self.qmp.ok("device_del", id="hostdev0")
         self.qmp.wait_event("DEVICE_DELETED", device="hostdev0")
-        wait_for(lambda: "hostdev0" not in self.ctl("list", self.vm).stdout, 10,
+        wait_for(lambda: "hostdev0" not in self.ctl("list", self.vm).stdout, 60,
                  "hostdevd to notice the unplug")
 
     def test_qemu_exit_releases_and_exits_zero(self):
         self.ctl("attach-device", self.vm, self.write_xml("usb.xml", OPTIONAL_USB), check=True)
         self.qmp.command("quit")
-        self.assertEqual(self.daemon.wait(timeout=20), 0, self.log())
+        self.assertEqual(self.daemon.wait(timeout=60), 0, self.log())
         self.assertIn("hostdev0 (USB device 1d6b:0104) released: QEMU exited", self.log())
         self.assertFalse(os.path.exists(self.socket_path), "control socket left behind")
 
@@ -382,7 +410,7 @@ class OptionalUsbWaitsInHostdevd(HostdevdTestCase):
         # the journal keeps it: a restarted hostdevd still has it waiting
         self.assertEqual(self.journal(), [("hostdev0", "attached")])
         self.daemon.terminate()
-        self.daemon.wait(timeout=30)
+        self.daemon.wait(timeout=60)
         self.daemon = self.start_hostdevd()
         self.assertEqual(listed(), [("hostdev0", "waiting-for-device", True)])
         self.assertEqual(self.qmp.peripherals(), before)
@@ -434,7 +462,7 @@ class WaitingDeviceKeepsItsPort(HostdevdTestCase):
         # restarted: the waiting device comes back from the journal; this hostdevd
         # gives absent optional devices to QEMU, so the next one is a real usb-host
         self.daemon.terminate()
-        self.daemon.wait(timeout=30)
+        self.daemon.wait(timeout=60)
         self.optional_usb = "qemu"
         self.daemon = self.start_hostdevd()
         self.assertIn("still waiting for its USB device", self.log())
@@ -498,7 +526,7 @@ class WaitingUsbOnFixtureHost(HostdevdTestCase):
             os.chmod(policy, 0o644)
             extra = ("--policy", policy)
         self.daemon.terminate()
-        self.daemon.wait(timeout=30)
+        self.daemon.wait(timeout=60)
         self.daemon = self.start_hostdevd(extra=extra)
 
     def listed(self):
@@ -517,7 +545,7 @@ class WaitingUsbOnFixtureHost(HostdevdTestCase):
         # the keyboard is back, but the policy no longer lets it into this VM
         os.rename(self.hidden, self.keyboard)
         self.restart("[defaults]\ndeny-usb=0627:0001\n")
-        wait_for(lambda: "was not attached" in self.log(), 20,
+        wait_for(lambda: "was not attached" in self.log(), 60,
                  "hostdevd to look at the keyboard and refuse it")
         self.assertIn("deny-usb", self.log())
         self.assertEqual(self.listed(), [("hostdev0", "waiting-for-device")])
@@ -533,7 +561,7 @@ class WaitingUsbOnFixtureHost(HostdevdTestCase):
         os.rename(self.hidden, self.keyboard)
         # found in the fixture's sysfs, but it has no device node to open
         self.restart()
-        wait_for(lambda: "was not attached" in self.log(), 20,
+        wait_for(lambda: "was not attached" in self.log(), 60,
                  "hostdevd to try the keyboard")
         self.assertIn("/dev/bus/usb/001/002", self.log())
         self.assertEqual(self.listed(), [("hostdev0", "waiting-for-device")])

@@ -246,7 +246,7 @@ class PolicyFileChecks(HostdevdTestCase):
         os.chmod(path, mode)
         os.chown(path, owner, -1)
         daemon = self.start_hostdevd(extra=("--policy", path), wait=False)
-        self.assertEqual(daemon.wait(timeout=30), 1)
+        self.assertEqual(daemon.wait(timeout=60), 1)
         self.assertFalse(os.path.exists(self.socket_path))
         return self.log()
 
@@ -269,7 +269,7 @@ class PolicyFileChecks(HostdevdTestCase):
 
     def test_missing_file(self):
         daemon = self.start_hostdevd(extra=("--policy", "/nonexistent/policy.conf"), wait=False)
-        self.assertEqual(daemon.wait(timeout=30), 1)
+        self.assertEqual(daemon.wait(timeout=60), 1)
         self.assertIn("cannot open policy file /nonexistent/policy.conf", self.log())
 
 

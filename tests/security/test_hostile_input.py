@@ -310,7 +310,7 @@ class HostileInput(HostdevdTestCase):
             f.write(text)
         os.chmod(policy, 0o644)
         self.daemon.terminate()
-        self.daemon.wait(timeout=10)
+        self.daemon.wait(timeout=60)
         self.daemon = self.start_hostdevd(extra=("--policy", policy))
 
     def test_vf_network_outside_the_policy(self):

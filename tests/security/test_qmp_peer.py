@@ -61,11 +61,11 @@ class QmpPeer(HostdevdTestCase):
         self.peer = self.spawn([PEER_PYTHON, FAKE_QEMU, self.qmp_path],
                                user=NOBODY.pw_uid, group=NOBODY.pw_gid, extra_groups=[],
                                stdin=subprocess.DEVNULL)
-        wait_for(lambda: os.path.exists(self.qmp_path), 20, "the peer's QMP socket")
+        wait_for(lambda: os.path.exists(self.qmp_path), 60, "the peer's QMP socket")
 
     def test_unexpected_uid_is_refused(self):
         daemon = self.start_hostdevd(wait=False)
-        daemon.wait(timeout=30)
+        daemon.wait(timeout=60)
         self.assertNotEqual(daemon.returncode, 0, self.log())
         self.assertIn(f"refusing the QMP peer at {self.qmp_path}: the process listening "
                       f"there (pid {self.peer.pid}) is uid {NOBODY.pw_uid}, but QEMU is "
@@ -81,7 +81,7 @@ class QmpPeer(HostdevdTestCase):
 
     def test_other_qemu_user_is_refused(self):
         daemon = self.start_hostdevd(extra=("--qemu-user", "root"), wait=False)
-        daemon.wait(timeout=30)
+        daemon.wait(timeout=60)
         self.assertNotEqual(daemon.returncode, 0, self.log())
         self.assertIn(f"is uid {NOBODY.pw_uid}, but QEMU is expected to run as uid 0 "
                       "(--qemu-user root) or root", self.log())
@@ -123,16 +123,19 @@ class SandboxedBeforeQemuSpeaks(HostdevdTestCase):
             pid, _, _ = struct.unpack("3i", conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED,
                                                             struct.calcsize("3i")))
             try:
-                wait_for(lambda: status_fields(pid).get("Seccomp", "").strip() == "2", 10,
+                wait_for(lambda: status_fields(pid).get("Seccomp", "").strip() == "2", 60,
                          "hostdevd's seccomp filter")
-            except AssertionError:
+            except (TimeoutError, OSError):
+                pass    # hostdevd never got there, or is gone: the test says what it saw
+            try:
+                self.seen = status_fields(pid)
+            except OSError:
                 pass
-            self.seen = status_fields(pid)
             # say nothing: hostdevd gives up on this QEMU
 
     def test_qemu_is_read_only_under_the_sandbox(self):
         daemon = self.start_hostdevd(wait=False)
-        self.thread.join(timeout=30)
+        self.thread.join(timeout=120)   # beyond the peer's own bounded wait
         daemon.wait(timeout=60)
         self.assertEqual(self.seen.get("Seccomp", "").strip(), "2", f"{self.seen}\n{self.log()}")
         effective = int(self.seen["CapEff"], 16)

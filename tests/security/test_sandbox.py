@@ -86,7 +86,7 @@ class SandboxOn(HostdevdTestCase):
         self.assertIn("error", client.execute("attach-device", {"xml": "<hostdev/>"}))
         self.assertIn("xml", client.execute("dumpxml")["return"])
         self.qmp.command("quit")
-        status = self.daemon.wait(timeout=30)
+        status = self.daemon.wait(timeout=60)
         if built_with_asan():
             # LeakSanitizer's exit-time check needs ptrace, which the filter
             # forbids: under ASan the sandboxed daemon ends with SIGSYS there
@@ -123,7 +123,7 @@ class SandboxModes(HostdevdTestCase):
 
     def test_bad_mode(self):
         daemon = self.start_hostdevd(extra=("--sandbox", "maybe"), wait=False)
-        self.assertEqual(daemon.wait(timeout=30), 2)
+        self.assertEqual(daemon.wait(timeout=60), 2)
         self.assertIn("--sandbox must be on, log or off", self.log())
 
 

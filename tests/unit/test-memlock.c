@@ -232,8 +232,8 @@ test_raise(void)
   }
   mine.rlim_max = mine.rlim_max == RLIM_INFINITY ? 8 * MiB : MIN(mine.rlim_max, 8 * MiB);
   qemu = spawn_sleeper(64 * 1024, mine.rlim_max);
-  /* wait until the child has set its limit */
-  for (int i = 0; i < 500; i++) {
+  /* wait until the child has set its limit (bounded: 60 s, a slow run) */
+  for (int i = 0; i < 30000; i++) {
     g_assert_true(memlock_get(qemu, &soft, &hard, &error));
     if (soft == 64 * 1024)
       break;

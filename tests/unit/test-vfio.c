@@ -793,7 +793,9 @@ test_restore_held(Tree *tree, gconstpointer data)
   g_assert_no_error(error);
   fake_kernel_hold_vfio(tree->fake);
   tick = g_timeout_add(10, on_tick, &wait);
-  vfio_restore_async(record, cancel ? 60000 : 150, NULL, on_late, &wait, cancellable,
+  /* the worker must reach the held unbind before the timeout: 2 s is for a slow
+   * (ASan, loaded) run; the message must then name the held unbind */
+  vfio_restore_async(record, cancel ? 60000 : 2000, NULL, on_late, &wait, cancellable,
                      on_restored, &wait);
   if (cancel) {
     while (!fake_kernel_unbind_blocked(tree->fake))
@@ -811,7 +813,7 @@ test_restore_held(Tree *tree, gconstpointer data)
                                  "wait was cancelled)"
                                : "PCI device 0000:01:00.0 is still held by QEMU: the "
                                  "kernel keeps its unbind from vfio-pci waiting (more "
-                                 "than 150 ms so far). The device goes back to the host "
+                                 "than 2000 ms so far). The device goes back to the host "
                                  "as soon as QEMU releases it");
   assert_on(tree, &e1000e, "vfio-pci", "(null)");
 
@@ -859,15 +861,16 @@ test_detach_reattach(Tree *tree, gconstpointer data)
   assert_on(tree, &e1000e, "vfio-pci", "vfio-pci");
 
   fake_kernel_hold_vfio(tree->fake);
-  g_assert_false(vfio_reattach_to_host(&e1000e, 100, &driver, &error));
+  /* 2 s for the worker to reach the held unbind, on a slow (ASan, loaded) run */
+  g_assert_false(vfio_reattach_to_host(&e1000e, 2000, &driver, &error));
   assert_hostdevd_error(error, HOSTDEVD_ERROR_TIMEOUT,
                         "PCI device 0000:01:00.0 is still held by a QEMU process");
   g_clear_error(&error);
   fake_kernel_release_vfio(tree->fake);
-  /* the abandoned worker finishes once released */
-  for (int i = 0; i < 200 && !fixture_exists(tree->root, E1000E_DIR "/driver"); i++)
+  /* the abandoned worker finishes once released (bounded: 60 s, a slow run) */
+  for (int i = 0; i < 12000 && !fixture_exists(tree->root, E1000E_DIR "/driver"); i++)
     g_usleep(5000);
-  for (int i = 0; i < 200; i++) {
+  for (int i = 0; i < 12000; i++) {
     g_autofree char *now = driver_of(tree, &e1000e);
     if (g_strcmp0(now, "e1000e") == 0)
       break;
@@ -875,13 +878,13 @@ test_detach_reattach(Tree *tree, gconstpointer data)
   }
   assert_on(tree, &e1000e, "e1000e", "(null)");
 
-  g_assert_true(vfio_reattach_to_host(&e1000e, 1000, &driver, &error));
+  g_assert_true(vfio_reattach_to_host(&e1000e, 30000, &driver, &error));
   g_assert_no_error(error);
   g_assert_cmpstr(driver, ==, "e1000e");
   g_clear_pointer(&driver, g_free);
 
   /* 05:00.1 was set up by hand with driver_override=vfio-pci */
-  g_assert_true(vfio_reattach_to_host(&mf_fn1, 1000, &driver, &error));
+  g_assert_true(vfio_reattach_to_host(&mf_fn1, 30000, &driver, &error));
   g_assert_no_error(error);
   assert_on(tree, &mf_fn1, NULL, "(null)"); /* its native driver is vfio-pci */
 }
@@ -1176,20 +1179,23 @@ test_restore_timeout_names_step(Tree *tree, gconstpointer data)
 
   g_assert_no_error(error);
   if (slow_probe) {
-    fake_kernel_set_probe_delay(tree->fake, 600);
+    /* longer than the restore's timeout, whenever the probe starts */
+    fake_kernel_set_probe_delay(tree->fake, 4000);
     expected = g_strdup("PCI device 0000:01:00.0 is off vfio-pci and QEMU has let go of it, "
                         "but its host driver e1000e has not taken it back yet (more than "
-                        "150 ms so far): the driver's probe is slow");
+                        "2000 ms so far): the driver's probe is slow");
   } else {
     qemu = live_child();
     exiting = (HostReleaseWait){ qemu, process_start_time(qemu), 5000 };
     fake_kernel_set_group_owner(tree->fake, 9, qemu);
     expected = g_strdup_printf("PCI device 0000:01:00.0 is off vfio-pci, but QEMU (pid %d) "
-                               "is still exiting (more than 150 ms so far): the kernel gives "
+                               "is still exiting (more than 2000 ms so far): the kernel gives "
                                "its IOMMU group back only once QEMU's guest memory is "
                                "unpinned", qemu);
   }
-  vfio_restore_async(record, 150, slow_probe ? NULL : &exiting, on_late, &wait, NULL,
+  /* 2 s for the worker to get to the slow step on a slow (ASan, loaded) run: the
+   * message must name that step, not one before it */
+  vfio_restore_async(record, 2000, slow_probe ? NULL : &exiting, on_late, &wait, NULL,
                      on_restored, &wait);
   g_main_loop_run(wait.loop);
   g_assert_true(wait.done);
