@@ -194,10 +194,16 @@ json_text_member_strv(GString *out, const char *name, const char *const *values)
 }
 
 void
+json_text_member_node(GString *out, const char *name, JsonNode *node)
+{
+  json_text_member_name(out, name);
+  json_text_append(out, node);
+}
+
+void
 json_text_member_object(GString *out, const char *name, JsonObject *object)
 {
   g_autoptr(JsonNode) node = json_node_init_object(json_node_alloc(), object);
 
-  json_text_member_name(out, name);
-  json_text_append(out, node);
+  json_text_member_node(out, name, node);
 }

@@ -40,5 +40,6 @@ void json_text_member_int(GString *out, const char *name, gint64 value);
 /* @values NULL: an empty array */
 void json_text_member_strv(GString *out, const char *name, const char *const *values);
 void json_text_member_object(GString *out, const char *name, JsonObject *object);
+void json_text_member_node(GString *out, const char *name, JsonNode *node);
 
 G_END_DECLS

@@ -1098,13 +1098,10 @@ qmp_client_send_command(QmpClient *self, const char *command,
                         GAsyncReadyCallback callback, gpointer user_data)
 {
   g_autoptr(GTask) task = g_task_new(self, cancellable, callback, user_data);
-  g_autoptr(JsonObject) request = NULL;
-  g_autoptr(JsonNode) root = NULL;
   g_autoptr(GUnixFDList) fds = NULL;
   g_autoptr(GError) error = NULL;
   QmpPendingCommand *pc;
   QmpOutMessage *msg;
-  char *text;
 
   g_task_set_source_tag(task, qmp_client_execute_async);
   /* do not even queue what the caller already gave up on */
@@ -1135,20 +1132,19 @@ qmp_client_send_command(QmpClient *self, const char *command,
   pc->command = g_strdup(command);
   pc->timeout_ms = timeout_ms;
 
-  request = json_object_new();
-  json_object_set_string_member(request, "execute", command);
+  /* written member by member, around the caller's arguments, and ended by the newline */
+  GString *text = g_string_sized_new(256);
+  json_text_object_begin(text);
+  json_text_member_string(text, "execute", command);
   if (arguments)
-    json_object_set_object_member(request, "arguments",
-                                  json_object_ref(arguments));
-  json_object_set_int_member(request, "id", pc->id);
-  root = json_node_init_object(json_node_alloc(), request);
-  text = json_text_from_node(root, NULL);
+    json_text_member_object(text, "arguments", arguments);
+  json_text_member_int(text, "id", pc->id);
+  json_text_object_end(text);
+  g_string_append_c(text, '\n');
 
   msg = g_new0(QmpOutMessage, 1);
-  msg->len = strlen(text) + 1;
-  msg->data = g_realloc(text, msg->len + 1);
-  msg->data[msg->len - 1] = '\n';
-  msg->data[msg->len] = '\0';
+  msg->len = text->len;
+  msg->data = g_string_free(text, FALSE);
   msg->fds = g_steal_pointer(&fds);
   msg->id = pc->id;
   if (urgent)

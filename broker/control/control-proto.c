@@ -229,73 +229,99 @@ control_json_to_line(JsonNode *node)
   return json_text_from_node(node, NULL);
 }
 
-/* Return: (transfer full): @object with "id" added, as one line. */
+/* Every line is written member by member (json-text.h), around the value it
+ * carries: nothing is copied into a tree of its own.
+ * Return: (transfer full): @out's object with "id" added when there is one, closed. */
 static char *
-finish_line(JsonObject *object, JsonNode *id)
+close_line(GString *out, JsonNode *id)
 {
   if (id)
-    json_object_set_member(object, "id", json_node_copy(id));
-  g_autoptr(JsonNode) root = json_node_init_object(json_node_alloc(), object);
-  return control_json_to_line(root);
+    json_text_member_node(out, "id", id);
+  json_text_object_end(out);
+  return g_string_free(out, FALSE);
+}
+
+static void
+empty_object_member(GString *out, const char *name)
+{
+  json_text_member_name(out, name);
+  json_text_object_begin(out);
+  json_text_object_end(out);
 }
 
 char *
 control_format_greeting(const char *version, const char *vm)
 {
-  g_autoptr(JsonObject) object = json_object_new();
-  JsonObject *inner = json_object_new();
-  json_object_set_string_member(inner, "version", version);
-  json_object_set_string_member(inner, "vm", vm);
-  json_object_set_object_member(object, "hostdevd", inner);
-  return finish_line(object, NULL);
+  GString *out = g_string_sized_new(128);
+
+  json_text_object_begin(out);
+  json_text_member_name(out, "hostdevd");
+  json_text_object_begin(out);
+  json_text_member_string(out, "version", version);
+  json_text_member_string(out, "vm", vm);
+  json_text_object_end(out);
+  return close_line(out, NULL);
 }
 
 char *
 control_format_return(JsonNode *value, JsonNode *id)
 {
-  g_autoptr(JsonObject) object = json_object_new();
-  json_object_set_member(object, "return",
-                         value ? json_node_copy(value)
-                               : json_node_init_object(json_node_alloc(), json_object_new()));
-  return finish_line(object, id);
+  GString *out = g_string_sized_new(256);
+
+  json_text_object_begin(out);
+  if (value)
+    json_text_member_node(out, "return", value);
+  else
+    empty_object_member(out, "return");
+  return close_line(out, id);
 }
 
 char *
 control_format_error(const GError *error, JsonNode *id)
 {
-  g_autoptr(JsonObject) object = json_object_new();
-  JsonObject *inner = json_object_new();
-  json_object_set_string_member(inner, "class", control_error_class(error));
-  json_object_set_string_member(inner, "desc", error->message);
-  json_object_set_object_member(object, "error", inner);
-  return finish_line(object, id);
+  GString *out = g_string_sized_new(256);
+
+  json_text_object_begin(out);
+  json_text_member_name(out, "error");
+  json_text_object_begin(out);
+  json_text_member_string(out, "class", control_error_class(error));
+  json_text_member_string(out, "desc", error->message);
+  json_text_object_end(out);
+  return close_line(out, id);
 }
 
 char *
 control_format_event(const char *name, JsonObject *data)
 {
-  g_autoptr(JsonObject) object = json_object_new();
+  GString *out = g_string_sized_new(256);
   gint64 now = g_get_real_time();
-  JsonObject *timestamp = json_object_new();
 
-  json_object_set_string_member(object, "event", name);
-  json_object_set_object_member(object, "data",
-                                data ? json_object_ref(data) : json_object_new());
-  json_object_set_int_member(timestamp, "seconds", now / G_USEC_PER_SEC);
-  json_object_set_int_member(timestamp, "microseconds", now % G_USEC_PER_SEC);
-  json_object_set_object_member(object, "timestamp", timestamp);
-  return finish_line(object, NULL);
+  json_text_object_begin(out);
+  json_text_member_string(out, "event", name);
+  if (data)
+    json_text_member_object(out, "data", data);
+  else
+    empty_object_member(out, "data");
+  json_text_member_name(out, "timestamp");
+  json_text_object_begin(out);
+  json_text_member_int(out, "seconds", now / G_USEC_PER_SEC);
+  json_text_member_int(out, "microseconds", now % G_USEC_PER_SEC);
+  json_text_object_end(out);
+  return close_line(out, NULL);
 }
 
 char *
 control_format_request(const char *command, JsonObject *arguments, gint64 id)
 {
-  g_autoptr(JsonObject) object = json_object_new();
-  json_object_set_string_member(object, "execute", command);
+  GString *out = g_string_sized_new(256);
+
+  json_text_object_begin(out);
+  json_text_member_string(out, "execute", command);
   if (arguments)
-    json_object_set_object_member(object, "arguments", json_object_ref(arguments));
-  g_autoptr(JsonNode) id_node = json_node_init_int(json_node_alloc(), id);
-  return finish_line(object, id_node);
+    json_text_member_object(out, "arguments", arguments);
+  json_text_member_int(out, "id", id);
+  json_text_object_end(out);
+  return g_string_free(out, FALSE);
 }
 
 const char *
