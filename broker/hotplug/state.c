@@ -76,15 +76,21 @@ state_from_name(const char *name, StateDeviceState *state)
   return FALSE;
 }
 
+/* What @entry holds goes; the struct stays, emptied. */
+static void
+entry_clear(StateEntry *entry)
+{
+  g_clear_pointer(&entry->alias, g_free);
+  g_clear_pointer(&entry->step, g_free);
+  g_clear_pointer(&entry->xml, g_free);
+  g_clear_pointer(&entry->qemu_ids, g_strfreev);
+  g_clear_pointer(&entry->host, json_object_unref);
+}
+
 static void
 entry_free(StateEntry *entry)
 {
-  g_free(entry->alias);
-  g_free(entry->step);
-  g_free(entry->xml);
-  g_strfreev(entry->qemu_ids);
-  if (entry->host)
-    json_object_unref(entry->host);
+  entry_clear(entry);
   g_free(entry);
 }
 
@@ -559,12 +565,7 @@ state_draft_free(StateDraft *draft)
 {
   if (draft == NULL)
     return;
-  g_free(draft->entry.alias);
-  g_free(draft->entry.step);
-  g_free(draft->entry.xml);
-  g_strfreev(draft->entry.qemu_ids);
-  if (draft->entry.host)
-    json_object_unref(draft->entry.host);
+  entry_clear(&draft->entry);
   g_free(draft->name);
   g_free(draft->text);
   g_free(draft);
@@ -636,14 +637,8 @@ state_journal_commit(StateJournal *journal, StateDraft *draft, GError **error)
   if (entry == NULL) {
     entry = g_new0(StateEntry, 1);
     g_ptr_array_add(journal->entries, entry);
-  } else {
-    g_free(entry->alias);
-    g_free(entry->step);
-    g_free(entry->xml);
-    g_strfreev(entry->qemu_ids);
-    if (entry->host)
-      json_object_unref(entry->host);
   }
+  entry_clear(entry);
   guint64 revision = entry->revision + 1;
   *entry = draft->entry;   /* the draft's strings are the entry's now */
   entry->revision = revision;
@@ -661,12 +656,6 @@ state_journal_record(StateJournal *journal, const char *alias, StateDeviceState 
                      const char *step, const char *xml, const char *const *qemu_ids,
                      JsonObject *host, const ProcessIdentity *qemu, GError **error)
 {
-  if (!state_alias_is_safe(alias)) {
-    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
-                "alias '%s' cannot be journaled: an alias is 1-%d of A-Z a-z 0-9 _ -", alias,
-                STATE_ALIAS_MAX);
-    return FALSE;
-  }
   return state_journal_commit(journal, state_journal_draft(journal, alias, state, step, xml,
                                                            qemu_ids, host, qemu), error);
 }
