@@ -758,12 +758,43 @@ json_guard_problem(JsonGuardResult result)
   }
 }
 
+JsonNode *
+qmp_message_read_empty_return(const char *line, gsize len)
+{
+  static const char head[] = "{\"return\": {}, \"id\": ";
+  const gsize head_len = sizeof head - 1;
+  gint64 id = 0;
+
+  if (len < head_len + 2 || len > head_len + 1 + 18 || memcmp(line, head, head_len) != 0 ||
+      line[len - 1] != '}' || (len > head_len + 2 && line[head_len] == '0'))
+    return NULL;
+  for (gsize i = head_len; i < len - 1; i++) {
+    if (!g_ascii_isdigit(line[i]))
+      return NULL;
+    id = id * 10 + (line[i] - '0');
+  }
+  g_autoptr(JsonObject) message = json_object_new();
+  json_object_set_object_member(message, "return", json_object_new());
+  json_object_set_int_member(message, "id", id);
+  return json_node_init_object(json_node_alloc(), message);
+}
+
 gboolean
 qmp_message_check(const char *line, gsize len, JsonNode **out, GError **error)
 {
   g_autoptr(JsonParser) parser = NULL;
   g_autoptr(JsonNode) root = NULL;
   g_autoptr(GError) parse_error = NULL;
+  JsonNode *empty_return = qmp_message_read_empty_return(line, len);
+
+  if (empty_return) {
+    if (out)
+      *out = empty_return;
+    else
+      json_node_unref(empty_return);
+    return TRUE;
+  }
+
   const char *problem = json_guard_problem(json_guard_check(line, len, QMP_MAX_NESTING));
 
   if (problem) {

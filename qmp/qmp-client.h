@@ -186,4 +186,15 @@ void qmp_client_set_max_message(QmpClient *self, gsize max_bytes);
  */
 gboolean qmp_message_check(const char *line, gsize len, JsonNode **out, GError **error);
 
+/**
+ * qmp_message_read_empty_return() - the answer QEMU gives most commands
+ * (device_add, device_del, qmp_capabilities), exactly as QEMU writes it:
+ * {"return": {}, "id": N}, N a decimal integer of at most 18 digits
+ * @line: the line without its newline; NUL termination not required
+ * qmp_message_check() reads such a line without a JSON parser; the tree is
+ * the one json-glib builds from it.
+ * Return: (transfer full) (nullable): the message, or NULL for any other line.
+ */
+JsonNode *qmp_message_read_empty_return(const char *line, gsize len);
+
 G_END_DECLS

@@ -38,6 +38,14 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   }
   if (message == NULL || !JSON_NODE_HOLDS_OBJECT(message))
     abort();
+  /* a line read without the parser is the tree json-glib builds from it */
+  g_autoptr(JsonNode) fast = qmp_message_read_empty_return(line, size);
+  if (fast != NULL) {
+    g_autoptr(JsonParser) parser = json_parser_new();
+    if (!json_parser_load_from_data(parser, line, (gssize)size, NULL) ||
+        !json_node_equal(fast, json_parser_get_root(parser)))
+      abort();
+  }
   /* what was accepted must serialise: replies are logged and passed on */
   g_autofree char *text = json_to_string(message, FALSE);
   if (text == NULL || !g_utf8_validate(text, -1, NULL))

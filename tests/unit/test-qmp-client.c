@@ -1429,6 +1429,46 @@ test_connect_peer_allowed(Fixture *f, gconstpointer data)
   result_clear(&r);
 }
 
+/* The answer QEMU gives most commands is read without a parser, into the
+ * tree json-glib builds; any other line is left to the parser. */
+static void
+test_empty_return(void)
+{
+  static const char *const read[] = {
+    "{\"return\": {}, \"id\": 0}", "{\"return\": {}, \"id\": 7}",
+    "{\"return\": {}, \"id\": 123456789012345678}",
+  };
+  static const char *const parsed[] = {
+    "{\"return\": {}, \"id\": }", "{\"return\": {}, \"id\": 07}",
+    "{\"return\": {}, \"id\": 1234567890123456789}", "{\"return\": {}, \"id\": -1}",
+    "{\"return\": {}, \"id\": 1.5}", "{\"return\": {}, \"id\": 1 }",
+    "{\"return\": {}, \"id\": 1}}", "{\"return\": {},\"id\": 1}",
+    "{\"return\": {\"a\": 1}, \"id\": 1}", "{\"return\": {}, \"id\": \"1\"}",
+    "{\"return\": {}}", "{\"return\": {}, \"id\": 1",
+  };
+
+  for (gsize i = 0; i < G_N_ELEMENTS(read); i++) {
+    g_autoptr(JsonNode) fast = qmp_message_read_empty_return(read[i], strlen(read[i]));
+    g_autoptr(JsonParser) parser = json_parser_new();
+    g_assert_nonnull(fast);
+    g_assert_true(json_parser_load_from_data(parser, read[i], -1, NULL));
+    g_assert_true(json_node_equal(fast, json_parser_get_root(parser)));
+    g_assert_cmpint(json_node_get_value_type(json_object_get_member(json_node_get_object(fast),
+                                                                    "id")), ==, G_TYPE_INT64);
+    /* and what qmp_message_check() gives for it */
+    g_autoptr(JsonNode) checked = NULL;
+    g_assert_true(qmp_message_check(read[i], strlen(read[i]), &checked, NULL));
+    g_assert_true(json_node_equal(checked, fast));
+  }
+  for (gsize i = 0; i < G_N_ELEMENTS(parsed); i++) {
+    g_autoptr(JsonNode) fast = qmp_message_read_empty_return(parsed[i], strlen(parsed[i]));
+    g_assert_null(fast);
+  }
+  /* only the bytes given count: a valid answer cut short is no answer */
+  const char *cut = "{\"return\": {}, \"id\": 12}";
+  g_assert_null(qmp_message_read_empty_return(cut, strlen(cut) - 2));
+}
+
 int
 main(int argc, char **argv)
 {
@@ -1466,6 +1506,7 @@ main(int argc, char **argv)
   ADD("/qmp/protocol/oversized-partial", test_oversized_partial);
   ADD("/qmp/protocol/oversized-line", test_oversized_line);
   ADD("/qmp/protocol/line-endings", test_line_endings);
+  g_test_add_func("/qmp/protocol/empty-return", test_empty_return);
   ADD("/qmp/peer-credentials", test_peer_credentials);
   ADD_BARE("/qmp/connect/missing", test_connect_missing);
   ADD_BARE("/qmp/connect/delayed", test_connect_delayed);
