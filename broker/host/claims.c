@@ -432,59 +432,39 @@ read_claim(const char *dir, const char *key, const char *own_vm, GError **error)
 }
 
 static void
-add_origin(JsonBuilder *builder, const ClaimOrigin *origin)
+add_origin(GString *out, const ClaimOrigin *origin)
 {
-  json_builder_set_member_name(builder, "origin");
-  json_builder_begin_object(builder);
-  json_builder_set_member_name(builder, "driver");
-  if (origin->driver != NULL)
-    json_builder_add_string_value(builder, origin->driver);
-  else
-    json_builder_add_null_value(builder);
-  json_builder_set_member_name(builder, "driver-override");
-  if (origin->override != NULL)
-    json_builder_add_string_value(builder, origin->override);
-  else
-    json_builder_add_null_value(builder);
+  json_text_member_name(out, "origin");
+  json_text_object_begin(out);
+  json_text_member_string(out, "driver", origin->driver);
+  json_text_member_string(out, "driver-override", origin->override);
   if (origin->node_known) {
-    json_builder_set_member_name(builder, "node-uid");
-    json_builder_add_int_value(builder, origin->node_uid);
-    json_builder_set_member_name(builder, "node-gid");
-    json_builder_add_int_value(builder, origin->node_gid);
-    json_builder_set_member_name(builder, "node-mode");
-    json_builder_add_int_value(builder, origin->node_mode & 07777);
+    json_text_member_int(out, "node-uid", origin->node_uid);
+    json_text_member_int(out, "node-gid", origin->node_gid);
+    json_text_member_int(out, "node-mode", origin->node_mode & 07777);
   }
-  json_builder_end_object(builder);
+  json_text_object_end(out);
 }
 
-/* Write @claim (all but its liveness) to its file in @lock's directory, atomically. */
+/* Write @claim (all but its liveness) to its file in @lock's directory, atomically;
+ * member by member (json-text.h), as the journal's records are. */
 static gboolean
 write_claim(ClaimsLock *lock, const Claim *claim, GError **error)
 {
-  g_autoptr(JsonBuilder) builder = json_builder_new();
-  g_autoptr(JsonNode) root = NULL;
-  g_autofree char *text = NULL;
+  g_autoptr(GString) text = g_string_sized_new(256);
 
-  json_builder_begin_object(builder);
-  json_builder_set_member_name(builder, "vm");
-  json_builder_add_string_value(builder, claim->vm);
-  json_builder_set_member_name(builder, "pid");
-  json_builder_add_int_value(builder, claim->pid);
-  json_builder_set_member_name(builder, "start-time");
-  json_builder_add_int_value(builder, (gint64)claim->start_time);
+  json_text_object_begin(text);
+  json_text_member_string(text, "vm", claim->vm);
+  json_text_member_int(text, "pid", claim->pid);
+  json_text_member_int(text, "start-time", (gint64)claim->start_time);
   if (claim->qemu_pid > 0) {
-    json_builder_set_member_name(builder, "qemu-pid");
-    json_builder_add_int_value(builder, claim->qemu_pid);
-    json_builder_set_member_name(builder, "qemu-start-time");
-    json_builder_add_int_value(builder, (gint64)claim->qemu_start_time);
+    json_text_member_int(text, "qemu-pid", claim->qemu_pid);
+    json_text_member_int(text, "qemu-start-time", (gint64)claim->qemu_start_time);
   }
-  json_builder_set_member_name(builder, "since");
-  json_builder_add_int_value(builder, claim->since);
+  json_text_member_int(text, "since", claim->since);
   if (claim->origin != NULL)
-    add_origin(builder, claim->origin);
-  json_builder_end_object(builder);
-  root = json_builder_get_root(builder);
-  text = json_text_from_node(root, NULL);
+    add_origin(text, claim->origin);
+  json_text_object_end(text);
 
   /* replaced whole: a crash half-way must not leave a claim that reads as damaged, which
    * counts as stale; fsync only where it adds anything (the runtime directory is a tmpfs) */
@@ -493,7 +473,7 @@ write_claim(ClaimsLock *lock, const Claim *claim, GError **error)
     lock->in_memory = lock->dir_fd >= 0 && file_dir_in_memory(lock->dir_fd);
   }
   int saved = lock->dir_fd < 0 ? errno
-                               : file_replace_at(lock->dir_fd, claim->key, text, strlen(text),
+                               : file_replace_at(lock->dir_fd, claim->key, text->str, text->len,
                                                  lock->in_memory);
   if (saved != 0) {
     g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,

@@ -2034,7 +2034,7 @@ hostdev_format_mac(const Hostdev *hostdev)
                          m[0], m[1], m[2], m[3], m[4], m[5]);
 }
 
-/* Append the low @digits hex digits of @value to @out. */
+/* Write the low @digits hex digits of @value at @out.  Return: the end of them. */
 static char *
 put_hex(char *out, guint value, guint digits)
 {
