@@ -1,13 +1,18 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "line-reader.h"
 
+#include <gio/gfiledescriptorbased.h>
+#include <glib-unix.h>
 #include <string.h>
 
 #define READ_CHUNK 16384
 
 /*
- * The stream is watched by one pollable source for as long as the reader
- * reads: no allocation, no task and no main-loop wakeup per read.  The
+ * The stream's descriptor is watched by one source for as long as the
+ * reader reads: no allocation, no task and no main-loop wakeup per read.
+ * Not the stream's pollable source: GLib dispatches its child socket source
+ * too, and blocking that one for the dispatch takes its descriptor out of
+ * the poll set and puts it back, each a wakeup of the loop.  The
  * reader is refcounted apart from its owner's view of it: a dispatch holds
  * a reference, so that line_reader_free() from inside a callback only
  * marks it stopped and destroys the source, and the memory goes when the
@@ -42,7 +47,7 @@ line_reader_new(GInputStream *stream, gsize max_line,
                 LineReaderLineFunc on_line, LineReaderEndFunc on_end,
                 gpointer user_data)
 {
-  g_return_val_if_fail(G_IS_POLLABLE_INPUT_STREAM(stream) &&
+  g_return_val_if_fail(G_IS_POLLABLE_INPUT_STREAM(stream) && G_IS_FILE_DESCRIPTOR_BASED(stream) &&
                        g_pollable_input_stream_can_poll(G_POLLABLE_INPUT_STREAM(stream)), NULL);
   LineReader *reader = g_new0(LineReader, 1);
 
@@ -115,13 +120,13 @@ consume(LineReader *reader, const guint8 *data, gsize length)
   return TRUE;
 }
 
-/* The stream is readable: one read, split into lines at once. */
+/* The stream is readable (or at its end): one read, split into lines at once. */
 static gboolean
-on_readable(GObject *stream, gpointer user_data)
+on_readable(gint fd, GIOCondition condition, gpointer user_data)
 {
   LineReader *reader = user_data;
   g_autoptr(GError) error = NULL;
-  gssize n = g_pollable_input_stream_read_nonblocking(G_POLLABLE_INPUT_STREAM(stream),
+  gssize n = g_pollable_input_stream_read_nonblocking(G_POLLABLE_INPUT_STREAM(reader->stream),
                                                       reader->chunk, sizeof reader->chunk,
                                                       NULL, &error);
   gboolean more = TRUE;
@@ -147,8 +152,8 @@ line_reader_start(LineReader *reader)
 {
   if (reader->stopped || reader->source)
     return;
-  reader->source = g_pollable_input_stream_create_source(G_POLLABLE_INPUT_STREAM(reader->stream),
-                                                          NULL);
+  int fd = g_file_descriptor_based_get_fd(G_FILE_DESCRIPTOR_BASED(reader->stream));
+  reader->source = g_unix_fd_source_new(fd, G_IO_IN | G_IO_HUP | G_IO_ERR);
   g_source_set_callback(reader->source, G_SOURCE_FUNC(on_readable), reader, NULL);
   /* no main-loop wakeup per read: see qmp-client.c (nested loops are not supported) */
   g_source_set_can_recurse(reader->source, TRUE);

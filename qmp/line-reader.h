@@ -33,7 +33,8 @@ typedef gboolean (*LineReaderLineFunc)(const char *line, gsize length,
  */
 typedef void (*LineReaderEndFunc)(const GError *error, gpointer user_data);
 
-/* line_reader_new() - read @stream in lines of at most @max_line bytes; call line_reader_start(). */
+/* line_reader_new() - read @stream (pollable, on a file descriptor: a socket's, a pipe's)
+ * in lines of at most @max_line bytes; call line_reader_start(). */
 LineReader *line_reader_new(GInputStream *stream, gsize max_line,
                             LineReaderLineFunc on_line, LineReaderEndFunc on_end,
                             gpointer user_data);
