@@ -49,6 +49,9 @@ audit_message_id(AuditKind kind)
 
 #if HAVE_LIBAUDIT
 static int kernel_audit_fd = -1;
+/* terminal= of the records: what libaudit would find on every record by
+ * probing fds 0-2, found once (a daemon's terminal does not change); "" none */
+static char kernel_audit_tty[64];
 
 void
 audit_open_kernel(void)
@@ -56,6 +59,12 @@ audit_open_kernel(void)
   kernel_audit_fd = audit_open();
   if (kernel_audit_fd < 0)
     g_debug("no Linux audit records: %s", g_strerror(errno));
+  for (int fd = 0; fd <= 2 && kernel_audit_tty[0] == '\0'; fd++) {
+    char path[sizeof kernel_audit_tty + 5];
+    if (isatty(fd) && ttyname_r(fd, path, sizeof path) == 0)
+      g_strlcpy(kernel_audit_tty, g_str_has_prefix(path, "/dev/") ? path + 5 : path,
+                sizeof kernel_audit_tty);
+  }
 }
 
 /* The record libvirt writes for a host device assignment (AUDIT_VIRT_RESOURCE). */
@@ -71,8 +80,8 @@ audit_kernel(const AuditKindInfo *info, const AuditRecord *record)
                                              info->kernel_reason, vm ? vm : "vm=?",
                                              device ? device : "device=?",
                                              alias ? alias : "alias=?");
-  if (audit_log_user_message(kernel_audit_fd, AUDIT_VIRT_RESOURCE, message, NULL, NULL, NULL,
-                             info->succeeded) <= 0)
+  if (audit_log_user_message(kernel_audit_fd, AUDIT_VIRT_RESOURCE, message, NULL, NULL,
+                             kernel_audit_tty, info->succeeded) <= 0)
     g_debug("the Linux audit record was not written: %s", g_strerror(errno));
 }
 #else
@@ -86,6 +95,16 @@ audit_kernel(const AuditKindInfo *info, const AuditRecord *record)
 {
 }
 #endif
+
+/* Return: whether stderr is the journal (hostdevd started by systemd); asked once. */
+static gboolean
+stderr_is_journal(void)
+{
+  static gsize answer;   /* 0: not asked yet, 1: no, 2: yes */
+  if (g_once_init_enter(&answer))
+    g_once_init_leave(&answer, g_log_writer_is_journald(fileno(stderr)) ? 2 : 1);
+  return answer == 2;
+}
 
 void
 audit_record(const AuditRecord *record)
@@ -117,7 +136,7 @@ audit_record(const AuditRecord *record)
 
   audit_kernel(info, record);
   /* under systemd, stderr is the journal: one record with every field */
-  if (g_log_writer_is_journald(fileno(stderr))) {
+  if (stderr_is_journal()) {
     g_log_structured_array(info->level, fields, G_N_ELEMENTS(fields));
     return;
   }
