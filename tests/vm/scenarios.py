@@ -2739,6 +2739,27 @@ def libvirt_pci_compare(ctx):
             tracer.terminate()
             tracer.wait(timeout=30)
 
+        if os.environ.get("HOSTDEVD_TEST_S20_SYSTRACE"):
+            # diagnosis, not measured: one more hostdevd cycle with its system
+            # calls as ftrace events (an instance of its own, far lighter than
+            # strace), to see where its own share goes between them
+            instance = f"{KernelBindTrace.TRACING}/instances/s20-syscalls"
+            os.makedirs(instance, exist_ok=True)
+            tids = " ".join(os.listdir(f"/proc/{daemon.process.pid}/task"))
+            for name, value in (("buffer_size_kb", "16384"), ("set_event_pid", tids),
+                                ("options/event-fork", "1"),
+                                ("events/raw_syscalls/enable", "1"),
+                                ("events/sched/sched_switch/enable", "1")):
+                with open(f"{instance}/{name}", "w") as f:
+                    f.write(value + "\n")
+            ctx.step("hostdevd with its system calls traced (not counted)")
+            ctx.log(f"traced: {cycle('hostdevd')}")
+            with open(f"{instance}/events/enable", "w") as f:
+                f.write("0\n")
+            shutil.copyfile(f"{instance}/trace",
+                            os.path.join(l1lib.LOGS, f"s{ctx.n}-hostdevd.systrace"))
+            os.rmdir(instance)
+
         summary = {}
         for tool, runs in cycles.items():
             summary[tool] = {op: {part: lv_median([r[op][part] for r in runs])
