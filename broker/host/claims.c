@@ -6,8 +6,9 @@
  * "qemu-pid", "qemu-start-time", "since", "origin"} ("pid" is the
  * hostdevd; files written before QEMU was recorded have no "qemu-*" and
  * name the hostdevd alone; "origin", {"driver", "driver-override",
- * "node-uid", "node-gid", "node-mode"}, is there once the holder has read
- * the device's original state, the node-* only when /dev/vfio/N existed).  It is written to a temporary name and renamed, so a reader
+ * "node-uid", "node-gid", "node-mode"}, is the device's original state as
+ * its first holder read it when claiming, the node-* only when /dev/vfio/N
+ * existed).  It is written to a temporary name and renamed, so a reader
  * never sees half of it.  Each process's start time (field 22 of
  * /proc/PID/stat) tells a live process from a recycled pid.  These are
  * real processes, so /proc is the real one, not under the host root.
@@ -522,7 +523,24 @@ claims_acquire_full(const char *runtime_dir, const char *vm, const char *key,
                     const ClaimOwner *owner, ClaimOrigin **inherited, GError **error)
 {
   const char *const keys[] = { key, NULL };
-  return claims_acquire_all(runtime_dir, vm, keys, owner, inherited, error);
+  return claims_acquire_all(runtime_dir, vm, keys, owner, NULL, NULL, inherited, error);
+}
+
+/* Return: (transfer full): what @read_origin says of the device now, checked, or NULL with @error. */
+static ClaimOrigin *
+read_origin_checked(ClaimOriginReader read_origin, gpointer data, GError **error)
+{
+  g_autoptr(ClaimOrigin) origin = read_origin(data, error);
+
+  if (origin == NULL)
+    return NULL;
+  if ((origin->driver != NULL && !driver_name_is_valid(origin->driver)) ||
+      (origin->override != NULL && !driver_name_is_valid(origin->override))) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "a device's origin needs driver names of 1-64 of A-Z a-z 0-9 . _ -");
+    return NULL;
+  }
+  return g_steal_pointer(&origin);
 }
 
 /* Log what taking @claim (nullable: there was none) for @vm means, when it is news. */
@@ -550,7 +568,8 @@ note_taking(const char *vm, const char *key, const Claim *claim, const ClaimOwne
 
 gboolean
 claims_acquire_all(const char *runtime_dir, const char *vm, const char *const *keys,
-                   const ClaimOwner *owner, ClaimOrigin **inherited, GError **error)
+                   const ClaimOwner *owner, ClaimOriginReader read_origin, gpointer read_data,
+                   ClaimOrigin **inherited, GError **error)
 {
   g_autoptr(GPtrArray) found = g_ptr_array_new_with_free_func((GDestroyNotify)claim_free);
   gboolean ok = TRUE;
@@ -584,6 +603,15 @@ claims_acquire_all(const char *runtime_dir, const char *vm, const char *const *k
     }
     g_ptr_array_add(found, claim);
   }
+  /* Nobody else can be changing the device now: its claim is ours or nobody's
+   * (a stale holder's origin is handed on instead), and every holder changes
+   * the device only while it holds the claim.  Read before anything is
+   * written: a failed reading claims nothing. */
+  Claim *first = found->len ? g_ptr_array_index(found, 0) : NULL;
+  g_autoptr(ClaimOrigin) origin_now = NULL;
+  if (read_origin != NULL && keys[0] != NULL && (first == NULL || first->origin == NULL) &&
+      (origin_now = read_origin_checked(read_origin, read_data, error)) == NULL)
+    return FALSE;
   guint64 start_time = owner->broker_start_time ? owner->broker_start_time
                                                 : process_start_time(owner->broker);
   guint64 qemu_start_time = owner->qemu <= 0 ? 0
@@ -604,8 +632,10 @@ claims_acquire_all(const char *runtime_dir, const char *vm, const char *const *k
     mine.since = claim != NULL && !claim->stale && strcmp(claim->vm, vm) == 0
                  ? claim->since : g_get_real_time() / G_USEC_PER_SEC;
     /* the origin goes on, whoever held the claim: the device may still be
-     * as that holder left it */
-    mine.origin = claim != NULL ? claim->origin : NULL;
+     * as that holder left it; the first key's claim takes the one read now
+     * when it had none */
+    mine.origin = claim != NULL && claim->origin != NULL ? claim->origin
+                  : i == 0 ? origin_now : NULL;
     ok = write_claim(lock, &mine, error);
     written += ok;
   }
@@ -616,64 +646,9 @@ claims_acquire_all(const char *runtime_dir, const char *vm, const char *const *k
     if (was ? !write_claim(lock, was, NULL) : unlink(path) != 0)
       g_warning("the claim %s could not be put back as it was", path);
   }
-  Claim *first = found->len ? g_ptr_array_index(found, 0) : NULL;
   if (ok && inherited != NULL && first != NULL)
     *inherited = g_steal_pointer(&first->origin);
   return ok;
-}
-
-/* Return: whether @owner, as far as it knows its start time, wrote @claim: then it is live. */
-static gboolean
-claim_written_by(const Claim *claim, const ClaimOwner *owner)
-{
-  return owner != NULL && owner->broker_start_time != 0 && claim->pid == owner->broker &&
-         claim->start_time == owner->broker_start_time;
-}
-
-gboolean
-claims_set_origin(const char *runtime_dir, const char *vm, const ClaimOwner *owner,
-                  const char *key, const ClaimOrigin *origin, GError **error)
-{
-  g_autoptr(Claim) claim = NULL;
-  g_autoptr(GError) local_error = NULL;
-
-  if (!check_arguments(vm, key, error))
-    return FALSE;
-  if (origin == NULL ||
-      (origin->driver != NULL && !driver_name_is_valid(origin->driver)) ||
-      (origin->override != NULL && !driver_name_is_valid(origin->override))) {
-    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
-                "a device's origin needs driver names of 1-64 of A-Z a-z 0-9 . _ -");
-    return FALSE;
-  }
-  g_autoptr(ClaimsLock) lock = lock_claims(runtime_dir, error);
-  if (lock == NULL)
-    return FALSE;
-  /* liveness read even for @vm's own claim, unless the caller wrote it: a
-   * holder that is gone records nothing */
-  claim = read_claim(lock->dir, key, vm, &local_error);
-  if (local_error != NULL) {
-    g_propagate_error(error, g_steal_pointer(&local_error));
-    return FALSE;
-  }
-  if (claim != NULL && !claim_written_by(claim, owner))
-    claim_check_liveness(claim);
-  if (claim == NULL || strcmp(claim->vm, vm) != 0 || claim->stale) {
-    g_autofree char *what = claims_describe_key(key);
-
-    if (claim == NULL || claim->stale)
-      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_NOT_FOUND,
-                  "%s is not claimed by VM '%s' any more, so its original state cannot "
-                  "be recorded: attach it again", what, vm);
-    else
-      set_busy_error(error, claim);
-    return FALSE;
-  }
-  if (claim->origin != NULL)
-    return TRUE;
-  /* rewritten as read, holder and start times unchanged, with the origin */
-  claim->origin = claim_origin_copy(origin);
-  return write_claim(lock, claim, error);
 }
 
 /* Drop @vm's claim on @key, under the lock. */

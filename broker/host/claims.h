@@ -106,27 +106,30 @@ gboolean claims_acquire_full(const char *runtime_dir, const char *vm, const char
                              GError **error);
 
 /**
+ * ClaimOriginReader - how the device is now, read for its claim
+ * Called under the claims lock once every key is known to be free for the
+ * caller, so nobody else is changing the device meanwhile.
+ * Return: (transfer full): the origin, or NULL with @error (then nothing
+ *   is claimed)
+ */
+typedef ClaimOrigin *(*ClaimOriginReader)(gpointer data, GError **error);
+
+/**
  * claims_acquire_all() - claims_acquire_full() of every key of @keys
  * (NULL-terminated) at once, under one lock: all are granted, or none is
  * written (the first one another VM holds is the Busy error)
+ * @read_origin: (nullable): when the first key's claim carries no origin
+ *   (a new claim, or one of an older broker), what it returns is recorded
+ *   in that claim, for whoever takes the claim over after us; the first
+ *   reading is the original one, so an origin already there is kept and
+ *   @read_origin not called
  * @inherited: (out) (optional) (transfer full): the origin the first
- *   key's claim carried, as claims_acquire_full() says
+ *   key's claim carried, as claims_acquire_full() says (never the one
+ *   @read_origin gave)
  */
 gboolean claims_acquire_all(const char *runtime_dir, const char *vm, const char *const *keys,
-                            const ClaimOwner *owner, ClaimOrigin **inherited, GError **error);
-
-/**
- * claims_set_origin() - record @origin in @vm's claim on @key, under the
- * claims lock
- * @owner: (nullable): the caller, as it claimed: a claim it wrote itself is
- *   known live without reading /proc
- * Only while the claim is @vm's and live: Busy when another VM holds it,
- * NotFound when nobody does (or only a stale claim is left).  An origin
- * already recorded is kept (the first reading is the original one), and
- * TRUE returned.
- */
-gboolean claims_set_origin(const char *runtime_dir, const char *vm, const ClaimOwner *owner,
-                           const char *key, const ClaimOrigin *origin, GError **error);
+                            const ClaimOwner *owner, ClaimOriginReader read_origin,
+                            gpointer read_data, ClaimOrigin **inherited, GError **error);
 
 /**
  * claims_release() - drop @vm's claim on @key

@@ -124,13 +124,16 @@ host_prep_from_json(JsonObject *object, GError **error)
 }
 
 /* @keys: (transfer full): claimed together, all or none
+ * @read_origin: (nullable): the first key's origin when its claim has none
  * @inherited: (out) (optional): the origin the first key's claim carried */
 static gboolean
 claim_all(HostPrep *prep, const char *runtime_dir, const char *vm, const ClaimOwner *owner,
-          GStrv keys, ClaimOrigin **inherited, GError **error)
+          GStrv keys, ClaimOriginReader read_origin, gpointer read_data,
+          ClaimOrigin **inherited, GError **error)
 {
   g_auto(GStrv) owned = keys;
-  if (!claims_acquire_all(runtime_dir, vm, (const char *const *)keys, owner, inherited, error))
+  if (!claims_acquire_all(runtime_dir, vm, (const char *const *)keys, owner, read_origin,
+                          read_data, inherited, error))
     return FALSE;
   for (guint i = 0; keys[i]; i++)
     g_ptr_array_add(prep->claims, g_steal_pointer(&keys[i]));
@@ -138,7 +141,6 @@ claim_all(HostPrep *prep, const char *runtime_dir, const char *vm, const ClaimOw
   prep->claims_runtime_dir = g_strdup(runtime_dir);
   g_free(prep->claims_vm);
   prep->claims_vm = g_strdup(vm);
-  prep->claims_owner = owner ? *owner : (ClaimOwner){ 0 };
   return TRUE;
 }
 
@@ -148,13 +150,38 @@ claim_one(HostPrep *prep, const char *runtime_dir, const char *vm, const ClaimOw
 {
   GStrv keys = g_new0(char *, 2);
   keys[0] = key;
-  return claim_all(prep, runtime_dir, vm, owner, keys, NULL, error);
+  return claim_all(prep, runtime_dir, vm, owner, keys, NULL, NULL, NULL, error);
+}
+
+typedef struct {
+  HostPrep *prep;
+  const Hostdev *hostdev;
+  const VfioRecord *sibling;
+} OriginReading;
+
+/* Under the claims lock, the device free for us: its record now, and the
+ * origin its claim keeps for whoever takes the claim over after us.  A
+ * companion a sibling of this VM bound for its group went back to what the
+ * sibling's record says, not to vfio-pci. */
+static ClaimOrigin *
+read_pci_origin(gpointer data, GError **error)
+{
+  OriginReading *reading = data;
+  const PciAddress *addr = &reading->hostdev->pci_source;
+
+  g_clear_pointer(&reading->prep->vfio, vfio_record_unref);
+  reading->prep->vfio = vfio_record_new(addr, reading->hostdev->managed, error);
+  if (reading->prep->vfio == NULL)
+    return NULL;
+  const VfioRecord *companion = reading->sibling
+      ? vfio_record_find_companion(reading->sibling, addr) : NULL;
+  return vfio_record_origin(companion ? companion : reading->prep->vfio);
 }
 
 gboolean
 host_prep_claim(HostPrep *prep, const char *runtime_dir, const char *vm,
                 const ClaimOwner *owner, const Hostdev *hostdev, const HostUsbDevice *usb,
-                GError **error)
+                const VfioRecord *sibling, GError **error)
 {
   switch (hostdev->type) {
   case HOSTDEV_TYPE_USB:
@@ -170,10 +197,12 @@ host_prep_claim(HostPrep *prep, const char *runtime_dir, const char *vm,
     keys[0] = claims_key_pci(&hostdev->pci_source);
     keys[1] = group < 0 ? NULL : claims_key_iommu_group(group);
     g_autoptr(GError) busy = NULL;
+    OriginReading reading = { prep, hostdev, sibling };
     g_clear_pointer(&prep->inherited_origin, claim_origin_free);
     /* a parent and its mdevs exclude each other; each side looks at the other after
      * taking its own claim, so of two racing attaches at least one sees the other */
-    if (claim_all(prep, runtime_dir, vm, owner, keys, &prep->inherited_origin, &busy))
+    if (claim_all(prep, runtime_dir, vm, owner, keys, read_pci_origin, &reading,
+                  &prep->inherited_origin, &busy))
       return mdev_check_children_unclaimed(&hostdev->pci_source, runtime_dir, error);
     /* a mediated device of it in use says best why its group is taken */
     if (!g_error_matches(busy, HOSTDEVD_ERROR, HOSTDEVD_ERROR_BUSY) ||
@@ -208,34 +237,24 @@ holds_claim(const HostPrep *prep, const char *key)
 }
 
 gboolean
-host_prep_vfio_begin(HostPrep *prep, const Hostdev *hostdev, const VfioRecord *sibling,
-                     GError **error)
+host_prep_vfio_begin(HostPrep *prep, const Hostdev *hostdev, GError **error)
 {
   g_autofree char *key = claims_key_pci(&hostdev->pci_source);
   gboolean claimed = prep->claims_runtime_dir != NULL && holds_claim(prep, key);
-  g_autoptr(ClaimOrigin) origin = NULL;
 
   if (claimed && prep->inherited_origin != NULL) {
+    g_clear_pointer(&prep->vfio, vfio_record_unref);
     prep->vfio = vfio_record_new_from_origin(&hostdev->pci_source, hostdev->managed,
                                              prep->inherited_origin, error);
     return prep->vfio != NULL;
   }
+  /* claimed: read under the claims lock by host_prep_claim(), its origin
+   * recorded in the claim with it */
+  if (claimed && prep->vfio != NULL)
+    return TRUE;
+  g_clear_pointer(&prep->vfio, vfio_record_unref);
   prep->vfio = vfio_record_new(&hostdev->pci_source, hostdev->managed, error);
-  if (prep->vfio == NULL || !claimed)
-    return prep->vfio != NULL;
-  /* read right after the claim: whoever takes the claim over after us
-   * learns from it where the device goes back to.  A companion a sibling
-   * of this VM bound for its group went back to what the sibling's record
-   * says, not to vfio-pci. */
-  const VfioRecord *companion = sibling ? vfio_record_find_companion(sibling, &hostdev->pci_source)
-                                        : NULL;
-  origin = vfio_record_origin(companion ? companion : prep->vfio);
-  if (!claims_set_origin(prep->claims_runtime_dir, prep->claims_vm, &prep->claims_owner, key,
-                         origin, error)) {
-    g_clear_pointer(&prep->vfio, vfio_record_unref);
-    return FALSE;
-  }
-  return TRUE;
+  return prep->vfio != NULL;
 }
 
 gboolean

@@ -41,7 +41,6 @@ typedef struct {
    * own), NULL none; host_prep_vfio_begin() builds the record from it */
   char *claims_runtime_dir;
   char *claims_vm;
-  ClaimOwner claims_owner;      /* who claimed: a claim it wrote is known live */
   ClaimOrigin *inherited_origin;
 } HostPrep;
 
@@ -71,12 +70,20 @@ HostPrep *host_prep_from_json(JsonObject *object, GError **error);
  * VM holds, or an mdev whose parent a VM holds whole, is Busy too (the
  * claim just taken stays in @prep for the undo).  A PCI device's claim
  * taken over from a holder that is gone (or this VM's own) hands its
- * origin on to host_prep_vfio_begin().
+ * origin on to host_prep_vfio_begin(); a claim without one gets it now:
+ * @prep's VFIO record is read under the claims lock, the device free for
+ * this VM, and its original state stored in the claim in the same write,
+ * for whoever takes the claim over after us.
  * @usb: (nullable): the resolved USB device
+ * @sibling: (nullable): PCI: the record of a device of the same IOMMU group
+ *   this VM holds: when it bound this device as a companion (whole-group
+ *   takeover), the claim stores the companion's original state, so a VM
+ *   that takes the claim over after us gives the device back there
  */
 gboolean host_prep_claim(HostPrep *prep, const char *runtime_dir, const char *vm,
                          const ClaimOwner *owner, const Hostdev *hostdev,
-                         const HostUsbDevice *usb, GError **error);
+                         const HostUsbDevice *usb, const VfioRecord *sibling,
+                         GError **error);
 
 /**
  * host_prep_vfio_begin() - the record of the device's original state,
@@ -84,16 +91,10 @@ gboolean host_prep_claim(HostPrep *prep, const char *runtime_dir, const char *vm
  * Once host_prep_claim() holds the device: when its claim carried an
  * origin, the record is built from it (vfio_record_new_from_origin(): what
  * a holder that is gone left done counts as done, so the undo restores the
- * original driver); otherwise the device's state now is the original one,
- * and it is stored in the claim for whoever takes the claim over after us.
- * Before the claim (a dry run's checks), the state now, nothing stored.
- * @sibling: (nullable): the record of a device of the same IOMMU group this
- *   VM holds: when it bound this device as a companion (whole-group
- *   takeover), the claim stores the companion's original state, so a VM
- *   that takes the claim over after us gives the device back there.
+ * original driver); otherwise it is the one host_prep_claim() read under
+ * the claims lock.  Before the claim (a dry run's checks), the state now.
  */
-gboolean host_prep_vfio_begin(HostPrep *prep, const Hostdev *hostdev, const VfioRecord *sibling,
-                              GError **error);
+gboolean host_prep_vfio_begin(HostPrep *prep, const Hostdev *hostdev, GError **error);
 
 /**
  * host_prep_vfio_plan() - plan the binding, touching nothing: the

@@ -690,7 +690,7 @@ pci_precheck(AttachItem *item, GError **error)
   /* before the IOMMU group is looked at: a bridge's group is about the devices behind it */
   if (!host_pci_check_not_bridge(&hostdev->pci_source, error))
     return FALSE;
-  if (!vfio_check_iommu(error) || !host_prep_vfio_begin(item->prep, hostdev, NULL, error))
+  if (!vfio_check_iommu(error) || !host_prep_vfio_begin(item->prep, hostdev, error))
     return FALSE;
   if (!hostdev->managed && !host_pci_check_assignable(&hostdev->pci_source, FALSE, error))
     return FALSE;

@@ -54,18 +54,17 @@ claim_run(GTask *task, AttachStep *step)
   /* a refused claim may follow ones that were granted (the device's, then its group's):
    * the undo gives back what @prep holds */
   ClaimOwner owner = hotplug_claim_owner(hotplug);
+  /* the record of how the device was is taken only under the claim: before it
+   * another VM's release could still have been changing the device */
+  const VfioRecord *sibling = item->prep->vfio ? group_sibling(item) : NULL;
 
   if (!host_prep_claim(item->prep, hotplug->runtime_dir, hotplug->vm, &owner, item->hostdev,
-                       item->usb, &error)) {
+                       item->usb, sibling, &error)) {
     hotplug_plan_step_done(task, error, TRUE);
     return;
   }
   if (item->prep->vfio) {
-    /* the record of how the device was is taken only now that it is ours: before the
-     * claim another VM's release could still have been changing it */
-    const VfioRecord *sibling = group_sibling(item);
-    g_clear_pointer(&item->prep->vfio, vfio_record_unref);
-    if (!host_prep_vfio_begin(item->prep, item->hostdev, sibling, &error)) {
+    if (!host_prep_vfio_begin(item->prep, item->hostdev, &error)) {
       hotplug_plan_step_done(task, error, TRUE);
       return;
     }

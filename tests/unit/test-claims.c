@@ -307,7 +307,7 @@ test_acquire_all_or_none(Runtime *rt, gconstpointer data)
   /* another VM holds the group: the device's claim is not written either */
   g_assert_true(claims_acquire(rt->dir, "vm2", "iommu_group_9", &(ClaimOwner){ getpid(), 0 },
                                &error));
-  g_assert_false(claims_acquire_all(rt->dir, "vm1", both, &owner, NULL, &error));
+  g_assert_false(claims_acquire_all(rt->dir, "vm1", both, &owner, NULL, NULL, NULL, &error));
   assert_hostdevd_error(error, HOSTDEVD_ERROR_BUSY, "IOMMU group 9 is in use by VM 'vm2'");
   g_clear_error(&error);
   g_autoptr(Claim) none = claims_lookup(rt->dir, "pci_0000_01_00_0", &error);
@@ -316,7 +316,7 @@ test_acquire_all_or_none(Runtime *rt, gconstpointer data)
 
   /* once the group is free, both at once, with the start times the caller knew */
   g_assert_true(claims_release(rt->dir, "vm2", "iommu_group_9", &error));
-  g_assert_true(claims_acquire_all(rt->dir, "vm1", both, &owner, NULL, &error));
+  g_assert_true(claims_acquire_all(rt->dir, "vm1", both, &owner, NULL, NULL, NULL, &error));
   g_assert_no_error(error);
   for (guint i = 0; both[i]; i++) {
     g_autoptr(Claim) claim = claims_lookup(rt->dir, both[i], &error);
@@ -514,11 +514,38 @@ origin_of(Runtime *rt, const char *key)
   return claim_origin_copy(claim->origin);
 }
 
+/* A reader of the device's state for claims_acquire_all(): counts its calls. */
+typedef struct {
+  const ClaimOrigin *origin;   /* what it reads; NULL: the device is gone */
+  guint calls;
+} OriginReader;
+
+static ClaimOrigin *
+read_origin(gpointer data, GError **error)
+{
+  OriginReader *reader = data;
+
+  reader->calls++;
+  if (reader->origin == NULL) {
+    g_set_error_literal(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_NOT_FOUND, "the device went away");
+    return NULL;
+  }
+  return claim_origin_copy(reader->origin);
+}
+
+static gboolean
+acquire_reading(Runtime *rt, const char *vm, const char *const *keys, pid_t broker, pid_t qemu,
+                OriginReader *reader, ClaimOrigin **inherited, GError **error)
+{
+  return claims_acquire_all(rt->dir, vm, keys, &(ClaimOwner){ broker, qemu }, read_origin,
+                            reader, inherited, error);
+}
+
 /*
- * Issue 16, host side of defect 8 (tests/vm scenario 12): the claim
- * carries the device's original state.  Only its live holder records it,
- * once; whoever takes the claim over (a stale one, or the same VM's own)
- * inherits it, and releasing the claim drops it.
+ * The device's origin is read once, under the lock, by whoever claims it
+ * first, and written with the claim; whoever takes the claim over (a stale
+ * one, or the same VM's own) inherits it without reading, and releasing
+ * the claim drops it.
  */
 static void
 test_origin_inherited(Runtime *rt, gconstpointer data)
@@ -527,46 +554,44 @@ test_origin_inherited(Runtime *rt, gconstpointer data)
   g_autoptr(ClaimOrigin) inherited = NULL;
   g_autoptr(ClaimOrigin) kept = NULL;
   g_autoptr(Claim) claim = NULL;
-  const char *key = "pci_0000_01_00_0";
+  const char *const key[] = { "pci_0000_01_00_0", NULL };
   ClaimOrigin e1000e = { (char *)"e1000e", (char *)"e1000e", TRUE, 0, 0, 0600 };
   ClaimOrigin later = { (char *)"vfio-pci", (char *)"vfio-pci", FALSE, 0, 0, 0 };
+  OriginReader first = { &e1000e, 0 };
+  OriginReader again = { &later, 0 };
   pid_t broker = live_child();
   pid_t qemu = live_child();
 
-  g_assert_true(claims_acquire_full(rt->dir, "vm1", key, &(ClaimOwner){ broker, qemu },
-                                    &inherited, &error));
+  g_assert_true(acquire_reading(rt, "vm1", key, broker, qemu, &first, &inherited, &error));
   g_assert_no_error(error);
-  g_assert_null(inherited);
-  g_assert_true(claims_set_origin(rt->dir, "vm1", NULL, key, &e1000e, &error));
-  g_assert_no_error(error);
-  /* the first reading is the original one */
-  g_assert_true(claims_set_origin(rt->dir, "vm1", NULL, key, &later, &error));
-  kept = origin_of(rt, key);
+  g_assert_null(inherited);     /* read, not inherited */
+  g_assert_cmpuint(first.calls, ==, 1);
+  kept = origin_of(rt, key[0]);
   g_assert_cmpstr(kept->driver, ==, "e1000e");
   g_assert_cmpstr(kept->override, ==, "e1000e");
   g_assert_true(kept->node_known);
   g_assert_cmpuint(kept->node_mode, ==, 0600);
   g_clear_pointer(&kept, claim_origin_free);
 
-  /* another VM neither records nor inherits while the holder lives */
-  g_assert_false(claims_set_origin(rt->dir, "vm2", NULL, key, &later, &error));
+  /* the first reading is the original one: its own claim refreshed hands it back */
+  g_assert_true(acquire_reading(rt, "vm1", key, broker, qemu, &again, &inherited, &error));
+  g_assert_cmpuint(again.calls, ==, 0);
+  g_assert_cmpstr(inherited->driver, ==, "e1000e");
+  g_clear_pointer(&inherited, claim_origin_free);
+
+  /* another VM neither reads nor inherits while the holder lives */
+  g_assert_false(acquire_reading(rt, "vm2", key, getpid(), 0, &again, &inherited, &error));
   assert_hostdevd_error(error, HOSTDEVD_ERROR_BUSY, "is in use by VM 'vm1'");
   g_clear_error(&error);
-  g_assert_false(claims_acquire_full(rt->dir, "vm2", key, &(ClaimOwner){ getpid(), 0 },
-                                     &inherited, &error));
+  g_assert_cmpuint(again.calls, ==, 0);
   g_assert_null(inherited);
-  g_clear_error(&error);
 
   /* VM1's hostdevd and QEMU die without releasing: the claim is stale */
   kill_child(broker);
   kill_child(qemu);
-  g_assert_false(claims_set_origin(rt->dir, "vm1", NULL, key, &later, &error));
-  assert_hostdevd_error(error, HOSTDEVD_ERROR_NOT_FOUND, "not claimed by VM 'vm1' any more");
-  g_clear_error(&error);
-
-  g_assert_true(claims_acquire_full(rt->dir, "vm2", key, &(ClaimOwner){ getpid(), 0 },
-                                    &inherited, &error));
+  g_assert_true(acquire_reading(rt, "vm2", key, getpid(), 0, &again, &inherited, &error));
   g_assert_no_error(error);
+  g_assert_cmpuint(again.calls, ==, 0);
   g_assert_nonnull(inherited);
   g_assert_cmpstr(inherited->driver, ==, "e1000e");
   g_assert_cmpstr(inherited->override, ==, "e1000e");
@@ -574,55 +599,65 @@ test_origin_inherited(Runtime *rt, gconstpointer data)
   g_assert_cmpuint(inherited->node_uid, ==, 0);
   g_assert_cmpuint(inherited->node_mode, ==, 0600);
   g_clear_pointer(&inherited, claim_origin_free);
-  claim = claims_lookup(rt->dir, key, &error);
+  claim = claims_lookup(rt->dir, key[0], &error);
   g_assert_cmpstr(claim->vm, ==, "vm2");
   g_assert_cmpstr(claim->origin->driver, ==, "e1000e");
   g_clear_pointer(&claim, claim_free);
 
   /* refreshing its own claim keeps it */
-  g_assert_true(claims_acquire(rt->dir, "vm2", key, &(ClaimOwner){ getpid(), 0 }, &error));
-  kept = origin_of(rt, key);
+  g_assert_true(claims_acquire(rt->dir, "vm2", key[0], &(ClaimOwner){ getpid(), 0 }, &error));
+  kept = origin_of(rt, key[0]);
   g_assert_cmpstr(kept->driver, ==, "e1000e");
   g_clear_pointer(&kept, claim_origin_free);
 
   /* releasing drops it: the next holder reads the device afresh */
-  g_assert_true(claims_release(rt->dir, "vm2", key, &error));
-  g_assert_true(claims_acquire_full(rt->dir, "vm2", key, &(ClaimOwner){ getpid(), 0 },
-                                    &inherited, &error));
+  g_assert_true(claims_release(rt->dir, "vm2", key[0], &error));
+  g_assert_true(acquire_reading(rt, "vm2", key, getpid(), 0, &again, &inherited, &error));
   g_assert_no_error(error);
+  g_assert_cmpuint(again.calls, ==, 1);
   g_assert_null(inherited);
-  kept = origin_of(rt, key);
-  g_assert_null(kept);
+  kept = origin_of(rt, key[0]);
+  g_assert_cmpstr(kept->driver, ==, "vfio-pci");
 }
 
 /*
- * A claim the caller wrote itself (its pid and start time, as it claimed)
- * is known live: the origin is recorded without reading /proc.  Anyone
- * else's word, even the same VM's, is checked: a holder that is gone
- * records nothing.
+ * A reading that fails claims nothing, not even the other keys; an origin
+ * with driver names that could build paths is refused.  Only the first
+ * key's claim (the device's, not its IOMMU group's) carries the origin.
  */
 static void
-test_origin_own_claim(Runtime *rt, gconstpointer data)
+test_origin_reading(Runtime *rt, gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
-  g_autoptr(ClaimOrigin) kept = NULL;
-  const char *key = "pci_0000_01_00_0";
-  ClaimOrigin e1000e = { (char *)"e1000e", (char *)"e1000e", FALSE, 0, 0, 0 };
-  /* a start time no process has: only the claim's own writer vouches for it */
-  ClaimOwner writer = { dead_pid(), 0, 4242, 0 };
-  ClaimOwner other = { getpid(), 0, 4243, 0 };
+  g_autoptr(Claim) claim = NULL;
+  const char *const both[] = { "pci_0000_01_00_0", "iommu_group_9", NULL };
+  ClaimOrigin bad = { (char *)"../e1000e", NULL, FALSE, 0, 0, 0 };
+  ClaimOrigin e1000e = { (char *)"e1000e", NULL, FALSE, 0, 0, 0 };
+  OriginReader gone = { NULL, 0 };
+  OriginReader damaged = { &bad, 0 };
+  OriginReader good = { &e1000e, 0 };
 
-  g_assert_true(claims_acquire(rt->dir, "vm1", key, &writer, &error));
-  g_assert_no_error(error);
-  g_assert_false(claims_set_origin(rt->dir, "vm1", &other, key, &e1000e, &error));
-  assert_hostdevd_error(error, HOSTDEVD_ERROR_NOT_FOUND, "not claimed by VM 'vm1' any more");
+  g_assert_false(acquire_reading(rt, "vm1", both, getpid(), 0, &gone, NULL, &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_NOT_FOUND, "the device went away");
   g_clear_error(&error);
-  g_assert_false(claims_set_origin(rt->dir, "vm1", NULL, key, &e1000e, &error));
+  g_assert_false(acquire_reading(rt, "vm1", both, getpid(), 0, &damaged, NULL, &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_INVALID_ARGUMENT, "driver names");
   g_clear_error(&error);
-  g_assert_true(claims_set_origin(rt->dir, "vm1", &writer, key, &e1000e, &error));
+  for (guint i = 0; both[i]; i++) {
+    claim = claims_lookup(rt->dir, both[i], &error);
+    g_assert_no_error(error);
+    g_assert_null(claim);
+  }
+
+  g_assert_true(acquire_reading(rt, "vm1", both, getpid(), 0, &good, NULL, &error));
   g_assert_no_error(error);
-  kept = origin_of(rt, key);
-  g_assert_cmpstr(kept->driver, ==, "e1000e");
+  g_assert_cmpuint(good.calls, ==, 1);
+  claim = claims_lookup(rt->dir, both[0], &error);
+  g_assert_cmpstr(claim->origin->driver, ==, "e1000e");
+  g_clear_pointer(&claim, claim_free);
+  claim = claims_lookup(rt->dir, both[1], &error);
+  g_assert_cmpstr(claim->vm, ==, "vm1");
+  g_assert_null(claim->origin);
 }
 
 /* An origin with the device unbound and no driver_override, and no node. */
@@ -631,23 +666,16 @@ test_origin_none(Runtime *rt, gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(ClaimOrigin) inherited = NULL;
+  const char *const key[] = { "pci_0000_01_00_0", NULL };
   ClaimOrigin unbound = { NULL, NULL, FALSE, 0, 0, 0 };
-  ClaimOrigin bad = { (char *)"../e1000e", NULL, FALSE, 0, 0, 0 };
+  OriginReader reader = { &unbound, 0 };
   pid_t broker = live_child();
 
-  g_assert_false(claims_set_origin(rt->dir, "vm1", NULL, "pci_0000_01_00_0", &unbound, &error));
-  assert_hostdevd_error(error, HOSTDEVD_ERROR_NOT_FOUND, "PCI device 0000:01:00.0 is not "
-                        "claimed by VM 'vm1' any more");
-  g_clear_error(&error);
-  g_assert_true(claims_acquire(rt->dir, "vm1", "pci_0000_01_00_0", &(ClaimOwner){ broker, 0 },
-                               &error));
-  g_assert_false(claims_set_origin(rt->dir, "vm1", NULL, "pci_0000_01_00_0", &bad, &error));
-  assert_hostdevd_error(error, HOSTDEVD_ERROR_INVALID_ARGUMENT, "driver names");
-  g_clear_error(&error);
-  g_assert_true(claims_set_origin(rt->dir, "vm1", NULL, "pci_0000_01_00_0", &unbound, &error));
+  g_assert_true(acquire_reading(rt, "vm1", key, broker, 0, &reader, NULL, &error));
+  g_assert_no_error(error);
   kill_child(broker);
-  g_assert_true(claims_acquire_full(rt->dir, "vm2", "pci_0000_01_00_0",
-                                    &(ClaimOwner){ getpid(), 0 }, &inherited, &error));
+  g_assert_true(claims_acquire_full(rt->dir, "vm2", key[0], &(ClaimOwner){ getpid(), 0 },
+                                    &inherited, &error));
   g_assert_no_error(error);
   g_assert_nonnull(inherited);
   g_assert_null(inherited->driver);
@@ -709,7 +737,7 @@ main(int argc, char **argv)
   RT_TEST("invalid", test_invalid);
   RT_TEST("race", test_race);
   RT_TEST("origin/inherited", test_origin_inherited);
-  RT_TEST("origin/own-claim", test_origin_own_claim);
+  RT_TEST("origin/reading", test_origin_reading);
   RT_TEST("origin/none", test_origin_none);
   RT_TEST("origin/old-and-damaged", test_origin_old_and_damaged);
   return g_test_run();

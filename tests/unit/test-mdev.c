@@ -340,9 +340,9 @@ test_parent_and_mdev_claims(Tree *tree, gconstpointer data)
   g_assert_no_error(error);
 
   /* vm1 holds the mdev: nobody gets its parent whole, vm1 neither */
-  g_assert_true(host_prep_claim(vm1, runtime, "vm1", &owner, slice, NULL, &error));
+  g_assert_true(host_prep_claim(vm1, runtime, "vm1", &owner, slice, NULL, NULL, &error));
   g_assert_no_error(error);
-  g_assert_false(host_prep_claim(vm2, runtime, "vm2", &owner, parent, NULL, &error));
+  g_assert_false(host_prep_claim(vm2, runtime, "vm2", &owner, parent, NULL, NULL, &error));
   assert_hostdevd_error(error, HOSTDEVD_ERROR_BUSY,
                         "PCI device 0000:01:00.0 is the parent of mediated device "
                         "faf779ad-fa2e-3c30-abe4-b1af0abfafdc, which is in use by VM 'vm1'");
@@ -350,12 +350,12 @@ test_parent_and_mdev_claims(Tree *tree, gconstpointer data)
   /* what a refused attach claimed is its undo's to give back */
   g_assert_true(claims_release(runtime, "vm2", "pci_0000_01_00_0", &error));
   g_assert_no_error(error);
-  g_assert_false(host_prep_claim(vm1_parent, runtime, "vm1", &owner, parent, NULL, &error));
+  g_assert_false(host_prep_claim(vm1_parent, runtime, "vm1", &owner, parent, NULL, NULL, &error));
   assert_hostdevd_error(error, HOSTDEVD_ERROR_BUSY, "take the mdev away");
   g_clear_error(&error);
 
   /* the same mdev for another VM: Busy, naming who has it */
-  g_assert_false(host_prep_claim(vm2, runtime, "vm2", &owner, slice, NULL, &error));
+  g_assert_false(host_prep_claim(vm2, runtime, "vm2", &owner, slice, NULL, NULL, &error));
   assert_hostdevd_error(error, HOSTDEVD_ERROR_BUSY,
                         "mediated device faf779ad-fa2e-3c30-abe4-b1af0abfafdc is in use by "
                         "VM 'vm1'");
@@ -367,11 +367,11 @@ test_parent_and_mdev_claims(Tree *tree, gconstpointer data)
   g_assert_no_error(error);
   g_clear_pointer(&vm2, host_prep_free);
   vm2 = host_prep_new();
-  g_assert_true(host_prep_claim(vm2, runtime, "vm2", &owner, parent, NULL, &error));
+  g_assert_true(host_prep_claim(vm2, runtime, "vm2", &owner, parent, NULL, NULL, &error));
   g_assert_no_error(error);
   g_clear_pointer(&vm1, host_prep_free);
   vm1 = host_prep_new();
-  g_assert_false(host_prep_claim(vm1, runtime, "vm1", &owner, slice, NULL, &error));
+  g_assert_false(host_prep_claim(vm1, runtime, "vm1", &owner, slice, NULL, NULL, &error));
   assert_hostdevd_error(error, HOSTDEVD_ERROR_BUSY,
                         "the parent of mediated device faf779ad-fa2e-3c30-abe4-b1af0abfafdc, PCI "
                         "device 0000:01:00.0, is in use by VM 'vm2'");

@@ -1355,8 +1355,8 @@ vm1_takes_and_dies(Tree *tree, const char *runtime, const Hostdev *hostdev,
   pid_t qemu = live_child();
 
   g_assert_true(host_prep_claim(prep, runtime, "vm1", &(ClaimOwner){ broker, qemu }, hostdev,
-                                NULL, &error));
-  g_assert_true(host_prep_vfio_begin(prep, hostdev, NULL, &error));
+                                NULL, NULL, &error));
+  g_assert_true(host_prep_vfio_begin(prep, hostdev, &error));
   g_assert_no_error(error);
   if (died_mid_way)
     fake_kernel_set_probe_mode(tree->fake, FAKE_PROBE_NOTHING);
@@ -1400,9 +1400,9 @@ test_takeover_restores_origin(Tree *tree, gconstpointer data)
     assert_on(tree, &e1000e, "vfio-pci", "vfio-pci");
 
   g_assert_true(host_prep_claim(prep, runtime, "vm2", &(ClaimOwner){ getpid(), 0 }, hostdev,
-                                NULL, &error));
+                                NULL, NULL, &error));
   g_assert_no_error(error);
-  g_assert_true(host_prep_vfio_begin(prep, hostdev, NULL, &error));
+  g_assert_true(host_prep_vfio_begin(prep, hostdev, &error));
   g_assert_no_error(error);
   g_assert_cmpstr(prep->vfio->original_driver, ==, "e1000e");
   g_assert_cmpstr(prep->vfio->original_override, ==, with_override ? "e1000e" : NULL);
@@ -1465,8 +1465,8 @@ test_companion_claim_keeps_its_origin(Tree *tree, gconstpointer data)
   assert_on(tree, &mf_fn0, "vfio-pci", "vfio-pci");
 
   g_assert_true(host_prep_claim(prep, runtime, "vm1", &(ClaimOwner){ getpid(), 0 }, hostdev,
-                                NULL, &error));
-  g_assert_true(host_prep_vfio_begin(prep, hostdev, sibling, &error));
+                                NULL, sibling, &error));
+  g_assert_true(host_prep_vfio_begin(prep, hostdev, &error));
   g_assert_no_error(error);
   /* this VM's record is the state now: the sibling's undo gives the companion back */
   g_assert_cmpstr(prep->vfio->original_driver, ==, "vfio-pci");
@@ -1479,8 +1479,8 @@ test_companion_claim_keeps_its_origin(Tree *tree, gconstpointer data)
   g_autofree char *elsewhere = g_dir_make_tmp("hostdevd-companion-XXXXXX", &error);
   g_clear_pointer(&claim, claim_free);
   g_assert_true(host_prep_claim(plain, elsewhere, "vm1", &(ClaimOwner){ getpid(), 0 }, hostdev,
-                                NULL, &error));
-  g_assert_true(host_prep_vfio_begin(plain, hostdev, NULL, &error));
+                                NULL, NULL, &error));
+  g_assert_true(host_prep_vfio_begin(plain, hostdev, &error));
   g_assert_no_error(error);
   claim = claims_lookup(elsewhere, "pci_0000_05_00_0", &error);
   g_assert_cmpstr(claim->origin->driver, ==, "vfio-pci");
@@ -1488,10 +1488,11 @@ test_companion_claim_keeps_its_origin(Tree *tree, gconstpointer data)
   fixture_remove(elsewhere);
 }
 
-/* The claim records the origin only once the device is claimed; a dry
- * run's read (before any claim) records nothing. */
+/* The claim records the origin as the device is claimed, in the claim's
+ * own write, from the record read under the claims lock (which the plan
+ * then keeps); a dry run's read (no claim) records nothing. */
 static void
-test_origin_recorded_after_claim(Tree *tree, gconstpointer data)
+test_origin_recorded_with_claim(Tree *tree, gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(Hostdev) hostdev = pci_hostdev(&e1000e, TRUE);
@@ -1500,20 +1501,26 @@ test_origin_recorded_after_claim(Tree *tree, gconstpointer data)
   g_autoptr(Claim) claim = NULL;
   g_autofree char *runtime = g_dir_make_tmp("hostdevd-origin-XXXXXX", &error);
 
-  g_assert_true(host_prep_vfio_begin(dry, hostdev, NULL, &error));
+  g_assert_true(host_prep_vfio_begin(dry, hostdev, &error));
   g_assert_no_error(error);
-  g_assert_true(host_prep_claim(prep, runtime, "vm1", &(ClaimOwner){ getpid(), 0 }, hostdev,
-                                NULL, &error));
   claim = claims_lookup(runtime, "pci_0000_01_00_0", &error);
-  g_assert_null(claim->origin);
-  g_clear_pointer(&claim, claim_free);
-  g_assert_true(host_prep_vfio_begin(prep, hostdev, NULL, &error));
+  g_assert_no_error(error);
+  g_assert_null(claim);
+  g_assert_true(host_prep_claim(prep, runtime, "vm1", &(ClaimOwner){ getpid(), 0 }, hostdev,
+                                NULL, NULL, &error));
   g_assert_no_error(error);
   claim = claims_lookup(runtime, "pci_0000_01_00_0", &error);
   g_assert_nonnull(claim->origin);
   g_assert_cmpstr(claim->origin->driver, ==, "e1000e");
   g_assert_null(claim->origin->override);
   g_assert_false(claim->origin->node_known); /* /dev/vfio/9 appears with the binding */
+  /* the record the origin came from is the plan's */
+  VfioRecord *read = prep->vfio;
+  g_assert_nonnull(read);
+  g_assert_cmpstr(read->original_driver, ==, "e1000e");
+  g_assert_true(host_prep_vfio_begin(prep, hostdev, &error));
+  g_assert_no_error(error);
+  g_assert_true(prep->vfio == read);
   fixture_remove(runtime);
 }
 
@@ -1666,7 +1673,7 @@ main(int argc, char **argv)
     path = g_strdup_printf("/vfio/detach-fault/%s", injections[i].name);
     g_test_add(path, Tree, &injections[i], tree_setup, test_detach_fault, tree_teardown);
   }
-  TREE_TEST("origin/recorded-after-claim", test_origin_recorded_after_claim);
+  TREE_TEST("origin/recorded-with-claim", test_origin_recorded_with_claim);
   TREE_TEST("origin/record", test_record_from_origin);
   return g_test_run();
 }
