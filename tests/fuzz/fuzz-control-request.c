@@ -6,6 +6,8 @@
  */
 #include "control-proto.h"
 #include "hostdevd-error.h"
+#include "json-flat.h"
+#include "json-text.h"
 
 #include <stdint.h>
 #include <stdlib.h>
@@ -32,6 +34,25 @@ parses_again(const char *line)
   return json_parser_load_from_data(parser, line, -1, NULL);
 }
 
+/* What json_flat_read() takes, json-glib takes too, with the same tree: the
+ * request parser trusts the flat reader's tree as json-glib's. */
+static void
+check_flat_reader(const char *line, size_t size)
+{
+  g_autoptr(JsonNode) flat = json_flat_read(line, size);
+  if (flat == NULL)
+    return;
+  g_autoptr(JsonParser) parser = json_parser_new_immutable();
+  if (!json_parser_load_from_data(parser, line, (gssize)size, NULL) ||
+      json_parser_get_root(parser) == NULL ||
+      !json_node_equal(flat, json_parser_get_root(parser)))
+    abort();
+  g_autofree char *flat_text = json_text_from_node(flat, NULL);
+  g_autofree char *full_text = json_text_from_node(json_parser_get_root(parser), NULL);
+  if (strcmp(flat_text, full_text) != 0)
+    abort();
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
@@ -39,6 +60,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   g_autoptr(JsonNode) id = NULL;
   g_autofree char *line = copy_input(data, size);
   g_autoptr(ControlRequest) request = control_request_parse(line, size, &id, &error);
+
+  check_flat_reader(line, size);
 
   if (request == NULL) {
     if (error == NULL || !g_error_matches(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT))

@@ -3,6 +3,7 @@
  * fuzz-qmp-message.c - libFuzzer target for qmp_message_check(), which
  * parses every line QEMU (or a compromised guest's QEMU) writes to hostdevd
  */
+#include "json-flat.h"
 #include "qmp-client.h"
 
 #include <stdint.h>
@@ -38,12 +39,19 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
   }
   if (message == NULL || !JSON_NODE_HOLDS_OBJECT(message))
     abort();
-  /* a line read without the parser is the tree json-glib builds from it */
-  g_autoptr(JsonNode) fast = qmp_message_read_empty_return(line, size);
+  /* a line read without the parser (either way) is the tree json-glib builds from it,
+   * members in the same order */
+  g_autoptr(JsonNode) empty = qmp_message_read_empty_return(line, size);
+  g_autoptr(JsonNode) flat = json_flat_read(line, size);
+  JsonNode *fast = empty ? empty : flat;
   if (fast != NULL) {
     g_autoptr(JsonParser) parser = json_parser_new();
     if (!json_parser_load_from_data(parser, line, (gssize)size, NULL) ||
         !json_node_equal(fast, json_parser_get_root(parser)))
+      abort();
+    g_autofree char *fast_text = json_to_string(fast, FALSE);
+    g_autofree char *full_text = json_to_string(json_parser_get_root(parser), FALSE);
+    if (strcmp(fast_text, full_text) != 0)
       abort();
   }
   /* what was accepted must serialise: replies are logged and passed on */
