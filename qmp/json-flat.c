@@ -88,11 +88,12 @@ read_integer(Cursor *cursor)
   const char *digits = cursor->at;
   gint64 value = 0;
 
-  while (cursor->at < cursor->end && g_ascii_isdigit(*cursor->at) && cursor->at - digits < 19)
+  /* 18 digits at most: no overflow on the way */
+  while (cursor->at < cursor->end && g_ascii_isdigit(*cursor->at) && cursor->at - digits < 18)
     value = value * 10 + (*cursor->at++ - '0');
   gsize count = (gsize)(cursor->at - digits);
   /* a fraction, an exponent, a 19th digit, "-0" or "01": json-glib's to read */
-  if (count == 0 || count > 18 || (digits[0] == '0' && (count > 1 || negative)) ||
+  if (count == 0 || (digits[0] == '0' && (count > 1 || negative)) ||
       (cursor->at < cursor->end && (*cursor->at == '.' || *cursor->at == 'e' ||
                                     *cursor->at == 'E' || g_ascii_isdigit(*cursor->at))))
     return NULL;
