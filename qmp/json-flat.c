@@ -177,15 +177,18 @@ json_flat_read(const char *text, gsize length)
 {
   Cursor cursor = { text, text + length };
 
-  /* not UTF-8, or a NUL: declined, for the caller's own message */
-  if (text == NULL || !g_utf8_validate_len(text, length, NULL))
+  if (text == NULL)
     return NULL;
   skip_space(&cursor);
   if (!take(&cursor, '{'))
     return NULL;
   g_autoptr(JsonNode) root = read_object(&cursor, 1);
   skip_space(&cursor);
-  if (root == NULL || cursor.at != cursor.end)
+  /* A NUL is declined on the way (below ' ' in a string, no token outside);
+   * bytes that are not UTF-8 only here, once the line is known to be taken,
+   * so that a line declined early (an answer with an array) is not scanned
+   * whole first */
+  if (root == NULL || cursor.at != cursor.end || !g_utf8_validate_len(text, length, NULL))
     return NULL;
   return g_steal_pointer(&root);
 }
