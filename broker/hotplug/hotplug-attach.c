@@ -25,13 +25,41 @@ attach_reply(const Hostdev *hostdev, const char *source, const char *xml, JsonOb
   return json_node_init_object(json_node_alloc(), reply);
 }
 
-/* Once the client has its answer: each attached device is logged and the
- * other clients hear of it. */
+/*
+ * attach_recorded() - @item's "attached" record, written once its client
+ * has the answer and before any other request is read.  Until then its
+ * record says "device-add", which a restart finishes as an attach when QEMU
+ * holds every device of it (hotplug-reconcile.c): what the client was told
+ * stands either way, and the answer does not wait for the write.
+ */
+static void
+attach_recorded(Hotplug *hotplug, AttachItem *item)
+{
+  g_autoptr(GError) error = NULL;
+
+  if (item->attached_record == NULL)
+    return;   /* it waits for its device: recorded as such already */
+  if (!state_journal_commit(hotplug->journal, g_steal_pointer(&item->attached_record), &error))
+    g_warning("%s", error->message);
+  g_clear_error(&error);
+  /* a reused zpci is the device's now: its record names it among its QEMU devices */
+  if (item->zpci_reused && item->commands->len > 1 &&
+      !state_journal_forget_zpci_left(hotplug->journal,
+                                      json_object_get_string_member_with_default(
+                                          g_ptr_array_index(item->commands, 0), "id", NULL), &error))
+    g_warning("%s", error->message);
+}
+
+/* Once the client has its answer: each attached device is recorded as
+ * such, logged, and the other clients hear of it. */
 static void
 attach_announced(GTask *task)
 {
   Op *op = g_task_get_task_data(task);
 
+  state_journal_crash_point("answered");
+  for (guint i = 0; i < op->items->len; i++)
+    attach_recorded(op->hotplug, g_ptr_array_index(op->items, i));
   for (guint i = 0; i < op->attached->len; i++) {
     JsonObject *reply = g_ptr_array_index(op->attached, i);
     g_message("%s (%s) attached", json_object_get_string_member(reply, "alias"),
@@ -54,9 +82,9 @@ draft_attached(Hotplug *hotplug, AttachItem *item)
 
 /* The plan's last step, a device_add, waits for QEMU: every device's record
  * is formatted meanwhile.  A device_add sent again (a slot, port or alias
- * QEMU refused) drafts them again: the device may have changed.  Should a
- * record be written all the same before the answer, state_journal_commit()
- * applies its draft afresh. */
+ * QEMU refused) drafts them again: the device may have changed.  Should the
+ * device's record be written in between, state_journal_commit() applies its
+ * draft afresh. */
 static void
 attach_last_step_sent(GTask *task)
 {
@@ -92,18 +120,7 @@ attach_done(GTask *task)
     Hostdev *live = g_steal_pointer(&item->hostdev);
     g_autofree char *source = hostdev_describe_source(live);
     g_autofree char *xml = g_steal_pointer(&item->attached_xml);
-    g_autoptr(GError) error = NULL;
 
-    /* journaled before the answer: what a client is told is on record */
-    if (!state_journal_commit(hotplug->journal, g_steal_pointer(&item->attached_record), &error))
-      g_warning("%s", error->message);
-    g_clear_error(&error);
-    /* a reused zpci is the device's now: its record names it among its QEMU devices */
-    if (item->zpci_reused && item->commands->len > 1 &&
-        !state_journal_forget_zpci_left(hotplug->journal,
-                                        json_object_get_string_member_with_default(
-                                            g_ptr_array_index(item->commands, 0), "id", NULL), &error))
-      g_warning("%s", error->message);
     vm_devices_add(hotplug->devices, live, g_steal_pointer(&item->prep));
     JsonNode *reply = attach_reply(live, source, xml, op->batch ? NULL : op->timings);
     g_ptr_array_add(op->attached, json_object_ref(json_node_get_object(reply)));

@@ -537,6 +537,12 @@ maybe_crash(const char *alias, const char *step)
 }
 #endif
 
+void
+state_journal_crash_point(const char *point)
+{
+  maybe_crash(NULL, point);
+}
+
 /* fsync_dir() - make a rename or unlink in the journal directory durable. */
 static void
 fsync_dir(StateJournal *journal)

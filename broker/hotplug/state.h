@@ -93,6 +93,10 @@ gboolean state_journal_commit(StateJournal *journal, StateDraft *draft, GError *
 void state_draft_free(StateDraft *draft);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(StateDraft, state_draft_free)
 
+/* state_journal_crash_point() - the test hook of a moment that writes
+ * nothing: HOSTDEVD_TEST_CRASH_AT=@point kills hostdevd here (test builds only). */
+void state_journal_crash_point(const char *point);
+
 /* state_journal_forget() - drop @alias's entry durably. */
 gboolean state_journal_forget(StateJournal *journal, const char *alias, GError **error);
 

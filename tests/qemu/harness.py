@@ -299,8 +299,15 @@ class HostdevdTestCase(unittest.TestCase):
             self.assertNotEqual(result.returncode, 0, f"hostdevctl {args} succeeded: {result.stdout}")
         return result
 
+    def settled(self):
+        """One request answered, when hostdevd runs: an attach's "attached" record is written
+        right after its answer, before hostdevd reads the next request."""
+        if getattr(self, "daemon", None) is not None and self.daemon.poll() is None:
+            self.ctl("list", self.vm)
+
     def journal(self):
         """(alias, state) of every device in hostdevd's journal (STATE/VM.journal/ALIAS.json)."""
+        self.settled()
         directory = os.path.join(self.tmp, "state", f"{self.vm}.journal")
         entries = []
         for _, entry in read_json_files(directory, lambda name: name.endswith(".json")):
@@ -309,6 +316,7 @@ class HostdevdTestCase(unittest.TestCase):
 
     def record(self, alias):
         """The journal record of @alias (STATE/VM.journal/ALIAS.json), parsed."""
+        self.settled()
         with open(os.path.join(self.tmp, "state", f"{self.vm}.journal", f"{alias}.json")) as f:
             return json.load(f)
 

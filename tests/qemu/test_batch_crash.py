@@ -74,6 +74,7 @@ class BatchCrash(HostdevdTestCase):
 
     def journal_files(self):
         """Every file of the journal directory, also request records and set-aside ones."""
+        self.settled()
         directory = self.journal_dir()
         return sorted(os.listdir(directory)) if os.path.isdir(directory) else []
 
@@ -105,13 +106,14 @@ class BatchCrash(HostdevdTestCase):
 
     # -- the crash and the restart ---------------------------------------------
 
-    def crash_during(self, xml, step, extra_env=None):
-        """Attach @xml with hostdevd set to die right after journaling @step."""
+    def crash_during(self, xml, step, extra_env=None, answered=False):
+        """Attach @xml with hostdevd set to die right after journaling @step; @answered:
+        the client has its answer by then."""
         self.daemon.terminate()
         self.daemon.wait(timeout=60)
         daemon = self.start_hostdevd(env={"HOSTDEVD_TEST_CRASH_AT": step, **(extra_env or {})})
         result = self.ctl("attach-device", self.vm, self.write_xml("batch.xml", xml))
-        self.assertNotEqual(result.returncode, 0, result.stdout)
+        self.assertEqual(result.returncode == 0, answered, result.stdout + result.stderr)
         self.assertEqual(daemon.wait(timeout=60), -signal.SIGKILL, self.log())
         self.assertIn(f"HOSTDEVD_TEST_CRASH_AT={step}: killing myself", self.log())
 
@@ -157,23 +159,30 @@ class BatchCrash(HostdevdTestCase):
     def test_crash_before_the_third_device_add(self):
         self.crash_three_usb("hostdev2:attaching:device-add")
 
-    def test_crash_after_the_second_device_is_recorded_attached(self):
-        """Two records say attached, the third attaching; all three are in QEMU."""
-        self.crash_three_usb("hostdev1:attached:done")
-
-    def test_crash_after_every_device_is_recorded_attached(self):
-        """Every device is in QEMU and recorded attached, but the request's record was
-        still there: the client never got its answer, and the request is undone."""
-        self.crash_three_usb("hostdev2:attached:done")
-
-    def test_crash_once_the_request_record_is_gone_keeps_everything(self):
-        """The request's record goes just before the answer: past that point a crash
-        keeps every device, as one device's attach is kept once recorded attached."""
-        self.crash_during(THREE_USB, "request:forgotten")
+    def crash_kept(self, step, answered=True):
+        """Past the request's record: a restart keeps all three, each recorded attached or
+        still "device-add" (QEMU holds it: the attach is finished)."""
+        self.crash_during(THREE_USB, step, answered=answered)
         self.restart()
         wait_for(lambda: len(self.listing()) == 3, 60, "the devices to be listed")
         self.assert_all_attached(["hostdev0", "hostdev1", "hostdev2"])
         self.assertTrue(all(d["state"] == "attached" for d in self.listing()))
+        self.assertEqual(sorted(self.journal()), [("hostdev0", "attached"),
+                                                  ("hostdev1", "attached"),
+                                                  ("hostdev2", "attached")])
+
+    def test_crash_once_the_request_record_is_gone_keeps_everything(self):
+        """The request's record goes just before the answer: past that point a crash
+        keeps every device, as one device's attach is kept once QEMU accepted it."""
+        self.crash_kept("request:forgotten", answered=False)
+
+    def test_crash_after_the_answer_keeps_everything(self):
+        """Answered; no device recorded attached yet (those records follow the answer)."""
+        self.crash_kept("answered")
+
+    def test_crash_after_the_second_device_is_recorded_attached(self):
+        """Answered; two records say attached, the third still "device-add"."""
+        self.crash_kept("hostdev1:attached:done")
 
     def test_crash_right_after_the_request_record(self):
         self.crash_during(THREE_USB, "request:noted")

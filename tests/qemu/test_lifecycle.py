@@ -226,10 +226,12 @@ class CrashSafety(Crashing, HostdevdTestCase):
         self.assertEqual([d["alias"] for d in listing], ["hostdev0"] if expect_attached else [])
         self.assertEqual(self.journal(), [("hostdev0", "attached")] if expect_attached else [])
 
-    def crash_attach(self, step, expect_attached):
+    def crash_attach(self, step, expect_attached, answered=False):
+        """@answered: the client has its answer before hostdevd dies (the "attached" record
+        is written right after it)."""
         daemon = self.restart_with_crash(step)
         result = self.ctl("attach-device", self.vm, self.write_xml("usb.xml", USB))
-        self.assertNotEqual(result.returncode, 0)
+        self.assertEqual(result.returncode == 0, answered, result.stderr)
         self.assertEqual(daemon.wait(timeout=60), -signal.SIGKILL)
         self.check_consistent(expect_attached)
 
@@ -243,8 +245,12 @@ class CrashSafety(Crashing, HostdevdTestCase):
     def test_crash_before_device_add(self):
         self.crash_attach("attaching:device-add", False)
 
+    def test_crash_after_answer_before_record(self):
+        # told "attached", recorded only as "device-add": the restart finishes the attach
+        self.crash_attach("answered", True, answered=True)
+
     def test_crash_after_attach_recorded(self):
-        self.crash_attach("attached:done", True)
+        self.crash_attach("attached:done", True, answered=True)
 
     def test_crash_before_device_del(self):
         self.crash_detach("detaching:device-del")

@@ -104,6 +104,10 @@ class Vm:
         return set(self.view.peripherals()) - {"usb"}
 
     def journal(self):
+        # an attach's "attached" record is written right after its answer: one more
+        # request, answered, says it is there
+        if self.daemon is not None and self.daemon.poll() is None:
+            self.ctl("list")
         directory = os.path.join(self.case.tmp, "state", f"{self.name}.journal")
         return {entry["alias"]: entry["state"]
                 for _, entry in read_json_files(directory, lambda name: name.endswith(".json"))}

@@ -56,6 +56,7 @@ class FakeS390x(HostdevdTestCase):
         return [a for c, a in self.fake.commands if c == "device_add" and a.get("driver") == "zpci"]
 
     def journal_files(self):
+        self.settled()
         return sorted(os.listdir(os.path.join(self.tmp, "state", f"{self.vm}.journal")))
 
     def all_files(self):
