@@ -572,13 +572,54 @@ def crash_during_attach(ctx):
             leftover = runtime_mentions(ctx, bdf)
             ctx.expect(not leftover, f"claims on {bdf} left in the runtime directory: {leftover}")
 
-        ctx.step(f"{vm}: QEMU quits, everything goes back")
-        l2.quit()
-        status = daemon.wait_exit(60)
-        ctx.expect(status == 0, f"the restarted hostdevd exited with {status} after QEMU quit")
-        check_given_back(ctx, bdf, "e1000e", f"{vm}: after QEMU quit")
-        leftover = runtime_mentions(ctx, bdf)
-        ctx.expect(not leftover, f"{vm}: claims on {bdf} left in the runtime directory: {leftover}")
+        quit_and_check_given_back(ctx, vm, l2, daemon, bdf)
+
+    if os.environ.get("HOSTDEVD_TEST_HOOKS") != "1":
+        ctx.log("NOT RUN: the crash between the answer and the \"attached\" record needs hostdevd "
+                "built with -Dtest_hooks=true (HOSTDEVD_TEST_CRASH_AT=answered)")
+        return
+    vm = "vm7c"
+    ctx.step(f"{vm}: SIGKILL right after the answer, before the \"attached\" record "
+             "(HOSTDEVD_TEST_CRASH_AT=answered)")
+    require_host_driver(bdf, "e1000e")
+    l2 = ctx.paused_l2(vm)
+    daemon = ctx.start_hostdevd(l2, env={"HOSTDEVD_TEST_CRASH_AT": "answered"})
+    xml = ctx.file(f"{vm}.xml", l1lib.pci_xml(bdf, managed=True))
+    result = subprocess.run([ctx.config["hostdevctl"], "attach-device", vm, xml], env=ctx.env(),
+                            capture_output=True, text=True, timeout=120)
+    check(result.returncode == 0, f"the client must have its answer before the crash: "
+                                  f"exit {result.returncode}: {result.stdout}{result.stderr}")
+    status = daemon.wait_exit(30)
+    check(status == -signal.SIGKILL, f"hostdevd exited with {status}, not by the crash point")
+    record = journal_records(ctx, vm)
+    ctx.log(f"journal after the crash: {[(e.get('alias'), e.get('state'), e.get('step')) for e in record]}")
+    check([(e.get("state"), e.get("step")) for e in record] == [("attaching", "device-add")],
+          f"the crash point comes before the \"attached\" record, but the journal holds {record}")
+    check(runtime_mentions(ctx, bdf), f"no claim on {bdf} after the answer")
+
+    ctx.step(f"{vm}: restart: the answered attach is finished, not undone")
+    daemon = ctx.start_hostdevd(l2)
+    listed = ctx.listed(vm)
+    in_qemu = [a for a, host in l2.qmp.vfio_devices().items() if host == bdf]
+    check(len(in_qemu) == 1 and [(e.get("alias"), e.get("state")) for e in listed]
+          == [(in_qemu[0], "attached")],
+          f"after the restart QEMU has {in_qemu} and hostdevd lists {listed}: "
+          f"the device the client was told is attached must stay")
+    check(l1lib.pci_driver(bdf) == "vfio-pci", f"QEMU holds {bdf} but L1 has it on "
+                                               f"{l1lib.pci_driver(bdf)}")
+    done = [(e.get("state"), e.get("step")) for e in journal_records(ctx, vm)]
+    check(done == [("attached", "done")], f"the restart did not record the attach as done: {done}")
+    quit_and_check_given_back(ctx, vm, l2, daemon, bdf)
+
+
+def quit_and_check_given_back(ctx, vm, l2, daemon, bdf):
+    ctx.step(f"{vm}: QEMU quits, everything goes back")
+    l2.quit()
+    status = daemon.wait_exit(60)
+    ctx.expect(status == 0, f"the restarted hostdevd exited with {status} after QEMU quit")
+    check_given_back(ctx, bdf, "e1000e", f"{vm}: after QEMU quit")
+    leftover = runtime_mentions(ctx, bdf)
+    ctx.expect(not leftover, f"{vm}: claims on {bdf} left in the runtime directory: {leftover}")
 
 
 # -- 8 ----------------------------------------------------------------------
@@ -840,6 +881,16 @@ def journal_entries(ctx, vm):
         return sorted(n for n in os.listdir(directory) if n.endswith(".json"))
     except OSError:
         return []
+
+
+def journal_records(ctx, vm):
+    """The journal records of @vm, parsed, in file name order."""
+    directory = os.path.join(ctx.dir, f"state-{vm}", f"{vm}.journal")
+    records = []
+    for name in journal_entries(ctx, vm):
+        with open(os.path.join(directory, name)) as f:
+            records.append(json.load(f))
+    return records
 
 
 def claims(ctx):
