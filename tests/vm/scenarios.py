@@ -527,7 +527,8 @@ CRASH_POINTS = (
 )
 
 
-@scenario(7, "crash safety: hostdevd SIGKILLed in the middle of a managed attach, restarted: consistent, nothing leaked")
+@scenario(7, "crash safety: hostdevd SIGKILLed in the middle of a managed attach, restarted: consistent, nothing "
+             "leaked; killed right after the answer: the attach is kept")
 def crash_during_attach(ctx):
     bdf = E1000E
     for index, (point, delay) in enumerate(CRASH_POINTS):
