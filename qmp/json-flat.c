@@ -58,7 +58,9 @@ read_string(Cursor *cursor)
     cursor->at = plain + 1;
     return g_strndup(start, (gsize)(plain - start));
   }
-  GString *out = g_string_sized_new((gsize)(cursor->end - start));
+  /* sized for what is known so far, not the rest of the line: a line of many
+   * escaped strings must not allocate the line's length for each of them */
+  GString *out = g_string_sized_new((gsize)(plain - start) + 16);
   g_string_append_len(out, start, plain - start);
   for (const char *p = plain; p < cursor->end; p++) {
     if (*p == '"') {
