@@ -40,7 +40,6 @@ ids_load(IdsDatabase *db, const char *const *candidates)
 {
   g_autofree char *found = NULL;
   g_autofree char *text = NULL;
-  g_auto(GStrv) lines = NULL;
   char vendor[5] = "";
   gsize length = 0;
 
@@ -63,11 +62,16 @@ ids_load(IdsDatabase *db, const char *const *candidates)
   if (!g_file_get_contents(found, &text, &length, NULL) || length > IDS_MAX_SIZE)
     return;
 
-  lines = g_strsplit(text, "\n", -1);
-  for (guint i = 0; lines[i]; i++) {
-    const char *line = lines[i];
+  /* Walk the lines in place: g_strsplit() searches the rest of the text
+   * for every line, which sanitizer builds make quadratic (their strstr
+   * measures the whole haystack each time). */
+  for (char *line = text, *next; line != NULL; line = next) {
+    char *end = memchr(line, '\n', length - (gsize)(line - text));
     char *name;
 
+    next = end ? end + 1 : NULL;
+    if (end)
+      *end = '\0';
     if (line[0] == '#' || line[0] == '\0')
       continue;
     if (line[0] == 'C' && line[1] == ' ')
@@ -75,14 +79,14 @@ ids_load(IdsDatabase *db, const char *const *candidates)
     if (g_ascii_isxdigit(line[0]) && strlen(line) > 6 && line[4] == ' ') {
       memcpy(vendor, line, 4);
       vendor[4] = '\0';
-      name = g_utf8_make_valid(g_strstrip((char *)line + 5), -1);
+      name = g_utf8_make_valid(g_strstrip(line + 5), -1);
       g_hash_table_replace(db->names, g_ascii_strdown(vendor, -1), name);
     } else if (line[0] == '\t' && line[1] != '\t' && vendor[0] != '\0' &&
                strlen(line) > 7 && line[5] == ' ') {
       g_autofree char *device = g_strndup(line + 1, 4);
       g_autofree char *key = g_strdup_printf("%s:%s", vendor, device);
 
-      name = g_utf8_make_valid(g_strstrip((char *)line + 6), -1);
+      name = g_utf8_make_valid(g_strstrip(line + 6), -1);
       g_hash_table_replace(db->names, g_ascii_strdown(key, -1), name);
     }
   }
