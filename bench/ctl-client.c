@@ -11,8 +11,13 @@
  *                                           detach VENDOR PRODUCT   (by XML, as virsh does)
  *                                           detach-alias ALIAS
  *                                           exec COMMAND            (no arguments)
+ *                                           attach-file PATH        (the XML in PATH)
+ *                                           detach-file PATH        (by XML, waiting up to
+ *                                             60 s for the guest)
  *                                           quit
- *                                         answers "ok NANOSECONDS [ALIAS]" or "err TEXT"
+ *                                         answers "ok NANOSECONDS [ALIAS]" or "err TEXT";
+ *                                         the *-file commands answer "ok NANOSECONDS REPLY",
+ *                                         hostdevd's reply line as it came
  *   ctl-client SOCKET cycles N [VENDOR PRODUCT]
  *                                         N attach+detach cycles, prints medians
  *
@@ -21,6 +26,7 @@
  */
 #include "benchlib.h"
 
+#include <errno.h>
 #include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +42,7 @@ typedef struct {
   unsigned next_id;
   char alias[128];
   char error[1024];
+  char *reply;   /* (owned) the last "return" line, for the *-file commands */
 } Control;
 
 static void
@@ -86,6 +93,8 @@ control_execute(Control *control, const char *command, const char *arguments)
       continue;
     if (bench_json_has_top_key(line, "return")) {
       remember_alias(control, line);
+      free(control->reply);
+      control->reply = strdup(line);
       /* A detach the guest has not finished is not a finished detach. */
       if (bench_json_has_string_member(line, "status", "pending")) {
         snprintf(control->error, sizeof control->error, "detach pending: %s", line);
@@ -176,6 +185,54 @@ control_detach_alias(Control *control, const char *alias)
   return control_execute(control, "detach-device", arguments);
 }
 
+/* Return: (malloc'd) {"xml": "<the file's text>"[, "wait": 60]}, or NULL with control->error. */
+static char *
+file_xml_arguments(Control *control, const char *path, int wait)
+{
+  FILE *file = fopen(path, "r");
+  char text[65536];
+  size_t length = file ? fread(text, 1, sizeof text - 1, file) : 0;
+
+  if (file == NULL || ferror(file) || !feof(file)) {
+    snprintf(control->error, sizeof control->error, "cannot read %s: %s", path,
+             file == NULL || ferror(file) ? strerror(errno) : "longer than 64 KiB");
+    if (file)
+      fclose(file);
+    return NULL;
+  }
+  fclose(file);
+  text[length] = '\0';
+  char *escaped = bench_json_escape(text);
+  size_t size = strlen(escaped) + 48;
+  char *arguments = malloc(size);
+  if (arguments == NULL)
+    bench_die("out of memory");
+  snprintf(arguments, size, "{\"xml\":\"%s\"%s}", escaped, wait ? ",\"wait\":60" : "");
+  free(escaped);
+  return arguments;
+}
+
+/* Send @command with the XML of the file @path; the file is read before the clock starts. */
+static void
+execute_file(Control *control, const char *command, const char *path, int wait)
+{
+  char *arguments = file_xml_arguments(control, path, wait);
+  if (arguments == NULL) {
+    printf("err %s\n", control->error);
+    fflush(stdout);
+    return;
+  }
+  uint64_t start = bench_now_ns();
+  int ok = control_execute(control, command, arguments);
+  uint64_t ns = bench_now_ns() - start;
+  free(arguments);
+  if (ok)
+    printf("ok %" PRIu64 " %s\n", ns, control->reply);
+  else
+    printf("err %s\n", control->error);
+  fflush(stdout);
+}
+
 static void
 answer(Control *control, int ok, uint64_t ns, int with_alias)
 {
@@ -193,6 +250,7 @@ serve(Control *control)
 
   while (fgets(line, sizeof line, stdin)) {
     char alias[128];
+    char path[400];
     int vendor, product;
     unsigned count;
     uint64_t start = bench_now_ns();
@@ -215,6 +273,10 @@ serve(Control *control)
       /* A request that never reaches QEMU: the floor of any request through hostdevd. */
       int ok = control_execute(control, alias, "{}");
       answer(control, ok, bench_now_ns() - start, 0);
+    } else if (sscanf(line, "attach-file %399s", path) == 1) {
+      execute_file(control, "attach-device", path, 0);
+    } else if (sscanf(line, "detach-file %399s", path) == 1) {
+      execute_file(control, "detach-device", path, 1);
     } else if (strncmp(line, "quit", 4) == 0) {
       return 0;
     } else {

@@ -2296,8 +2296,8 @@ def restart_hostdevd(ctx, daemons, l2s, vm, env=None):
 LV_VM = "vm20"
 LV_WARMUP = 1                   # cycles per tool not counted (first-use costs)
 LV_ROUNDS = 5                   # counted cycles per tool, interleaved (medians)
-LV_TRACE_EVENTS = ("monitor_qmp_cmd_in_band", "monitor_qmp_respond", "qmp_enter_device_del",
-                   "vfio_realize")
+LV_TRACE_EVENTS = ("handle_qmp_command", "monitor_qmp_cmd_in_band", "monitor_qmp_respond",
+                   "qmp_enter_device_del", "vfio_realize")
 LV_KERNEL_FUNCTIONS = ("driver_override_store", "unbind_store", "bind_store", "drivers_probe_store")
 LV_QEMU_CONF = ('user = "root"\ngroup = "root"\nnamespaces = [ ]\ncgroup_controllers = [ ]\n'
                 'remember_owner = 0\nsecurity_driver = "none"\nstdio_handler = "file"\n')
@@ -2442,23 +2442,42 @@ class QemuTraceLog:
         return [(request_id, seconds, self._answer_time(events, index, request_id))
                 for index, seconds, request_id in self._dispatched(events)]
 
+    @staticmethod
+    def _queued_ms(events, index, request_id, command):
+        """ms the command dispatched at @index waited in QEMU: from its monitor
+        thread reading the request (handle_qmp_command, the last one before
+        with the same id and command) to its dispatch; None if not traced."""
+        for seconds, name, args in reversed(events[:index]):
+            if name != "handle_qmp_command":
+                continue
+            _, sep, text = args.partition("req: ")
+            try:
+                request = json.loads(text) if sep else None
+            except ValueError:
+                continue
+            if isinstance(request, dict) and request.get("id") == request_id \
+                    and request.get("execute") == command:
+                return (events[index][0] - seconds) * 1000.0
+        return None
+
     def device_add_ms(self, bdf):
-        """ms from dispatching the device_add of vfio-pci @bdf to its answer."""
+        """(ms from dispatching the device_add of vfio-pci @bdf to its answer,
+        ms it waited in QEMU between being read and dispatched)."""
         events = self.since_mark()
         for index, seconds, request_id in self._dispatched(events):
             answered = self._answer_time(events, index, request_id)
             realized = [a for s, n, a in events[index + 1:]
                         if n == "vfio_realize" and bdf in a and (answered is None or s <= answered)]
             if realized and answered is not None:
-                return (answered - seconds) * 1000.0
-        return None
+                return ((answered - seconds) * 1000.0,
+                        self._queued_ms(events, index, request_id, "device_add"))
+        return None, None
 
     def device_del_ms(self, alias):
-        """ms from dispatching device_del of @alias to QEMU sending DEVICE_DELETED."""
+        """(ms from dispatching device_del of @alias to QEMU sending
+        DEVICE_DELETED, ms it waited in QEMU between being read and dispatched)."""
         events = self.since_mark()
-        for index, (seconds, name, args) in enumerate(events):
-            if name != "monitor_qmp_cmd_in_band":
-                continue
+        for index, seconds, request_id in self._dispatched(events):
             following = next((n for s, n, a in events[index + 1:]
                               if n != "monitor_qmp_respond"), None)
             if following != "qmp_enter_device_del":
@@ -2471,8 +2490,9 @@ class QemuTraceLog:
                         and event.get("data", {}).get("device") == alias:
                     stamp = event.get("timestamp", {})
                     sent = stamp.get("seconds", 0) + stamp.get("microseconds", 0) / 1e6
-                    return ((sent or later) - seconds) * 1000.0
-        return None
+                    return (((sent or later) - seconds) * 1000.0,
+                            self._queued_ms(events, index, request_id, "device_del"))
+        return None, None
 
 
 class ControlClient:
@@ -2507,6 +2527,37 @@ class ControlClient:
             self.sock.close()
         except OSError:
             pass
+
+
+class CtlClient:
+    """bench/ctl-client (plain C, no GLib: the least a client can do) on
+    hostdevd's control socket, one connection kept open; the time of a
+    request is its own clock's, write to reply, the XML file read before."""
+
+    def __init__(self, ctx, program, path):
+        self.process = ctx.spawn([program, path, "serve"], stdin=subprocess.PIPE,
+                                 stdout=subprocess.PIPE, text=True, bufsize=1)
+
+    def execute_file(self, op, xml_path):
+        """@op ("attach" or "detach", waiting for the guest) the XML in @xml_path.
+        Return: (ms, hostdevd's reply), or (None, why not)."""
+        self.process.stdin.write(f"{op}-file {xml_path}\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        check(line, f"ctl-client exited during {op}")
+        if not line.startswith("ok "):
+            return None, line.strip()
+        _, ns, reply = line.rstrip("\n").split(" ", 2)
+        return int(ns) / 1e6, json.loads(reply)
+
+    def close(self):
+        try:
+            self.process.stdin.write("quit\n")
+            self.process.stdin.close()
+            self.process.wait(timeout=10)
+        except (OSError, subprocess.TimeoutExpired):
+            self.process.kill()
+            self.process.wait()
 
 
 class VirshShell:
@@ -2700,7 +2751,26 @@ def libvirt_pci_compare(ctx):
 
         ctx.step("hostdevd on the same QEMU (its own QMP monitor)")
         daemon = ctx.start_hostdevd(l2, vm=LV_VM)
-        control = ControlClient(daemon.socket)
+        # the C client where the build has it: Python's own time in L1 would
+        # be counted as hostdevd's (virsh times itself inside its process)
+        if ctx.config.get("ctl_client"):
+            control = CtlClient(ctx, ctx.config["ctl_client"], daemon.socket)
+            client = "bench/ctl-client"
+        else:
+            control = ControlClient(daemon.socket)
+            client = "a Python client"
+
+        def hostdevd_request(op):
+            """Return: (ms, reply) of @op through the control client, checked."""
+            if isinstance(control, CtlClient):
+                total, reply = control.execute_file(op, xml)
+                check(total is not None, f"hostdevd {op} failed: {reply}")
+            elif op == "attach":
+                total, reply = control.execute("attach-device", xml=l1lib.read(xml) + "\n")
+            else:
+                total, reply = control.execute("detach-device", xml=l1lib.read(xml) + "\n",
+                                               wait=60.0)
+            return total, reply
 
         def cycle(tool):
             """One attach + detach by @tool, each checked in sysfs and QEMU.
@@ -2713,13 +2783,11 @@ def libvirt_pci_compare(ctx):
                 wall = time.time()
                 started = time.monotonic()
                 if tool == "hostdevd":
+                    total, reply = hostdevd_request(op)
                     if op == "attach":
-                        total, reply = control.execute("attach-device", xml=l1lib.read(xml) + "\n")
                         check("return" in reply, f"hostdevd attach failed: {reply}")
                         extra["phases"] = reply["return"].get("timings")
                     else:
-                        total, reply = control.execute("detach-device", xml=l1lib.read(xml) + "\n",
-                                                       wait=60.0)
                         check(reply.get("return", {}).get("status") == "detached",
                               f"hostdevd detach did not finish: {reply}")
                 else:
@@ -2751,19 +2819,25 @@ def libvirt_pci_compare(ctx):
                     check(len(in_qemu) == 1 and list(vfio.values()) == [bdf],
                           f"after {tool}'s attach QEMU shows {in_qemu} (query-pci), vfio-pci {vfio}")
                     alias = next(iter(vfio))
-                    qemu_ms = trace.device_add_ms(bdf)
+                    qemu_ms, queued_ms = trace.device_add_ms(bdf)
                 else:
                     check(driver == "e1000e", f"after {tool}'s detach {bdf} is on {driver}")
                     check(not in_qemu and not vfio,
                           f"after {tool}'s detach QEMU still shows {in_qemu} (query-pci), vfio-pci {vfio}")
-                    qemu_ms = trace.device_del_ms(alias)
+                    qemu_ms, queued_ms = trace.device_del_ms(alias)
                 check(qemu_ms is not None, f"no device_add/device_del of {tool}'s {op} in QEMU's trace")
                 kernel_ms = sum(ms for _, _, ms in writes)
                 by_function = {}
                 for _, function, ms in writes:
                     by_function[function] = round(by_function.get(function, 0) + ms, 3)
+                check(queued_ms is not None,
+                      f"no handle_qmp_command of {tool}'s {op} in QEMU's trace")
+                own = total - kernel_ms - qemu_ms
+                # the command's wait in QEMU between its monitor thread reading it
+                # and its dispatch: inside "own" as defined, shown apart
                 result = {"total": round(total, 3), "kernel": round(kernel_ms, 3),
-                          "qemu": round(qemu_ms, 3), "own": round(total - kernel_ms - qemu_ms, 3),
+                          "qemu": round(qemu_ms, 3), "own": round(own, 3),
+                          "qemu_queue": round(queued_ms, 3),
                           "kernel_writes": by_function,
                           "writers": sorted({p for p, _, _ in writes}), **extra}
                 ctx.log(f"{tool} {op}: {result}")
@@ -2797,7 +2871,9 @@ def libvirt_pci_compare(ctx):
             # strace), to see where its own share goes between them
             instance = f"{KernelBindTrace.TRACING}/instances/s20-syscalls"
             os.makedirs(instance, exist_ok=True)
-            tids = " ".join(os.listdir(f"/proc/{daemon.process.pid}/task"))
+            # QEMU's threads too: its monitor thread's reads of each command
+            tids = " ".join(os.listdir(f"/proc/{daemon.process.pid}/task") +
+                            os.listdir(f"/proc/{qemu_pid}/task"))
             for name, value in (("buffer_size_kb", "16384"), ("set_event_pid", tids),
                                 ("options/event-fork", "1"),
                                 ("events/raw_syscalls/enable", "1"),
@@ -2815,7 +2891,7 @@ def libvirt_pci_compare(ctx):
         summary = {}
         for tool, runs in cycles.items():
             summary[tool] = {op: {part: lv_median([r[op][part] for r in runs])
-                                  for part in ("total", "kernel", "qemu", "own")}
+                                  for part in ("total", "kernel", "qemu", "own", "qemu_queue")}
                              for op in ("attach", "detach")}
         phases = [r["attach"]["phases"] for r in cycles["hostdevd"] if r["attach"].get("phases")]
         if phases:
@@ -2825,7 +2901,8 @@ def libvirt_pci_compare(ctx):
                    "kernel": os.uname().release, "libvirt": virsh.version,
                    "qemu": subprocess.run([ctx.config["qemu"], "-version"], capture_output=True,
                                           text=True).stdout.splitlines()[0],
-                   "rounds": LV_ROUNDS, "warmup": LV_WARMUP, "median": summary, "cycles": cycles}
+                   "rounds": LV_ROUNDS, "warmup": LV_WARMUP, "client": client,
+                   "median": summary, "cycles": cycles}
         with open(os.path.join(l1lib.LOGS, "vfio-libvirt.json"), "w") as f:
             json.dump(results, f, indent=1)
         ctx.log(f"medians: {json.dumps(summary)}")

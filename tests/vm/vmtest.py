@@ -21,7 +21,8 @@
 Skipped (TAP "1..0 # SKIP", loudly) only when QEMU cannot run at all; any
 other problem fails.  L1 is stopped on every exit path, with a time bound.
 
-Environment: HOSTDEVD, HOSTDEVCTL (binaries), QEMU, HOSTDEVD_VM_CACHE (default
+Environment: HOSTDEVD, HOSTDEVCTL, HOSTDEVD_CTL_CLIENT (binaries; the last is
+bench/ctl-client, by default beside HOSTDEVD's build), QEMU, HOSTDEVD_VM_CACHE (default
 $XDG_CACHE_HOME/hostdevd-vm or ~/.cache/hostdevd-vm), HOSTDEVD_VM_WORKDIR
 (default /tmp/hostdevd-vm-UID; meson: BUILD/tests/vm/work), HOSTDEVD_VM_TIMEOUT (seconds for the whole L1 run,
 default 1500), HOSTDEVD_TEST_SANDBOX (hostdevd's --sandbox, default off).
@@ -450,6 +451,12 @@ def prepare_share(share, prepared, qemu, selected, cache):
     build_l2_initrd(prepared, os.path.join(share, "l2", "initrd"))
     hostdevd = binary("HOSTDEVD", "hostdevd")
     hostdevctl = binary("HOSTDEVCTL", "hostdevctl")
+    # bench/ctl-client, the least a control-socket client can do (scenario 20
+    # times hostdevd through it); beside hostdevd's build unless named
+    ctl_client = os.environ.get("HOSTDEVD_CTL_CLIENT") or os.path.join(
+        os.path.dirname(os.path.dirname(hostdevd)), "bench", "ctl-client")
+    ctl_client = in_l1(os.path.realpath(ctl_client), share, "bin") \
+        if os.access(ctl_client, os.X_OK) else ""
     schema = ""
     if 8 in selected:
         try:
@@ -463,6 +470,7 @@ def prepare_share(share, prepared, qemu, selected, cache):
         "scenarios": selected,
         "hostdevd": in_l1(hostdevd, share, "bin"),
         "hostdevctl": in_l1(hostdevctl, share, "bin"),
+        "ctl_client": ctl_client,
         "qemu": qemu,
         "l2_kernel": l2_kernel(prepared, share),
         "l2_initrd": "/tmp/w/l2/initrd",
