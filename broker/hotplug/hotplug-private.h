@@ -314,6 +314,13 @@ void hotplug_keep_shared_claims(Hotplug *hotplug, HostPrep *prep);
 gboolean hotplug_retry_failed_release(Hotplug *hotplug, const Hostdev *hostdev,
                                       const char *alias, GTask *then);
 
+/* hotplug_keep_failed_release() - an attach's undo could not give @hostdev's host
+ * device back (@error): it stays this VM's as a release that failed, listed and
+ * journaled as a detach's failed release is, which detaching it again or a
+ * restart tries again.  Takes @hostdev and @prep. */
+void hotplug_keep_failed_release(Hotplug *hotplug, Hostdev *hostdev, HostPrep *prep,
+                                 const GError *error);
+
 /* Return: (transfer full) (nullable): "KEY (VM 'NAME')" for the first claim of
  * @prep that another live VM holds now, or NULL. */
 char *hotplug_held_elsewhere(Hotplug *hotplug, const HostPrep *prep);

@@ -79,10 +79,20 @@ on_host_given_back(GObject *source, GAsyncResult *result, gpointer user_data)
   GTask *task = user_data;
   g_autoptr(GError) error = NULL;
 
-  /* the journal keeps the entry then, so a restart tries again */
-  if (!host_prep_release_finish(result, &error))
-    hotplug_plan_add_failure(task, hotplug_plan_undoing(task)->item,
-                             "giving the host device back", error);
+  if (!host_prep_release_finish(result, &error)) {
+    AttachItem *item = hotplug_plan_undoing(task)->item;
+    g_autofree char *alias = g_strdup(item->hostdev->alias);
+    /* the device stays the VM's, listed and journaled as a failed release, which
+     * a detach of it or a restart tries again; its record is kept */
+    hotplug_plan_add_failure(task, item, "giving the host device back", error);
+    hotplug_keep_failed_release(item->hotplug, g_steal_pointer(&item->hostdev),
+                                g_steal_pointer(&item->prep), error);
+    g_autofree char *why = g_strdup_printf("%s is listed as detaching until it is back: "
+                                           "`hostdevctl detach-device-alias VM %s` tries again",
+                                           alias, alias);
+    hotplug_plan_undo_hand_over(task, item, why);
+    return;
+  }
   hotplug_plan_undo_next(task);
 }
 

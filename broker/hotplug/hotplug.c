@@ -807,7 +807,7 @@ hotplug_retry_failed_release(Hotplug *hotplug, const Hostdev *hostdev, const cha
     const Hostdev *leaving = release->device->hostdev;
     if ((alias && g_strcmp0(alias, leaving->alias) == 0) ||
         (hostdev && hostdev_source_matches(hostdev, leaving))) {
-      g_ptr_array_remove_index(hotplug->failed, i);
+      g_ptr_array_steal_index(hotplug->failed, i);   /* the list would free it */
       g_message("%s: trying again to give it back to the host", leaving->alias);
       JsonObject *reply = json_object_new();
       g_autofree char *source = hostdev_describe_source(leaving);
@@ -822,6 +822,24 @@ hotplug_retry_failed_release(Hotplug *hotplug, const Hostdev *hostdev, const cha
     }
   }
   return FALSE;
+}
+
+void
+hotplug_keep_failed_release(Hotplug *hotplug, Hostdev *hostdev, HostPrep *prep,
+                            const GError *error)
+{
+  VmDevice *device = vm_devices_add(hotplug->devices, hostdev, prep);
+  /* the record a failed release leaves: a restart gives it back as for a detach */
+  hotplug_device_enter_anyway(hotplug, device, VM_DEVICE_RELEASING);
+  hotplug_device_enter_anyway(hotplug, device, VM_DEVICE_RELEASE_FAILED);
+
+  Release *release = g_new0(Release, 1);
+  release->hotplug = hotplug;
+  release->device = vm_devices_steal(hotplug->devices, device);
+  release->why = g_strdup("its attach failed");
+  release->attempts = 1;
+  release->failure = g_strdup(error->message);
+  g_ptr_array_add(hotplug->failed, release);
 }
 
 /*
