@@ -9,6 +9,7 @@ hostdevd=$1 hostdevctl=$2 mandir=$3 policy_c=$4
 
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
+trap 'exit 130' INT; trap 'exit 143' TERM  # a timeout's SIGTERM cleans up too
 
 # Plain text, no hyphenation, lines long enough never to break a word.
 text() {

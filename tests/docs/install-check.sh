@@ -9,6 +9,7 @@ case $mandir in /*) ;; *) mandir=$prefix/$mandir ;; esac
 
 dest=$(mktemp -d)
 trap 'rm -rf "$dest"' EXIT
+trap 'exit 130' INT; trap 'exit 143' TERM  # a timeout's SIGTERM cleans up too
 meson install -C "$build" --no-rebuild --quiet --destdir "$dest" >"$dest.log" 2>&1 || {
   cat "$dest.log"; rm -f "$dest.log"; exit 1; }
 rm -f "$dest.log"

@@ -14,6 +14,7 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then
 fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+trap 'exit 130' INT; trap 'exit 143' TERM  # a timeout's SIGTERM cleans up too
 cp "$unit" "$work/hostdevd@.service"
 rating=$(cd "$work" && systemd-analyze security --offline=yes ./hostdevd@.service 2>&1 |
          sed -n 's/.*Overall exposure level for [^:]*: \([0-9.]*\).*/\1/p')

@@ -10,6 +10,7 @@ hostdevctl=$1 fixtures=$2
 
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
+trap 'exit 130' INT; trap 'exit 143' TERM  # a timeout's SIGTERM cleans up too
 tar -xzf "$fixtures/sysfs-linux-6.1-q35-viommu.tar.gz" -C "$root"
 
 n=0

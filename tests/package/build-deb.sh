@@ -8,6 +8,7 @@ src=$(cd "$1" && pwd)
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
+trap 'exit 130' INT; trap 'exit 143' TERM  # a timeout's SIGTERM cleans up too
 mkdir "$work/hostdevd"
 # Tracked and untracked-but-not-ignored files: what a commit of this tree holds.
 if git -C "$src" rev-parse --git-dir >/dev/null 2>&1; then
