@@ -17,6 +17,7 @@
 
 #include "claims.h"
 #include "file-replace.h"
+#include "json-flat.h"
 #include "json-text.h"
 #include "process-identity.h"
 #include "hostdevd-error.h"
@@ -359,18 +360,24 @@ parse_origin(JsonObject *object)
 static Claim *
 parse_claim(const char *key, const char *text, gsize length, const char *own_vm)
 {
-  g_autoptr(JsonParser) parser = json_parser_new_immutable();
+  g_autoptr(JsonParser) parser = NULL;
   g_autoptr(Claim) claim = g_new0(Claim, 1);
+  /* a claim is a flat object, read in one pass (json-flat.h); json-glib
+   * reads what that declines: every attach and release reads claims */
+  g_autoptr(JsonNode) flat = json_flat_read(text, length);
+  JsonNode *root = flat;
   JsonObject *object;
-  JsonNode *root;
   JsonNode *origin;
   const char *vm;
   gint64 pid;
   gint64 qemu_pid;
 
-  if (!json_parser_load_from_data(parser, text, (gssize)length, NULL))
-    return NULL;
-  root = json_parser_get_root(parser);
+  if (root == NULL) {
+    parser = json_parser_new_immutable();
+    if (!json_parser_load_from_data(parser, text, (gssize)length, NULL))
+      return NULL;
+    root = json_parser_get_root(parser);
+  }
   if (root == NULL || !JSON_NODE_HOLDS_OBJECT(root))
     return NULL;
   object = json_node_get_object(root);

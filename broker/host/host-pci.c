@@ -66,24 +66,52 @@ device_dir(const PciAddress *addr, GError **error)
   return g_steal_pointer(&dir);
 }
 
+/*
+ * device_link_name() - the last component of @addr's sysfs link @name
+ * ("driver", "iommu_group")
+ * The link is read first and the device's directory looked at only when
+ * the link is missing: one walk of the sysfs path instead of two, on every
+ * look-up of an attach.
+ * Return: (transfer full): the name; NULL without @error when the device
+ * has no such link; NULL with NotFound (no such device) or the G_FILE_ERROR
+ * of reading the link.
+ */
+static char *
+device_link_name(const PciAddress *addr, const char *name, GError **error)
+{
+  g_autoptr(GError) local_error = NULL;
+  g_autofree char *bdf = NULL;
+  g_autofree char *link = NULL;
+  char *target;
+
+  if (!check_address(addr, error))
+    return NULL;
+  bdf = pci_address_format(addr);
+  link = host_path("sys/bus/pci/devices/%s/%s", bdf, name);
+  target = host_read_link_name(link, &local_error);
+  if (target != NULL)
+    return target;
+  if (!g_error_matches(local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
+    g_propagate_error(error, g_steal_pointer(&local_error));
+    return NULL;
+  }
+  g_free(device_dir(addr, error));   /* NotFound, or the device just has no such link */
+  return NULL;
+}
+
 char *
 host_pci_get_driver(const PciAddress *addr, GError **error)
 {
-  g_autofree char *dir = device_dir(addr, error);
-  g_autofree char *bdf = NULL;
-  g_autofree char *link = NULL;
   g_autoptr(GError) local_error = NULL;
-  char *driver;
+  g_autofree char *bdf = NULL;
+  char *driver = device_link_name(addr, "driver", &local_error);
 
-  if (dir == NULL)
+  if (driver != NULL || local_error == NULL)
+    return driver;   /* NULL: unbound */
+  if (local_error->domain == HOSTDEVD_ERROR) {
+    g_propagate_error(error, g_steal_pointer(&local_error));
     return NULL;
-  link = g_build_filename(dir, "driver", NULL);
-  driver = host_read_link_name(link, &local_error);
-  if (driver != NULL)
-    return driver;
-  if (g_error_matches(local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT))
-    return NULL; /* unbound */
-
+  }
   bdf = pci_address_format(addr);
   g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
               "cannot read the driver of PCI device %s: %s",
@@ -105,21 +133,16 @@ host_has_iommu_groups(void)
 int
 host_pci_get_iommu_group(const PciAddress *addr, GError **error)
 {
-  g_autofree char *dir = device_dir(addr, error);
-  g_autofree char *bdf = NULL;
-  g_autofree char *link = NULL;
+  g_autofree char *bdf = pci_address_format(addr);
   g_autofree char *group = NULL;
   g_autoptr(GError) local_error = NULL;
   guint64 number;
 
-  if (dir == NULL)
-    return -1;
-  bdf = pci_address_format(addr);
-  link = g_build_filename(dir, "iommu_group", NULL);
-  group = host_read_link_name(link, &local_error);
-
+  group = device_link_name(addr, "iommu_group", &local_error);
   if (group == NULL) {
-    if (!g_error_matches(local_error, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
+    if (local_error && local_error->domain == HOSTDEVD_ERROR) {
+      g_propagate_error(error, g_steal_pointer(&local_error));
+    } else if (local_error) {
       g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
                   "cannot read the IOMMU group of PCI device %s: %s",
                   bdf, local_error->message);
@@ -459,6 +482,16 @@ host_pci_read_class(const PciAddress *addr, guint *class_code)
 {
   g_autofree char *name = pci_address_format(addr);
   return read_hex_attr(name, "class", 0xffffff, class_code);
+}
+
+gboolean
+host_pci_is_disabled(const PciAddress *addr)
+{
+  g_autofree char *name = pci_address_format(addr);
+  g_autofree char *path = host_path("sys/bus/pci/devices/%s/enable", name);
+  g_autofree char *count = host_read_attr(path, NULL);
+
+  return g_strcmp0(count, "0") == 0;
 }
 
 gboolean

@@ -80,6 +80,16 @@ gboolean host_pci_read_ids(const PciAddress *addr, guint *vendor, guint *device,
 gboolean host_pci_read_class(const PciAddress *addr, guint *class_code);
 
 /**
+ * host_pci_is_disabled() - the kernel's word that nothing holds @addr enabled
+ * vfio-pci enables a function while a process has it open (its "enable"
+ * count, which a host driver raises too while bound), and disables it at
+ * the last close; nothing a VFIO user does through the device changes the
+ * count.  So 0 on a function QEMU had open proves QEMU let go of it.
+ * Return: whether its "enable" reads 0; FALSE when it cannot be read.
+ */
+gboolean host_pci_is_disabled(const PciAddress *addr);
+
+/**
  * host_pci_device_read() - everything the inventory shows of @addr
  * Return: (transfer full): the device, or NULL with NotFound (no such
  * device) or HostError (its ids cannot be read).

@@ -54,21 +54,18 @@ memlock_host_ram_bytes(GError **error)
                 "cannot read the host's memory size from %s: %s", display, local->message);
     return 0;
   }
-  /* "MemTotal:       16318428 kB" */
-  g_auto(GStrv) lines = g_strsplit(text, "\n", -1);
-  for (char **line = lines; *line; line++) {
+  /* "MemTotal:       16318428 kB", the first line */
+  const char *line = g_str_has_prefix(text, "MemTotal:") ? text : strstr(text, "\nMemTotal:");
+  if (line != NULL) {
+    const char *number = line + strspn(line, "\n") + strlen("MemTotal:");
+    number += strspn(number, " \t");
+    gsize digits = strspn(number, "0123456789");
+    g_autofree char *value = g_strndup(number, digits);
+    const char *unit = number + digits + strspn(number + digits, " \t");
     guint64 kib;
-    g_auto(GStrv) words = g_strsplit_set(*line, " \t", -1);
-    if (!g_str_has_prefix(*line, "MemTotal:"))
-      continue;
-    /* the number is the first non-empty word after the label */
-    char **word = words + 1;
-    while (*word && **word == '\0')
-      word++;
-    if (*word && g_strcmp0(word[1], "kB") == 0 &&
-        g_ascii_string_to_unsigned(*word, 10, 1, G_MAXUINT64 / 1024, &kib, NULL))
+    if (g_str_has_prefix(unit, "kB") && (unit[2] == '\n' || unit[2] == '\0') &&
+        g_ascii_string_to_unsigned(value, 10, 1, G_MAXUINT64 / 1024, &kib, NULL))
       return kib * 1024;
-    break;
   }
   g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
               "cannot read the host's memory size: %s has no valid 'MemTotal: N kB' line",
@@ -77,19 +74,17 @@ memlock_host_ram_bytes(GError **error)
 }
 
 gboolean
-memlock_needed_for_reported_guest(guint64 reported_ram_bytes, guint n_vfio_devices,
-                                  gboolean guest_viommu, guint64 *needed, GError **error)
+memlock_needed_for_reported_guest(guint64 reported_ram_bytes, guint64 host_ram_bytes,
+                                  guint n_vfio_devices, gboolean guest_viommu,
+                                  guint64 *needed, GError **error)
 {
   *needed = 0;
   if (n_vfio_devices == 0)
     return TRUE;
 
-  guint64 host = memlock_host_ram_bytes(error);
-  if (host == 0)
-    return FALSE;
   g_autofree char *ram = memlock_format_bytes(reported_ram_bytes);
-  if (reported_ram_bytes > host) {
-    g_autofree char *have = memlock_format_bytes(host);
+  if (reported_ram_bytes > host_ram_bytes) {
+    g_autofree char *have = memlock_format_bytes(host_ram_bytes);
     g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_QEMU_ERROR,
                 "QEMU reports %s of guest RAM (%" G_GUINT64_FORMAT " bytes, "
                 "query-memory-size-summary), more than the host's %s (MemTotal): VFIO pins "

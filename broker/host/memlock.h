@@ -49,21 +49,22 @@ guint64 memlock_host_ram_bytes(GError **error);
  * guest RAM size QEMU reported, which hostdevd does not take on trust
  * @reported_ram_bytes: base-memory + plugged-memory of QMP
  *   query-memory-size-summary, as QEMU answered
+ * @host_ram_bytes: the host's memory, memlock_host_ram_bytes() (read
+ *   ahead by the caller, who may do it while it waits for other things)
  * @n_vfio_devices, @guest_viommu: as for memlock_needed_for_guest()
  * @needed: (out): the RLIMIT_MEMLOCK to raise QEMU's limit to; 0 when
- *   @n_vfio_devices is 0 (nothing to pin, nothing read)
- * Refuses a size larger than the host's memory (memlock_host_ram_bytes()):
- * pinned pages must be resident, so such a guest cannot be backed and the
- * answer is a lie or a mistake.  Refuses a limit that does not fit in 64
- * bits instead of saturating (G_MAXUINT64 would mean "unlimited" to
- * memlock_raise()).
+ *   @n_vfio_devices is 0 (nothing to pin)
+ * Refuses a size larger than the host's memory: pinned pages must be
+ * resident, so such a guest cannot be backed and the answer is a lie or a
+ * mistake.  Refuses a limit that does not fit in 64 bits instead of
+ * saturating (G_MAXUINT64 would mean "unlimited" to memlock_raise()).
  * Return: TRUE with @needed set; FALSE with HOSTDEVD_ERROR_QEMU_ERROR saying
  *   which size QEMU reported, what bounds it and that the limit was left
- *   alone, or the HOSTDEVD_ERROR_HOST_ERROR of memlock_host_ram_bytes().
+ *   alone.
  */
-gboolean memlock_needed_for_reported_guest(guint64 reported_ram_bytes, guint n_vfio_devices,
-                                           gboolean guest_viommu, guint64 *needed,
-                                           GError **error);
+gboolean memlock_needed_for_reported_guest(guint64 reported_ram_bytes, guint64 host_ram_bytes,
+                                           guint n_vfio_devices, gboolean guest_viommu,
+                                           guint64 *needed, GError **error);
 
 /* Return: whether @qom_type, a QOM type name or a qom-list property type
  * "child<TYPE>", is a guest vIOMMU: intel-iommu, amd-iommu, virtio-iommu,

@@ -818,6 +818,13 @@ mdev_policy_facts(const AttachItem *item, PolicyDeviceFacts *facts)
   return TRUE;
 }
 
+/* A VFIO function QEMU had open is disabled again only once QEMU closed it. */
+static gboolean
+pci_let_go_in_kernel(const VmDevice *device)
+{
+  return device->prep && device->prep->vfio && host_pci_is_disabled(&device->prep->vfio->addr);
+}
+
 static const AttachStepKind *const usb_host_steps[] = {
   &hotplug_step_claim, &hotplug_step_pass_fd, NULL,
 };
@@ -849,6 +856,7 @@ static const HotplugTypeOps type_ops[] = {
     .resolve = pci_precheck,
     .policy_facts = pci_policy_facts,
     .host_steps = pci_host_steps,
+    .let_go_in_kernel = pci_let_go_in_kernel,
     /* none: hostdevd chose its bus and address, and QEMU answers device_add
      * only once the device is realized and plugged there (as for USB on a
      * chosen port); asking again would only cost a round trip */

@@ -90,6 +90,10 @@ typedef struct {
   /* (nullable) what confirms the device in QEMU once every device_add was
    * accepted; none where device_add's success is the proof */
   const AttachStepKind *verify;
+  /* (nullable) whether the kernel shows that QEMU let go of @device, a proof
+   * QEMU cannot forge, so that its word need not be asked after
+   * DEVICE_DELETED; FALSE (or none) asks QEMU */
+  gboolean (*let_go_in_kernel)(const VmDevice *device);
 } HotplugTypeOps;
 
 /* hotplug_forget_usb_ports() - the USB port map is no longer trusted: read it at the next use. */
@@ -164,6 +168,12 @@ struct _Op {
   JsonNode *guest_memory;        /* its answer, once in */
   GError *guest_memory_error;    /* or why there is none */
   GTask *guest_memory_waiter;    /* (nullable) the guest-memory step, waiting for it */
+  /* what sizing the limit reads of the host and of QEMU, read once the answer
+   * is in (while the host is prepared, not after) */
+  gboolean memlock_facts_read;
+  guint64 host_ram;              /* the host's memory, 0 when unknown */
+  GError *host_ram_error;        /* why it is unknown */
+  gboolean qemu_ipc_lock;        /* QEMU may lock memory without limit */
   /* the plan (hotplug-plan.h) */
   GArray *plan;                  /* AttachStep, in order */
   guint next;                    /* the first step not run yet (of a concurrent run: its first) */
@@ -337,11 +347,13 @@ void hotplug_emit(Hotplug *hotplug, const char *name, JsonObject *data);
 int hotplug_qemu_failure_code(const GError *error);
 /* Return: (transfer full): the ids in a qom-list /machine/peripheral reply. */
 GStrv hotplug_peripheral_ids(JsonNode *qom_list);
-/* hotplug_release_when_gone() - QEMU reported @device deleted: ask QEMU
- * whether it still has it first, and give the device back
- * (hotplug_release_device()) only when it says it has not.  Otherwise it
- * stays as it is, and @then (when given) is answered with @reply's status
- * "pending"; a device another path released meanwhile answers @reply as is. */
+/* hotplug_release_when_gone() - QEMU reported @device deleted: give the
+ * device back (hotplug_release_device()) at once when the kernel shows QEMU
+ * let go of it (its type's let_go_in_kernel), else ask QEMU whether it
+ * still has it first, and give it back only when it says it has not.
+ * Otherwise it stays as it is, and @then (when given) is answered with
+ * @reply's status "pending"; a device another path released meanwhile
+ * answers @reply as is. */
 void hotplug_release_when_gone(Hotplug *hotplug, VmDevice *device, const char *why, GTask *then,
                                JsonNode *reply);
 /* hotplug_list_peripherals() - qom-list /machine/peripheral. */
@@ -388,6 +400,9 @@ void hotplug_journal_forget(Hotplug *hotplug, const char *alias);
 void hotplug_revoke_usb_async(Hotplug *hotplug, VmDevice *device, GAsyncReadyCallback callback,
                               gpointer user_data);
 gboolean hotplug_revoke_usb_finish(GAsyncResult *result, GError **error);
+/* Return: whether @device has USB descriptors to revoke at all (else the
+ * revocation is done at once, and the release need not wait a turn of the loop). */
+gboolean hotplug_revoke_usb_applies(const VmDevice *device);
 
 /* hotplug_release_device() - QEMU no longer holds @device: give it back to
  * the host, forget it, then finish @then (nullable) with @reply. */

@@ -281,6 +281,19 @@ vfio_device_count(const Op *op)
   return count;
 }
 
+/* Read what sizing the limit needs of the host and of QEMU's process, once. */
+static void
+read_memlock_facts(Op *op)
+{
+  pid_t qemu = qmp_client_get_peer_pid(op->hotplug->qmp);
+
+  if (op->memlock_facts_read)
+    return;
+  op->memlock_facts_read = TRUE;
+  op->host_ram = memlock_host_ram_bytes(&op->host_ram_error);
+  op->qemu_ipc_lock = qemu > 0 && process_has_ipc_lock(qemu);
+}
+
 /* The guest's RAM @value (or @error) sizes what QEMU may lock for the running step's device. */
 static void
 guest_memory_sized(GTask *task, JsonNode *value, const GError *error)
@@ -290,6 +303,7 @@ guest_memory_sized(GTask *task, JsonNode *value, const GError *error)
   GError *local = NULL;
   pid_t qemu = qmp_client_get_peer_pid(hotplug->qmp);
   guint64 soft = 0, hard = 0;
+  Op *op = task_op(task);
 
   if (value == NULL || !JSON_NODE_HOLDS_OBJECT(value)) {
     hotplug_plan_step_done(task, g_error_new(HOSTDEVD_ERROR, HOSTDEVD_ERROR_QEMU_ERROR,
@@ -303,17 +317,24 @@ guest_memory_sized(GTask *task, JsonNode *value, const GError *error)
   guint64 ram = (guint64)json_object_get_int_member_with_default(sizes, "base-memory", 0) +
                 (guint64)json_object_get_int_member_with_default(sizes, "plugged-memory", 0);
   /* with a vIOMMU each VFIO device may pin all guest RAM on its own */
-  Op *op = task_op(task);
   gboolean viommu = op->topology &&
                     memlock_guest_has_viommu((const char *const *)op->topology->types);
   guint64 needed = 0;
+  guint count = vfio_device_count(op);
+  read_memlock_facts(op);
+  if (count > 0 && op->host_ram == 0) {
+    hotplug_plan_step_done(task, g_error_copy(op->host_ram_error), FALSE);
+    return;
+  }
   /* what QEMU reports is bounded before it becomes a limit */
-  if (!memlock_needed_for_reported_guest(ram, vfio_device_count(op), viommu, &needed, &local)) {
+  if (!memlock_needed_for_reported_guest(ram, op->host_ram, count, viommu, &needed, &local)) {
     hotplug_plan_step_done(task, local, FALSE);
     return;
   }
+  /* the limit itself is read now: only this hostdevd changes it, and a
+   * release may have set it back meanwhile */
   gboolean enough = qemu <= 0 || (memlock_get(qemu, &soft, &hard, NULL) && soft >= needed) ||
-                    process_has_ipc_lock(qemu);
+                    op->qemu_ipc_lock;
 
   item->guest_ram = ram;   /* no more than the host has, or the check above refused it */
   item->memlock_needed = enough ? 0 : needed;
@@ -338,6 +359,10 @@ on_memory_size(GObject *source, GAsyncResult *result, gpointer user_data)
 
   op->guest_memory = qmp_client_execute_finish(QMP_CLIENT(source), result,
                                                &op->guest_memory_error);
+  /* in while the host is prepared (or earlier): the rest of the sizing's
+   * reads are done now, off the attach's path */
+  if (op->guest_memory)
+    read_memlock_facts(op);
   if (op->guest_memory_waiter) {
     op->guest_memory_waiter = NULL;
     guest_memory_sized(task, op->guest_memory, op->guest_memory_error);

@@ -129,19 +129,25 @@ on_port_off(gpointer data)
   return G_SOURCE_REMOVE;
 }
 
+gboolean
+hotplug_revoke_usb_applies(const VmDevice *device)
+{
+  const Hostdev *hostdev = device->hostdev;
+  /* not USB, or never opened for QEMU (a device still waiting to appear) */
+  return hostdev->type == HOSTDEV_TYPE_USB && device->prep != NULL &&
+         hostdev->usb.has_address && hostdev->usb.port_path != NULL;
+}
+
 void
 hotplug_revoke_usb_async(Hotplug *hotplug, VmDevice *device, GAsyncReadyCallback callback,
                          gpointer user_data)
 {
   GTask *task = g_task_new(NULL, NULL, callback, user_data);
   Hostdev *hostdev = device->hostdev;
-  HostPrep *prep = device->prep;
   g_autoptr(GError) local = NULL;
   GError *error = NULL;
 
-  if (hostdev->type != HOSTDEV_TYPE_USB || prep == NULL || !hostdev->usb.has_address ||
-      hostdev->usb.port_path == NULL) {
-    /* never opened for QEMU (a device still waiting to appear) */
+  if (!hotplug_revoke_usb_applies(device)) {
     g_task_return_boolean(task, TRUE);
     g_object_unref(task);
     return;
@@ -163,6 +169,7 @@ hotplug_revoke_usb_async(Hotplug *hotplug, VmDevice *device, GAsyncReadyCallback
   }
 
   StateEntry *entry = state_journal_find(hotplug->journal, hostdev->alias);
+  HostPrep *prep = device->prep;
   g_free(prep->usb_port_disabled);
   prep->usb_port_disabled = g_strdup(port);
   if (!hotplug_journal_device(hotplug, hostdev, entry ? entry->state : STATE_DETACHING,

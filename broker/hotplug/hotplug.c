@@ -45,6 +45,7 @@ op_free(Op *op)
   g_clear_pointer(&op->topology, guest_topology_free);
   g_clear_pointer(&op->guest_memory, json_node_unref);
   g_clear_error(&op->guest_memory_error);
+  g_clear_error(&op->host_ram_error);
   if (op->timings)
     json_object_unref(op->timings);
   if (op->plan)
@@ -540,6 +541,7 @@ release_finish(Release *release, const GError *error)
 
 static void release_host_after_fdset(gpointer data);
 static void on_usb_revoked(GObject *source, GAsyncResult *result, gpointer user_data);
+static void release_host_prep(Release *release);
 
 static gboolean
 on_release_retry(gpointer data)
@@ -590,7 +592,10 @@ release_host_after_fdset(gpointer data)
     release_finish(release, NULL);
     return;
   }
-  hotplug_revoke_usb_async(release->hotplug, release->device, on_usb_revoked, release);
+  if (hotplug_revoke_usb_applies(release->device))
+    hotplug_revoke_usb_async(release->hotplug, release->device, on_usb_revoked, release);
+  else
+    release_host_prep(release);
 }
 
 /* A USB device's descriptors are revoked (usb-revoke.h): undo the host preparation. */
@@ -598,7 +603,6 @@ static void
 on_usb_revoked(GObject *source, GAsyncResult *result, gpointer user_data)
 {
   Release *release = user_data;
-  HostPrep *prep = release->device->prep;
   g_autoptr(GError) error = NULL;
 
   if (!hotplug_revoke_usb_finish(result, &error)) {
@@ -606,6 +610,14 @@ on_usb_revoked(GObject *source, GAsyncResult *result, gpointer user_data)
     release_finish(release, error);
     return;
   }
+  release_host_prep(release);
+}
+
+/* Nothing of QEMU's is left on the device: undo its host preparation. */
+static void
+release_host_prep(Release *release)
+{
+  HostPrep *prep = release->device->prep;
   /* after QEMU exited, host drivers are probed only once its process is gone */
   Hotplug *hotplug = release->hotplug;
   HostReleaseWait wait = { hotplug->qemu.pid, hotplug->qemu.start_time, 0 };
@@ -1014,6 +1026,13 @@ void
 hotplug_release_when_gone(Hotplug *hotplug, VmDevice *device, const char *why, GTask *then,
                           JsonNode *reply)
 {
+  const HotplugTypeOps *ops = hotplug_type_ops(device->hostdev->type);
+
+  if (ops->let_go_in_kernel && ops->let_go_in_kernel(device)) {
+    g_autofree char *proven = g_strdup_printf("%s; the kernel shows QEMU let go of it", why);
+    hotplug_release_device(hotplug, device, proven, then, reply);
+    return;
+  }
   GoneCheck *check = g_new0(GoneCheck, 1);
   check->hotplug = hotplug;
   check->alias = g_strdup(device->hostdev->alias);

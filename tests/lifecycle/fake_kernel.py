@@ -7,9 +7,10 @@ with the semantics hostdevd relies on, shared by every process of a run.
 It reproduces tests/unit/host-fixture.c across processes: writes change the
 state before write() returns; driver_override reads "(null)" when empty;
 writing a BDF to drivers/X/unbind removes the driver link; drivers_probe
-binds the override's driver, else the native one; /dev/vfio/N appears when
-the first member of group N binds to vfio-pci and goes with the last; an
-unbind from vfio-pci blocks while a (fake) QEMU holds the device, and the
+binds the override's driver, else the native one; a function's "enable"
+counts its user (a QEMU holding it on vfio-pci, or its host driver);
+/dev/vfio/N appears when the first member of group N binds to vfio-pci
+and goes with the last; an unbind from vfio-pci blocks while a (fake) QEMU holds the device, and the
 kernel asks that QEMU to release it (the VFIO "request", which QEMU turns
 into an unplug); the probe of a host driver fails with EINVAL while another
 member of the group is held; chown/chmod of /dev/vfio/N are kept.
@@ -196,6 +197,18 @@ class Kernel:
         node = self.nodes.get(self.pci[bdf] + "/driver_override")
         text = node.data.decode().strip() if node else ""
         return "" if text == "(null)" else text
+
+    def contents(self, node, real):
+        """What reading @node (at @real) gives: a function's "enable" counts
+        its user, as the kernel's does: vfio-pci enables it while a QEMU has
+        it open, a host driver while bound (the snapshot's count otherwise)."""
+        parent, name = os.path.split(real)
+        bdf = self.devdir.get(parent)
+        if name != "enable" or bdf is None or self.driver(bdf) is None:
+            return node.data
+        if self.driver(bdf) == "vfio-pci":
+            return b"1\n" if bdf in self.holders else b"0\n"
+        return b"1\n"
 
     def groups_on_vfio(self):
         return sorted({self.group(b) for b in self.pci if self.driver(b) == "vfio-pci"})
@@ -576,10 +589,10 @@ class SysFs(fuse.Fuse):
 
     def read(self, path, size, offset):
         with self.kernel.lock:
-            node, _ = self.kernel.lookup(path)
+            node, real = self.kernel.lookup(path)
             if node is None:
                 return -errno.ENOENT
-            return node.data[offset:offset + size]
+            return self.kernel.contents(node, real)[offset:offset + size]
 
     def write(self, path, buf, offset):
         err = self.kernel.write(path, bytes(buf))

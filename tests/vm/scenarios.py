@@ -2772,6 +2772,8 @@ def libvirt_pci_compare(ctx):
                                                wait=60.0)
             return total, reply
 
+        detaches = {"hostdevd": 0}
+
         def cycle(tool):
             """One attach + detach by @tool, each checked in sysfs and QEMU.
             Return: {op: {total, kernel, qemu, own, …}}."""
@@ -2814,6 +2816,19 @@ def libvirt_pci_compare(ctx):
                 driver = l1lib.pci_driver(bdf)
                 in_qemu = qemu_pci_functions(l2.qmp, 0x8086, 0x10d3)
                 vfio = l2.qmp.vfio_devices()
+                # the kernel's count of the function's users, which hostdevd's
+                # release takes as the proof that QEMU let go (host_pci_is_disabled)
+                enabled = l1lib.read(f"/sys/bus/pci/devices/{bdf}/enable")
+                if op == "attach":
+                    check(enabled == "1", f"{bdf} in QEMU: the kernel counts {enabled} users, not 1")
+                elif tool == "hostdevd":
+                    detaches["hostdevd"] += 1
+                    let_go = sum("released: QEMU reported DEVICE_DELETED; the kernel shows QEMU "
+                                 "let go of it" in line
+                                 for line in daemon.log_of_this_run().splitlines())
+                    check(let_go == detaches["hostdevd"],
+                          f"of hostdevd's {detaches['hostdevd']} detaches, {let_go} took the "
+                          f"kernel's word that QEMU let go instead of asking QEMU")
                 if op == "attach":
                     check(driver == "vfio-pci", f"after {tool}'s attach {bdf} is on {driver}")
                     check(len(in_qemu) == 1 and list(vfio.values()) == [bdf],
@@ -2871,10 +2886,12 @@ def libvirt_pci_compare(ctx):
             # strace), to see where its own share goes between them
             instance = f"{KernelBindTrace.TRACING}/instances/s20-syscalls"
             os.makedirs(instance, exist_ok=True)
-            # QEMU's threads too: its monitor thread's reads of each command
-            tids = " ".join(os.listdir(f"/proc/{daemon.process.pid}/task") +
-                            os.listdir(f"/proc/{qemu_pid}/task"))
-            for name, value in (("buffer_size_kb", "16384"), ("set_event_pid", tids),
+            # QEMU's threads too (its monitor thread's reads of each command),
+            # unless the switch says "hostdevd": then a whole cycle fits
+            tids = os.listdir(f"/proc/{daemon.process.pid}/task")
+            if os.environ["HOSTDEVD_TEST_S20_SYSTRACE"] != "hostdevd":
+                tids += os.listdir(f"/proc/{qemu_pid}/task")
+            for name, value in (("buffer_size_kb", "32768"), ("set_event_pid", " ".join(tids)),
                                 ("options/event-fork", "1"),
                                 ("events/raw_syscalls/enable", "1"),
                                 ("events/sched/sched_switch/enable", "1")):
