@@ -14,6 +14,10 @@ static const struct {
   StateDeviceState journal;   /* what the journal records ... */
   const char *step;           /* ... and the step about to take effect */
   guint next;                 /* TO() of every state that may follow */
+  /* entered from a state journaled as detaching, that record stands: a
+   * replay of either gives the device back once QEMU no longer has it, so
+   * a record naming only another step would cost the release a write */
+  gboolean detaching_record_stands;
 } states[] = {
   [VM_DEVICE_ATTACHED] = {
     "attached", "attached", STATE_ATTACHED, "done",
@@ -30,7 +34,7 @@ static const struct {
   },
   [VM_DEVICE_RELEASING] = {
     "being given back to the host", "detaching", STATE_DETACHING, "host-release",
-    TO(VM_DEVICE_RELEASE_FAILED),
+    TO(VM_DEVICE_RELEASE_FAILED), .detaching_record_stands = TRUE,
   },
   /* the record stays as it was: a restart gives the device back as for a release */
   [VM_DEVICE_RELEASE_FAILED] = {
@@ -75,7 +79,9 @@ enter(Hotplug *hotplug, VmDevice *device, VmDeviceState state, gboolean strict, 
   /* a device that took nothing from the host has nothing to give back: its record goes */
   gboolean nothing_to_record = state == VM_DEVICE_RELEASING && host_prep_is_empty(device->prep);
   gboolean recorded = states[from].journal == states[state].journal &&
-                      g_str_equal(states[from].step, states[state].step);
+                      (g_str_equal(states[from].step, states[state].step) ||
+                       (states[state].detaching_record_stands &&
+                        states[from].journal == STATE_DETACHING));
   /* a waiting device's record is all a restart has of it, the attach it came back
    * from may have dropped it: its host part (usb-follow, claims) is written too */
   const HostPrep *prep = state == VM_DEVICE_WAITING ? device->prep : NULL;

@@ -121,10 +121,11 @@ test_detach_refused_then_released(Fixture *fixture, gconstpointer data)
   enter_ok(fixture, VM_DEVICE_DETACHING, "detaching/device-del");   /* a second detach */
   enter_ok(fixture, VM_DEVICE_ATTACHED, "attached/done");
   enter_ok(fixture, VM_DEVICE_DETACHING, "detaching/device-del");
-  enter_ok(fixture, VM_DEVICE_RELEASING, "detaching/host-release");
+  /* the detaching record stands: its replay gives the device back as well */
+  enter_ok(fixture, VM_DEVICE_RELEASING, "detaching/device-del");
   /* a failure and its retry change nothing on disk: the record says "give it back" */
-  enter_ok(fixture, VM_DEVICE_RELEASE_FAILED, "detaching/host-release");
-  enter_ok(fixture, VM_DEVICE_RELEASING, "detaching/host-release");
+  enter_ok(fixture, VM_DEVICE_RELEASE_FAILED, "detaching/device-del");
+  enter_ok(fixture, VM_DEVICE_RELEASING, "detaching/device-del");
   g_assert_cmpstr(hotplug_device_state_listed(fixture->device->state), ==, "detaching");
 }
 
@@ -135,7 +136,7 @@ test_group_waiter(Fixture *fixture, gconstpointer data)
   enter_refused(fixture, VM_DEVICE_ATTACHED);
   enter_refused(fixture, VM_DEVICE_DETACHING);
   enter_refused(fixture, VM_DEVICE_RELEASE_FAILED);
-  enter_ok(fixture, VM_DEVICE_RELEASING, "detaching/host-release");
+  enter_ok(fixture, VM_DEVICE_RELEASING, "detaching/wait-group");
 }
 
 /* Once out of QEMU a device never comes back to it, nor skips its release. */
