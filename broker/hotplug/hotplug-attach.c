@@ -300,6 +300,23 @@ kind_in(const AttachStepKind *const *kinds, const AttachStepKind *kind)
   return FALSE;
 }
 
+/* Each VFIO binding after another of its IOMMU group in the plan knows that one. */
+static void
+link_group_bindings(Op *op)
+{
+  for (guint i = 0; op->plan && i < op->plan->len; i++) {
+    AttachStep *step = &g_array_index(op->plan, AttachStep, i);
+    for (guint j = i; step->kind == &hotplug_step_vfio_bind && j-- > 0;) {
+      AttachStep *earlier = &g_array_index(op->plan, AttachStep, j);
+      if (earlier->kind == step->kind &&
+          earlier->item->prep->vfio->group == step->item->prep->vfio->group) {
+        step->item->bound_before = earlier->item;
+        break;
+      }
+    }
+  }
+}
+
 /* The steps of the attach, in order: the host preparation (request-wide
  * stages, then each device's other steps; an IOMMU group held whole by the
  * request is all on vfio-pci before QEMU opens it), QEMU's commands (a
@@ -313,6 +330,7 @@ plan_steps(Op *op)
       if (!item->waits_for_device && kind_in(item->ops->host_steps, *stage))
         hotplug_plan_add(op, *stage, item, 0);
     }
+  link_group_bindings(op);
   for (guint i = 0; i < op->items->len; i++) {
     AttachItem *item = g_ptr_array_index(op->items, i);
     for (const AttachStepKind *const *kind = item->ops->host_steps;

@@ -134,6 +134,9 @@ struct _AttachItem {
   GArray *joining;               /* PciAddress: the request's other PCI functions */
   AttachItem *slot_leader;       /* function 0 of the guest slot it shares with other devices
                                   * of the request (a multifunction slot); NULL otherwise */
+  AttachItem *bound_before;      /* the request's device of its IOMMU group whose binding runs
+                                  * just before its own (it gives /dev/vfio/N to QEMU first);
+                                  * NULL otherwise */
   guint64 memlock_needed;        /* the limit VFIO needs, 0 when QEMU's covers it */
   guint64 guest_ram;             /* bytes QEMU may pin for it (bounded by the host's RAM) */
   const char *journaled_step;    /* the step its journal record names now */

@@ -44,6 +44,19 @@ group_sibling(const AttachItem *item)
   return sibling ? sibling->prep->vfio : NULL;
 }
 
+/* Return: (nullable): the record of the device that gave @item's IOMMU group
+ * node to QEMU before @item's binding: the request's device of the group
+ * bound just before it, else a device of this VM in the group.  Its record
+ * says what the node was before either (a crash between the two bindings
+ * undoes both, in either order, to that). */
+static const VfioRecord *
+bind_sibling(const AttachItem *item)
+{
+  if (item->bound_before != NULL && item->bound_before->prep->vfio != NULL)
+    return item->bound_before->prep->vfio;
+  return group_sibling(item);
+}
+
 static void
 claim_run(GTask *task, AttachStep *step)
 {
@@ -138,7 +151,7 @@ has_vfio_record(const AttachItem *item)
 static gboolean
 vfio_bind_prepare(AttachItem *item, GError **error)
 {
-  return host_prep_vfio_plan(item->prep, item->hotplug->take_whole_group, group_sibling(item),
+  return host_prep_vfio_plan(item->prep, item->hotplug->take_whole_group, bind_sibling(item),
                              error) &&
          hotplug_policy_allows_companions(item, item->prep->vfio, error);
 }
@@ -170,7 +183,7 @@ vfio_bind_run(GTask *task, AttachStep *step)
   BindCall *call = g_new(BindCall, 1);
   *call = (BindCall){ .task = task, .step = step };
   host_prep_vfio_bind_async(item->prep, hotplug->take_whole_group, hotplug->qemu_uid,
-                            hotplug->qemu_gid, group_sibling(item), on_vfio_bound, call);
+                            hotplug->qemu_gid, bind_sibling(item), on_vfio_bound, call);
 }
 
 /* One IOMMU group's members (and the companions a whole-group takeover
