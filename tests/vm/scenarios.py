@@ -2823,9 +2823,18 @@ def libvirt_pci_compare(ctx):
                     check(enabled == "1", f"{bdf} in QEMU: the kernel counts {enabled} users, not 1")
                 elif tool == "hostdevd":
                     detaches["hostdevd"] += 1
-                    let_go = sum("released: QEMU reported DEVICE_DELETED; the kernel shows QEMU "
-                                 "let go of it" in line
-                                 for line in daemon.log_of_this_run().splitlines())
+
+                    def let_go_count():
+                        return sum("released: QEMU reported DEVICE_DELETED; the kernel shows "
+                                   "QEMU let go of it" in line
+                                   for line in daemon.log_of_this_run().splitlines())
+                    # the line follows the answer: wait (bounded) for it
+                    try:
+                        wait_for(lambda: let_go_count() >= detaches["hostdevd"], 10,
+                                 "hostdevd's release line", interval=0.05)
+                    except Failure:
+                        pass
+                    let_go = let_go_count()
                     check(let_go == detaches["hostdevd"],
                           f"of hostdevd's {detaches['hostdevd']} detaches, {let_go} took the "
                           f"kernel's word that QEMU let go instead of asking QEMU")
