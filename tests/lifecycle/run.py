@@ -31,7 +31,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from world import DEVICES, Violation, World, nodedev_name  # noqa: E402
+from world import DEVICES, Violation, World, claim_live, nodedev_name  # noqa: E402
 
 PCI = ["solo", "g0", "g1"]
 ALL = PCI + ["usb"]
@@ -314,9 +314,13 @@ class Runner:
                                 f"driver {before['driver']} -> {after['driver']}, "
                                 f"driver_override '{before['override']}' -> "
                                 f"'{after['override']}'")
-            if result.returncode == 0 and not before["held-by"] and not any(
-                    c.get("vm") for k, c in w.claims().items() if k == nodedev_name(step["dev"])):
-                # the administrator changed the device's host state: the new baseline
+            held = before["held-by"] and not before.get("dying")
+            if result.returncode == 0 and not held and not any(
+                    c.get("vm") and claim_live(c) for k, c in w.claims().items()
+                    if k == nodedev_name(step["dev"])):
+                # the administrator changed the device's host state (free, or left by a VM
+                # whose hostdevd and QEMU are gone, its QEMU's VFIO teardown maybe still
+                # under way): the new baseline, which the VM's next hostdevd leaves as it is
                 w.baseline[step["dev"]] = {"driver": after["driver"],
                                            "override": after["override"]}
             return f"{result.returncode} {(result.stderr or result.stdout).strip()[:160]}"

@@ -54,6 +54,13 @@ def nodedev_name(dev):
     return "pci_" + DEVICES[dev]["bdf"].replace(":", "_").replace(".", "_")
 
 
+def claim_live(claim):
+    """Whether a process @claim names (its hostdevd, its QEMU) is alive: a claim
+    naming only dead ones is stale, and anyone may take the device."""
+    pids = [v for k, v in claim.items() if "pid" in k and isinstance(v, int) and v > 0]
+    return any(pid_alive(p) for p in pids)
+
+
 def pid_alive(pid):
     try:
         os.kill(pid, 0)
@@ -493,8 +500,9 @@ class World:
                     problems.append(("claim-missing", f"{dev} is in {vm}'s QEMU but claim "
                                                       f"{key} is {claim}"))
                     continue
-                pids = [v for k, v in claim.items() if "pid" in k and isinstance(v, int) and v > 0]
-                if not any(pid_alive(p) for p in pids):
+                if not claim_live(claim):
+                    pids = [v for k, v in claim.items()
+                            if "pid" in k and isinstance(v, int) and v > 0]
                     problems.append(("claim-stale", f"{dev} is in {vm}'s QEMU but claim {key} "
                                                     f"names only dead processes {pids}: another "
                                                     f"VM or nodedev-reattach may take it"))
