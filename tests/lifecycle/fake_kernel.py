@@ -10,10 +10,11 @@ writing a BDF to drivers/X/unbind removes the driver link; drivers_probe
 binds the override's driver, else the native one; a function's "enable"
 counts its user (a QEMU holding it on vfio-pci, or its host driver);
 /dev/vfio/N appears when the first member of group N binds to vfio-pci
-and goes with the last; an unbind from vfio-pci blocks while a (fake) QEMU holds the device, and the
-kernel asks that QEMU to release it (the VFIO "request", which QEMU turns
-into an unplug); the probe of a host driver fails with EINVAL while another
-member of the group is held; chown/chmod of /dev/vfio/N are kept.
+and goes with the last; an unbind from vfio-pci blocks while a (fake)
+QEMU holds the device, and the kernel asks that QEMU to release it (the
+VFIO "request", which QEMU turns into an unplug); the probe of a host
+driver fails with EINVAL while another member of the group is held;
+chown/chmod of /dev/vfio/N are kept.
 
 A control socket (JSON lines) serves the fake QEMUs (open/close a VFIO
 device or a USB device; a connection that closes is a process that exited:

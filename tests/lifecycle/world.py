@@ -54,11 +54,15 @@ def nodedev_name(dev):
     return "pci_" + DEVICES[dev]["bdf"].replace(":", "_").replace(".", "_")
 
 
+def claim_pids(claim):
+    """The processes @claim names: its hostdevd, its QEMU."""
+    return [v for k, v in claim.items() if "pid" in k and isinstance(v, int) and v > 0]
+
+
 def claim_live(claim):
-    """Whether a process @claim names (its hostdevd, its QEMU) is alive: a claim
-    naming only dead ones is stale, and anyone may take the device."""
-    pids = [v for k, v in claim.items() if "pid" in k and isinstance(v, int) and v > 0]
-    return any(pid_alive(p) for p in pids)
+    """Whether a process @claim names is alive: a claim naming only dead ones is
+    stale, and anyone may take the device."""
+    return any(pid_alive(p) for p in claim_pids(claim))
 
 
 def pid_alive(pid):
@@ -501,10 +505,9 @@ class World:
                                                       f"{key} is {claim}"))
                     continue
                 if not claim_live(claim):
-                    pids = [v for k, v in claim.items()
-                            if "pid" in k and isinstance(v, int) and v > 0]
                     problems.append(("claim-stale", f"{dev} is in {vm}'s QEMU but claim {key} "
-                                                    f"names only dead processes {pids}: another "
+                                                    f"names only dead processes "
+                                                    f"{claim_pids(claim)}: another "
                                                     f"VM or nodedev-reattach may take it"))
 
         # every hostdevd: its list, its journal and its QEMU agree
