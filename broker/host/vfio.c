@@ -1706,8 +1706,8 @@ on_restore_done(gpointer data)
   return G_SOURCE_REMOVE;
 }
 
-static void
-restore_worker(gpointer data, gpointer unused)
+static gpointer
+restore_worker(gpointer data)
 {
   Restore *restore = data;
   GError *local_error = NULL;
@@ -1717,9 +1717,8 @@ restore_worker(gpointer data, gpointer unused)
     restore->late_error = local_error;
   g_main_context_invoke_full(restore->context, G_PRIORITY_DEFAULT,
                              on_restore_done, restore, (GDestroyNotify)restore_unref);
+  return NULL;
 }
-
-static GThreadPool *restore_pool;
 
 void
 vfio_restore_async(VfioRecord *record, guint timeout_ms, const HostReleaseWait *wait,
@@ -1728,6 +1727,7 @@ vfio_restore_async(VfioRecord *record, guint timeout_ms, const HostReleaseWait *
                    GAsyncReadyCallback callback, gpointer user_data)
 {
   Restore *restore = g_new0(Restore, 1);
+  GThread *thread;
   g_autoptr(GError) error = NULL;
 
   g_atomic_int_set(&restore->ref, 1);
@@ -1755,15 +1755,12 @@ vfio_restore_async(VfioRecord *record, guint timeout_ms, const HostReleaseWait *
                                                restore, NULL);
   }
 
-  /* a thread of a pool of its own, not GTask's (a blocked unbind may hold
-   * it for as long as QEMU keeps the device): unbounded, so that one that
-   * blocks never keeps another release waiting; an idle thread is taken
-   * when there is one (creating a thread is a slow part of a release) */
-  if (g_once_init_enter(&restore_pool)) {
-    GThreadPool *pool = g_thread_pool_new(restore_worker, NULL, -1, FALSE, NULL);
-    g_once_init_leave(&restore_pool, pool);
-  }
-  if (!g_thread_pool_push(restore_pool, restore_ref(restore), &error)) {
+  /* its own thread, not GTask's pool: a blocked unbind may hold it for as
+   * long as QEMU keeps the device.  Not a pool of its own either: a pool
+   * keeps idle threads, and one started before the sandbox's drop (a
+   * release replayed before QMP is up) would keep every capability */
+  thread = g_thread_try_new("vfio-restore", restore_worker, restore_ref(restore), &error);
+  if (thread == NULL) {
     g_autoptr(GTask) task = restore_take_task(restore);
 
     restore_stop_timeout(restore);
@@ -1774,6 +1771,7 @@ vfio_restore_async(VfioRecord *record, guint timeout_ms, const HostReleaseWait *
     restore_unref(restore);
     return;
   }
+  g_thread_unref(thread);
   restore_unref(restore);
 }
 
