@@ -7,6 +7,9 @@
  * Errors go to stderr as "error: ...", exit 1; usage errors exit 2.
  * Devices a VM holds (a live claim in the runtime directory) are not
  * touched, nor given back to the host while a VM uses their IOMMU group.
+ * A device a VM that is gone left behind is the administrator's once
+ * detached or re-attached here: a note says so (claims.h), and that VM's
+ * next hostdevd leaves its driver as it is.
  */
 #define G_LOG_DOMAIN "hostdevctl"
 
@@ -302,6 +305,23 @@ check_group_unclaimed(const PciAddress *addr, const char *doing, const char *rea
   return TRUE;
 }
 
+/* The administrator's word on @addr, just carried out, outlives what a VM
+ * that is gone left of it in its journal (claims_note_administered()). */
+static void
+note_administered(const PciAddress *addr, const char *name)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(VfioRecord) now = vfio_record_new(addr, TRUE, &error);
+  g_autofree char *key = claims_key_pci(addr);
+  g_autofree char *group_key = now != NULL ? claims_key_iommu_group(now->group) : NULL;
+
+  if (now == NULL ||
+      !claims_note_administered(control_runtime_dir(), key, group_key, now->original_driver,
+                                now->original_override, &error))
+    g_printerr("warning: %s: a VM that left it may set it back when its hostdevd starts "
+               "again, because this could not be noted: %s\n", name, error->message);
+}
+
 static int
 cmd_detach(const char *name)
 {
@@ -321,6 +341,7 @@ cmd_detach(const char *name)
   record = vfio_detach_from_host(&addr, &error);
   if (record == NULL)
     return fail(error);
+  note_administered(&addr, name);
   printf("Device %s detached\n", name);
   /* as virsh: one function at a time; QEMU needs the whole group later */
   if (!vfio_group_check_viable(record->group, NULL, &not_viable) && not_viable != NULL)
@@ -343,6 +364,7 @@ cmd_reattach(const char *name, double timeout_s)
     return fail(error);
   if (!vfio_reattach_to_host(&addr, (guint)(timeout_s * 1000), &driver, &error))
     return fail(error);
+  note_administered(&addr, name);
   if (driver != NULL)
     printf("Device %s re-attached (driver %s)\n", name, driver);
   else

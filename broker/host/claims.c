@@ -454,6 +454,27 @@ add_origin(GString *out, const ClaimOrigin *origin)
   json_text_object_end(out);
 }
 
+/* Replace @name in @lock's directory with @text, atomically: a crash half-way must not
+ * leave a claim that reads as damaged, which counts as stale; fsync only where it adds
+ * anything (the runtime directory is a tmpfs). */
+static gboolean
+write_locked(ClaimsLock *lock, const char *name, const GString *text, GError **error)
+{
+  if (lock->dir_fd < 0) {
+    lock->dir_fd = open(lock->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    lock->in_memory = lock->dir_fd >= 0 && file_dir_in_memory(lock->dir_fd);
+  }
+  int saved = lock->dir_fd < 0 ? errno
+                               : file_replace_at(lock->dir_fd, name, text->str, text->len,
+                                                 lock->in_memory);
+  if (saved != 0) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                "cannot write %s/%s: %s", lock->dir, name, g_strerror(saved));
+    return FALSE;
+  }
+  return TRUE;
+}
+
 /* Write @claim (all but its liveness) to its file in @lock's directory, atomically;
  * member by member (json-text.h), as the journal's records are. */
 static gboolean
@@ -473,22 +494,7 @@ write_claim(ClaimsLock *lock, const Claim *claim, GError **error)
   if (claim->origin != NULL)
     add_origin(text, claim->origin);
   json_text_object_end(text);
-
-  /* replaced whole: a crash half-way must not leave a claim that reads as damaged, which
-   * counts as stale; fsync only where it adds anything (the runtime directory is a tmpfs) */
-  if (lock->dir_fd < 0) {
-    lock->dir_fd = open(lock->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    lock->in_memory = lock->dir_fd >= 0 && file_dir_in_memory(lock->dir_fd);
-  }
-  int saved = lock->dir_fd < 0 ? errno
-                               : file_replace_at(lock->dir_fd, claim->key, text->str, text->len,
-                                                 lock->in_memory);
-  if (saved != 0) {
-    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
-                "cannot write the claim %s/%s: %s", lock->dir, claim->key, g_strerror(saved));
-    return FALSE;
-  }
-  return TRUE;
+  return write_locked(lock, claim->key, text, error);
 }
 
 static gboolean
@@ -808,4 +814,234 @@ claims_lookup_held_elsewhere(const char *runtime_dir, const char *key, const cha
   g_autoptr(Claim) claim = claims_key_is_valid(key) ? read_claim(dir, key, vm, NULL) : NULL;
   return claim && !claim->stale && g_strcmp0(claim->vm, vm) != 0 ? g_steal_pointer(&claim)
                                                                   : NULL;
+}
+
+/* ---- the administrator's word ------------------------------------------ */
+
+#define NOTE_SUFFIX ".administered"
+#define NOTE_MAX_HOLDERS 64
+
+/* A holder whose journal an administrator's note overrules. */
+typedef struct {
+  char *vm;
+  ProcessIdentity qemu;
+} NoteHolder;
+
+static void
+note_holder_free(NoteHolder *holder)
+{
+  g_free(holder->vm);
+  g_free(holder);
+}
+
+static NoteHolder *
+note_holder_new(const char *vm, pid_t qemu_pid, guint64 qemu_start_time)
+{
+  NoteHolder *holder = g_new0(NoteHolder, 1);
+
+  holder->vm = g_strdup(vm);
+  holder->qemu = (ProcessIdentity){ qemu_pid, qemu_start_time };
+  return holder;
+}
+
+/* Return: whether @holder is @vm with @qemu; where either side does not know the QEMU
+ * (a claim or a record of an older broker), the VM's name alone decides. */
+static gboolean
+note_holder_is(const NoteHolder *holder, const char *vm, const ProcessIdentity *qemu)
+{
+  const ProcessIdentity *noted = &holder->qemu;
+
+  if (g_strcmp0(holder->vm, vm) != 0)
+    return FALSE;
+  if (noted->pid == 0 || qemu->pid == 0)
+    return TRUE;
+  return noted->pid == qemu->pid &&
+         (noted->start_time == 0 || qemu->start_time == 0 ||
+          noted->start_time == qemu->start_time);
+}
+
+/* Return: (transfer full) (element-type NoteHolder): the holders the note on
+ * @device_key names; empty when there is none (or it is damaged: logged). */
+static GPtrArray *
+read_note(const char *dir, const char *device_key)
+{
+  GPtrArray *holders = g_ptr_array_new_with_free_func((GDestroyNotify)note_holder_free);
+  g_autofree char *name = g_strconcat(device_key, NOTE_SUFFIX, NULL);
+  g_autofree char *path = g_build_filename(dir, name, NULL);
+  g_autoptr(JsonParser) parser = json_parser_new_immutable();
+  g_autofree char *text = NULL;
+  gsize length = 0;
+
+  if (!g_file_get_contents(path, &text, &length, NULL))
+    return holders;
+  JsonNode *root = length <= CLAIM_MAX_SIZE * 4 &&
+                   json_parser_load_from_data(parser, text, (gssize)length, NULL)
+                   ? json_parser_get_root(parser) : NULL;
+  JsonObject *object = root && JSON_NODE_HOLDS_OBJECT(root) ? json_node_get_object(root) : NULL;
+  JsonNode *list = object ? json_object_get_member(object, "left-by") : NULL;
+  JsonArray *array = list && JSON_NODE_HOLDS_ARRAY(list) ? json_node_get_array(list) : NULL;
+  for (guint i = 0; array && i < json_array_get_length(array); i++) {
+    JsonNode *element = json_array_get_element(array, i);
+    JsonObject *entry = JSON_NODE_HOLDS_OBJECT(element) ? json_node_get_object(element) : NULL;
+    const char *vm = entry ? json_object_get_string_member_with_default(entry, "vm", NULL)
+                           : NULL;
+    gint64 pid = entry ? json_object_get_int_member_with_default(entry, "qemu-pid", 0) : -1;
+    gint64 start = entry ? json_object_get_int_member_with_default(entry, "qemu-start-time", 0)
+                         : -1;
+    if (!vm_name_is_valid(vm) || pid < 0 || pid > G_MAXINT32 || start < 0) {
+      array = NULL;
+      break;
+    }
+    g_ptr_array_add(holders, note_holder_new(vm, (pid_t)pid, (guint64)start));
+  }
+  if (array == NULL) {
+    g_warning("the note %s is damaged; it is ignored", path);
+    g_ptr_array_set_size(holders, 0);
+  }
+  return holders;
+}
+
+/* Write the note on @device_key naming @holders (the newest NOTE_MAX_HOLDERS), or
+ * remove it when they are none. */
+static gboolean
+write_note(ClaimsLock *lock, const char *device_key, const GPtrArray *holders, GError **error)
+{
+  g_autofree char *name = g_strconcat(device_key, NOTE_SUFFIX, NULL);
+  g_autoptr(GString) text = g_string_sized_new(128);
+
+  if (holders->len == 0) {
+    g_autofree char *path = g_build_filename(lock->dir, name, NULL);
+    if (g_unlink(path) < 0 && errno != ENOENT) {
+      int saved = errno;
+      g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
+                  "cannot remove the note %s: %s", path, g_strerror(saved));
+      return FALSE;
+    }
+    return TRUE;
+  }
+  json_text_object_begin(text);
+  json_text_member_name(text, "left-by");
+  g_string_append_c(text, '[');
+  for (guint i = holders->len > NOTE_MAX_HOLDERS ? holders->len - NOTE_MAX_HOLDERS : 0;
+       i < holders->len; i++) {
+    const NoteHolder *holder = holders->pdata[i];
+    if (text->str[text->len - 1] != '[')
+      g_string_append_c(text, ',');
+    json_text_object_begin(text);
+    json_text_member_string(text, "vm", holder->vm);
+    json_text_member_int(text, "qemu-pid", holder->qemu.pid);
+    json_text_member_int(text, "qemu-start-time", (gint64)holder->qemu.start_time);
+    json_text_object_end(text);
+  }
+  g_string_append_c(text, ']');
+  json_text_object_end(text);
+  return write_locked(lock, name, text, error);
+}
+
+gboolean
+claims_note_administered(const char *runtime_dir, const char *device_key,
+                         const char *group_key, const char *driver, const char *override,
+                         GError **error)
+{
+  const char *const keys[] = { device_key, group_key, NULL };
+  g_autoptr(GPtrArray) left = g_ptr_array_new_with_free_func((GDestroyNotify)claim_free);
+
+  if (!claims_key_is_valid(device_key) || (group_key && !claims_key_is_valid(group_key))) {
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
+                "invalid claim key: 1-64 of a-z 0-9 _");
+    return FALSE;
+  }
+  g_autoptr(ClaimsLock) lock = lock_claims(runtime_dir, error);
+  if (lock == NULL)
+    return FALSE;
+  /* a live claim: a VM took the device meanwhile, and it is that VM's now */
+  for (guint i = 0; keys[i]; i++) {
+    g_autoptr(GError) local_error = NULL;
+    g_autoptr(Claim) claim = read_claim(lock->dir, keys[i], NULL, &local_error);
+    if (local_error != NULL) {
+      g_propagate_error(error, g_steal_pointer(&local_error));
+      return FALSE;
+    }
+    if (claim != NULL && !claim->stale) {
+      set_busy_error(error, claim);
+      return FALSE;
+    }
+    /* a damaged claim names nobody whose journal could name the device */
+    if (claim != NULL && claim->pid > 0)
+      g_ptr_array_add(left, g_steal_pointer(&claim));
+  }
+  if (left->len == 0)
+    return TRUE;
+  g_autoptr(GPtrArray) holders = read_note(lock->dir, device_key);
+  for (guint i = 0; i < left->len; i++) {
+    Claim *claim = left->pdata[i];
+    gboolean noted = FALSE;
+    for (guint j = 0; j < holders->len && !noted; j++)
+      noted = note_holder_is(holders->pdata[j], claim->vm,
+                             &(ProcessIdentity){ claim->qemu_pid, claim->qemu_start_time });
+    if (!noted)
+      g_ptr_array_add(holders, note_holder_new(claim->vm, claim->qemu_pid,
+                                               claim->qemu_start_time));
+    if (strcmp(claim->key, device_key) != 0)
+      continue;
+    /* whoever takes the claim over gives the device back here; the owner of
+     * /dev/vfio/N before its first holder stays as it was */
+    if (claim->origin == NULL)
+      claim->origin = g_new0(ClaimOrigin, 1);
+    g_free(claim->origin->driver);
+    g_free(claim->origin->override);
+    claim->origin->driver = g_strdup(driver);
+    claim->origin->override = g_strdup(override);
+    if (!write_claim(lock, claim, error))
+      return FALSE;
+  }
+  return write_note(lock, device_key, holders, error);
+}
+
+gboolean
+claims_administered_since(const char *runtime_dir, const char *device_key, const char *vm,
+                          const ProcessIdentity *qemu)
+{
+  g_autofree char *dir = claims_dir(runtime_dir);
+  g_autoptr(GPtrArray) holders = claims_key_is_valid(device_key)
+                                 ? read_note(dir, device_key) : NULL;
+
+  for (guint i = 0; holders && i < holders->len; i++)
+    if (note_holder_is(holders->pdata[i], vm, qemu))
+      return TRUE;
+  return FALSE;
+}
+
+void
+claims_forget_administered(const char *runtime_dir, const char *vm,
+                           const ProcessIdentity *kept, guint n_kept)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ClaimsLock) lock = lock_claims(runtime_dir, &error);
+  g_autoptr(GDir) listing = lock ? g_dir_open(lock->dir, 0, NULL) : NULL;
+  const char *entry;
+
+  while (listing != NULL && (entry = g_dir_read_name(listing)) != NULL) {
+    if (!g_str_has_suffix(entry, NOTE_SUFFIX))
+      continue;
+    g_autofree char *key = g_strndup(entry, strlen(entry) - strlen(NOTE_SUFFIX));
+    if (!claims_key_is_valid(key))
+      continue;
+    g_autoptr(GPtrArray) holders = read_note(lock->dir, key);
+    guint before = holders->len;
+    for (guint i = 0; i < holders->len;) {
+      const NoteHolder *holder = holders->pdata[i];
+      gboolean keep = g_strcmp0(holder->vm, vm) != 0;
+      for (guint k = 0; k < n_kept && !keep; k++)
+        keep = note_holder_is(holder, vm, &kept[k]);
+      if (keep)
+        i++;
+      else
+        g_ptr_array_remove_index(holders, i);
+    }
+    if (holders->len != before && !write_note(lock, key, holders, &error))
+      break;
+  }
+  if (error != NULL)
+    g_warning("%s", error->message);
 }

@@ -20,6 +20,7 @@
 #pragma once
 
 #include "hostdev.h"
+#include "process-identity.h"
 
 #include <sys/types.h>
 
@@ -174,6 +175,43 @@ Claim *claims_lookup_held_elsewhere(const char *runtime_dir, const char *key, co
  * missing directory is an empty list).  Unparsable files are skipped.
  */
 GPtrArray *claims_list(const char *runtime_dir, const char *vm, GError **error);
+
+/*
+ * The administrator's word.  `hostdevctl nodedev-detach` and
+ * `nodedev-reattach` may set a PCI device that a VM which is gone left
+ * behind (its claims stale).  That VM's journal still says how to give the
+ * device back, and its next hostdevd would undo the administrator's
+ * choice.  So the administrator's act leaves a note,
+ * RUNTIME_DIR/claims/KEY.administered, naming the holders (VM and QEMU)
+ * it overrules: their records leave the device's driver as it is.
+ */
+
+/**
+ * claims_note_administered() - the administrator just set a PCI device's
+ * driver (and driver_override)
+ * @device_key: the device's claim key
+ * @group_key: (nullable): its IOMMU group's
+ * @driver: (nullable): the device's driver now, NULL unbound
+ * @override: (nullable): its driver_override now, NULL none
+ * The holders of the two claims, when they are gone, are noted as
+ * overruled on the device.  The device's own stale claim also takes
+ * @driver and @override as its origin, so whoever takes it over gives the
+ * device back there.  No claim: nothing to note.  A live claim is a Busy
+ * error, and nothing is written.
+ */
+gboolean claims_note_administered(const char *runtime_dir, const char *device_key,
+                                  const char *group_key, const char *driver,
+                                  const char *override, GError **error);
+
+/* Return: whether the administrator set @device_key's device since @vm, with the
+ * QEMU @qemu, left it (claims_note_administered()). */
+gboolean claims_administered_since(const char *runtime_dir, const char *device_key,
+                                   const char *vm, const ProcessIdentity *qemu);
+
+/* claims_forget_administered() - drop @vm from every note, but where it names one of
+ * the @n_kept QEMUs @kept (those whose records @vm's journal still holds) */
+void claims_forget_administered(const char *runtime_dir, const char *vm,
+                                const ProcessIdentity *kept, guint n_kept);
 
 /* Return: whether @key is a valid claim key: 1-64 of [a-z0-9_]. */
 gboolean claims_key_is_valid(const char *key);

@@ -449,6 +449,33 @@ on_vfio_restored(GObject *source, GAsyncResult *result, gpointer user_data)
   release_claims_and_return(task);
 }
 
+/* Leave @device's binding out of @record's undo when the administrator set it since. */
+static void
+leave_if_administered(VfioRecord *record, const VfioRecord *device, const char *runtime_dir,
+                      const char *vm, const ProcessIdentity *qemu)
+{
+  g_autofree char *key = claims_key_pci(&device->addr);
+  g_autofree char *bdf = NULL;
+
+  if (!claims_administered_since(runtime_dir, key, vm, qemu) ||
+      !vfio_record_leave_binding(record, &device->addr))
+    return;
+  bdf = pci_address_format(&device->addr);
+  g_message("PCI device %s: the administrator set its driver after VM '%s' left it "
+            "(hostdevctl nodedev-detach or nodedev-reattach): it stays so", bdf, vm);
+}
+
+void
+host_prep_leave_administered(HostPrep *prep, const char *runtime_dir, const char *vm,
+                             const ProcessIdentity *qemu)
+{
+  if (prep->vfio == NULL)
+    return;
+  leave_if_administered(prep->vfio, prep->vfio, runtime_dir, vm, qemu);
+  for (guint i = 0; i < prep->vfio->companions->len; i++)
+    leave_if_administered(prep->vfio, prep->vfio->companions->pdata[i], runtime_dir, vm, qemu);
+}
+
 void
 host_prep_release_async(HostPrep *prep, const char *runtime_dir, const char *vm,
                         const HostReleaseWait *wait,

@@ -130,6 +130,15 @@ gboolean host_prep_vf_save(HostPrep *prep, const Hostdev *hostdev, GError **erro
 gboolean host_prep_vf_apply(const HostPrep *prep, const Hostdev *hostdev, GError **error);
 
 /**
+ * host_prep_leave_administered() - the PCI devices of @prep's binding
+ * that the administrator set since @vm, with the QEMU @qemu, left them
+ * (claims_note_administered()): their binding is left out of the undo, so
+ * they stay on the driver the administrator chose (logged)
+ */
+void host_prep_leave_administered(HostPrep *prep, const char *runtime_dir, const char *vm,
+                                  const ProcessIdentity *qemu);
+
+/**
  * host_prep_release_async() - undo everything, newest first: a USB hub port
  * left disabled (usb_port_disabled) enabled again, the VF's
  * settings, the binding (waiting, bounded, while QEMU lets go: the kernel

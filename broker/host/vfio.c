@@ -992,6 +992,20 @@ vfio_record_find_companion(const VfioRecord *record, const PciAddress *addr)
   return NULL;
 }
 
+gboolean
+vfio_record_leave_binding(VfioRecord *record, const PciAddress *addr)
+{
+  VfioRecord *device = pci_address_compare(&record->addr, addr) == 0
+                       ? record : (VfioRecord *)vfio_record_find_companion(record, addr);
+
+  gboolean had_steps = device != NULL && (device->override_written || device->unbound ||
+                                          device->probed || device->bound_by_us);
+
+  if (had_steps)
+    device->override_written = device->unbound = device->probed = device->bound_by_us = FALSE;
+  return had_steps;
+}
+
 /* HostError when an endpoint of the group is in the way that the plan
  * does not hold, or holds on another driver. */
 static gboolean

@@ -164,6 +164,14 @@ VfioRecord *vfio_record_new(const PciAddress *addr, gboolean managed,
 VfioRecord *vfio_record_new_from_origin(const PciAddress *addr, gboolean managed,
                                         const ClaimOrigin *origin, GError **error);
 
+/**
+ * vfio_record_leave_binding() - the binding of @addr (@record's device or
+ * a companion) is no longer @record's to undo: somebody else set the
+ * device since; the node's ownership stays @record's
+ * Return: whether @record had binding steps on @addr to undo
+ */
+gboolean vfio_record_leave_binding(VfioRecord *record, const PciAddress *addr);
+
 /* Return: (nullable) (transfer none): the companion of @record at @addr. */
 const VfioRecord *vfio_record_find_companion(const VfioRecord *record, const PciAddress *addr);
 

@@ -5,7 +5,10 @@
  *
  * Every record is first checked against who owns its host device now: a
  * record whose device another live VM holds (its claim names that VM) is
- * dropped and logged, never acted on — it may be that VM's GPU now.  The
+ * dropped and logged, never acted on — it may be that VM's GPU now.  A
+ * device the administrator set since this VM left it (hostdevctl
+ * nodedev-detach or nodedev-reattach; its claims say so) keeps the driver
+ * the administrator chose; the rest of its record is replayed.  The
  * rest are replayed in two passes: first every device this QEMU still
  * holds is registered (and its claims taken again as this hostdevd), then
  * the others are given back.  So a device whose IOMMU group a registered
@@ -333,7 +336,16 @@ reconcile_records(Hotplug *hotplug, const char *const *ids, ReplayFilter filter)
   GPtrArray *entries = state_journal_entries(hotplug->journal);
   g_autoptr(GPtrArray) replays = g_ptr_array_new_with_free_func((GDestroyNotify)replay_free);
   g_autoptr(GHashTable) unreadable = g_hash_table_new(g_str_hash, g_str_equal);
+  g_autoptr(GArray) recorded = g_array_sized_new(FALSE, FALSE, sizeof(ProcessIdentity),
+                                                 entries->len);
   ReconcileCount count = { 0 };
+
+  /* the administrator's notes on what a QEMU of this VM left are read by the
+   * replay of its records; once none is left, they have served */
+  for (guint i = 0; i < entries->len; i++)
+    g_array_append_val(recorded, ((StateEntry *)g_ptr_array_index(entries, i))->qemu);
+  claims_forget_administered(hotplug->runtime_dir, hotplug->vm,
+                             (const ProcessIdentity *)recorded->data, recorded->len);
 
   for (guint i = 0; i < entries->len; i++) {
     StateEntry *entry = g_ptr_array_index(entries, i);
@@ -356,6 +368,9 @@ reconcile_records(Hotplug *hotplug, const char *const *ids, ReplayFilter filter)
     Replay *replay = g_ptr_array_index(replays, i);
     g_autofree char *holder = owned_elsewhere(hotplug, replay->prep);
     if (holder == NULL) {
+      /* what the administrator set since this VM left it is theirs */
+      host_prep_leave_administered(replay->prep, hotplug->runtime_dir, hotplug->vm,
+                                   &replay->entry->qemu);
       i++;
       continue;
     }

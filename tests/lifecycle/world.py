@@ -9,6 +9,7 @@ also unmounts the FUSE tree, whatever happened before.
 import glob
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -387,10 +388,12 @@ class World:
         return entries
 
     def claims(self):
+        """Every claim by its key; not the lock, temporary files or the administrator's
+        notes (KEY.administered), whose names are no keys."""
         result = {}
         for path in glob.glob(os.path.join(self.runtime, "claims", "*")):
             key = os.path.basename(path)
-            if key.startswith("."):
+            if not re.fullmatch(r"[a-z0-9_]{1,64}", key):
                 continue
             try:
                 with open(path) as f:

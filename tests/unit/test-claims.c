@@ -714,6 +714,96 @@ test_origin_old_and_damaged(Runtime *rt, gconstpointer data)
   g_assert_null(damaged->origin);
 }
 
+/*
+ * The administrator's word (hostdevctl nodedev-detach/-reattach of a
+ * device a VM that is gone left): noted against that VM and its QEMU, only
+ * while no VM holds the device; it outlives the claims, which another VM
+ * may take over and drop meanwhile; the device's own stale claim takes the
+ * administrator's state as its origin; the VM's journal sweep forgets it.
+ */
+static void
+test_administered(Runtime *rt, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ClaimOrigin) origin = NULL;
+  g_autofree char *note = g_build_filename(rt->dir, "claims", "pci_0000_05_00_0.administered",
+                                           NULL);
+  const char *const both[] = { "pci_0000_05_00_0", "iommu_group_12", NULL };
+  ClaimOrigin e1000e = { (char *)"e1000e", NULL, TRUE, 0, 0, 0600 };
+  OriginReader first = { &e1000e, 0 };
+  pid_t broker = live_child();
+  pid_t qemu = live_child();
+  ProcessIdentity vm1_qemu = process_identity_of(qemu);
+  ProcessIdentity other_qemu = { dead_pid(), 0 };
+
+  /* nobody held it: nothing to note */
+  g_assert_true(claims_note_administered(rt->dir, both[0], both[1], "vfio-pci", "vfio-pci",
+                                         &error));
+  g_assert_no_error(error);
+  g_assert_false(g_file_test(note, G_FILE_TEST_EXISTS));
+
+  /* a live VM holds it: Busy, nothing written */
+  g_assert_true(acquire_reading(rt, "vm1", both, broker, qemu, &first, NULL, &error));
+  g_assert_false(claims_note_administered(rt->dir, both[0], both[1], "vfio-pci", "vfio-pci",
+                                          &error));
+  assert_hostdevd_error(error, HOSTDEVD_ERROR_BUSY, "is in use by VM 'vm1'");
+  g_clear_error(&error);
+  g_assert_false(g_file_test(note, G_FILE_TEST_EXISTS));
+  origin = origin_of(rt, both[0]);
+  g_assert_cmpstr(origin->driver, ==, "e1000e");
+  g_clear_pointer(&origin, claim_origin_free);
+
+  /* the VM is gone: noted against it and its QEMU, the origin is the administrator's */
+  kill_child(broker);
+  kill_child(qemu);
+  g_assert_true(claims_note_administered(rt->dir, both[0], both[1], "vfio-pci", "vfio-pci",
+                                         &error));
+  g_assert_no_error(error);
+  g_assert_true(claims_administered_since(rt->dir, both[0], "vm1", &vm1_qemu));
+  g_assert_false(claims_administered_since(rt->dir, both[0], "vm1", &other_qemu));
+  g_assert_false(claims_administered_since(rt->dir, both[0], "vm2", &vm1_qemu));
+  g_assert_false(claims_administered_since(rt->dir, "pci_0000_05_00_1", "vm1", &vm1_qemu));
+  origin = origin_of(rt, both[0]);
+  g_assert_cmpstr(origin->driver, ==, "vfio-pci");
+  g_assert_cmpstr(origin->override, ==, "vfio-pci");
+  g_assert_true(origin->node_known);      /* the node's owner before the first holder */
+  g_assert_cmpuint(origin->node_mode, ==, 0600);
+  g_clear_pointer(&origin, claim_origin_free);
+
+  /* noted once, however often the administrator acts */
+  g_assert_true(claims_note_administered(rt->dir, both[0], NULL, "e1000e", NULL, &error));
+  {
+    g_autofree char *text = NULL;
+    g_assert_true(g_file_get_contents(note, &text, NULL, NULL));
+    g_assert_nonnull(strstr(text, "\"vm\":\"vm1\""));
+    g_assert_null(strstr(strstr(text, "\"vm\":\"vm1\"") + 1, "\"vm\":\"vm1\""));
+  }
+
+  /* another VM takes the stale claims over and lets go: the note stays for vm1's journal */
+  g_assert_true(claims_acquire_all(rt->dir, "vm2", both, &(ClaimOwner){ getpid(), 0 }, NULL,
+                                   NULL, &origin, &error));
+  g_assert_no_error(error);
+  g_assert_cmpstr(origin->driver, ==, "e1000e");   /* the administrator's latest */
+  g_clear_pointer(&origin, claim_origin_free);
+  g_assert_true(claims_release_keys(rt->dir, "vm2", both, &error));
+  g_assert_true(claims_administered_since(rt->dir, both[0], "vm1", &vm1_qemu));
+
+  /* vm1's journal still holds a record of that QEMU: kept; then none: forgotten */
+  claims_forget_administered(rt->dir, "vm2", NULL, 0);
+  claims_forget_administered(rt->dir, "vm1", &vm1_qemu, 1);
+  g_assert_true(claims_administered_since(rt->dir, both[0], "vm1", &vm1_qemu));
+  claims_forget_administered(rt->dir, "vm1", &other_qemu, 1);
+  g_assert_false(claims_administered_since(rt->dir, both[0], "vm1", &vm1_qemu));
+  g_assert_false(g_file_test(note, G_FILE_TEST_EXISTS));
+
+  /* a damaged note is ignored, and listing the claims never takes it for one */
+  g_assert_true(g_file_set_contents(note, "{\"left-by\":[{\"vm\":\"../x\"}]}", -1, NULL));
+  g_assert_false(claims_administered_since(rt->dir, both[0], "vm1", &vm1_qemu));
+  g_autoptr(GPtrArray) list = claims_list(rt->dir, NULL, &error);
+  g_assert_no_error(error);
+  g_assert_cmpuint(list->len, ==, 0);
+}
+
 int
 main(int argc, char **argv)
 {
@@ -740,5 +830,6 @@ main(int argc, char **argv)
   RT_TEST("origin/reading", test_origin_reading);
   RT_TEST("origin/none", test_origin_none);
   RT_TEST("origin/old-and-damaged", test_origin_old_and_damaged);
+  RT_TEST("administered", test_administered);
   return g_test_run();
 }
