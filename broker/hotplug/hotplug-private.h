@@ -398,13 +398,14 @@ void hotplug_journal_forget(Hotplug *hotplug, const char *alias);
 
 /* hotplug_revoke_usb_async() - before USB @device goes back to the host, make every
  * descriptor of it that QEMU may have kept useless, and wait (bounded) until the
- * host has it again (hotplug-usb-revoke.c); done at once for any other device.
+ * host has it again (hotplug-usb-revoke.c); only for a device it applies to
+ * (hotplug_revoke_usb_applies()).
  * _finish(): FALSE with @error: not revoked, so not to be given back. */
 void hotplug_revoke_usb_async(Hotplug *hotplug, VmDevice *device, GAsyncReadyCallback callback,
                               gpointer user_data);
 gboolean hotplug_revoke_usb_finish(GAsyncResult *result, GError **error);
-/* Return: whether @device has USB descriptors to revoke at all (else the
- * revocation is done at once, and the release need not wait a turn of the loop). */
+/* Return: whether @device has USB descriptors to revoke at all (else the release
+ * goes on at once, without a turn of the loop). */
 gboolean hotplug_revoke_usb_applies(const VmDevice *device);
 
 /* hotplug_release_device() - QEMU no longer holds @device: give it back to

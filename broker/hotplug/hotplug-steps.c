@@ -298,10 +298,9 @@ vfio_device_count(const Op *op)
 static void
 read_memlock_facts(Op *op)
 {
-  pid_t qemu = qmp_client_get_peer_pid(op->hotplug->qmp);
-
   if (op->memlock_facts_read)
     return;
+  pid_t qemu = qmp_client_get_peer_pid(op->hotplug->qmp);
   op->memlock_facts_read = TRUE;
   op->host_ram = memlock_host_ram_bytes(&op->host_ram_error);
   op->qemu_ipc_lock = qemu > 0 && process_has_ipc_lock(qemu);

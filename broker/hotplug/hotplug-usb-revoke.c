@@ -147,11 +147,7 @@ hotplug_revoke_usb_async(Hotplug *hotplug, VmDevice *device, GAsyncReadyCallback
   g_autoptr(GError) local = NULL;
   GError *error = NULL;
 
-  if (!hotplug_revoke_usb_applies(device)) {
-    g_task_return_boolean(task, TRUE);
-    g_object_unref(task);
-    return;
-  }
+  g_assert(hotplug_revoke_usb_applies(device));
   g_autofree char *port = usb_revoke_find_port(hostdev->usb.port_path, hostdev->usb.bus,
                                                hostdev->usb.device, &local);
   if (port == NULL && g_error_matches(local, HOSTDEVD_ERROR, HOSTDEVD_ERROR_NOT_FOUND)) {
