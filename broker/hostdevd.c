@@ -446,8 +446,12 @@ sandbox_before_qemu_speaks(Daemon *daemon, uid_t peer, GError **error)
   qemu_user(daemon, peer, &owners.uid, &owners.gid);
   if (!policy_socket_group(daemon->policy, daemon->options.vm, &owners.socket_gid))
     owners.socket_gid = (gid_t)-1;
-  return sandbox_drop_privileges(daemon->options.sandbox_mode, error) &&
-         sandbox_lock(daemon->options.sandbox_mode, &owners, error);
+  if (!sandbox_drop_privileges(daemon->options.sandbox_mode, error) ||
+      !sandbox_lock(daemon->options.sandbox_mode, &owners, error))
+    return FALSE;
+  /* a thread started from now on has no more than the sandbox leaves */
+  vfio_restore_keep_threads();
+  return TRUE;
 }
 
 /*

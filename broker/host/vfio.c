@@ -1734,6 +1734,49 @@ restore_worker(gpointer data)
   return NULL;
 }
 
+/* The restores' own threads, kept idle between restores; NULL until the
+ * process may keep idle threads (vfio_restore_keep_threads()). */
+static GThreadPool *restore_pool;
+
+static void
+restore_in_pool(gpointer data, gpointer unused)
+{
+  restore_worker(data);
+}
+
+void
+vfio_restore_keep_threads(void)
+{
+  g_autoptr(GError) error = NULL;
+
+  /* unbounded: a blocked unbind holds its thread, never the next restore */
+  if (restore_pool == NULL &&
+      (restore_pool = g_thread_pool_new(restore_in_pool, NULL, -1, FALSE, &error)) == NULL)
+    g_warning("restores start a thread each: %s", error->message);
+}
+
+/* Return: whether @restore's worker runs (or is queued to, on a kept thread). */
+static gboolean
+restore_start_worker(Restore *restore, GError **error)
+{
+  GThread *thread;
+
+  if (restore_pool != NULL) {
+    g_autoptr(GError) local = NULL;
+    /* queued even when no new thread could be started: a kept one takes it */
+    if (!g_thread_pool_push(restore_pool, restore_ref(restore), &local))
+      g_warning("the restore waits for a thread: %s", local->message);
+    return TRUE;
+  }
+  thread = g_thread_try_new("vfio-restore", restore_worker, restore_ref(restore), error);
+  if (thread == NULL) {
+    restore_unref(restore); /* the worker's */
+    return FALSE;
+  }
+  g_thread_unref(thread);
+  return TRUE;
+}
+
 void
 vfio_restore_async(VfioRecord *record, guint timeout_ms, const HostReleaseWait *wait,
                    VfioLateRestoreFunc late, gpointer late_data,
@@ -1741,7 +1784,6 @@ vfio_restore_async(VfioRecord *record, guint timeout_ms, const HostReleaseWait *
                    GAsyncReadyCallback callback, gpointer user_data)
 {
   Restore *restore = g_new0(Restore, 1);
-  GThread *thread;
   g_autoptr(GError) error = NULL;
 
   g_atomic_int_set(&restore->ref, 1);
@@ -1769,23 +1811,16 @@ vfio_restore_async(VfioRecord *record, guint timeout_ms, const HostReleaseWait *
                                                restore, NULL);
   }
 
-  /* its own thread, not GTask's pool: a blocked unbind may hold it for as
-   * long as QEMU keeps the device.  Not a pool of its own either: a pool
-   * keeps idle threads, and one started before the sandbox's drop (a
-   * release replayed before QMP is up) would keep every capability */
-  thread = g_thread_try_new("vfio-restore", restore_worker, restore_ref(restore), &error);
-  if (thread == NULL) {
+  /* never on GTask's pool: a blocked unbind may hold its thread for as long
+   * as QEMU keeps the device, and the pool is bounded */
+  if (!restore_start_worker(restore, &error)) {
     g_autoptr(GTask) task = restore_take_task(restore);
 
     restore_stop_timeout(restore);
     g_task_return_new_error(task, HOSTDEVD_ERROR, HOSTDEVD_ERROR_HOST_ERROR,
                             "cannot start a thread to give the device back: %s",
                             error->message);
-    restore_unref(restore); /* the worker's */
-    restore_unref(restore);
-    return;
   }
-  g_thread_unref(thread);
   restore_unref(restore);
 }
 

@@ -80,6 +80,15 @@ typedef struct {
  * group not yet released) is retried when no QEMU exit is waited for. */
 #define VFIO_PROBE_RETRY_MS 2000
 
+/*
+ * vfio_restore_keep_threads() - from now on a restore's thread is kept,
+ * idle, for the next one, which then need not start one.  Call it once
+ * the process may keep idle threads: an idle thread keeps the
+ * capabilities it started with, so not before the sandbox's drop (until
+ * then, each restore has a thread of its own that ends with it).
+ */
+void vfio_restore_keep_threads(void);
+
 /* vfio_set_wait_ms() - bound the waits of the binding steps (tests). */
 void vfio_set_wait_ms(guint ms);
 
