@@ -524,6 +524,31 @@ set_busy_error(GError **error, const Claim *claim)
               what, holder, remedy);
 }
 
+/* Read the claim on every key of @keys under @lock into @found, in order (NULL
+ * where there is none).  A live claim of a VM other than @vm (of any VM when
+ * @vm is NULL) is a Busy error naming it; a claim that cannot be read, its
+ * HostError. */
+static gboolean
+read_claims_free_for(ClaimsLock *lock, const char *const *keys, const char *vm,
+                     GPtrArray *found, GError **error)
+{
+  for (guint i = 0; keys[i]; i++) {
+    g_autoptr(GError) local_error = NULL;
+    Claim *claim = read_claim(lock->dir, keys[i], vm, &local_error);
+    if (local_error != NULL) {
+      g_propagate_error(error, g_steal_pointer(&local_error));
+      return FALSE;
+    }
+    if (claim != NULL && g_strcmp0(claim->vm, vm) != 0 && !claim->stale) {
+      set_busy_error(error, claim);
+      claim_free(claim);
+      return FALSE;
+    }
+    g_ptr_array_add(found, claim);
+  }
+  return TRUE;
+}
+
 gboolean
 claims_acquire(const char *runtime_dir, const char *vm, const char *key,
                const ClaimOwner *owner, GError **error)
@@ -602,20 +627,8 @@ claims_acquire_all(const char *runtime_dir, const char *vm, const char *const *k
     return FALSE;
 
   /* every key is looked at before any is written: all or none */
-  for (guint i = 0; keys[i]; i++) {
-    g_autoptr(GError) local_error = NULL;
-    Claim *claim = read_claim(lock->dir, keys[i], vm, &local_error);
-    if (local_error != NULL) {
-      g_propagate_error(error, g_steal_pointer(&local_error));
-      return FALSE;
-    }
-    if (claim != NULL && strcmp(claim->vm, vm) != 0 && !claim->stale) {
-      set_busy_error(error, claim);
-      claim_free(claim);
-      return FALSE;
-    }
-    g_ptr_array_add(found, claim);
-  }
+  if (!read_claims_free_for(lock, keys, vm, found, error))
+    return FALSE;
   /* Nobody else can be changing the device now: its claim is ours or nobody's
    * (a stale holder's origin is handed on instead), and every holder changes
    * the device only while it holds the claim.  Read before anything is
@@ -944,7 +957,8 @@ claims_note_administered(const char *runtime_dir, const char *device_key,
                          GError **error)
 {
   const char *const keys[] = { device_key, group_key, NULL };
-  g_autoptr(GPtrArray) left = g_ptr_array_new_with_free_func((GDestroyNotify)claim_free);
+  g_autoptr(GPtrArray) found = g_ptr_array_new_with_free_func((GDestroyNotify)claim_free);
+  g_autoptr(GPtrArray) left = g_ptr_array_new();
 
   if (!claims_key_is_valid(device_key) || (group_key && !claims_key_is_valid(group_key))) {
     g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_INVALID_ARGUMENT,
@@ -955,20 +969,13 @@ claims_note_administered(const char *runtime_dir, const char *device_key,
   if (lock == NULL)
     return FALSE;
   /* a live claim: a VM took the device meanwhile, and it is that VM's now */
-  for (guint i = 0; keys[i]; i++) {
-    g_autoptr(GError) local_error = NULL;
-    g_autoptr(Claim) claim = read_claim(lock->dir, keys[i], NULL, &local_error);
-    if (local_error != NULL) {
-      g_propagate_error(error, g_steal_pointer(&local_error));
-      return FALSE;
-    }
-    if (claim != NULL && !claim->stale) {
-      set_busy_error(error, claim);
-      return FALSE;
-    }
-    /* a damaged claim names nobody whose journal could name the device */
+  if (!read_claims_free_for(lock, keys, NULL, found, error))
+    return FALSE;
+  /* a damaged claim names nobody whose journal could name the device */
+  for (guint i = 0; i < found->len; i++) {
+    Claim *claim = found->pdata[i];
     if (claim != NULL && claim->pid > 0)
-      g_ptr_array_add(left, g_steal_pointer(&claim));
+      g_ptr_array_add(left, claim);
   }
   if (left->len == 0)
     return TRUE;

@@ -997,7 +997,6 @@ vfio_record_leave_binding(VfioRecord *record, const PciAddress *addr)
 {
   VfioRecord *device = pci_address_compare(&record->addr, addr) == 0
                        ? record : (VfioRecord *)vfio_record_find_companion(record, addr);
-
   gboolean had_steps = device != NULL && (device->override_written || device->unbound ||
                                           device->probed || device->bound_by_us);
 
