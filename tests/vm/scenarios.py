@@ -21,6 +21,7 @@ step and what was expected; it never skips.
 """
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -895,10 +896,11 @@ def journal_records(ctx, vm):
 
 
 def claims(ctx):
-    """{key: content} of every claim in the runtime directory."""
+    """{key: content} of every claim in the runtime directory (not the lock, temporary
+    files or the administrator's notes, KEY.administered: their names are no keys)."""
     directory = os.path.join(ctx.runtime, "claims")
     try:
-        names = sorted(n for n in os.listdir(directory) if not n.startswith("."))
+        names = sorted(n for n in os.listdir(directory) if re.fullmatch(r"[a-z0-9_]{1,64}", n))
     except OSError:
         return {}
     return {n: (l1lib.read(os.path.join(directory, n), "") or "") for n in names}
@@ -995,7 +997,8 @@ def hold_steady(ctx, seconds, what, probe):
 # -- 11 ---------------------------------------------------------------------
 
 @scenario(11, "VM stop in the unit's order (QEMU reaped, then SIGTERM during the release) gives the device back; "
-              "hostdevd stopped first: the next start gives it back from the journal with no QEMU")
+              "hostdevd stopped first: the next start gives it back from the journal with no QEMU, "
+              "but not a device the administrator set since (nodedev-detach)")
 def stop_orders(ctx):
     bdf = E1000E
     vm = "vm11"
@@ -1093,6 +1096,41 @@ def stop_orders(ctx):
         status = daemon.wait_exit(60)
         ctx.expect(status == 0, f"B: hostdevd exited with {status} after the new QEMU quit")
         ctx.expect(host_state(bdf) == ("e1000e", original), f"B: at the end {bdf} is on {host_state(bdf)}")
+
+        ctx.step("C: attach, then the VM stops the unit's way round (hostdevd, then QEMU)")
+        l2 = ctx.paused_l2(vm, running=True)
+        daemon = ctx.start_hostdevd(l2)
+        attach_ok(ctx, vm, xml, "C: managed attach of the e1000e")
+        daemon.signal(signal.SIGTERM)
+        status = daemon.wait_exit(60)
+        ctx.expect(status == 0, f"C: hostdevd SIGTERMed while QEMU runs exited with {status}, expected 0")
+        l2.quit()
+        ctx.step("C: the administrator keeps the device for VFIO: hostdevctl nodedev-detach")
+        ctx.ctl("nodedev-detach", nodedev_name(bdf), check_ok=True)
+        check(host_state(bdf) == ("vfio-pci", "vfio-pci"),
+              f"C: after nodedev-detach {bdf} is on {host_state(bdf)}")
+        note = os.path.join(ctx.runtime, "claims", nodedev_name(bdf) + ".administered")
+        ctx.expect(vm in (l1lib.read(note, "") or ""),
+                   f"C: nodedev-detach left no note naming {vm} beside its stale claims")
+        ctx.step("C: hostdevd starts with no QEMU: its replay leaves the device as the "
+                 "administrator set it and gives back the rest")
+        daemon = ctx.start_hostdevd(l2, wait_socket=False, qmp_wait=600)
+        try:
+            wait_for(lambda: not claims_on(ctx, bdf) and not journal_entries(ctx, vm), 60,
+                     f"the replay's release of {bdf} to finish")
+        except Failure as e:
+            ctx.expect(False, f"C: {e}")
+        ctx.expect(host_state(bdf) == ("vfio-pci", "vfio-pci"),
+                   f"C: the replay set {bdf} back to {host_state(bdf)} after the administrator's "
+                   "nodedev-detach")
+        ctx.expect("the administrator set its driver" in daemon.log_of_this_run(),
+                   "C: hostdevd's log does not say it left the device to the administrator")
+        expect_nothing_left(ctx, vm, [bdf], group, "C: after the replay")
+        daemon.signal(signal.SIGTERM)
+        ctx.expect(daemon.wait_exit(60) == 0, "C: hostdevd waiting for QMP did not stop on SIGTERM")
+        ctx.ctl("nodedev-reattach", nodedev_name(bdf), check_ok=True)
+        set_override(bdf, original)
+        put_back_by_hand(ctx, bdf, "e1000e", original)
     finally:
         if l1lib.pci_driver(bdf) == "e1000e":
             set_override(bdf, "")
