@@ -336,16 +336,14 @@ reconcile_records(Hotplug *hotplug, const char *const *ids, ReplayFilter filter)
   GPtrArray *entries = state_journal_entries(hotplug->journal);
   g_autoptr(GPtrArray) replays = g_ptr_array_new_with_free_func((GDestroyNotify)replay_free);
   g_autoptr(GHashTable) unreadable = g_hash_table_new(g_str_hash, g_str_equal);
-  g_autoptr(GArray) recorded = g_array_sized_new(FALSE, FALSE, sizeof(ProcessIdentity),
-                                                 entries->len);
+  g_autofree ProcessIdentity *recorded = g_new0(ProcessIdentity, entries->len + 1);
   ReconcileCount count = { 0 };
 
   /* the administrator's notes on what a QEMU of this VM left are read by the
    * replay of its records; once none is left, they have served */
   for (guint i = 0; i < entries->len; i++)
-    g_array_append_val(recorded, ((StateEntry *)g_ptr_array_index(entries, i))->qemu);
-  claims_forget_administered(hotplug->runtime_dir, hotplug->vm,
-                             (const ProcessIdentity *)recorded->data, recorded->len);
+    recorded[i] = ((StateEntry *)g_ptr_array_index(entries, i))->qemu;
+  claims_forget_administered(hotplug->runtime_dir, hotplug->vm, recorded, entries->len);
 
   for (guint i = 0; i < entries->len; i++) {
     StateEntry *entry = g_ptr_array_index(entries, i);
