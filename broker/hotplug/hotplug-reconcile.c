@@ -7,11 +7,11 @@
  * record whose device another live VM holds (its claim names that VM) is
  * dropped and logged, never acted on — it may be that VM's GPU now.  A
  * device the administrator set since this VM left it (hostdevctl
- * nodedev-detach or nodedev-reattach; its claims say so) keeps the driver
- * the administrator chose; the rest of its record is replayed.  The
- * rest are replayed in two passes: first every device this QEMU still
- * holds is registered (and its claims taken again as this hostdevd), then
- * the others are given back.  So a device whose IOMMU group a registered
+ * nodedev-detach or nodedev-reattach; a note beside the claims says so)
+ * keeps the driver the administrator chose; the rest of its record is
+ * replayed.  The records are replayed in two passes: first every device
+ * this QEMU still holds is registered (and its claims taken again as this
+ * hostdevd), then the others are given back.  So a device whose IOMMU group a registered
  * sibling still uses waits for that sibling instead of being unbound under
  * it.  A device recorded for another QEMU process is not in this one, even
  * when this QEMU has a device of the same id.
