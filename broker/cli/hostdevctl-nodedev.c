@@ -318,8 +318,9 @@ note_administered(const PciAddress *addr, const char *name)
   if (now == NULL ||
       !claims_note_administered(control_runtime_dir(), key, group_key, now->original_driver,
                                 now->original_override, &error))
-    g_printerr("warning: %s: a VM that left it may set it back when its hostdevd starts "
-               "again, because this could not be noted: %s\n", name, error->message);
+    g_printerr("warning: %s: this could not be noted (%s), so a VM that left the device "
+               "may set it back when its hostdevd starts again; make the runtime directory "
+               "usable and run the command again\n", name, error->message);
 }
 
 static int

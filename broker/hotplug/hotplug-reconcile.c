@@ -336,14 +336,7 @@ reconcile_records(Hotplug *hotplug, const char *const *ids, ReplayFilter filter)
   GPtrArray *entries = state_journal_entries(hotplug->journal);
   g_autoptr(GPtrArray) replays = g_ptr_array_new_with_free_func((GDestroyNotify)replay_free);
   g_autoptr(GHashTable) unreadable = g_hash_table_new(g_str_hash, g_str_equal);
-  g_autofree ProcessIdentity *recorded = g_new0(ProcessIdentity, entries->len + 1);
   ReconcileCount count = { 0 };
-
-  /* the administrator's notes on what a QEMU of this VM left are read by the
-   * replay of its records; once none is left, they have served */
-  for (guint i = 0; i < entries->len; i++)
-    recorded[i] = ((StateEntry *)g_ptr_array_index(entries, i))->qemu;
-  claims_forget_administered(hotplug->runtime_dir, hotplug->vm, recorded, entries->len);
 
   for (guint i = 0; i < entries->len; i++) {
     StateEntry *entry = g_ptr_array_index(entries, i);
@@ -434,6 +427,22 @@ release_unbacked_claims(Hotplug *hotplug)
   }
 }
 
+/*
+ * forget_served_notes() - the administrator's notes on what a QEMU of this
+ * VM left are read by the replay of its records; once the journal holds
+ * none of that QEMU's, they have served.  Run once the records are replayed.
+ */
+static void
+forget_served_notes(Hotplug *hotplug)
+{
+  GPtrArray *entries = state_journal_entries(hotplug->journal);
+  g_autofree ProcessIdentity *recorded = g_new0(ProcessIdentity, entries->len + 1);
+
+  for (guint i = 0; i < entries->len; i++)
+    recorded[i] = ((StateEntry *)g_ptr_array_index(entries, i))->qemu;
+  claims_forget_administered(hotplug->runtime_dir, hotplug->vm, recorded, entries->len);
+}
+
 static void
 on_reconcile_ids(GObject *source, GAsyncResult *result, gpointer user_data)
 {
@@ -452,6 +461,7 @@ on_reconcile_ids(GObject *source, GAsyncResult *result, gpointer user_data)
   g_auto(GStrv) ids = hotplug_peripheral_ids(value);
   reconcile_records(hotplug, (const char *const *)ids, NULL);
   release_unbacked_claims(hotplug);
+  forget_served_notes(hotplug);
   g_task_return_boolean(task, TRUE);
 }
 
