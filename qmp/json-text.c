@@ -181,16 +181,37 @@ json_text_member_int(GString *out, const char *name, gint64 value)
 }
 
 void
-json_text_member_strv(GString *out, const char *name, const char *const *values)
+json_text_member_bool(GString *out, const char *name, gboolean value)
 {
   json_text_member_name(out, name);
+  g_string_append(out, value ? "true" : "false");
+}
+
+/* @n strings of @values; G_MAXUINT: up to its NULL */
+static void
+append_strings(GString *out, const char *const *values, guint n)
+{
   g_string_append_c(out, '[');
-  for (guint i = 0; values && values[i]; i++) {
+  for (guint i = 0; i < n && values && values[i]; i++) {
     if (i > 0)
       g_string_append_c(out, ',');
     append_string(out, values[i]);
   }
   g_string_append_c(out, ']');
+}
+
+void
+json_text_member_strv(GString *out, const char *name, const char *const *values)
+{
+  json_text_member_name(out, name);
+  append_strings(out, values, G_MAXUINT);
+}
+
+void
+json_text_member_string_array(GString *out, const char *name, GPtrArray *values)
+{
+  json_text_member_name(out, name);
+  append_strings(out, (const char *const *)values->pdata, values->len);
 }
 
 void
@@ -206,4 +227,38 @@ json_text_member_object(GString *out, const char *name, JsonObject *object)
   g_autoptr(JsonNode) node = json_node_init_object(json_node_alloc(), object);
 
   json_text_member_node(out, name, node);
+}
+
+void
+json_text_member_raw(GString *out, const char *name, const char *json)
+{
+  json_text_member_name(out, name);
+  g_string_append(out, json);
+}
+
+void
+json_text_array_begin(GString *out)
+{
+  g_string_append_c(out, '[');
+}
+
+void
+json_text_element_begin(GString *out)
+{
+  /* every element but an array's first follows a comma */
+  if (out->len > 0 && out->str[out->len - 1] != '[')
+    g_string_append_c(out, ',');
+}
+
+void
+json_text_array_end(GString *out)
+{
+  g_string_append_c(out, ']');
+}
+
+JsonObject *
+json_text_parse_object(const char *text)
+{
+  g_autoptr(JsonNode) node = json_from_string(text, NULL);
+  return node && JSON_NODE_HOLDS_OBJECT(node) ? json_object_ref(json_node_get_object(node)) : NULL;
 }

@@ -37,9 +37,26 @@ void json_text_member_name(GString *out, const char *name);
 /* @value NULL: null, as json_object_set_string_member() stores it */
 void json_text_member_string(GString *out, const char *name, const char *value);
 void json_text_member_int(GString *out, const char *name, gint64 value);
+void json_text_member_bool(GString *out, const char *name, gboolean value);
 /* @values NULL: an empty array */
 void json_text_member_strv(GString *out, const char *name, const char *const *values);
+/* @values: (element-type utf8): an array of strings */
+void json_text_member_string_array(GString *out, const char *name, GPtrArray *values);
 void json_text_member_object(GString *out, const char *name, JsonObject *object);
 void json_text_member_node(GString *out, const char *name, JsonNode *node);
+/* @json: a value already written as JSON text (by these functions), copied as it is */
+void json_text_member_raw(GString *out, const char *name, const char *json);
+/*
+ * An array of objects written element by element: json_text_array_begin(),
+ * then json_text_element_begin() before each element's
+ * json_text_object_begin(), json_text_array_end().
+ */
+void json_text_array_begin(GString *out);
+void json_text_element_begin(GString *out);
+void json_text_array_end(GString *out);
+
+/* Return: (transfer full) (nullable): @text, one object as these functions
+ * write it, read back as a tree; NULL when it is not one object. */
+JsonObject *json_text_parse_object(const char *text);
 
 G_END_DECLS

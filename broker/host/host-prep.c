@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
 #include "host-prep.h"
+#include "json-text.h"
 #include "claims.h"
 #include "host-pci.h"
 #include "hostdevd-error.h"
@@ -39,38 +40,41 @@ host_prep_is_empty(const HostPrep *prep)
                           prep->usb_port_disabled == NULL && !prep->vf_saved && !prep->memlock_saved);
 }
 
-JsonObject *
-host_prep_to_json(const HostPrep *prep, gboolean binding_in_flight)
+char *
+host_prep_to_journal(const HostPrep *prep, gboolean binding_in_flight)
 {
-  JsonObject *object = json_object_new();
-  JsonArray *claims = json_array_new();
+  GString *out = g_string_sized_new(512);
 
-  for (guint i = 0; i < prep->claims->len; i++)
-    json_array_add_string_element(claims, g_ptr_array_index(prep->claims, i));
-  json_object_set_array_member(object, "claims", claims);
+  json_text_object_begin(out);
+  json_text_member_string_array(out, "claims", prep->claims);
   if (prep->vfio) {
     /* in flight: the planned companions and chown are in the record too */
-    g_autoptr(VfioRecord) worst = binding_in_flight ? vfio_record_worst_case(prep->vfio) : NULL;
-    json_object_set_object_member(object, "vfio", vfio_record_to_json(worst ? worst : prep->vfio));
+    json_text_member_name(out, "vfio");
+    vfio_record_append_json(out, prep->vfio, binding_in_flight);
   }
   if (prep->fdset_id >= 0)
-    json_object_set_int_member(object, "fdset-id", prep->fdset_id);
+    json_text_member_int(out, "fdset-id", prep->fdset_id);
   if (prep->usb_follow)
-    json_object_set_boolean_member(object, "usb-follow", TRUE);
+    json_text_member_bool(out, "usb-follow", TRUE);
   if (prep->usb_port_disabled)
-    json_object_set_string_member(object, "usb-port-disabled", prep->usb_port_disabled);
-  if (prep->vf_saved)
-    json_object_set_object_member(object, "vf-before", sriov_vf_config_to_json(&prep->vf_before));
-  if (prep->memlock_saved) {
-    JsonObject *memlock = json_object_new();
-    /* as strings: RLIM_INFINITY does not fit JSON's integers */
-    g_autofree char *soft = g_strdup_printf("%" G_GUINT64_FORMAT, prep->memlock_soft);
-    g_autofree char *hard = g_strdup_printf("%" G_GUINT64_FORMAT, prep->memlock_hard);
-    json_object_set_string_member(memlock, "soft", soft);
-    json_object_set_string_member(memlock, "hard", hard);
-    json_object_set_object_member(object, "memlock-before", memlock);
+    json_text_member_string(out, "usb-port-disabled", prep->usb_port_disabled);
+  if (prep->vf_saved) {
+    json_text_member_name(out, "vf-before");
+    sriov_vf_config_append_json(out, &prep->vf_before);
   }
-  return object;
+  if (prep->memlock_saved) {
+    /* as strings: RLIM_INFINITY does not fit JSON's integers */
+    char soft[24], hard[24];
+    g_snprintf(soft, sizeof soft, "%" G_GUINT64_FORMAT, prep->memlock_soft);
+    g_snprintf(hard, sizeof hard, "%" G_GUINT64_FORMAT, prep->memlock_hard);
+    json_text_member_name(out, "memlock-before");
+    json_text_object_begin(out);
+    json_text_member_string(out, "soft", soft);
+    json_text_member_string(out, "hard", hard);
+    json_text_object_end(out);
+  }
+  json_text_object_end(out);
+  return g_string_free(out, FALSE);
 }
 
 HostPrep *

@@ -52,12 +52,13 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(HostPrep, host_prep_free)
 gboolean host_prep_is_empty(const HostPrep *prep);
 
 /**
- * host_prep_to_json() - the record for the journal
+ * host_prep_to_journal() - the record for the journal, as the JSON text of an
+ * object (what host_prep_from_json() reads back)
  * @binding_in_flight: a binding step may be under way: write the binding as
  *   possibly done, so an undo after a crash restores it (the undo looks at
  *   the device's real driver, so undoing what never happened is harmless)
  */
-JsonObject *host_prep_to_json(const HostPrep *prep, gboolean binding_in_flight);
+char *host_prep_to_journal(const HostPrep *prep, gboolean binding_in_flight);
 
 /* Return: (transfer full): the record read back from the journal, or NULL with @error. */
 HostPrep *host_prep_from_json(JsonObject *object, GError **error);

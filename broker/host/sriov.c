@@ -16,6 +16,7 @@
 #include "claims.h"
 #include "host-pci.h"
 #include "host-root.h"
+#include "json-text.h"
 #include "hostdevd-error.h"
 
 #include <errno.h>
@@ -269,16 +270,16 @@ sriov_mac_format(const guint8 mac[6])
                          mac[0], mac[1], mac[2], mac[3], mac[4], mac[5]);
 }
 
-JsonObject *
-sriov_vf_config_to_json(const SriovVfConfig *config)
+void
+sriov_vf_config_append_json(GString *out, const SriovVfConfig *config)
 {
-  JsonObject *object = json_object_new();
   g_autofree char *mac = sriov_mac_format(config->mac);
 
-  json_object_set_string_member(object, "mac", mac);
-  json_object_set_int_member(object, "vlan", config->vlan);
-  json_object_set_int_member(object, "qos", config->qos);
-  return object;
+  json_text_object_begin(out);
+  json_text_member_string(out, "mac", mac);
+  json_text_member_int(out, "vlan", config->vlan);
+  json_text_member_int(out, "qos", config->qos);
+  json_text_object_end(out);
 }
 
 gboolean

@@ -53,8 +53,9 @@ gboolean sriov_mac_parse(const char *text, guint8 mac[6]);
 /* Return: (transfer full): "52:54:00:12:34:56". */
 char *sriov_mac_format(const guint8 mac[6]);
 
-/* Return: (transfer full): @config as {"mac", "vlan", "qos"} for the journal. */
-JsonObject *sriov_vf_config_to_json(const SriovVfConfig *config);
+/* sriov_vf_config_append_json() - @config as {"mac", "vlan", "qos"} for the
+ * journal, appended to @out (json-text.h). */
+void sriov_vf_config_append_json(GString *out, const SriovVfConfig *config);
 
 /* sriov_vf_config_from_json() - read it back, strictly (InvalidArgument). */
 gboolean sriov_vf_config_from_json(JsonObject *object, SriovVfConfig *config,

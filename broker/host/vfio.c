@@ -21,6 +21,7 @@
 #include "claims.h"
 #include "host-pci.h"
 #include "host-root.h"
+#include "json-text.h"
 #include "hostdevd-error.h"
 
 #include <errno.h>
@@ -96,44 +97,67 @@ vfio_record_is_clean(const VfioRecord *record)
   return TRUE;
 }
 
+/* @record as the journal's JSON text, member by member (no tree).
+ * @self_bound: write @record's binding steps as done; @companions_bound:
+ * those of every companion below it; @chowned: the node's ownership too,
+ * when its owner before is known (see vfio_record_worst_case()). */
+static void
+append_record(GString *out, const VfioRecord *record, gboolean self_bound,
+              gboolean companions_bound, gboolean chowned)
+{
+  g_autofree char *bdf = pci_address_format(&record->addr);
+
+  json_text_object_begin(out);
+  json_text_member_string(out, "address", bdf);
+  json_text_member_int(out, "group", record->group);
+  json_text_member_bool(out, "managed", record->managed);
+  json_text_member_string(out, "original-driver", record->original_driver);
+  json_text_member_string(out, "original-override", record->original_override);
+
+  json_text_member_name(out, "steps");
+  json_text_object_begin(out);
+  json_text_member_bool(out, "override-written", record->override_written || self_bound);
+  json_text_member_bool(out, "unbound", record->unbound || self_bound);
+  json_text_member_bool(out, "probed", record->probed || self_bound);
+  json_text_member_bool(out, "bound-by-us", record->bound_by_us || self_bound);
+  json_text_object_end(out);
+
+  json_text_member_name(out, "node");
+  json_text_object_begin(out);
+  json_text_member_bool(out, "chowned-by-us",
+                        record->chowned_by_us || (chowned && record->node_before_known));
+  json_text_member_bool(out, "before-known", record->node_before_known);
+  json_text_member_int(out, "uid-before", record->node_uid_before);
+  json_text_member_int(out, "gid-before", record->node_gid_before);
+  json_text_member_int(out, "mode-before", record->node_mode_before);
+  json_text_object_end(out);
+
+  json_text_member_name(out, "companions");
+  json_text_array_begin(out);
+  for (guint i = 0; i < record->companions->len; i++) {
+    json_text_element_begin(out);
+    append_record(out, record->companions->pdata[i], companions_bound, companions_bound, FALSE);
+  }
+  json_text_array_end(out);
+  json_text_object_end(out);
+}
+
+void
+vfio_record_append_json(GString *out, const VfioRecord *record, gboolean worst_case)
+{
+  /* the worst case: the binding of every planned companion, of the device
+   * itself when managed, and the node's ownership */
+  append_record(out, record, worst_case && record->managed, worst_case, worst_case);
+}
+
 JsonObject *
 vfio_record_to_json(const VfioRecord *record)
 {
-  JsonObject *object = json_object_new();
-  JsonObject *steps = json_object_new();
-  JsonObject *node = json_object_new();
-  JsonArray *companions = json_array_new();
-  g_autofree char *bdf = pci_address_format(&record->addr);
-
-  json_object_set_string_member(object, "address", bdf);
-  json_object_set_int_member(object, "group", record->group);
-  json_object_set_boolean_member(object, "managed", record->managed);
-  if (record->original_driver)
-    json_object_set_string_member(object, "original-driver", record->original_driver);
-  else
-    json_object_set_null_member(object, "original-driver");
-  if (record->original_override)
-    json_object_set_string_member(object, "original-override", record->original_override);
-  else
-    json_object_set_null_member(object, "original-override");
-
-  json_object_set_boolean_member(steps, "override-written", record->override_written);
-  json_object_set_boolean_member(steps, "unbound", record->unbound);
-  json_object_set_boolean_member(steps, "probed", record->probed);
-  json_object_set_boolean_member(steps, "bound-by-us", record->bound_by_us);
-  json_object_set_object_member(object, "steps", steps);
-
-  json_object_set_boolean_member(node, "chowned-by-us", record->chowned_by_us);
-  json_object_set_boolean_member(node, "before-known", record->node_before_known);
-  json_object_set_int_member(node, "uid-before", record->node_uid_before);
-  json_object_set_int_member(node, "gid-before", record->node_gid_before);
-  json_object_set_int_member(node, "mode-before", record->node_mode_before);
-  json_object_set_object_member(object, "node", node);
-
-  for (guint i = 0; i < record->companions->len; i++)
-    json_array_add_object_element(companions,
-                                  vfio_record_to_json(record->companions->pdata[i]));
-  json_object_set_array_member(object, "companions", companions);
+  g_autoptr(GString) text = g_string_sized_new(512);
+  vfio_record_append_json(text, record, FALSE);
+  JsonObject *object = json_text_parse_object(text->str);
+  /* what append_record() wrote is one object */
+  g_assert(object != NULL);
   return object;
 }
 
@@ -292,31 +316,17 @@ vfio_record_from_json(JsonObject *object, GError **error)
   return g_steal_pointer(&record);
 }
 
-/* Mark every binding step of @record (and of its companions) as done. */
-static void
-assume_bound(VfioRecord *record)
-{
-  record->override_written = record->unbound = record->probed = record->bound_by_us = TRUE;
-  for (guint i = 0; i < record->companions->len; i++)
-    assume_bound(record->companions->pdata[i]);
-}
-
 VfioRecord *
 vfio_record_worst_case(const VfioRecord *record)
 {
-  g_autoptr(JsonObject) json = vfio_record_to_json(record);
-  VfioRecord *worst = vfio_record_from_json(json, NULL);
+  g_autoptr(GString) text = g_string_sized_new(512);
+  vfio_record_append_json(text, record, TRUE);
+  g_autoptr(JsonObject) object = json_text_parse_object(text->str);
+  VfioRecord *worst = object ? vfio_record_from_json(object, NULL) : NULL;
 
-  /* what to_json wrote, from_json accepts */
+  /* what append_record() wrote, from_json accepts */
   g_assert(worst != NULL);
   worst->group_planned = record->group_planned;
-  if (record->managed)
-    assume_bound(worst);
-  else
-    for (guint i = 0; i < worst->companions->len; i++)
-      assume_bound(worst->companions->pdata[i]);
-  if (worst->node_before_known)
-    worst->chowned_by_us = TRUE;
   return worst;
 }
 

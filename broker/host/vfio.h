@@ -100,7 +100,11 @@ VfioRecord *vfio_record_ref(VfioRecord *record);
 void vfio_record_unref(VfioRecord *record);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(VfioRecord, vfio_record_unref)
 
-/* Return: (transfer full): the record as a JSON object for the journal. */
+/* vfio_record_append_json() - the record as the journal's JSON object, appended
+ * to @out (json-text.h); @worst_case: as vfio_record_worst_case() has it. */
+void vfio_record_append_json(GString *out, const VfioRecord *record, gboolean worst_case);
+
+/* Return: (transfer full): the record as a JSON object (what vfio_record_append_json() writes). */
 JsonObject *vfio_record_to_json(const VfioRecord *record);
 
 /* Return: (transfer full): the record read back from the journal, every

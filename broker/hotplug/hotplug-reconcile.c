@@ -105,8 +105,8 @@ replay_load(Hotplug *hotplug, StateEntry *entry, const char *const *ids)
 
   replay->entry = entry;
   replay->hostdev = hostdev_parse_live_xml(entry->xml, strlen(entry->xml), &error);
-  replay->prep = replay->hostdev && entry->host ? host_prep_from_json(entry->host, &error)
-                                                : host_prep_new();
+  g_autoptr(JsonObject) host = state_entry_host(entry);
+  replay->prep = replay->hostdev && host ? host_prep_from_json(host, &error) : host_prep_new();
   if (replay->hostdev == NULL || replay->prep == NULL) {
     g_warning("journal entry %s is unreadable (%s); left for a person to check", entry->alias,
               error->message);
@@ -396,17 +396,18 @@ static void
 release_unbacked_claims(Hotplug *hotplug)
 {
   GPtrArray *entries = state_journal_entries(hotplug->journal);
-  g_autoptr(GHashTable) backed = g_hash_table_new(g_str_hash, g_str_equal);
+  g_autoptr(GHashTable) backed = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
   g_autoptr(GError) error = NULL;
 
   for (guint i = 0; i < entries->len; i++) {
     StateEntry *entry = g_ptr_array_index(entries, i);
-    JsonNode *keys = entry->host ? json_object_get_member(entry->host, "claims") : NULL;
+    g_autoptr(JsonObject) host = state_entry_host(entry);
+    JsonNode *keys = host ? json_object_get_member(host, "claims") : NULL;
     JsonArray *array = keys && JSON_NODE_HOLDS_ARRAY(keys) ? json_node_get_array(keys) : NULL;
     for (guint k = 0; array && k < json_array_get_length(array); k++) {
       JsonNode *key = json_array_get_element(array, k);
       if (JSON_NODE_HOLDS_VALUE(key) && json_node_get_value_type(key) == G_TYPE_STRING)
-        g_hash_table_add(backed, (gpointer)json_node_get_string(key));
+        g_hash_table_add(backed, g_strdup(json_node_get_string(key)));
     }
   }
   g_autoptr(GPtrArray) claims = claims_list(hotplug->runtime_dir, hotplug->vm, &error);

@@ -319,7 +319,7 @@ hotplug_journal_draft(Hotplug *hotplug, const Hostdev *hostdev, const char *xml,
                       const HostPrep *prep, gboolean binding_in_flight)
 {
   g_auto(GStrv) ids = commands ? command_ids(commands) : NULL;
-  g_autoptr(JsonObject) host = prep ? host_prep_to_json(prep, binding_in_flight) : NULL;
+  g_autofree char *host = prep ? host_prep_to_journal(prep, binding_in_flight) : NULL;
   return state_journal_draft(hotplug->journal, hostdev->alias, state, step, xml,
                              (const char *const *)ids, host,
                              hotplug->qemu.pid > 0 ? &hotplug->qemu : NULL);

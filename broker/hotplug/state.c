@@ -84,7 +84,7 @@ entry_clear(StateEntry *entry)
   g_clear_pointer(&entry->step, g_free);
   g_clear_pointer(&entry->xml, g_free);
   g_clear_pointer(&entry->qemu_ids, g_strfreev);
-  g_clear_pointer(&entry->host, json_object_unref);
+  g_clear_pointer(&entry->host, g_free);
 }
 
 static void
@@ -130,6 +130,12 @@ state_journal_find(StateJournal *journal, const char *alias)
   return NULL;
 }
 
+JsonObject *
+state_entry_host(const StateEntry *entry)
+{
+  return entry->host ? json_text_parse_object(entry->host) : NULL;
+}
+
 /* Return: (transfer full): the strings of a JSON array member, NULL-terminated. */
 static GStrv
 string_array(JsonObject *object, const char *member)
@@ -167,7 +173,7 @@ entry_from_json(JsonObject *object, GError **error)
   entry->qemu_ids = string_array(object, "qemu-ids");
   JsonNode *host = json_object_get_member(object, "host");
   if (host && JSON_NODE_HOLDS_OBJECT(host))
-    entry->host = json_object_ref(json_node_get_object(host));
+    entry->host = json_text_from_node(host, NULL);
   JsonNode *qemu = json_object_get_member(object, "qemu");
   if (qemu && JSON_NODE_HOLDS_OBJECT(qemu))
     entry->qemu = process_identity_from_json(json_node_get_object(qemu));
@@ -188,7 +194,7 @@ entry_text(const StateJournal *journal, const StateEntry *entry, gsize *length)
   json_text_member_string(out, "xml", entry->xml);
   json_text_member_strv(out, "qemu-ids", (const char *const *)entry->qemu_ids);
   if (entry->host)
-    json_text_member_object(out, "host", entry->host);
+    json_text_member_raw(out, "host", entry->host);
   if (entry->qemu.pid > 0) {
     json_text_member_name(out, "qemu");
     process_identity_append_json(out, &entry->qemu);
@@ -580,7 +586,7 @@ state_draft_free(StateDraft *draft)
 StateDraft *
 state_journal_draft(StateJournal *journal, const char *alias, StateDeviceState state,
                     const char *step, const char *xml, const char *const *qemu_ids,
-                    JsonObject *host, const ProcessIdentity *qemu)
+                    const char *host, const ProcessIdentity *qemu)
 {
   const StateEntry *was = state_journal_find(journal, alias);
   StateDraft *draft = g_new0(StateDraft, 1);
@@ -597,8 +603,7 @@ state_journal_draft(StateJournal *journal, const char *alias, StateDeviceState s
   entry->xml = g_strdup(xml ? xml : was ? was->xml : "");
   entry->qemu_ids = qemu_ids ? g_strdupv((char **)qemu_ids)
                     : was ? g_strdupv(was->qemu_ids) : g_new0(char *, 1);
-  entry->host = host ? json_object_ref(host)
-                : was && was->host ? json_object_ref(was->host) : NULL;
+  entry->host = g_strdup(host ? host : was ? was->host : NULL);
   if (qemu)
     entry->qemu = *qemu;
   else if (was)
@@ -660,7 +665,7 @@ state_journal_commit(StateJournal *journal, StateDraft *draft, GError **error)
 gboolean
 state_journal_record(StateJournal *journal, const char *alias, StateDeviceState state,
                      const char *step, const char *xml, const char *const *qemu_ids,
-                     JsonObject *host, const ProcessIdentity *qemu, GError **error)
+                     const char *host, const ProcessIdentity *qemu, GError **error)
 {
   return state_journal_commit(journal, state_journal_draft(journal, alias, state, step, xml,
                                                            qemu_ids, host, qemu), error);

@@ -38,7 +38,8 @@ typedef struct {
   char *step;        /* the step about to take effect, e.g. "device-add" */
   char *xml;         /* the live XML */
   GStrv qemu_ids;    /* every QEMU device it consists of, in the order added (zpci first) */
-  JsonObject *host;  /* what host preparation did, to undo it; NULL when nothing */
+  char *host;        /* what host preparation did, to undo it: the JSON text of an
+                      * object (host_prep_to_journal()); NULL when nothing */
   ProcessIdentity qemu; /* the QEMU process the device was given to (pid 0: unknown) */
   guint64 revision;  /* bumped by every write of the entry (state_journal_commit()) */
 } StateEntry;
@@ -58,20 +59,24 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(StateJournal, state_journal_free)
 /* Return: (transfer none) (element-type StateEntry): every entry, oldest first. */
 GPtrArray *state_journal_entries(StateJournal *journal);
 
+/* Return: (transfer full) (nullable): @entry's host record as a tree; NULL when it has none. */
+JsonObject *state_entry_host(const StateEntry *entry);
+
 /* Return: (nullable) (transfer none): the entry of @alias. */
 StateEntry *state_journal_find(StateJournal *journal, const char *alias);
 
 /**
  * state_journal_record() - write @alias's entry, creating it if needed
  * @qemu_ids: (nullable): replaces the recorded ids when given
- * @host: (nullable) (transfer none): replaces the host record when given
+ * @host: (nullable): replaces the host record when given: the JSON text of one
+ *   object, written as it is
  * @qemu: (nullable): the QEMU process concerned; replaces the recorded one when given
  * Return: FALSE with @error when the journal could not be made durable;
  * the caller must not go on with the step then.
  */
 gboolean state_journal_record(StateJournal *journal, const char *alias, StateDeviceState state,
                               const char *step, const char *xml, const char *const *qemu_ids,
-                              JsonObject *host, const ProcessIdentity *qemu, GError **error);
+                              const char *host, const ProcessIdentity *qemu, GError **error);
 
 /*
  * A record made ready ahead of the moment it is due: formatted while QEMU
@@ -85,7 +90,7 @@ typedef struct _StateDraft StateDraft;
 /* state_journal_draft() - state_journal_record()'s arguments, made ready; nothing is written. */
 StateDraft *state_journal_draft(StateJournal *journal, const char *alias, StateDeviceState state,
                                 const char *step, const char *xml, const char *const *qemu_ids,
-                                JsonObject *host, const ProcessIdentity *qemu);
+                                const char *host, const ProcessIdentity *qemu);
 
 /* state_journal_commit() - write @draft as state_journal_record() would; @draft is consumed. */
 gboolean state_journal_commit(StateJournal *journal, StateDraft *draft, GError **error);

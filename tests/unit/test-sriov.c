@@ -8,6 +8,7 @@
 #include "host-fixture.h"
 #include "host-pci.h"
 #include "sriov.h"
+#include "json-text.h"
 
 #include <errno.h>
 #include <string.h>
@@ -183,7 +184,9 @@ test_mac_json(void)
   g_autoptr(GError) error = NULL;
   SriovVfConfig config = { { 0x52, 0x54, 0x00, 0xab, 0xcd, 0xef }, 42, 3 };
   SriovVfConfig back = { 0 };
-  g_autoptr(JsonObject) json = sriov_vf_config_to_json(&config);
+  g_autoptr(GString) text = g_string_new(NULL);
+  sriov_vf_config_append_json(text, &config);
+  g_autoptr(JsonObject) json = json_text_parse_object(text->str);
   g_autofree char *mac = sriov_mac_format(config.mac);
   guint8 bytes[6];
 

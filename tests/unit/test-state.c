@@ -360,6 +360,46 @@ test_damaged_request_is_set_aside(Tree *tree, gconstpointer data)
                             "damaged*finished or undone each on its own*");
 }
 
+/* The host record is kept as the text it was given, written inside the
+ * entry as an object, carried over by records that give none, and read
+ * back as a tree; a file an earlier hostdevd wrote reads the same. */
+static void
+test_host_record(Tree *tree, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *dir = g_build_filename(tree->root, "vm1.journal", NULL);
+  const char *host = "{\"claims\":[\"pci_0000_01_00_0\"],\"fdset-id\":3}";
+  {
+    g_autoptr(StateJournal) journal = state_journal_open(tree->root, "vm1", &error);
+    g_assert_no_error(error);
+    g_assert_true(state_journal_record(journal, "hostdev0", STATE_ATTACHING, "claim",
+                                       "<hostdev/>", NULL, host, NULL, &error));
+    g_assert_true(state_journal_record(journal, "hostdev0", STATE_ATTACHED, "done", NULL,
+                                       NULL, NULL, NULL, &error));
+    g_assert_no_error(error);
+    g_assert_cmpstr(state_journal_find(journal, "hostdev0")->host, ==, host);
+  }
+  g_autofree char *text = file_text(dir, "hostdev0.json");
+  g_assert_nonnull(strstr(text, "\"host\":{\"claims\":[\"pci_0000_01_00_0\"],\"fdset-id\":3},"));
+
+  /* as an earlier hostdevd wrote it: spaces and another order */
+  g_autofree char *earlier = g_build_filename(dir, "hostdev1.json", NULL);
+  g_assert_true(g_file_set_contents(earlier,
+                                    "{\"alias\": \"hostdev1\", \"state\": \"attached\", "
+                                    "\"host\": {\"fdset-id\": 4, \"claims\": [\"usb_1_2\"]}, "
+                                    "\"version\": 1, \"min-reader-version\": 1}", -1, NULL));
+  g_autoptr(StateJournal) again = state_journal_open(tree->root, "vm1", &error);
+  g_assert_no_error(error);
+  g_autoptr(JsonObject) first = state_entry_host(state_journal_find(again, "hostdev0"));
+  g_autoptr(JsonObject) second = state_entry_host(state_journal_find(again, "hostdev1"));
+  g_assert_cmpint(json_object_get_int_member(first, "fdset-id"), ==, 3);
+  g_assert_cmpstr(json_array_get_string_element(json_object_get_array_member(first, "claims"), 0),
+                  ==, "pci_0000_01_00_0");
+  g_assert_cmpint(json_object_get_int_member(second, "fdset-id"), ==, 4);
+  g_assert_cmpstr(json_array_get_string_element(json_object_get_array_member(second, "claims"),
+                                                0), ==, "usb_1_2");
+}
+
 int
 main(int argc, char **argv)
 {
@@ -373,6 +413,7 @@ main(int argc, char **argv)
   ADD("/state/open-directory", test_open_directory_is_refused);
   ADD("/state/entry-links", test_entry_links_are_not_read);
   ADD("/state/unsafe-alias", test_unsafe_alias);
+  ADD("/state/host-record", test_host_record);
   ADD("/state/request-round-trip", test_request_round_trip);
   ADD("/state/damaged-request", test_damaged_request_is_set_aside);
   return g_test_run();

@@ -12,6 +12,7 @@
 #include "host-pci.h"
 #include "host-prep.h"
 #include "vfio.h"
+#include "json-text.h"
 
 #include <errno.h>
 #include <signal.h>
@@ -1384,6 +1385,7 @@ test_takeover_restores_origin(Tree *tree, gconstpointer data)
   g_autoptr(Hostdev) hostdev = pci_hostdev(&e1000e, TRUE);
   g_autoptr(HostPrep) prep = host_prep_new();
   g_autoptr(JsonObject) journal = NULL;
+  g_autofree char *journal_text = NULL;
   g_autoptr(Claim) claim = NULL;
   g_autofree char *runtime = g_dir_make_tmp("hostdevd-origin-XXXXXX", &error);
   Wait wait = { g_main_loop_new(NULL, FALSE) };
@@ -1410,7 +1412,8 @@ test_takeover_restores_origin(Tree *tree, gconstpointer data)
   g_assert_cmpint(prep->vfio->probed, ==, !died_mid_way);
   g_assert_cmpint(prep->vfio->bound_by_us, ==, !died_mid_way);
   /* the journal holds it all before anything more happens */
-  journal = host_prep_to_json(prep, FALSE);
+  journal_text = host_prep_to_journal(prep, FALSE);
+  journal = json_text_parse_object(journal_text);
   vfio = json_object_get_object_member(journal, "vfio");
   steps = json_object_get_object_member(vfio, "steps");
   g_assert_cmpstr(json_object_get_string_member(vfio, "original-driver"), ==, "e1000e");
