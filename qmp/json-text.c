@@ -181,6 +181,12 @@ json_text_member_int(GString *out, const char *name, gint64 value)
 }
 
 void
+json_text_value_string(GString *out, const char *value)
+{
+  append_string(out, value);
+}
+
+void
 json_text_member_bool(GString *out, const char *name, gboolean value)
 {
   json_text_member_name(out, name);

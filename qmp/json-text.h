@@ -38,6 +38,8 @@ void json_text_member_name(GString *out, const char *name);
 void json_text_member_string(GString *out, const char *name, const char *value);
 void json_text_member_int(GString *out, const char *name, gint64 value);
 void json_text_member_bool(GString *out, const char *name, gboolean value);
+/* json_text_value_string() - @value alone, as a member's value after json_text_member_name() */
+void json_text_value_string(GString *out, const char *value);
 /* @values NULL: an empty array */
 void json_text_member_strv(GString *out, const char *name, const char *const *values);
 /* @values: (element-type utf8): an array of strings */

@@ -17,6 +17,17 @@
  * queued message with SCM_RIGHTS attached to its first byte, so it can
  * never overtake or be overtaken by other commands.
  *
+ * A command may be sent ahead of its time (qmp_client_stage()): all of it
+ * but its command name and closing brace, as {"arguments":...,"id":N,
+ * "execute": with the rest held back.  QEMU's monitor reads its input one
+ * byte per main-loop turn and acts on a command only once its object
+ * closes, so it reads the staged bytes while the caller's host work runs
+ * (a VFIO binding) and dispatches the command as soon as the caller sends
+ * the same command for real, which sends the held tail.  Anything else
+ * queued meanwhile, or qmp_client_unstage(), ends it with a command name
+ * no QEMU has: QEMU refuses it (CommandNotFound), nothing happens, and its
+ * answer, for which no command waits, is dropped.
+ *
  * Input is read from one socket source, attached while the connection is
  * open: no allocation, no task and no main-loop wakeup per read.
  *
@@ -62,9 +73,13 @@ typedef struct {
   char *data;
   gsize len;
   gsize written;
+  gsize held_from;       /* staged: nothing from this byte on goes out yet (0: none held) */
   GUnixFDList *fds;      /* sent with the first byte, then dropped */
   gint64 id;
 } QmpOutMessage;
+
+/* What ends a staged command that is not released: a name no QEMU knows. */
+#define QMP_UNSTAGED_TAIL "\"x-hostdevd-unstaged\"}\n"
 
 typedef struct {
   QmpClient *client;     /* the task's source object keeps it alive */
@@ -107,6 +122,7 @@ struct _QmpClient {
   gsize max_message;
 
   GQueue out_queue;          /* QmpOutMessage */
+  QmpOutMessage *staged;     /* (nullable) the one of out_queue held back */
   GSource *write_source;
 
   gint64 next_id;
@@ -261,9 +277,12 @@ qmp_client_flush_full(QmpClient *self, gboolean may_shut_down)
       return FALSE;
     if (self->state != QMP_STATE_READY && msg->id != self->capabilities_id)
       return FALSE;
+    gsize limit = msg->held_from ? msg->held_from : msg->len;
+    if (msg->written == limit)
+      return FALSE;   /* staged: the rest goes when it is released */
 
     vector.buffer = msg->data + msg->written;
-    vector.size = msg->len - msg->written;
+    vector.size = limit - msg->written;
     if (msg->fds)
       scm = g_unix_fd_message_new_with_fd_list(msg->fds);
 
@@ -531,6 +550,7 @@ qmp_client_shutdown(QmpClient *self, const GError *reason, gboolean emit)
 
   source_destroy(&self->read_source);
   source_destroy(&self->write_source);
+  self->staged = NULL;
   g_queue_clear_full(&self->out_queue, (GDestroyNotify) out_message_free);
   if (self->connection &&
       !g_io_stream_close(G_IO_STREAM(self->connection), NULL, &close_error))
@@ -1123,6 +1143,90 @@ qmp_client_handshake_finish(QmpClient *self, GAsyncResult *result,
   return g_task_propagate_boolean(G_TASK(result), error);
 }
 
+/* Return: (transfer full): @command with @arguments as a message with @id;
+ * @staged: in the staged order (the name last), the offset of its held
+ * tail in @held_from (only then set). */
+static GString *
+command_text(const char *command, JsonObject *arguments, gint64 id, gboolean staged,
+             gsize *held_from)
+{
+  /* written member by member, around the caller's arguments, and ended by the newline */
+  GString *text = g_string_sized_new(256);
+  json_text_object_begin(text);
+  if (!staged)
+    json_text_member_string(text, "execute", command);
+  if (arguments)
+    json_text_member_object(text, "arguments", arguments);
+  json_text_member_int(text, "id", id);
+  if (staged) {
+    json_text_member_name(text, "execute");
+    *held_from = text->len;
+    json_text_value_string(text, command);
+  }
+  json_text_object_end(text);
+  g_string_append_c(text, '\n');
+  return text;
+}
+
+/* Return: (transfer none) (nullable): the staged message, released, when it is
+ * @command with @arguments; NULL when none is staged or it is another. */
+static QmpOutMessage *
+release_staged(QmpClient *self, const char *command, JsonObject *arguments)
+{
+  QmpOutMessage *msg = self->staged;
+  gsize held_from = 0;
+
+  if (msg == NULL)
+    return NULL;
+  g_autoptr(GString) text = command_text(command, arguments, msg->id, TRUE, &held_from);
+  if (text->len != msg->len || memcmp(text->str, msg->data, text->len) != 0)
+    return NULL;
+  msg->held_from = 0;
+  self->staged = NULL;
+  return msg;
+}
+
+void
+qmp_client_stage(QmpClient *self, const char *command, JsonObject *arguments)
+{
+  g_return_if_fail(QMP_IS_CLIENT(self));
+  g_return_if_fail(command != NULL);
+
+  if (self->closed || self->state != QMP_STATE_READY || self->staged != NULL)
+    return;
+  QmpOutMessage *msg = g_new0(QmpOutMessage, 1);
+  msg->id = self->next_id++;
+  GString *text = command_text(command, arguments, msg->id, TRUE, &msg->held_from);
+  msg->len = text->len;
+  msg->data = g_string_free(text, FALSE);
+  g_queue_push_tail(&self->out_queue, msg);
+  self->staged = msg;
+  qmp_client_schedule_write(self);
+}
+
+void
+qmp_client_unstage(QmpClient *self)
+{
+  g_return_if_fail(QMP_IS_CLIENT(self));
+  QmpOutMessage *msg = self->staged;
+
+  if (msg == NULL)
+    return;
+  self->staged = NULL;
+  if (msg->written == 0) {
+    g_queue_remove(&self->out_queue, msg);
+    out_message_free(msg);
+    return;
+  }
+  /* QEMU has part of it: end it as a command it refuses */
+  gsize tail = strlen(QMP_UNSTAGED_TAIL);
+  msg->data = g_realloc(msg->data, msg->held_from + tail);
+  memcpy(msg->data + msg->held_from, QMP_UNSTAGED_TAIL, tail);
+  msg->len = msg->held_from + tail;
+  msg->held_from = 0;
+  qmp_client_schedule_write(self);
+}
+
 /*
  * qmp_client_send_command() - queue one command and track its reply
  * @urgent: queue in front (qmp_capabilities, which must precede commands
@@ -1165,31 +1269,28 @@ qmp_client_send_command(QmpClient *self, const char *command,
 
   pc = g_new0(QmpPendingCommand, 1);
   pc->client = self;
-  pc->id = self->next_id++;
   pc->command = g_strdup(command);
   pc->timeout_ms = timeout_ms;
 
-  /* written member by member, around the caller's arguments, and ended by the newline */
-  GString *text = g_string_sized_new(256);
-  json_text_object_begin(text);
-  json_text_member_string(text, "execute", command);
-  if (arguments)
-    json_text_member_object(text, "arguments", arguments);
-  json_text_member_int(text, "id", pc->id);
-  json_text_object_end(text);
-  g_string_append_c(text, '\n');
-
-  msg = g_new0(QmpOutMessage, 1);
-  msg->len = text->len;
-  msg->data = g_string_free(text, FALSE);
-  msg->fds = g_steal_pointer(&fds);
-  msg->id = pc->id;
-  if (urgent)
-    g_queue_push_head(&self->out_queue, msg);
-  else
-    g_queue_push_tail(&self->out_queue, msg);
-  if (urgent)
-    self->capabilities_id = pc->id;
+  msg = fds == NULL && !urgent ? release_staged(self, command, arguments) : NULL;
+  if (msg == NULL) {
+    /* whatever was staged must not take this command's bytes in */
+    qmp_client_unstage(self);
+    gint64 id = self->next_id++;
+    GString *text = command_text(command, arguments, id, FALSE, NULL);
+    msg = g_new0(QmpOutMessage, 1);
+    msg->len = text->len;
+    msg->data = g_string_free(text, FALSE);
+    msg->fds = g_steal_pointer(&fds);
+    msg->id = id;
+    if (urgent)
+      g_queue_push_head(&self->out_queue, msg);
+    else
+      g_queue_push_tail(&self->out_queue, msg);
+    if (urgent)
+      self->capabilities_id = msg->id;
+  }
+  pc->id = msg->id;
 
   pc->task = g_steal_pointer(&task);
   pc->timeout_source = attach_source(self, g_timeout_source_new(timeout_ms),

@@ -159,12 +159,20 @@ on_device_del(GObject *source, GAsyncResult *result, gpointer user_data)
   detach_conclude(task);
 }
 
+/* Return: (transfer full): device_del's arguments for @alias. */
+static JsonObject *
+device_del_args(const char *alias)
+{
+  JsonObject *args = json_object_new();
+  json_object_set_string_member(args, "id", alias);
+  return args;
+}
+
 static void
 send_device_del(GTask *task)
 {
   Op *op = g_task_get_task_data(task);
-  g_autoptr(JsonObject) args = json_object_new();
-  json_object_set_string_member(args, "id", op->alias);
+  g_autoptr(JsonObject) args = device_del_args(op->alias);
   qmp_client_execute_async(op->hotplug->qmp, "device_del", args, -1, 0, NULL, on_device_del, task);
 }
 
@@ -212,9 +220,13 @@ detach_start(GTask *task)
                 device->hostdev->pci_guest.addr.function, head->hostdev->alias);
     device = head;
   }
+  /* QEMU reads the device_del while its journal record is written (qmp_client_stage()) */
+  g_autoptr(JsonObject) staged = device_del_args(device->hostdev->alias);
+  qmp_client_stage(hotplug->qmp, "device_del", staged);
   for (guint i = 0; i < slot->len; i++)
     if (!hotplug_device_enter(hotplug, g_ptr_array_index(slot, i), VM_DEVICE_DETACHING,
                               &error)) {
+      qmp_client_unstage(hotplug->qmp);
       hotplug_detach_abandon_slot(hotplug, device);
       hotplug_op_return(task, NULL, g_steal_pointer(&error));
       return;

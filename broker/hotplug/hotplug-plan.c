@@ -159,12 +159,35 @@ run_together(GTask *task)
     run_joined(task);
 }
 
+/*
+ * Send the next QEMU command ahead when only host_only steps come before
+ * it: QEMU reads its bytes (one per main-loop turn) while the host is
+ * prepared, and dispatches it as soon as its step sends it.  A guess, not a
+ * promise: a command sent in between, or one that turns out different,
+ * ends the staged one without effect (qmp_client_stage()).
+ */
+static void
+plan_stage_ahead(Op *op)
+{
+  for (guint i = op->next; i < op->plan->len && !op->dry_run; i++) {
+    const AttachStep *step = plan_step(op, i);
+    if (step->kind->stage) {
+      step->kind->stage(step);
+      return;
+    }
+    if (!step->kind->host_only)
+      return;
+  }
+}
+
 void
 hotplug_plan_run(GTask *task)
 {
   Op *op = g_task_get_task_data(task);
   GError *error = NULL;
 
+  if (op->plan)
+    plan_stage_ahead(op);
   while (op->plan && op->next < op->plan->len) {
     AttachStep *step = plan_step(op, op->next);
     const AttachStepKind *kind = step->kind;
@@ -245,6 +268,8 @@ undo_begin(GTask *task)
   for (guint i = 0; i < op->undo_from; i++)
     count += plan_step(op, i)->state == ATTACH_STEP_DONE;
   g_message("attach failed: undoing %u step%s that took effect", count, count == 1 ? "" : "s");
+  /* a command sent ahead for a step that will not run ends without effect */
+  qmp_client_unstage(op->hotplug->qmp);
   plan_undo(task);
 }
 

@@ -44,6 +44,8 @@ typedef struct {
   const char *name;          /* the journal's step, and the dry run's */
   const char *phase;         /* (nullable) the reply's timing the step counts to */
   gboolean journaled;        /* it changes the host or QEMU: journal it before it runs */
+  /* it sends QEMU nothing: a QEMU command after it may be sent ahead (stage) */
+  gboolean host_only;
   gboolean binding_in_flight; /* journal the binding as possibly done (a crash undoes it) */
   /* (nullable) at planning: whether the device needs the step at all */
   gboolean (*applies)(const AttachItem *item);
@@ -61,6 +63,10 @@ typedef struct {
   /* the effect; ends with hotplug_plan_step_done(), or for a concurrent
    * kind with hotplug_plan_step_over() */
   void (*run)(GTask *task, AttachStep *step);
+  /* (nullable) send the step's QEMU command ahead, held back until run() sends
+   * it (qmp_client_stage()): QEMU reads it while the host_only steps before
+   * it run.  Read-only: it changes nothing until run() */
+  void (*stage)(const AttachStep *step);
   /* (nullable) take the effect back; ends with hotplug_plan_undo_next(), or
    * with hotplug_plan_undo_hand_over() when a later event finishes the
    * device's undo */

@@ -131,6 +131,7 @@ claim_describe(const AttachItem *item, const AttachStep *step)
 
 const AttachStepKind hotplug_step_claim = {
   .name = "claim", .phase = "claim", .journaled = TRUE,
+  .host_only = TRUE,
   .applies = takes_from_host, .run = claim_run, .undo = claim_undo,
   .describe = claim_describe,
 };
@@ -214,6 +215,7 @@ vfio_bind_describe(const AttachItem *item, const AttachStep *step)
 
 const AttachStepKind hotplug_step_vfio_bind = {
   .name = "vfio-bind", .phase = "bind", .journaled = TRUE, .binding_in_flight = TRUE,
+  .host_only = TRUE,
   .concurrent = TRUE, .serialize_key = vfio_bind_group,
   .applies = has_vfio_record, .prepare = vfio_bind_prepare, .run = vfio_bind_run,
   .describe = vfio_bind_describe,
@@ -260,6 +262,7 @@ vf_program_describe(const AttachItem *item, const AttachStep *step)
 
 const AttachStepKind hotplug_step_vf_program = {
   .name = "vf-program", .phase = "vf", .journaled = TRUE,
+  .host_only = TRUE,
   .applies = wants_vf_settings, .prepare = vf_program_prepare, .run = vf_program_run,
   .describe = vf_program_describe,
 };
@@ -435,6 +438,8 @@ guest_memory_describe(const AttachItem *item, const AttachStep *step)
 
 const AttachStepKind hotplug_step_guest_memory = {
   .name = "guest-memory", .phase = "memlock",
+  /* its query went out before the plan (hotplug_ask_guest_memory()) */
+  .host_only = TRUE,
   .run = guest_memory_run, .describe = guest_memory_describe,
 };
 
@@ -477,6 +482,7 @@ memlock_describe(const AttachItem *item, const AttachStep *step)
 
 const AttachStepKind hotplug_step_memlock = {
   .name = "memlock", .phase = "memlock", .journaled = TRUE,
+  .host_only = TRUE,
   .needed = memlock_too_low, .run = memlock_run, .undo = memlock_undo,
   .describe = memlock_describe,
 };
@@ -842,6 +848,12 @@ device_add_timeout_ms(const AttachItem *item)
 }
 
 static void
+device_add_stage(const AttachStep *step)
+{
+  qmp_client_stage(step->item->hotplug->qmp, "device_add", step_command(step->item, step));
+}
+
+static void
 device_add_run(GTask *task, AttachStep *step)
 {
   AttachItem *item = step->item;
@@ -912,7 +924,7 @@ device_add_qmp(const AttachItem *item, const AttachStep *step)
 
 const AttachStepKind hotplug_step_device_add = {
   .name = "device-add", .phase = "device_add", .journaled = TRUE,
-  .run = device_add_run, .undo = device_add_undo,
+  .stage = device_add_stage, .run = device_add_run, .undo = device_add_undo,
   .describe = device_add_describe, .qmp = device_add_qmp,
 };
 

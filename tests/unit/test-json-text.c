@@ -104,6 +104,26 @@ test_members_without_a_tree(void)
   json_object_set_object_member(tree, "qemu", nested);
   json_object_set_object_member(tree, "{", json_object_new());
   json_object_set_int_member(tree, "version", 2);
+  json_object_set_boolean_member(tree, "managed", TRUE);
+  json_object_set_boolean_member(tree, "probed", FALSE);
+  json_object_set_object_member(tree, "raw", json_object_ref(inner));
+  JsonArray *claims = json_array_new();
+  json_array_add_string_element(claims, "pci_0000_01_00_0");
+  json_array_add_string_element(claims, "pci_group_12");
+  json_object_set_array_member(tree, "claims", claims);
+  JsonArray *companions = json_array_new();
+  for (gint64 n = 1; n <= 2; n++) {
+    JsonObject *companion = json_object_new();
+    json_object_set_int_member(companion, "n", n);
+    json_array_add_object_element(companions, companion);
+  }
+  json_object_set_array_member(tree, "companions", companions);
+  json_object_set_array_member(tree, "no-companions", json_array_new());
+  json_object_set_string_member(tree, "execute", "device_add");
+  g_autoptr(GPtrArray) keys = g_ptr_array_new_with_free_func(g_free);
+  g_ptr_array_add(keys, g_strdup("pci_0000_01_00_0"));
+  g_ptr_array_add(keys, g_strdup("pci_group_12"));
+  g_autofree char *inner_text = json_text_from_object(inner, NULL);
 
   json_text_object_begin(out);
   json_text_member_string(out, "alias", "hostdev0");
@@ -122,6 +142,24 @@ test_members_without_a_tree(void)
   json_text_object_begin(out);
   json_text_object_end(out);
   json_text_member_int(out, "version", 2);
+  json_text_member_bool(out, "managed", TRUE);
+  json_text_member_bool(out, "probed", FALSE);
+  json_text_member_raw(out, "raw", inner_text);
+  json_text_member_string_array(out, "claims", keys);
+  json_text_member_name(out, "companions");
+  json_text_array_begin(out);
+  for (gint64 n = 1; n <= 2; n++) {
+    json_text_element_begin(out);
+    json_text_object_begin(out);
+    json_text_member_int(out, "n", n);
+    json_text_object_end(out);
+  }
+  json_text_array_end(out);
+  json_text_member_name(out, "no-companions");
+  json_text_array_begin(out);
+  json_text_array_end(out);
+  json_text_member_name(out, "execute");
+  json_text_value_string(out, "device_add");
   json_text_object_end(out);
 
   g_autofree char *expected = json_text_from_object(tree, NULL);
@@ -129,6 +167,13 @@ test_members_without_a_tree(void)
   g_autoptr(JsonNode) node = json_node_init_object(json_node_alloc(), tree);
   g_autofree char *by_json_glib = generated(node);
   g_assert_cmpstr(out->str, ==, by_json_glib);
+
+  /* read back: the same tree */
+  g_autoptr(JsonObject) back = json_text_parse_object(out->str);
+  g_autofree char *again = json_text_from_object(back, NULL);
+  g_assert_cmpstr(again, ==, out->str);
+  g_assert_null(json_text_parse_object("[1]"));
+  g_assert_null(json_text_parse_object("{"));
 }
 
 int

@@ -931,6 +931,84 @@ test_cancel(Fixture *f, gconstpointer data)
   result_clear(&next);
 }
 
+/* A staged command goes out but for its name and closing brace, and only
+ * the same command, executed, sends the rest; anything else sent meanwhile
+ * (or qmp_client_unstage()) ends it as a command no QEMU has. */
+static void
+test_stage(Fixture *f, gconstpointer data)
+{
+  g_autoptr(JsonObject) args = json_object_new();
+  g_autoptr(JsonObject) other = json_object_new();
+  Result r = result_init(f, "staged");
+  Result q = result_init(f, "between");
+  Result d = result_init(f, "different");
+  gint64 id;
+
+  do_handshake(f);
+  json_object_set_string_member(args, "driver", "usb-host");
+  json_object_set_string_member(args, "id", "hostdev0");
+  json_object_set_string_member(other, "driver", "usb-host");
+  json_object_set_string_member(other, "id", "hostdev1");
+
+  /* staged, then released by the same command: one message, id kept */
+  qmp_client_stage(f->client, "device_add", args);
+  run_for(f, 20);
+  /* nothing whole yet: what QEMU has is the head, without a newline */
+  const char *head = "{\"arguments\":{\"driver\":\"usb-host\",\"id\":\"hostdev0\"},\"id\":";
+  g_assert_cmpuint(f->peer_msgs->len, ==, f->peer_next);
+  g_assert_true(g_str_has_prefix(f->peer_in->str, head));
+  g_assert_true(g_str_has_suffix(f->peer_in->str, ",\"execute\":"));
+  id = g_ascii_strtoll(f->peer_in->str + strlen(head), NULL, 10);
+  qmp_client_stage(f->client, "device_add", other);   /* one at a time: ignored */
+  execute(f, &r, "device_add", args, -1, 0);
+  JsonObject *msg = peer_expect(f);
+  g_assert_cmpstr(json_object_get_string_member(msg, "execute"), ==, "device_add");
+  g_assert_cmpint(json_object_get_int_member(msg, "id"), ==, id);
+  g_assert_cmpstr(f->peer_in->str, ==, "");
+  peer_sendf(f, "{\"return\": {}, \"id\": %" G_GINT64_FORMAT "}\r\n", id);
+  run_until(f, r.done);
+  g_assert_no_error(r.error);
+
+  /* another command meanwhile: the staged one ends without effect, first */
+  qmp_client_stage(f->client, "device_add", args);
+  execute(f, &q, "query-status", NULL, -1, 0);
+  msg = peer_expect(f);
+  g_assert_cmpstr(json_object_get_string_member(msg, "execute"), ==, "x-hostdevd-unstaged");
+  gint64 unstaged = json_object_get_int_member(msg, "id");
+  gint64 between = peer_expect_command(f, "query-status");
+  peer_sendf(f, "{\"id\": %" G_GINT64_FORMAT ", \"error\": {\"class\": \"CommandNotFound\", "
+             "\"desc\": \"The command x-hostdevd-unstaged has not been found\"}}\r\n",
+             unstaged);
+  peer_sendf(f, "{\"return\": {}, \"id\": %" G_GINT64_FORMAT "}\r\n", between);
+  run_until(f, q.done);
+  g_assert_no_error(q.error);
+
+  /* staged, then executed with other arguments: ended, and sent whole */
+  qmp_client_stage(f->client, "device_add", args);
+  execute(f, &d, "device_add", other, -1, 0);
+  msg = peer_expect(f);
+  g_assert_cmpstr(json_object_get_string_member(msg, "execute"), ==, "x-hostdevd-unstaged");
+  msg = peer_expect(f);
+  g_assert_cmpstr(json_object_get_string_member(msg, "execute"), ==, "device_add");
+  g_assert_cmpstr(json_object_get_string_member(json_object_get_object_member(msg, "arguments"),
+                                                "id"), ==, "hostdev1");
+  peer_sendf(f, "{\"return\": {}, \"id\": %" G_GINT64_FORMAT "}\r\n",
+             json_object_get_int_member(msg, "id"));
+  run_until(f, d.done);
+  g_assert_no_error(d.error);
+
+  /* unstaged: ended as soon as it is */
+  qmp_client_stage(f->client, "device_add", args);
+  run_for(f, 20);
+  qmp_client_unstage(f->client);
+  msg = peer_expect(f);
+  g_assert_cmpstr(json_object_get_string_member(msg, "execute"), ==, "x-hostdevd-unstaged");
+  g_assert_true(qmp_client_is_connected(f->client));
+  result_clear(&r);
+  result_clear(&q);
+  result_clear(&d);
+}
+
 typedef struct {
   const char *name;
   const char *line;
@@ -1487,6 +1565,7 @@ main(int argc, char **argv)
   ADD("/qmp/execute/out-of-order", test_out_of_order);
   ADD("/qmp/execute/timeout", test_command_timeout);
   ADD("/qmp/execute/cancel", test_cancel);
+  ADD("/qmp/execute/stage", test_stage);
   ADD("/qmp/execute/fd-passing", test_fd_passing);
   ADD("/qmp/execute/backpressure", test_write_backpressure);
   ADD("/qmp/events/interleaved", test_events_interleaved);
