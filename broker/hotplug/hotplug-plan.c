@@ -162,14 +162,24 @@ run_together(GTask *task)
 /*
  * Send the next QEMU command ahead when only host_only steps come before
  * it: QEMU reads its bytes (one per main-loop turn) while the host is
- * prepared, and dispatches it as soon as its step sends it.  A guess, not a
- * promise: a command sent in between, or one that turns out different,
- * ends the staged one without effect (qmp_client_stage()).
+ * prepared, and dispatches it as soon as its step sends it.  Only from the
+ * first step whose work runs in threads (the VFIO bindings: the kernel's
+ * time) or from the command's own step (its journal record): QEMU's
+ * reading competes for the CPU, and a claim or a check is hostdevd's own
+ * work (in L1 the claim phase doubled when the command went out before
+ * it).  A guess, not a promise: a command sent in between, or one that
+ * turns out different, ends the staged one without effect
+ * (qmp_client_stage()).
  */
 static void
 plan_stage_ahead(Op *op)
 {
-  for (guint i = op->next; i < op->plan->len && !op->dry_run; i++) {
+  if (op->dry_run || op->next >= op->plan->len)
+    return;
+  const AttachStepKind *now = plan_step(op, op->next)->kind;
+  if (!now->concurrent && !now->stage)
+    return;
+  for (guint i = op->next; i < op->plan->len; i++) {
     const AttachStep *step = plan_step(op, i);
     if (step->kind->stage) {
       step->kind->stage(step);
