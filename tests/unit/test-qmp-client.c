@@ -961,9 +961,7 @@ test_stage(Fixture *f, gconstpointer data)
   id = g_ascii_strtoll(f->peer_in->str + strlen(head), NULL, 10);
   qmp_client_stage(f->client, "device_add", other);   /* one at a time: ignored */
   execute(f, &r, "device_add", args, -1, 0);
-  JsonObject *msg = peer_expect(f);
-  g_assert_cmpstr(json_object_get_string_member(msg, "execute"), ==, "device_add");
-  g_assert_cmpint(json_object_get_int_member(msg, "id"), ==, id);
+  g_assert_cmpint(peer_expect_command(f, "device_add"), ==, id);
   g_assert_cmpstr(f->peer_in->str, ==, "");
   peer_sendf(f, "{\"return\": {}, \"id\": %" G_GINT64_FORMAT "}\r\n", id);
   run_until(f, r.done);
@@ -972,9 +970,7 @@ test_stage(Fixture *f, gconstpointer data)
   /* another command meanwhile: the staged one ends without effect, first */
   qmp_client_stage(f->client, "device_add", args);
   execute(f, &q, "query-status", NULL, -1, 0);
-  msg = peer_expect(f);
-  g_assert_cmpstr(json_object_get_string_member(msg, "execute"), ==, "x-hostdevd-unstaged");
-  gint64 unstaged = json_object_get_int_member(msg, "id");
+  gint64 unstaged = peer_expect_command(f, "x-hostdevd-unstaged");
   gint64 between = peer_expect_command(f, "query-status");
   peer_sendf(f, "{\"id\": %" G_GINT64_FORMAT ", \"error\": {\"class\": \"CommandNotFound\", "
              "\"desc\": \"The command x-hostdevd-unstaged has not been found\"}}\r\n",
@@ -986,9 +982,8 @@ test_stage(Fixture *f, gconstpointer data)
   /* staged, then executed with other arguments: ended, and sent whole */
   qmp_client_stage(f->client, "device_add", args);
   execute(f, &d, "device_add", other, -1, 0);
-  msg = peer_expect(f);
-  g_assert_cmpstr(json_object_get_string_member(msg, "execute"), ==, "x-hostdevd-unstaged");
-  msg = peer_expect(f);
+  peer_expect_command(f, "x-hostdevd-unstaged");
+  JsonObject *msg = peer_expect(f);
   g_assert_cmpstr(json_object_get_string_member(msg, "execute"), ==, "device_add");
   g_assert_cmpstr(json_object_get_string_member(json_object_get_object_member(msg, "arguments"),
                                                 "id"), ==, "hostdev1");
@@ -1001,8 +996,7 @@ test_stage(Fixture *f, gconstpointer data)
   qmp_client_stage(f->client, "device_add", args);
   run_for(f, 20);
   qmp_client_unstage(f->client);
-  msg = peer_expect(f);
-  g_assert_cmpstr(json_object_get_string_member(msg, "execute"), ==, "x-hostdevd-unstaged");
+  peer_expect_command(f, "x-hostdevd-unstaged");
   g_assert_true(qmp_client_is_connected(f->client));
   result_clear(&r);
   result_clear(&q);
