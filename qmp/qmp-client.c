@@ -18,15 +18,16 @@
  * never overtake or be overtaken by other commands.
  *
  * A command may be sent ahead of its time (qmp_client_stage()): all of it
- * but its command name and closing brace, as {"arguments":...,"id":N,
- * "execute": with the rest held back.  QEMU's monitor reads its input one
- * byte per main-loop turn and acts on a command only once its object
- * closes, so it reads the staged bytes while the caller's host work runs
- * (a VFIO binding) and dispatches the command as soon as the caller sends
- * the same command for real, which sends the held tail.  Anything else
- * queued meanwhile, or qmp_client_unstage(), ends it with a command name
- * no QEMU has: QEMU refuses it (CommandNotFound), nothing happens, and its
- * answer, for which no command waits, is dropped.
+ * but the closing quote of its name and its closing brace, as
+ * {"arguments":...,"id":N,"execute":"NAME with the rest held back.
+ * QEMU's monitor reads its input one byte per main-loop turn and acts on
+ * a command only once its object closes, so it reads the staged bytes
+ * while the caller's host work runs (a VFIO binding) and dispatches the
+ * command as soon as the caller sends the same command for real, which
+ * sends the three bytes held: the fewer, the sooner QEMU has them all.
+ * Anything else queued meanwhile, or qmp_client_unstage(), ends the name
+ * as one no QEMU has: QEMU refuses it (CommandNotFound), nothing happens,
+ * and its answer, for which no command waits, is dropped.
  *
  * Input is read from one socket source, attached while the connection is
  * open: no allocation, no task and no main-loop wakeup per read.
@@ -78,8 +79,8 @@ typedef struct {
   gint64 id;
 } QmpOutMessage;
 
-/* What ends a staged command that is not released: a name no QEMU knows. */
-#define QMP_UNSTAGED_TAIL "\"x-hostdevd-unstaged\"}\n"
+/* What ends a staged command that is not released: its name made one no QEMU knows. */
+#define QMP_UNSTAGED_TAIL "-x-hostdevd-unstaged\"}\n"
 
 typedef struct {
   QmpClient *client;     /* the task's source object keeps it alive */
@@ -1145,7 +1146,7 @@ qmp_client_handshake_finish(QmpClient *self, GAsyncResult *result,
 
 /* Return: (transfer full): @command with @arguments as a message with @id;
  * @staged: in the staged order (the name last), the offset of its held
- * tail in @held_from (only then set). */
+ * tail (the name's closing quote on) in @held_from (only then set). */
 static GString *
 command_text(const char *command, JsonObject *arguments, gint64 id, gboolean staged,
              gsize *held_from)
@@ -1160,8 +1161,8 @@ command_text(const char *command, JsonObject *arguments, gint64 id, gboolean sta
   json_text_member_int(text, "id", id);
   if (staged) {
     json_text_member_name(text, "execute");
-    *held_from = text->len;
     json_text_value_string(text, command);
+    *held_from = text->len - 1;
   }
   json_text_object_end(text);
   g_string_append_c(text, '\n');

@@ -142,11 +142,11 @@ void qmp_client_execute_async(QmpClient *self, const char *command,
  * @arguments: (nullable) (transfer none)
  * QEMU reads the staged bytes meanwhile and acts on nothing until
  * qmp_client_execute_async() is called with the same @command and
- * @arguments (and no fd), which sends the rest: QEMU then dispatches it
- * at once instead of first reading it byte by byte.  Any other command
- * queued in between, or qmp_client_unstage(), ends the staged one as a
- * command QEMU refuses, without effect.  Nothing happens when a command
- * is staged already or the connection is not ready.
+ * @arguments (and no fd), which sends the three bytes held: QEMU then
+ * dispatches it at once instead of first reading it byte by byte.  Any
+ * other command queued in between, or qmp_client_unstage(), ends the
+ * staged one as a command QEMU refuses, without effect.  Nothing happens
+ * when a command is staged already or the connection is not ready.
  */
 void qmp_client_stage(QmpClient *self, const char *command, JsonObject *arguments);
 /* qmp_client_unstage() - end a staged command without effect (none staged: nothing). */

@@ -931,9 +931,10 @@ test_cancel(Fixture *f, gconstpointer data)
   result_clear(&next);
 }
 
-/* A staged command goes out but for its name and closing brace, and only
- * the same command, executed, sends the rest; anything else sent meanwhile
- * (or qmp_client_unstage()) ends it as a command no QEMU has. */
+/* A staged command goes out but for its name's closing quote and its
+ * closing brace, and only the same command, executed, sends the rest;
+ * anything else sent meanwhile (or qmp_client_unstage()) ends it as a
+ * command no QEMU has. */
 static void
 test_stage(Fixture *f, gconstpointer data)
 {
@@ -957,7 +958,7 @@ test_stage(Fixture *f, gconstpointer data)
   const char *head = "{\"arguments\":{\"driver\":\"usb-host\",\"id\":\"hostdev0\"},\"id\":";
   g_assert_cmpuint(f->peer_msgs->len, ==, f->peer_next);
   g_assert_true(g_str_has_prefix(f->peer_in->str, head));
-  g_assert_true(g_str_has_suffix(f->peer_in->str, ",\"execute\":"));
+  g_assert_true(g_str_has_suffix(f->peer_in->str, ",\"execute\":\"device_add"));
   id = g_ascii_strtoll(f->peer_in->str + strlen(head), NULL, 10);
   qmp_client_stage(f->client, "device_add", other);   /* one at a time: ignored */
   execute(f, &r, "device_add", args, -1, 0);
@@ -970,10 +971,10 @@ test_stage(Fixture *f, gconstpointer data)
   /* another command meanwhile: the staged one ends without effect, first */
   qmp_client_stage(f->client, "device_add", args);
   execute(f, &q, "query-status", NULL, -1, 0);
-  gint64 unstaged = peer_expect_command(f, "x-hostdevd-unstaged");
+  gint64 unstaged = peer_expect_command(f, "device_add-x-hostdevd-unstaged");
   gint64 between = peer_expect_command(f, "query-status");
   peer_sendf(f, "{\"id\": %" G_GINT64_FORMAT ", \"error\": {\"class\": \"CommandNotFound\", "
-             "\"desc\": \"The command x-hostdevd-unstaged has not been found\"}}\r\n",
+             "\"desc\": \"The command device_add-x-hostdevd-unstaged has not been found\"}}\r\n",
              unstaged);
   peer_sendf(f, "{\"return\": {}, \"id\": %" G_GINT64_FORMAT "}\r\n", between);
   run_until(f, q.done);
@@ -982,7 +983,7 @@ test_stage(Fixture *f, gconstpointer data)
   /* staged, then executed with other arguments: ended, and sent whole */
   qmp_client_stage(f->client, "device_add", args);
   execute(f, &d, "device_add", other, -1, 0);
-  peer_expect_command(f, "x-hostdevd-unstaged");
+  peer_expect_command(f, "device_add-x-hostdevd-unstaged");
   JsonObject *msg = peer_expect(f);
   g_assert_cmpstr(json_object_get_string_member(msg, "execute"), ==, "device_add");
   g_assert_cmpstr(json_object_get_string_member(json_object_get_object_member(msg, "arguments"),
@@ -996,7 +997,7 @@ test_stage(Fixture *f, gconstpointer data)
   qmp_client_stage(f->client, "device_add", args);
   run_for(f, 20);
   qmp_client_unstage(f->client);
-  peer_expect_command(f, "x-hostdevd-unstaged");
+  peer_expect_command(f, "device_add-x-hostdevd-unstaged");
   g_assert_true(qmp_client_is_connected(f->client));
   result_clear(&r);
   result_clear(&q);

@@ -2333,7 +2333,7 @@ def restart_hostdevd(ctx, daemons, l2s, vm, env=None):
 
 LV_VM = "vm20"
 LV_WARMUP = 1                   # cycles per tool not counted (first-use costs)
-LV_ROUNDS = 5                   # counted cycles per tool, interleaved (medians)
+LV_ROUNDS = 9                   # counted cycles per tool, interleaved (medians)
 LV_TRACE_EVENTS = ("handle_qmp_command", "monitor_qmp_cmd_in_band", "monitor_qmp_respond",
                    "qmp_enter_device_del", "vfio_realize")
 LV_KERNEL_FUNCTIONS = ("driver_override_store", "unbind_store", "bind_store", "drivers_probe_store")
@@ -2998,7 +2998,7 @@ def libvirt_pci_compare(ctx):
 
 
 # the L2 boots under libvirt here (two to six minutes in nested TCG, with the
-# runner's guests booting beside it), then 2 × 6 cycles of about 5 s
+# runner's guests booting beside it), then 2 × 10 cycles of about 5 s
 SCENARIOS[20].time_limit = 900
 
 
