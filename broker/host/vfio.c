@@ -714,9 +714,19 @@ vfio_record_new_from_origin(const PciAddress *addr, gboolean managed,
     record->node_mode_before = origin->node_mode & 07777;
     record->node_before_known = TRUE;
   }
-  if (!managed)
+  /*
+   * managed='no' leaves a binding the user made as it is.  One the holder
+   * before made and left behind when it died is not the user's: whoever
+   * takes the device over gives it back as that holder would have, or the
+   * host would keep it on vfio-pci (and its group node with a QEMU's owner)
+   * once nobody holds it any more.
+   */
+  gboolean explained = origin_explains(origin, record->original_driver,
+                                       record->original_override);
+  gboolean holder_left_it = explained && g_strcmp0(record->original_driver, origin->driver) != 0;
+  if (!managed && !holder_left_it)
     return g_steal_pointer(&record); /* its binding is the user's */
-  if (!origin_explains(origin, record->original_driver, record->original_override)) {
+  if (!explained) {
     g_message("PCI device %s is on %s%s with driver_override %s, which is not what the "
               "holder before left (its original driver was %s): someone changed it since, "
               "so this is the state it goes back to", bdf,

@@ -1528,7 +1528,8 @@ test_origin_recorded_with_claim(Tree *tree, gconstpointer data)
 }
 
 /* vfio_record_new_from_origin(): the steps counted as done are those the
- * device's state shows; a device someone changed since counts as it is. */
+ * device's state shows, managed or not; a device someone changed since
+ * counts as it is. */
 static void
 test_record_from_origin(Tree *tree, gconstpointer data)
 {
@@ -1537,11 +1538,13 @@ test_record_from_origin(Tree *tree, gconstpointer data)
   g_autoptr(VfioRecord) detached = NULL;
   g_autoptr(VfioRecord) bound = NULL;
   g_autoptr(VfioRecord) unmanaged = NULL;
+  g_autoptr(VfioRecord) users = NULL;
   g_autoptr(VfioRecord) was_unbound = NULL;
   g_autoptr(VfioRecord) changed = NULL;
   g_autofree char *log = NULL;
   ClaimOrigin origin = { (char *)"e1000e", NULL, TRUE, getuid(), getgid(), 0644 };
   ClaimOrigin unbound = { NULL, NULL, FALSE, 0, 0, 0 };
+  ClaimOrigin on_vfio = { (char *)"vfio-pci", (char *)"vfio-pci", FALSE, 0, 0, 0 };
 
   as_is = vfio_record_new_from_origin(&e1000e, TRUE, &origin, &error);
   g_assert_no_error(error);
@@ -1561,11 +1564,19 @@ test_record_from_origin(Tree *tree, gconstpointer data)
   /* /dev/vfio/9 is 0600 now, 0644 at the origin */
   g_assert_true(bound->chowned_by_us);
 
+  /* managed='no' leaves the user's binding alone, but this one is what the
+   * holder before left: it goes back with the device as that holder's would */
   unmanaged = vfio_record_new_from_origin(&e1000e, FALSE, &origin, &error);
   g_assert_no_error(error);
-  g_assert_cmpstr(unmanaged->original_driver, ==, "vfio-pci");
-  g_assert_false(unmanaged->override_written || unmanaged->unbound || unmanaged->probed ||
-                 unmanaged->bound_by_us);
+  g_assert_false(unmanaged->managed);
+  g_assert_cmpstr(unmanaged->original_driver, ==, "e1000e");
+  g_assert_true(unmanaged->override_written && unmanaged->unbound && unmanaged->probed &&
+                unmanaged->bound_by_us && unmanaged->chowned_by_us);
+  /* a device on vfio-pci before any holder took it is the user's */
+  users = vfio_record_new_from_origin(&e1000e, FALSE, &on_vfio, &error);
+  g_assert_no_error(error);
+  g_assert_cmpstr(users->original_driver, ==, "vfio-pci");
+  g_assert_true(vfio_record_is_clean(users));
 
   was_unbound = vfio_record_new_from_origin(&e1000e, TRUE, &unbound, &error);
   g_assert_no_error(error);
