@@ -57,11 +57,14 @@ fi
 python3 - $logs <<'PY'
 import json, re, sys
 counts = {"passed": 0, "failed": 0, "skipped": 0}
+failures = []   # named again at the very end, where a log's tail still shows them
 for path in sys.argv[1:]:
+    build = path.split("/")[0]
     with open(path) as log:
         for line in log:
             test = json.loads(line)
-            subtests = re.findall(r"^(ok|not ok)\b.*?(# SKIP.*)?$", test.get("stdout") or "", re.M)
+            stdout = test.get("stdout") or ""
+            subtests = re.findall(r"^(ok|not ok)\b.*?(# SKIP.*)?$", stdout, re.M)
             if not subtests:
                 result = test["result"]
                 counts["passed" if result == "OK" else "skipped" if result == "SKIP" else "failed"] += 1
@@ -69,6 +72,12 @@ for path in sys.argv[1:]:
                 counts["skipped" if skip else "passed" if verdict == "ok" else "failed"] += 1
             if subtests and test["result"] not in ("OK", "SKIP") and all(v == "ok" for v, _ in subtests):
                 counts["failed"] += 1   # crashed or timed out around passing subtests
+            if test["result"] not in ("OK", "SKIP"):
+                failures.append(f"{build}: {test['name']}: {test['result']} after {test.get('duration', 0):.0f} s")
+                failures += [f"    {line}" for line in re.findall(r"^not ok\b.*$", stdout, re.M)]
+                failures += [f"    | {line}" for line in (test.get("stderr") or "").splitlines()[-15:]]
+for line in failures:
+    print(line)
 print(f"hostdevd: {counts['passed']} passed, {counts['failed']} failed, {counts['skipped']} skipped")
 PY
 exit $status
