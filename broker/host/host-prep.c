@@ -1,4 +1,6 @@
 /* SPDX-License-Identifier: GPL-2.0-or-later */
+#define G_LOG_DOMAIN "hostdevd"
+
 #include "host-prep.h"
 #include "json-text.h"
 #include "claims.h"
@@ -182,6 +184,79 @@ read_pci_origin(gpointer data, GError **error)
   return vfio_record_origin(companion ? companion : reading->prep->vfio);
 }
 
+/* Return: (transfer full) (element-type PciAddress): the devices of IOMMU
+ * group @group but @self whose claim a VM other than @vm left stale, with
+ * the origin of a device it changed. */
+static GArray *
+stale_group_partners(const char *runtime_dir, const char *vm, const PciAddress *self, int group)
+{
+  g_autoptr(GArray) members = host_pci_iommu_group_members(group, NULL);
+  GArray *partners = g_array_new(FALSE, FALSE, sizeof(PciAddress));
+
+  for (guint i = 0; members && i < members->len; i++) {
+    const PciAddress *member = &g_array_index(members, PciAddress, i);
+    if (pci_address_compare(member, self) == 0)
+      continue;
+    g_autofree char *key = claims_key_pci(member);
+    g_autoptr(Claim) claim = claims_lookup(runtime_dir, key, NULL);
+    if (claim && claim->stale && claim->origin && strcmp(claim->vm, vm) != 0)
+      g_array_append_val(partners, *member);
+  }
+  return partners;
+}
+
+/*
+ * take_on_group_partners() - with an IOMMU group just claimed, the devices
+ * of it that a VM which is gone left claimed (on vfio-pci, say) become this
+ * VM's to give back: their claims join @prep's and their undo joins its
+ * record as companions, done when the group goes back to the host with
+ * this device.  Nobody else could: that VM's next hostdevd finds the group
+ * held by this VM and drops its records of them.  A partner that is no
+ * longer as its holder left it has nothing to give back: its stale claim
+ * is simply dropped.  Failing here fails no attach: the partner's claim
+ * stays as it was, for whoever comes next.
+ */
+static void
+take_on_group_partners(HostPrep *prep, const char *runtime_dir, const char *vm,
+                       const ClaimOwner *owner, const Hostdev *hostdev, int group)
+{
+  g_autoptr(GArray) partners = stale_group_partners(runtime_dir, vm, &hostdev->pci_source, group);
+  g_autoptr(GError) no_record = NULL;
+
+  if (partners->len > 0 && prep->vfio == NULL &&
+      (prep->vfio = vfio_record_new(&hostdev->pci_source, hostdev->managed, &no_record)) == NULL) {
+    g_warning("IOMMU group %d: the devices a VM that is gone left claimed in it are not taken "
+              "on: %s", group, no_record->message);
+    return;
+  }
+  for (guint i = 0; i < partners->len; i++) {
+    const PciAddress *addr = &g_array_index(partners, PciAddress, i);
+    g_autofree char *key = claims_key_pci(addr);
+    g_autofree char *bdf = pci_address_format(addr);
+    g_autoptr(ClaimOrigin) origin = NULL;
+    g_autoptr(GError) error = NULL;
+
+    if (!claims_acquire_full(runtime_dir, vm, key, owner, &origin, &error)) {
+      g_warning("PCI device %s, left claimed in IOMMU group %d: its claim stays as it is (%s)",
+                bdf, group, error->message);
+      continue;
+    }
+    g_autoptr(VfioRecord) partner = vfio_record_new_from_origin(addr, TRUE, origin, &error);
+    if (partner == NULL || vfio_record_is_clean(partner)) {
+      g_autoptr(GError) release_error = NULL;
+      if (!claims_release(runtime_dir, vm, key, &release_error))
+        g_warning("%s", release_error->message);
+      continue;
+    }
+    partner->chowned_by_us = FALSE; /* the group's node is the device's record's to give back */
+    g_autofree char *with = pci_address_format(&hostdev->pci_source);
+    g_message("PCI device %s of IOMMU group %d, left claimed by a VM that is gone, goes back "
+              "to the host with %s", bdf, group, with);
+    g_ptr_array_add(prep->claims, g_steal_pointer(&key));
+    g_ptr_array_add(prep->vfio->companions, g_steal_pointer(&partner));
+  }
+}
+
 gboolean
 host_prep_claim(HostPrep *prep, const char *runtime_dir, const char *vm,
                 const ClaimOwner *owner, const Hostdev *hostdev, const HostUsbDevice *usb,
@@ -206,8 +281,16 @@ host_prep_claim(HostPrep *prep, const char *runtime_dir, const char *vm,
     /* a parent and its mdevs exclude each other; each side looks at the other after
      * taking its own claim, so of two racing attaches at least one sees the other */
     if (claim_all(prep, runtime_dir, vm, owner, keys, read_pci_origin, &reading,
-                  &prep->inherited_origin, &busy))
-      return mdev_check_children_unclaimed(&hostdev->pci_source, runtime_dir, error);
+                  &prep->inherited_origin, &busy)) {
+      if (!mdev_check_children_unclaimed(&hostdev->pci_source, runtime_dir, error))
+        return FALSE;
+      /* a companion of a sibling's record is the sibling's to give back, not this record's */
+      if (sibling && vfio_record_find_companion(sibling, &hostdev->pci_source))
+        g_clear_pointer(&prep->inherited_origin, claim_origin_free);
+      if (group >= 0)
+        take_on_group_partners(prep, runtime_dir, vm, owner, hostdev, group);
+      return TRUE;
+    }
     /* a mediated device of it in use says best why its group is taken */
     if (!g_error_matches(busy, HOSTDEVD_ERROR, HOSTDEVD_ERROR_BUSY) ||
         mdev_check_children_unclaimed(&hostdev->pci_source, runtime_dir, error))
@@ -230,27 +313,38 @@ host_prep_claim(HostPrep *prep, const char *runtime_dir, const char *vm,
   return TRUE;
 }
 
-/* Return: whether @prep holds the claim @key. */
-static gboolean
-holds_claim(const HostPrep *prep, const char *key)
+gboolean
+host_prep_holds_claim(const HostPrep *prep, const char *key)
 {
-  for (guint i = 0; i < prep->claims->len; i++)
+  for (guint i = 0; prep && i < prep->claims->len; i++)
     if (strcmp(g_ptr_array_index(prep->claims, i), key) == 0)
       return TRUE;
   return FALSE;
 }
 
 gboolean
+host_prep_inherited(const HostPrep *prep)
+{
+  return prep->vfio != NULL && (prep->inherited_origin != NULL || !vfio_record_is_clean(prep->vfio));
+}
+
+gboolean
 host_prep_vfio_begin(HostPrep *prep, const Hostdev *hostdev, GError **error)
 {
   g_autofree char *key = claims_key_pci(&hostdev->pci_source);
-  gboolean claimed = prep->claims_runtime_dir != NULL && holds_claim(prep, key);
+  gboolean claimed = prep->claims_runtime_dir != NULL && host_prep_holds_claim(prep, key);
 
   if (claimed && prep->inherited_origin != NULL) {
-    g_clear_pointer(&prep->vfio, vfio_record_unref);
+    g_autoptr(VfioRecord) read = g_steal_pointer(&prep->vfio);
     prep->vfio = vfio_record_new_from_origin(&hostdev->pci_source, hostdev->managed,
                                              prep->inherited_origin, error);
-    return prep->vfio != NULL;
+    if (prep->vfio == NULL) {
+      prep->vfio = g_steal_pointer(&read); /* with the group partners taken on, for the undo */
+      return FALSE;
+    }
+    for (guint i = 0; read && i < read->companions->len; i++)
+      g_ptr_array_add(prep->vfio->companions, vfio_record_ref(read->companions->pdata[i]));
+    return TRUE;
   }
   /* claimed: read under the claims lock by host_prep_claim(), its origin
    * recorded in the claim with it */

@@ -74,7 +74,10 @@ HostPrep *host_prep_from_json(JsonObject *object, GError **error);
  * origin on to host_prep_vfio_begin(); a claim without one gets it now:
  * @prep's VFIO record is read under the claims lock, the device free for
  * this VM, and its original state stored in the claim in the same write,
- * for whoever takes the claim over after us.
+ * for whoever takes the claim over after us.  The other devices of the
+ * IOMMU group that a VM which is gone left claimed are taken on too: their
+ * claims join @prep's, and what that VM left to give back joins @prep's
+ * VFIO record as companions.
  * @usb: (nullable): the resolved USB device
  * @sibling: (nullable): PCI: the record of a device of the same IOMMU group
  *   this VM holds: when it bound this device as a companion (whole-group
@@ -85,6 +88,14 @@ gboolean host_prep_claim(HostPrep *prep, const char *runtime_dir, const char *vm
                          const ClaimOwner *owner, const Hostdev *hostdev,
                          const HostUsbDevice *usb, const VfioRecord *sibling,
                          GError **error);
+
+/* Return: whether @prep's claims brought something to give back that a
+ * holder which is gone left (host_prep_claim()): its VFIO record is not clean
+ * before any binding of this VM, or came from an origin. */
+gboolean host_prep_inherited(const HostPrep *prep);
+
+/* Return: whether @prep (nullable) holds the claim @key. */
+gboolean host_prep_holds_claim(const HostPrep *prep, const char *key);
 
 /**
  * host_prep_vfio_begin() - the record of the device's original state,

@@ -969,10 +969,10 @@ vfio_record_plan_group(VfioRecord *record, gboolean take_whole_group, GError **e
   g_autoptr(GPtrArray) planned =
     g_ptr_array_new_with_free_func((GDestroyNotify)vfio_record_unref);
 
-  if (record->group_planned || record->companions->len > 0) {
-    record->group_planned = TRUE;
+  /* companions before the plan are group partners taken on with the claim
+   * (on vfio-pci as their holder left them): the group is planned all the same */
+  if (record->group_planned)
     return TRUE;
-  }
   if (vfio_group_check_viable_joining(record->group, &record->addr, record->joining,
                                       &viable_error)) {
     record->group_planned = TRUE;

@@ -45,8 +45,9 @@ struct _VfioRecord {
   mode_t node_mode_before;    /* permission bits only */
 
   /* (element-type VfioRecord) other endpoints of the group bound to
-   * vfio-pci so that the group is viable (take_whole_group); planned by
-   * vfio_record_plan_group() before any is bound */
+   * vfio-pci so that the group is viable (take_whole_group), planned by
+   * vfio_record_plan_group() before any is bound; and those a VM that is
+   * gone left bound, taken on with the group's claim (host_prep_claim()) */
   GPtrArray *companions;
   gboolean group_planned;     /* not journaled: only the binding steps look at it */
   /* (nullable) (element-type PciAddress) other endpoints of the group that

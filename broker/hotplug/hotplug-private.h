@@ -221,6 +221,8 @@ void hotplug_device_enter_anyway(Hotplug *hotplug, VmDevice *device, VmDeviceSta
 const char *hotplug_device_state_listed(VmDeviceState state);
 /* The step a waiting device's record names (VM_DEVICE_WAITING, hotplug-follow.c). */
 #define HOTPLUG_STEP_WAIT_FOR_DEVICE "wait-for-device"
+/* the journal step of an attach whose claims brought what a VM that is gone left */
+#define HOTPLUG_STEP_CLAIMED "claimed"
 /* the journal step of a release about to disable a USB device's hub port */
 #define HOTPLUG_STEP_USB_REVOKE "usb-revoke"
 
@@ -316,8 +318,8 @@ gboolean hotplug_qemu_connected(Hotplug *hotplug);
  * IOMMU group to be free) whose source @hostdev names, or whose alias is @alias. */
 VmDevice *hotplug_find_leaving(Hotplug *hotplug, const Hostdev *hostdev, const char *alias);
 
-/* hotplug_keep_shared_claims() - drop @prep's IOMMU group claim from what its release
- * gives up while another device of this VM still uses the group. */
+/* hotplug_keep_shared_claims() - drop from what @prep's release gives up the claims
+ * another device of this VM still names (its IOMMU group's, a group partner's). */
 void hotplug_keep_shared_claims(Hotplug *hotplug, HostPrep *prep);
 
 /* hotplug_retry_failed_release() - a release of @alias (or of what @hostdev names)

@@ -83,6 +83,15 @@ claim_run(GTask *task, AttachStep *step)
     }
     item->prep->vfio->joining = item->joining ? g_array_ref(item->joining) : NULL;
   }
+  /* What a VM that is gone left to give back came with its claims: journaled
+   * now, not with the next step, or a crash in between would leave claims no
+   * record names, dropped at the restart and the leftovers with them. */
+  if (host_prep_inherited(item->prep) &&
+      !hotplug_journal_device(hotplug, item->hostdev, STATE_ATTACHING, HOTPLUG_STEP_CLAIMED,
+                              item->commands, item->prep, FALSE, &error)) {
+    hotplug_plan_step_done(task, error, TRUE);
+    return;
+  }
   hotplug_plan_step_done(task, NULL, FALSE);
 }
 

@@ -439,32 +439,45 @@ hotplug_find_leaving(Hotplug *hotplug, const Hostdev *hostdev, const char *alias
   return NULL;
 }
 
+/* Return: whether a device of this VM other than @prep's, attached or
+ * waiting for its IOMMU group (not folded into a release), still names @key. */
+static gboolean
+claim_shared(Hotplug *hotplug, const HostPrep *prep, const char *key)
+{
+  GPtrArray *all = vm_devices_get_all(hotplug->devices);
+
+  for (guint i = 0; i < all->len; i++) {
+    const VmDevice *device = g_ptr_array_index(all, i);
+    if (device->prep != prep && host_prep_holds_claim(device->prep, key))
+      return TRUE;
+  }
+  for (guint i = 0; i < hotplug->group_waiting->len; i++) {
+    const Release *waiting = g_ptr_array_index(hotplug->group_waiting, i);
+    if (waiting->device->prep != prep && !waiting->folded &&
+        host_prep_holds_claim(waiting->device->prep, key))
+      return TRUE;
+  }
+  return FALSE;
+}
+
 /*
- * hotplug_keep_shared_claims() - the IOMMU group's claim stays while another
- * device of this VM (attached, or waiting for the group) still uses the
- * group: only the last one of the group gives it up.  @prep's device is
- * out of the registry already (or was never in it).
+ * hotplug_keep_shared_claims() - a claim stays while another device of
+ * this VM (attached, or waiting for the group) still names it: the IOMMU
+ * group's, which every device of the group holds, and a group partner's
+ * that one device took on (host_prep_claim()) and another attached since.
+ * Only the last one gives it up.  @prep's device is out of the registry
+ * already (or was never in it); a waiter folded into this release leaves
+ * with it and keeps nothing.
  */
 void
 hotplug_keep_shared_claims(Hotplug *hotplug, HostPrep *prep)
 {
-  int group = prep && prep->vfio ? prep->vfio->group : -1;
-  gboolean shared = group >= 0 && vm_devices_find_group(hotplug->devices, group, NULL);
-
-  /* a waiter folded into this release leaves the group with it: it keeps nothing */
-  for (guint i = 0; !shared && group >= 0 && i < hotplug->group_waiting->len; i++) {
-    Release *waiting = g_ptr_array_index(hotplug->group_waiting, i);
-    shared = waiting->device->prep != prep && !waiting->folded &&
-             waiting->device->prep->vfio->group == group;
-  }
-  if (!shared)
-    return;
-  g_autofree char *key = claims_key_iommu_group(group);
-  for (guint i = 0; i < prep->claims->len; i++)
-    if (g_str_equal(g_ptr_array_index(prep->claims, i), key)) {
+  for (guint i = 0; prep && i < prep->claims->len;) {
+    if (claim_shared(hotplug, prep, g_ptr_array_index(prep->claims, i)))
       g_ptr_array_remove_index(prep->claims, i);
-      break;
-    }
+    else
+      i++;
+  }
 }
 
 void

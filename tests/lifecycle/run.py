@@ -12,7 +12,10 @@ systemd stop order, another VM asking for the same device, nodedev-reattach
 and nodedev-detach, slow and failing sysfs writes.  After every step, once
 the system settles (bounded wait), invariants are checked against the fake
 host and the fake QEMUs (see World.check).  A failing sequence is shrunk
-and printed with the command that replays it.
+and printed with the command that replays it.  Sequences written by hand
+(tests/lifecycle/sequences) may also use "crash-at": hostdevd restarted with
+HOSTDEVD_TEST_CRASH_AT kills itself right after journaling that point of
+an action, a moment no timed signal hits surely.
 
   HOSTDEVD=build/broker/hostdevd HOSTDEVCTL=build/broker/hostdevctl \\
       tests/lifecycle/run.py --seeds 20 --steps 25          # what CI runs
@@ -262,6 +265,27 @@ class Runner:
                 kept = self.check_all_or_nothing(step["vm"], inner["devs"], before,
                                                   client.returncode, step.get("in-qemu"))
             return f"hostdevd exited {status} (client {client.returncode}){kept}"
+        if op == "crash-at":
+            # hostdevd restarted with HOSTDEVD_TEST_CRASH_AT kills itself right after it
+            # journals that point of the action (a point no signal can hit surely)
+            if self.vm_state(step["vm"]) != "running":
+                return "skipped"
+            w.vms[step["vm"]].expect_exit = True
+            w.signal_daemon(step["vm"], signal.SIGTERM)
+            w.start_hostdevd(step["vm"], crash_at=step["point"])
+            w.vms[step["vm"]].expect_exit = True
+            client = w.ctl_async(*self.action_argv(step["action"]))
+            try:
+                client.wait(timeout=60)
+            except Exception:
+                client.kill()
+            try:
+                status = w.vms[step["vm"]].daemon.wait(timeout=10)
+            except Exception:
+                raise Violation(f"stuck: hostdevd of {step['vm']} did not crash at "
+                                f"{step['point']}")
+            w.start_hostdevd(step["vm"])
+            return f"hostdevd exited {status} at {step['point']} (client {client.returncode})"
         if op == "fault":
             if self.vm_state(step["action"]["vm"]) != "running":
                 return "skipped"

@@ -253,7 +253,8 @@ class World:
         vm.control = LineClient(control)
         self.start_hostdevd(name)
 
-    def start_hostdevd(self, name, wait=True):
+    def start_hostdevd(self, name, wait=True, crash_at=None):
+        """crash_at: HOSTDEVD_TEST_CRASH_AT for this hostdevd (a -Dtest_hooks=true build)."""
         vm = self.vms[name]
         sock = os.path.join(self.runtime, f"{name}.sock")
         argv = [self.hostdevd, "--vm", name, "--qmp", os.path.join(self.tmp, f"{name}.qmp"),
@@ -261,6 +262,8 @@ class World:
                 "--sandbox", SANDBOX, "--qmp-wait", "20", "--qemu-user", "nobody",
                 "--policy", self.policy, "-v"]
         env = dict(os.environ, HOSTDEVD_RUNTIME_DIR=self.runtime)
+        if crash_at:
+            env["HOSTDEVD_TEST_CRASH_AT"] = crash_at
         log = os.path.join(self.logs, f"{name}.hostdevd.log")
         vm.log_offset = os.path.getsize(log) if os.path.exists(log) else 0
         with open(log, "a") as f:

@@ -1442,6 +1442,82 @@ test_takeover_restores_origin(Tree *tree, gconstpointer data)
 }
 
 /*
+ * lifecycle seed 436: VM1 bound 0000:05:00.0 (e1000e) of IOMMU group 12
+ * and died with it on vfio-pci; VM2 takes the other member 05:00.1 (on
+ * vfio-pci already, managed='no') with the group's claim.  The partner's
+ * claim and its undo come with the group: VM1's next hostdevd finds them
+ * VM2's, and VM2's release gives 05:00.0 back to e1000e.  A partner
+ * somebody set since has nothing to give back: its stale claim just goes.
+ */
+static void
+test_group_partner_taken_on(Tree *tree, gconstpointer data)
+{
+  gboolean changed_since = GPOINTER_TO_UINT(data);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(Hostdev) partner = pci_hostdev(&mf_fn0, TRUE);
+  g_autoptr(Hostdev) hostdev = pci_hostdev(&mf_fn1, FALSE);
+  g_autoptr(HostPrep) prep = host_prep_new();
+  g_autoptr(Claim) claim = NULL;
+  g_autofree char *runtime = g_dir_make_tmp("hostdevd-partner-XXXXXX", &error);
+  g_autofree char *journal = NULL;
+  Wait wait = { g_main_loop_new(NULL, FALSE) };
+
+  g_assert_no_error(error);
+  vm1_takes_and_dies(tree, runtime, partner, FALSE);
+  assert_on(tree, &mf_fn0, "vfio-pci", "vfio-pci");
+  if (changed_since)
+    fixture_write(tree->root, "sys/bus/pci/devices/0000:05:00.0/driver_override", "pci-stub\n");
+
+  g_assert_true(host_prep_claim(prep, runtime, "vm2", &(ClaimOwner){ getpid(), 0 }, hostdev,
+                                NULL, NULL, &error));
+  g_assert_no_error(error);
+  g_assert_true(host_prep_vfio_begin(prep, hostdev, &error));
+  g_assert_no_error(error);
+  g_assert_true(vfio_record_is_clean(prep->vfio) == changed_since);
+  claim = claims_lookup(runtime, "pci_0000_05_00_0", &error);
+  g_assert_no_error(error);
+  if (changed_since) {
+    g_assert_cmpuint(prep->vfio->companions->len, ==, 0);
+    g_assert_null(claim);
+  } else {
+    const VfioRecord *companion = vfio_record_find_companion(prep->vfio, &mf_fn0);
+    g_assert_nonnull(companion);
+    g_assert_cmpstr(companion->original_driver, ==, "e1000e");
+    g_assert_true(companion->unbound && companion->bound_by_us && !companion->chowned_by_us);
+    g_assert_cmpstr(claim->vm, ==, "vm2");
+    /* in the journal before anything more happens */
+    journal = host_prep_to_journal(prep, FALSE);
+    g_assert_nonnull(strstr(journal, "\"pci_0000_05_00_0\""));
+    g_assert_nonnull(strstr(journal, "\"address\":\"0000:05:00.0\""));
+
+    /* VM2 attaching the partner itself: the companion stays the one to give it back */
+    g_autoptr(HostPrep) itself = host_prep_new();
+    g_assert_true(host_prep_claim(itself, runtime, "vm2", &(ClaimOwner){ getpid(), 0 }, partner,
+                                  NULL, prep->vfio, &error));
+    g_assert_true(host_prep_vfio_begin(itself, partner, &error));
+    g_assert_no_error(error);
+    g_assert_true(vfio_record_is_clean(itself->vfio));
+    g_assert_cmpuint(itself->vfio->companions->len, ==, 0);
+  }
+  /* the group would be planned all the same */
+  g_assert_true(host_prep_vfio_plan(prep, FALSE, NULL, &error));
+  g_assert_no_error(error);
+
+  host_prep_release_async(prep, runtime, "vm2", NULL, on_released, &wait);
+  g_main_loop_run(wait.loop);
+  g_assert_no_error(wait.error);
+  assert_on(tree, &mf_fn0, changed_since ? "vfio-pci" : "e1000e",
+            changed_since ? "pci-stub" : "(null)");
+  assert_on(tree, &mf_fn1, "vfio-pci", "vfio-pci");
+  g_clear_pointer(&claim, claim_free);
+  g_autoptr(GPtrArray) left = claims_list(runtime, NULL, &error);
+  g_assert_no_error(error);
+  g_assert_cmpuint(left->len, ==, 0);
+  g_main_loop_unref(wait.loop);
+  fixture_remove(runtime);
+}
+
+/*
  * A companion another device of this VM bound for the whole IOMMU group,
  * then attached in its own right: its claim names the state the companion
  * came from (e1000e), not vfio-pci, so a VM that takes the claim over after
@@ -1672,6 +1748,10 @@ main(int argc, char **argv)
   }
   g_test_add("/vfio/origin/takeover", Tree, GUINT_TO_POINTER(0), tree_setup,
              test_takeover_restores_origin, tree_teardown);
+  g_test_add("/vfio/origin/group-partner-taken-on", Tree, GUINT_TO_POINTER(0), tree_setup,
+             test_group_partner_taken_on, tree_teardown);
+  g_test_add("/vfio/origin/group-partner-changed-since", Tree, GUINT_TO_POINTER(1), tree_setup,
+             test_group_partner_taken_on, tree_teardown);
   g_test_add("/vfio/origin/takeover-with-override", Tree, GUINT_TO_POINTER(1), tree_setup,
              test_takeover_restores_origin, tree_teardown);
   TREE_TEST("origin/companion-claim", test_companion_claim_keeps_its_origin);
