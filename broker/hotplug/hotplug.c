@@ -439,6 +439,20 @@ hotplug_find_leaving(Hotplug *hotplug, const Hostdev *hostdev, const char *alias
   return NULL;
 }
 
+VmDevice *
+hotplug_find_leaving_with(Hotplug *hotplug, const PciAddress *addr)
+{
+  GPtrArray *lists[] = { hotplug->releasing, hotplug->group_waiting, hotplug->failed };
+  for (guint l = 0; l < G_N_ELEMENTS(lists); l++)
+    for (guint i = 0; i < lists[l]->len; i++) {
+      VmDevice *device = ((Release *)g_ptr_array_index(lists[l], i))->device;
+      const VfioRecord *record = device->prep ? device->prep->vfio : NULL;
+      if (record && vfio_record_find_companion(record, addr))
+        return device;
+    }
+  return NULL;
+}
+
 /* Return: whether a device of this VM other than @prep's, attached or
  * waiting for its IOMMU group (not folded into a release), still names @key. */
 static gboolean

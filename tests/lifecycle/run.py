@@ -15,7 +15,8 @@ host and the fake QEMUs (see World.check).  A failing sequence is shrunk
 and printed with the command that replays it.  Sequences written by hand
 (tests/lifecycle/sequences) may also use "crash-at": hostdevd restarted with
 HOSTDEVD_TEST_CRASH_AT kills itself right after journaling that point of
-an action, a moment no timed signal hits surely.
+an action, a moment no timed signal hits surely; and "during": one action
+while another is held in a slowed sysfs write.
 
   HOSTDEVD=build/broker/hostdevd HOSTDEVCTL=build/broker/hostdevctl \\
       tests/lifecycle/run.py --seeds 20 --steps 25          # what CI runs
@@ -42,8 +43,22 @@ ALL = PCI + ["usb"]
 
 # -- generating ----------------------------------------------------------------
 
-def generate(seed, steps):
-    """The scenario of @seed: VMs, policy, and @steps steps (pure data)."""
+# Where HOSTDEVD_TEST_CRASH_AT can stop an action: each point right after hostdevd
+# journals it (state.c), by the kind of action
+CRASH_POINTS = {
+    "attach": ["attaching:claim", "attaching:claimed", "attaching:vfio-bind",
+               "attaching:guest-memory", "attaching:memlock", "attaching:pass-fd",
+               "attaching:device-add", "attaching:verify", "attached:done", "answered"],
+    "batch": ["request:noted", "attaching:claimed", "attaching:vfio-bind",
+              "attaching:device-add", "attached:done", "request:forgotten"],
+    "detach": ["detaching:device-del", "detaching:wait-group", "detaching:host-release",
+               "detaching:usb-revoke", "forgotten"],
+}
+
+
+def generate(seed, steps, crash_points=False):
+    """The scenario of @seed: VMs, policy, and @steps steps (pure data).
+    @crash_points: also crash-at steps (not in CI's budget: its seeds stay as they are)."""
     rng = random.Random(seed)
     vms = ["vm1", "vm2"] + (["vm3"] if rng.random() < 0.5 else [])
     takeover = {vm: rng.random() < 0.4 for vm in vms}
@@ -101,6 +116,8 @@ def generate(seed, steps):
                    "crash-during": 2 if running else 0, "fault": 1.5 if running else 0,
                    "qemu-exit": 0.8 if running else 0, "systemd-stop": 0.4 if running else 0,
                    "revive": 6 if down else 0, "reattach": 1, "nodedev-detach": 0.5}
+        if crash_points:
+            weights["crash-at"] = 3 if running else 0
         kind = rng.choices(list(weights), list(weights.values()))[0]
         if kind == "action":
             sequence.append(action(rng.choice(running)))
@@ -124,6 +141,12 @@ def generate(seed, steps):
                 # the kill once this many devices of the request are in QEMU
                 crash["in-qemu"] = rng.randint(1, len(inner["devs"]))
             sequence.append(crash)
+        elif kind == "crash-at":
+            vm = rng.choice(running)
+            inner = action(vm)
+            points = CRASH_POINTS[inner["op"] if inner["op"] in CRASH_POINTS else "detach"]
+            sequence.append({"op": "crash-at", "vm": vm, "point": rng.choice(points),
+                             "action": inner, "may-miss": True})
         elif kind == "fault":
             vm = rng.choice(running)
             fault = rng.choice([{"match": "drivers_probe", "errno": 5},
@@ -265,6 +288,24 @@ class Runner:
                 kept = self.check_all_or_nothing(step["vm"], inner["devs"], before,
                                                   client.returncode, step.get("in-qemu"))
             return f"hostdevd exited {status} (client {client.returncode}){kept}"
+        if op == "during":
+            # "then" runs while "action" is held in a slowed sysfs write (say, a release
+            # still unbinding when a new attach comes)
+            if self.vm_state(step["action"]["vm"]) != "running":
+                return "skipped"
+            inner = step["action"]
+            w.kcall({"op": "fault", "fault": {"match": step["slow"], "delay": 1.0, "count": 1}})
+            if inner["op"] == "detach":
+                self.apply_guest(inner)
+            client = w.ctl_async(*self.action_argv(inner))
+            self.wait_write(client)
+            outcome = self.run_action(step["then"])
+            try:
+                client.wait(timeout=60)
+            except Exception:
+                client.kill()
+            w.kcall({"op": "clear-faults"})
+            return f"{outcome} (during {inner['op']}'s {step['slow']}: client {client.returncode})"
         if op == "crash-at":
             # hostdevd restarted with HOSTDEVD_TEST_CRASH_AT kills itself right after it
             # journals that point of the action (a point no signal can hit surely)
@@ -274,16 +315,26 @@ class Runner:
             w.signal_daemon(step["vm"], signal.SIGTERM)
             w.start_hostdevd(step["vm"], crash_at=step["point"])
             w.vms[step["vm"]].expect_exit = True
-            client = w.ctl_async(*self.action_argv(step["action"]))
+            inner = step["action"]
+            if inner["op"] == "detach":
+                self.apply_guest(inner)
+            if inner["op"] == "detach2":
+                inner = dict(inner, op="detach", wait=0.3)
+            client = w.ctl_async(*self.action_argv(inner))
             try:
                 client.wait(timeout=60)
             except Exception:
                 client.kill()
+            w.qemu_call(step["vm"], {"op": "guest", "mode": "cooperate"})
             try:
-                status = w.vms[step["vm"]].daemon.wait(timeout=10)
+                # the crash comes right after the journal write, about when the answer does
+                status = w.vms[step["vm"]].daemon.wait(timeout=3 if step.get("may-miss") else 10)
             except Exception:
-                raise Violation(f"stuck: hostdevd of {step['vm']} did not crash at "
-                                f"{step['point']}")
+                if not step.get("may-miss"):
+                    raise Violation(f"stuck: hostdevd of {step['vm']} did not crash at "
+                                    f"{step['point']}")
+                # the action never came there (refused earlier, another kind of device)
+                status = w.signal_daemon(step["vm"], signal.SIGTERM)
             w.start_hostdevd(step["vm"])
             return f"hostdevd exited {status} at {step['point']} (client {client.returncode})"
         if op == "fault":
@@ -528,6 +579,9 @@ def main():
     parser.add_argument("--keep", action="store_true", help="keep a failing run's files")
     parser.add_argument("--hostdevd", default=os.environ.get("HOSTDEVD"))
     parser.add_argument("--hostdevctl", default=os.environ.get("HOSTDEVCTL"))
+    parser.add_argument("--crash-points", action="store_true",
+                        help="generate crash-at steps too (HOSTDEVD_TEST_CRASH_AT; needs a "
+                             "-Dtest_hooks=true build)")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every step")
     args = parser.parse_args()
     if not args.hostdevd or not args.hostdevctl:
@@ -557,7 +611,8 @@ def main():
     else:
         first = args.seed if args.seed is not None else 1
         count = args.seeds
-        scenarios = (generate(s, args.steps) for s in range(first, first + count))
+        scenarios = (generate(s, args.steps, args.crash_points)
+                     for s in range(first, first + count))
         if args.tap:
             out(f"1..{count}")
     started = time.monotonic()
