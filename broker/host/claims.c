@@ -581,6 +581,9 @@ read_origin_checked(ClaimOriginReader read_origin, gpointer data, GError **error
   return g_steal_pointer(&origin);
 }
 
+static gboolean note_taken_over(ClaimsLock *lock, const Claim *was, const char *vm,
+                                GError **error);
+
 /* Log what taking @claim (nullable: there was none) for @vm means, when it is news. */
 static void
 note_taking(const char *vm, const char *key, const Claim *claim, const ClaimOwner *owner)
@@ -671,6 +674,14 @@ claims_acquire_all(const char *runtime_dir, const char *vm, const char *const *k
     g_autofree char *path = g_build_filename(lock->dir, keys[i], NULL);
     if (was ? !write_claim(lock, was, NULL) : unlink(path) != 0)
       g_warning("the claim %s could not be put back as it was", path);
+  }
+  /* a PCI device's stale holder no longer gives it back: its taker does */
+  for (guint i = 0; ok && keys[i]; i++) {
+    const Claim *was = g_ptr_array_index(found, i);
+    g_autoptr(GError) note_error = NULL;
+    if (was && was->stale && strcmp(was->vm, vm) != 0 && g_str_has_prefix(keys[i], "pci_") &&
+        !note_taken_over(lock, was, vm, &note_error))
+      g_warning("%s", note_error->message);
   }
   if (ok && inherited != NULL && first != NULL)
     *inherited = g_steal_pointer(&first->origin);
@@ -834,26 +845,30 @@ claims_lookup_held_elsewhere(const char *runtime_dir, const char *key, const cha
 #define NOTE_SUFFIX ".administered"
 #define NOTE_MAX_HOLDERS 64
 
-/* A holder whose journal an administrator's note overrules. */
+/* A holder whose journal a note overrules: the administrator's act, or the VM
+ * that took the device over with what the holder left to give back. */
 typedef struct {
   char *vm;
   ProcessIdentity qemu;
+  char *taken_by;     /* the VM that took it over; NULL: the administrator */
 } NoteHolder;
 
 static void
 note_holder_free(NoteHolder *holder)
 {
   g_free(holder->vm);
+  g_free(holder->taken_by);
   g_free(holder);
 }
 
 static NoteHolder *
-note_holder_new(const char *vm, pid_t qemu_pid, guint64 qemu_start_time)
+note_holder_new(const char *vm, pid_t qemu_pid, guint64 qemu_start_time, const char *taken_by)
 {
   NoteHolder *holder = g_new0(NoteHolder, 1);
 
   holder->vm = g_strdup(vm);
   holder->qemu = (ProcessIdentity){ qemu_pid, qemu_start_time };
+  holder->taken_by = g_strdup(taken_by);
   return holder;
 }
 
@@ -901,11 +916,14 @@ read_note(const char *dir, const char *device_key)
     gint64 pid = entry ? json_object_get_int_member_with_default(entry, "qemu-pid", 0) : -1;
     gint64 start = entry ? json_object_get_int_member_with_default(entry, "qemu-start-time", 0)
                          : -1;
-    if (!vm_name_is_valid(vm) || pid < 0 || pid > G_MAXINT32 || start < 0) {
+    const char *taken_by = entry ? json_object_get_string_member_with_default(
+                                       entry, "taken-over-by", NULL) : NULL;
+    if (!vm_name_is_valid(vm) || pid < 0 || pid > G_MAXINT32 || start < 0 ||
+        (taken_by && !vm_name_is_valid(taken_by))) {
       array = NULL;
       break;
     }
-    g_ptr_array_add(holders, note_holder_new(vm, (pid_t)pid, (guint64)start));
+    g_ptr_array_add(holders, note_holder_new(vm, (pid_t)pid, (guint64)start, taken_by));
   }
   if (array == NULL) {
     g_warning("the note %s is damaged; it is ignored", path);
@@ -944,11 +962,29 @@ write_note(ClaimsLock *lock, const char *device_key, const GPtrArray *holders, G
     json_text_member_string(text, "vm", holder->vm);
     json_text_member_int(text, "qemu-pid", holder->qemu.pid);
     json_text_member_int(text, "qemu-start-time", (gint64)holder->qemu.start_time);
+    if (holder->taken_by)
+      json_text_member_string(text, "taken-over-by", holder->taken_by);
     json_text_object_end(text);
   }
   g_string_append_c(text, ']');
   json_text_object_end(text);
   return write_locked(lock, name, text, error);
+}
+
+/* @vm took over the stale claim @was of another VM, with what that VM left to
+ * give back: the note on the device says so, so that VM's journal leaves the
+ * device's binding to @vm.  Under the lock. */
+static gboolean
+note_taken_over(ClaimsLock *lock, const Claim *was, const char *vm, GError **error)
+{
+  g_autoptr(GPtrArray) holders = read_note(lock->dir, was->key);
+  const ProcessIdentity qemu = { was->qemu_pid, was->qemu_start_time };
+
+  for (guint i = 0; i < holders->len; i++)
+    if (note_holder_is(holders->pdata[i], was->vm, &qemu))
+      return TRUE;
+  g_ptr_array_add(holders, note_holder_new(was->vm, was->qemu_pid, was->qemu_start_time, vm));
+  return write_note(lock, was->key, holders, error);
 }
 
 gboolean
@@ -988,7 +1024,7 @@ claims_note_administered(const char *runtime_dir, const char *device_key,
                              &(ProcessIdentity){ claim->qemu_pid, claim->qemu_start_time });
     if (!noted)
       g_ptr_array_add(holders, note_holder_new(claim->vm, claim->qemu_pid,
-                                               claim->qemu_start_time));
+                                               claim->qemu_start_time, NULL));
     if (strcmp(claim->key, device_key) != 0)
       continue;
     /* whoever takes the claim over gives the device back here; the owner of
@@ -1007,15 +1043,20 @@ claims_note_administered(const char *runtime_dir, const char *device_key,
 
 gboolean
 claims_administered_since(const char *runtime_dir, const char *device_key, const char *vm,
-                          const ProcessIdentity *qemu)
+                          const ProcessIdentity *qemu, char **taken_by)
 {
   g_autofree char *dir = claims_dir(runtime_dir);
   g_autoptr(GPtrArray) holders = claims_key_is_valid(device_key)
                                  ? read_note(dir, device_key) : NULL;
 
-  for (guint i = 0; holders && i < holders->len; i++)
-    if (note_holder_is(holders->pdata[i], vm, qemu))
-      return TRUE;
+  for (guint i = 0; holders && i < holders->len; i++) {
+    const NoteHolder *holder = holders->pdata[i];
+    if (!note_holder_is(holder, vm, qemu))
+      continue;
+    if (taken_by)
+      *taken_by = g_strdup(holder->taken_by);
+    return TRUE;
+  }
   return FALSE;
 }
 

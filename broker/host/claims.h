@@ -204,9 +204,12 @@ gboolean claims_note_administered(const char *runtime_dir, const char *device_ke
                                   const char *override, GError **error);
 
 /* Return: whether the administrator set @device_key's device since @vm, with the
- * QEMU @qemu, left it (claims_note_administered()). */
+ * QEMU @qemu, left it (claims_note_administered()), or another VM took over its
+ * stale claim with what it left to give back (claims_acquire_all() notes that too);
+ * @taken_by: (out) (optional) (transfer full): that VM, NULL: the administrator. */
 gboolean claims_administered_since(const char *runtime_dir, const char *device_key,
-                                   const char *vm, const ProcessIdentity *qemu);
+                                   const char *vm, const ProcessIdentity *qemu,
+                                   char **taken_by);
 
 /* claims_forget_administered() - drop @vm from every note, but where it names one of
  * the @n_kept QEMUs @kept (those whose records @vm's journal still holds) */

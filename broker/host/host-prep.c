@@ -547,20 +547,26 @@ on_vfio_restored(GObject *source, GAsyncResult *result, gpointer user_data)
   release_claims_and_return(task);
 }
 
-/* Leave @device's binding out of @record's undo when the administrator set it since. */
+/* Leave @device's binding out of @record's undo when the administrator set it since,
+ * or a VM took it over with what @vm left to give back. */
 static void
 leave_if_administered(VfioRecord *record, const VfioRecord *device, const char *runtime_dir,
                       const char *vm, const ProcessIdentity *qemu)
 {
   g_autofree char *key = claims_key_pci(&device->addr);
+  g_autofree char *taken_by = NULL;
   g_autofree char *bdf = NULL;
 
-  if (!claims_administered_since(runtime_dir, key, vm, qemu) ||
+  if (!claims_administered_since(runtime_dir, key, vm, qemu, &taken_by) ||
       !vfio_record_leave_binding(record, &device->addr))
     return;
   bdf = pci_address_format(&device->addr);
-  g_message("PCI device %s: the administrator set its driver after VM '%s' left it "
-            "(hostdevctl nodedev-detach or nodedev-reattach): it stays so", bdf, vm);
+  if (taken_by)
+    g_message("PCI device %s: VM '%s' took it over after VM '%s' left it, with what was to "
+              "give back: its driver is left as it is", bdf, taken_by, vm);
+  else
+    g_message("PCI device %s: the administrator set its driver after VM '%s' left it "
+              "(hostdevctl nodedev-detach or nodedev-reattach): it stays so", bdf, vm);
 }
 
 void

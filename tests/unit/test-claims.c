@@ -715,6 +715,55 @@ test_origin_old_and_damaged(Runtime *rt, gconstpointer data)
 }
 
 /*
+ * lifecycle --crash-points seed 47: vm2 takes over the stale claims of vm1,
+ * which left the device bound, and with them what vm1 left to give back.
+ * The note on the device says so, so that vm1's journal, replayed once vm2
+ * has given the device back and someone set it since, leaves its binding
+ * alone.  The group's claim is no device: no note.
+ */
+static void
+test_taken_over_noted(Runtime *rt, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(ClaimOrigin) origin = NULL;
+  g_autofree char *taken_by = NULL;
+  g_autofree char *text = NULL;
+  g_autofree char *note = g_build_filename(rt->dir, "claims", "pci_0000_05_00_0.administered",
+                                           NULL);
+  g_autofree char *group_note = g_build_filename(rt->dir, "claims",
+                                                 "iommu_group_12.administered", NULL);
+  const char *const both[] = { "pci_0000_05_00_0", "iommu_group_12", NULL };
+  ClaimOrigin e1000e = { (char *)"e1000e", NULL, TRUE, 0, 0, 0600 };
+  OriginReader first = { &e1000e, 0 };
+  pid_t broker = live_child();
+  pid_t qemu = live_child();
+  ProcessIdentity vm1_qemu = process_identity_of(qemu);
+
+  g_assert_true(acquire_reading(rt, "vm1", both, broker, qemu, &first, NULL, &error));
+  g_assert_no_error(error);
+  /* vm1 holds it, or refreshes its own: nothing noted */
+  g_assert_false(g_file_test(note, G_FILE_TEST_EXISTS));
+  kill_child(broker);
+  kill_child(qemu);
+
+  g_assert_true(claims_acquire_all(rt->dir, "vm2", both, &(ClaimOwner){ getpid(), 0 }, NULL,
+                                   NULL, &origin, &error));
+  g_assert_no_error(error);
+  g_assert_cmpstr(origin->driver, ==, "e1000e");
+  g_assert_true(claims_administered_since(rt->dir, both[0], "vm1", &vm1_qemu, &taken_by));
+  g_assert_cmpstr(taken_by, ==, "vm2");
+  g_assert_true(g_file_get_contents(note, &text, NULL, NULL));
+  g_assert_nonnull(strstr(text, "\"taken-over-by\":\"vm2\""));
+  g_assert_false(g_file_test(group_note, G_FILE_TEST_EXISTS));
+
+  /* it outlives vm2's claims, until vm1's journal no longer needs it */
+  g_assert_true(claims_release_keys(rt->dir, "vm2", both, &error));
+  g_assert_true(claims_administered_since(rt->dir, both[0], "vm1", &vm1_qemu, NULL));
+  claims_forget_administered(rt->dir, "vm1", NULL, 0);
+  g_assert_false(g_file_test(note, G_FILE_TEST_EXISTS));
+}
+
+/*
  * The administrator's word (hostdevctl nodedev-detach/-reattach of a
  * device a VM that is gone left): noted against that VM and its QEMU, only
  * while no VM holds the device; it outlives the claims, which another VM
@@ -759,16 +808,22 @@ test_administered(Runtime *rt, gconstpointer data)
   g_assert_true(claims_note_administered(rt->dir, both[0], both[1], "vfio-pci", "vfio-pci",
                                          &error));
   g_assert_no_error(error);
-  g_assert_true(claims_administered_since(rt->dir, both[0], "vm1", &vm1_qemu));
-  g_assert_false(claims_administered_since(rt->dir, both[0], "vm1", &other_qemu));
-  g_assert_false(claims_administered_since(rt->dir, both[0], "vm2", &vm1_qemu));
-  g_assert_false(claims_administered_since(rt->dir, "pci_0000_05_00_1", "vm1", &vm1_qemu));
+  g_assert_true(claims_administered_since(rt->dir, both[0], "vm1", &vm1_qemu, NULL));
+  g_assert_false(claims_administered_since(rt->dir, both[0], "vm1", &other_qemu, NULL));
+  g_assert_false(claims_administered_since(rt->dir, both[0], "vm2", &vm1_qemu, NULL));
+  g_assert_false(claims_administered_since(rt->dir, "pci_0000_05_00_1", "vm1", &vm1_qemu, NULL));
   origin = origin_of(rt, both[0]);
   g_assert_cmpstr(origin->driver, ==, "vfio-pci");
   g_assert_cmpstr(origin->override, ==, "vfio-pci");
   g_assert_true(origin->node_known);      /* the node's owner before the first holder */
   g_assert_cmpuint(origin->node_mode, ==, 0600);
   g_clear_pointer(&origin, claim_origin_free);
+
+  {
+    g_autofree char *taken_by = g_strdup("unset");
+    g_assert_true(claims_administered_since(rt->dir, both[0], "vm1", &vm1_qemu, &taken_by));
+    g_assert_null(taken_by);   /* the administrator's act */
+  }
 
   /* noted once, however often the administrator acts */
   g_assert_true(claims_note_administered(rt->dir, both[0], NULL, "e1000e", NULL, &error));
@@ -786,19 +841,19 @@ test_administered(Runtime *rt, gconstpointer data)
   g_assert_cmpstr(origin->driver, ==, "e1000e");   /* the administrator's latest */
   g_clear_pointer(&origin, claim_origin_free);
   g_assert_true(claims_release_keys(rt->dir, "vm2", both, &error));
-  g_assert_true(claims_administered_since(rt->dir, both[0], "vm1", &vm1_qemu));
+  g_assert_true(claims_administered_since(rt->dir, both[0], "vm1", &vm1_qemu, NULL));
 
   /* vm1's journal still holds a record of that QEMU: kept; then none: forgotten */
   claims_forget_administered(rt->dir, "vm2", NULL, 0);
   claims_forget_administered(rt->dir, "vm1", &vm1_qemu, 1);
-  g_assert_true(claims_administered_since(rt->dir, both[0], "vm1", &vm1_qemu));
+  g_assert_true(claims_administered_since(rt->dir, both[0], "vm1", &vm1_qemu, NULL));
   claims_forget_administered(rt->dir, "vm1", &other_qemu, 1);
-  g_assert_false(claims_administered_since(rt->dir, both[0], "vm1", &vm1_qemu));
+  g_assert_false(claims_administered_since(rt->dir, both[0], "vm1", &vm1_qemu, NULL));
   g_assert_false(g_file_test(note, G_FILE_TEST_EXISTS));
 
   /* a damaged note is ignored, and listing the claims never takes it for one */
   g_assert_true(g_file_set_contents(note, "{\"left-by\":[{\"vm\":\"../x\"}]}", -1, NULL));
-  g_assert_false(claims_administered_since(rt->dir, both[0], "vm1", &vm1_qemu));
+  g_assert_false(claims_administered_since(rt->dir, both[0], "vm1", &vm1_qemu, NULL));
   g_autoptr(GPtrArray) list = claims_list(rt->dir, NULL, &error);
   g_assert_no_error(error);
   g_assert_cmpuint(list->len, ==, 0);
@@ -831,5 +886,6 @@ main(int argc, char **argv)
   RT_TEST("origin/none", test_origin_none);
   RT_TEST("origin/old-and-damaged", test_origin_old_and_damaged);
   RT_TEST("administered", test_administered);
+  RT_TEST("taken-over-noted", test_taken_over_noted);
   return g_test_run();
 }
