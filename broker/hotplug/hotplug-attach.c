@@ -672,12 +672,12 @@ check_not_attached(Hotplug *hotplug, const Hostdev *hostdev, gboolean reattach, 
   }
   /* one that goes back with it, its group's companion: that release would take it from QEMU */
   leaving = hostdev->type == HOSTDEV_TYPE_PCI
-      ? hotplug_find_leaving_with(hotplug, &hostdev->pci_source) : NULL;
+      ? hotplug_find_releasing_with(hotplug, &hostdev->pci_source) : NULL;
   if (leaving) {
     g_autofree char *what = hostdev_describe_source(hostdev);
     g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_BUSY,
                 "%s goes back to the host with %s, which left this VM and shares its IOMMU "
-                "group, and that is not over yet; try again once `hostdevctl list` no longer "
+                "group, and that is not done yet; try again once `hostdevctl list` no longer "
                 "shows %s (`hostdevctl detach-device-alias VM %s` retries a release that "
                 "failed)", what, leaving->hostdev->alias, leaving->hostdev->alias,
                 leaving->hostdev->alias);

@@ -318,10 +318,10 @@ gboolean hotplug_qemu_connected(Hotplug *hotplug);
  * IOMMU group to be free) whose source @hostdev names, or whose alias is @alias. */
 VmDevice *hotplug_find_leaving(Hotplug *hotplug, const Hostdev *hostdev, const char *alias);
 
-/* Return: (nullable): the device being given back (or waiting for its IOMMU group,
- * or whose release failed) whose release also gives back the PCI device @addr, a
+/* Return: (nullable): the device being given back to the host (or whose release
+ * failed, to be tried again) whose release also gives back the PCI device @addr, a
  * companion of its VFIO record (the rest of its IOMMU group). */
-VmDevice *hotplug_find_leaving_with(Hotplug *hotplug, const PciAddress *addr);
+VmDevice *hotplug_find_releasing_with(Hotplug *hotplug, const PciAddress *addr);
 
 /* hotplug_keep_shared_claims() - drop from what @prep's release gives up the claims
  * another device of this VM still names (its IOMMU group's, a group partner's). */

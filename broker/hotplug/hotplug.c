@@ -425,32 +425,53 @@ releases_unhold(Hotplug *hotplug)
   }
 }
 
-VmDevice *
-hotplug_find_leaving(Hotplug *hotplug, const Hostdev *hostdev, const char *alias)
+/* Return: (nullable): the first device of the release lists @lists (NULL-ended) that @matches. */
+static VmDevice *
+find_released(GPtrArray *const *lists, gboolean (*matches)(const VmDevice *, gconstpointer),
+              gconstpointer data)
 {
-  GPtrArray *lists[] = { hotplug->releasing, hotplug->group_waiting, hotplug->failed };
-  for (guint l = 0; l < G_N_ELEMENTS(lists); l++)
-    for (guint i = 0; i < lists[l]->len; i++) {
-      VmDevice *device = ((Release *)g_ptr_array_index(lists[l], i))->device;
-      if ((hostdev && hostdev_source_matches(hostdev, device->hostdev)) ||
-          (alias && g_strcmp0(alias, device->hostdev->alias) == 0))
+  for (; *lists; lists++)
+    for (guint i = 0; i < (*lists)->len; i++) {
+      VmDevice *device = ((Release *)g_ptr_array_index(*lists, i))->device;
+      if (matches(device, data))
         return device;
     }
   return NULL;
 }
 
-VmDevice *
-hotplug_find_leaving_with(Hotplug *hotplug, const PciAddress *addr)
+typedef struct {
+  const Hostdev *hostdev;
+  const char *alias;
+} LeavingQuery;
+
+static gboolean
+is_queried(const VmDevice *device, gconstpointer data)
 {
-  GPtrArray *lists[] = { hotplug->releasing, hotplug->group_waiting, hotplug->failed };
-  for (guint l = 0; l < G_N_ELEMENTS(lists); l++)
-    for (guint i = 0; i < lists[l]->len; i++) {
-      VmDevice *device = ((Release *)g_ptr_array_index(lists[l], i))->device;
-      const VfioRecord *record = device->prep ? device->prep->vfio : NULL;
-      if (record && vfio_record_find_companion(record, addr))
-        return device;
-    }
-  return NULL;
+  const LeavingQuery *query = data;
+  return (query->hostdev && hostdev_source_matches(query->hostdev, device->hostdev)) ||
+         (query->alias && g_strcmp0(query->alias, device->hostdev->alias) == 0);
+}
+
+VmDevice *
+hotplug_find_leaving(Hotplug *hotplug, const Hostdev *hostdev, const char *alias)
+{
+  GPtrArray *lists[] = { hotplug->releasing, hotplug->group_waiting, hotplug->failed, NULL };
+  return find_released(lists, is_queried, &(LeavingQuery){ hostdev, alias });
+}
+
+static gboolean
+gives_back_companion(const VmDevice *device, gconstpointer addr)
+{
+  return device->prep && device->prep->vfio &&
+         vfio_record_find_companion(device->prep->vfio, addr) != NULL;
+}
+
+VmDevice *
+hotplug_find_releasing_with(Hotplug *hotplug, const PciAddress *addr)
+{
+  /* a device waiting for its group goes back only once the whole group has left */
+  GPtrArray *lists[] = { hotplug->releasing, hotplug->failed, NULL };
+  return find_released(lists, gives_back_companion, addr);
 }
 
 /* Return: whether a device of this VM other than @prep's, attached or

@@ -714,6 +714,32 @@ test_origin_old_and_damaged(Runtime *rt, gconstpointer data)
   g_assert_null(damaged->origin);
 }
 
+/* The device of the note tests, 05:00.0 of IOMMU group 12, with its group. */
+static const char *const note_keys[] = { "pci_0000_05_00_0", "iommu_group_12", NULL };
+
+/* Return: (transfer full): where the note on @key is. */
+static char *
+note_path(Runtime *rt, const char *key)
+{
+  return g_strdup_printf("%s/claims/%s.administered", rt->dir, key);
+}
+
+/* vm1 (a hostdevd and a QEMU that live, @broker and @qemu) claims the note
+ * tests' device, its origin read as e1000e.  Return: its QEMU. */
+static ProcessIdentity
+vm1_claims_note_device(Runtime *rt, pid_t *broker, pid_t *qemu)
+{
+  ClaimOrigin e1000e = { (char *)"e1000e", NULL, TRUE, 0, 0, 0600 };
+  OriginReader first = { &e1000e, 0 };
+  g_autoptr(GError) error = NULL;
+
+  *broker = live_child();
+  *qemu = live_child();
+  g_assert_true(acquire_reading(rt, "vm1", note_keys, *broker, *qemu, &first, NULL, &error));
+  g_assert_no_error(error);
+  return process_identity_of(*qemu);
+}
+
 /*
  * lifecycle --crash-points seed 47: vm2 takes over the stale claims of vm1,
  * which left the device bound, and with them what vm1 left to give back.
@@ -728,19 +754,12 @@ test_taken_over_noted(Runtime *rt, gconstpointer data)
   g_autoptr(ClaimOrigin) origin = NULL;
   g_autofree char *taken_by = NULL;
   g_autofree char *text = NULL;
-  g_autofree char *note = g_build_filename(rt->dir, "claims", "pci_0000_05_00_0.administered",
-                                           NULL);
-  g_autofree char *group_note = g_build_filename(rt->dir, "claims",
-                                                 "iommu_group_12.administered", NULL);
-  const char *const both[] = { "pci_0000_05_00_0", "iommu_group_12", NULL };
-  ClaimOrigin e1000e = { (char *)"e1000e", NULL, TRUE, 0, 0, 0600 };
-  OriginReader first = { &e1000e, 0 };
-  pid_t broker = live_child();
-  pid_t qemu = live_child();
-  ProcessIdentity vm1_qemu = process_identity_of(qemu);
+  g_autofree char *note = note_path(rt, note_keys[0]);
+  g_autofree char *group_note = note_path(rt, note_keys[1]);
+  const char *const *both = note_keys;
+  pid_t broker, qemu;
+  ProcessIdentity vm1_qemu = vm1_claims_note_device(rt, &broker, &qemu);
 
-  g_assert_true(acquire_reading(rt, "vm1", both, broker, qemu, &first, NULL, &error));
-  g_assert_no_error(error);
   /* vm1 holds it, or refreshes its own: nothing noted */
   g_assert_false(g_file_test(note, G_FILE_TEST_EXISTS));
   kill_child(broker);
@@ -775,14 +794,10 @@ test_administered(Runtime *rt, gconstpointer data)
 {
   g_autoptr(GError) error = NULL;
   g_autoptr(ClaimOrigin) origin = NULL;
-  g_autofree char *note = g_build_filename(rt->dir, "claims", "pci_0000_05_00_0.administered",
-                                           NULL);
-  const char *const both[] = { "pci_0000_05_00_0", "iommu_group_12", NULL };
-  ClaimOrigin e1000e = { (char *)"e1000e", NULL, TRUE, 0, 0, 0600 };
-  OriginReader first = { &e1000e, 0 };
-  pid_t broker = live_child();
-  pid_t qemu = live_child();
-  ProcessIdentity vm1_qemu = process_identity_of(qemu);
+  g_autofree char *note = note_path(rt, note_keys[0]);
+  const char *const *both = note_keys;
+  pid_t broker, qemu;
+  ProcessIdentity vm1_qemu;
   ProcessIdentity other_qemu = { dead_pid(), 0 };
 
   /* nobody held it: nothing to note */
@@ -792,7 +807,7 @@ test_administered(Runtime *rt, gconstpointer data)
   g_assert_false(g_file_test(note, G_FILE_TEST_EXISTS));
 
   /* a live VM holds it: Busy, nothing written */
-  g_assert_true(acquire_reading(rt, "vm1", both, broker, qemu, &first, NULL, &error));
+  vm1_qemu = vm1_claims_note_device(rt, &broker, &qemu);
   g_assert_false(claims_note_administered(rt->dir, both[0], both[1], "vfio-pci", "vfio-pci",
                                           &error));
   assert_hostdevd_error(error, HOSTDEVD_ERROR_BUSY, "is in use by VM 'vm1'");
