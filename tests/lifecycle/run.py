@@ -58,7 +58,8 @@ CRASH_POINTS = {
 
 def generate(seed, steps, crash_points=False):
     """The scenario of @seed: VMs, policy, and @steps steps (pure data).
-    @crash_points: also crash-at steps (not in CI's budget: its seeds stay as they are)."""
+    @crash_points: also crash-at and during steps (not in CI's budget: its seeds stay
+    as they are)."""
     rng = random.Random(seed)
     vms = ["vm1", "vm2"] + (["vm3"] if rng.random() < 0.5 else [])
     takeover = {vm: rng.random() < 0.4 for vm in vms}
@@ -118,6 +119,7 @@ def generate(seed, steps, crash_points=False):
                    "revive": 6 if down else 0, "reattach": 1, "nodedev-detach": 0.5}
         if crash_points:
             weights["crash-at"] = 3 if running else 0
+            weights["during"] = 2 if running else 0
         kind = rng.choices(list(weights), list(weights.values()))[0]
         if kind == "action":
             sequence.append(action(rng.choice(running)))
@@ -147,6 +149,11 @@ def generate(seed, steps, crash_points=False):
             points = CRASH_POINTS[inner["op"] if inner["op"] in CRASH_POINTS else "detach"]
             sequence.append({"op": "crash-at", "vm": vm, "point": rng.choice(points),
                              "action": inner, "may-miss": True})
+        elif kind == "during":
+            # a release (or an attach) held in a slowed write while another action comes
+            inner = action(rng.choice(running))
+            sequence.append({"op": "during", "action": inner, "then": action(rng.choice(running)),
+                             "slow": rng.choice(["unbind", "drivers_probe", "driver_override"])})
         elif kind == "fault":
             vm = rng.choice(running)
             fault = rng.choice([{"match": "drivers_probe", "errno": 5},
@@ -297,6 +304,8 @@ class Runner:
             w.kcall({"op": "fault", "fault": {"match": step["slow"], "delay": 1.0, "count": 1}})
             if inner["op"] == "detach":
                 self.apply_guest(inner)
+            if inner["op"] == "detach2":
+                inner = dict(inner, op="detach", wait=0.3)
             client = w.ctl_async(*self.action_argv(inner))
             self.wait_write(client)
             outcome = self.run_action(step["then"])
@@ -580,8 +589,8 @@ def main():
     parser.add_argument("--hostdevd", default=os.environ.get("HOSTDEVD"))
     parser.add_argument("--hostdevctl", default=os.environ.get("HOSTDEVCTL"))
     parser.add_argument("--crash-points", action="store_true",
-                        help="generate crash-at steps too (HOSTDEVD_TEST_CRASH_AT; needs a "
-                             "-Dtest_hooks=true build)")
+                        help="generate crash-at steps (HOSTDEVD_TEST_CRASH_AT; needs a "
+                             "-Dtest_hooks=true build) and during steps too")
     parser.add_argument("-v", "--verbose", action="store_true", help="print every step")
     args = parser.parse_args()
     if not args.hostdevd or not args.hostdevctl:
