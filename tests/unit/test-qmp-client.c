@@ -353,6 +353,17 @@ wait_event(Fixture *f, Result *r, const char *name, const char *key,
                               on_wait_event_done, r);
 }
 
+/* round_trip() - @command executed, seen by the peer and answered with the line @answer. */
+static void
+round_trip(Fixture *f, Result *r, const char *command, const char *answer)
+{
+  execute(f, r, command, NULL, -1, 0);
+  peer_expect_command(f, command);
+  peer_send(f, answer);
+  run_until(f, r->done);
+  g_assert_no_error(r->error);
+}
+
 /* do_handshake() - the greeting and negotiation every test starts with. */
 static void
 do_handshake(Fixture *f)
@@ -785,11 +796,7 @@ test_command_timeout(Fixture *f, gconstpointer data)
   peer_send(f, "{\"return\": {}}\r\n"
             "{\"error\": {\"class\": \"GenericError\", \"desc\": \"x\"}, \"id\": 9999}\r\n");
   run_for(f, 30);
-  execute(f, &last, "query-last", NULL, -1, 0);
-  peer_expect_command(f, "query-last");
-  peer_send(f, "{\"return\": \"last\"}\r\n");
-  run_until(f, last.done);
-  g_assert_no_error(last.error);
+  round_trip(f, &last, "query-last", "{\"return\": \"last\"}\r\n");
   g_assert_cmpstr(json_node_get_string(last.node), ==, "last");
   g_assert_true(qmp_client_is_connected(f->client));
   g_assert_cmpuint(f->closed_count, ==, 0);
@@ -830,11 +837,7 @@ test_unanswered_bound(Fixture *f, gconstpointer data)
     g_string_append(answers, "{\"return\": {\"status\": \"late\"}}\r\n");
   peer_send(f, answers->str);
   run_for(f, 50);
-  execute(f, &after, "query-name", NULL, -1, 0);
-  peer_expect_command(f, "query-name");
-  peer_send(f, "{\"return\": {\"name\": \"vm1\"}}\r\n");
-  run_until(f, after.done);
-  g_assert_no_error(after.error);
+  round_trip(f, &after, "query-name", "{\"return\": {\"name\": \"vm1\"}}\r\n");
   g_assert_cmpstr(json_object_get_string_member(json_node_get_object(after.node), "name"),
                   ==, "vm1");
   g_assert_true(qmp_client_is_connected(f->client));
