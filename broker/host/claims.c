@@ -77,6 +77,23 @@ claims_key_pci(const PciAddress *addr)
                          addr->domain, addr->bus, addr->slot, addr->function);
 }
 
+gboolean
+claims_key_to_pci(const char *key, PciAddress *addr)
+{
+  PciAddress read = { 0 };
+  int end = 0;
+
+  if (sscanf(key, "pci_%4x_%2x_%2x_%1x%n", &read.domain, &read.bus, &read.slot, &read.function,
+             &end) != 4 || key[end] != '\0' || read.slot > 0x1f || read.function > 7)
+    return FALSE;
+  /* one spelling per device: the one claims_key_pci() writes */
+  g_autofree char *again = claims_key_pci(&read);
+  if (strcmp(again, key) != 0)
+    return FALSE;
+  *addr = read;
+  return TRUE;
+}
+
 char *
 claims_key_usb(guint bus, guint device)
 {

@@ -70,6 +70,9 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(Claim, claim_free)
 /* Return: (transfer full): the claim key of a PCI device: "pci_0000_01_00_0". */
 char *claims_key_pci(const PciAddress *addr);
 
+/* Return: whether @key is a PCI device's claim key (as claims_key_pci() writes it), then in @addr. */
+gboolean claims_key_to_pci(const char *key, PciAddress *addr);
+
 /* Return: (transfer full): the claim key of a USB device: "usb_BUS_DEV", e.g. "usb_1_2". */
 char *claims_key_usb(guint bus, guint device);
 

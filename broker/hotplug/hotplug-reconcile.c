@@ -387,10 +387,52 @@ reconcile_records(Hotplug *hotplug, const char *const *ids, ReplayFilter filter)
 }
 
 /*
+ * give_back_unbacked() - a PCI device's claim that no record names carries
+ * the device's origin.  A device that is not as its origin says was left
+ * so by a VM that is gone, whose claim this VM's attach took over (and
+ * with it, that VM's journal's duty: claims_administered_since()) before
+ * dying ahead of journaling it.  The device goes back now, as the record
+ * never written would have given it back; what the administrator set on
+ * it since stays.  Return: whether the claim may go (nothing is left to
+ * give back).
+ */
+static gboolean
+give_back_unbacked(Hotplug *hotplug, const Claim *claim)
+{
+  PciAddress addr;
+  g_autoptr(GError) error = NULL;
+
+  if (claim->origin == NULL || !claims_key_to_pci(claim->key, &addr))
+    return TRUE;
+  /* a device gone from the host has nothing to give back */
+  g_autoptr(VfioRecord) record = vfio_record_new_from_origin(&addr, TRUE, claim->origin, NULL);
+  if (record == NULL || vfio_record_is_clean(record))
+    return TRUE;
+  g_autofree char *bdf = pci_address_format(&addr);
+  const ProcessIdentity qemu = { claim->qemu_pid, claim->qemu_start_time };
+  g_autofree char *taken_by = NULL;
+  if (claims_administered_since(hotplug->runtime_dir, claim->key, hotplug->vm, &qemu,
+                                &taken_by) && taken_by == NULL &&
+      vfio_record_leave_binding(record, &addr))
+    g_message("PCI device %s: the administrator set its driver since: it stays so", bdf);
+  if (!vfio_undo(record, &error)) {
+    g_warning("PCI device %s: its claim, which no record names, carries what a VM that is gone "
+              "left to give back, and giving it back failed (%s): the claim stays, and whoever "
+              "takes it over next gives the device back", bdf, error->message);
+    return FALSE;
+  }
+  g_message("PCI device %s given back to %s: this VM took its claim over from a VM that is "
+            "gone, and hostdevd died before journaling it", bdf,
+            claim->origin->driver ? claim->origin->driver : "no driver");
+  return TRUE;
+}
+
+/*
  * release_unbacked_claims() - a claim of this VM that no journal record
  * names was taken by a hostdevd that died before journaling it (the claim
- * is written, then the record): nothing of the host was changed for it yet,
- * so it is simply dropped.  Run once every record is registered.
+ * is written, then the record): nothing of the host was changed for it by
+ * this VM, so it is dropped, once what it took over from a VM that is gone
+ * went back (give_back_unbacked()).  Run once every record is registered.
  */
 static void
 release_unbacked_claims(Hotplug *hotplug)
@@ -418,7 +460,7 @@ release_unbacked_claims(Hotplug *hotplug)
   for (guint i = 0; i < claims->len; i++) {
     const Claim *claim = g_ptr_array_index(claims, i);
     g_autoptr(GError) release_error = NULL;
-    if (g_hash_table_contains(backed, claim->key))
+    if (g_hash_table_contains(backed, claim->key) || !give_back_unbacked(hotplug, claim))
       continue;
     if (claims_release(hotplug->runtime_dir, hotplug->vm, claim->key, &release_error))
       g_message("dropped the claim %s: no journal record names it (hostdevd died between "

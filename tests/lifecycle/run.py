@@ -46,7 +46,8 @@ ALL = PCI + ["usb"]
 # Where HOSTDEVD_TEST_CRASH_AT can stop an action: each point right after hostdevd
 # journals it (state.c), by the kind of action
 CRASH_POINTS = {
-    "attach": ["attaching:claim", "attaching:claimed", "attaching:vfio-bind",
+    "attach": ["attaching:claim", "attaching:claims-taken", "attaching:claimed",
+               "attaching:vfio-bind",
                "attaching:guest-memory", "attaching:memlock", "attaching:pass-fd",
                "attaching:device-add", "attaching:verify", "attached:done", "answered"],
     "batch": ["request:noted", "attaching:claimed", "attaching:vfio-bind",

@@ -82,6 +82,22 @@ test_keys(Runtime *rt, gconstpointer data)
   g_assert_cmpstr(usb, ==, "usb_1_2");
   g_assert_cmpstr(group, ==, "iommu_group_12");
   g_assert_true(claims_key_is_valid(pci));
+  /* a PCI key read back: the one spelling claims_key_pci() writes, and nothing else */
+  const PciAddress high = { 0x1234, 0xab, 0x1f, 7 };
+  g_autofree char *high_key = claims_key_pci(&high);
+  PciAddress read = { 0 };
+  g_assert_true(claims_key_to_pci(high_key, &read));
+  g_assert_true(read.domain == high.domain && read.bus == high.bus && read.slot == high.slot &&
+                read.function == high.function);
+  static const char *const not_pci[] = {
+    "usb_1_2", "iommu_group_12", "pci_0000_01_00", "pci_0000_01_00_0_", "pci_0000_01_00_8",
+    "pci_0000_01_20_0", "pci_0000_1_00_0", "pci_0000_01_00_A", "pci_00000_01_00_0",
+    "pci_0000_01_00_0x", " pci_0000_01_00_0",
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS(not_pci); i++)
+    g_assert_false(claims_key_to_pci(not_pci[i], &read));
+  /* and one upper-case hex digit is not the key claims_key_pci() writes */
+  g_assert_false(claims_key_to_pci("pci_0000_0A_00_0", &read));
   g_assert_false(claims_key_is_valid("../etc"));
   g_assert_false(claims_key_is_valid(".lock"));
   g_assert_false(claims_key_is_valid(""));
