@@ -411,19 +411,22 @@ give_back_unbacked(Hotplug *hotplug, const Claim *claim)
   g_autofree char *bdf = pci_address_format(&addr);
   const ProcessIdentity qemu = { claim->qemu_pid, claim->qemu_start_time };
   g_autofree char *taken_by = NULL;
-  if (claims_administered_since(hotplug->runtime_dir, claim->key, hotplug->vm, &qemu,
-                                &taken_by) && taken_by == NULL &&
-      vfio_record_leave_binding(record, &addr))
-    g_message("PCI device %s: the administrator set its driver since: it stays so", bdf);
+  gboolean administered = claims_administered_since(hotplug->runtime_dir, claim->key,
+                                                    hotplug->vm, &qemu, &taken_by) &&
+                          taken_by == NULL && vfio_record_leave_binding(record, &addr);
   if (!vfio_undo(record, &error)) {
     g_warning("PCI device %s: its claim, which no record names, carries what a VM that is gone "
               "left to give back, and giving it back failed (%s): the claim stays, and whoever "
               "takes it over next gives the device back", bdf, error->message);
     return FALSE;
   }
-  g_message("PCI device %s given back to %s: this VM took its claim over from a VM that is "
-            "gone, and hostdevd died before journaling it", bdf,
-            claim->origin->driver ? claim->origin->driver : "no driver");
+  if (administered)
+    g_message("PCI device %s: the administrator set its driver since, which stays; the rest "
+              "given back", bdf);
+  else
+    g_message("PCI device %s given back to %s: this VM took its claim over from a VM that is "
+              "gone, and hostdevd died before journaling it", bdf,
+              claim->origin->driver ? claim->origin->driver : "no driver");
   return TRUE;
 }
 
