@@ -17,18 +17,9 @@
  * queued message with SCM_RIGHTS attached to its first byte, so it can
  * never overtake or be overtaken by other commands.
  *
- * Commands carry no "id": QEMU answers the commands of a monitor in the
- * order it reads them (out-of-band execution, the one exception, is never
- * negotiated here), so an answer belongs to the oldest command on the wire
- * that has none yet.  An id would only give QEMU's monitor, which reads
- * one byte per main-loop turn, ten more bytes to read before every
- * command.  A caller that gives up (timeout, cancellation) leaves its
- * command's place in that order when any of it went out, and the answer
- * is dropped when it comes; a command none of which went out is dropped.
- *
  * A command may be sent ahead of its time (qmp_client_stage()): all of it
  * but the closing quote of its name and its closing brace, as
- * {"arguments":...,"execute":"NAME with the rest held back.
+ * {"arguments":...,"id":N,"execute":"NAME with the rest held back.
  * QEMU's monitor reads its input one byte per main-loop turn and acts on
  * a command only once its object closes, so it reads the staged bytes
  * while the caller's host work runs (a VFIO binding) and dispatches the
@@ -36,7 +27,7 @@
  * sends the three bytes held: the fewer, the sooner QEMU has them all.
  * Anything else queued meanwhile, or qmp_client_unstage(), ends the name
  * as one no QEMU has: QEMU refuses it (CommandNotFound), nothing happens,
- * and its answer, whose place no caller waits on, is dropped.
+ * and its answer, for which no command waits, is dropped.
  *
  * Input is read from one socket source, attached while the connection is
  * open: no allocation, no task and no main-loop wakeup per read.
@@ -79,35 +70,27 @@ typedef enum {
   QMP_STATE_READY,
 } QmpState;
 
-typedef struct _QmpPendingCommand QmpPendingCommand;
-
 typedef struct {
   char *data;
   gsize len;
   gsize written;
   gsize held_from;       /* staged: nothing from this byte on goes out yet (0: none held) */
   GUnixFDList *fds;      /* sent with the first byte, then dropped */
-  QmpPendingCommand *pc; /* (nullable) the command it is; each clears the other's link */
-  gboolean handshake;    /* qmp_capabilities: goes out before the negotiation ends */
+  gint64 id;
 } QmpOutMessage;
 
 /* What ends a staged command that is not released: its name made one no QEMU knows. */
 #define QMP_UNSTAGED_TAIL "-x-hostdevd-unstaged\"}\n"
 
-/*
- * A command from its queueing to its answer.  Owned by its message while
- * none of it went out, then by the client's queue of unanswered commands.
- */
-struct _QmpPendingCommand {
+typedef struct {
   QmpClient *client;     /* the task's source object keeps it alive */
-  GTask *task;           /* (nullable) none once the caller gave up, or staged and not released */
+  GTask *task;
+  gint64 id;
   char *command;
   guint timeout_ms;
   GSource *timeout_source;
   GSource *cancel_source;
-  QmpOutMessage *msg;    /* (nullable) its message while part of it is still to go out */
-  gboolean on_wire;      /* its first byte went out: it is in the unanswered queue */
-};
+} QmpPendingCommand;
 
 typedef struct {
   QmpClient *client;     /* the task's source object keeps it alive */
@@ -143,12 +126,14 @@ struct _QmpClient {
   QmpOutMessage *staged;     /* (nullable) the one of out_queue held back */
   GSource *write_source;
 
-  GQueue unanswered;         /* QmpPendingCommand on the wire, in the order QEMU reads them */
+  gint64 next_id;
+  GHashTable *pending;       /* &id -> QmpPendingCommand */
   GQueue waiters;            /* QmpEventWaiter, in the order armed */
 
   GTask *handshake_task;
   GSource *handshake_timeout;
   GSource *handshake_cancel;
+  gint64 capabilities_id;
 };
 
 enum {
@@ -246,23 +231,30 @@ object_member_int(JsonObject *object, const char *name, gint64 *out)
 static void
 out_message_free(QmpOutMessage *msg)
 {
-  if (msg->pc)
-    msg->pc->msg = NULL;
   g_free(msg->data);
   g_clear_object(&msg->fds);
   g_free(msg);
 }
 
-/* Return: (transfer full): a message of @text for @pc (nullable), linked both ways. */
-static QmpOutMessage *
-out_message_new(GString *text, QmpPendingCommand *pc)
+/*
+ * qmp_client_drop_unsent() - forget command @id if none of it was sent yet
+ * A caller that gave up (timeout, cancellation) should not have QEMU act on
+ * the command later; once bytes are on the wire it has to go out whole.
+ */
+static void
+qmp_client_drop_unsent(QmpClient *self, gint64 id)
 {
-  QmpOutMessage *msg = g_new0(QmpOutMessage, 1);
-  msg->len = text->len;
-  msg->data = g_string_free(text, FALSE);
-  msg->pc = pc;
-  pc->msg = msg;
-  return msg;
+  for (GList *l = self->out_queue.head; l != NULL; l = l->next) {
+    QmpOutMessage *msg = l->data;
+
+    if (msg->id != id)
+      continue;
+    if (msg->written == 0) {
+      out_message_free(msg);
+      g_queue_delete_link(&self->out_queue, l);
+    }
+    return;
+  }
 }
 
 /*
@@ -284,7 +276,7 @@ qmp_client_flush_full(QmpClient *self, gboolean may_shut_down)
 
     if (msg == NULL)
       return FALSE;
-    if (self->state != QMP_STATE_READY && !msg->handshake)
+    if (self->state != QMP_STATE_READY && msg->id != self->capabilities_id)
       return FALSE;
     gsize limit = msg->held_from ? msg->held_from : msg->len;
     if (msg->written == limit)
@@ -303,11 +295,6 @@ qmp_client_flush_full(QmpClient *self, gboolean may_shut_down)
     case G_POLLABLE_RETURN_OK:
       if (sent > 0)
         g_clear_object(&msg->fds);
-      /* its place among the answers is where QEMU starts reading it */
-      if (sent > 0 && msg->pc && !msg->pc->on_wire) {
-        msg->pc->on_wire = TRUE;
-        g_queue_push_tail(&self->unanswered, msg->pc);
-      }
       msg->written += sent;
       if (msg->written == msg->len)
         out_message_free(g_queue_pop_head(&self->out_queue));
@@ -368,70 +355,38 @@ qmp_client_schedule_write(QmpClient *self)
 
 /* ---- pending commands --------------------------------------------------- */
 
-static QmpPendingCommand *
-pending_command_new(QmpClient *self, const char *command)
-{
-  QmpPendingCommand *pc = g_new0(QmpPendingCommand, 1);
-  pc->client = self;
-  pc->command = g_strdup(command);
-  return pc;
-}
-
-/* Stop waiting on @pc's behalf: Return: (transfer full) (nullable): its caller's task. */
-static GTask *
-pending_command_end_wait(QmpPendingCommand *pc)
-{
-  source_destroy(&pc->timeout_source);
-  source_destroy(&pc->cancel_source);
-  return g_steal_pointer(&pc->task);
-}
-
 static void
 pending_command_free(QmpPendingCommand *pc)
 {
-  g_autoptr(GTask) task = pending_command_end_wait(pc);
-  if (pc->msg)
-    pc->msg->pc = NULL;
+  source_destroy(&pc->timeout_source);
+  source_destroy(&pc->cancel_source);
+  g_clear_object(&pc->task);
   g_free(pc->command);
   g_free(pc);
 }
 
 /*
- * task_complete() - hand a command's outcome to its caller
- * @task: (transfer full): the caller's task
+ * pending_command_complete() - hand the outcome to the caller
  * @result: (transfer full) (nullable): the "return" value
  * @error: (transfer full) (nullable): the failure
  * The task's callback may drop the last reference to the client.
  */
 static void
-task_complete(GTask *task, JsonNode *result, GError *error)
+pending_command_complete(QmpPendingCommand *pc, JsonNode *result,
+                         GError *error)
 {
+  QmpClient *self = pc->client;
+  g_autoptr(GTask) task = g_steal_pointer(&pc->task);
+
+  g_hash_table_remove(self->pending, &pc->id);
+  if (error && !self->closed)
+    qmp_client_drop_unsent(self, pc->id);
+  pending_command_free(pc);
+
   if (error)
     g_task_return_error(task, error);
   else
     g_task_return_pointer(task, result, (GDestroyNotify) json_node_unref);
-  g_object_unref(task);
-}
-
-/*
- * pending_command_give_up() - its caller stops waiting, with @error (transfer full)
- * A command none of which went out is dropped: QEMU never acts on it.  Once
- * QEMU reads it, it goes out whole and keeps its place among the answers.
- */
-static void
-pending_command_give_up(QmpPendingCommand *pc, GError *error)
-{
-  QmpClient *self = pc->client;
-  GTask *task = pending_command_end_wait(pc);
-
-  if (!pc->on_wire) {
-    if (pc->msg) {
-      g_queue_remove(&self->out_queue, pc->msg);
-      out_message_free(pc->msg);
-    }
-    pending_command_free(pc);
-  }
-  task_complete(task, NULL, error);
 }
 
 static gboolean
@@ -439,9 +394,10 @@ on_command_timeout(gpointer user_data)
 {
   QmpPendingCommand *pc = user_data;
 
-  pending_command_give_up(pc, g_error_new(QMP_ERROR, QMP_ERROR_TIMEOUT,
-                                          "QEMU did not answer %s within %u ms",
-                                          pc->command, pc->timeout_ms));
+  pending_command_complete(pc, NULL,
+                           g_error_new(QMP_ERROR, QMP_ERROR_TIMEOUT,
+                                       "QEMU did not answer %s within %u ms",
+                                       pc->command, pc->timeout_ms));
   return G_SOURCE_REMOVE;
 }
 
@@ -452,7 +408,7 @@ on_command_cancelled(GCancellable *cancellable, gpointer user_data)
   GError *error = NULL;
 
   g_cancellable_set_error_if_cancelled(cancellable, &error);
-  pending_command_give_up(pc, error);
+  pending_command_complete(pc, NULL, error);
   return G_SOURCE_REMOVE;
 }
 
@@ -547,6 +503,15 @@ event_waiter_matches(QmpEventWaiter *waiter, const char *name, JsonObject *data)
 
 /* ---- closing ------------------------------------------------------------ */
 
+static gint
+compare_pending_by_id(gconstpointer a, gconstpointer b)
+{
+  const QmpPendingCommand *pa = a;
+  const QmpPendingCommand *pb = b;
+
+  return pa->id < pb->id ? -1 : pa->id > pb->id;
+}
+
 /* qmp_client_finish_handshake() - complete the handshake task, if any. */
 static void
 qmp_client_finish_handshake(QmpClient *self, const GError *error)
@@ -575,8 +540,7 @@ qmp_client_shutdown(QmpClient *self, const GError *reason, gboolean emit)
   g_autoptr(QmpClient) guard = NULL;
   g_autoptr(GError) disconnected = NULL;
   g_autoptr(GError) close_error = NULL;
-  GQueue commands = G_QUEUE_INIT;
-  QmpPendingCommand *pc;
+  g_autoptr(GList) commands = NULL;
   QmpEventWaiter *waiter;
 
   if (self->closed)
@@ -588,14 +552,6 @@ qmp_client_shutdown(QmpClient *self, const GError *reason, gboolean emit)
   source_destroy(&self->read_source);
   source_destroy(&self->write_source);
   self->staged = NULL;
-  /* the commands, in the order they were queued: those QEMU reads, then the rest */
-  commands = self->unanswered;
-  g_queue_init(&self->unanswered);
-  for (GList *l = self->out_queue.head; l != NULL; l = l->next) {
-    QmpOutMessage *msg = l->data;
-    if (msg->pc && !msg->pc->on_wire)
-      g_queue_push_tail(&commands, msg->pc);
-  }
   g_queue_clear_full(&self->out_queue, (GDestroyNotify) out_message_free);
   if (self->connection &&
       !g_io_stream_close(G_IO_STREAM(self->connection), NULL, &close_error))
@@ -609,12 +565,12 @@ qmp_client_shutdown(QmpClient *self, const GError *reason, gboolean emit)
 
   qmp_client_finish_handshake(self, reason);
 
-  while ((pc = g_queue_pop_head(&commands)) != NULL) {
-    GTask *task = pending_command_end_wait(pc);
-    pending_command_free(pc);
-    if (task)
-      task_complete(task, NULL, g_error_copy(disconnected));
-  }
+  /* fail them in the order they were issued */
+  commands = g_hash_table_get_values(self->pending);
+  commands = g_list_sort(commands, compare_pending_by_id);
+  g_hash_table_remove_all(self->pending);
+  for (GList *l = commands; l != NULL; l = l->next)
+    pending_command_complete(l->data, NULL, g_error_copy(disconnected));
 
   while ((waiter = g_queue_pop_head(&self->waiters)) != NULL)
     event_waiter_complete(waiter, NULL, g_error_copy(disconnected));
@@ -696,39 +652,44 @@ qmp_client_handle_greeting(QmpClient *self, JsonObject *message)
                           on_capabilities_done, NULL);
 }
 
-/* An answer is the oldest unanswered command's (see the top of this file); any "id" in it is not ours. */
 static void
 qmp_client_handle_reply(QmpClient *self, JsonObject *message)
 {
-  QmpPendingCommand *pc = g_queue_pop_head(&self->unanswered);
+  QmpPendingCommand *pc;
   JsonObject *error_obj;
-  GError *error = NULL;
+  gint64 id;
 
+  if (!object_member_int(message, "id", &id)) {
+    g_info("Dropping a QMP reply without a numeric id");
+    return;
+  }
+  pc = g_hash_table_lookup(self->pending, &id);
   if (pc == NULL) {
-    g_info("Dropping a QMP reply: no command of ours is unanswered");
+    g_debug("Dropping the QMP reply to id %" G_GINT64_FORMAT
+            ": no command waits for it (timed out or cancelled)", id);
     return;
   }
-  GTask *task = pending_command_end_wait(pc);
-  if (task == NULL) {
-    g_debug("Dropping QEMU's answer to %s: its caller gave up, or it was never released",
-            pc->command);
-    pending_command_free(pc);
+
+  if (!json_object_has_member(message, "error")) {
+    pending_command_complete(pc, json_object_dup_member(message, "return"), NULL);
     return;
   }
-  if (json_object_has_member(message, "error")) {
-    error_obj = object_member_object(message, "error");
-    if (error_obj == NULL) {
-      error = g_error_new(QMP_ERROR, QMP_ERROR_COMMAND, "QEMU answered %s with a malformed error",
-                          pc->command);
-    } else {
-      const char *desc = object_member_string(error_obj, "desc");
-      const char *klass = object_member_string(error_obj, "class");
-      error = g_error_new_literal(QMP_ERROR, qmp_error_code_for_class(klass),
-                                  desc ? desc : "QEMU reported an error without a description");
-    }
+
+  error_obj = object_member_object(message, "error");
+  if (error_obj == NULL) {
+    pending_command_complete(pc, NULL,
+                             g_error_new(QMP_ERROR, QMP_ERROR_COMMAND,
+                                         "QEMU answered %s with a malformed error",
+                                         pc->command));
+  } else {
+    const char *desc = object_member_string(error_obj, "desc");
+    const char *klass = object_member_string(error_obj, "class");
+
+    pending_command_complete(pc, NULL,
+                             g_error_new_literal(QMP_ERROR,
+                                                 qmp_error_code_for_class(klass),
+                                                 desc ? desc : "QEMU reported an error without a description"));
   }
-  pending_command_free(pc);
-  task_complete(task, error ? NULL : json_object_dup_member(message, "return"), error);
 }
 
 static void
@@ -822,12 +783,21 @@ json_guard_problem(JsonGuardResult result)
 JsonNode *
 qmp_message_read_empty_return(const char *line, gsize len)
 {
-  static const char empty[] = "{\"return\": {}}";
+  static const char head[] = "{\"return\": {}, \"id\": ";
+  const gsize head_len = sizeof head - 1;
+  gint64 id = 0;
 
-  if (len != sizeof empty - 1 || memcmp(line, empty, len) != 0)
+  if (len < head_len + 2 || len > head_len + 1 + 18 || memcmp(line, head, head_len) != 0 ||
+      line[len - 1] != '}' || (len > head_len + 2 && line[head_len] == '0'))
     return NULL;
+  for (gsize i = head_len; i < len - 1; i++) {
+    if (!g_ascii_isdigit(line[i]))
+      return NULL;
+    id = id * 10 + (line[i] - '0');
+  }
   g_autoptr(JsonObject) message = json_object_new();
   json_object_set_object_member(message, "return", json_object_new());
+  json_object_set_int_member(message, "id", id);
   return json_node_init_object(json_node_alloc(), message);
 }
 
@@ -1032,6 +1002,7 @@ qmp_client_finalize(GObject *object)
 {
   QmpClient *self = QMP_CLIENT(object);
 
+  g_clear_pointer(&self->pending, g_hash_table_unref);
   g_clear_pointer(&self->inbuf, g_byte_array_unref);
   g_clear_pointer(&self->context, g_main_context_unref);
   g_free(self->qemu_version);
@@ -1065,9 +1036,11 @@ qmp_client_init(QmpClient *self)
   self->state = QMP_STATE_IDLE;
   self->peer_uid = (uid_t) -1;
   self->max_message = QMP_DEFAULT_MAX_MESSAGE;
+  self->next_id = 1;
+  self->capabilities_id = -1;
   self->inbuf = g_byte_array_new();
+  self->pending = g_hash_table_new(g_int64_hash, g_int64_equal);
   g_queue_init(&self->out_queue);
-  g_queue_init(&self->unanswered);
   g_queue_init(&self->waiters);
 }
 
@@ -1171,11 +1144,12 @@ qmp_client_handshake_finish(QmpClient *self, GAsyncResult *result,
   return g_task_propagate_boolean(G_TASK(result), error);
 }
 
-/* Return: (transfer full): @command with @arguments as a message;
+/* Return: (transfer full): @command with @arguments as a message with @id;
  * @staged: in the staged order (the name last), the offset of its held
  * tail (the name's closing quote on) in @held_from (only then set). */
 static GString *
-command_text(const char *command, JsonObject *arguments, gboolean staged, gsize *held_from)
+command_text(const char *command, JsonObject *arguments, gint64 id, gboolean staged,
+             gsize *held_from)
 {
   /* written member by member, around the caller's arguments, and ended by the newline */
   GString *text = g_string_sized_new(256);
@@ -1184,6 +1158,7 @@ command_text(const char *command, JsonObject *arguments, gboolean staged, gsize 
     json_text_member_string(text, "execute", command);
   if (arguments)
     json_text_member_object(text, "arguments", arguments);
+  json_text_member_int(text, "id", id);
   if (staged) {
     json_text_member_name(text, "execute");
     json_text_value_string(text, command);
@@ -1202,10 +1177,9 @@ release_staged(QmpClient *self, const char *command, JsonObject *arguments)
   QmpOutMessage *msg = self->staged;
   gsize held_from = 0;
 
-  /* (a staged command without its place was "answered" before it was whole: a lie) */
-  if (msg == NULL || msg->pc == NULL)
+  if (msg == NULL)
     return NULL;
-  g_autoptr(GString) text = command_text(command, arguments, TRUE, &held_from);
+  g_autoptr(GString) text = command_text(command, arguments, msg->id, TRUE, &held_from);
   if (text->len != msg->len || memcmp(text->str, msg->data, text->len) != 0)
     return NULL;
   msg->held_from = 0;
@@ -1219,14 +1193,13 @@ qmp_client_stage(QmpClient *self, const char *command, JsonObject *arguments)
   g_return_if_fail(QMP_IS_CLIENT(self));
   g_return_if_fail(command != NULL);
 
-  if (self->closed || self->state != QMP_STATE_READY || self->staged != NULL ||
-      self->unanswered.length >= QMP_MAX_UNANSWERED)
+  if (self->closed || self->state != QMP_STATE_READY || self->staged != NULL)
     return;
-  /* its place among the answers is kept by a command no caller waits on, until released */
-  gsize held_from = 0;
-  GString *text = command_text(command, arguments, TRUE, &held_from);
-  QmpOutMessage *msg = out_message_new(text, pending_command_new(self, command));
-  msg->held_from = held_from;
+  QmpOutMessage *msg = g_new0(QmpOutMessage, 1);
+  msg->id = self->next_id++;
+  GString *text = command_text(command, arguments, msg->id, TRUE, &msg->held_from);
+  msg->len = text->len;
+  msg->data = g_string_free(text, FALSE);
   g_queue_push_tail(&self->out_queue, msg);
   self->staged = msg;
   qmp_client_schedule_write(self);
@@ -1243,8 +1216,6 @@ qmp_client_unstage(QmpClient *self)
   self->staged = NULL;
   if (msg->written == 0) {
     g_queue_remove(&self->out_queue, msg);
-    if (msg->pc)
-      pending_command_free(msg->pc);
     out_message_free(msg);
     return;
   }
@@ -1294,37 +1265,41 @@ qmp_client_send_command(QmpClient *self, const char *command,
       return;
     }
   }
-  if (self->unanswered.length >= QMP_MAX_UNANSWERED) {
-    g_task_return_new_error(task, QMP_ERROR, QMP_ERROR_TIMEOUT,
-                            "Not sending %s: QEMU has left %u commands unanswered", command,
-                            self->unanswered.length);
-    return;
-  }
   if (timeout_ms == 0)
     timeout_ms = QMP_DEFAULT_TIMEOUT_MS;
 
+  pc = g_new0(QmpPendingCommand, 1);
+  pc->client = self;
+  pc->command = g_strdup(command);
+  pc->timeout_ms = timeout_ms;
+
   msg = fds == NULL && !urgent ? release_staged(self, command, arguments) : NULL;
-  if (msg) {
-    pc = msg->pc;
-  } else {
+  if (msg == NULL) {
     /* whatever was staged must not take this command's bytes in */
     qmp_client_unstage(self);
-    pc = pending_command_new(self, command);
-    msg = out_message_new(command_text(command, arguments, FALSE, NULL), pc);
+    gint64 id = self->next_id++;
+    GString *text = command_text(command, arguments, id, FALSE, NULL);
+    msg = g_new0(QmpOutMessage, 1);
+    msg->len = text->len;
+    msg->data = g_string_free(text, FALSE);
     msg->fds = g_steal_pointer(&fds);
-    msg->handshake = urgent;
+    msg->id = id;
     if (urgent)
       g_queue_push_head(&self->out_queue, msg);
     else
       g_queue_push_tail(&self->out_queue, msg);
+    if (urgent)
+      self->capabilities_id = msg->id;
   }
-  pc->timeout_ms = timeout_ms;
+  pc->id = msg->id;
+
   pc->task = g_steal_pointer(&task);
   pc->timeout_source = attach_source(self, g_timeout_source_new(timeout_ms),
                                      on_command_timeout, pc);
   if (cancellable)
     pc->cancel_source = attach_source(self, g_cancellable_source_new(cancellable),
                                       G_SOURCE_FUNC(on_command_cancelled), pc);
+  g_hash_table_insert(self->pending, &pc->id, pc);
 
   qmp_client_schedule_write(self);
 }

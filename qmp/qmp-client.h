@@ -4,8 +4,8 @@
  *
  * Knows the QEMU Machine Protocol and nothing about devices: it connects to
  * a QMP Unix socket, reads the greeting, negotiates capabilities, sends
- * commands (without an "id": answers are matched by their order), and
- * delivers events in the order QEMU sent them, interleaved with replies.  Every command has a timeout and every
+ * commands correlated by "id", and delivers events in the order QEMU sent
+ * them, interleaved with replies.  Every command has a timeout and every
  * incoming message a size bound.
  */
 #pragma once
@@ -48,8 +48,6 @@ typedef enum {
 #define QMP_DEFAULT_MAX_MESSAGE (1024 * 1024)
 /* Default timeout of one command, in milliseconds. */
 #define QMP_DEFAULT_TIMEOUT_MS 10000
-/* Commands QEMU may leave unanswered (each keeps its place) before more are refused. */
-#define QMP_MAX_UNANSWERED 256
 
 #define QMP_TYPE_CLIENT (qmp_client_get_type())
 G_DECLARE_FINAL_TYPE(QmpClient, qmp_client, QMP, CLIENT, GObject)
@@ -130,12 +128,10 @@ gboolean qmp_client_handshake_finish(QmpClient *self, GAsyncResult *result,
  * @fd: a file descriptor to pass with the command over SCM_RIGHTS (as
  *   QEMU's add-fd/getfd expect), or -1; the client dup()s it
  * @timeout_ms: 0 for QMP_DEFAULT_TIMEOUT_MS
- * Commands may be issued while others are outstanding; each answer is the
- * oldest unanswered command's, as QEMU answers in order.  Commands issued
- * during the handshake are held back until it succeeds.  A command that
- * times out or is cancelled before any of it was written is not sent at
- * all; a late reply is dropped.  While QEMU leaves QMP_MAX_UNANSWERED commands
- * unanswered, more fail at once with QMP_ERROR_TIMEOUT.
+ * Commands may be issued while others are outstanding; replies are
+ * matched by "id".  Commands issued during the handshake are held back
+ * until it succeeds.  A command that times out or is cancelled before any
+ * of it was written is not sent at all; a late reply is dropped.
  */
 void qmp_client_execute_async(QmpClient *self, const char *command,
                               JsonObject *arguments, int fd, guint timeout_ms,
@@ -207,8 +203,8 @@ gboolean qmp_message_check(const char *line, gsize len, JsonNode **out, GError *
 
 /**
  * qmp_message_read_empty_return() - the answer QEMU gives most commands
- * (device_add, device_del, qmp_capabilities) to a command without an id,
- * exactly as QEMU writes it: {"return": {}}
+ * (device_add, device_del, qmp_capabilities), exactly as QEMU writes it:
+ * {"return": {}, "id": N}, N a decimal integer of at most 18 digits
  * @line: the line without its newline; NUL termination not required
  * qmp_message_check() reads such a line without a JSON parser; the tree is
  * the one json-glib builds from it.

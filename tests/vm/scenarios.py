@@ -2455,82 +2455,46 @@ class QemuTraceLog:
         except ValueError:
             return None
 
+    def _answer_time(self, events, start, request_id):
+        for seconds, name, args in events[start + 1:]:
+            if name == "monitor_qmp_respond":
+                reply = self._response(args)
+                if reply and reply.get("id") == request_id and ("return" in reply or "error" in reply):
+                    return seconds
+        return None
+
     @staticmethod
-    def _monitor(args):
-        """The monitor of a handle_qmp_command or monitor_qmp_respond line ('mon 0x… …')."""
-        words = args.split()
-        return words[1] if len(words) > 1 and words[0] == "mon" else None
-
-    def _dispatched(self, events):
-        """(index, seconds, request id, answered, monitor) of each QMP command
-        dispatched in @events; the id is "" for a command without one (hostdevd
-        and the test send none).  QEMU dispatches in-band commands one at a
-        time, each answered before the next: a command's answer (its time and
-        the monitor it went to) is the first one after it, events aside."""
+    def _dispatched(events):
+        """(index, seconds, request id) of each QMP command dispatched in @events."""
         for index, (seconds, name, args) in enumerate(events):
-            if name != "monitor_qmp_cmd_in_band":
+            if name != "monitor_qmp_cmd_in_band" or not args.strip():
                 continue
             try:
-                request_id = json.loads(args) if args.strip() else ""
+                yield index, seconds, json.loads(args)
             except ValueError:
                 continue
-            answered = monitor = None
-            for later, n, a in events[index + 1:]:
-                if n == "monitor_qmp_cmd_in_band":
-                    break
-                reply = self._response(a) if n == "monitor_qmp_respond" else None
-                if reply and ("return" in reply or "error" in reply):
-                    answered, monitor = later, self._monitor(a)
-                    break
-            yield index, seconds, request_id, answered, monitor
-
-    def _hostdevd_monitors(self, events):
-        """The monitors hostdevd's device_add/device_del came through (no id: the
-        test's own client sends neither)."""
-        monitors = set()
-        for _, name, args in events:
-            _, sep, text = args.partition("req: ")
-            if name != "handle_qmp_command" or not sep:
-                continue
-            try:
-                request = json.loads(text)
-            except ValueError:
-                continue
-            if isinstance(request, dict) and "id" not in request \
-                    and request.get("execute") in ("device_add", "device_del"):
-                monitors.add(self._monitor(args))
-        return monitors
 
     def commands(self):
-        """[(tool, dispatched, answered)] of the QMP commands since the mark: "libvirt"
-        for libvirt's ids ("libvirt-N"), "hostdevd" for those answered on its
-        monitor, None for the test's own."""
+        """[(request id, dispatched, answered)] of the QMP commands since the mark."""
         events = self.since_mark()
-        hostdevd = self._hostdevd_monitors(events)
-        out = []
-        for _, seconds, request_id, answered, monitor in self._dispatched(events):
-            if isinstance(request_id, str) and request_id.startswith("libvirt-"):
-                tool = "libvirt"
-            elif request_id == "" and monitor in hostdevd:
-                tool = "hostdevd"
-            else:
-                tool = None
-            out.append((tool, seconds, answered))
-        return out
+        return [(request_id, seconds, self._answer_time(events, index, request_id))
+                for index, seconds, request_id in self._dispatched(events)]
 
-    def _queued_ms(self, events, index, monitor, command):
+    @staticmethod
+    def _queued_ms(events, index, request_id, command):
         """ms the command dispatched at @index waited in QEMU: from its monitor
-        thread reading the request (handle_qmp_command, the last one before on
-        the same monitor for the same command) to its dispatch; None if not traced."""
+        thread reading the request (handle_qmp_command, the last one before
+        with the same id and command) to its dispatch; None if not traced."""
         for seconds, name, args in reversed(events[:index]):
-            if name != "handle_qmp_command" or self._monitor(args) != monitor:
+            if name != "handle_qmp_command":
                 continue
             _, sep, text = args.partition("req: ")
             try:
                 request = json.loads(text) if sep else None
             except ValueError:
                 continue
-            if isinstance(request, dict) and request.get("execute") == command:
+            if isinstance(request, dict) and request.get("id") == request_id \
+                    and request.get("execute") == command:
                 return (events[index][0] - seconds) * 1000.0
         return None
 
@@ -2538,19 +2502,20 @@ class QemuTraceLog:
         """(ms from dispatching the device_add of vfio-pci @bdf to its answer,
         ms it waited in QEMU between being read and dispatched)."""
         events = self.since_mark()
-        for index, seconds, _, answered, monitor in self._dispatched(events):
+        for index, seconds, request_id in self._dispatched(events):
+            answered = self._answer_time(events, index, request_id)
             realized = [a for s, n, a in events[index + 1:]
                         if n == "vfio_realize" and bdf in a and (answered is None or s <= answered)]
             if realized and answered is not None:
                 return ((answered - seconds) * 1000.0,
-                        self._queued_ms(events, index, monitor, "device_add"))
+                        self._queued_ms(events, index, request_id, "device_add"))
         return None, None
 
     def device_del_ms(self, alias):
         """(ms from dispatching device_del of @alias to QEMU sending
         DEVICE_DELETED, ms it waited in QEMU between being read and dispatched)."""
         events = self.since_mark()
-        for index, seconds, _, _, monitor in self._dispatched(events):
+        for index, seconds, request_id in self._dispatched(events):
             following = next((n for s, n, a in events[index + 1:]
                               if n != "monitor_qmp_respond"), None)
             if following != "qmp_enter_device_del":
@@ -2564,7 +2529,7 @@ class QemuTraceLog:
                     stamp = event.get("timestamp", {})
                     sent = stamp.get("seconds", 0) + stamp.get("microseconds", 0) / 1e6
                     return (((sent or later) - seconds) * 1000.0,
-                            self._queued_ms(events, index, monitor, "device_del"))
+                            self._queued_ms(events, index, request_id, "device_del"))
         return None, None
 
 
@@ -2877,10 +2842,11 @@ def libvirt_pci_compare(ctx):
                     total = (time.monotonic() - started) * 1000.0
                 writes = kernel.take()
                 # the tool's QMP commands in this operation, device_add/device_del
-                # included (libvirt's ids are "libvirt-N"; hostdevd sends none, and
-                # its monitor tells them from the test's): how many, and QEMU's
-                # dispatch-to-answer time on them
-                ours = [(t, a, b) for t, a, b in trace.commands() if t == tool]
+                # included (libvirt's ids are "libvirt-N", hostdevd's numbers): how
+                # many, and QEMU's dispatch-to-answer time on them
+                ours = [(i, a, b) for i, a, b in trace.commands()
+                        if (isinstance(i, str) and i.startswith("libvirt-")) == (tool == "libvirt")
+                        and not isinstance(i, bool) and i != ""]
                 extra["qmp_commands"] = len(ours)
                 extra["qmp_ms"] = round(sum((b - a) * 1000.0 for _, a, b in ours if b), 3)
                 extra["qmp_first_last"] = [round(ours[0][1], 6), round(ours[-1][1], 6)] if ours else None
