@@ -17,6 +17,7 @@
 
 #include "claims.h"
 #include "file-replace.h"
+#include "host-pci.h"
 #include "json-flat.h"
 #include "json-text.h"
 #include "process-identity.h"
@@ -81,10 +82,10 @@ gboolean
 claims_key_to_pci(const char *key, PciAddress *addr)
 {
   PciAddress read = { 0 };
-  int end = 0;
 
-  if (sscanf(key, "pci_%4x_%2x_%2x_%1x%n", &read.domain, &read.bus, &read.slot, &read.function,
-             &end) != 4 || key[end] != '\0' || read.slot > 0x1f || read.function > 7)
+  /* without the prefix, the parser would take "0000:01:00.0" too */
+  if (key == NULL || !g_str_has_prefix(key, "pci_") ||
+      !pci_address_parse_nodedev(key, &read, NULL))
     return FALSE;
   /* one spelling per device: the one claims_key_pci() writes */
   g_autofree char *again = claims_key_pci(&read);
@@ -162,12 +163,15 @@ vm_name_is_valid(const char *vm)
 char *
 claims_describe_key(const char *key)
 {
-  guint d, b, s, f, bus, dev;
+  PciAddress pci;
+  guint bus, dev;
   int group;
   char tail;
 
-  if (sscanf(key, "pci_%4x_%2x_%2x_%1x%c", &d, &b, &s, &f, &tail) == 4)
-    return g_strdup_printf("PCI device %04x:%02x:%02x.%x", d, b, s, f);
+  if (claims_key_to_pci(key, &pci)) {
+    g_autofree char *addr = pci_address_format(&pci);
+    return g_strdup_printf("PCI device %s", addr);
+  }
   if (sscanf(key, "usb_%u_%u%c", &bus, &dev, &tail) == 2)
     return g_strdup_printf("USB device at bus %u device %u", bus, dev);
   if (sscanf(key, "iommu_group_%d%c", &group, &tail) == 1)

@@ -417,7 +417,9 @@ give_back_unbacked(Hotplug *hotplug, const Claim *claim)
   if (!vfio_undo(record, &error)) {
     g_warning("PCI device %s: its claim, which no record names, carries what a VM that is gone "
               "left to give back, and giving it back failed (%s): the claim stays, and whoever "
-              "takes it over next gives the device back", bdf, error->message);
+              "takes it over next gives the device back; to give it back now, stop this VM "
+              "(its hostdevd and its QEMU), then run 'hostdevctl nodedev-reattach %s'",
+              bdf, error->message, claim->key);
     return FALSE;
   }
   if (administered)

@@ -84,8 +84,8 @@ claim_run(GTask *task, AttachStep *step)
     item->prep->vfio->joining = item->joining ? g_array_ref(item->joining) : NULL;
   }
   /* What a VM that is gone left to give back came with its claims: journaled
-   * now, not with the next step, or a crash in between would leave claims no
-   * record names, dropped at the restart and the leftovers with them. */
+   * now, not with the next step, so that the record names it as soon as it
+   * can (a crash before leaves claims no record names: see below). */
   if (host_prep_inherited(item->prep)) {
     /* (tests: a crash here leaves claims no record names, which the restart
      * gives back from the origin they carry: release_unbacked_claims()) */
