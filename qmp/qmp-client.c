@@ -18,16 +18,28 @@
  * never overtake or be overtaken by other commands.
  *
  * A command may be sent ahead of its time (qmp_client_stage()): all of it
- * but the closing quote of its name and its closing brace, as
- * {"arguments":...,"id":N,"execute":"NAME with the rest held back.
- * QEMU's monitor reads its input one byte per main-loop turn and acts on
- * a command only once its object closes, so it reads the staged bytes
- * while the caller's host work runs (a VFIO binding) and dispatches the
- * command as soon as the caller sends the same command for real, which
- * sends the three bytes held: the fewer, the sooner QEMU has them all.
- * Anything else queued meanwhile, or qmp_client_unstage(), ends the name
- * as one no QEMU has: QEMU refuses it (CommandNotFound), nothing happens,
- * and its answer, for which no command waits, is dropped.
+ * but its closing brace.  QEMU's monitor reads its input one byte per
+ * main-loop turn and acts on a command only once its object closes, so it
+ * reads the staged bytes while the caller's host work runs (a VFIO
+ * binding) and dispatches the command as soon as the caller sends the same
+ * command for real, which sends the brace held back (and the newline after
+ * it, which QEMU reads once the command is on its way).  Anything else
+ * queued meanwhile, or qmp_client_unstage(), ends the object with a member
+ * QMP has not got: QEMU refuses the whole command before looking at its
+ * name ("QMP input member ... is unexpected"), nothing happens, and its
+ * answer, for which no command waits, is dropped.
+ *
+ * Every command carries an "id", and it is the smallest one free: QEMU's
+ * monitor reads one byte per main-loop turn, so a counter's "id":1234 costs
+ * every command the time of three bytes more than "id":1 once a connection
+ * has lived a while.  An id is free when no command waits on it and QEMU
+ * owes no answer to a message that carried it (a command whose caller gave
+ * up once part of it went out, an ended staged one): its answer, when it
+ * comes, is dropped rather than taken by a command that reuses the id.
+ * The handshake's qmp_capabilities alone carries a random id of its own,
+ * and until its answer every answer is dropped: QEMU may hand a new
+ * connection the answer of a command a previous client left running, and
+ * that client used the same small ids.
  *
  * Input is read from one socket source, attached while the connection is
  * open: no allocation, no task and no main-loop wakeup per read.
@@ -79,13 +91,16 @@ typedef struct {
   gint64 id;
 } QmpOutMessage;
 
-/* What ends a staged command that is not released: its name made one no QEMU knows. */
-#define QMP_UNSTAGED_TAIL "-x-hostdevd-unstaged\"}\n"
+/* What ends a staged command that is not released: a member QEMU refuses the command for. */
+#define QMP_UNSTAGED_TAIL ",\"x-hostdevd-unstaged\":0}\n"
+/* What a staged command holds back: its closing brace and the newline. */
+#define QMP_HELD_TAIL_LEN 2
 
 typedef struct {
   QmpClient *client;     /* the task's source object keeps it alive */
   GTask *task;
   gint64 id;
+  guint64 order;         /* in the order issued (ids are reused) */
   char *command;
   guint timeout_ms;
   GSource *timeout_source;
@@ -126,8 +141,9 @@ struct _QmpClient {
   QmpOutMessage *staged;     /* (nullable) the one of out_queue held back */
   GSource *write_source;
 
-  gint64 next_id;
+  guint64 next_order;
   GHashTable *pending;       /* &id -> QmpPendingCommand */
+  GHashTable *owed;          /* gint64 ids of answers QEMU owes no one waits on */
   GQueue waiters;            /* QmpEventWaiter, in the order armed */
 
   GTask *handshake_task;
@@ -236,13 +252,41 @@ out_message_free(QmpOutMessage *msg)
   g_free(msg);
 }
 
+/* Return: whether @id is in use: a command waits on it or QEMU owes its answer. */
+static gboolean
+id_taken(QmpClient *self, gint64 id)
+{
+  return g_hash_table_contains(self->pending, &id) || g_hash_table_contains(self->owed, &id) ||
+         (self->staged != NULL && self->staged->id == id);
+}
+
+/* Return: the smallest id free (see the top of this file). */
+static gint64
+id_allocate(QmpClient *self)
+{
+  gint64 id = 0;
+
+  while (id_taken(self, id))
+    id++;
+  return id;
+}
+
+/* QEMU has part of a message with @id, whose answer nobody will wait on. */
+static void
+id_owe_answer(QmpClient *self, gint64 id)
+{
+  g_hash_table_add(self->owed, g_memdup2(&id, sizeof id));
+}
+
 /*
- * qmp_client_drop_unsent() - forget command @id if none of it was sent yet
+ * qmp_client_give_up_message() - command @id's caller stopped waiting
  * A caller that gave up (timeout, cancellation) should not have QEMU act on
- * the command later; once bytes are on the wire it has to go out whole.
+ * the command later: none of it sent yet, it is dropped; once bytes are on
+ * the wire it has to go out whole, and its id stays taken until QEMU's
+ * answer comes.
  */
 static void
-qmp_client_drop_unsent(QmpClient *self, gint64 id)
+qmp_client_give_up_message(QmpClient *self, gint64 id)
 {
   for (GList *l = self->out_queue.head; l != NULL; l = l->next) {
     QmpOutMessage *msg = l->data;
@@ -252,9 +296,11 @@ qmp_client_drop_unsent(QmpClient *self, gint64 id)
     if (msg->written == 0) {
       out_message_free(msg);
       g_queue_delete_link(&self->out_queue, l);
+      return;
     }
-    return;
+    break;
   }
+  id_owe_answer(self, id);
 }
 
 /*
@@ -379,8 +425,6 @@ pending_command_complete(QmpPendingCommand *pc, JsonNode *result,
   g_autoptr(GTask) task = g_steal_pointer(&pc->task);
 
   g_hash_table_remove(self->pending, &pc->id);
-  if (error && !self->closed)
-    qmp_client_drop_unsent(self, pc->id);
   pending_command_free(pc);
 
   if (error)
@@ -389,15 +433,23 @@ pending_command_complete(QmpPendingCommand *pc, JsonNode *result,
     g_task_return_pointer(task, result, (GDestroyNotify) json_node_unref);
 }
 
+/* @pc's caller stops waiting, with @error (transfer full). */
+static void
+pending_command_give_up(QmpPendingCommand *pc, GError *error)
+{
+  if (!pc->client->closed)
+    qmp_client_give_up_message(pc->client, pc->id);
+  pending_command_complete(pc, NULL, error);
+}
+
 static gboolean
 on_command_timeout(gpointer user_data)
 {
   QmpPendingCommand *pc = user_data;
 
-  pending_command_complete(pc, NULL,
-                           g_error_new(QMP_ERROR, QMP_ERROR_TIMEOUT,
-                                       "QEMU did not answer %s within %u ms",
-                                       pc->command, pc->timeout_ms));
+  pending_command_give_up(pc, g_error_new(QMP_ERROR, QMP_ERROR_TIMEOUT,
+                                          "QEMU did not answer %s within %u ms",
+                                          pc->command, pc->timeout_ms));
   return G_SOURCE_REMOVE;
 }
 
@@ -408,7 +460,7 @@ on_command_cancelled(GCancellable *cancellable, gpointer user_data)
   GError *error = NULL;
 
   g_cancellable_set_error_if_cancelled(cancellable, &error);
-  pending_command_complete(pc, NULL, error);
+  pending_command_give_up(pc, error);
   return G_SOURCE_REMOVE;
 }
 
@@ -504,12 +556,12 @@ event_waiter_matches(QmpEventWaiter *waiter, const char *name, JsonObject *data)
 /* ---- closing ------------------------------------------------------------ */
 
 static gint
-compare_pending_by_id(gconstpointer a, gconstpointer b)
+compare_pending_by_order(gconstpointer a, gconstpointer b)
 {
   const QmpPendingCommand *pa = a;
   const QmpPendingCommand *pb = b;
 
-  return pa->id < pb->id ? -1 : pa->id > pb->id;
+  return pa->order < pb->order ? -1 : pa->order > pb->order;
 }
 
 /* qmp_client_finish_handshake() - complete the handshake task, if any. */
@@ -567,8 +619,9 @@ qmp_client_shutdown(QmpClient *self, const GError *reason, gboolean emit)
 
   /* fail them in the order they were issued */
   commands = g_hash_table_get_values(self->pending);
-  commands = g_list_sort(commands, compare_pending_by_id);
+  commands = g_list_sort(commands, compare_pending_by_order);
   g_hash_table_remove_all(self->pending);
+  g_hash_table_remove_all(self->owed);
   for (GList *l = commands; l != NULL; l = l->next)
     pending_command_complete(l->data, NULL, g_error_copy(disconnected));
 
@@ -663,10 +716,18 @@ qmp_client_handle_reply(QmpClient *self, JsonObject *message)
     g_info("Dropping a QMP reply without a numeric id");
     return;
   }
+  if (self->state != QMP_STATE_READY && id != self->capabilities_id) {
+    g_debug("Dropping the QMP reply to id %" G_GINT64_FORMAT
+            " before the negotiation's: a previous client's", id);
+    return;
+  }
   pc = g_hash_table_lookup(self->pending, &id);
   if (pc == NULL) {
-    g_debug("Dropping the QMP reply to id %" G_GINT64_FORMAT
-            ": no command waits for it (timed out or cancelled)", id);
+    if (g_hash_table_remove(self->owed, &id))
+      g_debug("Dropping the QMP reply to id %" G_GINT64_FORMAT
+              ": its command was given up or ended unstaged", id);
+    else
+      g_info("Dropping the QMP reply to id %" G_GINT64_FORMAT ": no command of ours has it", id);
     return;
   }
 
@@ -1003,6 +1064,7 @@ qmp_client_finalize(GObject *object)
   QmpClient *self = QMP_CLIENT(object);
 
   g_clear_pointer(&self->pending, g_hash_table_unref);
+  g_clear_pointer(&self->owed, g_hash_table_unref);
   g_clear_pointer(&self->inbuf, g_byte_array_unref);
   g_clear_pointer(&self->context, g_main_context_unref);
   g_free(self->qemu_version);
@@ -1036,10 +1098,10 @@ qmp_client_init(QmpClient *self)
   self->state = QMP_STATE_IDLE;
   self->peer_uid = (uid_t) -1;
   self->max_message = QMP_DEFAULT_MAX_MESSAGE;
-  self->next_id = 1;
   self->capabilities_id = -1;
   self->inbuf = g_byte_array_new();
   self->pending = g_hash_table_new(g_int64_hash, g_int64_equal);
+  self->owed = g_hash_table_new_full(g_int64_hash, g_int64_equal, g_free, NULL);
   g_queue_init(&self->out_queue);
   g_queue_init(&self->waiters);
 }
@@ -1144,26 +1206,17 @@ qmp_client_handshake_finish(QmpClient *self, GAsyncResult *result,
   return g_task_propagate_boolean(G_TASK(result), error);
 }
 
-/* Return: (transfer full): @command with @arguments as a message with @id;
- * @staged: in the staged order (the name last), the offset of its held
- * tail (the name's closing quote on) in @held_from (only then set). */
+/* Return: (transfer full): @command with @arguments as a message with @id. */
 static GString *
-command_text(const char *command, JsonObject *arguments, gint64 id, gboolean staged,
-             gsize *held_from)
+command_text(const char *command, JsonObject *arguments, gint64 id)
 {
   /* written member by member, around the caller's arguments, and ended by the newline */
   GString *text = g_string_sized_new(256);
   json_text_object_begin(text);
-  if (!staged)
-    json_text_member_string(text, "execute", command);
+  json_text_member_string(text, "execute", command);
   if (arguments)
     json_text_member_object(text, "arguments", arguments);
   json_text_member_int(text, "id", id);
-  if (staged) {
-    json_text_member_name(text, "execute");
-    json_text_value_string(text, command);
-    *held_from = text->len - 1;
-  }
   json_text_object_end(text);
   g_string_append_c(text, '\n');
   return text;
@@ -1175,11 +1228,10 @@ static QmpOutMessage *
 release_staged(QmpClient *self, const char *command, JsonObject *arguments)
 {
   QmpOutMessage *msg = self->staged;
-  gsize held_from = 0;
 
   if (msg == NULL)
     return NULL;
-  g_autoptr(GString) text = command_text(command, arguments, msg->id, TRUE, &held_from);
+  g_autoptr(GString) text = command_text(command, arguments, msg->id);
   if (text->len != msg->len || memcmp(text->str, msg->data, text->len) != 0)
     return NULL;
   msg->held_from = 0;
@@ -1196,8 +1248,9 @@ qmp_client_stage(QmpClient *self, const char *command, JsonObject *arguments)
   if (self->closed || self->state != QMP_STATE_READY || self->staged != NULL)
     return;
   QmpOutMessage *msg = g_new0(QmpOutMessage, 1);
-  msg->id = self->next_id++;
-  GString *text = command_text(command, arguments, msg->id, TRUE, &msg->held_from);
+  msg->id = id_allocate(self);
+  GString *text = command_text(command, arguments, msg->id);
+  msg->held_from = text->len - QMP_HELD_TAIL_LEN;
   msg->len = text->len;
   msg->data = g_string_free(text, FALSE);
   g_queue_push_tail(&self->out_queue, msg);
@@ -1219,7 +1272,8 @@ qmp_client_unstage(QmpClient *self)
     out_message_free(msg);
     return;
   }
-  /* QEMU has part of it: end it as a command it refuses */
+  /* QEMU has part of it: end it as a command it refuses, which it answers */
+  id_owe_answer(self, msg->id);
   gsize tail = strlen(QMP_UNSTAGED_TAIL);
   msg->data = g_realloc(msg->data, msg->held_from + tail);
   memcpy(msg->data + msg->held_from, QMP_UNSTAGED_TAIL, tail);
@@ -1277,8 +1331,9 @@ qmp_client_send_command(QmpClient *self, const char *command,
   if (msg == NULL) {
     /* whatever was staged must not take this command's bytes in */
     qmp_client_unstage(self);
-    gint64 id = self->next_id++;
-    GString *text = command_text(command, arguments, id, FALSE, NULL);
+    /* the handshake's id is none a previous client of this QEMU can have used */
+    gint64 id = urgent ? g_random_int_range(1 << 24, G_MAXINT32) : id_allocate(self);
+    GString *text = command_text(command, arguments, id);
     msg = g_new0(QmpOutMessage, 1);
     msg->len = text->len;
     msg->data = g_string_free(text, FALSE);
@@ -1292,6 +1347,7 @@ qmp_client_send_command(QmpClient *self, const char *command,
       self->capabilities_id = msg->id;
   }
   pc->id = msg->id;
+  pc->order = self->next_order++;
 
   pc->task = g_steal_pointer(&task);
   pc->timeout_source = attach_source(self, g_timeout_source_new(timeout_ms),

@@ -3,12 +3,13 @@
 """What a staged command relies on, shown on a real QEMU.
 
 hostdevd sends a device_add ahead of its time (qmp_client_stage()): all of
-it but its name's closing quote and its closing brace, while the host is
-prepared; those three bytes once the step is journaled.  That is safe
-only if QEMU acts on a command when its object closes and never before,
-forgets a half-sent command when the connection closes (a hostdevd that
-dies with one staged leaves nothing for the next connection to inherit),
-and refuses the name hostdevd ends an abandoned command with.  Each is
+it but its closing brace, while the host is prepared; the brace (and a
+newline) once the step is journaled.  That is safe only if QEMU acts on a
+command when its object closes and never before, forgets a half-sent
+command when the connection closes (a hostdevd that dies with one staged
+leaves nothing for the next connection to inherit), and refuses, whole,
+the command hostdevd ends an abandoned one as: with a member QMP has not
+got, after a name and arguments QEMU would act on.  Each is
 checked here from QEMU's own view (its peripherals), through a third
 monitor the test drives byte by byte; then hostdevd's own attach, which
 stages its device_add, is checked from QEMU's view too (that it stages at
@@ -24,8 +25,8 @@ from harness import HostdevdTestCase, main
 
 ARGS = {"driver": "usb-host", "vendorid": 0x1d6b, "productid": 0x0104, "id": "staged0",
         "bus": "usb.0", "port": "1"}
-HEAD = (b'{"arguments":' + json.dumps(ARGS, separators=(",", ":")).encode()
-        + b',"id":7,"execute":"device_add')
+HEAD = (b'{"execute":"device_add","arguments":' + json.dumps(ARGS, separators=(",", ":")).encode()
+        + b',"id":7')
 USB = ("<hostdev mode='subsystem' type='usb'><source startupPolicy='optional'>"
        "<vendor id='0x1d6b'/><product id='0x0104'/></source></hostdev>")
 
@@ -82,7 +83,7 @@ class Staging(HostdevdTestCase):
         self.assertNotIn("staged0", self.qmp.peripherals())
         # QEMU answers other monitors meanwhile: the staged one holds only its own
         self.assertEqual(self.qmp.ok("query-status")["status"], "prelaunch")
-        monitor.send(b'"}\n')
+        monitor.send(b'}\n')
         self.assertEqual(monitor.read(), {"return": {}, "id": 7})
         self.assertEqual(self.qmp.peripherals().get("staged0"), "child<usb-host>")
         self.qmp.ok("device_del", id="staged0")
@@ -103,10 +104,15 @@ class Staging(HostdevdTestCase):
         monitor = self.raw()
         monitor.send(HEAD)
         self.settle()
-        monitor.send(b'-x-hostdevd-unstaged"}\n')
+        monitor.send(b',"x-hostdevd-unstaged":0}\n')
         reply = monitor.read()
         self.assertEqual(reply["id"], 7)
-        self.assertEqual(reply["error"]["class"], "CommandNotFound")
+        self.assertEqual(reply["error"], {"class": "GenericError",
+                                          "desc": "QMP input member 'x-hostdevd-unstaged' is "
+                                                  "unexpected"})
+        self.assertNotIn("staged0", self.qmp.peripherals())
+        # the device is not added later either
+        self.settle()
         self.assertNotIn("staged0", self.qmp.peripherals())
         # and the monitor goes on
         monitor.send(b'{"execute":"query-status","id":8}\n')

@@ -263,6 +263,18 @@ peer_expect_command(Fixture *f, const char *command)
   return json_node_get_int(id);
 }
 
+/* peer_expect_unstaged() - the next message must be a staged @command ended
+ * unstaged: with a member QEMU refuses it for; Return: its id. */
+static gint64
+peer_expect_unstaged(Fixture *f, const char *command)
+{
+  JsonObject *msg = peer_expect(f);
+
+  g_assert_cmpstr(json_object_get_string_member(msg, "execute"), ==, command);
+  g_assert_true(json_object_has_member(msg, "x-hostdevd-unstaged"));
+  return json_object_get_int_member(msg, "id");
+}
+
 /* ---- client callbacks --------------------------------------------------- */
 
 static void
@@ -488,19 +500,25 @@ test_handshake(Fixture *f, gconstpointer data)
                   "qmp_capabilities");
   g_assert_false(json_object_has_member(caps, "arguments"));
   caps_id = json_object_get_int_member(caps, "id");
+  /* an id of its own, out of the range of the commands' small ones */
+  g_assert_cmpint(caps_id, >=, 1 << 24);
   g_assert_cmpstr(qmp_client_get_qemu_version(f->client), ==, "7.2.22");
 
   run_for(f, 50);
   g_assert_cmpuint(f->peer_msgs->len, ==, 1);
   g_assert_false(hs.done);
 
+  /* the answer a previous client's command left: same small id as the
+   * queued command's, and dropped, since it comes before the negotiation's */
+  peer_send(f, "{\"return\": {\"status\": \"stale\"}, \"id\": 0}\r\n");
   peer_sendf(f, "{\"return\": {}, \"id\": %" G_GINT64_FORMAT "}\r\n", caps_id);
   run_until(f, hs.done);
   g_assert_no_error(hs.error);
   g_assert_true(qmp_client_is_connected(f->client));
+  g_assert_false(early.done);
 
   id = peer_expect_command(f, "query-status");
-  g_assert_cmpint(id, !=, caps_id);
+  g_assert_cmpint(id, ==, 0);
   peer_sendf(f, "{\"return\": {\"status\": \"prelaunch\"}, \"id\": %" G_GINT64_FORMAT "}\r\n", id);
   run_until(f, early.done);
   g_assert_no_error(early.error);
@@ -931,10 +949,83 @@ test_cancel(Fixture *f, gconstpointer data)
   result_clear(&next);
 }
 
-/* A staged command goes out but for its name's closing quote and its
- * closing brace, and only the same command, executed, sends the rest;
- * anything else sent meanwhile (or qmp_client_unstage()) ends it as a
- * command no QEMU has. */
+/*
+ * Every command has the smallest id free: free once answered, and not
+ * before QEMU's answer to a command its caller gave up on once part of it
+ * went out, or to a staged command ended unstaged, has come (or a command
+ * reusing the id would take that answer for its own).
+ */
+static void
+test_id_reuse(Fixture *f, gconstpointer data)
+{
+  g_autoptr(JsonObject) args = json_object_new();
+  Result a = result_init(f, "a");
+  Result b = result_init(f, "b");
+  Result c = result_init(f, "c");
+  Result slow = result_init(f, "slow");
+  Result next = result_init(f, "next");
+  Result again = result_init(f, "again");
+  Result after = result_init(f, "after");
+
+  do_handshake(f);
+  execute(f, &a, "query-a", NULL, -1, 0);
+  execute(f, &b, "query-b", NULL, -1, 0);
+  g_assert_cmpint(peer_expect_command(f, "query-a"), ==, 0);
+  g_assert_cmpint(peer_expect_command(f, "query-b"), ==, 1);
+  peer_send(f, "{\"return\": \"A\", \"id\": 0}\r\n");
+  run_until(f, a.done);
+  execute(f, &c, "query-c", NULL, -1, 0);
+  g_assert_cmpint(peer_expect_command(f, "query-c"), ==, 0);
+  peer_send(f, "{\"return\": \"B\", \"id\": 1}\r\n{\"return\": \"C\", \"id\": 0}\r\n");
+  run_until(f, b.done && c.done);
+  g_assert_cmpstr(json_node_get_string(b.node), ==, "B");
+  g_assert_cmpstr(json_node_get_string(c.node), ==, "C");
+
+  /* given up once sent: its id waits for QEMU's late answer */
+  execute(f, &slow, "query-slow", NULL, -1, 50);
+  g_assert_cmpint(peer_expect_command(f, "query-slow"), ==, 0);
+  run_until(f, slow.done);
+  g_assert_error(slow.error, QMP_ERROR, QMP_ERROR_TIMEOUT);
+  execute(f, &next, "query-next", NULL, -1, 0);
+  g_assert_cmpint(peer_expect_command(f, "query-next"), ==, 1);
+  peer_send(f, "{\"return\": \"late\", \"id\": 0}\r\n{\"return\": \"N\", \"id\": 1}\r\n");
+  run_until(f, next.done);
+  g_assert_cmpstr(json_node_get_string(next.node), ==, "N");
+
+  /* a staged command ended unstaged: QEMU answers it too */
+  json_object_set_string_member(args, "id", "hostdev0");
+  qmp_client_stage(f->client, "device_add", args);
+  run_for(f, 20);
+  qmp_client_unstage(f->client);
+  g_assert_cmpint(peer_expect_unstaged(f, "device_add"), ==, 0);
+  execute(f, &again, "query-again", NULL, -1, 0);
+  g_assert_cmpint(peer_expect_command(f, "query-again"), ==, 1);
+  peer_send(f, "{\"id\": 0, \"error\": {\"class\": \"GenericError\", \"desc\": \"x\"}}\r\n"
+               "{\"return\": \"G\", \"id\": 1}\r\n");
+  run_until(f, again.done);
+  g_assert_no_error(again.error);
+  g_assert_cmpstr(json_node_get_string(again.node), ==, "G");
+
+  /* every answer in: the ids are free again */
+  execute(f, &after, "query-after", NULL, -1, 0);
+  g_assert_cmpint(peer_expect_command(f, "query-after"), ==, 0);
+  peer_send(f, "{\"return\": {}, \"id\": 0}\r\n");
+  run_until(f, after.done);
+  g_assert_no_error(after.error);
+  g_assert_true(qmp_client_is_connected(f->client));
+  result_clear(&a);
+  result_clear(&b);
+  result_clear(&c);
+  result_clear(&slow);
+  result_clear(&next);
+  result_clear(&again);
+  result_clear(&after);
+}
+
+/* A staged command goes out but for its closing brace (and newline), and
+ * only the same command, executed, sends the rest; anything else sent
+ * meanwhile (or qmp_client_unstage()) ends it with a member QEMU refuses
+ * the command for. */
 static void
 test_stage(Fixture *f, gconstpointer data)
 {
@@ -954,12 +1045,14 @@ test_stage(Fixture *f, gconstpointer data)
   /* staged, then released by the same command: one message, id kept */
   qmp_client_stage(f->client, "device_add", args);
   run_for(f, 20);
-  /* nothing whole yet: what QEMU has is the head, without a newline */
-  const char *head = "{\"arguments\":{\"driver\":\"usb-host\",\"id\":\"hostdev0\"},\"id\":";
+  /* nothing whole yet: what QEMU has is all of it but the closing brace */
+  const char *head = "{\"execute\":\"device_add\",\"arguments\":{\"driver\":\"usb-host\","
+                     "\"id\":\"hostdev0\"},\"id\":";
   g_assert_cmpuint(f->peer_msgs->len, ==, f->peer_next);
   g_assert_true(g_str_has_prefix(f->peer_in->str, head));
-  g_assert_true(g_str_has_suffix(f->peer_in->str, ",\"execute\":\"device_add"));
-  id = g_ascii_strtoll(f->peer_in->str + strlen(head), NULL, 10);
+  char *end = NULL;
+  id = g_ascii_strtoll(f->peer_in->str + strlen(head), &end, 10);
+  g_assert_cmpstr(end, ==, "");
   qmp_client_stage(f->client, "device_add", other);   /* one at a time: ignored */
   execute(f, &r, "device_add", args, -1, 0);
   g_assert_cmpint(peer_expect_command(f, "device_add"), ==, id);
@@ -971,10 +1064,10 @@ test_stage(Fixture *f, gconstpointer data)
   /* another command meanwhile: the staged one ends without effect, first */
   qmp_client_stage(f->client, "device_add", args);
   execute(f, &q, "query-status", NULL, -1, 0);
-  gint64 unstaged = peer_expect_command(f, "device_add-x-hostdevd-unstaged");
+  gint64 unstaged = peer_expect_unstaged(f, "device_add");
   gint64 between = peer_expect_command(f, "query-status");
-  peer_sendf(f, "{\"id\": %" G_GINT64_FORMAT ", \"error\": {\"class\": \"CommandNotFound\", "
-             "\"desc\": \"The command device_add-x-hostdevd-unstaged has not been found\"}}\r\n",
+  peer_sendf(f, "{\"id\": %" G_GINT64_FORMAT ", \"error\": {\"class\": \"GenericError\", "
+             "\"desc\": \"QMP input member 'x-hostdevd-unstaged' is unexpected\"}}\r\n",
              unstaged);
   peer_sendf(f, "{\"return\": {}, \"id\": %" G_GINT64_FORMAT "}\r\n", between);
   run_until(f, q.done);
@@ -983,7 +1076,7 @@ test_stage(Fixture *f, gconstpointer data)
   /* staged, then executed with other arguments: ended, and sent whole */
   qmp_client_stage(f->client, "device_add", args);
   execute(f, &d, "device_add", other, -1, 0);
-  peer_expect_command(f, "device_add-x-hostdevd-unstaged");
+  peer_expect_unstaged(f, "device_add");
   JsonObject *msg = peer_expect(f);
   g_assert_cmpstr(json_object_get_string_member(msg, "execute"), ==, "device_add");
   g_assert_cmpstr(json_object_get_string_member(json_object_get_object_member(msg, "arguments"),
@@ -997,7 +1090,7 @@ test_stage(Fixture *f, gconstpointer data)
   qmp_client_stage(f->client, "device_add", args);
   run_for(f, 20);
   qmp_client_unstage(f->client);
-  peer_expect_command(f, "device_add-x-hostdevd-unstaged");
+  peer_expect_unstaged(f, "device_add");
   g_assert_true(qmp_client_is_connected(f->client));
   result_clear(&r);
   result_clear(&q);
@@ -1559,6 +1652,7 @@ main(int argc, char **argv)
   ADD("/qmp/execute/error-classes", test_error_classes);
   ADD("/qmp/execute/out-of-order", test_out_of_order);
   ADD("/qmp/execute/timeout", test_command_timeout);
+  ADD("/qmp/execute/id-reuse", test_id_reuse);
   ADD("/qmp/execute/cancel", test_cancel);
   ADD("/qmp/execute/stage", test_stage);
   ADD("/qmp/execute/fd-passing", test_fd_passing);

@@ -2455,9 +2455,28 @@ class QemuTraceLog:
         except ValueError:
             return None
 
+    @staticmethod
+    def _request_monitor(events, index, request_id):
+        """The monitor ('mon 0x…') that read the request dispatched at @index: the
+        last handle_qmp_command before it with the same id; None if not traced."""
+        for _, name, args in reversed(events[:index]):
+            head, sep, text = args.partition(" req: ")
+            if name != "handle_qmp_command" or not sep:
+                continue
+            try:
+                request = json.loads(text)
+            except ValueError:
+                continue
+            if isinstance(request, dict) and request.get("id") == request_id:
+                return head
+        return None
+
     def _answer_time(self, events, start, request_id):
+        # hostdevd reuses small ids, and another monitor's client may use the same
+        # ones: the answer is the first with the id on the request's own monitor
+        monitor = self._request_monitor(events, start, request_id)
         for seconds, name, args in events[start + 1:]:
-            if name == "monitor_qmp_respond":
+            if name == "monitor_qmp_respond" and (monitor is None or args.startswith(monitor + " ")):
                 reply = self._response(args)
                 if reply and reply.get("id") == request_id and ("return" in reply or "error" in reply):
                     return seconds
