@@ -37,9 +37,9 @@
  * up once part of it went out, an ended staged one): its answer, when it
  * comes, is dropped rather than taken by a command that reuses the id.
  * The handshake's qmp_capabilities alone carries a random id of its own,
- * and until its answer every answer is dropped: QEMU may hand a new
- * connection the answer of a command a previous client left running, and
- * that client used the same small ids.
+ * and until its answer every answer is dropped (one even before QEMU's
+ * greeting): QEMU may hand a new connection the answer of a command a
+ * previous client left running, and that client used the same small ids.
  *
  * Input is read from one socket source, attached while the connection is
  * open: no allocation, no task and no main-loop wakeup per read.
@@ -146,6 +146,7 @@ struct _QmpClient {
   GHashTable *owed;          /* gint64 ids of answers QEMU owes no one waits on */
   GQueue waiters;            /* QmpEventWaiter, in the order armed */
 
+  gboolean dropped_before_greeting;  /* a previous client's answer, once */
   GTask *handshake_task;
   GSource *handshake_timeout;
   GSource *handshake_cancel;
@@ -677,6 +678,15 @@ qmp_client_handle_greeting(QmpClient *self, JsonObject *message)
   JsonObject *version;
   gint64 major, minor, micro;
 
+  /* QEMU may write the answer of a command a previous client left running
+   * between accepting this connection and greeting it: one such answer is
+   * dropped (QEMU runs one command of a monitor at a time) */
+  if (greeting == NULL && !self->dropped_before_greeting && json_object_has_member(message, "id") &&
+      (json_object_has_member(message, "return") || json_object_has_member(message, "error"))) {
+    g_debug("Dropping a QMP reply that came before the greeting: a previous client's");
+    self->dropped_before_greeting = TRUE;
+    return;
+  }
   if (greeting == NULL) {
     g_autoptr(JsonNode) node = json_node_init_object(json_node_alloc(), message);
     g_autofree char *text = json_text_from_node(node, NULL);

@@ -555,6 +555,40 @@ test_bad_greeting(Fixture *f, gconstpointer data)
   result_clear(&after);
 }
 
+/* A previous client's answer may come before the greeting: one is dropped,
+ * and the handshake goes on; two are not what QEMU does. */
+static void
+test_stray_before_greeting(Fixture *f, gconstpointer data)
+{
+  Result hs = result_init(f, "handshake");
+  gint64 id;
+
+  qmp_client_handshake_async(f->client, NULL, on_handshake_done, &hs);
+  peer_send(f, "{\"return\": {}, \"id\": 3}\r\n");
+  peer_send(f, GREETING);
+  id = peer_expect_command(f, "qmp_capabilities");
+  peer_sendf(f, "{\"return\": {}, \"id\": %" G_GINT64_FORMAT "}\r\n", id);
+  run_until(f, hs.done);
+  g_assert_no_error(hs.error);
+  g_assert_true(qmp_client_is_connected(f->client));
+  result_clear(&hs);
+}
+
+static void
+test_two_strays_before_greeting(Fixture *f, gconstpointer data)
+{
+  Result hs = result_init(f, "handshake");
+
+  qmp_client_handshake_async(f->client, NULL, on_handshake_done, &hs);
+  peer_send(f, "{\"return\": {}, \"id\": 3}\r\n{\"error\": {\"class\": \"GenericError\", "
+               "\"desc\": \"x\"}, \"id\": 4}\r\n");
+  run_until(f, hs.done);
+  g_assert_error(hs.error, QMP_ERROR, QMP_ERROR_PROTOCOL);
+  g_assert_nonnull(strstr(hs.error->message, "greeting"));
+  g_assert_false(qmp_client_is_connected(f->client));
+  result_clear(&hs);
+}
+
 static void
 test_handshake_cancel(Fixture *f, gconstpointer data)
 {
@@ -1647,6 +1681,8 @@ main(int argc, char **argv)
 
   ADD("/qmp/handshake", test_handshake);
   ADD("/qmp/handshake/bad-greeting", test_bad_greeting);
+  ADD("/qmp/handshake/stray-answer", test_stray_before_greeting);
+  ADD("/qmp/handshake/two-stray-answers", test_two_strays_before_greeting);
   ADD("/qmp/handshake/cancel", test_handshake_cancel);
   ADD("/qmp/execute/return", test_execute_return);
   ADD("/qmp/execute/error-classes", test_error_classes);
