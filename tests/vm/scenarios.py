@@ -2456,10 +2456,11 @@ class QemuTraceLog:
             return None
 
     @staticmethod
-    def _request_monitor(events, index, request_id):
-        """The monitor ('mon 0x…') that read the request dispatched at @index: the
-        last handle_qmp_command before it with the same id; None if not traced."""
-        for _, name, args in reversed(events[:index]):
+    def _request_read(events, index, request_id, command=None):
+        """(seconds, monitor 'mon 0x…') of QEMU's monitor thread reading the request
+        dispatched at @index: the last handle_qmp_command before it with the same
+        id (and @command, when given); (None, None) if not traced."""
+        for seconds, name, args in reversed(events[:index]):
             head, sep, text = args.partition(" req: ")
             if name != "handle_qmp_command" or not sep:
                 continue
@@ -2467,14 +2468,15 @@ class QemuTraceLog:
                 request = json.loads(text)
             except ValueError:
                 continue
-            if isinstance(request, dict) and request.get("id") == request_id:
-                return head
-        return None
+            if isinstance(request, dict) and request.get("id") == request_id \
+                    and command in (None, request.get("execute")):
+                return seconds, head
+        return None, None
 
-    def _answer_time(self, events, start, request_id):
+    def _answer_time(self, events, start, request_id, command=None):
         # hostdevd reuses small ids, and another monitor's client may use the same
         # ones: the answer is the first with the id on the request's own monitor
-        monitor = self._request_monitor(events, start, request_id)
+        _, monitor = self._request_read(events, start, request_id, command)
         for seconds, name, args in events[start + 1:]:
             if name == "monitor_qmp_respond" and (monitor is None or args.startswith(monitor + " ")):
                 reply = self._response(args)
@@ -2499,30 +2501,19 @@ class QemuTraceLog:
         return [(request_id, seconds, self._answer_time(events, index, request_id))
                 for index, seconds, request_id in self._dispatched(events)]
 
-    @staticmethod
-    def _queued_ms(events, index, request_id, command):
+    @classmethod
+    def _queued_ms(cls, events, index, request_id, command):
         """ms the command dispatched at @index waited in QEMU: from its monitor
-        thread reading the request (handle_qmp_command, the last one before
-        with the same id and command) to its dispatch; None if not traced."""
-        for seconds, name, args in reversed(events[:index]):
-            if name != "handle_qmp_command":
-                continue
-            _, sep, text = args.partition("req: ")
-            try:
-                request = json.loads(text) if sep else None
-            except ValueError:
-                continue
-            if isinstance(request, dict) and request.get("id") == request_id \
-                    and request.get("execute") == command:
-                return (events[index][0] - seconds) * 1000.0
-        return None
+        thread reading the request to its dispatch; None if not traced."""
+        read, _ = cls._request_read(events, index, request_id, command)
+        return None if read is None else (events[index][0] - read) * 1000.0
 
     def device_add_ms(self, bdf):
         """(ms from dispatching the device_add of vfio-pci @bdf to its answer,
         ms it waited in QEMU between being read and dispatched)."""
         events = self.since_mark()
         for index, seconds, request_id in self._dispatched(events):
-            answered = self._answer_time(events, index, request_id)
+            answered = self._answer_time(events, index, request_id, "device_add")
             realized = [a for s, n, a in events[index + 1:]
                         if n == "vfio_realize" and bdf in a and (answered is None or s <= answered)]
             if realized and answered is not None:
