@@ -14,6 +14,11 @@
  * and the caller reads the line as before, so every error message and
  * limit stays the full parser's.  tests/unit/test-json-flat.c and the
  * control-request fuzz target compare it with json-glib.
+ *
+ * Where a reader wants a few known members and not the tree (a claim
+ * file), json_flat_visit() tells it of each member as it is read, and
+ * json_flat_visit_tree() tells it of json-glib's tree the same way, for
+ * the lines the one-pass reader declines: one function reads both.
  */
 #pragma once
 
@@ -34,5 +39,43 @@ G_BEGIN_DECLS
  *   json_parser_new() builds it); NULL: declined, read @text with json-glib
  */
 JsonNode *json_flat_read(const char *text, gsize length);
+
+typedef enum {
+  JSON_FLAT_STRING,
+  JSON_FLAT_INT,
+  JSON_FLAT_BOOLEAN,   /* @integer 0 or 1 */
+  JSON_FLAT_NULL,
+  JSON_FLAT_OBJECT,    /* an object begins: its members follow, one deeper, then */
+  JSON_FLAT_END,       /* ...it ends (no name) */
+  JSON_FLAT_OTHER,     /* json_flat_visit_tree() only: an array, a fraction, an object too deep */
+} JsonFlatKind;
+
+typedef struct {
+  JsonFlatKind kind;
+  const char *string;  /* JSON_FLAT_STRING: decoded, valid during the call only */
+  gint64 integer;      /* JSON_FLAT_INT, JSON_FLAT_BOOLEAN */
+} JsonFlatValue;
+
+/* A member @name (NULL for JSON_FLAT_END) of an object at @depth (the line's
+ * own object is 1).  Return: FALSE to stop, and the whole text is declined. */
+typedef gboolean (*JsonFlatMemberFunc)(const char *name, const JsonFlatValue *value, guint depth,
+                                       gpointer user_data);
+
+/**
+ * json_flat_visit() - call @member for each member of @text, in order, when
+ * it is what json_flat_read() takes (a repeated member is left to @member)
+ * Return: FALSE: declined, by the reader or by @member; @member may have
+ *   been called before that (keep nothing of those calls then)
+ */
+gboolean json_flat_visit(const char *text, gsize length, JsonFlatMemberFunc member,
+                         gpointer user_data);
+
+/**
+ * json_flat_visit_tree() - call @member for each member of @root (json-glib's
+ * tree of a text json_flat_visit() declined), in order, as json_flat_visit()
+ * would; what the one-pass reader has no kind for is JSON_FLAT_OTHER
+ * Return: FALSE: @root is not an object, or @member stopped
+ */
+gboolean json_flat_visit_tree(JsonNode *root, JsonFlatMemberFunc member, gpointer user_data);
 
 G_END_DECLS

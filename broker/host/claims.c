@@ -324,56 +324,175 @@ driver_name_is_valid(const char *name)
   return TRUE;
 }
 
-/* @out: a driver name or NULL (JSON null or absent).  Return: FALSE when
- * the member is there but no driver name. */
-static gboolean
-origin_get_name(JsonObject *object, const char *member, char **out)
-{
-  JsonNode *node = json_object_get_member(object, member);
+/* What a claim file says, as its members are read (claim_member()). */
+typedef struct {
+  guint seen;                 /* CLAIM_MEMBER_* bits, each member once */
+  gboolean in_origin;
+  char *vm;
+  gint64 pid, start_time, qemu_pid, qemu_start_time, since;
+  gboolean origin_damaged;
+  char *driver, *override;
+  guint node_valid;           /* the CLAIM_MEMBER_NODE_* read as valid numbers */
+  gint64 node_uid, node_gid, node_mode;
+} ClaimFields;
 
-  *out = NULL;
-  if (node == NULL || JSON_NODE_HOLDS_NULL(node))
+enum {
+  CLAIM_MEMBER_VM = 1 << 0,
+  CLAIM_MEMBER_PID = 1 << 1,
+  CLAIM_MEMBER_START_TIME = 1 << 2,
+  CLAIM_MEMBER_QEMU_PID = 1 << 3,
+  CLAIM_MEMBER_QEMU_START_TIME = 1 << 4,
+  CLAIM_MEMBER_SINCE = 1 << 5,
+  CLAIM_MEMBER_ORIGIN = 1 << 6,
+  CLAIM_MEMBER_DRIVER = 1 << 7,
+  CLAIM_MEMBER_OVERRIDE = 1 << 8,
+  CLAIM_MEMBER_NODE_UID = 1 << 9,
+  CLAIM_MEMBER_NODE_GID = 1 << 10,
+  CLAIM_MEMBER_NODE_MODE = 1 << 11,
+};
+
+static void
+claim_fields_clear(ClaimFields *fields)
+{
+  g_free(fields->vm);
+  g_free(fields->driver);
+  g_free(fields->override);
+  *fields = (ClaimFields){ 0 };
+}
+
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(ClaimFields, claim_fields_clear)
+
+/* An integer member: JSON null reads as absent (0), as it always has. */
+static gboolean
+claim_number(const JsonFlatValue *value, gint64 *out)
+{
+  if (value->kind == JSON_FLAT_NULL)
     return TRUE;
-  if (json_node_get_value_type(node) != G_TYPE_STRING ||
-      !driver_name_is_valid(json_node_get_string(node)))
-    return FALSE;
-  *out = g_strdup(json_node_get_string(node));
-  return TRUE;
+  *out = value->integer;
+  return value->kind == JSON_FLAT_INT;
 }
 
+/* An origin's driver name: JSON null is none; anything else must be a name
+ * the kernel could have written, nothing that builds other paths. */
+static void
+origin_name(ClaimFields *fields, const JsonFlatValue *value, char **out)
+{
+  if (value->kind == JSON_FLAT_STRING && driver_name_is_valid(value->string))
+    *out = g_strdup(value->string);
+  else if (value->kind != JSON_FLAT_NULL)
+    fields->origin_damaged = TRUE;
+}
+
+/* One of an origin's node-* members, as @bit: kept with @fields->node_valid when valid. */
+static void
+origin_number(ClaimFields *fields, const JsonFlatValue *value, guint bit, gint64 max, gint64 *out)
+{
+  if (value->kind == JSON_FLAT_INT && value->integer >= 0 && value->integer <= max) {
+    *out = value->integer;
+    fields->node_valid |= bit;
+  }
+}
+
+/* One member of a claim file (json-flat.h's visitor); unknown ones are left alone.
+ * Return: FALSE when the claim is not one: a member of the wrong kind, or twice. */
 static gboolean
-origin_get_number(JsonObject *object, const char *member, gint64 max, gint64 *out)
+claim_member(const char *name, const JsonFlatValue *value, guint depth, gpointer user_data)
 {
-  JsonNode *node = json_object_get_member(object, member);
+  static const struct {
+    const char *name;
+    guint bit;
+    gboolean in_origin;
+  } members[] = {
+    { "vm", CLAIM_MEMBER_VM, FALSE },
+    { "pid", CLAIM_MEMBER_PID, FALSE },
+    { "start-time", CLAIM_MEMBER_START_TIME, FALSE },
+    { "qemu-pid", CLAIM_MEMBER_QEMU_PID, FALSE },
+    { "qemu-start-time", CLAIM_MEMBER_QEMU_START_TIME, FALSE },
+    { "since", CLAIM_MEMBER_SINCE, FALSE },
+    { "origin", CLAIM_MEMBER_ORIGIN, FALSE },
+    { "driver", CLAIM_MEMBER_DRIVER, TRUE },
+    { "driver-override", CLAIM_MEMBER_OVERRIDE, TRUE },
+    { "node-uid", CLAIM_MEMBER_NODE_UID, TRUE },
+    { "node-gid", CLAIM_MEMBER_NODE_GID, TRUE },
+    { "node-mode", CLAIM_MEMBER_NODE_MODE, TRUE },
+  };
+  ClaimFields *fields = user_data;
+  guint bit = 0;
 
-  if (node == NULL || json_node_get_value_type(node) != G_TYPE_INT64)
+  if (value->kind == JSON_FLAT_END) {
+    if (depth == 1)
+      fields->in_origin = FALSE;
+    return TRUE;
+  }
+  /* the claim's own members, and the origin's: nothing deeper is a claim's */
+  if (depth != (fields->in_origin ? 2u : 1u))
+    return TRUE;
+  for (gsize i = 0; i < G_N_ELEMENTS(members) && bit == 0; i++)
+    if (members[i].in_origin == fields->in_origin && strcmp(members[i].name, name) == 0)
+      bit = members[i].bit;
+  if (bit == 0)
+    return TRUE;
+  if (fields->seen & bit)
     return FALSE;
-  *out = json_node_get_int(node);
-  return *out >= 0 && *out <= max;
+  fields->seen |= bit;
+  switch (bit) {
+  case CLAIM_MEMBER_VM:
+    if (value->kind != JSON_FLAT_STRING)
+      return FALSE;
+    fields->vm = g_strdup(value->string);
+    return TRUE;
+  case CLAIM_MEMBER_PID:
+    return claim_number(value, &fields->pid);
+  case CLAIM_MEMBER_START_TIME:
+    return claim_number(value, &fields->start_time);
+  case CLAIM_MEMBER_QEMU_PID:
+    return claim_number(value, &fields->qemu_pid);
+  case CLAIM_MEMBER_QEMU_START_TIME:
+    return claim_number(value, &fields->qemu_start_time);
+  case CLAIM_MEMBER_SINCE:
+    return claim_number(value, &fields->since);
+  case CLAIM_MEMBER_ORIGIN:
+    /* absent until the holder has read the device, and in older brokers' claims */
+    fields->in_origin = value->kind == JSON_FLAT_OBJECT;
+    if (!fields->in_origin)
+      fields->seen &= ~(guint)CLAIM_MEMBER_ORIGIN;
+    return TRUE;
+  case CLAIM_MEMBER_DRIVER:
+    origin_name(fields, value, &fields->driver);
+    return TRUE;
+  case CLAIM_MEMBER_OVERRIDE:
+    origin_name(fields, value, &fields->override);
+    return TRUE;
+  case CLAIM_MEMBER_NODE_UID:
+    origin_number(fields, value, bit, G_MAXUINT32 - 1, &fields->node_uid);
+    return TRUE;
+  case CLAIM_MEMBER_NODE_GID:
+    origin_number(fields, value, bit, G_MAXUINT32 - 1, &fields->node_gid);
+    return TRUE;
+  default:
+    origin_number(fields, value, bit, 07777, &fields->node_mode);
+    return TRUE;
+  }
 }
 
-/* Return: (transfer full): the origin in @object, NULL when it is not a
- * valid one. */
+/* Return: (transfer full): the origin @fields read, NULL when it is not a
+ * valid one (with a node-uid, the node-gid and node-mode valid too). */
 static ClaimOrigin *
-parse_origin(JsonObject *object)
+claim_fields_origin(ClaimFields *fields)
 {
-  g_autoptr(ClaimOrigin) origin = g_new0(ClaimOrigin, 1);
-  gint64 uid, gid, mode;
+  const guint node = CLAIM_MEMBER_NODE_UID | CLAIM_MEMBER_NODE_GID | CLAIM_MEMBER_NODE_MODE;
+  gboolean node_known = (fields->seen & CLAIM_MEMBER_NODE_UID) != 0;
 
-  if (!origin_get_name(object, "driver", &origin->driver) ||
-      !origin_get_name(object, "driver-override", &origin->override))
+  if (fields->origin_damaged || (node_known && fields->node_valid != node))
     return NULL;
-  if (!json_object_has_member(object, "node-uid"))
-    return g_steal_pointer(&origin);
-  if (!origin_get_number(object, "node-uid", G_MAXUINT32 - 1, &uid) ||
-      !origin_get_number(object, "node-gid", G_MAXUINT32 - 1, &gid) ||
-      !origin_get_number(object, "node-mode", 07777, &mode))
-    return NULL;
-  origin->node_known = TRUE;
-  origin->node_uid = (uid_t)uid;
-  origin->node_gid = (gid_t)gid;
-  origin->node_mode = (mode_t)mode;
-  return g_steal_pointer(&origin);
+  ClaimOrigin *origin = g_new0(ClaimOrigin, 1);
+  origin->driver = g_steal_pointer(&fields->driver);
+  origin->override = g_steal_pointer(&fields->override);
+  origin->node_known = node_known;
+  origin->node_uid = (uid_t)fields->node_uid;
+  origin->node_gid = (gid_t)fields->node_gid;
+  origin->node_mode = (mode_t)fields->node_mode;
+  return origin;
 }
 
 /* @own_vm: (nullable): a claim of this VM is the caller's own, its liveness
@@ -381,47 +500,32 @@ parse_origin(JsonObject *object)
 static Claim *
 parse_claim(const char *key, const char *text, gsize length, const char *own_vm)
 {
-  g_autoptr(JsonParser) parser = NULL;
-  g_autoptr(Claim) claim = g_new0(Claim, 1);
-  /* a claim is a flat object, read in one pass (json-flat.h); json-glib
-   * reads what that declines: every attach and release reads claims */
-  g_autoptr(JsonNode) flat = json_flat_read(text, length);
-  JsonNode *root = flat;
-  JsonObject *object;
-  JsonNode *origin;
-  const char *vm;
-  gint64 pid;
-  gint64 qemu_pid;
+  g_auto(ClaimFields) fields = { 0 };
 
-  if (root == NULL) {
-    parser = json_parser_new_immutable();
-    if (!json_parser_load_from_data(parser, text, (gssize)length, NULL))
+  /* a claim is a flat object, read in one pass (json-flat.h); json-glib
+   * reads what that declines, told member by member the same way */
+  if (!json_flat_visit(text, length, claim_member, &fields)) {
+    g_autoptr(JsonParser) parser = json_parser_new_immutable();
+    claim_fields_clear(&fields);
+    if (!json_parser_load_from_data(parser, text, (gssize)length, NULL) ||
+        !json_flat_visit_tree(json_parser_get_root(parser), claim_member, &fields))
       return NULL;
-    root = json_parser_get_root(parser);
   }
-  if (root == NULL || !JSON_NODE_HOLDS_OBJECT(root))
+  if (!vm_name_is_valid(fields.vm) || fields.pid <= 0 || fields.pid > G_MAXINT32)
     return NULL;
-  object = json_node_get_object(root);
-  vm = json_object_get_string_member_with_default(object, "vm", NULL);
-  pid = json_object_get_int_member_with_default(object, "pid", 0);
-  if (!vm_name_is_valid(vm) || pid <= 0 || pid > G_MAXINT32)
-    return NULL;
+  g_autoptr(Claim) claim = g_new0(Claim, 1);
   claim->key = g_strdup(key);
-  claim->vm = g_strdup(vm);
-  claim->pid = (pid_t)pid;
-  claim->start_time = (guint64)MAX(0, json_object_get_int_member_with_default(object, "start-time", 0));
+  claim->vm = g_steal_pointer(&fields.vm);
+  claim->pid = (pid_t)fields.pid;
+  claim->start_time = (guint64)MAX(0, fields.start_time);
   /* absent in claims of older brokers: those name the hostdevd alone */
-  qemu_pid = json_object_get_int_member_with_default(object, "qemu-pid", 0);
-  if (qemu_pid > 0 && qemu_pid <= G_MAXINT32) {
-    claim->qemu_pid = (pid_t)qemu_pid;
-    claim->qemu_start_time =
-      (guint64)MAX(0, json_object_get_int_member_with_default(object, "qemu-start-time", 0));
+  if (fields.qemu_pid > 0 && fields.qemu_pid <= G_MAXINT32) {
+    claim->qemu_pid = (pid_t)fields.qemu_pid;
+    claim->qemu_start_time = (guint64)MAX(0, fields.qemu_start_time);
   }
-  claim->since = json_object_get_int_member_with_default(object, "since", 0);
-  /* absent until the holder has read the device, and in older brokers' claims */
-  origin = json_object_get_member(object, "origin");
-  if (origin != NULL && JSON_NODE_HOLDS_OBJECT(origin)) {
-    claim->origin = parse_origin(json_node_get_object(origin));
+  claim->since = fields.since;
+  if (fields.seen & CLAIM_MEMBER_ORIGIN) {
+    claim->origin = claim_fields_origin(&fields);
     if (claim->origin == NULL)
       g_warning("the claim on %s has a damaged origin; the device's original driver "
                 "is not known from it", key);

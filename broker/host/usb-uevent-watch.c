@@ -201,6 +201,11 @@ usb_uevent_watch_new(UsbUeventFunc func, gpointer user_data, GError **error)
   watch->source = g_unix_fd_source_new(watch->fd, G_IO_IN);
   g_source_set_callback(watch->source, G_SOURCE_FUNC(on_readable), watch, NULL);
   g_source_set_static_name(watch->source, "hostdevd usb uevents");
+  /* GLib takes a source's descriptor out of the poll set around each dispatch
+   * unless it may recurse, waking the loop twice each time: every PCI bind
+   * and unbind sends uevents too (nested loops are not supported, as in
+   * qmp-client.c) */
+  g_source_set_can_recurse(watch->source, TRUE);
   g_source_attach(watch->source, g_main_context_get_thread_default());
   return g_steal_pointer(&watch);
 

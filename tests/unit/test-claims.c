@@ -429,6 +429,92 @@ test_damaged(Runtime *rt, gconstpointer data)
   g_assert_no_error(error);
 }
 
+/*
+ * How a claim file is read: in one pass (json-flat.h) when it is flat, by
+ * json-glib otherwise, member by member the same way; a member of the
+ * wrong kind makes a damaged claim (stale), an origin's own faults only
+ * its origin unknown.  Each text also goes through json-glib's side, made
+ * to decline the one pass by a member it does not know: "x": 0.5.
+ */
+static void
+test_reading(Runtime *rt, gconstpointer data)
+{
+  static const struct {
+    const char *members;   /* of the object, after "vm":"vm1","pid":PID, */
+    gboolean damaged;
+    gint64 qemu_pid;       /* -1: not a claim, stale */
+    guint64 since;
+    const char *driver;    /* the origin's; "-": none, "!": damaged */
+    const char *override;
+    gint node_mode;        /* -1: node unknown */
+  } cases[] = {
+    { "\"start-time\":1,\"since\":5", FALSE, 0, 5, "-", NULL, -1 },
+    { "\"qemu-pid\":7,\"qemu-start-time\":2,\"since\":null", FALSE, 7, 0, "-", NULL, -1 },
+    { "\"qemu-pid\":-7,\"since\":9", FALSE, 0, 9, "-", NULL, -1 },
+    { "\"origin\":{\"driver\":\"e1000e\",\"driver-override\":null,\"node-uid\":0,"
+      "\"node-gid\":0,\"node-mode\":384}", FALSE, 0, 0, "e1000e", NULL, 0600 },
+    { "\"origin\":{\"driver\":null,\"driver-override\":\"vfio-pci\"}", FALSE, 0, 0, NULL,
+      "vfio-pci", -1 },
+    /* no node-uid: the node-gid and node-mode say nothing */
+    { "\"origin\":{\"driver\":\"e1000e\",\"node-gid\":\"x\"}", FALSE, 0, 0, "e1000e", NULL, -1 },
+    { "\"origin\":{\"driver\":\"e1000e\",\"node-uid\":0,\"node-gid\":0}", FALSE, 0, 0, "!", NULL, -1 },
+    { "\"origin\":{\"driver\":\"e1000e\",\"node-uid\":0,\"node-gid\":0,\"node-mode\":4096}",
+      FALSE, 0, 0, "!", NULL, -1 },
+    { "\"origin\":{\"driver\":\"../e1000e\"}", FALSE, 0, 0, "!", NULL, -1 },
+    { "\"origin\":{\"driver\":1}", FALSE, 0, 0, "!", NULL, -1 },
+    { "\"origin\":\"e1000e\",\"since\":3", FALSE, 0, 3, "-", NULL, -1 },
+    /* what a claim does not know is left alone, however deep */
+    { "\"later\":{\"since\":1,\"origin\":{\"driver\":1}},\"since\":2", FALSE, 0, 2, "-", NULL, -1 },
+    { "\"origin\":{\"later\":{\"driver\":1},\"driver\":\"ahci\"}", FALSE, 0, 0, "ahci", NULL, -1 },
+    /* the claim's own members must be what they are */
+    { "\"since\":\"5\"", TRUE },
+    { "\"qemu-pid\":true", TRUE },
+    { "\"start-time\":{}", TRUE },
+  };
+  g_autoptr(GError) error = NULL;
+  g_autofree char *path = g_build_filename(rt->dir, "claims", "pci_0000_01_00_0", NULL);
+
+  g_assert_true(claims_acquire(rt->dir, "vm1", "usb_1_2", &(ClaimOwner){ getpid(), 0 }, &error));
+  for (gsize i = 0; i < G_N_ELEMENTS(cases); i++) {
+    for (guint declined = 0; declined < 2; declined++) {
+      g_autofree char *text = g_strdup_printf("{%s\"vm\":\"vm1\",\"pid\":%d,%s}",
+                                              declined ? "\"x\":0.5," : "", getpid(),
+                                              cases[i].members);
+      g_test_message("%s", text);
+      g_assert_true(g_file_set_contents(path, text, -1, &error));
+      g_autoptr(Claim) claim = claims_lookup(rt->dir, "pci_0000_01_00_0", &error);
+      g_assert_no_error(error);
+      g_assert_nonnull(claim);
+      /* damaged: stale, of no VM */
+      if (cases[i].damaged) {
+        g_assert_true(claim->stale);
+        g_assert_cmpstr(claim->vm, ==, "?");
+        continue;
+      }
+      g_assert_cmpstr(claim->vm, ==, "vm1");
+      g_assert_cmpint(claim->pid, ==, getpid());
+      g_assert_cmpint(claim->qemu_pid, ==, cases[i].qemu_pid);
+      g_assert_cmpint(claim->since, ==, cases[i].since);
+      if (g_strcmp0(cases[i].driver, "-") == 0 || g_strcmp0(cases[i].driver, "!") == 0) {
+        g_assert_null(claim->origin);
+        continue;
+      }
+      g_assert_nonnull(claim->origin);
+      g_assert_cmpstr(claim->origin->driver, ==, cases[i].driver);
+      g_assert_cmpstr(claim->origin->override, ==, cases[i].override);
+      g_assert_cmpint(claim->origin->node_known, ==, cases[i].node_mode >= 0);
+      if (cases[i].node_mode >= 0)
+        g_assert_cmpint(claim->origin->node_mode, ==, cases[i].node_mode);
+    }
+  }
+  /* a member named twice: json-glib's reading settles it, the last one counts */
+  g_autofree char *twice = g_strdup_printf("{\"vm\":\"vm2\",\"pid\":%d,\"vm\":\"vm1\"}", getpid());
+  g_assert_true(g_file_set_contents(path, twice, -1, &error));
+  g_autoptr(Claim) claim = claims_lookup(rt->dir, "pci_0000_01_00_0", &error);
+  g_assert_no_error(error);
+  g_assert_cmpstr(claim->vm, ==, "vm1");
+}
+
 static void
 test_list_release_all(Runtime *rt, gconstpointer data)
 {
@@ -909,6 +995,7 @@ main(int argc, char **argv)
   RT_TEST("stale", test_stale);
   RT_TEST("recycled-pid", test_recycled_pid);
   RT_TEST("damaged", test_damaged);
+  RT_TEST("reading", test_reading);
   RT_TEST("list-release-all", test_list_release_all);
   RT_TEST("invalid", test_invalid);
   RT_TEST("race", test_race);
