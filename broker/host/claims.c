@@ -326,30 +326,16 @@ driver_name_is_valid(const char *name)
 
 /* What a claim file says, as its members are read (claim_member()). */
 typedef struct {
-  guint seen;                 /* CLAIM_MEMBER_* bits, each member once */
-  gboolean in_origin;
+  guint seen;                 /* bit i: claim_members[i] was read (once at most) */
+  gboolean in_origin;         /* reading the origin's members */
+  gboolean origin;            /* an origin was there */
   char *vm;
   gint64 pid, start_time, qemu_pid, qemu_start_time, since;
   gboolean origin_damaged;
   char *driver, *override;
-  guint node_valid;           /* the CLAIM_MEMBER_NODE_* read as valid numbers */
+  guint node_valid;           /* the node-* read as valid numbers, bits as in @seen */
   gint64 node_uid, node_gid, node_mode;
 } ClaimFields;
-
-enum {
-  CLAIM_MEMBER_VM = 1 << 0,
-  CLAIM_MEMBER_PID = 1 << 1,
-  CLAIM_MEMBER_START_TIME = 1 << 2,
-  CLAIM_MEMBER_QEMU_PID = 1 << 3,
-  CLAIM_MEMBER_QEMU_START_TIME = 1 << 4,
-  CLAIM_MEMBER_SINCE = 1 << 5,
-  CLAIM_MEMBER_ORIGIN = 1 << 6,
-  CLAIM_MEMBER_DRIVER = 1 << 7,
-  CLAIM_MEMBER_OVERRIDE = 1 << 8,
-  CLAIM_MEMBER_NODE_UID = 1 << 9,
-  CLAIM_MEMBER_NODE_GID = 1 << 10,
-  CLAIM_MEMBER_NODE_MODE = 1 << 11,
-};
 
 static void
 claim_fields_clear(ClaimFields *fields)
@@ -383,14 +369,46 @@ origin_name(ClaimFields *fields, const JsonFlatValue *value, char **out)
     fields->origin_damaged = TRUE;
 }
 
-/* One of an origin's node-* members, as @bit: kept with @fields->node_valid when valid. */
-static void
-origin_number(ClaimFields *fields, const JsonFlatValue *value, guint bit, gint64 max, gint64 *out)
+/* How a claim file's member is read into its field of ClaimFields. */
+typedef enum {
+  CLAIM_READ_VM,          /* a string; anything else: not a claim */
+  CLAIM_READ_NUMBER,      /* an integer, null as absent (0); anything else: not a claim */
+  CLAIM_READ_ORIGIN,      /* an object, whose members follow; anything else: no origin */
+  CLAIM_READ_DRIVER,      /* a driver name or null; anything else: the origin is damaged */
+  CLAIM_READ_NODE,        /* an integer in [0, max]; anything else: not a valid one */
+} ClaimRead;
+
+static const struct {
+  const char *name;
+  gboolean in_origin;
+  ClaimRead read;
+  gsize offset;
+  gint64 max;
+} claim_members[] = {
+  { "vm", FALSE, CLAIM_READ_VM, G_STRUCT_OFFSET(ClaimFields, vm), 0 },
+  { "pid", FALSE, CLAIM_READ_NUMBER, G_STRUCT_OFFSET(ClaimFields, pid), 0 },
+  { "start-time", FALSE, CLAIM_READ_NUMBER, G_STRUCT_OFFSET(ClaimFields, start_time), 0 },
+  { "qemu-pid", FALSE, CLAIM_READ_NUMBER, G_STRUCT_OFFSET(ClaimFields, qemu_pid), 0 },
+  { "qemu-start-time", FALSE, CLAIM_READ_NUMBER,
+    G_STRUCT_OFFSET(ClaimFields, qemu_start_time), 0 },
+  { "since", FALSE, CLAIM_READ_NUMBER, G_STRUCT_OFFSET(ClaimFields, since), 0 },
+  /* absent until the holder has read the device, and in older brokers' claims */
+  { "origin", FALSE, CLAIM_READ_ORIGIN, 0, 0 },
+  { "driver", TRUE, CLAIM_READ_DRIVER, G_STRUCT_OFFSET(ClaimFields, driver), 0 },
+  { "driver-override", TRUE, CLAIM_READ_DRIVER, G_STRUCT_OFFSET(ClaimFields, override), 0 },
+  { "node-uid", TRUE, CLAIM_READ_NODE, G_STRUCT_OFFSET(ClaimFields, node_uid), G_MAXUINT32 - 1 },
+  { "node-gid", TRUE, CLAIM_READ_NODE, G_STRUCT_OFFSET(ClaimFields, node_gid), G_MAXUINT32 - 1 },
+  { "node-mode", TRUE, CLAIM_READ_NODE, G_STRUCT_OFFSET(ClaimFields, node_mode), 07777 },
+};
+
+/* Return: @name's bit in ClaimFields' @seen (its index in claim_members), 0 if not a claim's. */
+static guint
+claim_member_bit(gboolean in_origin, const char *name)
 {
-  if (value->kind == JSON_FLAT_INT && value->integer >= 0 && value->integer <= max) {
-    *out = value->integer;
-    fields->node_valid |= bit;
-  }
+  for (gsize i = 0; i < G_N_ELEMENTS(claim_members); i++)
+    if (claim_members[i].in_origin == in_origin && strcmp(claim_members[i].name, name) == 0)
+      return 1u << i;
+  return 0;
 }
 
 /* One member of a claim file (json-flat.h's visitor); unknown ones are left alone.
@@ -398,26 +416,7 @@ origin_number(ClaimFields *fields, const JsonFlatValue *value, guint bit, gint64
 static gboolean
 claim_member(const char *name, const JsonFlatValue *value, guint depth, gpointer user_data)
 {
-  static const struct {
-    const char *name;
-    guint bit;
-    gboolean in_origin;
-  } members[] = {
-    { "vm", CLAIM_MEMBER_VM, FALSE },
-    { "pid", CLAIM_MEMBER_PID, FALSE },
-    { "start-time", CLAIM_MEMBER_START_TIME, FALSE },
-    { "qemu-pid", CLAIM_MEMBER_QEMU_PID, FALSE },
-    { "qemu-start-time", CLAIM_MEMBER_QEMU_START_TIME, FALSE },
-    { "since", CLAIM_MEMBER_SINCE, FALSE },
-    { "origin", CLAIM_MEMBER_ORIGIN, FALSE },
-    { "driver", CLAIM_MEMBER_DRIVER, TRUE },
-    { "driver-override", CLAIM_MEMBER_OVERRIDE, TRUE },
-    { "node-uid", CLAIM_MEMBER_NODE_UID, TRUE },
-    { "node-gid", CLAIM_MEMBER_NODE_GID, TRUE },
-    { "node-mode", CLAIM_MEMBER_NODE_MODE, TRUE },
-  };
   ClaimFields *fields = user_data;
-  guint bit = 0;
 
   if (value->kind == JSON_FLAT_END) {
     if (depth == 1)
@@ -427,50 +426,34 @@ claim_member(const char *name, const JsonFlatValue *value, guint depth, gpointer
   /* the claim's own members, and the origin's: nothing deeper is a claim's */
   if (depth != (fields->in_origin ? 2u : 1u))
     return TRUE;
-  for (gsize i = 0; i < G_N_ELEMENTS(members) && bit == 0; i++)
-    if (members[i].in_origin == fields->in_origin && strcmp(members[i].name, name) == 0)
-      bit = members[i].bit;
+  guint bit = claim_member_bit(fields->in_origin, name);
   if (bit == 0)
     return TRUE;
+  guint i = (guint)g_bit_nth_lsf(bit, -1);
+  gpointer field = G_STRUCT_MEMBER_P(fields, claim_members[i].offset);
   if (fields->seen & bit)
     return FALSE;
   fields->seen |= bit;
-  switch (bit) {
-  case CLAIM_MEMBER_VM:
-    if (value->kind != JSON_FLAT_STRING)
-      return FALSE;
-    fields->vm = g_strdup(value->string);
-    return TRUE;
-  case CLAIM_MEMBER_PID:
-    return claim_number(value, &fields->pid);
-  case CLAIM_MEMBER_START_TIME:
-    return claim_number(value, &fields->start_time);
-  case CLAIM_MEMBER_QEMU_PID:
-    return claim_number(value, &fields->qemu_pid);
-  case CLAIM_MEMBER_QEMU_START_TIME:
-    return claim_number(value, &fields->qemu_start_time);
-  case CLAIM_MEMBER_SINCE:
-    return claim_number(value, &fields->since);
-  case CLAIM_MEMBER_ORIGIN:
-    /* absent until the holder has read the device, and in older brokers' claims */
+  switch (claim_members[i].read) {
+  case CLAIM_READ_VM:
+    *(char **)field = value->kind == JSON_FLAT_STRING ? g_strdup(value->string) : NULL;
+    return value->kind == JSON_FLAT_STRING;
+  case CLAIM_READ_NUMBER:
+    return claim_number(value, field);
+  case CLAIM_READ_ORIGIN:
     fields->in_origin = value->kind == JSON_FLAT_OBJECT;
-    if (!fields->in_origin)
-      fields->seen &= ~(guint)CLAIM_MEMBER_ORIGIN;
+    fields->origin = fields->in_origin;
     return TRUE;
-  case CLAIM_MEMBER_DRIVER:
-    origin_name(fields, value, &fields->driver);
+  case CLAIM_READ_DRIVER:
+    origin_name(fields, value, field);
     return TRUE;
-  case CLAIM_MEMBER_OVERRIDE:
-    origin_name(fields, value, &fields->override);
-    return TRUE;
-  case CLAIM_MEMBER_NODE_UID:
-    origin_number(fields, value, bit, G_MAXUINT32 - 1, &fields->node_uid);
-    return TRUE;
-  case CLAIM_MEMBER_NODE_GID:
-    origin_number(fields, value, bit, G_MAXUINT32 - 1, &fields->node_gid);
-    return TRUE;
+  case CLAIM_READ_NODE:
   default:
-    origin_number(fields, value, bit, 07777, &fields->node_mode);
+    if (value->kind == JSON_FLAT_INT && value->integer >= 0 &&
+        value->integer <= claim_members[i].max) {
+      *(gint64 *)field = value->integer;
+      fields->node_valid |= bit;
+    }
     return TRUE;
   }
 }
@@ -480,8 +463,9 @@ claim_member(const char *name, const JsonFlatValue *value, guint depth, gpointer
 static ClaimOrigin *
 claim_fields_origin(ClaimFields *fields)
 {
-  const guint node = CLAIM_MEMBER_NODE_UID | CLAIM_MEMBER_NODE_GID | CLAIM_MEMBER_NODE_MODE;
-  gboolean node_known = (fields->seen & CLAIM_MEMBER_NODE_UID) != 0;
+  const guint node = claim_member_bit(TRUE, "node-uid") | claim_member_bit(TRUE, "node-gid") |
+                     claim_member_bit(TRUE, "node-mode");
+  gboolean node_known = (fields->seen & claim_member_bit(TRUE, "node-uid")) != 0;
 
   if (fields->origin_damaged || (node_known && fields->node_valid != node))
     return NULL;
@@ -524,7 +508,7 @@ parse_claim(const char *key, const char *text, gsize length, const char *own_vm)
     claim->qemu_start_time = (guint64)MAX(0, fields.qemu_start_time);
   }
   claim->since = fields.since;
-  if (fields.seen & CLAIM_MEMBER_ORIGIN) {
+  if (fields.origin) {
     claim->origin = claim_fields_origin(&fields);
     if (claim->origin == NULL)
       g_warning("the claim on %s has a damaged origin; the device's original driver "
