@@ -1341,20 +1341,20 @@ qmp_client_send_command(QmpClient *self, const char *command,
   if (msg == NULL) {
     /* whatever was staged must not take this command's bytes in */
     qmp_client_unstage(self);
-    /* the handshake's id is none a previous client of this QEMU can have used */
-    gint64 id = urgent ? g_random_int_range(1 << 24, G_MAXINT32) : id_allocate(self);
-    GString *text = command_text(command, arguments, id);
     msg = g_new0(QmpOutMessage, 1);
+    if (urgent) {
+      /* the handshake's id is none a previous client of this QEMU can have used */
+      msg->id = g_random_int_range(1 << 24, G_MAXINT32);
+      self->capabilities_id = msg->id;
+      g_queue_push_head(&self->out_queue, msg);
+    } else {
+      msg->id = id_allocate(self);
+      g_queue_push_tail(&self->out_queue, msg);
+    }
+    GString *text = command_text(command, arguments, msg->id);
     msg->len = text->len;
     msg->data = g_string_free(text, FALSE);
     msg->fds = g_steal_pointer(&fds);
-    msg->id = id;
-    if (urgent)
-      g_queue_push_head(&self->out_queue, msg);
-    else
-      g_queue_push_tail(&self->out_queue, msg);
-    if (urgent)
-      self->capabilities_id = msg->id;
   }
   pc->id = msg->id;
   pc->order = self->next_order++;
