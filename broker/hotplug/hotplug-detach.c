@@ -233,12 +233,15 @@ detach_start(GTask *task)
     }
   g_free(op->alias);
   op->alias = g_strdup(device->hostdev->alias);
+  op->deadline = g_get_monotonic_time() + (gint64)op->wait_ms * 1000;
+  /* the staged bytes end here: QEMU dispatches while the rest is set up */
+  send_device_del(task);
+
   op->source = hostdev_describe_source(device->hostdev);
   /* without a wait nobody here listens: the VM-wide handler must see DEVICE_DELETED */
   device->detach_waiting = op->wait_ms > 0;
-  op->deadline = g_get_monotonic_time() + (gint64)op->wait_ms * 1000;
-
-  /* Armed before device_del, so an immediate event is not missed. */
+  /* QEMU's answer and events are read from the main loop, after this returns: the
+   * waiters armed now see even an immediate event */
   op->wait_cancel = g_cancellable_new();
   if (op->wait_ms > 0) {
     op->waiting = TRUE;
@@ -248,7 +251,6 @@ detach_start(GTask *task)
                                 op->wait_ms, op->wait_cancel, on_guest_error_event,
                                 g_object_ref(task));
   }
-  send_device_del(task);
 }
 
 /*
