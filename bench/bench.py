@@ -1406,6 +1406,27 @@ def vfio_libvirt_report(v):
             count = {t: median([c[op]["qmp_commands"] for c in runs]) for t, runs in cycles.items()}
             lines.append(f"| {op}: QMP commands the tool sends (QEMU's trace) | "
                          f"{count['hostdevd']:.0f} | {count['libvirt']:.0f} | |")
+    if cycles and all(runs for runs in cycles.values()):
+        for op in ("attach", "detach"):
+            spread = {t: [c[op]["own"] for c in runs] for t, runs in cycles.items()}
+            lines.append(f"| {op}: own share, the lowest and the highest of the cycles | "
+                         f"{min(spread['hostdevd']):.1f} – {max(spread['hostdevd']):.1f} | "
+                         f"{min(spread['libvirt']):.1f} – {max(spread['libvirt']):.1f} | |")
+    for op in ("attach", "detach"):
+        a, b = h[op].get("cpu"), lv[op].get("cpu")
+        if a is not None and b is not None:
+            ratio = f"{b / a:.1f}×" if a > 0 else "—"
+            lines.append(f"| {op}: CPU time of the tool's processes, all threads (the kernel's "
+                         f"writes on them included) | {a:.1f} | {b:.1f} | {ratio} |")
+    if h.get("floor") is not None and lv.get("floor") is not None:
+        lines.append(f"| a request that does no work (hostdevd: `query-version` through the same "
+                     f"client; libvirt: `domstate`, a call into the driver inside virsh's process), "
+                     f"after each cycle | {h['floor']:.1f} | {lv['floor']:.1f} | |")
+        for op in ("attach", "detach"):
+            a, b = h[op]["own"] - h["floor"], lv[op]["own"] - lv["floor"]
+            ratio = f"{b / a:.1f}×" if a > 0 else "—"
+            lines.append(f"| {op}: own share less that request's floor | {a:.1f} | {b:.1f} | "
+                         f"{ratio} |")
     for op in ("attach", "detach"):
         a, b = h[op]["own"], lv[op]["own"]
         lines.append(f"| target: hostdevd's own {op} share well under libvirt's | "

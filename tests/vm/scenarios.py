@@ -2334,6 +2334,7 @@ def restart_hostdevd(ctx, daemons, l2s, vm, env=None):
 LV_VM = "vm20"
 LV_WARMUP = 1                   # cycles per tool not counted (first-use costs)
 LV_ROUNDS = 9                   # counted cycles per tool, interleaved (medians)
+LV_FLOOR_REQUESTS = 3           # requests that do no work after each cycle (their median)
 LV_TRACE_EVENTS = ("handle_qmp_command", "monitor_qmp_cmd_in_band", "monitor_qmp_respond",
                    "qmp_enter_device_del", "vfio_realize")
 LV_KERNEL_FUNCTIONS = ("driver_override_store", "unbind_store", "bind_store", "drivers_probe_store")
@@ -2598,6 +2599,17 @@ class CtlClient:
         _, ns, reply = line.rstrip("\n").split(" ", 2)
         return int(ns) / 1e6, json.loads(reply)
 
+    def execute(self, command):
+        """@command with no arguments (one that never reaches QEMU: the floor of
+        any request through hostdevd).  Return: (ms, None), or (None, why not)."""
+        self.process.stdin.write(f"exec {command}\n")
+        self.process.stdin.flush()
+        line = self.process.stdout.readline()
+        check(line, f"ctl-client exited during {command}")
+        if not line.startswith("ok "):
+            return None, line.strip()
+        return int(line.split()[1]) / 1e6, None
+
     def close(self):
         try:
             self.process.stdin.write("quit\n")
@@ -2752,6 +2764,25 @@ def quiet_pool(ctx, timeout):
     ctx.log(f"waited {time.monotonic() - t0:.1f} s for the runner's guests to boot")
 
 
+def cpu_ms(pids):
+    """The CPU time (ms) the threads of @pids have run so far, from the
+    scheduler's own count (/proc/PID/task/TID/schedstat); threads that
+    ended are not in it."""
+    total = 0
+    for pid in pids:
+        try:
+            tids = os.listdir(f"/proc/{pid}/task")
+        except OSError:
+            continue   # gone: the checks after the operation say so
+        for tid in tids:
+            try:
+                with open(f"/proc/{pid}/task/{tid}/schedstat") as f:
+                    total += int(f.read().split()[0])
+            except (OSError, ValueError, IndexError):
+                pass
+    return total / 1e6
+
+
 def lv_median(values):
     values = sorted(v for v in values if v is not None)
     if not values:
@@ -2821,6 +2852,27 @@ def libvirt_pci_compare(ctx):
             return total, reply
 
         detaches = {"hostdevd": 0}
+        # the processes whose CPU time is each tool's: the daemon and its client;
+        # virsh, which holds libvirt's embedded QEMU driver
+        tool_pids = {"hostdevd": [daemon.process.pid] + ([control.process.pid]
+                                                           if isinstance(control, CtlClient) else []),
+                     "libvirt": [virsh.process.pid]}
+
+        def floor(tool):
+            """The median of LV_FLOOR_REQUESTS requests that do no work, in ms:
+            hostdevd's query-version through the same control client (two process
+            switches, the JSON both ways), libvirt's domstate (virsh's own time: a
+            call into the driver in its own process)."""
+            times = []
+            for _ in range(LV_FLOOR_REQUESTS):
+                if tool == "hostdevd":
+                    ms, why = control.execute("query-version")
+                    check(ms is not None, f"hostdevd's query-version failed: {why}")
+                else:
+                    ms, output = virsh.command(f"domstate {LV_VM}")
+                    check("running" in output, f"virsh domstate {LV_VM}: {output}")
+                times.append(ms)
+            return round(lv_median(times), 3)
 
         def cycle(tool):
             """One attach + detach by @tool, each checked in sysfs and QEMU.
@@ -2830,6 +2882,7 @@ def libvirt_pci_compare(ctx):
                 trace.mark()
                 kernel.clear()
                 extra = {}
+                cpu_before = cpu_ms(tool_pids[tool])
                 wall = time.time()
                 started = time.monotonic()
                 if tool == "hostdevd":
@@ -2905,6 +2958,10 @@ def libvirt_pci_compare(ctx):
                 check(queued_ms is not None,
                       f"no handle_qmp_command of {tool}'s {op} in QEMU's trace")
                 own = total - kernel_ms - qemu_ms
+                # the CPU the tool's processes used for the operation, the checks
+                # above included (hostdevd's lines after its reply), and the
+                # kernel's work done on their threads (the bind/unbind writes)
+                extra["cpu"] = round(cpu_ms(tool_pids[tool]) - cpu_before, 3)
                 # the command's wait in QEMU between its monitor thread reading it
                 # and its dispatch: inside "own" as defined, shown apart
                 result = {"total": round(total, 3), "kernel": round(kernel_ms, 3),
@@ -2914,6 +2971,7 @@ def libvirt_pci_compare(ctx):
                           "writers": sorted({p for p, _, _ in writes}), **extra}
                 ctx.log(f"{tool} {op}: {result}")
                 out[op] = result
+            out["floor"] = floor(tool)
             return out
 
         cycles = {"hostdevd": [], "libvirt": []}
@@ -2965,8 +3023,10 @@ def libvirt_pci_compare(ctx):
         summary = {}
         for tool, runs in cycles.items():
             summary[tool] = {op: {part: lv_median([r[op][part] for r in runs])
-                                  for part in ("total", "kernel", "qemu", "own", "qemu_queue")}
+                                  for part in ("total", "kernel", "qemu", "own", "qemu_queue",
+                                               "cpu")}
                              for op in ("attach", "detach")}
+            summary[tool]["floor"] = lv_median([r["floor"] for r in runs])
         phases = [r["attach"]["phases"] for r in cycles["hostdevd"] if r["attach"].get("phases")]
         if phases:
             summary["hostdevd"]["attach_phases"] = {
