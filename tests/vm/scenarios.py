@@ -2587,28 +2587,33 @@ class CtlClient:
         self.process = ctx.spawn([program, path, "serve"], stdin=subprocess.PIPE,
                                  stdout=subprocess.PIPE, text=True, bufsize=1)
 
+    def request(self, line, what):
+        """Send @line (@what names it in an error).  Return: (the answer after
+        its "ok ", None), or (None, why not)."""
+        self.process.stdin.write(line + "\n")
+        self.process.stdin.flush()
+        answer = self.process.stdout.readline()
+        check(answer, f"ctl-client exited during {what}")
+        if not answer.startswith("ok "):
+            return None, answer.strip()
+        return answer[3:].rstrip("\n"), None
+
     def execute_file(self, op, xml_path):
         """@op ("attach" or "detach", waiting for the guest) the XML in @xml_path.
         Return: (ms, hostdevd's reply), or (None, why not)."""
-        self.process.stdin.write(f"{op}-file {xml_path}\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        check(line, f"ctl-client exited during {op}")
-        if not line.startswith("ok "):
-            return None, line.strip()
-        _, ns, reply = line.rstrip("\n").split(" ", 2)
+        answer, why = self.request(f"{op}-file {xml_path}", op)
+        if answer is None:
+            return None, why
+        ns, reply = answer.split(" ", 1)
         return int(ns) / 1e6, json.loads(reply)
 
     def execute(self, command):
         """@command with no arguments (one that never reaches QEMU: the floor of
         any request through hostdevd).  Return: (ms, None), or (None, why not)."""
-        self.process.stdin.write(f"exec {command}\n")
-        self.process.stdin.flush()
-        line = self.process.stdout.readline()
-        check(line, f"ctl-client exited during {command}")
-        if not line.startswith("ok "):
-            return None, line.strip()
-        return int(line.split()[1]) / 1e6, None
+        answer, why = self.request(f"exec {command}", command)
+        if answer is None:
+            return None, why
+        return int(answer.split()[0]) / 1e6, None
 
     def close(self):
         try:
