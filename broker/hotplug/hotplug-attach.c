@@ -740,6 +740,17 @@ pci_precheck(AttachItem *item, GError **error)
     return FALSE;
   if (!vfio_check_iommu(error) || !host_prep_vfio_begin(item->prep, hostdev, error))
     return FALSE;
+  /* a release under way in its group chose, when it began, to give the group's claim up */
+  VmDevice *leaving = hotplug_find_releasing_in_group(item->hotplug, item->prep->vfio->group);
+  if (leaving) {
+    g_autofree char *what = hostdev_describe_source(hostdev);
+    g_set_error(error, HOSTDEVD_ERROR, HOSTDEVD_ERROR_BUSY,
+                "%s is in IOMMU group %d with %s, which left this VM and is still being "
+                "given back to the host; try again once `hostdevctl list` no longer shows %s "
+                "and the DEVICE_DETACHED event came", what, item->prep->vfio->group,
+                leaving->hostdev->alias, leaving->hostdev->alias);
+    return FALSE;
+  }
   if (!hostdev->managed && !host_pci_check_assignable(&hostdev->pci_source, FALSE, error))
     return FALSE;
   if (item->hotplug->take_whole_group && hostdev->managed)

@@ -323,6 +323,10 @@ VmDevice *hotplug_find_leaving(Hotplug *hotplug, const Hostdev *hostdev, const c
  * companion of its VFIO record (the rest of its IOMMU group). */
 VmDevice *hotplug_find_releasing_with(Hotplug *hotplug, const PciAddress *addr);
 
+/* Return: (nullable): a device of IOMMU group @group being given back to the host
+ * now; its release chose which claims to give up when it began. */
+VmDevice *hotplug_find_releasing_in_group(Hotplug *hotplug, int group);
+
 /* hotplug_keep_shared_claims() - drop from what @prep's release gives up the claims
  * another device of this VM still names (its IOMMU group's, a group partner's). */
 void hotplug_keep_shared_claims(Hotplug *hotplug, HostPrep *prep);

@@ -474,6 +474,19 @@ hotplug_find_releasing_with(Hotplug *hotplug, const PciAddress *addr)
   return find_released(lists, gives_back_companion, addr);
 }
 
+static gboolean
+in_group(const VmDevice *device, gconstpointer group)
+{
+  return device->prep && device->prep->vfio && device->prep->vfio->group == *(const int *)group;
+}
+
+VmDevice *
+hotplug_find_releasing_in_group(Hotplug *hotplug, int group)
+{
+  GPtrArray *lists[] = { hotplug->releasing, NULL };
+  return find_released(lists, in_group, &group);
+}
+
 /* Return: whether a device of this VM other than @prep's, attached or
  * waiting for its IOMMU group (not folded into a release), still names @key. */
 static gboolean
