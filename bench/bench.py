@@ -1358,6 +1358,11 @@ def batch_pci_report(b):
     return lines
 
 
+def times_of(b, a):
+    """@b as a multiple of @a ("1.6×"), "—" when @a is not positive."""
+    return f"{b / a:.1f}×" if a > 0 else "—"
+
+
 def vfio_libvirt_report(v):
     """The nested managed-PCI comparison with libvirt (tests/vm scenario 20)."""
     if "median" not in v:
@@ -1392,7 +1397,7 @@ def vfio_libvirt_report(v):
                                                         else "device_del → DEVICE_DELETED")),
                             ("own", f"{op}: **own share**")):
             a, b = h[op][part], lv[op][part]
-            ratio = f"{b / a:.1f}×" if a > 0 else "—"
+            ratio = times_of(b, a)
             lines.append(f"| {label} | {a:.1f} | {b:.1f} | {ratio} |")
         if h[op].get("qemu_queue") is not None and lv[op].get("qemu_queue") is not None:
             command = "device_add" if op == "attach" else "device_del"
@@ -1415,7 +1420,7 @@ def vfio_libvirt_report(v):
     for op in ("attach", "detach"):
         a, b = h[op].get("cpu"), lv[op].get("cpu")
         if a is not None and b is not None:
-            ratio = f"{b / a:.1f}×" if a > 0 else "—"
+            ratio = times_of(b, a)
             lines.append(f"| {op}: CPU time of the tool's processes, all threads (the kernel's "
                          f"writes on them included) | {a:.1f} | {b:.1f} | {ratio} |")
     if h.get("floor") is not None and lv.get("floor") is not None:
@@ -1424,7 +1429,7 @@ def vfio_libvirt_report(v):
                      f"after each cycle | {h['floor']:.1f} | {lv['floor']:.1f} | |")
         for op in ("attach", "detach"):
             a, b = h[op]["own"] - h["floor"], lv[op]["own"] - lv["floor"]
-            ratio = f"{b / a:.1f}×" if a > 0 else "—"
+            ratio = times_of(b, a)
             lines.append(f"| {op}: own share less that request's floor | {a:.1f} | {b:.1f} | "
                          f"{ratio} |")
     for op in ("attach", "detach"):
